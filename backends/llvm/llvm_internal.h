@@ -1,0 +1,107 @@
+/* llvm_internal.h -- shared state of the LLVM backend and the contract
+ * between its driver (llvm_module.c: entry functions, descriptor, typed
+ * wrappers, object emission) and the kernel generators (kernel_*.c).
+ *
+ * Every op of a planned graph becomes one internal function
+ *     void kernel(const dnrt_call *c, int64_t begin, int64_t end)
+ * that computes iterations [begin, end) of the op's parallel loop.  The
+ * generator of the op's kind (dn_llvm_kernels[kind]) fills the body and
+ * sets how many iterations there are (par_n * N + par_b); the entry
+ * function calls dnrt_parallel_for(c, kernel, par_n * N + par_b), or the
+ * kernel directly when that count is 1.  Operand and result pointers are
+ * already computed from the memory plan when the generator runs.
+ *
+ * Generators are specialised to static shapes: every dimension except N is
+ * an LLVM constant, so loops have constant trip counts the optimizer can
+ * unroll and vectorize.  A generator may replace its loop nest with a tiled
+ * one without touching anything else.
+ */
+#ifndef DN_LLVM_INTERNAL_H
+#define DN_LLVM_INTERNAL_H
+
+#include <llvm-c/Core.h>
+
+#include "../backend.h"
+
+typedef struct DnLlvm {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, void_t;
+    LLVMTypeRef call_t;       /* struct dnrt_call, field order as in dnrt.h */
+    LLVMTypeRef kernel_fn_t;  /* void (ptr, i64, i64) */
+    const DnModule *m;
+    DnCtx *cx;
+    int nkernels;             /* for unique kernel names */
+} DnLlvm;
+
+enum { DN_CALL_N, DN_CALL_ARENA, DN_CALL_STATE, DN_CALL_INPUTS, DN_CALL_OUTPUTS, DN_CALL_POOL,
+       DN_CALL_STEP, DN_CALL_SEED, DN_CALL_LR }; /* ORDER dnrt_call fields */
+
+#define DN_KERNEL_MAX_IN 8
+#define DN_KERNEL_MAX_OUT 4
+
+typedef struct DnKernel {
+    DnLlvm *L;
+    const DnGraph *g;
+    const DnPlan *plan;
+    const DnOp *op;
+    LLVMValueRef fn;                        /* the kernel function */
+    LLVMValueRef c, begin, end;             /* its parameters (c: ptr to dnrt_call) */
+    LLVMValueRef n;                         /* i64 batch size, loaded from c */
+    LLVMValueRef in[DN_KERNEL_MAX_IN];      /* operand base pointers (NULL for absent optional operands) */
+    LLVMValueRef out[DN_KERNEL_MAX_OUT];    /* result base pointers */
+    int64_t par_n, par_b;                   /* set by the generator; default 0, 1 (serial) */
+} DnKernel;
+
+typedef void (*DnKernelGen)(DnKernel *k);
+/* Generators are named dn_kernel_<op name> (e.g. dn_kernel_conv2d) and live
+ * in kernel_<family>.c; kernels.c builds the table from ops.def. */
+/* Indexed by DnOpKind; NULL where the backend has no kernel (the driver
+ * reports "llvm backend: no kernel for op X" as a diagnostic at the op). */
+extern const DnKernelGen dn_llvm_kernels[DN_OP_COUNT];
+
+/* ---- llvm_util.c: building blocks for generators -------------------------- */
+LLVMValueRef dn_i64(DnKernel *k, int64_t v);
+LLVMValueRef dn_i32(DnKernel *k, int32_t v);
+LLVMValueRef dn_f32(DnKernel *k, double v);
+/* Size of axis 'axis' of 'v' as an i64 value (k->n for the batch axis). */
+LLVMValueRef dn_dim(DnKernel *k, const DnValue *v, int axis);
+/* Product of all dims (N included). */
+LLVMValueRef dn_numel(DnKernel *k, const DnValue *v);
+/* Reads field 'field' (DN_CALL_*) of the call struct. */
+LLVMValueRef dn_call_field(DnKernel *k, int field);
+
+/* Counted loops:  DnLoop l = dn_loop_begin(k, lo, hi, "i");  ... l.i ...  dn_loop_end(k, &l);
+ * Iterates i = lo, lo+1, ..., hi-1 (i64); nothing when lo >= hi. */
+typedef struct DnLoop {
+    LLVMValueRef i;
+    LLVMBasicBlockRef head, body, exit;
+    LLVMValueRef phi;
+} DnLoop;
+DnLoop dn_loop_begin(DnKernel *k, LLVMValueRef lo, LLVMValueRef hi, const char *name);
+void dn_loop_end(DnKernel *k, DnLoop *l);
+
+/* Mutable scalars (allocas in the entry block; mem2reg turns them into SSA). */
+LLVMValueRef dn_var(DnKernel *k, LLVMTypeRef t, LLVMValueRef init, const char *name);
+LLVMValueRef dn_get(DnKernel *k, LLVMValueRef var, LLVMTypeRef t);
+void dn_set(DnKernel *k, LLVMValueRef var, LLVMValueRef v);
+
+/* Element access: base[idx] for f32 / i32 elements (idx: i64). */
+LLVMValueRef dn_load_f32(DnKernel *k, LLVMValueRef base, LLVMValueRef idx);
+void dn_store_f32(DnKernel *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef v);
+LLVMValueRef dn_load_i32(DnKernel *k, LLVMValueRef base, LLVMValueRef idx);
+
+/* Arithmetic shorthands on i64 and f32 (nsw/fast-math where safe). */
+LLVMValueRef dn_add(DnKernel *k, LLVMValueRef a, LLVMValueRef b);   /* i64 */
+LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);   /* i64 */
+LLVMValueRef dn_fadd(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef dn_fmul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
+LLVMValueRef dn_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* llvm.fma.f32 */
+/* Calls the unary f32 intrinsic or libm function 'name' ("llvm.exp.f32", "tanhf", ...). */
+LLVMValueRef dn_call_f32(DnKernel *k, const char *name, LLVMValueRef x);
+/* if (cond) { ... }:  LLVMBasicBlockRef after = dn_if_begin(k, cond); ...; dn_if_end(k, after); */
+LLVMBasicBlockRef dn_if_begin(DnKernel *k, LLVMValueRef cond);
+void dn_if_end(DnKernel *k, LLVMBasicBlockRef after);
+
+#endif

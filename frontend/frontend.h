@@ -1,0 +1,35 @@
+/* frontend.h -- .dnn source to graph IR.
+ *
+ * lex.c (tokens) -> parse.c (AST, recursive descent, one function per
+ * grammar rule) -> sema.c/lower.c (names, blocks, repeat, hyper-parameter
+ * expressions, compile-time if, labels -> parameter names, lowering through
+ * the IR builder).  The grammar is in docs/language.md.  Every user error
+ * is a diagnostic in the DnCtx with file, line and column; nothing here
+ * exits or aborts on user input.
+ */
+#ifndef DN_FRONTEND_H
+#define DN_FRONTEND_H
+
+#include "../ir/ir.h"
+
+typedef struct DnAst DnAst; /* a parsed file; private to the frontend */
+
+/* Parses 'text' (registered in 'cx' under 'file' for carets).  Returns the
+ * AST allocated in 'a', or NULL when there were syntax errors (all of them
+ * reported, with recovery at statement boundaries). */
+DnAst *dn_parse(DnCtx *cx, const char *file, const char *text, DnArena *a);
+/* --emit=ast: an indented, deterministic dump. */
+void dn_ast_print(const DnAst *ast, FILE *out);
+/* Lowers model 'model' (NULL: the file's only model; an error if there are
+ * several) and its train section, if any, to a new graph:
+ *   - model inputs in order, then train-section inputs (train_only = true);
+ *   - outputs named as the model declares them;
+ *   - parameters with PyTorch names, shapes and default initializers;
+ *     frozen ones trainable = false;
+ *   - dropout ops present (the inference pass removes them), batchnorm in
+ *     its inference form (the training pass switches it);
+ *   - g->loss and g->optim from the train section (NULL without one).
+ * Returns NULL when any error was reported. */
+DnGraph *dn_lower(DnCtx *cx, const DnAst *ast, const char *model);
+
+#endif

@@ -1,0 +1,280 @@
+/* ir.h -- the graph IR: values, ops, parameters, the op table, and the
+ * operations every layer uses on them.
+ *
+ * A DnGraph is one function: inputs, parameters, ops in topological order,
+ * outputs.  Values are SSA (written once); side-effect ops (optimizer
+ * updates, batchnorm running statistics) write parameters in place and are
+ * kept by DCE.  Shapes are static except axis 0, which may be the symbolic
+ * batch N (DN_DIM_N).  Everything lives in the graph's arena.
+ *
+ * Files:  ir/graph.c (construction), ir/shape.c (op table, shape rules,
+ * builder), ir/verify.c, ir/print.c, ir/read.c (text form, docs/ir.md),
+ * ir/autodiff.c (gradient rules).
+ */
+#ifndef DN_IR_H
+#define DN_IR_H
+
+#include "support.h"
+
+/* ---- dtypes and shapes ------------------------------------------------ */
+
+typedef enum { DN_DTYPE_F32, DN_DTYPE_I32, DN_DTYPE_I64, DN_DTYPE_COUNT } DnDType; /* ORDER DN_DTYPE */
+
+#define DN_MAX_RANK 6
+#define DN_DIM_N (-1) /* the symbolic batch dimension; only ever dim[0] */
+
+typedef struct DnShape {
+    int rank;                   /* 0 = scalar */
+    int64_t dim[DN_MAX_RANK];   /* dim[0] may be DN_DIM_N */
+} DnShape;
+
+int dn_dtype_size(DnDType t);               /* bytes per element */
+const char *dn_dtype_name(DnDType t);       /* "f32", "i32", "i64" */
+bool dn_shape_has_n(const DnShape *s);      /* dim[0] == DN_DIM_N */
+/* Elements per batch item when has_n (product of dims 1..), else all elements. */
+int64_t dn_shape_numel_static(const DnShape *s);
+bool dn_shape_eq(const DnShape *a, const DnShape *b);
+/* Writes "f32[N, 1, 28, 28]" (the form diagnostics use) into buf; returns buf. */
+char *dn_type_str(DnDType t, const DnShape *s, char *buf, size_t len);
+
+/* ---- attributes --------------------------------------------------------- */
+
+typedef enum { DN_ATTR_INT, DN_ATTR_INTS, DN_ATTR_FLOAT, DN_ATTR_STR } DnAttrKind;
+
+typedef struct DnAttr {
+    const char *name;
+    DnAttrKind kind;
+    int64_t i;          /* DN_ATTR_INT */
+    int nints;          /* DN_ATTR_INTS */
+    int64_t *ints;
+    double f;           /* DN_ATTR_FLOAT */
+    const char *s;      /* DN_ATTR_STR */
+} DnAttr;
+
+/* ---- op table ----------------------------------------------------------- */
+
+typedef enum {
+#define OP(E, name, mi, ma, no, fl, at) DN_OP_##E,
+#include "ops.def"
+#undef OP
+    DN_OP_COUNT
+} DnOpKind;
+
+enum {
+    DN_OPF_ELEMWISE    = 1 << 0, /* pointwise (with broadcasting): fusable */
+    DN_OPF_VIEW        = 1 << 1, /* result aliases the operand's bytes (reshape) */
+    DN_OPF_SIDE_EFFECT = 1 << 2, /* writes operands in place; never dead */
+    DN_OPF_RANDOM      = 1 << 3, /* uses the philox stream (seed, salt, step) */
+};
+
+typedef struct DnOpInfo {
+    const char *name;
+    int min_in, max_in, nout;
+    unsigned flags;
+    const char *attrs; /* schema, see ops.def */
+} DnOpInfo;
+
+extern const DnOpInfo dn_op_info[DN_OP_COUNT];
+/* Looks an op up by its text name; returns DN_OP_COUNT when unknown. */
+DnOpKind dn_op_lookup(const char *name);
+
+/* ---- values, ops, parameters, graphs ----------------------------------- */
+
+typedef enum {
+    DN_VAL_INPUT,  /* graph input: 'index' into g->inputs */
+    DN_VAL_PARAM,  /* parameter or state tensor: 'index' into g->params */
+    DN_VAL_OP,     /* result 'index' of op 'def' */
+} DnValueKind;
+
+typedef struct DnOp DnOp;
+
+typedef struct DnValue {
+    int id;              /* unique in the graph, dense from 0; printing renumbers */
+    DnValueKind kind;
+    int index;           /* see DnValueKind */
+    DnOp *def;           /* DN_VAL_OP only */
+    DnDType dtype;
+    DnShape shape;
+    const char *name;    /* inputs and params: their name; op results: optional hint */
+    bool train_only;     /* inputs only: exists only in training (labels) */
+    DnLoc loc;
+} DnValue;
+
+struct DnOp {
+    int id;              /* position when last numbered; unique */
+    DnOpKind kind;
+    int nin, nout;
+    DnValue **in;
+    DnValue **out;
+    int nattrs;
+    DnAttr *attrs;
+    DnLoc loc;
+    bool dead;           /* unlinked by a pass; skipped by every iterator */
+};
+
+typedef enum {
+    DN_INIT_ZEROS,     /* 0 */
+    DN_INIT_ONES,      /* 1 */
+    DN_INIT_UNIFORM,   /* U(a, b) */
+    DN_INIT_NORMAL,    /* N(mean = a, std = b) */
+} DnInitKind;
+
+typedef struct DnInit {
+    DnInitKind kind;
+    double a, b;
+} DnInit;
+
+typedef enum {
+    DN_PARAM_WEIGHT,   /* learnable (or frozen) parameter: saved, loaded */
+    DN_PARAM_BUFFER,   /* state that is not learned (running_mean...): saved, loaded */
+    DN_PARAM_OPTIM,    /* optimizer state ("optim.<param>.m"): saved with training state */
+} DnParamKind;
+
+typedef struct DnParam {
+    const char *name;  /* hierarchical: "layer1.0.conv1.weight" */
+    DnParamKind kind;
+    DnDType dtype;
+    DnShape shape;     /* fully static */
+    DnInit init;
+    bool trainable;    /* WEIGHT only: false when frozen */
+    DnValue *value;    /* the graph value that reads it */
+    DnLoc loc;
+} DnParam;
+
+/* The optimizer a train section asks for: an update op kind
+ * (DN_OP_SGD_UPDATE or DN_OP_ADAM_UPDATE) with its attributes, complete
+ * per the op's schema. */
+typedef struct DnOptimSpec {
+    DnOpKind kind;
+    int nattrs;
+    DnAttr *attrs;
+    DnLoc loc;
+} DnOptimSpec;
+
+typedef struct DnGraph {
+    DnArena arena;           /* owns everything below */
+    const char *name;        /* model name: C identifier */
+    DN_VEC(DnValue *) inputs;
+    DN_VEC(DnValue *) outputs;
+    DN_VEC(const char *) output_names; /* parallel to outputs */
+    DN_VEC(DnParam *) params;
+    DN_VEC(DnOp *) ops;      /* topological order; may contain dead ops */
+    int nvalues;             /* next value id */
+    /* Training (set by the frontend's train section, NULL otherwise):
+     * 'loss' is a scalar f32 value computed from outputs and train-only
+     * inputs; the training pass differentiates it and appends 'optim'
+     * updates.  The inference pass clears both. */
+    DnValue *loss;
+    DnOptimSpec *optim;
+} DnGraph;
+
+/* ---- graph.c ------------------------------------------------------------ */
+
+/* Returns a new empty graph named 'name'; free with dn_graph_free. */
+DnGraph *dn_graph_new(const char *name);
+void dn_graph_free(DnGraph *g);
+DnValue *dn_graph_add_input(DnGraph *g, const char *name, DnDType t, const DnShape *s, DnLoc loc);
+/* Adds a parameter; returns it with p->value set.  'name' is copied. */
+DnParam *dn_graph_add_param(DnGraph *g, const char *name, DnParamKind kind, DnDType t, const DnShape *s,
+                            DnInit init, DnLoc loc);
+DnParam *dn_graph_find_param(const DnGraph *g, const char *name);
+void dn_graph_add_output(DnGraph *g, const char *name, DnValue *v);
+/* Returns a deep copy in its own arena (values, ops, params; dead ops dropped). */
+DnGraph *dn_graph_clone(const DnGraph *g);
+/* Use counts: fills uses[v->id] for every value (array of g->nvalues ints, in 'scratch'). */
+int *dn_fill_uses(const DnGraph *g, DnArena *scratch);
+/* Replaces every operand use of 'from' (and output) by 'to'. */
+void dn_graph_replace_uses(DnGraph *g, DnValue *from, DnValue *to);
+
+/* ---- shape.c: the builder ------------------------------------------------
+ * dn_build appends op 'kind' with operands 'in' and attributes 'attrs'
+ * (missing ones take their defaults; see the op's schema), infers result
+ * shapes with the op's shape rule and returns the op.  On a shape or
+ * attribute error it reports a diagnostic at 'loc' through 'cx' (message
+ * names the op and the offending types, e.g.
+ * "conv2d expects a 4-d input, got f32[N, 784]") and returns NULL; callers
+ * propagate NULL as "poisoned" without further messages.  Never aborts on
+ * user input. */
+DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs,
+               DnLoc loc);
+/* Convenience: the first result of dn_build, or NULL. */
+DnValue *dn_build1(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs,
+                   const DnAttr *attrs, DnLoc loc);
+
+/* Attribute constructors (strings and arrays are copied into 'g' by dn_build). */
+DnAttr dn_attr_int(const char *name, int64_t v);
+DnAttr dn_attr_float(const char *name, double v);
+DnAttr dn_attr_str(const char *name, const char *s);
+DnAttr dn_attr_ints(const char *name, int n, const int64_t *v);
+
+/* Attribute access on a built op (missing attributes are a bug: dn_die). */
+const DnAttr *dn_op_attr(const DnOp *op, const char *name);
+int64_t dn_op_int(const DnOp *op, const char *name);
+double dn_op_float(const DnOp *op, const char *name);
+const char *dn_op_str(const DnOp *op, const char *name);
+/* Returns the ints and stores their count in *n. */
+const int64_t *dn_op_ints(const DnOp *op, const char *name, int *n);
+
+/* ---- verify.c ----------------------------------------------------------- */
+
+/* Checks SSA, topological order, arity, attribute schema and that every
+ * result's recorded shape equals its shape rule's.  Reports problems
+ * through 'cx' at the op's location; returns DN_ERR if any. */
+DnStatus dn_verify(DnCtx *cx, const DnGraph *g);
+
+/* ---- print.c / read.c: the text form (docs/ir.md) ---------------------- */
+
+/* Writes 'g' in the stable text form; deterministic, round-trips. */
+void dn_graph_print(const DnGraph *g, FILE *out);
+/* Parses the text form; 'file' names the input in diagnostics.  Returns
+ * NULL (and diagnostics in 'cx') on a syntax or shape error. */
+DnGraph *dn_graph_read(DnCtx *cx, const char *file, const char *text);
+
+/* ---- additions of the IR core (graph.c, shape.c, read.c) ---------------- */
+
+#define DN_MAX_ATTRS 16 /* most attributes any op's schema lists */
+#define DN_MAX_OUTS 4   /* most results any op has */
+
+/* One entry of an op's attribute schema (ops.def), in schema order. */
+typedef struct DnAttrSpec {
+    char name[32];
+    DnAttrKind kind;
+} DnAttrSpec;
+
+/* Parses op 'kind's schema into 'out' (DN_MAX_ATTRS entries); returns the count. */
+int dn_op_schema(DnOpKind kind, DnAttrSpec *out);
+/* "int", "ints", "float", "str". */
+const char *dn_attr_kind_name(DnAttrKind k);
+/* Appends a fresh value (id g->nvalues++) in g's arena; the caller sets
+ * kind-specific fields (index, def, name).  Never NULL. */
+DnValue *dn_graph_new_value(DnGraph *g, DnValueKind kind, DnDType t, const DnShape *s, DnLoc loc);
+/* Runs op's shape rule on its operands and attributes (already complete):
+ * fills dt[i], sh[i] for its op->nout results (arrays of at least
+ * DN_MAX_OUTS entries).  On error reports through 'cx' at op->loc, returns DN_ERR. */
+DnStatus dn_infer_shapes(DnCtx *cx, const DnOp *op, DnDType *dt, DnShape *sh);
+/* Returns 'loc' with its file name owned by g's arena (copies are shared
+ * with the graph's most recent ops, so a graph holds few copies). */
+DnLoc dn_graph_loc(DnGraph *g, DnLoc loc);
+/* Completes attribute list 'attrs' of an op of 'kind' against its schema:
+ * checks names (unknown or repeated: error) and kinds (an int is accepted
+ * where a float is expected, and as a one-element list where ints are;
+ * stride/pad/dilation/kernel given as one int apply to both axes), fills
+ * defaults (softmax axis = last axis of in[0], pool stride = kernel),
+ * normalizes negative axes, and copies everything into g's arena in
+ * schema order.  'in' may be NULL when no default depends on operands.
+ * Returns the array and its length in *nout, or NULL after reporting. */
+DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs,
+                          const DnAttr *attrs, DnLoc loc, int *nout);
+/* Builds a shape from a list: dn_shape_make(3, (int64_t[]){DN_DIM_N, 10, 4}). */
+DnShape dn_shape_make(int rank, const int64_t *dims);
+
+/* ---- autodiff.c --------------------------------------------------------- */
+
+/* Reverse mode over 'g' from the scalar value 'loss'.  Appends backward ops
+ * to 'g' (one gradient rule per op kind, in the op table's order of rules)
+ * and returns, in grads[i], the gradient value of g->params[i] (NULL when
+ * the parameter is not a trainable weight or does not influence the loss).
+ * 'grads' has g->params.len entries, allocated by the caller. */
+DnStatus dn_autodiff(DnCtx *cx, DnGraph *g, DnValue *loss, DnValue **grads);
+
+#endif

@@ -1,0 +1,157 @@
+/* dnrt.h -- the dnnc runtime: what a generated library is built on, and the
+ * generic interface to any generated library.
+ *
+ * Every library dnnc writes contains a private (hidden) copy of the runtime
+ * and exports:
+ *   - typed functions declared in its own header (<model>_create, ...);
+ *   - <model>_descriptor and, for dlopen users, dnnc_descriptor: a
+ *     dnrt_model_desc that names inputs, outputs and state tensors and
+ *     holds the generic entry points below (dnrt_api).
+ * A program that dlopens a library (tools/dnnrun.c) needs only this header.
+ *
+ * Conventions: functions returning int return 0 on success and -1 on
+ * failure, filling *err (which may be NULL) with a message that names the
+ * file, tensor or argument at fault.  The runtime never aborts and never
+ * exits.
+ */
+#ifndef DNRT_H
+#define DNRT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define DNRT_ABI_VERSION 1
+
+/* The types a generated header repeats (same guard, identical text). */
+#ifndef DNRT_COMMON_TYPES
+#define DNRT_COMMON_TYPES
+typedef struct dnrt_options {
+    int32_t threads;  /* worker threads incl. the caller; 0 = $DNRT_THREADS or all cores */
+    uint64_t seed;    /* initializers and dropout; 0 is a valid seed */
+} dnrt_options;
+
+typedef struct dnrt_error {
+    int32_t code;       /* 0 = no error; otherwise a dnrt_status */
+    char message[500];  /* "lenet.safetensors: tensor 'fc1.weight': expected f32[120, 400], got f32[120, 256]" */
+} dnrt_error;
+#endif
+
+typedef enum dnrt_status {
+    DNRT_OK = 0,
+    DNRT_ERR_ARG = 1,      /* bad argument at the API: null pointer, n <= 0, ... */
+    DNRT_ERR_IO = 2,       /* cannot open, read or write a file */
+    DNRT_ERR_FORMAT = 3,   /* a damaged or mismatched file */
+    DNRT_ERR_NOMEM = 4,
+    DNRT_ERR_STATE = 5,    /* e.g. train_step on an inference-only library */
+} dnrt_status;
+
+typedef enum dnrt_dtype { DNRT_F32 = 0, DNRT_I32 = 1, DNRT_I64 = 2 } dnrt_dtype; /* ORDER DN_DTYPE */
+
+typedef enum dnrt_state_kind {
+    DNRT_STATE_WEIGHT = 0,  /* parameter (trainable unless frozen) */
+    DNRT_STATE_BUFFER = 1,  /* running statistics and the like */
+    DNRT_STATE_OPTIM = 2,   /* optimizer state: optim.<param>.<slot> */
+} dnrt_state_kind;
+
+typedef enum dnrt_init_kind { DNRT_INIT_ZEROS, DNRT_INIT_ONES, DNRT_INIT_UNIFORM, DNRT_INIT_NORMAL } dnrt_init_kind;
+
+/* One tensor: an input, an output or a state tensor. */
+typedef struct dnrt_tensor_desc {
+    const char *name;
+    int32_t dtype;        /* dnrt_dtype */
+    int32_t rank;
+    int64_t dim[6];       /* dim[0] == -1: the batch dimension n */
+    /* state tensors only: */
+    int64_t offset;       /* byte offset in the session's state block (64-aligned) */
+    int32_t kind;         /* dnrt_state_kind */
+    int32_t trainable;
+    int32_t init;         /* dnrt_init_kind */
+    float init_a, init_b; /* uniform(a, b) or normal(mean a, std b) */
+    /* inputs only: */
+    int32_t train_only;   /* labels: an input of train_step, not of infer */
+} dnrt_tensor_desc;
+
+/* What generated code receives.  Buffers are 64-byte aligned. */
+typedef struct dnrt_call {
+    int64_t n;                    /* batch size */
+    uint8_t *arena;               /* scratch, arena_n * n + arena_b bytes */
+    uint8_t *state;               /* the state block */
+    const void *const *inputs;    /* in the entry's input order */
+    void *const *outputs;
+    struct dnrt_pool *pool;       /* thread pool (runtime-private) */
+    int64_t step;                 /* training step counter before this step */
+    uint64_t seed;                /* session seed (dropout) */
+    float lr;                     /* base learning rate (set_lr) */
+} dnrt_call;
+
+typedef void (*dnrt_entry_fn)(const dnrt_call *c);
+/* A kernel runs iterations [begin, end) of its parallel loop. */
+typedef void (*dnrt_kernel_fn)(const dnrt_call *c, int64_t begin, int64_t end);
+
+typedef struct dnrt_session dnrt_session;
+typedef struct dnrt_model_desc dnrt_model_desc;
+
+/* The generic interface; every generated library carries its own copy. */
+typedef struct dnrt_api {
+    dnrt_session *(*create)(const dnrt_model_desc *d, const dnrt_options *opt, dnrt_error *err);
+    void (*destroy)(dnrt_session *s);
+    int (*load)(dnrt_session *s, const char *path, dnrt_error *err);
+    int (*save)(dnrt_session *s, const char *path, dnrt_error *err);
+    /* inputs: the non-train-only inputs in order; outputs: all outputs. */
+    int (*infer)(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs, dnrt_error *err);
+    /* inputs: all inputs in order (labels included); *loss receives the mean loss. */
+    int (*train_step)(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err);
+    void (*set_lr)(dnrt_session *s, float lr);
+    float (*get_lr)(const dnrt_session *s);
+    int64_t (*get_step)(const dnrt_session *s);
+} dnrt_api;
+
+struct dnrt_model_desc {
+    uint32_t abi_version;                 /* DNRT_ABI_VERSION */
+    const char *name;                     /* model name */
+    int32_t ninputs;
+    const dnrt_tensor_desc *inputs;       /* model inputs, then train-only inputs */
+    int32_t noutputs;
+    const dnrt_tensor_desc *outputs;      /* inference outputs */
+    int32_t nstate;
+    const dnrt_tensor_desc *state;        /* weights, buffers, then optimizer state */
+    int64_t state_bytes;
+    int64_t infer_arena_n, infer_arena_b; /* arena bytes = n * arena_n + arena_b */
+    dnrt_entry_fn infer;
+    int32_t trains;                       /* 1 when train is compiled in */
+    int64_t train_arena_n, train_arena_b;
+    dnrt_entry_fn train;                  /* outputs[0] = loss (f32 scalar) */
+    float lr;                             /* compiled base learning rate */
+    const dnrt_api *api;
+};
+
+/* ---- the runtime functions (hidden inside generated libraries; linked
+ *      directly only by tests and by code built with libdnnrt.a) ---------- */
+dnrt_session *dnrt_session_create(const dnrt_model_desc *d, const dnrt_options *opt, dnrt_error *err);
+void dnrt_session_destroy(dnrt_session *s);
+int dnrt_session_load(dnrt_session *s, const char *path, dnrt_error *err);
+int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err);
+int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs, dnrt_error *err);
+int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err);
+void dnrt_session_set_lr(dnrt_session *s, float lr);
+float dnrt_session_get_lr(const dnrt_session *s);
+int64_t dnrt_session_get_step(const dnrt_session *s);
+/* Direct access for tools and tests: the state tensor 'name' (NULL if absent). */
+void *dnrt_session_state(dnrt_session *s, const char *name);
+extern const dnrt_api dnrt_api_v1;
+
+/* Called by generated code: runs fn(c, b, e) over [0, count) split among the
+ * pool's threads (the caller takes part); returns when all are done. */
+void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count);
+
+/* Philox 4x32-10, the random stream of initializers and dropout (identical
+ * on every backend): returns 4 words for (key, counter). */
+void dnrt_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,30 @@
+# tests.cmake -- every tests/unit/test_*.c is a Criterion binary; every
+# tests/<suite>/run.sh is a shell suite.  Tests get the paths they need as
+# compile definitions (C) or arguments (shell).
+# tests/unit/support/*.c: helpers shared by the suites (naive reference ops,
+# compile-and-load of a .dnn through dnnc), linked into every test binary.
+file(GLOB DN_TEST_SUPPORT CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/support/*.c)
+add_library(dn_test_support STATIC ${DN_TEST_SUPPORT} ${CMAKE_SOURCE_DIR}/tests/unit/support/dummy.c)
+target_link_libraries(dn_test_support PUBLIC dnnc_core dnnrt ${CMAKE_DL_LIBS} m)
+target_include_directories(dn_test_support PUBLIC ${CMAKE_SOURCE_DIR}/tests/unit/support)
+target_compile_definitions(dn_test_support PUBLIC
+  DNNC_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DNNC_BUILD_DIR="${CMAKE_BINARY_DIR}"
+  DNNC_BIN="$<TARGET_FILE:dnnc>" DNNRUN_BIN="$<TARGET_FILE:dnnrun>")
+
+file(GLOB DN_UNIT_TESTS CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/test_*.c)
+foreach(src ${DN_UNIT_TESTS})
+  get_filename_component(name ${src} NAME_WE)
+  add_executable(${name} ${src})
+  target_link_libraries(${name} PRIVATE dn_test_support PkgConfig::CRITERION)
+  add_dependencies(${name} dnnc dnnrun)
+  add_test(NAME ${name} COMMAND ${name} --jobs 1)
+  set_tests_properties(${name} PROPERTIES TIMEOUT 600)
+endforeach()
+
+file(GLOB DN_SHELL_SUITES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*/run.sh)
+foreach(script ${DN_SHELL_SUITES})
+  get_filename_component(dir ${script} DIRECTORY)
+  get_filename_component(suite ${dir} NAME)
+  add_test(NAME ${suite} COMMAND sh ${script} $<TARGET_FILE:dnnc> ${FILECHECK})
+  set_tests_properties(${suite} PROPERTIES TIMEOUT 600)
+endforeach()

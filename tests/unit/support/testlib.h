@@ -1,0 +1,33 @@
+/* testlib.h -- helpers shared by the Criterion suites.
+ * compile.c: run the real dnnc on a .dnn (file or inline text) and dlopen
+ * the library it writes; the tests then drive it through its descriptor,
+ * exactly as a user's program would. */
+#ifndef DN_TESTLIB_H
+#define DN_TESTLIB_H
+
+#include <stdint.h>
+#include "dnrt.h"
+
+typedef struct DnTestLib {
+    void *handle;                    /* dlopen handle */
+    const dnrt_model_desc *desc;     /* dnnc_descriptor */
+    char so_path[512], h_path[512];
+} DnTestLib;
+
+/* Writes 'source' to a fresh temporary folder as model.dnn, runs
+ *   $DNNC_BIN model.dnn -o model.so <flags>
+ * and dlopens the result.  Returns 0 on success; on failure returns -1 and
+ * copies dnnc's stderr (or the dlopen error) into 'log' (may be NULL). */
+int dn_test_compile_text(const char *source, const char *flags, DnTestLib *lib, char *log, size_t loglen);
+/* Same for an existing file (path relative to the source tree if not absolute). */
+int dn_test_compile_file(const char *path, const char *flags, DnTestLib *lib, char *log, size_t loglen);
+void dn_test_close(DnTestLib *lib);
+/* Runs a shell command, captures stdout+stderr into 'out'; returns the exit status (or -1). */
+int dn_test_run(const char *cmd, char *out, size_t outlen);
+/* Max-abs-scaled comparison of DESIGN.md: |got - ref| <= rtol * max|ref| + atol for all i.
+ * Returns the index of the first failing element, or -1 when all pass. */
+int64_t dn_test_close_enough(const float *got, const float *ref, int64_t n, double rtol, double atol);
+/* Path of a file in the source tree (static buffer per call slot, 4 slots). */
+const char *dn_test_src(const char *rel);
+
+#endif
