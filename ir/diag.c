@@ -43,6 +43,7 @@ static void report(DnCtx *cx, DnSeverity sev, DnLoc loc, const char *fmt, va_lis
     DnDiag *d = dn_arena_alloc(&cx->arena, sizeof *d);
     d->sev = sev;
     d->loc = loc;
+    if (loc.file) d->loc.file = dn_arena_strdup(&cx->arena, loc.file); /* graphs die before diags print */
     d->msg = msg;
     *cx->tail = d;
     cx->tail = &d->next;

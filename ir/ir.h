@@ -265,6 +265,10 @@ DnLoc dn_graph_loc(DnGraph *g, DnLoc loc);
  * Returns the array and its length in *nout, or NULL after reporting. */
 DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs,
                           const DnAttr *attrs, DnLoc loc, int *nout);
+/* Numpy broadcasting of 'a' and 'b' into *out, with the batch rule: N
+ * matches N and 1 but no static size > 1, and must end up in axis 0.
+ * Returns false when the shapes do not broadcast. */
+bool dn_shape_broadcast(const DnShape *a, const DnShape *b, DnShape *out);
 /* Builds a shape from a list: dn_shape_make(3, (int64_t[]){DN_DIM_N, 10, 4}). */
 DnShape dn_shape_make(int rank, const int64_t *dims);
 

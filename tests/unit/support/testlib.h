@@ -5,6 +5,7 @@
 #ifndef DN_TESTLIB_H
 #define DN_TESTLIB_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "dnrt.h"
 

@@ -1,0 +1,534 @@
+/* shape_rules.c -- one shape rule per op kind: result dtypes and shapes
+ * from operand types and (completed) attributes, with the checks that make
+ * an op well-formed.
+ *
+ * Called by the builder (dn_build, before an op is appended) and by the
+ * verifier (to re-derive recorded shapes).  Every failure is a user
+ * diagnostic at the op's location naming the op and the offending types:
+ *     conv2d expects a 4-d input, got f32[N, 784]
+ * The rule table is generated from ops.def, so a missing rule does not
+ * compile.
+ */
+#include "ir.h"
+
+typedef struct Rule {
+    DnCtx *cx;
+    const DnOp *op;
+    DnDType dt[DN_MAX_OUTS]; /* results, filled by the rule */
+    DnShape sh[DN_MAX_OUTS];
+} Rule;
+
+#define RULE(nm) static bool shape_##nm(Rule *r)
+#define IN(i) (r->op->in[i])
+#define OPN (dn_op_info[r->op->kind].name)
+/* A type string in a temporary buffer that lives until the end of the statement's block. */
+#define TY(v) dn_type_str((v)->dtype, &(v)->shape, (char[96]){0}, 96)
+#define TYS(t, s) dn_type_str((t), (s), (char[96]){0}, 96)
+#define INTS(v, n) ints_str((v), (n), (char[96]){0}, 96)
+
+static bool fail(Rule *r, const char *fmt, ...) DN_PRINTF(2, 3);
+static bool fail(Rule *r, const char *fmt, ...)
+{
+    DnLoc loc = r->op->loc; /* the diagnostic may outlive the graph: copy the file name */
+    if (loc.file) loc.file = dn_arena_strdup(&r->cx->arena, loc.file);
+    va_list ap;
+    va_start(ap, fmt);
+    dn_verror(r->cx, loc, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static char *ints_str(const int64_t *v, int n, char *buf, size_t len)
+{
+    size_t at = (size_t)snprintf(buf, len, "[");
+    for (int i = 0; i < n && at < len; i++) at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)v[i]);
+    if (at < len) snprintf(buf + at, len - at, "]");
+    return buf;
+}
+
+static const int64_t *pair(Rule *r, const char *name) { return dn_op_ints(r->op, name, NULL); }
+
+/* Operand 'i' must be f32 with rank 'rank' (-1: any, -2: at least 2). */
+static bool want(Rule *r, int i, int rank, const char *what)
+{
+    const DnValue *v = IN(i);
+    if (rank >= 0 && v->shape.rank != rank) return fail(r, "%s expects a %d-d %s, got %s", OPN, rank, what, TY(v));
+    if (rank == -2 && v->shape.rank < 2) return fail(r, "%s expects a %s of rank >= 2, got %s", OPN, what, TY(v));
+    if (v->dtype != DN_DTYPE_F32) return fail(r, "%s expects an f32 %s, got %s", OPN, what, TY(v));
+    return true;
+}
+
+/* Result 0 has operand i's type. */
+static bool like(Rule *r, int i)
+{
+    r->dt[0] = IN(i)->dtype;
+    r->sh[0] = IN(i)->shape;
+    return true;
+}
+
+/* Operands i and j have equal types. */
+static bool same(Rule *r, int i, int j)
+{
+    if (IN(i)->dtype != IN(j)->dtype || !dn_shape_eq(&IN(i)->shape, &IN(j)->shape))
+        return fail(r, "%s: operand types %s and %s differ", OPN, TY(IN(i)), TY(IN(j)));
+    return true;
+}
+
+/* A 'shape' attribute as a shape: -1 (N) in axis 0 only, other dims >= 1. */
+static bool attr_shape(Rule *r, const char *name, DnShape *s)
+{
+    int n;
+    const int64_t *v = dn_op_ints(r->op, name, &n);
+    if (n > DN_MAX_RANK) return fail(r, "%s: %s %s has more than %d axes", OPN, name, INTS(v, n), DN_MAX_RANK);
+    for (int i = 0; i < n; i++)
+        if (v[i] < 1 && !(i == 0 && v[i] == -1))
+            return fail(r, "%s: %s %s may hold -1 (N) only in axis 0, and sizes >= 1 elsewhere", OPN, name,
+                        INTS(v, n));
+    *s = dn_shape_make(n, v);
+    return true;
+}
+
+static bool check_act(Rule *r)
+{
+    const char *act = dn_op_str(r->op, "act");
+    if (strcmp(act, "none") && strcmp(act, "relu")) return fail(r, "%s: unknown activation '%s'", OPN, act);
+    return true;
+}
+
+/* ---- broadcasting ---------------------------------------------------------- */
+
+bool dn_shape_broadcast(const DnShape *a, const DnShape *b, DnShape *out)
+{
+    DnShape y = {0};
+    y.rank = a->rank > b->rank ? a->rank : b->rank;
+    for (int i = 0; i < y.rank; i++) {
+        int64_t da = i < a->rank ? a->dim[a->rank - 1 - i] : 1;
+        int64_t db = i < b->rank ? b->dim[b->rank - 1 - i] : 1;
+        int64_t d = da == db ? da : da == 1 ? db : db == 1 ? da : 0;
+        if (d == 0) return false;
+        y.dim[y.rank - 1 - i] = d;
+    }
+    for (int i = 1; i < y.rank; i++)
+        if (y.dim[i] == DN_DIM_N) return false;
+    *out = y;
+    return true;
+}
+
+static bool binary(Rule *r)
+{
+    const DnValue *a = IN(0), *b = IN(1);
+    if (a->dtype != b->dtype) return fail(r, "%s: operand types %s and %s differ", OPN, TY(a), TY(b));
+    if (!dn_shape_broadcast(&a->shape, &b->shape, &r->sh[0]))
+        return fail(r, "%s: shapes %s and %s do not broadcast", OPN, TY(a), TY(b));
+    r->dt[0] = a->dtype;
+    return true;
+}
+
+RULE(add) { return binary(r); }
+RULE(sub) { return binary(r); }
+RULE(mul) { return binary(r); }
+RULE(div) { return binary(r); }
+
+/* ---- pointwise and friends ----------------------------------------------- */
+
+RULE(scale) { return want(r, 0, -1, "input") && like(r, 0); }
+RULE(relu) { return want(r, 0, -1, "input") && like(r, 0); }
+RULE(tanh) { return want(r, 0, -1, "input") && like(r, 0); }
+RULE(sigmoid) { return want(r, 0, -1, "input") && like(r, 0); }
+
+static bool check_axis(Rule *r, int i)
+{
+    int64_t axis = dn_op_int(r->op, "axis");
+    if (axis < 0 || axis >= IN(i)->shape.rank)
+        return fail(r, "%s: axis %lld is out of range for %s", OPN, (long long)axis, TY(IN(i)));
+    return true;
+}
+
+RULE(softmax) { return want(r, 0, -1, "input") && check_axis(r, 0) && like(r, 0); }
+RULE(log_softmax) { return want(r, 0, -1, "input") && check_axis(r, 0) && like(r, 0); }
+
+static bool check_p(Rule *r)
+{
+    double p = dn_op_float(r->op, "p");
+    if (!(p >= 0 && p < 1)) return fail(r, "%s: p must be in [0, 1), got %g", OPN, p);
+    return true;
+}
+
+RULE(dropout) { return want(r, 0, -1, "input") && check_p(r) && like(r, 0); }
+RULE(dropout_bwd) { return want(r, 0, -1, "gradient") && check_p(r) && like(r, 0); }
+
+/* y, dy -> dx for the pointwise backward ops. */
+static bool unary_bwd(Rule *r) { return want(r, 0, -1, "input") && same(r, 0, 1) && like(r, 0); }
+
+RULE(relu_bwd) { return unary_bwd(r); }
+RULE(tanh_bwd) { return unary_bwd(r); }
+RULE(sigmoid_bwd) { return unary_bwd(r); }
+RULE(softmax_bwd) { return unary_bwd(r) && check_axis(r, 0); }
+RULE(log_softmax_bwd) { return unary_bwd(r) && check_axis(r, 0); }
+
+/* ---- convolution and pooling ----------------------------------------------- */
+
+/* Output extent of a window of 'k' (effective size) over 'len' padded by 'p' with stride 's'. */
+static int64_t window(int64_t len, int64_t k, int64_t s, int64_t p) { return (len + 2 * p - k) / s + 1; }
+
+/* y = conv2d(x, w) shape, checking channels, groups and geometry. */
+static bool conv_geom(Rule *r, const DnShape *x, const DnShape *w, DnShape *y)
+{
+    const int64_t *s = pair(r, "stride"), *p = pair(r, "pad"), *d = pair(r, "dilation");
+    int64_t G = dn_op_int(r->op, "groups");
+    if (x->rank != 4) return fail(r, "%s expects a 4-d input, got %s", OPN, TYS(DN_DTYPE_F32, x));
+    if (w->rank != 4) return fail(r, "%s expects a 4-d weight, got %s", OPN, TYS(DN_DTYPE_F32, w));
+    if (s[0] < 1 || s[1] < 1 || d[0] < 1 || d[1] < 1 || p[0] < 0 || p[1] < 0)
+        return fail(r, "%s: stride %s, pad %s, dilation %s: strides and dilations must be >= 1, pads >= 0", OPN,
+                    INTS(s, 2), INTS(p, 2), INTS(d, 2));
+    int64_t C = x->dim[1], O = w->dim[0];
+    if (G < 1 || C % G || O % G)
+        return fail(r, "%s: groups = %lld must divide the input channels (%lld) and output channels (%lld)", OPN,
+                    (long long)G, (long long)C, (long long)O);
+    if (w->dim[1] != C / G)
+        return fail(r, "%s: weight %s expects %lld input channels per group, input %s has %lld (groups = %lld)", OPN,
+                    TYS(DN_DTYPE_F32, w), (long long)w->dim[1], TYS(DN_DTYPE_F32, x), (long long)C, (long long)G);
+    *y = *x;
+    y->dim[1] = O;
+    for (int i = 0; i < 2; i++) {
+        int64_t k = d[i] * (w->dim[2 + i] - 1) + 1;
+        if (x->dim[2 + i] + 2 * p[i] < k)
+            return fail(r, "%s: kernel %lldx%lld (dilation %s) is larger than the padded input %s (pad %s)", OPN,
+                        (long long)w->dim[2], (long long)w->dim[3], INTS(d, 2), TYS(DN_DTYPE_F32, x), INTS(p, 2));
+        y->dim[2 + i] = window(x->dim[2 + i], k, s[i], p[i]);
+    }
+    return true;
+}
+
+RULE(conv2d)
+{
+    if (!want(r, 0, 4, "input") || !want(r, 1, 4, "weight") || !check_act(r)) return false;
+    if (r->op->nin == 3) {
+        const DnValue *b = IN(2);
+        if (!want(r, 2, 1, "bias")) return false;
+        if (b->shape.dim[0] != IN(1)->shape.dim[0])
+            return fail(r, "%s: bias %s does not match the %lld output channels of weight %s", OPN, TY(b),
+                        (long long)IN(1)->shape.dim[0], TY(IN(1)));
+    }
+    r->dt[0] = DN_DTYPE_F32;
+    return conv_geom(r, &IN(0)->shape, &IN(1)->shape, &r->sh[0]);
+}
+
+/* Checks that 'got' (the op's dy) equals the forward result 'want_sh'. */
+static bool want_dy(Rule *r, const DnShape *want_sh, const DnValue *dy)
+{
+    if (dn_shape_eq(want_sh, &dy->shape)) return true;
+    return fail(r, "%s: gradient %s does not match the forward result %s", OPN, TY(dy),
+                TYS(DN_DTYPE_F32, want_sh));
+}
+
+RULE(conv2d_bwd_data)
+{
+    DnShape xs, ys;
+    if (!want(r, 0, 4, "gradient") || !want(r, 1, 4, "weight") || !attr_shape(r, "shape", &xs)) return false;
+    if (!conv_geom(r, &xs, &IN(1)->shape, &ys) || !want_dy(r, &ys, IN(0))) return false;
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = xs;
+    return true;
+}
+
+RULE(conv2d_bwd_filter)
+{
+    DnShape ws, ys;
+    if (!want(r, 0, 4, "input") || !want(r, 1, 4, "gradient") || !attr_shape(r, "shape", &ws)) return false;
+    if (dn_shape_has_n(&ws)) return fail(r, "%s: weight shape %s cannot hold N", OPN, TYS(DN_DTYPE_F32, &ws));
+    if (!conv_geom(r, &IN(0)->shape, &ws, &ys) || !want_dy(r, &ys, IN(1))) return false;
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = ws;
+    return true;
+}
+
+/* y = pool(x) shape. */
+static bool pool_geom(Rule *r, const DnShape *x, DnShape *y)
+{
+    const int64_t *k = pair(r, "kernel"), *s = pair(r, "stride"), *p = pair(r, "pad");
+    if (x->rank != 4) return fail(r, "%s expects a 4-d input, got %s", OPN, TYS(DN_DTYPE_F32, x));
+    for (int i = 0; i < 2; i++)
+        if (k[i] < 1 || s[i] < 1 || p[i] < 0 || 2 * p[i] > k[i])
+            return fail(r, "%s: kernel %s, stride %s, pad %s: need kernel, stride >= 1 and 0 <= pad <= kernel / 2",
+                        OPN, INTS(k, 2), INTS(s, 2), INTS(p, 2));
+    *y = *x;
+    for (int i = 0; i < 2; i++) {
+        if (x->dim[2 + i] + 2 * p[i] < k[i])
+            return fail(r, "%s: kernel %s is larger than the padded input %s", OPN, INTS(k, 2),
+                        TYS(DN_DTYPE_F32, x));
+        y->dim[2 + i] = window(x->dim[2 + i], k[i], s[i], p[i]);
+    }
+    return true;
+}
+
+RULE(maxpool2d) { return want(r, 0, 4, "input") && like(r, 0) && pool_geom(r, &IN(0)->shape, &r->sh[0]); }
+RULE(avgpool2d) { return want(r, 0, 4, "input") && like(r, 0) && pool_geom(r, &IN(0)->shape, &r->sh[0]); }
+
+RULE(maxpool2d_bwd)
+{
+    DnShape ys;
+    if (!want(r, 0, 4, "input") || !want(r, 1, 4, "gradient")) return false;
+    return pool_geom(r, &IN(0)->shape, &ys) && want_dy(r, &ys, IN(1)) && like(r, 0);
+}
+
+RULE(avgpool2d_bwd)
+{
+    DnShape xs, ys;
+    if (!want(r, 0, 4, "gradient") || !attr_shape(r, "shape", &xs)) return false;
+    if (!pool_geom(r, &xs, &ys) || !want_dy(r, &ys, IN(0))) return false;
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = xs;
+    return true;
+}
+
+/* ---- dense and matmul ------------------------------------------------------ */
+
+RULE(dense)
+{
+    if (!want(r, 0, -1, "input") || !want(r, 1, 2, "weight") || !check_act(r)) return false;
+    const DnValue *x = IN(0), *w = IN(1);
+    if (x->shape.rank < 1 || x->shape.dim[x->shape.rank - 1] != w->shape.dim[1])
+        return fail(r, "%s: weight %s expects %lld input features, got %s", OPN, TY(w), (long long)w->shape.dim[1],
+                    TY(x));
+    if (r->op->nin == 3 && (!want(r, 2, 1, "bias") || IN(2)->shape.dim[0] != w->shape.dim[0]))
+        return fail(r, "%s: bias %s does not match the %lld outputs of weight %s", OPN, TY(IN(2)),
+                    (long long)w->shape.dim[0], TY(w));
+    like(r, 0);
+    r->sh[0].dim[x->shape.rank - 1] = w->shape.dim[0];
+    return true;
+}
+
+static const char *dim_str(int64_t d, char *buf)
+{
+    if (d == DN_DIM_N) return "N";
+    snprintf(buf, 24, "%lld", (long long)d);
+    return buf;
+}
+
+RULE(matmul)
+{
+    if (!want(r, 0, -2, "left operand") || !want(r, 1, -2, "right operand")) return false;
+    const DnShape *a = &IN(0)->shape, *b = &IN(1)->shape;
+    int64_t ta = dn_op_int(r->op, "trans_a"), tb = dn_op_int(r->op, "trans_b");
+    if ((ta != 0 && ta != 1) || (tb != 0 && tb != 1)) return fail(r, "%s: trans_a and trans_b must be 0 or 1", OPN);
+    int ra = a->rank, rb = b->rank;
+    int64_t m = a->dim[ra - 2 + (int)ta], ka = a->dim[ra - 1 - (int)ta];
+    int64_t kb = b->dim[rb - 2 + (int)tb], p = b->dim[rb - 1 - (int)tb];
+    char b1[24], b2[24];
+    if (ka != kb)
+        return fail(r, "%s: inner dimensions of %s and %s differ: %s vs %s", OPN, TY(IN(0)), TY(IN(1)),
+                    dim_str(ka, b1), dim_str(kb, b2));
+    if (rb != 2 && (ra != rb || memcmp(a->dim, b->dim, (size_t)(ra - 2) * sizeof a->dim[0])))
+        return fail(r, "%s: batch dimensions of %s and %s differ", OPN, TY(IN(0)), TY(IN(1)));
+    DnShape y = *a;
+    y.dim[ra - 2] = m;
+    y.dim[ra - 1] = p;
+    for (int i = 1; i < ra; i++)
+        if (y.dim[i] == DN_DIM_N)
+            return fail(r, "%s: the result of %s and %s would have N in axis %d", OPN, TY(IN(0)), TY(IN(1)), i);
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = y;
+    return true;
+}
+
+/* ---- shape manipulation ---------------------------------------------------- */
+
+RULE(reshape)
+{
+    const DnValue *x = IN(0);
+    DnShape t;
+    if (!attr_shape(r, "shape", &t)) return false;
+    int n;
+    const int64_t *v = dn_op_ints(r->op, "shape", &n);
+    if (dn_shape_has_n(&x->shape) != dn_shape_has_n(&t))
+        return fail(r, "%s: cannot reshape %s to %s: -1 (N) in axis 0 must match the input's batch dimension", OPN,
+                    TY(x), INTS(v, n));
+    int64_t a = dn_shape_numel_static(&x->shape), b = dn_shape_numel_static(&t);
+    if (a != b)
+        return fail(r, "%s: cannot reshape %s to %s: %lld vs %lld elements%s", OPN, TY(x), INTS(v, n), (long long)a,
+                    (long long)b, dn_shape_has_n(&t) ? " per sample" : "");
+    r->dt[0] = x->dtype;
+    r->sh[0] = t;
+    return true;
+}
+
+RULE(transpose)
+{
+    const DnValue *x = IN(0);
+    int n;
+    const int64_t *perm = dn_op_ints(r->op, "perm", &n);
+    bool ok = n == x->shape.rank;
+    for (int i = 0; ok && i < n; i++) {
+        ok = perm[i] >= 0 && perm[i] < n;
+        for (int j = 0; ok && j < i; j++) ok = perm[j] != perm[i];
+    }
+    if (!ok) return fail(r, "%s: perm %s is not a permutation of the axes of %s", OPN, INTS(perm, n), TY(x));
+    if (dn_shape_has_n(&x->shape) && perm[0] != 0)
+        return fail(r, "%s: perm %s must keep the batch axis of %s first", OPN, INTS(perm, n), TY(x));
+    like(r, 0);
+    for (int i = 0; i < n; i++) r->sh[0].dim[i] = x->shape.dim[perm[i]];
+    return true;
+}
+
+RULE(fill)
+{
+    r->dt[0] = DN_DTYPE_F32;
+    return attr_shape(r, "shape", &r->sh[0]);
+}
+
+RULE(sum_to)
+{
+    const DnValue *x = IN(0);
+    DnShape t, b;
+    if (!attr_shape(r, "shape", &t)) return false;
+    int n;
+    const int64_t *v = dn_op_ints(r->op, "shape", &n);
+    if (!dn_shape_broadcast(&t, &x->shape, &b) || !dn_shape_eq(&b, &x->shape))
+        return fail(r, "%s: shape %s does not broadcast to %s", OPN, INTS(v, n), TY(x));
+    r->dt[0] = x->dtype;
+    r->sh[0] = t;
+    return true;
+}
+
+/* ---- normalization --------------------------------------------------------- */
+
+/* Operands first..first+count-1 are f32 [C] for x's C channels. */
+static bool per_channel(Rule *r, int first, int count, const char *const *what)
+{
+    int64_t C = IN(0)->shape.dim[1];
+    for (int i = first; i < first + count; i++) {
+        const DnValue *v = IN(i);
+        if (v->dtype != DN_DTYPE_F32 || v->shape.rank != 1 || v->shape.dim[0] != C)
+            return fail(r, "%s: %s %s does not match the %lld channels of %s", OPN, what[i - first], TY(v),
+                        (long long)C, TY(IN(0)));
+    }
+    return true;
+}
+
+static const char *const bn_names[] = {"weight", "bias", "running_mean", "running_var"};
+
+RULE(batchnorm) { return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && like(r, 0); }
+
+/* Results 1.. are f32 [C]. */
+static bool channel_results(Rule *r, int from, int to)
+{
+    for (int i = from; i < to; i++) {
+        r->dt[i] = DN_DTYPE_F32;
+        r->sh[i] = dn_shape_make(1, &IN(0)->shape.dim[1]);
+    }
+    return true;
+}
+
+RULE(batchnorm_train)
+{
+    double m = dn_op_float(r->op, "momentum");
+    if (!(m >= 0 && m <= 1)) return fail(r, "%s: momentum must be in [0, 1], got %g", OPN, m);
+    return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && like(r, 0) && channel_results(r, 1, 3);
+}
+
+RULE(batchnorm_bwd)
+{
+    static const char *const names[] = {"weight", "saved_mean", "saved_invstd"};
+    return want(r, 0, -2, "input") && per_channel(r, 1, 3, names) && same(r, 0, 4) && like(r, 0) &&
+           channel_results(r, 1, 3);
+}
+
+/* ---- losses ---------------------------------------------------------------- */
+
+static bool scalar_result(Rule *r)
+{
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = (DnShape){0};
+    return true;
+}
+
+static bool ce_operands(Rule *r)
+{
+    const DnValue *x = IN(0), *y = IN(1);
+    double s = dn_op_float(r->op, "smoothing");
+    if (!want(r, 0, 2, "logits")) return false;
+    if ((y->dtype != DN_DTYPE_I32 && y->dtype != DN_DTYPE_I64) || y->shape.rank != 1 ||
+        y->shape.dim[0] != x->shape.dim[0])
+        return fail(r, "%s: labels %s do not match logits %s (expected i32[%s])", OPN, TY(y), TY(x),
+                    dim_str(x->shape.dim[0], (char[24]){0}));
+    if (!(s >= 0 && s <= 1)) return fail(r, "%s: smoothing must be in [0, 1], got %g", OPN, s);
+    return true;
+}
+
+static bool want_dloss(Rule *r, int i)
+{
+    if (IN(i)->dtype != DN_DTYPE_F32 || IN(i)->shape.rank != 0)
+        return fail(r, "%s expects an f32[] loss gradient, got %s", OPN, TY(IN(i)));
+    return true;
+}
+
+RULE(cross_entropy) { return ce_operands(r) && scalar_result(r); }
+RULE(cross_entropy_bwd) { return ce_operands(r) && want_dloss(r, 2) && like(r, 0); }
+RULE(mse) { return want(r, 0, -1, "prediction") && same(r, 0, 1) && scalar_result(r); }
+RULE(mse_bwd) { return want(r, 0, -1, "prediction") && same(r, 0, 1) && want_dloss(r, 2) && like(r, 0); }
+
+/* ---- optimizer updates ----------------------------------------------------- */
+
+static bool check_sched(Rule *r)
+{
+    const DnOp *op = r->op;
+    const char *s = dn_op_str(op, "sched");
+    if (strcmp(s, "const") && strcmp(s, "step") && strcmp(s, "cosine"))
+        return fail(r, "%s: unknown schedule '%s' (const, step or cosine)", OPN, s);
+    if (!(dn_op_float(op, "lr") >= 0) || !(dn_op_float(op, "weight_decay") >= 0) || !(dn_op_float(op, "min_lr") >= 0))
+        return fail(r, "%s: lr, weight_decay and min_lr must be >= 0", OPN);
+    if (dn_op_int(op, "step_size") < 1 || dn_op_int(op, "total_steps") < 1 || dn_op_int(op, "warmup") < 0)
+        return fail(r, "%s: step_size and total_steps must be >= 1, warmup >= 0", OPN);
+    return true;
+}
+
+/* Operands 1..n-1 have the type of the parameter (operand 0). */
+static bool like_param(Rule *r)
+{
+    if (!want(r, 0, -1, "parameter")) return false;
+    for (int i = 1; i < r->op->nin; i++)
+        if (!same(r, 0, i)) return false;
+    return true;
+}
+
+RULE(sgd_update)
+{
+    const DnOp *op = r->op;
+    int64_t nest = dn_op_int(op, "nesterov");
+    if (!(dn_op_float(op, "momentum") >= 0) || (nest != 0 && nest != 1))
+        return fail(r, "%s: momentum must be >= 0 and nesterov 0 or 1", OPN);
+    return like_param(r) && check_sched(r);
+}
+
+RULE(adam_update)
+{
+    const DnOp *op = r->op;
+    double b1 = dn_op_float(op, "beta1"), b2 = dn_op_float(op, "beta2");
+    int64_t dec = dn_op_int(op, "decoupled");
+    if (!(b1 >= 0 && b1 < 1 && b2 >= 0 && b2 < 1))
+        return fail(r, "%s: beta1 and beta2 must be in [0, 1), got %g and %g", OPN, b1, b2);
+    if (!(dn_op_float(op, "eps") >= 0) || (dec != 0 && dec != 1))
+        return fail(r, "%s: eps must be >= 0 and decoupled 0 or 1", OPN);
+    return like_param(r) && check_sched(r);
+}
+
+/* ---- the table ------------------------------------------------------------- */
+
+static bool (*const rules[DN_OP_COUNT])(Rule *) = {
+#define OP(E, nm, mi, ma, no, fl, at) [DN_OP_##E] = shape_##nm,
+#include "ops.def"
+#undef OP
+};
+
+DnStatus dn_infer_shapes(DnCtx *cx, const DnOp *op, DnDType *dt, DnShape *sh)
+{
+    DN_ASSERT(op->kind >= 0 && op->kind < DN_OP_COUNT && op->nout <= DN_MAX_OUTS);
+    Rule r = {.cx = cx, .op = op};
+    if (!rules[op->kind](&r)) return DN_ERR;
+    for (int i = 0; i < op->nout; i++) {
+        dt[i] = r.dt[i];
+        sh[i] = r.sh[i];
+    }
+    return DN_OK;
+}
