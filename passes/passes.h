@@ -87,4 +87,9 @@ typedef struct DnModule {
     float lr;                /* base learning rate (0 without training) */
 } DnModule;
 
+
+
+/* canonicalize.c: marks dead every unused op without side effects. */
+void dn_dce(DnGraph *g, DnArena *scratch);
+
 #endif

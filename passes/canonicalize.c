@@ -1,0 +1,56 @@
+/* canonicalize.c -- dead code elimination and trivial identities.
+ * Identities: scale by 1 and reshape to the operand's own shape become
+ * their operand.  Then every op whose results are unused (not an operand of
+ * a live op, not an output, not the loss) and that has no side effect is
+ * marked dead.  Requires: nothing.  Preserves: shapes, locations. */
+#include "passes.h"
+
+/* Returns the operand an identity op can be replaced by, or NULL. */
+static DnValue *identity_of(const DnOp *op)
+{
+    if (op->kind == DN_OP_SCALE && dn_op_float(op, "alpha") == 1.0) return op->in[0];
+    if (op->kind == DN_OP_RESHAPE && dn_shape_eq(&op->in[0]->shape, &op->out[0]->shape)) return op->in[0];
+    return NULL;
+}
+
+static void fold_identities(DnGraph *g)
+{
+    for (int i = 0; i < g->ops.len; i++) {
+        DnOp *op = g->ops.data[i];
+        DnValue *same = op->dead ? NULL : identity_of(op);
+        if (!same) continue;
+        dn_graph_replace_uses(g, op->out[0], same);
+        op->dead = true;
+    }
+}
+
+static bool is_used(const DnGraph *g, const int *uses, const DnOp *op)
+{
+    for (int r = 0; r < op->nout; r++) {
+        if (uses[op->out[r]->id] > 0 || op->out[r] == g->loss) return true;
+        for (int k = 0; k < g->outputs.len; k++)
+            if (g->outputs.data[k] == op->out[r]) return true;
+    }
+    return false;
+}
+
+/* Marks dead every op with no use and no side effect, back to front, so a
+ * chain of dead ops dies in one sweep. */
+void dn_dce(DnGraph *g, DnArena *scratch)
+{
+    int *uses = dn_fill_uses(g, scratch);
+    for (int i = g->ops.len - 1; i >= 0; i--) {
+        DnOp *op = g->ops.data[i];
+        if (op->dead || (dn_op_info[op->kind].flags & DN_OPF_SIDE_EFFECT) || is_used(g, uses, op)) continue;
+        op->dead = true;
+        for (int k = 0; k < op->nin; k++)
+            if (op->in[k]) uses[op->in[k]->id]--;
+    }
+}
+
+DnStatus dn_pass_canonicalize(DnPassCtx *pc, DnGraph *g)
+{
+    fold_identities(g);
+    dn_dce(g, &pc->scratch);
+    return DN_OK;
+}

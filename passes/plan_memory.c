@@ -1,0 +1,229 @@
+/* plan_memory.c -- the state layout and the static arena plan.
+ *
+ * The state block holds every parameter, buffer and optimizer tensor at
+ * 64-aligned offsets in params order.  The arena holds every intermediate
+ * value.  Values whose shape has the batch dimension take bytes in
+ * proportion to N; the others a fixed size.  Two pools, one per kind, are
+ * planned separately by greedy first-fit over lifetimes (a value lives from
+ * the op that writes it to its last reader); the arena is
+ *     [ fixed pool: arena_b bytes ][ per-N pool: arena_n * N bytes ]
+ * so every offset has the form coef_n * N + offset and one plan serves
+ * every batch size.  Reshape results alias their operand; graph inputs,
+ * outputs and params are pinned to the caller's buffers and the state block.
+ * Runs last: after it, the graph must not change.
+ */
+#include "passes.h"
+
+enum { ALIGN = 64 };
+#define PER_N (-1) /* offset placeholder of per-N pool buffers */
+
+static int64_t align_up(int64_t x) { return (x + ALIGN - 1) / ALIGN * ALIGN; }
+
+void dn_state_layout(const DnGraph *g, DnArena *a, DnStateLayout *out)
+{
+    out->n = g->params.len;
+    out->offset = dn_arena_alloc(a, sizeof(int64_t) * (size_t)(out->n ? out->n : 1));
+    int64_t at = 0;
+    for (int i = 0; i < g->params.len; i++) {
+        const DnParam *p = g->params.data[i];
+        out->offset[i] = at;
+        at = align_up(at + dn_shape_numel_static(&p->shape) * dn_dtype_size(p->dtype));
+    }
+    out->bytes = at;
+}
+
+/* One live allocation in a pool. */
+typedef struct Block {
+    int64_t offset, size;
+} Block;
+
+typedef struct Pool {
+    DN_VEC(Block) live; /* sorted by offset */
+    int64_t extent;     /* high-water mark */
+} Pool;
+
+/* First fit: the lowest gap between live blocks that holds 'size'. */
+static int64_t pool_alloc(DnArena *a, Pool *p, int64_t size)
+{
+    int64_t at = 0;
+    int pos = 0;
+    for (; pos < p->live.len; pos++) {
+        if (p->live.data[pos].offset - at >= size) break;
+        at = p->live.data[pos].offset + p->live.data[pos].size;
+    }
+    Block b = {at, size};
+    dn_vec_push(a, &p->live, b); /* grow, then shift into place */
+    memmove(&p->live.data[pos + 1], &p->live.data[pos], sizeof(Block) * (size_t)(p->live.len - 1 - pos));
+    p->live.data[pos] = b;
+    if (at + size > p->extent) p->extent = at + size;
+    return at;
+}
+
+static void pool_free(Pool *p, int64_t offset)
+{
+    for (int i = 0; i < p->live.len; i++)
+        if (p->live.data[i].offset == offset) {
+            memmove(&p->live.data[i], &p->live.data[i + 1], sizeof(Block) * (size_t)(p->live.len - 1 - i));
+            p->live.len--;
+            return;
+        }
+    DN_UNREACHABLE();
+}
+
+/* Bytes of 'v': per batch item when it has N, else in total. */
+static int64_t value_bytes(const DnValue *v) { return dn_shape_numel_static(&v->shape) * dn_dtype_size(v->dtype); }
+
+typedef struct Planner {
+    DnGraph *g;
+    DnPlan *plan;
+    DnArena *a;
+    DnValue **root;   /* by value id: the value whose storage it uses (views) */
+    int *last;        /* by root id: index of the last op reading it; INT32_MAX = never free */
+    Pool fixed, per_n;
+} Planner;
+
+static void pin_boundaries(Planner *pl, const DnStateLayout *state)
+{
+    DnGraph *g = pl->g;
+    for (int i = 0; i < g->inputs.len; i++)
+        pl->plan->buf[g->inputs.data[i]->id] = (DnBuf){.kind = DN_BUF_INPUT, .index = i};
+    for (int i = 0; i < g->params.len; i++)
+        pl->plan->buf[g->params.data[i]->value->id] = (DnBuf){.kind = DN_BUF_STATE, .offset = state->offset[i]};
+    for (int i = 0; i < g->outputs.len; i++) {
+        DnValue *v = g->outputs.data[i];
+        if (v->kind == DN_VAL_OP) pl->plan->buf[v->id] = (DnBuf){.kind = DN_BUF_OUTPUT, .index = i};
+    }
+}
+
+/* Views share their operand's storage unless they are pinned outputs. */
+static void find_roots(Planner *pl)
+{
+    DnGraph *g = pl->g;
+    for (int i = 0; i < g->nvalues; i++) pl->root[i] = NULL;
+    for (int i = 0; i < g->ops.len; i++) {
+        DnOp *op = g->ops.data[i];
+        if (op->dead) continue;
+        for (int r = 0; r < op->nout; r++) {
+            DnValue *v = op->out[r];
+            bool view = (dn_op_info[op->kind].flags & DN_OPF_VIEW) && pl->plan->buf[v->id].kind != DN_BUF_OUTPUT;
+            DnValue *src = op->in[0];
+            pl->root[v->id] = view ? (pl->root[src->id] ? pl->root[src->id] : src) : v;
+        }
+    }
+}
+
+static void find_last_uses(Planner *pl)
+{
+    DnGraph *g = pl->g;
+    for (int i = 0; i < g->nvalues; i++) pl->last[i] = -1;
+    for (int i = 0; i < g->ops.len; i++) {
+        DnOp *op = g->ops.data[i];
+        if (op->dead) continue;
+        for (int k = 0; k < op->nin; k++) {
+            DnValue *r = op->in[k] && pl->root[op->in[k]->id] ? pl->root[op->in[k]->id] : NULL;
+            if (r && pl->last[r->id] < i) pl->last[r->id] = i;
+        }
+    }
+    if (g->loss && pl->root[g->loss->id]) pl->last[pl->root[g->loss->id]->id] = INT32_MAX;
+}
+
+static void place(Planner *pl, DnValue *v)
+{
+    DnBuf *b = &pl->plan->buf[v->id];
+    if (b->kind == DN_BUF_OUTPUT) return;
+    DnValue *r = pl->root[v->id];
+    if (r != v) { /* a view: same storage as its root */
+        *b = pl->plan->buf[r->id];
+        return;
+    }
+    int64_t size = align_up(value_bytes(v));
+    bool has_n = dn_shape_has_n(&v->shape);
+    *b = (DnBuf){.kind = DN_BUF_ARENA};
+    if (has_n) {
+        b->coef_n = pool_alloc(pl->a, &pl->per_n, size);
+        b->offset = PER_N; /* becomes arena_b once the fixed pool's size is known */
+    } else {
+        b->offset = pool_alloc(pl->a, &pl->fixed, size);
+    }
+    if (has_n) pl->plan->naive_n += size;
+    else pl->plan->naive_b += size;
+}
+
+static void release(Planner *pl, DnValue *r)
+{
+    const DnBuf *b = &pl->plan->buf[r->id];
+    if (b->kind != DN_BUF_ARENA) return;
+    if (dn_shape_has_n(&r->shape)) pool_free(&pl->per_n, b->coef_n);
+    else pool_free(&pl->fixed, b->offset);
+}
+
+/* Walks the ops in order: results are placed before the operands that die
+ * at this op are released, so a result never overlaps its own operands. */
+static void assign(Planner *pl)
+{
+    DnGraph *g = pl->g;
+    for (int i = 0; i < g->ops.len; i++) {
+        DnOp *op = g->ops.data[i];
+        if (op->dead) continue;
+        for (int r = 0; r < op->nout; r++) place(pl, op->out[r]);
+        for (int r = 0; r < op->nout; r++) /* results nobody reads die at once */
+            if (pl->root[op->out[r]->id] == op->out[r] && pl->last[op->out[r]->id] < 0) release(pl, op->out[r]);
+        for (int k = 0; k < op->nin; k++) {
+            DnValue *r = op->in[k] ? pl->root[op->in[k]->id] : NULL;
+            if (r && pl->last[r->id] == i) {
+                release(pl, r);
+                pl->last[r->id] = INT32_MAX; /* operand listed twice: release once */
+            }
+        }
+    }
+}
+
+DnPlan *dn_plan_memory(DnGraph *g, const DnStateLayout *state, DnArena *a)
+{
+    DnPlan *plan = dn_arena_alloc(a, sizeof *plan);
+    plan->buf = dn_arena_alloc(a, sizeof(DnBuf) * (size_t)(g->nvalues ? g->nvalues : 1));
+    Planner pl = {.g = g, .plan = plan, .a = a};
+    pl.root = dn_arena_alloc(a, sizeof(DnValue *) * (size_t)(g->nvalues ? g->nvalues : 1));
+    pl.last = dn_arena_alloc(a, sizeof(int) * (size_t)(g->nvalues ? g->nvalues : 1));
+    pin_boundaries(&pl, state);
+    find_roots(&pl);
+    find_last_uses(&pl);
+    assign(&pl);
+    plan->arena_b = align_up(pl.fixed.extent);
+    plan->arena_n = pl.per_n.extent;
+    for (int i = 0; i < g->nvalues; i++) /* the per-N pool starts after the fixed one */
+        if (plan->buf[i].kind == DN_BUF_ARENA && plan->buf[i].offset == PER_N) plan->buf[i].offset = plan->arena_b;
+    return plan;
+}
+
+static const char *buf_str(const DnBuf *b, char *s, size_t len)
+{
+    switch (b->kind) {
+    case DN_BUF_NONE: snprintf(s, len, "-"); break;
+    case DN_BUF_ARENA:
+        if (b->coef_n) snprintf(s, len, "arena + %lld*N + %lld", (long long)b->coef_n, (long long)b->offset);
+        else snprintf(s, len, "arena + %lld", (long long)b->offset);
+        break;
+    case DN_BUF_STATE: snprintf(s, len, "state + %lld", (long long)b->offset); break;
+    case DN_BUF_INPUT: snprintf(s, len, "input %d", b->index); break;
+    case DN_BUF_OUTPUT: snprintf(s, len, "output %d", b->index); break;
+    }
+    return s;
+}
+
+void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
+{
+    fprintf(out, "plan @%s {\n", g->name);
+    for (int i = 0; i < g->ops.len; i++) {
+        const DnOp *op = g->ops.data[i];
+        if (op->dead) continue;
+        for (int r = 0; r < op->nout; r++) {
+            char ty[128], where[96];
+            const DnValue *v = op->out[r];
+            fprintf(out, "  %-18s %-28s %s\n", dn_op_info[op->kind].name, dn_type_str(v->dtype, &v->shape, ty, sizeof ty),
+                    buf_str(&p->buf[v->id], where, sizeof where));
+        }
+    }
+    fprintf(out, "  arena: %lld*N + %lld bytes (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,
+            (long long)p->arena_b, (long long)p->naive_n, (long long)p->naive_b);
+}
