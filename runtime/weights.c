@@ -1,0 +1,144 @@
+/* weights.c -- a session's state to and from safetensors files
+ * (dnrt_session_load / dnrt_session_save).
+ *
+ * Loading is strict, like PyTorch's load_state_dict(strict=True): every
+ * weight and buffer must be in the file with the model's dtype and shape,
+ * and the file may hold nothing else.  Optimizer state is optional as a
+ * group: absent, it is reset (zeros, step 0); present, it must be complete.
+ * The whole file is checked before the first byte of the session changes.
+ * Saving writes every state tensor plus "dnnc.model" and "dnnc.step".
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "safetensors.h"
+
+/* What validation found, applied afterwards by apply(). */
+typedef struct plan {
+    const dnrt_st_tensor **src; /* per state tensor: its file tensor or NULL */
+    int have_optim;             /* the file holds the optimizer state */
+    int have_step;
+    int64_t step;
+} plan;
+
+static int state_index(const dnrt_model_desc *d, const char *name) {
+    for (int32_t i = 0; i < d->nstate; i++)
+        if (strcmp(d->state[i].name, name) == 0)
+            return i;
+    return -1;
+}
+
+/* Same dtype and shape?  Otherwise "expected f32[..], got f16[..]". */
+static int check_match(const char *path, const dnrt_tensor_desc *want, const dnrt_st_tensor *got, dnrt_error *err) {
+    int same = got->dtype == want->dtype && got->rank == want->rank;
+    for (int32_t k = 0; same && k < want->rank; k++)
+        same = got->dim[k] == want->dim[k];
+    if (same)
+        return 0;
+    char lower[16], a[160], b[160];
+    size_t i = 0;
+    for (; got->dtype_name[i] && i < sizeof lower - 1; i++)
+        lower[i] = (char)tolower((unsigned char)got->dtype_name[i]);
+    lower[i] = 0;
+    dnrt_type_str(dnrt_dtype_name(want->dtype), want->rank, want->dim, a, sizeof a);
+    dnrt_type_str(lower, got->rank, got->dim, b, sizeof b);
+    return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: tensor '%s': expected %s, got %s", path, want->name, a, b);
+}
+
+/* "dnnc.step": a non-negative decimal integer, when present. */
+static int read_step(const char *path, const dnrt_st_file *f, plan *p, dnrt_error *err) {
+    const char *v = dnrt_st_meta(f, "dnnc.step");
+    if (!v)
+        return 0;
+    char *end;
+    long long step = strtoll(v, &end, 10);
+    if (!*v || *end || step < 0 || !isdigit((unsigned char)*v))
+        return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: metadata dnnc.step = '%s' is not a step count", path, v);
+    p->have_step = 1;
+    p->step = step;
+    return 0;
+}
+
+/* Checks the whole file against the model; fills 'p'. */
+static int validate(const dnrt_model_desc *d, const char *path, const dnrt_st_file *f, plan *p, dnrt_error *err) {
+    for (int32_t i = 0; i < f->ntensors; i++)
+        if (state_index(d, f->tensors[i].name) < 0)
+            return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: unexpected tensor '%s' (model '%s' has no such state)", path,
+                             f->tensors[i].name, d->name ? d->name : "?");
+    int noptim = 0, nfound = 0;
+    const char *missing_optim = NULL;
+    for (int32_t i = 0; i < d->nstate; i++) {
+        const dnrt_tensor_desc *t = &d->state[i];
+        p->src[i] = dnrt_st_find(f, t->name);
+        if (p->src[i] && check_match(path, t, p->src[i], err))
+            return -1;
+        if (t->kind != DNRT_STATE_OPTIM && !p->src[i])
+            return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: missing tensor '%s'", path, t->name);
+        if (t->kind == DNRT_STATE_OPTIM) {
+            noptim++;
+            nfound += p->src[i] != NULL;
+            if (!p->src[i] && !missing_optim)
+                missing_optim = t->name;
+        }
+    }
+    if (nfound > 0 && nfound < noptim)
+        return dnrt_fail(err, DNRT_ERR_FORMAT,
+                         "%s: missing tensor '%s' (optimizer state must be complete or absent)", path, missing_optim);
+    p->have_optim = nfound > 0;
+    return read_step(path, f, p, err);
+}
+
+/* Copies the validated file into the session. */
+static void apply(dnrt_session *s, const plan *p) {
+    const dnrt_model_desc *d = s->d;
+    for (int32_t i = 0; i < d->nstate; i++) {
+        uint8_t *dst = s->state + d->state[i].offset;
+        if (p->src[i])
+            memcpy(dst, p->src[i]->data, p->src[i]->nbytes);
+        else
+            memset(dst, 0, (size_t)dnrt_state_nbytes(&d->state[i]));
+    }
+    if (!p->have_optim)
+        s->step = 0;
+    else if (p->have_step)
+        s->step = p->step;
+}
+
+int dnrt_session_load(dnrt_session *s, const char *path, dnrt_error *err) {
+    if (!s || !path)
+        return dnrt_fail(err, DNRT_ERR_ARG, "load: %s is NULL", s ? "path" : "session");
+    dnrt_st_file f;
+    if (dnrt_st_read(path, &f, err))
+        return -1;
+    plan p = {.src = dnrt_malloc(sizeof *p.src * (size_t)(s->d->nstate ? s->d->nstate : 1))};
+    int rc = p.src ? validate(s->d, path, &f, &p, err) : dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
+    if (!rc)
+        apply(s, &p);
+    dnrt_free(p.src);
+    dnrt_st_free(&f);
+    return rc ? -1 : dnrt_ok(err);
+}
+
+int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err) {
+    if (!s || !path)
+        return dnrt_fail(err, DNRT_ERR_ARG, "save: %s is NULL", s ? "path" : "session");
+    const dnrt_model_desc *d = s->d;
+    dnrt_st_tensor *t = dnrt_malloc(sizeof *t * (size_t)(d->nstate ? d->nstate : 1));
+    if (!t)
+        return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
+    for (int32_t i = 0; i < d->nstate; i++) {
+        const dnrt_tensor_desc *st = &d->state[i];
+        t[i] = (dnrt_st_tensor){.name = st->name, .dtype = st->dtype, .rank = st->rank,
+                                .data = s->state + st->offset, .nbytes = (size_t)dnrt_state_nbytes(st)};
+        memcpy(t[i].dim, st->dim, sizeof st->dim);
+    }
+    char step[24];
+    snprintf(step, sizeof step, "%lld", (long long)s->step);
+    const char *keys[] = {"dnnc.model", "dnnc.step"}, *values[] = {d->name ? d->name : "", step};
+    int rc = dnrt_st_write(path, d->nstate, t, 2, keys, values, err);
+    dnrt_free(t);
+    return rc;
+}

@@ -1,0 +1,567 @@
+/* test_safetensors.c -- the safetensors reader and writer, and session
+ * load/save on top of them: round trips (f32, i32, i64, rank 0, empty
+ * tensors, metadata with escapes), every kind of damaged file (each error
+ * must name the file and, where there is one, the tensor), strict loading
+ * (shape, dtype, missing, unknown, optimizer group, step), atomic saving
+ * (a failed save leaves the previous file intact), and fault injection. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "dnrt.h"
+#include "runtime/fault.h"
+#include "runtime/safetensors.h"
+
+static char dir[64];
+
+static void make_dir(void) {
+    strcpy(dir, "/tmp/dnrt_st_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+TestSuite(st, .init = make_dir, .fini = remove_dir);
+TestSuite(load, .init = make_dir, .fini = remove_dir);
+
+static const char *in_dir(const char *name) {
+    static char buf[4][256];
+    static int slot;
+    char *p = buf[slot++ % 4];
+    snprintf(p, 256, "%s/%s", dir, name);
+    return p;
+}
+
+/* Writes a file by hand: 8-byte length 'hlen' (the header's own length
+ * when hlen < 0), the header text, then 'ndata' bytes of data. */
+static const char *raw_file(const char *name, const char *header, long long hlen, size_t ndata) {
+    const char *path = in_dir(name);
+    FILE *fp = fopen(path, "wb");
+    cr_assert_not_null(fp);
+    uint64_t len = hlen < 0 ? strlen(header) : (uint64_t)hlen;
+    for (int i = 0; i < 8; i++)
+        fputc((int)(len >> (8 * i) & 0xff), fp);
+    fputs(header, fp);
+    for (size_t i = 0; i < ndata; i++)
+        fputc((int)i, fp);
+    fclose(fp);
+    return path;
+}
+
+static void expect_read_error(const char *path, int code, const char *needle) {
+    dnrt_st_file f;
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_read(path, &f, &err), -1, "read of '%s' succeeded", path);
+    cr_assert_eq(err.code, code, "code %d: %s", err.code, err.message);
+    cr_assert(strncmp(err.message, path, strlen(path)) == 0, "message does not start with the path: %s",
+              err.message);
+    cr_assert(strstr(err.message, needle), "message '%s' lacks '%s'", err.message, needle);
+    cr_assert_null(f.image);
+}
+
+/* ---- round trips ------------------------------------------------------- */
+
+Test(st, round_trip_all_dtypes) {
+    float a[6] = {1.5f, -2, 3, 4, 5, 6e-30f};
+    int32_t b[5] = {-1, 0, 1, 2147483647, -2147483647 - 1};
+    int64_t c = -1234567890123LL;
+    dnrt_st_tensor t[] = {
+        {.name = "layer.0.weight", .dtype = DNRT_F32, .rank = 2, .dim = {2, 3}, .data = a, .nbytes = sizeof a},
+        {.name = "idx", .dtype = DNRT_I32, .rank = 1, .dim = {5}, .data = b, .nbytes = sizeof b},
+        {.name = "count", .dtype = DNRT_I64, .rank = 0, .data = &c, .nbytes = 8},
+        {.name = "empty \"q\" \\ \t", .dtype = DNRT_F32, .rank = 2, .dim = {0, 4}, .data = NULL, .nbytes = 0},
+    };
+    const char *keys[] = {"format", "note"}, *values[] = {"pt", "caf\xc3\xa9 \"quoted\"\n"};
+    const char *path = in_dir("rt.safetensors");
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_write(path, 4, t, 2, keys, values, &err), 0, "%s", err.message);
+
+    dnrt_st_file f;
+    cr_assert_eq(dnrt_st_read(path, &f, &err), 0, "%s", err.message);
+    cr_assert_eq(f.ntensors, 4);
+    uint64_t hlen = 0;
+    memcpy(&hlen, f.image, 8);
+    cr_assert_eq((8 + hlen) % 8, 0, "data section not 8-aligned");
+    for (int i = 0; i < 4; i++) {
+        const dnrt_st_tensor *g = dnrt_st_find(&f, t[i].name);
+        cr_assert_not_null(g, "tensor '%s' lost", t[i].name);
+        cr_assert_eq(g->dtype, t[i].dtype);
+        cr_assert_eq(g->rank, t[i].rank);
+        for (int k = 0; k < t[i].rank; k++)
+            cr_assert_eq(g->dim[k], t[i].dim[k]);
+        cr_assert_eq(g->nbytes, t[i].nbytes);
+        cr_assert(t[i].nbytes == 0 || memcmp(g->data, t[i].data, t[i].nbytes) == 0);
+    }
+    cr_assert_str_eq(dnrt_st_find(&f, "idx")->dtype_name, "I32");
+    cr_assert_str_eq(dnrt_st_meta(&f, "note"), values[1]);
+    cr_assert_str_eq(dnrt_st_meta(&f, "format"), "pt");
+    cr_assert_null(dnrt_st_meta(&f, "absent"));
+    cr_assert_null(dnrt_st_find(&f, "absent"));
+    dnrt_st_free(&f);
+}
+
+Test(st, reads_escapes_other_dtypes_and_padding) {
+    /* \u escapes incl. a surrogate pair, a dtype dnnc does not use (F16),
+     * whitespace and trailing padding */
+    const char *h = "{ \"w\\u00e9\\ud83d\\ude00\" : {\"shape\": [2], \"dtype\": \"F16\", \"data_offsets\": [0, 4]},"
+                    " \"__metadata__\": {} }    ";
+    const char *path = raw_file("esc.safetensors", h, -1, 4);
+    dnrt_st_file f;
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_read(path, &f, &err), 0, "%s", err.message);
+    cr_assert_eq(f.ntensors, 1);
+    cr_assert_str_eq(f.tensors[0].name, "w\xc3\xa9\xf0\x9f\x98\x80");
+    cr_assert_eq(f.tensors[0].dtype, -1);
+    cr_assert_str_eq(f.tensors[0].dtype_name, "F16");
+    cr_assert_eq(f.nmeta, 0);
+    dnrt_st_free(&f);
+}
+
+Test(st, empty_file_object) {
+    const char *path = raw_file("empty.safetensors", "{}", -1, 0);
+    dnrt_st_file f;
+    cr_assert_eq(dnrt_st_read(path, &f, NULL), 0);
+    cr_assert_eq(f.ntensors, 0);
+    dnrt_st_free(&f);
+}
+
+/* ---- damaged files --------------------------------------------------------- */
+
+#define T1 "\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}"
+
+Test(st, missing_file) { expect_read_error(in_dir("nope.safetensors"), DNRT_ERR_IO, "cannot open"); }
+
+Test(st, truncated_files) {
+    expect_read_error(raw_file("a", "", 0, 0), DNRT_ERR_FORMAT, "header length 0");
+    const char *p = in_dir("tiny");
+    FILE *fp = fopen(p, "wb");
+    fputs("abc", fp);
+    fclose(fp);
+    expect_read_error(p, DNRT_ERR_FORMAT, "too short");
+    /* data cut off: the tensor's bytes run past the end */
+    expect_read_error(raw_file("b", "{" T1 "}", -1, 5), DNRT_ERR_FORMAT,
+                      "tensor 't': data_offsets [0, 8] outside the data section (5 bytes)");
+}
+
+Test(st, header_length_too_big) {
+    expect_read_error(raw_file("a", "{}", 1000, 0), DNRT_ERR_FORMAT, "header length 1000");
+    expect_read_error(raw_file("b", "{}", 1LL << 62, 0), DNRT_ERR_FORMAT, "header length");
+}
+
+Test(st, bad_json) {
+    struct {
+        const char *header, *needle;
+    } cases[] = {
+        {"{" T1, "expected '}'"},
+        {"[]", "expected '{'"},
+        {"{\"t\" 1}", "expected ':'"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2,],\"data_offsets\":[0,8]}}", "expected an integer"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2.5],\"data_offsets\":[0,8]}}", "expected an integer"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,8]}}", "too large"},
+        {"{\"t\":{\"dtype\":F32,\"shape\":[2],\"data_offsets\":[0,8]}}", "expected '\"'"},
+        {"{\"t\\x\":{}}", "bad escape"},
+        {"{\"t\\ud800\":{}}", "unpaired surrogate"},
+        {"{\"t\n\":{}}", "control character"},
+        {"{\"unterminated", "unterminated string"},
+        {"{" T1 "} x", "unexpected text after the header"},
+        {"{" T1 "," T1 "}", "tensor 't' appears twice"},
+        {"{\"__metadata__\":{\"a\":1}}", "metadata values must be strings"},
+        {"{\"__metadata__\":{},\"__metadata__\":{}}", "duplicate \"__metadata__\""},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}", "tensor 't': unknown field 'extra'"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2]}}", "tensor 't': missing \"data_offsets\""},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", "data_offsets needs 2 integers"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", "too many elements"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "bad%zu", i);
+        expect_read_error(raw_file(name, cases[i].header, -1, 16), DNRT_ERR_FORMAT, cases[i].needle);
+    }
+}
+
+Test(st, inconsistent_entries) {
+    struct {
+        const char *header, *needle;
+    } cases[] = {
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,24]}}",
+         "tensor 't': data_offsets [8, 24] outside the data section (16 bytes)"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[8,4]}}", "tensor 't': data_offsets [8, 4]"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[-4,4]}}", "tensor 't': data_offsets [-4, 4]"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}",
+         "tensor 't': F32[3] needs 12 bytes, data_offsets give 8"},
+        {"{\"t\":{\"dtype\":\"Q7\",\"shape\":[2],\"data_offsets\":[0,8]}}", "tensor 't': unknown dtype 'Q7'"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", "tensor 't': bad shape F32[-2]"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+         "tensors 'a' and 'b' overlap"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "inc%zu", i);
+        expect_read_error(raw_file(name, cases[i].header, -1, 16), DNRT_ERR_FORMAT, cases[i].needle);
+    }
+}
+
+Test(st, write_rejects_bad_tensors) {
+    float x[2] = {0};
+    dnrt_st_tensor t = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {3}, .data = x, .nbytes = sizeof x};
+    dnrt_error err;
+    cr_assert_eq(dnrt_st_write(in_dir("w"), 1, &t, 0, NULL, NULL, &err), -1);
+    cr_assert_eq(err.code, DNRT_ERR_ARG);
+    cr_assert(strstr(err.message, "tensor 'x'"), "%s", err.message);
+    cr_assert_eq(access(in_dir("w"), F_OK), -1, "nothing may be written");
+}
+
+/* ---- atomic save ------------------------------------------------------------ */
+
+static long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : -1;
+}
+
+static int count_entries(void) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static char *slurp(const char *path, long *size) {
+    FILE *fp = fopen(path, "rb");
+    cr_assert_not_null(fp);
+    *size = file_size(path);
+    char *p = malloc((size_t)*size + 1);
+    cr_assert_eq(fread(p, 1, (size_t)*size, fp), (size_t)*size);
+    fclose(fp);
+    return p;
+}
+
+Test(st, failed_write_keeps_previous_file) {
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+    dnrt_st_tensor t = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = a, .nbytes = 16};
+    const char *path = in_dir("keep.safetensors");
+    dnrt_error err;
+    cr_assert_eq(dnrt_st_write(path, 1, &t, 0, NULL, NULL, &err), 0, "%s", err.message);
+    long size0;
+    char *before = slurp(path, &size0);
+    t.data = b;
+    int failures = 0;
+    for (int nth = 1; nth < 50; nth++) {
+        dnrt_fault_fail_io(nth);
+        int rc = dnrt_st_write(path, 1, &t, 0, NULL, NULL, &err);
+        dnrt_fault_fail_io(0);
+        if (rc == 0)
+            break;
+        failures++;
+        cr_assert_eq(err.code, DNRT_ERR_IO, "%s", err.message);
+        cr_assert(strstr(err.message, path), "%s", err.message);
+        long size1;
+        char *after = slurp(path, &size1);
+        cr_assert(size1 == size0 && memcmp(before, after, (size_t)size0) == 0, "file changed by failed write %d", nth);
+        free(after);
+        cr_assert_eq(count_entries(), 1, "temporary file left behind after failure %d", nth);
+    }
+    cr_assert_geq(failures, 5); /* create, 3 writes, fsync, rename */
+    dnrt_st_file f;
+    cr_assert_eq(dnrt_st_read(path, &f, &err), 0);
+    cr_assert(memcmp(f.tensors[0].data, b, 16) == 0);
+    dnrt_st_free(&f);
+    free(before);
+}
+
+Test(st, write_to_missing_folder_or_directory_fails) {
+    float a[1] = {1};
+    dnrt_st_tensor t = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {1}, .data = a, .nbytes = 4};
+    dnrt_error err;
+    const char *p = in_dir("no/such/folder/x.safetensors");
+    cr_assert_eq(dnrt_st_write(p, 1, &t, 0, NULL, NULL, &err), -1);
+    cr_assert_eq(err.code, DNRT_ERR_IO);
+    cr_assert(strstr(err.message, p), "%s", err.message);
+    /* the destination is a directory: rename fails, the directory stays */
+    const char *d = in_dir("adir");
+    cr_assert_eq(mkdir(d, 0755), 0);
+    cr_assert_eq(dnrt_st_write(d, 1, &t, 0, NULL, NULL, &err), -1);
+    cr_assert_eq(err.code, DNRT_ERR_IO, "%s", err.message);
+    struct stat st;
+    cr_assert(stat(d, &st) == 0 && S_ISDIR(st.st_mode));
+    cr_assert_eq(count_entries(), 1, "temporary file left behind");
+}
+
+Test(st, read_survives_fault_injection) {
+    float a[3] = {1, 2, 3};
+    dnrt_st_tensor t[2] = {{.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {3}, .data = a, .nbytes = 12},
+                           {.name = "y", .dtype = DNRT_F32, .rank = 1, .dim = {3}, .data = a, .nbytes = 12}};
+    const char *k[] = {"m"}, *v[] = {"1"};
+    const char *path = in_dir("f.safetensors");
+    cr_assert_eq(dnrt_st_write(path, 2, t, 1, k, v, NULL), 0);
+    int failures = 0;
+    for (int nth = 1; nth < 50; nth++) {
+        dnrt_st_file f;
+        dnrt_error err;
+        dnrt_fault_fail_alloc(nth);
+        int rc = dnrt_st_read(path, &f, &err);
+        dnrt_fault_fail_alloc(0);
+        if (rc == 0) {
+            cr_assert_eq(f.ntensors, 2);
+            dnrt_st_free(&f);
+            break;
+        }
+        failures++;
+        cr_assert_eq(err.code, DNRT_ERR_NOMEM, "%s", err.message);
+    }
+    cr_assert_geq(failures, 3);
+    for (int nth = 1; nth <= 2; nth++) {
+        dnrt_st_file f;
+        dnrt_error err;
+        dnrt_fault_fail_io(nth);
+        cr_assert_eq(dnrt_st_read(path, &f, &err), -1);
+        dnrt_fault_fail_io(0);
+        cr_assert_eq(err.code, DNRT_ERR_IO, "%s", err.message);
+    }
+}
+
+/* ---- session load / save ------------------------------------------------------ */
+
+/* A model with two weights, a buffer and two optimizer tensors; its entry
+ * functions are never the point here (train adds 1 to every weight). */
+enum { OFF_W = 0, OFF_B = 64, OFF_N = 128, OFF_MW = 192, OFF_MB = 256, BYTES = 320 };
+
+static void infer_nothing(const dnrt_call *c) { (void)c; }
+static void train_bump(const dnrt_call *c) {
+    float *w = (float *)(c->state + OFF_W), *m = (float *)(c->state + OFF_MW);
+    for (int i = 0; i < 6; i++)
+        w[i] += 1.0f, m[i] += 0.5f;
+    *(float *)c->outputs[0] = 0.0f;
+}
+
+static const dnrt_tensor_desc state[] = {
+    {.name = "fc.weight", .dtype = DNRT_F32, .rank = 2, .dim = {2, 3}, .offset = OFF_W, .kind = DNRT_STATE_WEIGHT,
+     .trainable = 1, .init = DNRT_INIT_NORMAL, .init_a = 0, .init_b = 1},
+    {.name = "fc.bias", .dtype = DNRT_F32, .rank = 1, .dim = {2}, .offset = OFF_B, .kind = DNRT_STATE_WEIGHT,
+     .trainable = 1, .init = DNRT_INIT_UNIFORM, .init_a = -1, .init_b = 1},
+    {.name = "bn.num_batches_tracked", .dtype = DNRT_I64, .rank = 0, .offset = OFF_N, .kind = DNRT_STATE_BUFFER},
+    {.name = "optim.fc.weight.m", .dtype = DNRT_F32, .rank = 2, .dim = {2, 3}, .offset = OFF_MW,
+     .kind = DNRT_STATE_OPTIM},
+    {.name = "optim.fc.bias.m", .dtype = DNRT_F32, .rank = 1, .dim = {2}, .offset = OFF_MB, .kind = DNRT_STATE_OPTIM},
+};
+static const dnrt_tensor_desc io = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {-1}};
+static const dnrt_model_desc desc = {
+    .abi_version = DNRT_ABI_VERSION, .name = "tiny", .ninputs = 1, .inputs = &io, .noutputs = 1, .outputs = &io,
+    .nstate = 5, .state = state, .state_bytes = BYTES, .infer = infer_nothing, .trains = 1, .train = train_bump,
+    .lr = 0.1f, .api = &dnrt_api_v1,
+};
+
+static dnrt_session *make(uint64_t seed) {
+    dnrt_options opt = {.threads = 1, .seed = seed};
+    dnrt_error err;
+    dnrt_session *s = dnrt_session_create(&desc, &opt, &err);
+    cr_assert_not_null(s, "%s", err.message);
+    return s;
+}
+
+static void train(dnrt_session *s, int steps) {
+    float x = 0, loss;
+    const void *ins[] = {&x};
+    for (int i = 0; i < steps; i++)
+        cr_assert_eq(dnrt_session_train_step(s, 1, ins, &loss, NULL), 0);
+}
+
+static void same_state(dnrt_session *a, dnrt_session *b) {
+    for (int i = 0; i < desc.nstate; i++)
+        cr_assert(memcmp(dnrt_session_state(a, state[i].name), dnrt_session_state(b, state[i].name),
+                         i == 2 ? 8 : state[i].dim[0] * (state[i].rank == 2 ? state[i].dim[1] : 1) * 4) == 0,
+                  "'%s' differs", state[i].name);
+}
+
+/* Writes the tensors of 'a' plus 'extra' (may be NULL) except 'skip'. */
+static const char *write_variant(dnrt_session *a, const char *name, const char *skip, const dnrt_st_tensor *extra,
+                                 const char *step) {
+    dnrt_st_tensor t[8];
+    int n = 0;
+    for (int i = 0; i < desc.nstate; i++) {
+        if (skip && strcmp(state[i].name, skip) == 0)
+            continue;
+        t[n] = (dnrt_st_tensor){.name = state[i].name, .dtype = state[i].dtype, .rank = state[i].rank,
+                                .data = dnrt_session_state(a, state[i].name)};
+        memcpy(t[n].dim, state[i].dim, sizeof state[i].dim);
+        t[n].nbytes = (size_t)(state[i].dtype == DNRT_I64 ? 8 : 4 * state[i].dim[0] * (state[i].rank == 2 ? 3 : 1));
+        n++;
+    }
+    if (extra)
+        t[n++] = *extra;
+    const char *k[] = {"dnnc.step"}, *v[] = {step};
+    const char *path = in_dir(name);
+    dnrt_error err;
+    cr_assert_eq(dnrt_st_write(path, n, t, step ? 1 : 0, k, v, &err), 0, "%s", err.message);
+    return path;
+}
+
+/* Expects load to fail with 'needle' and leave the whole state block
+ * (which starts at fc.weight, offset 0) and the step untouched. */
+static void expect_load_error(dnrt_session *s, const char *path, const char *needle) {
+    float before[BYTES / 4];
+    memcpy(before, dnrt_session_state(s, "fc.weight"), BYTES);
+    int64_t step = dnrt_session_get_step(s);
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_session_load(s, path, &err), -1, "load of %s succeeded", path);
+    cr_assert_eq(err.code, DNRT_ERR_FORMAT, "code %d: %s", err.code, err.message);
+    cr_assert(strncmp(err.message, path, strlen(path)) == 0, "message lacks the path: %s", err.message);
+    cr_assert(strstr(err.message, needle), "message '%s' lacks '%s'", err.message, needle);
+    cr_assert(memcmp(before, dnrt_session_state(s, "fc.weight"), BYTES) == 0, "failed load changed the state");
+    cr_assert_eq(dnrt_session_get_step(s), step);
+}
+
+Test(load, save_then_load_restores_everything) {
+    dnrt_session *a = make(1), *b = make(2);
+    train(a, 3);
+    *(int64_t *)dnrt_session_state(a, "bn.num_batches_tracked") = 77;
+    const char *path = in_dir("a.safetensors");
+    dnrt_error err;
+    cr_assert_eq(dnrt_session_save(a, path, &err), 0, "%s", err.message);
+    cr_assert_eq(dnrt_session_load(b, path, &err), 0, "%s", err.message);
+    same_state(a, b);
+    cr_assert_eq(dnrt_session_get_step(b), 3);
+    dnrt_st_file f;
+    cr_assert_eq(dnrt_st_read(path, &f, NULL), 0);
+    cr_assert_str_eq(dnrt_st_meta(&f, "dnnc.model"), "tiny");
+    cr_assert_str_eq(dnrt_st_meta(&f, "dnnc.step"), "3");
+    cr_assert_eq(f.ntensors, 5);
+    dnrt_st_free(&f);
+    /* the API table's entries are the same functions */
+    cr_assert_eq(desc.api->save(b, path, NULL), 0);
+    cr_assert_eq(desc.api->load(a, path, NULL), 0);
+    dnrt_session_destroy(a);
+    dnrt_session_destroy(b);
+}
+
+Test(load, without_optimizer_state_resets_it) {
+    dnrt_session *a = make(1), *b = make(2);
+    train(b, 5);
+    /* weights and buffer only (as from a PyTorch state_dict), with a step */
+    const char *p1 = write_variant(a, "w1", "optim.fc.weight.m", NULL, "9");
+    expect_load_error(b, p1, "missing tensor 'optim.fc.weight.m' (optimizer state must be complete or absent)");
+    const char *p2 = in_dir("weights_only");
+    {
+        dnrt_st_tensor t[3];
+        for (int i = 0; i < 3; i++) {
+            t[i] = (dnrt_st_tensor){.name = state[i].name, .dtype = state[i].dtype, .rank = state[i].rank,
+                                    .data = dnrt_session_state(a, state[i].name),
+                                    .nbytes = (size_t)(i == 0 ? 24 : 8)};
+            memcpy(t[i].dim, state[i].dim, sizeof state[i].dim);
+        }
+        cr_assert_eq(dnrt_st_write(p2, 3, t, 0, NULL, NULL, NULL), 0);
+    }
+    dnrt_error err;
+    cr_assert_eq(dnrt_session_load(b, p2, &err), 0, "%s", err.message);
+    cr_assert_eq(dnrt_session_get_step(b), 0);
+    const float *m = dnrt_session_state(b, "optim.fc.weight.m");
+    for (int i = 0; i < 6; i++)
+        cr_assert_eq(m[i], 0.0f);
+    cr_assert(memcmp(dnrt_session_state(a, "fc.weight"), dnrt_session_state(b, "fc.weight"), 24) == 0);
+    dnrt_session_destroy(a);
+    dnrt_session_destroy(b);
+}
+
+Test(load, strict_errors_name_the_tensor) {
+    dnrt_session *a = make(1), *b = make(2);
+    float w3[4] = {0};
+    dnrt_st_tensor wrong_shape = {.name = "fc.bias", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
+    dnrt_st_tensor wrong_rank = {.name = "fc.weight", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
+    dnrt_st_tensor wrong_dtype = {.name = "fc.bias", .dtype = DNRT_I32, .rank = 1, .dim = {2}, .data = w3, .nbytes = 8};
+    dnrt_st_tensor f16 = {.name = "fc.bias", .dtype = -1, .dtype_name = "F16", .rank = 1, .dim = {2}, .data = w3, .nbytes = 4};
+    dnrt_st_tensor extra = {.name = "fc2.weight", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
+    expect_load_error(b, write_variant(a, "s1", "fc.bias", &wrong_shape, NULL),
+                      "tensor 'fc.bias': expected f32[2], got f32[4]");
+    expect_load_error(b, write_variant(a, "s2", "fc.weight", &wrong_rank, NULL),
+                      "tensor 'fc.weight': expected f32[2, 3], got f32[4]");
+    expect_load_error(b, write_variant(a, "s3", "fc.bias", &wrong_dtype, NULL),
+                      "tensor 'fc.bias': expected f32[2], got i32[2]");
+    expect_load_error(b, write_variant(a, "s4", "fc.bias", &f16, NULL), "tensor 'fc.bias': expected f32[2], got f16[2]");
+    expect_load_error(b, write_variant(a, "s5", "fc.bias", NULL, NULL), "missing tensor 'fc.bias'");
+    expect_load_error(b, write_variant(a, "s6", "bn.num_batches_tracked", NULL, NULL),
+                      "missing tensor 'bn.num_batches_tracked'");
+    expect_load_error(b, write_variant(a, "s7", NULL, &extra, NULL), "unexpected tensor 'fc2.weight'");
+    expect_load_error(b, write_variant(a, "s8", NULL, NULL, "-3"), "dnnc.step = '-3'");
+    expect_load_error(b, write_variant(a, "s9", NULL, NULL, "12x"), "dnnc.step = '12x'");
+    /* damaged file: the reader's error comes through */
+    expect_load_error(b, raw_file("s10", "{", -1, 0), "header");
+    dnrt_error err;
+    cr_assert_eq(dnrt_session_load(b, in_dir("missing"), &err), -1);
+    cr_assert_eq(err.code, DNRT_ERR_IO);
+    cr_assert_eq(dnrt_session_load(NULL, "x", &err), -1);
+    cr_assert_eq(err.code, DNRT_ERR_ARG);
+    cr_assert_eq(dnrt_session_load(b, NULL, &err), -1);
+    cr_assert_eq(dnrt_session_save(b, NULL, &err), -1);
+    cr_assert_eq(err.code, DNRT_ERR_ARG);
+    /* a complete file with a step loads */
+    cr_assert_eq(dnrt_session_load(b, write_variant(a, "ok", NULL, NULL, "41"), &err), 0, "%s", err.message);
+    cr_assert_eq(dnrt_session_get_step(b), 41);
+    same_state(a, b);
+    dnrt_session_destroy(a);
+    dnrt_session_destroy(b);
+}
+
+Test(load, failed_save_keeps_previous_file) {
+    dnrt_session *a = make(1);
+    const char *path = in_dir("model.safetensors");
+    cr_assert_eq(dnrt_session_save(a, path, NULL), 0);
+    long size0;
+    char *before = slurp(path, &size0);
+    train(a, 1);
+    dnrt_error err;
+    dnrt_fault_fail_io(3); /* a write in the middle of the file */
+    int rc = dnrt_session_save(a, path, &err);
+    dnrt_fault_fail_io(0);
+    cr_assert_eq(rc, -1);
+    cr_assert_eq(err.code, DNRT_ERR_IO);
+    cr_assert(strstr(err.message, "the previous file is unchanged"), "%s", err.message);
+    long size1;
+    char *after = slurp(path, &size1);
+    cr_assert(size0 == size1 && memcmp(before, after, (size_t)size0) == 0);
+    cr_assert_eq(count_entries(), 1);
+    cr_assert_eq(dnrt_session_save(a, in_dir("gone/model.safetensors"), &err), -1);
+    cr_assert_eq(err.code, DNRT_ERR_IO);
+    cr_assert(strstr(err.message, "gone/model.safetensors"), "%s", err.message);
+    free(before);
+    free(after);
+    dnrt_session_destroy(a);
+}
+
+Test(load, survives_fault_injection) {
+    dnrt_session *a = make(1), *b = make(2);
+    train(a, 2);
+    const char *path = in_dir("a.safetensors");
+    cr_assert_eq(dnrt_session_save(a, path, NULL), 0);
+    for (int nth = 1; nth < 50; nth++) {
+        dnrt_error err;
+        dnrt_fault_fail_alloc(nth);
+        int rc = dnrt_session_load(b, path, &err);
+        dnrt_fault_fail_alloc(0);
+        if (rc == 0)
+            break;
+        cr_assert_eq(err.code, DNRT_ERR_NOMEM, "%s", err.message);
+        cr_assert_eq(dnrt_session_get_step(b), 0, "failed load changed the step");
+    }
+    same_state(a, b);
+    for (int nth = 1; nth < 50; nth++) {
+        dnrt_error err;
+        dnrt_fault_fail_alloc(nth);
+        int rc = dnrt_session_save(b, in_dir("b.safetensors"), &err);
+        dnrt_fault_fail_alloc(0);
+        if (rc == 0)
+            break;
+        cr_assert_eq(err.code, DNRT_ERR_NOMEM, "%s", err.message);
+    }
+    dnrt_session_destroy(a);
+    dnrt_session_destroy(b);
+}
