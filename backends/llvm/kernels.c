@@ -1,11 +1,10 @@
-/* kernels.c -- the table of kernel generators, one per op kind.
- * Each generator is the function dn_kernel_<op name> defined in some
- * kernel_*.c file.  The references are weak, so an op whose generator is
- * not written yet reads as NULL here and the driver reports it as
- * unsupported instead of failing to link. */
+/* kernels.c -- the table of kernel generators, one per op kind, built from
+ * ops.def: the generator of op X is the function dn_kernel_X, defined in
+ * some kernel_*.c file.  Adding an op without its kernel fails at link time
+ * ("undefined reference to dn_kernel_X"), which is the point. */
 #include "llvm_internal.h"
 
-#define OP(E, name, mi, ma, no, fl, at) void dn_kernel_##name(DnKernel *k) __attribute__((weak));
+#define OP(E, name, mi, ma, no, fl, at) void dn_kernel_##name(DnKernel *k);
 #include "../../ir/ops.def"
 #undef OP
 
