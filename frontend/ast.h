@@ -1,0 +1,237 @@
+/* ast.h -- the frontend's private types: tokens, the AST, and the banner
+ * sections of the files that share them.
+ *
+ * lex.c turns a source text into a token array (with NEWLINE tokens that
+ * end statements); parse.c builds the AST below in an arena; ast_print.c
+ * dumps it for --emit=ast; lower.c, layers.c and train.c walk it and build
+ * the graph.  Everything lives in the arena passed to dn_parse.
+ */
+#ifndef DN_FRONTEND_AST_H
+#define DN_FRONTEND_AST_H
+
+#include "frontend.h"
+
+/* ---- tokens (lex.c) ------------------------------------------------------ */
+
+/* ORDER TOK: keep in sync with tok_names[] in lex.c */
+typedef enum {
+    TOK_EOF, TOK_NEWLINE, TOK_IDENT, TOK_INT, TOK_FLOAT, TOK_STRING,
+    /* keywords */
+    TOK_MODEL, TOK_BLOCK, TOK_TRAIN, TOK_RETURN, TOK_REPEAT, TOK_AS, TOK_IF, TOK_ELSE,
+    TOK_PARAM, TOK_AND, TOK_OR, TOK_NOT, TOK_TRUE, TOK_FALSE,
+    /* punctuation */
+    TOK_LPAREN, TOK_RPAREN, TOK_LBRACKET, TOK_RBRACKET, TOK_LBRACE, TOK_RBRACE,
+    TOK_COMMA, TOK_COLON, TOK_DOT, TOK_ASSIGN, TOK_ARROW, TOK_PIPE, TOK_QUESTION,
+    TOK_PLUS, TOK_MINUS, TOK_STAR, TOK_SLASH, TOK_AT,
+    TOK_EQ, TOK_NE, TOK_LT, TOK_LE, TOK_GT, TOK_GE,
+    TOK_COUNT
+} TokKind;
+
+typedef struct Token {
+    TokKind kind;
+    DnLoc loc;
+    const char *text; /* points into the source; 'len' bytes */
+    int len;
+    int64_t ival;     /* TOK_INT */
+    double fval;      /* TOK_FLOAT */
+    const char *str;  /* TOK_STRING: unescaped, in the arena */
+} Token;
+
+typedef DN_VEC(Token) TokenVec;
+
+/* Tokenizes 'text' into 'out' (always ending with TOK_EOF).  Lexical errors
+ * are reported through 'cx' and the offending bytes skipped.  NEWLINE
+ * tokens are emitted at the end of each non-empty logical line, except
+ * inside ( ) and [ ], after '|>', and before a line starting with '|>'. */
+void dn_lex(DnCtx *cx, const char *file, const char *text, DnArena *a, TokenVec *out);
+/* "'('", "identifier 'foo'", "newline", "end of file": for messages. */
+const char *dn_tok_describe(const Token *t, char *buf, size_t len);
+/* The fixed spelling of a keyword or punctuation kind ("|>", "model"). */
+const char *dn_tok_spelling(TokKind k);
+
+/* ---- AST (parse.c) -------------------------------------------------------- */
+
+typedef enum {
+    EXPR_INT,      /* 'i' */
+    EXPR_FLOAT,    /* 'f' */
+    EXPR_STR,      /* 's' */
+    EXPR_BOOL,     /* 'i' is 0 or 1 */
+    EXPR_NAME,     /* 's' */
+    EXPR_CALL,     /* 's' callee, 'args', 'label' (may be NULL), 'parens' */
+    EXPR_BINARY,   /* 'op', 'a', 'b' */
+    EXPR_UNARY,    /* 'op' (TOK_MINUS or TOK_NOT), 'a' */
+    EXPR_TERNARY,  /* 'a' ? 'b' : 'c' */
+    EXPR_INDEX,    /* 'a'[args...] (each arg value an expression or EXPR_SLICE) */
+    EXPR_SLICE,    /* 'a':'b' inside an index, either may be NULL */
+    EXPR_LIST,     /* [args...] */
+    EXPR_REPEAT,   /* repeat 'a' [as 's'] 'body'; 'label' may be set */
+} ExprKind;
+
+typedef struct AstExpr AstExpr;
+typedef struct AstStmt AstStmt;
+typedef DN_VEC(AstStmt *) AstBody;
+
+typedef struct AstArg {
+    const char *name; /* keyword argument's name; NULL when positional */
+    AstExpr *value;
+    DnLoc loc;
+} AstArg;
+
+struct AstExpr {
+    ExprKind kind;
+    DnLoc loc;
+    int64_t i;
+    double f;
+    const char *s;
+    TokKind op;
+    AstExpr *a, *b, *c;
+    DN_VEC(AstArg) args;
+    const char *label; /* CALL/REPEAT: "conv1" or "downsample.0"; NULL if unlabelled */
+    DnLoc label_loc;
+    bool parens;       /* CALL: written with an argument list */
+    AstBody body;      /* REPEAT */
+};
+
+typedef struct AstType {
+    DnDType dtype;
+    DnShape shape;     /* dim[0] may be DN_DIM_N */
+    DnLoc loc;
+} AstType;
+
+typedef enum {
+    STMT_ASSIGN,    /* 'name' = 'e' */
+    STMT_EXPR,      /* 'e' */
+    STMT_RETURN,    /* return 'e' */
+    STMT_IF,        /* if 'e' 'then' else 'els' ('has_else') */
+    STMT_PARAM,     /* param 'name': 'type' [= 'e'] */
+    STMT_INPUT,     /* train: 'name': 'type' */
+    STMT_FREEZE,    /* train: freeze 'names' */
+    STMT_AUGMENT,   /* train: augment 'name': 'e' */
+} StmtKind;
+
+struct AstStmt {
+    StmtKind kind;
+    DnLoc loc;
+    const char *name;
+    DnLoc name_loc;
+    AstExpr *e;
+    AstType type;
+    AstBody then, els;
+    bool has_else;
+    DN_VEC(const char *) names;  /* FREEZE */
+    DN_VEC(DnLoc) name_locs;     /* FREEZE */
+};
+
+/* A model input/output, or a block parameter. */
+typedef struct AstParam {
+    const char *name;
+    DnLoc loc;
+    bool has_type;     /* model: always; block: hyper-parameter when true */
+    AstType type;      /* model inputs/outputs */
+    const char *hp;    /* block hyper-parameter type: "int" "float" "bool" "str" */
+    AstExpr *def;      /* block default; may be NULL */
+} AstParam;
+
+typedef enum { DECL_MODEL, DECL_BLOCK, DECL_TRAIN } DeclKind;
+typedef DN_VEC(AstParam) AstParamVec;
+
+typedef struct AstDecl {
+    DeclKind kind;
+    const char *name;
+    DnLoc loc;         /* of the name */
+    AstParamVec params;        /* model inputs; block parameters */
+    AstParamVec outputs;       /* model only */
+    AstBody body;
+} AstDecl;
+
+struct DnAst {
+    const char *file;
+    DN_VEC(AstDecl *) decls;
+    DnArena *arena;
+};
+
+/* ---- lower.c / layers.c / train.c: shared lowering state ----------------- */
+
+typedef enum { VAL_POISON, VAL_NONE, VAL_INT, VAL_FLOAT, VAL_BOOL, VAL_STR, VAL_TENSOR, VAL_LIST } ValKind;
+
+/* A value during lowering: a compile-time constant or a graph tensor.
+ * VAL_POISON means "an error was already reported": consumers propagate it
+ * without further messages. */
+typedef struct Val {
+    ValKind kind;
+    int64_t i;    /* INT, BOOL */
+    double f;     /* FLOAT */
+    const char *s;/* STR */
+    DnValue *t;   /* TENSOR */
+    int n;        /* LIST: 'n' elements in 'items' */
+    struct Val *items;
+} Val;
+
+typedef struct Binding {
+    const char *name;
+    Val v;
+    struct Binding *next;
+} Binding;
+
+typedef struct Scope {
+    Binding *vars;
+    struct Scope *parent;  /* NULL at block/model top: blocks do not see callers */
+} Scope;
+
+/* Automatic-name counters: per (prefix, layer kind). */
+typedef struct Counter {
+    const char *key;
+    int n;
+    struct Counter *next;
+} Counter;
+
+typedef struct Lower {
+    DnCtx *cx;
+    const DnAst *ast;
+    DnGraph *g;
+    DnArena *a;            /* scratch: the AST's arena */
+    const char *prefix;    /* current label prefix, "" or "layer1.0." */
+    Counter *counters;
+    DN_VEC(const char *) labels;  /* full label paths used so far */
+    DN_VEC(const AstDecl *) stack;/* blocks being inlined (recursion check) */
+    int next_salt;         /* dropout salts count from 1 */
+    int64_t work;          /* block calls + repeat iterations so far (budget) */
+    bool over_budget;      /* the budget error was reported */
+    bool in_train;         /* lowering the train section's loss */
+} Lower;
+
+/* lower.c */
+Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e);
+/* Poison constructor and printable kind name ("int", "tensor"). */
+Val dn_val_poison(void);
+const char *dn_val_kind_name(ValKind k);
+/* Looks 'name' up through 'sc' and its parents; NULL when unbound. */
+Binding *dn_scope_find(Scope *sc, const char *name);
+void dn_scope_set(Lower *L, Scope *sc, const char *name, Val v);
+/* Registers label path 'full' (without trailing '.'); reports a duplicate. */
+bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc);
+
+/* layers.c: the layer table. */
+typedef struct LayerInfo LayerInfo;
+/* Returns the layer named 'name', or NULL. */
+const LayerInfo *dn_layer_find(const char *name);
+/* True when 'name' is an operator of the language that has no lowering yet. */
+bool dn_layer_unsupported(const char *name);
+/* Lowers call 'e' to layer 'li' with evaluated positional 'pos' (tensors
+ * first) and the call's keyword arguments evaluated in 'sc'. */
+Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos);
+
+/* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
+ * int float bool str ints; default '?' = optional with no value).  Fills
+ * out[i] per schema entry from positional 'pos' and the call's keywords
+ * (evaluated in 'sc'); reports missing/unknown/duplicate/ill-typed ones as
+ * "WHAT: ..." and returns false. */
+bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call,
+                  const Val *pos, int npos, Val *out, int nout);
+
+/* train.c */
+/* Lowers train section 'td' for the model just lowered into L->g, whose
+ * output bindings are in 'outs'.  Reports errors; returns false on any. */
+bool dn_lower_train(Lower *L, const AstDecl *model, const AstDecl *td, Scope *outs);
+
+#endif

@@ -1,0 +1,506 @@
+/* layers.c -- the layer table: every layer and tensor function the language
+ * lowers, as one row each (name, tensor operand count, argument schema,
+ * whether it owns parameters, builder), plus argument binding.
+ *
+ * Part of lowering (lower.c calls dn_layer_call).  A builder receives its
+ * tensor operands and its bound arguments, creates its parameters with
+ * PyTorch's names, shapes and default initializers under the layer's name
+ * ("conv1" -> "conv1.weight") and appends ops through dn_build, whose shape
+ * diagnostics carry the call's location.  Adding a layer = one row + one
+ * builder.  Names in 'unsupported' parse but are rejected at lowering.
+ */
+#include "ast.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+typedef DnValue *(*LayerFn)(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+
+struct LayerInfo {
+    const char *name;
+    int ntensor;        /* leading positional tensor operands */
+    const char *schema; /* see dn_bind_args */
+    bool has_params;    /* gets an automatic name when unlabelled */
+    LayerFn fn;
+    DnOpKind op;        /* for the generic builders */
+};
+
+enum { MAX_ARGS = 12 };
+
+/* ---- argument binding ------------------------------------------------------ */
+
+typedef struct Spec {
+    char name[24], kind[8], def[24];
+    bool has_def;
+} Spec;
+
+/* Splits "name:kind[=default] ..." into 'sp'; returns the count. */
+static int parse_schema(const char *schema, Spec *sp)
+{
+    int n = 0;
+    while (*schema && n < MAX_ARGS) {
+        while (*schema == ' ') schema++;
+        if (!*schema) break;
+        Spec *s = &sp[n++];
+        memset(s, 0, sizeof *s);
+        int len = 0;
+        while (*schema && *schema != ':' && len < 23) s->name[len++] = *schema++;
+        schema++;
+        len = 0;
+        while (*schema && *schema != '=' && *schema != ' ' && len < 7) s->kind[len++] = *schema++;
+        if (*schema == '=') {
+            schema++;
+            s->has_def = true;
+            len = 0;
+            while (*schema && *schema != ' ' && len < 23) s->def[len++] = *schema++;
+        }
+    }
+    return n;
+}
+
+static Val default_val(const Spec *s)
+{
+    if (!strcmp(s->def, "?")) return (Val){.kind = VAL_NONE};
+    if (!strcmp(s->def, "true") || !strcmp(s->def, "false")) return (Val){.kind = VAL_BOOL, .i = s->def[0] == 't'};
+    if (!strcmp(s->kind, "float")) return (Val){.kind = VAL_FLOAT, .f = strtod(s->def, NULL)};
+    if (!strcmp(s->kind, "str")) return (Val){.kind = VAL_STR, .s = s->def};
+    return (Val){.kind = VAL_INT, .i = strtoll(s->def, NULL, 10)};
+}
+
+/* Converts 'v' to the spec's kind in place; false when it does not fit. */
+static bool coerce(Lower *L, const Spec *s, Val *v)
+{
+    if (v->kind == VAL_NONE) return true;
+    const char *k = s->kind;
+    if (!strcmp(k, "float") && v->kind == VAL_INT) *v = (Val){.kind = VAL_FLOAT, .f = (double)v->i};
+    if (!strcmp(k, "float")) return v->kind == VAL_FLOAT;
+    if (!strcmp(k, "int")) return v->kind == VAL_INT;
+    if (!strcmp(k, "bool")) return v->kind == VAL_BOOL;
+    if (!strcmp(k, "str")) return v->kind == VAL_STR;
+    /* ints: an int or a list of ints */
+    if (v->kind == VAL_INT) {
+        Val *it = dn_arena_alloc(L->a, sizeof *it);
+        *it = *v;
+        *v = (Val){.kind = VAL_LIST, .n = 1, .items = it};
+    }
+    if (v->kind != VAL_LIST) return false;
+    for (int i = 0; i < v->n; i++)
+        if (v->items[i].kind != VAL_INT) return false;
+    return true;
+}
+
+static const char *kind_phrase(const char *k)
+{
+    return !strcmp(k, "int") ? "an int" : !strcmp(k, "float") ? "a number" : !strcmp(k, "bool") ? "a bool"
+         : !strcmp(k, "str") ? "a string" : "an int or a list of ints";
+}
+
+/* Binds keyword argument 'a' (evaluated in 'sc') into its schema slot. */
+static bool bind_keyword(Lower *L, Scope *sc, const char *what, const Spec *sp, int nsp, const AstArg *a, Val *out,
+                         bool *given)
+{
+    int j = 0;
+    while (j < nsp && strcmp(sp[j].name, a->name)) j++;
+    if (j == nsp) {
+        dn_error(L->cx, a->loc, "unknown keyword argument '%s' for %s", a->name, what);
+        return false;
+    }
+    if (given[j]) {
+        dn_error(L->cx, a->loc, "argument '%s' of %s is given twice", a->name, what);
+        return false;
+    }
+    given[j] = true;
+    out[j] = dn_lower_expr(L, sc, a->value);
+    if (out[j].kind == VAL_POISON) return false;
+    if (coerce(L, &sp[j], &out[j])) return true;
+    dn_error(L->cx, a->value->loc, "argument '%s' of %s must be %s, got %s", a->name, what, kind_phrase(sp[j].kind),
+             dn_val_kind_name(out[j].kind));
+    return false;
+}
+
+/* Positional arguments of 'call' after 'skip' tensor operands, in order. */
+static const AstArg *nth_positional(const AstExpr *call, int n)
+{
+    for (int i = 0; i < call->args.len; i++)
+        if (!call->args.data[i].name && n-- == 0) return &call->args.data[i];
+    return NULL;
+}
+
+bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call, const Val *pos,
+                  int npos, Val *out, int nout)
+{
+    Spec sp[MAX_ARGS];
+    int nsp = parse_schema(schema, sp);
+    DN_ASSERT(nsp <= nout);
+    bool given[MAX_ARGS] = {0}, ok = true;
+    int first = 0; /* index of pos[0] among the call's positionals */
+    for (int i = 0; i < call->args.len; i++)
+        if (!call->args.data[i].name) first++;
+    first -= npos;
+    if (npos > nsp) {
+        const AstArg *a = nth_positional(call, first + nsp);
+        dn_error(L->cx, a ? a->loc : call->loc, "too many arguments for %s (at most %d after its inputs)", what, nsp);
+        return false;
+    }
+    for (int i = 0; i < npos; i++) {
+        out[i] = pos[i];
+        given[i] = true;
+        if (out[i].kind == VAL_POISON) ok = false;
+        else if (!coerce(L, &sp[i], &out[i])) {
+            const AstArg *a = nth_positional(call, first + i);
+            dn_error(L->cx, a ? a->value->loc : call->loc, "argument '%s' of %s must be %s, got %s", sp[i].name, what,
+                     kind_phrase(sp[i].kind), dn_val_kind_name(pos[i].kind));
+            ok = false;
+        }
+    }
+    for (int i = 0; i < call->args.len; i++)
+        if (call->args.data[i].name) ok &= bind_keyword(L, sc, what, sp, nsp, &call->args.data[i], out, given);
+    for (int i = 0; i < nsp && ok; i++) {
+        if (given[i]) continue;
+        if (!sp[i].has_def) {
+            dn_error(L->cx, call->loc, "missing argument '%s' for %s", sp[i].name, what);
+            ok = false;
+        } else {
+            out[i] = default_val(&sp[i]);
+            coerce(L, &sp[i], &out[i]);
+        }
+    }
+    return ok;
+}
+
+/* ---- helpers for builders ------------------------------------------------- */
+
+static char *tstr(const DnValue *v, char *buf)
+{
+    return dn_type_str(v->dtype, &v->shape, buf, 96);
+}
+
+/* A 2-axis int pair from an 'ints' argument: one int for both axes or two. */
+static bool pair(Lower *L, const AstExpr *e, const char *what, Val v, int64_t out[2], int64_t min)
+{
+    if (v.kind != VAL_LIST || (v.n != 1 && v.n != 2)) {
+        dn_error(L->cx, e->loc, "%s of %s must be an int or a list of 2 ints", what, e->s);
+        return false;
+    }
+    out[0] = v.items[0].i;
+    out[1] = v.items[v.n - 1].i;
+    if (out[0] < min || out[1] < min || out[0] > (1 << 20) || out[1] > (1 << 20)) {
+        dn_error(L->cx, e->loc, "%s of %s must be at least %lld", what, e->s, (long long)min);
+        return false;
+    }
+    return true;
+}
+
+static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind k, DnDType t, int rank,
+                      const int64_t *dims, DnInit init, DnLoc loc)
+{
+    const char *name = dn_arena_printf(L->a, "%s.%s", layer, leaf);
+    if (dn_graph_find_param(L->g, name)) {
+        dn_error(L->cx, loc, "duplicate parameter name '%s' (label the layers, blocks or repeats apart)", name);
+        return NULL;
+    }
+    DnShape s = {.rank = rank};
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] <= 0 || dims[i] > ((int64_t)1 << 40)) {
+            dn_error(L->cx, loc, "parameter '%s' would have an invalid dimension %lld", name, (long long)dims[i]);
+            return NULL;
+        }
+        s.dim[i] = dims[i];
+    }
+    return dn_graph_add_param(L->g, name, k, t, &s, init, loc)->value;
+}
+
+static DnInit kaiming(int64_t fan_in)
+{
+    double b = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
+    return (DnInit){DN_INIT_UNIFORM, -b, b};
+}
+
+/* Static size of axis 'ax' of 'x', or 0 when x is too small or the axis is N. */
+static int64_t static_dim(const DnValue *x, int ax)
+{
+    if (ax < 0) ax += x->shape.rank;
+    if (ax < 0 || ax >= x->shape.rank || x->shape.dim[ax] == DN_DIM_N) return 0;
+    return x->shape.dim[ax];
+}
+
+/* ---- builders --------------------------------------------------------------- */
+
+/* conv2d(out, kernel, stride=1, pad=0, dilation=1, groups=1, bias=true) */
+static DnValue *build_conv2d(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    int64_t k[2], s[2], p[2], d[2], groups = a[5].i, out = a[0].i;
+    if (!pair(L, e, "kernel", a[1], k, 1) || !pair(L, e, "stride", a[2], s, 1) || !pair(L, e, "pad", a[3], p, 0) ||
+        !pair(L, e, "dilation", a[4], d, 1))
+        return NULL;
+    int64_t in = x[0]->shape.rank == 4 ? static_dim(x[0], 1) : 1;
+    if (groups < 1 || out < 1 || (in && in % groups) || out % groups) {
+        dn_error(L->cx, e->loc, "conv2d: input channels (%lld) and out (%lld) must be positive multiples of groups (%lld)",
+                 (long long)in, (long long)out, (long long)groups);
+        return NULL;
+    }
+    int64_t wd[4] = {out, in / groups, k[0], k[1]};
+    DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 4, wd, kaiming(wd[1] * k[0] * k[1]), e->loc)};
+    if (a[6].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(wd[1] * k[0] * k[1]), e->loc);
+    if (!in3[1] || (a[6].i && !in3[2])) return NULL;
+    DnAttr at[] = {dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p), dn_attr_ints("dilation", 2, d),
+                   dn_attr_int("groups", groups), dn_attr_str("act", "none")};
+    return dn_build1(L->cx, L->g, DN_OP_CONV2D, a[6].i ? 3 : 2, in3, 5, at, e->loc);
+}
+
+/* dense(out, bias=true) */
+static DnValue *build_dense(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    int64_t in = static_dim(x[0], -1), out = a[0].i;
+    char buf[96];
+    if (!in) {
+        dn_error(L->cx, e->loc, "dense expects an input whose last dimension is static, got %s", tstr(x[0], buf));
+        return NULL;
+    }
+    int64_t wd[2] = {out, in};
+    DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming(in), e->loc)};
+    if (a[1].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(in), e->loc);
+    if (!in3[1] || (a[1].i && !in3[2])) return NULL;
+    DnAttr act = dn_attr_str("act", "none");
+    return dn_build1(L->cx, L->g, DN_OP_DENSE, a[1].i ? 3 : 2, in3, 1, &act, e->loc);
+}
+
+/* maxpool/avgpool(kernel, stride=kernel, pad=0) */
+static DnValue *build_pool(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    int64_t k[2], s[2], p[2];
+    if (!pair(L, e, "kernel", a[0], k, 1) || !pair(L, e, "stride", a[1].kind == VAL_NONE ? a[0] : a[1], s, 1) ||
+        !pair(L, e, "pad", a[2], p, 0))
+        return NULL;
+    DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p)};
+    return dn_build1(L->cx, L->g, !strcmp(e->s, "maxpool") ? DN_OP_MAXPOOL2D : DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
+}
+
+/* global_avgpool: avgpool over the whole H x W, giving [N, C, 1, 1] */
+static DnValue *build_global_avgpool(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name, (void)a;
+    int64_t k[2] = {x[0]->shape.rank == 4 ? static_dim(x[0], 2) : 1, x[0]->shape.rank == 4 ? static_dim(x[0], 3) : 1};
+    int64_t p[2] = {0, 0};
+    DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, k), dn_attr_ints("pad", 2, p)};
+    return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
+}
+
+/* relu, tanh, sigmoid, and the binary tensor functions: the op of the row */
+static DnValue *build_simple(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name, (void)a;
+    const LayerInfo *li = dn_layer_find(e->s);
+    DnAttr sm = dn_attr_float("smoothing", a[0].kind == VAL_FLOAT ? a[0].f : 0);
+    return dn_build1(L->cx, L->g, li->op, li->ntensor, x, li->op == DN_OP_CROSS_ENTROPY, &sm, e->loc);
+}
+
+static bool norm_axis(Lower *L, const AstExpr *e, const DnValue *x, int64_t *axis)
+{
+    int r = x->shape.rank;
+    if (*axis < -r || *axis >= r) {
+        dn_error(L->cx, e->loc, "%s: axis %lld is out of range for a rank-%d input", e->s, (long long)*axis, r);
+        return false;
+    }
+    if (*axis < 0) *axis += r;
+    return true;
+}
+
+/* softmax/log_softmax(axis=-1) */
+static DnValue *build_softmax(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    int64_t axis = a[0].i;
+    if (!norm_axis(L, e, x[0], &axis)) return NULL;
+    DnAttr at = dn_attr_int("axis", axis);
+    return dn_build1(L->cx, L->g, dn_layer_find(e->s)->op, 1, x, 1, &at, e->loc);
+}
+
+static DnValue *reshape(Lower *L, DnValue *x, int n, const int64_t *dims, DnLoc loc)
+{
+    DnAttr at = dn_attr_ints("shape", n, dims);
+    return dn_build1(L->cx, L->g, DN_OP_RESHAPE, 1, &x, 1, &at, loc);
+}
+
+/* flatten(from=1): merges axes from..rank-1 into one (a reshape) */
+static DnValue *build_flatten(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    const DnShape *s = &x[0]->shape;
+    int64_t from = a[0].i;
+    if (from < 0) from += s->rank;
+    if (from < 0 || from >= s->rank || (from == 0 && dn_shape_has_n(s))) {
+        char buf[96];
+        dn_error(L->cx, e->loc, "flatten(from=%lld) does not fit an input of type %s%s", (long long)a[0].i, tstr(x[0], buf),
+                 from == 0 ? " (it would merge the batch dimension N)" : "");
+        return NULL;
+    }
+    int64_t dims[DN_MAX_RANK];
+    uint64_t prod = 1; /* unsigned: no overflow UB on absurd shapes */
+    for (int i = 0; i < from; i++) dims[i] = s->dim[i] == DN_DIM_N ? -1 : s->dim[i];
+    for (int i = (int)from; i < s->rank; i++) prod *= (uint64_t)s->dim[i];
+    dims[from] = (int64_t)prod;
+    return reshape(L, x[0], (int)from + 1, dims, e->loc);
+}
+
+/* reshape(d0, d1, ...) or reshape([d0, d1, ...]); -1 as the first dimension is N */
+static DnValue *build_reshape(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    int64_t dims[DN_MAX_RANK];
+    const Val *v = &a[0];
+    if (v->n > DN_MAX_RANK || v->n == 0) {
+        dn_error(L->cx, e->loc, "reshape needs 1 to %d dimensions, got %d", DN_MAX_RANK, v->n);
+        return NULL;
+    }
+    for (int i = 0; i < v->n; i++) dims[i] = v->items[i].i;
+    return reshape(L, x[0], v->n, dims, e->loc);
+}
+
+/* transpose(a, b): swaps two axes */
+static DnValue *build_transpose(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    int64_t i = a[0].i, j = a[1].i, perm[DN_MAX_RANK];
+    if (!norm_axis(L, e, x[0], &i) || !norm_axis(L, e, x[0], &j)) return NULL;
+    for (int k = 0; k < x[0]->shape.rank; k++) perm[k] = k;
+    perm[i] = j;
+    perm[j] = i;
+    DnAttr at = dn_attr_ints("perm", x[0]->shape.rank, perm);
+    return dn_build1(L->cx, L->g, DN_OP_TRANSPOSE, 1, x, 1, &at, e->loc);
+}
+
+/* dropout(p=0.5): each dropout op gets the next salt, counting from 1 */
+static DnValue *build_dropout(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    if (!(a[0].f >= 0 && a[0].f < 1)) {
+        dn_error(L->cx, e->loc, "dropout probability must be in [0, 1), got %g", a[0].f);
+        return NULL;
+    }
+    DnAttr at[] = {dn_attr_float("p", a[0].f), dn_attr_int("salt", L->next_salt++)};
+    return dn_build1(L->cx, L->g, DN_OP_DROPOUT, 1, x, 2, at, e->loc);
+}
+
+/* batchnorm(eps=1e-5, momentum=0.1): weight, bias, running_mean, running_var, num_batches_tracked */
+static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    if (a[1].f != 0.1) {
+        dn_error(L->cx, e->loc, "batchnorm momentum other than 0.1 is not supported yet");
+        return NULL;
+    }
+    int64_t c = x[0]->shape.rank >= 2 && static_dim(x[0], 1) ? static_dim(x[0], 1) : 1;
+    DnInit zeros = {DN_INIT_ZEROS, 0, 0}, ones = {DN_INIT_ONES, 0, 0};
+    DnValue *in[5] = {x[0],
+                      param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, ones, e->loc),
+                      param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, zeros, e->loc),
+                      param(L, name, "running_mean", DN_PARAM_BUFFER, DN_DTYPE_F32, 1, &c, zeros, e->loc),
+                      param(L, name, "running_var", DN_PARAM_BUFFER, DN_DTYPE_F32, 1, &c, ones, e->loc)};
+    if (!param(L, name, "num_batches_tracked", DN_PARAM_BUFFER, DN_DTYPE_I64, 0, NULL, zeros, e->loc)) return NULL;
+    DnAttr eps = dn_attr_float("eps", a[0].f);
+    return dn_build1(L->cx, L->g, DN_OP_BATCHNORM, 5, in, 1, &eps, e->loc);
+}
+
+/* ---- the table --------------------------------------------------------------- */
+
+static const LayerInfo layers[] = {
+    {"conv2d", 1, "out:int kernel:ints stride:ints=1 pad:ints=0 dilation:ints=1 groups:int=1 bias:bool=true", true, build_conv2d, DN_OP_CONV2D},
+    {"dense", 1, "out:int bias:bool=true", true, build_dense, DN_OP_DENSE},
+    {"batchnorm", 1, "eps:float=1e-5 momentum:float=0.1", true, build_batchnorm, DN_OP_BATCHNORM},
+    {"maxpool", 1, "kernel:ints stride:ints=? pad:ints=0", false, build_pool, DN_OP_MAXPOOL2D},
+    {"avgpool", 1, "kernel:ints stride:ints=? pad:ints=0", false, build_pool, DN_OP_AVGPOOL2D},
+    {"global_avgpool", 1, "", false, build_global_avgpool, DN_OP_AVGPOOL2D},
+    {"relu", 1, "", false, build_simple, DN_OP_RELU},
+    {"tanh", 1, "", false, build_simple, DN_OP_TANH},
+    {"sigmoid", 1, "", false, build_simple, DN_OP_SIGMOID},
+    {"softmax", 1, "axis:int=-1", false, build_softmax, DN_OP_SOFTMAX},
+    {"log_softmax", 1, "axis:int=-1", false, build_softmax, DN_OP_LOG_SOFTMAX},
+    {"flatten", 1, "from:int=1", false, build_flatten, DN_OP_RESHAPE},
+    {"reshape", 1, "shape:ints*", false, build_reshape, DN_OP_RESHAPE},
+    {"transpose", 1, "a:int b:int", false, build_transpose, DN_OP_TRANSPOSE},
+    {"dropout", 1, "p:float=0.5", false, build_dropout, DN_OP_DROPOUT},
+    {"add", 2, "", false, build_simple, DN_OP_ADD},
+    {"sub", 2, "", false, build_simple, DN_OP_SUB},
+    {"mul", 2, "", false, build_simple, DN_OP_MUL},
+    {"div", 2, "", false, build_simple, DN_OP_DIV},
+    {"matmul", 2, "", false, build_simple, DN_OP_MATMUL},
+    {"cross_entropy", 2, "smoothing:float=0", false, build_simple, DN_OP_CROSS_ENTROPY},
+    {"mse", 2, "", false, build_simple, DN_OP_MSE},
+};
+
+/* Operators of the language (DSL.md) that parse but do not lower yet. */
+static const char *unsupported[] = {
+    "lstm", "gru", "rnn", "attention", "multihead_attention", "layernorm", "embedding", "concat", "split", "slice",
+    "pad", "permute", "gelu", "leaky_relu", "adaptive_avgpool", "lrn", "local_response_norm", "broadcast",
+    "argmax", "accuracy", "positional_encoding", "sinusoidal", "sequence_cross_entropy",
+};
+
+const LayerInfo *dn_layer_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
+        if (!strcmp(layers[i].name, name)) return &layers[i];
+    return NULL;
+}
+
+bool dn_layer_unsupported(const char *name)
+{
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
+        if (!strcmp(unsupported[i], name)) return true;
+    return false;
+}
+
+/* The parameter prefix of a layer call: its label, or kind_K numbered per
+ * (prefix, kind) in source order.  NULL after a duplicate-label error. */
+static const char *layer_name(Lower *L, const LayerInfo *li, const AstExpr *e)
+{
+    if (e->label) {
+        const char *full = dn_arena_printf(L->a, "%s%s", L->prefix, e->label);
+        return dn_lower_use_label(L, full, e->label_loc) ? full : NULL;
+    }
+    if (!li->has_params) return "";
+    const char *key = dn_arena_printf(L->a, "%s|%s", L->prefix, li->name);
+    Counter *c = L->counters;
+    while (c && strcmp(c->key, key)) c = c->next;
+    if (!c) {
+        c = dn_arena_alloc(L->a, sizeof *c);
+        c->key = key;
+        c->next = L->counters;
+        L->counters = c;
+    }
+    return dn_arena_printf(L->a, "%s%s_%d", L->prefix, li->name, c->n++);
+}
+
+/* Collects the positionals after the tensors into one list for an 'ints*' schema. */
+static int gather_rest(Lower *L, const LayerInfo *li, Val *pos, int npos)
+{
+    if (!strstr(li->schema, "ints*")) return npos;
+    int n = npos - li->ntensor;
+    if (n == 1 && pos[li->ntensor].kind == VAL_LIST) return npos;
+    Val v = {.kind = VAL_LIST, .n = n, .items = dn_arena_alloc(L->a, (size_t)(n + 1) * sizeof(Val))};
+    for (int i = 0; i < n; i++) v.items[i] = pos[li->ntensor + i];
+    pos[li->ntensor] = v;
+    return li->ntensor + 1;
+}
+
+Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos)
+{
+    DnValue *x[2];
+    for (int i = 0; i < li->ntensor; i++) {
+        if (i >= npos || pos[i].kind != VAL_TENSOR) {
+            dn_error(L->cx, e->loc, "%s expects %s as its %s operand, got %s (write x |> %s(...) or %s(x, ...))", li->name,
+                     "a tensor", i ? "second" : "first", i < npos ? dn_val_kind_name(pos[i].kind) : "nothing",
+                     li->name, li->name);
+            return dn_val_poison();
+        }
+        x[i] = pos[i].t;
+    }
+    npos = gather_rest(L, li, pos, npos);
+    Val a[MAX_ARGS] = {{0}};
+    if (!dn_bind_args(L, sc, li->name, li->schema, e, pos + li->ntensor, npos - li->ntensor, a, MAX_ARGS))
+        return dn_val_poison();
+    const char *name = layer_name(L, li, e);
+    if (!name) return dn_val_poison();
+    DnValue *y = li->fn(L, e, name, x, a);
+    return y ? (Val){.kind = VAL_TENSOR, .t = y} : dn_val_poison();
+}

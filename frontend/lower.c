@@ -1,0 +1,670 @@
+/* lower.c -- semantic analysis and lowering of a model to the graph IR.
+ *
+ * Third stage of the frontend (lex -> parse -> lower).  Walks the chosen
+ * model's body with an environment of compile-time values and graph
+ * tensors (Val): hyper-parameter expressions are evaluated here, blocks are
+ * inlined with their own scope, 'repeat' is unrolled, 'if' is decided at
+ * compile time, and labels build the hierarchical parameter names.  Layers
+ * are lowered by the table in layers.c, the train section by train.c.
+ * Every error is a diagnostic; a value that failed is VAL_POISON and is
+ * propagated without further messages.
+ */
+#include "ast.h"
+
+#include <math.h>
+
+enum { MAX_INLINE_DEPTH = 64, MAX_REPEAT = 10000, MAX_WORK = 1000000, MAX_OPS = 20000 };
+
+/* ---- values and scopes -------------------------------------------------- */
+
+Val dn_val_poison(void) { return (Val){.kind = VAL_POISON}; }
+static Val vint(int64_t i) { return (Val){.kind = VAL_INT, .i = i}; }
+static Val vfloat(double f) { return (Val){.kind = VAL_FLOAT, .f = f}; }
+static Val vbool(bool b) { return (Val){.kind = VAL_BOOL, .i = b}; }
+static Val vtensor(DnValue *t) { return t ? (Val){.kind = VAL_TENSOR, .t = t} : dn_val_poison(); }
+
+/* Printable name of a value kind, for messages. */
+const char *dn_val_kind_name(ValKind k)
+{
+    static const char *names[] = {"an erroneous value", "nothing", "int", "float", "bool", "str", "tensor", "list"};
+    return names[k];
+}
+
+/* Looks 'name' up in 'sc' and its parents; NULL when unbound. */
+Binding *dn_scope_find(Scope *sc, const char *name)
+{
+    for (; sc; sc = sc->parent)
+        for (Binding *b = sc->vars; b; b = b->next)
+            if (strcmp(b->name, name) == 0) return b;
+    return NULL;
+}
+
+/* Assigns 'name': rebinds it where it is visible, else creates it in 'sc'. */
+void dn_scope_set(Lower *L, Scope *sc, const char *name, Val v)
+{
+    Binding *b = dn_scope_find(sc, name);
+    if (!b) {
+        b = dn_arena_alloc(L->a, sizeof *b);
+        b->name = name;
+        b->next = sc->vars;
+        sc->vars = b;
+    }
+    b->v = v;
+}
+
+/* Registers label path 'full'; reports a second use of the same path. */
+bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc)
+{
+    for (int i = 0; i < L->labels.len; i++)
+        if (strcmp(L->labels.data[i], full) == 0) {
+            dn_error(L->cx, loc, "duplicate label '%s'", full);
+            return false;
+        }
+    dn_vec_push(L->a, &L->labels, full);
+    return true;
+}
+
+static const AstDecl *find_decl(const DnAst *ast, DeclKind k, const char *name)
+{
+    for (int i = 0; i < ast->decls.len; i++)
+        if (ast->decls.data[i]->kind == k && strcmp(ast->decls.data[i]->name, name) == 0) return ast->decls.data[i];
+    return NULL;
+}
+
+/* Counts one unit of unrolling work; false (reported once) when the model
+ * unrolls past the limits, so no input makes the compiler run for ages. */
+static bool budget(Lower *L, DnLoc loc)
+{
+    if (++L->work <= MAX_WORK && L->g->ops.len <= MAX_OPS) return true;
+    if (!L->over_budget)
+        dn_error(L->cx, loc, "the model unrolls to more than %d ops or %d block calls and repeat iterations",
+                 MAX_OPS, MAX_WORK);
+    L->over_budget = true;
+    return false;
+}
+
+/* ---- compile-time arithmetic -------------------------------------------- */
+
+static bool is_num(Val v) { return v.kind == VAL_INT || v.kind == VAL_FLOAT; }
+static double num(Val v) { return v.kind == VAL_INT ? (double)v.i : v.f; }
+
+static Val const_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
+{
+    if (op == TOK_SLASH && num(b) == 0) {
+        dn_error(L->cx, loc, "division by zero");
+        return dn_val_poison();
+    }
+    if (a.kind == VAL_INT && b.kind == VAL_INT && op != TOK_SLASH) {
+        uint64_t x = (uint64_t)a.i, y = (uint64_t)b.i; /* wrap instead of UB */
+        return vint((int64_t)(op == TOK_PLUS ? x + y : op == TOK_MINUS ? x - y : x * y));
+    }
+    if (a.kind == VAL_INT && b.kind == VAL_INT && b.i != -1 && a.i % b.i == 0) return vint(a.i / b.i);
+    if (a.kind == VAL_INT && b.kind == VAL_INT && b.i == -1) return vint((int64_t)(0 - (uint64_t)a.i));
+    double x = num(a), y = num(b);
+    return vfloat(op == TOK_PLUS ? x + y : op == TOK_MINUS ? x - y : op == TOK_STAR ? x * y : x / y);
+}
+
+static Val const_compare(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
+{
+    int c;
+    if (is_num(a) && is_num(b)) c = num(a) < num(b) ? -1 : num(a) > num(b);
+    else if (a.kind == VAL_STR && b.kind == VAL_STR) c = strcmp(a.s, b.s);
+    else if (a.kind == VAL_BOOL && b.kind == VAL_BOOL) c = (int)(a.i - b.i);
+    else {
+        dn_error(L->cx, loc, "cannot compare %s with %s", dn_val_kind_name(a.kind), dn_val_kind_name(b.kind));
+        return dn_val_poison();
+    }
+    if (op != TOK_EQ && op != TOK_NE && !(is_num(a) && is_num(b))) {
+        dn_error(L->cx, loc, "'%s' needs numbers, got %s", dn_tok_spelling(op), dn_val_kind_name(a.kind));
+        return dn_val_poison();
+    }
+    switch (op) {
+    case TOK_EQ: return vbool(c == 0);
+    case TOK_NE: return vbool(c != 0);
+    case TOK_LT: return vbool(c < 0);
+    case TOK_LE: return vbool(c <= 0);
+    case TOK_GT: return vbool(c > 0);
+    default: return vbool(c >= 0);
+    }
+}
+
+/* ---- tensor arithmetic -------------------------------------------------- */
+
+static DnValue *fill_scalar(Lower *L, double value, DnLoc loc)
+{
+    DnAttr at[] = {dn_attr_float("value", value), dn_attr_ints("shape", 0, NULL)};
+    return dn_build1(L->cx, L->g, DN_OP_FILL, 0, NULL, 2, at, loc);
+}
+
+static DnValue *scale(Lower *L, DnValue *x, double alpha, DnLoc loc)
+{
+    DnAttr at = dn_attr_float("alpha", alpha);
+    return dn_build1(L->cx, L->g, DN_OP_SCALE, 1, &x, 1, &at, loc);
+}
+
+/* a op b where at least one side is a tensor and the other a tensor or number. */
+static Val tensor_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
+{
+    if (op == TOK_AT) {
+        if (a.kind != VAL_TENSOR || b.kind != VAL_TENSOR) {
+            dn_error(L->cx, loc, "'@' needs two tensors, got %s and %s", dn_val_kind_name(a.kind), dn_val_kind_name(b.kind));
+            return dn_val_poison();
+        }
+        DnValue *in[2] = {a.t, b.t};
+        return vtensor(dn_build1(L->cx, L->g, DN_OP_MATMUL, 2, in, 0, NULL, loc));
+    }
+    if (op == TOK_STAR && b.kind != VAL_TENSOR) return vtensor(scale(L, a.t, num(b), loc));
+    if (op == TOK_STAR && a.kind != VAL_TENSOR) return vtensor(scale(L, b.t, num(a), loc));
+    if (op == TOK_SLASH && b.kind != VAL_TENSOR) {
+        if (num(b) == 0) {
+            dn_error(L->cx, loc, "division by zero");
+            return dn_val_poison();
+        }
+        return vtensor(scale(L, a.t, 1.0 / num(b), loc));
+    }
+    DnValue *in[2] = {a.kind == VAL_TENSOR ? a.t : fill_scalar(L, num(a), loc),
+                      b.kind == VAL_TENSOR ? b.t : fill_scalar(L, num(b), loc)};
+    DnOpKind k = op == TOK_PLUS ? DN_OP_ADD : op == TOK_MINUS ? DN_OP_SUB : op == TOK_STAR ? DN_OP_MUL : DN_OP_DIV;
+    return vtensor(dn_build1(L->cx, L->g, k, 2, in, 0, NULL, loc));
+}
+
+static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e)
+{
+    Val a = dn_lower_expr(L, sc, e->a);
+    if (e->op == TOK_AND || e->op == TOK_OR) { /* short-circuit, so guards work */
+        if (a.kind == VAL_POISON) return a;
+        if (a.kind != VAL_BOOL) goto notbool;
+        if ((e->op == TOK_AND) != (a.i != 0)) return a;
+        Val b = dn_lower_expr(L, sc, e->b);
+        if (b.kind == VAL_POISON || b.kind == VAL_BOOL) return b;
+        a = b;
+    notbool:
+        dn_error(L->cx, e->loc, "'%s' needs bools, got %s", dn_tok_spelling(e->op), dn_val_kind_name(a.kind));
+        return dn_val_poison();
+    }
+    Val b = dn_lower_expr(L, sc, e->b);
+    if (a.kind == VAL_POISON || b.kind == VAL_POISON) return dn_val_poison();
+    bool arith = e->op == TOK_PLUS || e->op == TOK_MINUS || e->op == TOK_STAR || e->op == TOK_SLASH || e->op == TOK_AT;
+    if (arith && (a.kind == VAL_TENSOR || b.kind == VAL_TENSOR) && (a.kind == VAL_TENSOR || is_num(a)) &&
+        (b.kind == VAL_TENSOR || is_num(b)))
+        return tensor_arith(L, e->op, a, b, e->loc);
+    if (arith && e->op != TOK_AT && is_num(a) && is_num(b)) return const_arith(L, e->op, a, b, e->loc);
+    if (arith && e->op == TOK_PLUS && a.kind == VAL_STR && b.kind == VAL_STR)
+        return (Val){.kind = VAL_STR, .s = dn_arena_printf(L->a, "%s%s", a.s, b.s)};
+    if (!arith && a.kind != VAL_TENSOR && b.kind != VAL_TENSOR) return const_compare(L, e->op, a, b, e->loc);
+    dn_error(L->cx, e->loc, "'%s' cannot combine %s and %s", dn_tok_spelling(e->op), dn_val_kind_name(a.kind),
+             dn_val_kind_name(b.kind));
+    return dn_val_poison();
+}
+
+static Val lower_unary(Lower *L, Scope *sc, const AstExpr *e)
+{
+    Val a = dn_lower_expr(L, sc, e->a);
+    if (a.kind == VAL_POISON) return a;
+    if (e->op == TOK_NOT) {
+        if (a.kind == VAL_BOOL) return vbool(!a.i);
+        dn_error(L->cx, e->loc, "'not' needs a bool, got %s", dn_val_kind_name(a.kind));
+        return dn_val_poison();
+    }
+    if (a.kind == VAL_INT) return vint((int64_t)(0 - (uint64_t)a.i));
+    if (a.kind == VAL_FLOAT) return vfloat(-a.f);
+    if (a.kind == VAL_TENSOR) return vtensor(scale(L, a.t, -1.0, e->loc));
+    dn_error(L->cx, e->loc, "'-' needs a number or tensor, got %s", dn_val_kind_name(a.kind));
+    return dn_val_poison();
+}
+
+/* cond must be a compile-time bool; reports otherwise and returns -1. */
+static int eval_cond(Lower *L, Scope *sc, const AstExpr *e, const char *what)
+{
+    Val c = dn_lower_expr(L, sc, e);
+    if (c.kind == VAL_POISON) return -1;
+    if (c.kind == VAL_BOOL) return c.i != 0;
+    dn_error(L->cx, e->loc, "%s must be a compile-time bool, got %s", what, dn_val_kind_name(c.kind));
+    return -1;
+}
+
+/* ---- names and shape queries --------------------------------------------- */
+
+static Val lower_name(Lower *L, Scope *sc, const AstExpr *e)
+{
+    Binding *b = dn_scope_find(sc, e->s);
+    if (b) return b->v;
+    if (L->in_train)
+        dn_error(L->cx, e->loc, "'%s' is not a model output or a train input", e->s);
+    else if (dn_layer_find(e->s) || find_decl(L->ast, DECL_BLOCK, e->s))
+        dn_error(L->cx, e->loc, "'%s' is a layer or block; call it, e.g. x |> %s", e->s, e->s);
+    else
+        dn_error(L->cx, e->loc, "unknown name '%s'", e->s);
+    return dn_val_poison();
+}
+
+/* channels(x) = dim 1;  dim(x, axis);  rank(x).  Returns false if 'e' is none. */
+static bool shape_query(Lower *L, const Val *pos, int npos, const AstExpr *e, Val *out)
+{
+    bool isdim = !strcmp(e->s, "dim");
+    if (strcmp(e->s, "channels") && strcmp(e->s, "rank") && !isdim) return false;
+    *out = dn_val_poison();
+    int want = isdim ? 2 : 1;
+    if (npos != want || e->args.len != want || e->args.data[want - 1].name) {
+        dn_error(L->cx, e->loc, "%s expects %d argument%s", e->s, want, want > 1 ? "s" : "");
+        return true;
+    }
+    for (int i = 0; i < npos; i++)
+        if (pos[i].kind == VAL_POISON) return true;
+    if (pos[0].kind != VAL_TENSOR || (isdim && pos[1].kind != VAL_INT)) {
+        dn_error(L->cx, e->loc, isdim ? "dim expects a tensor and an int" : "%s expects a tensor", e->s);
+        return true;
+    }
+    const DnShape *s = &pos[0].t->shape;
+    int64_t axis = isdim ? pos[1].i : 1;
+    if (!strcmp(e->s, "rank")) *out = vint(s->rank);
+    else if (axis < -s->rank || axis >= s->rank) dn_error(L->cx, e->loc, "%s: axis %lld is out of range for rank %d", e->s, (long long)axis, s->rank);
+    else if (s->dim[axis < 0 ? axis + s->rank : axis] == DN_DIM_N) dn_error(L->cx, e->loc, "%s: the batch dimension N is not known at compile time", e->s);
+    else *out = vint(s->dim[axis < 0 ? axis + s->rank : axis]);
+    return true;
+}
+
+/* ---- statements ------------------------------------------------------------ */
+
+typedef struct Exec {
+    bool returned;  /* a 'return' ran */
+    Val ret;        /* its value */
+    Val last;       /* value of the last expression statement */
+    bool in_block;
+} Exec;
+
+static void exec_body(Lower *L, Scope *sc, const AstBody *body, Exec *x);
+static Val lower_repeat(Lower *L, Scope *sc, const AstExpr *e, const char *target);
+
+static Val eval_init(Lower *L, Scope *sc, const AstExpr *e, DnInit *init);
+
+static void exec_param(Lower *L, Scope *sc, const AstStmt *s)
+{
+    DnInit init = {DN_INIT_ZEROS, 0, 0};
+    if (s->e && eval_init(L, sc, s->e, &init).kind == VAL_POISON) return;
+    if (dn_shape_has_n(&s->type.shape)) {
+        dn_error(L->cx, s->type.loc, "a parameter's shape cannot use the batch dimension N");
+        return;
+    }
+    const char *name = dn_arena_printf(L->a, "%s%s", L->prefix, s->name);
+    if (dn_graph_find_param(L->g, name)) {
+        dn_error(L->cx, s->name_loc, "duplicate parameter name '%s'", name);
+        return;
+    }
+    DnParam *p = dn_graph_add_param(L->g, name, DN_PARAM_WEIGHT, s->type.dtype, &s->type.shape, init, s->name_loc);
+    dn_scope_set(L, sc, s->name, vtensor(p->value));
+}
+
+static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
+{
+    switch (s->kind) {
+    case STMT_ASSIGN:
+        if (s->e->kind == EXPR_REPEAT) {
+            if (lower_repeat(L, sc, s->e, s->name).kind == VAL_POISON) dn_scope_set(L, sc, s->name, dn_val_poison());
+        } else dn_scope_set(L, sc, s->name, dn_lower_expr(L, sc, s->e));
+        break;
+    case STMT_EXPR: x->last = s->e->kind == EXPR_REPEAT ? lower_repeat(L, sc, s->e, NULL) : dn_lower_expr(L, sc, s->e); break;
+    case STMT_RETURN:
+        if (!x->in_block) {
+            dn_error(L->cx, s->loc, "'return' is only allowed in a block; a model assigns its outputs by name");
+            break;
+        }
+        x->ret = dn_lower_expr(L, sc, s->e);
+        x->returned = true;
+        break;
+    case STMT_IF: {
+        int c = eval_cond(L, sc, s->e, "an 'if' condition");
+        if (c == 1) exec_body(L, sc, &s->then, x);
+        else if (c == 0) exec_body(L, sc, &s->els, x);
+        break;
+    }
+    case STMT_PARAM: exec_param(L, sc, s); break;
+    default: dn_error(L->cx, s->loc, "this statement is only allowed in a train section"); break;
+    }
+}
+
+static void exec_body(Lower *L, Scope *sc, const AstBody *body, Exec *x)
+{
+    for (int i = 0; i < body->len && !x->returned; i++) exec_stmt(L, sc, body->data[i], x);
+}
+
+/* repeat K [as i] { body }: unrolled K times, each in a fresh scope with the
+ * index bound; a labelled repeat adds "label.i." to the prefix.  With a
+ * 'target' (x = repeat ...), each iteration's value becomes x. */
+static Val lower_repeat(Lower *L, Scope *sc, const AstExpr *e, const char *target)
+{
+    Val k = dn_lower_expr(L, sc, e->a);
+    if (k.kind == VAL_POISON) return k;
+    if (k.kind != VAL_INT) {
+        dn_error(L->cx, e->a->loc, "repeat count must be an int, got %s", dn_val_kind_name(k.kind));
+        return dn_val_poison();
+    }
+    if (k.i < 0 || k.i > MAX_REPEAT) {
+        dn_error(L->cx, e->a->loc, "repeat count %lld is out of range (0 to %d)", (long long)k.i, MAX_REPEAT);
+        return dn_val_poison();
+    }
+    const char *saved = L->prefix, *base = NULL;
+    if (e->label) {
+        base = dn_arena_printf(L->a, "%s%s", L->prefix, e->label);
+        if (!dn_lower_use_label(L, base, e->label_loc)) return dn_val_poison();
+    }
+    Val v = {.kind = VAL_NONE};
+    int nerr = L->cx->nerr;
+    for (int64_t i = 0; i < k.i && L->cx->nerr == nerr && budget(L, e->loc); i++) {
+        Scope inner = {.parent = sc};
+        if (e->s) dn_scope_set(L, &inner, e->s, vint(i));
+        if (base) L->prefix = dn_arena_printf(L->a, "%s.%lld.", base, (long long)i);
+        Exec x = {.last = {.kind = VAL_NONE}};
+        exec_body(L, &inner, &e->body, &x);
+        L->prefix = saved;
+        v = x.last;
+        if (target && v.kind == VAL_NONE) {
+            dn_error(L->cx, e->loc, "the body of 'repeat' must end with an expression giving the new value of '%s'", target);
+            v = dn_val_poison();
+        }
+        if (target) dn_scope_set(L, sc, target, v);
+    }
+    if (L->cx->nerr != nerr) v = dn_val_poison();
+    if (target && k.i == 0 && !dn_scope_find(sc, target)) dn_scope_set(L, sc, target, dn_val_poison());
+    return v;
+}
+
+/* ---- blocks ----------------------------------------------------------------- */
+
+/* Binds one block parameter from 'v' (checked against its type). */
+static bool bind_block_param(Lower *L, Scope *sc, const AstDecl *d, const AstParam *p, Val v, DnLoc loc)
+{
+    if (v.kind == VAL_POISON) return false;
+    const char *want = !p->hp ? "tensor" : p->hp;
+    bool ok = !p->hp ? v.kind == VAL_TENSOR
+            : !strcmp(want, "int") ? v.kind == VAL_INT
+            : !strcmp(want, "float") ? is_num(v)
+            : !strcmp(want, "bool") ? v.kind == VAL_BOOL
+            : v.kind == VAL_STR;
+    if (!ok) {
+        dn_error(L->cx, loc, "argument '%s' of block '%s' must be %s %s, got %s", p->name, d->name,
+                 !strcmp(want, "int") ? "an" : "a", want, dn_val_kind_name(v.kind));
+        return false;
+    }
+    if (p->hp && !strcmp(want, "float")) v = vfloat(num(v));
+    dn_scope_set(L, sc, p->name, v);
+    return true;
+}
+
+/* Fills the block's scope from positional 'pos' and the call's keywords. */
+static bool bind_block_args(Lower *L, Scope *caller, Scope *sc, const AstDecl *d, const AstExpr *e, Val *pos, int npos)
+{
+    if (npos > d->params.len) {
+        dn_error(L->cx, e->loc, "block '%s' takes %d argument%s, got %d", d->name, d->params.len,
+                 d->params.len == 1 ? "" : "s", npos);
+        return false;
+    }
+    bool ok = true;
+    Val given[64];
+    DnLoc at[64];
+    int np = d->params.len < 64 ? d->params.len : 64;
+    for (int i = 0; i < np; i++) {
+        given[i] = (Val){.kind = VAL_NONE};
+        at[i] = e->loc;
+    }
+    for (int i = 0; i < npos && i < np; i++) given[i] = pos[i];
+    for (int i = 0, k = 0; i < e->args.len; i++) {
+        const AstArg *a = &e->args.data[i];
+        if (!a->name) {
+            at[k < np ? k : 0] = a->loc, k++;
+            continue;
+        }
+        int j = 0;
+        while (j < np && strcmp(d->params.data[j].name, a->name)) j++;
+        if (j == np) {
+            dn_error(L->cx, a->loc, "block '%s' has no parameter '%s'", d->name, a->name);
+            ok = false;
+        } else if (given[j].kind != VAL_NONE) {
+            dn_error(L->cx, a->loc, "argument '%s' of block '%s' is given twice", a->name, d->name);
+            ok = false;
+        } else {
+            given[j] = dn_lower_expr(L, caller, a->value);
+            at[j] = a->loc;
+        }
+    }
+    for (int i = 0; i < np && ok; i++) {
+        const AstParam *p = &d->params.data[i];
+        Val v = given[i];
+        if (v.kind == VAL_NONE && p->def) v = dn_lower_expr(L, sc, p->def);
+        if (v.kind == VAL_NONE) {
+            dn_error(L->cx, e->loc, "missing argument '%s' of block '%s'", p->name, d->name);
+            ok = false;
+        } else ok = bind_block_param(L, sc, d, p, v, at[i]);
+    }
+    return ok;
+}
+
+static Val lower_block_call(Lower *L, Scope *sc, const AstDecl *d, const AstExpr *e, Val *pos, int npos)
+{
+    for (int i = 0; i < L->stack.len; i++)
+        if (L->stack.data[i] == d) {
+            dn_error(L->cx, e->loc, "block '%s' calls itself (blocks are inlined, so recursion is not allowed)", d->name);
+            return dn_val_poison();
+        }
+    if (!budget(L, e->loc)) return dn_val_poison();
+    if (L->stack.len >= MAX_INLINE_DEPTH) {
+        dn_error(L->cx, e->loc, "blocks are nested too deeply (more than %d levels)", MAX_INLINE_DEPTH);
+        return dn_val_poison();
+    }
+    const char *saved = L->prefix;
+    if (e->label) {
+        const char *full = dn_arena_printf(L->a, "%s%s", L->prefix, e->label);
+        if (!dn_lower_use_label(L, full, e->label_loc)) return dn_val_poison();
+        L->prefix = dn_arena_printf(L->a, "%s.", full);
+    }
+    Scope inner = {0};
+    Val result = dn_val_poison();
+    dn_vec_push(L->a, &L->stack, d);
+    if (bind_block_args(L, sc, &inner, d, e, pos, npos)) {
+        Exec x = {.in_block = true};
+        exec_body(L, &inner, &d->body, &x);
+        if (x.returned) result = x.ret;
+        else dn_error(L->cx, d->loc, "block '%s' ends without 'return'", d->name);
+    }
+    L->stack.len--;
+    L->prefix = saved;
+    return result;
+}
+
+/* ---- calls -------------------------------------------------------------------- */
+
+static Val lower_call(Lower *L, Scope *sc, const AstExpr *e)
+{
+    Val pos[32];
+    int npos = 0;
+    bool poisoned = false;
+    for (int i = 0; i < e->args.len; i++) {
+        if (e->args.data[i].name) continue;
+        if (npos == 32) {
+            dn_error(L->cx, e->args.data[i].loc, "too many arguments (at most 32)");
+            return dn_val_poison();
+        }
+        pos[npos] = dn_lower_expr(L, sc, e->args.data[i].value);
+        poisoned |= pos[npos++].kind == VAL_POISON;
+    }
+    const AstDecl *d = find_decl(L->ast, DECL_BLOCK, e->s);
+    if (d) return poisoned ? dn_val_poison() : lower_block_call(L, sc, d, e, pos, npos);
+    Val q;
+    if (shape_query(L, pos, npos, e, &q)) return q;
+    const LayerInfo *li = dn_layer_find(e->s);
+    if (li) return poisoned ? dn_val_poison() : dn_layer_call(L, sc, li, e, pos, npos);
+    if (dn_layer_unsupported(e->s)) dn_error(L->cx, e->loc, "'%s' is not supported yet", e->s);
+    else if (dn_scope_find(sc, e->s)) dn_error(L->cx, e->loc, "'%s' is a value, not a layer or block", e->s);
+    else dn_error(L->cx, e->loc, "unknown layer or block '%s'", e->s);
+    return dn_val_poison();
+}
+
+static Val lower_list(Lower *L, Scope *sc, const AstExpr *e)
+{
+    Val v = {.kind = VAL_LIST, .n = e->args.len};
+    v.items = dn_arena_alloc(L->a, (size_t)(v.n + 1) * sizeof(Val));
+    for (int i = 0; i < v.n; i++) {
+        v.items[i] = dn_lower_expr(L, sc, e->args.data[i].value);
+        if (v.items[i].kind == VAL_POISON) return dn_val_poison();
+    }
+    return v;
+}
+
+/* Evaluates 'e' in 'sc': a compile-time value, or a tensor built in L->g. */
+Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
+{
+    switch (e->kind) {
+    case EXPR_INT: return vint(e->i);
+    case EXPR_FLOAT: return vfloat(e->f);
+    case EXPR_BOOL: return vbool(e->i != 0);
+    case EXPR_STR: return (Val){.kind = VAL_STR, .s = e->s};
+    case EXPR_NAME: return lower_name(L, sc, e);
+    case EXPR_CALL: return lower_call(L, sc, e);
+    case EXPR_BINARY: return lower_binary(L, sc, e);
+    case EXPR_UNARY: return lower_unary(L, sc, e);
+    case EXPR_LIST: return lower_list(L, sc, e);
+    case EXPR_TERNARY: {
+        int c = eval_cond(L, sc, e->a, "the condition of '?:'");
+        return c < 0 ? dn_val_poison() : dn_lower_expr(L, sc, c ? e->b : e->c);
+    }
+    case EXPR_REPEAT: return lower_repeat(L, sc, e, NULL);
+    case EXPR_INDEX: dn_error(L->cx, e->loc, "indexing and slicing are not supported yet"); return dn_val_poison();
+    case EXPR_SLICE: dn_error(L->cx, e->loc, "a slice is only allowed inside [ ]"); return dn_val_poison();
+    }
+    return dn_val_poison();
+}
+
+/* ---- raw parameter initializers --------------------------------------------- */
+
+/* init = "zeros" | "ones" | "normal" ["(" [mean=] [std=] ")"] | "uniform" "(" a "," b ")" */
+static Val eval_init(Lower *L, Scope *sc, const AstExpr *e, DnInit *init)
+{
+    const char *n = e->kind == EXPR_NAME || e->kind == EXPR_CALL ? e->s : "";
+    Val a[2];
+    const char *schema = !strcmp(n, "normal") ? "mean:float=0 std:float=1" : !strcmp(n, "uniform") ? "a:float b:float" : "";
+    if (!strcmp(n, "zeros") || !strcmp(n, "ones")) {
+        init->kind = !strcmp(n, "zeros") ? DN_INIT_ZEROS : DN_INIT_ONES;
+        if (e->args.len == 0) return vint(0);
+    } else if (*schema) {
+        Val pos[2];
+        int npos = 0;
+        for (int i = 0; i < e->args.len && npos < 2; i++)
+            if (!e->args.data[i].name) pos[npos++] = dn_lower_expr(L, sc, e->args.data[i].value);
+        if (!dn_bind_args(L, sc, n, schema, e, pos, npos, a, 2)) return dn_val_poison();
+        *init = (DnInit){!strcmp(n, "normal") ? DN_INIT_NORMAL : DN_INIT_UNIFORM, a[0].f, a[1].f};
+        return vint(0);
+    }
+    dn_error(L->cx, e->loc, "a parameter initializer must be zeros, ones, normal(mean, std) or uniform(a, b)");
+    return dn_val_poison();
+}
+
+/* ---- models -------------------------------------------------------------------- */
+
+static const AstDecl *pick_model(DnCtx *cx, const DnAst *ast, const char *model)
+{
+    const AstDecl *found = NULL;
+    int n = 0;
+    for (int i = 0; i < ast->decls.len; i++) {
+        const AstDecl *d = ast->decls.data[i];
+        if (d->kind != DECL_MODEL) continue;
+        n++;
+        if (!model || !strcmp(d->name, model)) found = found && !model ? found : d;
+    }
+    if (model && !found) dn_error(cx, (DnLoc){0}, "no model named '%s' in %s", model, ast->file);
+    else if (!n) dn_error(cx, (DnLoc){ast->file, 1, 1}, "the file defines no model");
+    else if (!model && n > 1) {
+        dn_error(cx, (DnLoc){ast->file, 1, 1}, "the file defines %d models; choose one with --model NAME", n);
+        return NULL;
+    }
+    return found;
+}
+
+/* Reports duplicate declarations and train sections naming no model. */
+static void check_decls(DnCtx *cx, const DnAst *ast)
+{
+    for (int i = 0; i < ast->decls.len; i++) {
+        const AstDecl *d = ast->decls.data[i];
+        if (d->kind == DECL_TRAIN && !find_decl(ast, DECL_MODEL, d->name))
+            dn_error(cx, d->loc, "train section for unknown model '%s'", d->name);
+        for (int j = 0; j < i; j++) {
+            const AstDecl *o = ast->decls.data[j];
+            bool clash = strcmp(o->name, d->name) == 0 &&
+                         (d->kind == o->kind || (d->kind != DECL_TRAIN && o->kind != DECL_TRAIN));
+            if (clash) {
+                dn_error(cx, d->loc, "'%s' is defined twice (first at line %d)", d->name, o->loc.line);
+                break;
+            }
+        }
+    }
+}
+
+/* Binds the model's inputs; checks and adds its outputs.  Returns false on errors. */
+static void lower_outputs(Lower *L, const AstDecl *md, Scope *sc, Scope *outs)
+{
+    for (int i = 0; i < md->outputs.len; i++) {
+        const AstParam *o = &md->outputs.data[i];
+        Binding *b = NULL;
+        for (Binding *x = sc->vars; x && !b; x = x->next)
+            if (!strcmp(x->name, o->name)) b = x;
+        if (!b) {
+            dn_error(L->cx, o->loc, "output '%s' is never assigned", o->name);
+            continue;
+        }
+        if (b->v.kind == VAL_POISON) continue;
+        if (b->v.kind != VAL_TENSOR) {
+            dn_error(L->cx, o->loc, "output '%s' must be a tensor, got %s", o->name, dn_val_kind_name(b->v.kind));
+            continue;
+        }
+        DnValue *v = b->v.t;
+        if (v->dtype != o->type.dtype || !dn_shape_eq(&v->shape, &o->type.shape)) {
+            char want[96], got[96];
+            dn_type_str(o->type.dtype, &o->type.shape, want, sizeof want);
+            dn_type_str(v->dtype, &v->shape, got, sizeof got);
+            dn_error(L->cx, o->loc, "output '%s' is declared %s but computed as %s", o->name, want, got);
+            continue;
+        }
+        dn_graph_add_output(L->g, o->name, v);
+        dn_scope_set(L, outs, o->name, b->v);
+    }
+}
+
+static void lower_model(Lower *L, const AstDecl *md, Scope *outs)
+{
+    Scope sc = {0};
+    for (int i = 0; i < md->params.len; i++) {
+        const AstParam *p = &md->params.data[i];
+        if (dn_scope_find(&sc, p->name)) {
+            dn_error(L->cx, p->loc, "duplicate input name '%s'", p->name);
+            continue;
+        }
+        DnValue *v = dn_graph_add_input(L->g, p->name, p->type.dtype, &p->type.shape, p->loc);
+        dn_scope_set(L, &sc, p->name, vtensor(v));
+    }
+    Exec x = {0};
+    exec_body(L, &sc, &md->body, &x);
+    lower_outputs(L, md, &sc, outs);
+}
+
+DnGraph *dn_lower(DnCtx *cx, const DnAst *ast, const char *model)
+{
+    if (!ast) return NULL;
+    int nerr0 = cx->nerr;
+    check_decls(cx, ast);
+    const AstDecl *md = pick_model(cx, ast, model);
+    if (!md) return NULL;
+    const AstDecl *td = NULL;
+    for (int i = 0; i < ast->decls.len; i++) {
+        const AstDecl *d = ast->decls.data[i];
+        if (d->kind == DECL_TRAIN && !strcmp(d->name, md->name) && !td) td = d;
+    }
+    Lower L = {.cx = cx, .ast = ast, .a = ast->arena, .prefix = "", .next_salt = 1};
+    L.g = dn_graph_new(md->name);
+    Scope outs = {0};
+    lower_model(&L, md, &outs);
+    if (td && cx->nerr == nerr0) dn_lower_train(&L, md, td, &outs);
+    if (cx->nerr > nerr0) {
+        dn_graph_free(L.g);
+        return NULL;
+    }
+    return L.g;
+}
