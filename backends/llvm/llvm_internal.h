@@ -57,8 +57,9 @@ typedef struct DnKernel {
 typedef void (*DnKernelGen)(DnKernel *k);
 /* Generators are named dn_kernel_<op name> (e.g. dn_kernel_conv2d) and live
  * in kernel_<family>.c; kernels.c builds the table from ops.def. */
-/* Indexed by DnOpKind; NULL where the backend has no kernel (the driver
- * reports "llvm backend: no kernel for op X" as a diagnostic at the op). */
+/* Indexed by DnOpKind; every op has a generator (a missing one is a link
+ * error).  A future backend-specific gap would be NULL, which the driver
+ * reports as "llvm backend: no kernel for op X" at the op. */
 extern const DnKernelGen dn_llvm_kernels[DN_OP_COUNT];
 
 /* ---- llvm_util.c: building blocks for generators -------------------------- */

@@ -1,0 +1,68 @@
+/* link.c -- links a backend's object file with the runtime archive into the
+ * model's shared library, using the system C compiler as the linker driver.
+ *
+ * The compiler is $DNNC_CC, else the one dnnc was built with
+ * (DNNC_C_COMPILER), else "cc"; it runs through fork/execvp, never a shell.
+ * The library is written to a temporary name beside 'out_so' and renamed
+ * over it only on success, so a failed link never damages an old library.
+ * -Wl,--exclude-libs,ALL keeps the runtime's symbols out of the dynamic
+ * symbol table; -z defs turns any unresolved symbol into a link error.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "backend.h"
+
+#ifndef DNNC_C_COMPILER
+#define DNNC_C_COMPILER "cc"
+#endif
+
+static const DnLoc noloc = {0};
+
+/* Runs argv; returns the exit status, or -1 (with errno) when it could not
+ * be started or was killed by a signal. */
+static int run_argv(char *const *argv)
+{
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR) return -1;
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    return -1;
+}
+
+/* Links 'obj' + 'runtime_lib' into 'out_so'; see backend.h. */
+DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, const char *out_so)
+{
+    const char *cc = getenv("DNNC_CC");
+    if (!cc || !*cc) cc = DNNC_C_COMPILER;
+    if (!cc || !*cc) cc = "cc";
+    size_t len = strlen(out_so) + 32;
+    char *tmp = malloc(len);
+    if (!tmp) dn_die(__FILE__, __LINE__, "out of memory");
+    snprintf(tmp, len, "%s.tmp%ld", out_so, (long)getpid());
+    char *argv[] = {(char *)cc, "-shared", "-o", tmp, (char *)obj, (char *)runtime_lib, "-lm", "-lpthread",
+                    "-Wl,--exclude-libs,ALL", "-Wl,-z,defs", "-Wl,-z,noexecstack", NULL};
+    int rc = run_argv(argv);
+    DnStatus st = DN_OK;
+    if (rc != 0) {
+        if (rc == 127) dn_error(cx, noloc, "cannot run the C compiler '%s' to link '%s' (set $DNNC_CC)", cc, out_so);
+        else if (rc < 0) dn_error(cx, noloc, "linking '%s': the C compiler '%s' did not finish normally", out_so, cc);
+        else dn_error(cx, noloc, "linking '%s': '%s' exited with status %d", out_so, cc, rc);
+        st = DN_ERR;
+    } else if (rename(tmp, out_so) != 0) {
+        dn_error(cx, noloc, "cannot write '%s': %s", out_so, strerror(errno));
+        st = DN_ERR;
+    }
+    if (st != DN_OK) unlink(tmp);
+    free(tmp);
+    return st;
+}

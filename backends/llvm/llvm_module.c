@@ -1,0 +1,353 @@
+/* llvm_module.c -- the LLVM backend's driver: one LLVM module per DnModule.
+ *
+ * For each graph (inference, and training when compiled in) it emits one
+ * kernel per live op through the generator table (kernels.c) and an entry
+ * function that runs them in order through dnrt_parallel_for; then the
+ * descriptor and typed wrappers (llvm_desc.c); then verifies, optimizes and
+ * writes an object file or the IR text (llvm_target.c).
+ *
+ * A kernel is two functions: the generator fills an always-inline body
+ *     void kN_op.body(ptr c, i64 begin, i64 end, i64 n, ptr p0, ...)
+ * whose operand pointers carry noalias/nonnull/align attributes (from the
+ * memory plan), and a wrapper  void kN_op(ptr c, i64 begin, i64 end)
+ * (the dnrt_kernel_fn) computes the pointers from the plan and calls it.
+ * After inlining, the noalias facts survive as scoped alias metadata.
+ */
+#include <stdlib.h>
+
+#include "llvm_driver.h"
+
+static const DnLoc noloc = {0};
+
+/* ---- buffers ------------------------------------------------------------- */
+
+/* Byte range of a value's buffer as  [s_n*n + s_b, + z_n*n + z_b). */
+typedef struct Range {
+    DnBufKind kind;
+    int index;
+    int64_t s_n, s_b, z_n, z_b;
+    bool written;
+} Range;
+
+static Range value_range(const DnPlan *plan, const DnValue *v, bool written)
+{
+    DnBuf b = plan->buf[v->id];
+    int64_t bytes = dn_shape_numel_static(&v->shape) * dn_dtype_size(v->dtype);
+    bool has_n = dn_shape_has_n(&v->shape);
+    Range r = {b.kind, b.index, b.kind == DN_BUF_ARENA ? b.coef_n : 0, b.offset,
+               has_n ? bytes : 0, has_n ? 0 : bytes, written};
+    return r;
+}
+
+static bool overlap_at(const Range *a, const Range *b, int64_t n)
+{
+    int64_t as = a->s_n * n + a->s_b, ae = as + a->z_n * n + a->z_b;
+    int64_t bs = b->s_n * n + b->s_b, be = bs + b->z_n * n + b->z_b;
+    return as < be && bs < ae && ae > as && be > bs;
+}
+
+/* Whether two buffers can share a byte for some batch size n >= 1.  Both
+ * conditions of overlap are linear in n, so it suffices to test n = 1, a
+ * large n and the points around where the two conditions cross. */
+static bool may_overlap(const Range *a, const Range *b)
+{
+    if (a->kind != b->kind) return false;
+    if (a->kind == DN_BUF_INPUT || a->kind == DN_BUF_OUTPUT) return a->index == b->index;
+    if (a->kind != DN_BUF_ARENA && a->kind != DN_BUF_STATE) return true;
+    int64_t p1 = a->s_n + a->z_n - b->s_n, q1 = a->s_b + a->z_b - b->s_b; /* ae - bs */
+    int64_t p2 = b->s_n + b->z_n - a->s_n, q2 = b->s_b + b->z_b - a->s_b; /* be - as */
+    int64_t cand[6] = {1, 2, (int64_t)1 << 30, 1, 1, 1};
+    if (p1 != p2) {
+        int64_t x = (q2 - q1) / (p1 - p2);
+        cand[3] = x - 1, cand[4] = x, cand[5] = x + 1;
+    }
+    for (int i = 0; i < 6; i++)
+        if (cand[i] >= 1 && overlap_at(a, b, cand[i])) return true;
+    return false;
+}
+
+/* Position in c->inputs (descriptor order: the inference graph's inputs,
+ * then the training graph's train-only ones) of input 'idx' of 'g'. */
+static int input_slot(DnLlvm *L, const DnGraph *g, int idx)
+{
+    const DnGraph *inf = L->m->infer;
+    if (g == inf) return idx;
+    const DnValue *v = g->inputs.data[idx];
+    int slot = inf->inputs.len;
+    for (int i = 0; i < inf->inputs.len; i++)
+        if (!strcmp(inf->inputs.data[i]->name, v->name)) return i;
+    for (int i = 0; i < idx; i++) slot += g->inputs.data[i]->train_only;
+    if (!v->train_only) dn_die(__FILE__, __LINE__, "llvm backend: training input '%s' not in the model", v->name);
+    return slot;
+}
+
+/* Emits the address of 'v's buffer at the builder's position in a function
+ * whose call pointer is 'c' and batch size 'n'. */
+static LLVMValueRef buf_ptr(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const DnValue *v, LLVMValueRef c,
+                            LLVMValueRef n)
+{
+    DnBuf b = plan->buf[v->id];
+    if (b.kind == DN_BUF_INPUT) b.index = input_slot(L, g, b.index);
+    LLVMBuilderRef bd = L->b;
+    int field = b.kind == DN_BUF_ARENA ? DN_CALL_ARENA : b.kind == DN_BUF_STATE ? DN_CALL_STATE
+                : b.kind == DN_BUF_INPUT ? DN_CALL_INPUTS : DN_CALL_OUTPUTS;
+    if (b.kind == DN_BUF_NONE)
+        dn_die(__FILE__, __LINE__, "llvm backend: value %%%d (%s) has no buffer in the plan", v->id,
+               v->name ? v->name : "?");
+    LLVMValueRef fp = LLVMBuildStructGEP2(bd, L->call_t, c, (unsigned)field, "");
+    LLVMValueRef base = LLVMBuildLoad2(bd, L->ptr, fp, "");
+    if (b.kind == DN_BUF_INPUT || b.kind == DN_BUF_OUTPUT) {
+        LLVMValueRef idx = LLVMConstInt(L->i64, (unsigned long long)b.index, 0);
+        LLVMValueRef slot = LLVMBuildInBoundsGEP2(bd, L->ptr, base, &idx, 1, "");
+        return LLVMBuildLoad2(bd, L->ptr, slot, v->name ? v->name : "");
+    }
+    LLVMValueRef off = LLVMConstInt(L->i64, (unsigned long long)b.offset, 1);
+    if (b.kind == DN_BUF_ARENA && b.coef_n)
+        off = LLVMBuildNSWAdd(bd, LLVMBuildNSWMul(bd, n, LLVMConstInt(L->i64, (unsigned long long)b.coef_n, 1), ""),
+                              off, "");
+    return LLVMBuildInBoundsGEP2(bd, L->i8, base, &off, 1, "");
+}
+
+static void add_attr(DnLlvm *L, LLVMValueRef fn, unsigned idx, const char *name, uint64_t val)
+{
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(L->ctx, kind, val));
+}
+
+/* ---- kernels -------------------------------------------------------------- */
+
+/* Operand and result values of 'op' in pointer-parameter order. */
+static int op_values(const DnOp *op, const DnValue **vals, bool *written)
+{
+    int np = 0;
+    bool side = dn_op_info[op->kind].flags & DN_OPF_SIDE_EFFECT;
+    DN_ASSERT(op->nin <= DN_KERNEL_MAX_IN && op->nout <= DN_KERNEL_MAX_OUT);
+    for (int i = 0; i < op->nin; i++) vals[np] = op->in[i], written[np++] = side;
+    for (int i = 0; i < op->nout; i++) vals[np] = op->out[i], written[np++] = true;
+    return np;
+}
+
+/* Adds nonnull, align 64 and (where no conflicting buffer exists) noalias to
+ * the pointer parameters of 'body' (parameter 4 + i for pointer i). */
+static void mark_pointers(DnLlvm *L, LLVMValueRef body, const DnPlan *plan, const DnValue **vals,
+                          const bool *written, int np)
+{
+    Range r[DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
+    for (int i = 0; i < np; i++) r[i] = value_range(plan, vals[i], written[i]);
+    add_attr(L, body, 1, "nonnull", 0);
+    add_attr(L, body, 1, "noalias", 0);
+    for (int i = 0; i < np; i++) {
+        unsigned idx = 5 + (unsigned)i; /* attribute index = param index + 1 */
+        bool alone = true;
+        for (int j = 0; j < np; j++)
+            if (j != i && (r[i].written || r[j].written) && may_overlap(&r[i], &r[j])) alone = false;
+        if (alone) add_attr(L, body, idx, "noalias", 0);
+        add_attr(L, body, idx, "nonnull", 0);
+        bool al = (r[i].kind == DN_BUF_ARENA && r[i].s_n % 64 == 0 && r[i].s_b % 64 == 0) ||
+                  (r[i].kind == DN_BUF_STATE && r[i].s_b % 64 == 0);
+        if (al) add_attr(L, body, idx, "align", 64);
+    }
+}
+
+/* Builds the wrapper  void name(ptr c, i64 begin, i64 end)  that computes
+ * the operand pointers of 'op' and calls 'body'. */
+static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body, LLVMTypeRef body_t,
+                                  const DnGraph *g, const DnPlan *plan, const DnValue **vals, int np)
+{
+    LLVMValueRef fn = LLVMAddFunction(L->mod, name, L->kernel_fn_t);
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    add_attr(L, fn, 1, "nonnull", 0);
+    add_attr(L, fn, 1, "noalias", 0);
+    LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
+    LLVMValueRef c = LLVMGetParam(fn, 0);
+    LLVMValueRef nptr = LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, "");
+    LLVMValueRef args[4 + DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
+    args[0] = c, args[1] = LLVMGetParam(fn, 1), args[2] = LLVMGetParam(fn, 2);
+    args[3] = LLVMBuildLoad2(L->b, L->i64, nptr, "n");
+    for (int i = 0; i < np; i++) args[4 + i] = buf_ptr(L, g, plan, vals[i], c, args[3]);
+    LLVMBuildCall2(L->b, body_t, body, args, (unsigned)(4 + np), "");
+    LLVMBuildRetVoid(L->b);
+    return fn;
+}
+
+/* Emits the kernel of 'op'; returns its wrapper (the dnrt_kernel_fn) and
+ * the iteration count in *par_n, *par_b, or NULL with a diagnostic. */
+static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const DnOp *op, int64_t *par_n,
+                                int64_t *par_b)
+{
+    DnKernelGen gen = dn_llvm_kernels[op->kind];
+    const char *opname = dn_op_info[op->kind].name;
+    if (!gen) {
+        dn_error(L->cx, op->loc, "llvm backend: no kernel for op '%s'", opname);
+        return NULL;
+    }
+    const DnValue *vals[DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
+    bool written[DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
+    int np = op_values(op, vals, written);
+    LLVMTypeRef pt[4 + DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT] = {L->ptr, L->i64, L->i64, L->i64};
+    for (int i = 0; i < np; i++) pt[4 + i] = L->ptr;
+    LLVMTypeRef body_t = LLVMFunctionType(L->void_t, pt, (unsigned)(4 + np), 0);
+    char name[96], bname[112];
+    snprintf(name, sizeof name, "k%d_%s", L->nkernels++, opname);
+    snprintf(bname, sizeof bname, "%s.body", name);
+    LLVMValueRef body = LLVMAddFunction(L->mod, bname, body_t);
+    LLVMSetLinkage(body, LLVMInternalLinkage);
+    add_attr(L, body, (unsigned)LLVMAttributeFunctionIndex, "alwaysinline", 0);
+    add_attr(L, body, (unsigned)LLVMAttributeFunctionIndex, "nounwind", 0);
+    mark_pointers(L, body, plan, vals, written, np);
+
+    DnKernel k = {.L = L, .g = g, .plan = plan, .op = op, .fn = body, .par_n = 0, .par_b = 1};
+    k.c = LLVMGetParam(body, 0), k.begin = LLVMGetParam(body, 1), k.end = LLVMGetParam(body, 2);
+    k.n = LLVMGetParam(body, 3);
+    for (int i = 0; i < op->nin; i++) k.in[i] = LLVMGetParam(body, 4 + (unsigned)i);
+    for (int i = 0; i < op->nout; i++) k.out[i] = LLVMGetParam(body, 4 + (unsigned)(op->nin + i));
+    LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, body, "entry"));
+    gen(&k);
+    LLVMBuildRetVoid(L->b); /* generators leave the builder at the end of their last block */
+    *par_n = k.par_n, *par_b = k.par_b;
+    return build_wrapper(L, name, body, body_t, g, plan, vals, np);
+}
+
+/* ---- entry functions -------------------------------------------------------- */
+
+static LLVMValueRef runtime_fn(DnLlvm *L, const char *name, LLVMTypeRef t)
+{
+    LLVMValueRef f = LLVMGetNamedFunction(L->mod, name);
+    if (!f) {
+        f = LLVMAddFunction(L->mod, name, t);
+        LLVMSetVisibility(f, LLVMHiddenVisibility);
+    }
+    return f;
+}
+
+/* Emits the entry function 'name' of graph 'g': every live op's kernel, in
+ * order.  Returns NULL when some op has no kernel (diagnostics reported). */
+static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const char *name)
+{
+    LLVMTypeRef entry_t = LLVMFunctionType(L->void_t, &L->ptr, 1, 0);
+    LLVMTypeRef pf_args[3] = {L->ptr, L->ptr, L->i64};
+    LLVMTypeRef pf_t = LLVMFunctionType(L->void_t, pf_args, 3, 0);
+    LLVMValueRef pf = runtime_fn(L, "dnrt_parallel_for", pf_t);
+    LLVMValueRef entry = LLVMAddFunction(L->mod, name, entry_t);
+    LLVMSetLinkage(entry, LLVMInternalLinkage);
+    add_attr(L, entry, 1, "nonnull", 0);
+    LLVMBasicBlockRef bb = LLVMAppendBasicBlockInContext(L->ctx, entry, "entry");
+    LLVMValueRef c = LLVMGetParam(entry, 0);
+    bool ok = true;
+    for (int i = 0; i < g->ops.len; i++) {
+        const DnOp *op = g->ops.data[i];
+        if (op->dead) continue;
+        int64_t pn, pb;
+        LLVMValueRef kfn = emit_kernel(L, g, plan, op, &pn, &pb);
+        if (!kfn) {
+            ok = false;
+            continue;
+        }
+        LLVMPositionBuilderAtEnd(L->b, bb);
+        if (pn == 0 && pb == 1) {
+            LLVMValueRef args[3] = {c, LLVMConstInt(L->i64, 0, 0), LLVMConstInt(L->i64, 1, 0)};
+            LLVMBuildCall2(L->b, L->kernel_fn_t, kfn, args, 3, "");
+            continue;
+        }
+        LLVMValueRef cnt = LLVMConstInt(L->i64, (unsigned long long)pb, 1);
+        if (pn) {
+            LLVMValueRef n = LLVMBuildLoad2(L->b, L->i64, LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, ""), "n");
+            cnt = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)pn, 1), ""),
+                                  cnt, "count");
+        }
+        LLVMValueRef args[3] = {c, kfn, cnt};
+        LLVMBuildCall2(L->b, pf_t, pf, args, 3, "");
+    }
+    LLVMPositionBuilderAtEnd(L->b, bb);
+    LLVMBuildRetVoid(L->b);
+    return ok ? entry : NULL;
+}
+
+/* ---- the module ---------------------------------------------------------- */
+
+static void llvm_init(DnLlvm *L, DnCtx *cx, const DnModule *m)
+{
+    memset(L, 0, sizeof *L);
+    L->cx = cx, L->m = m;
+    L->ctx = LLVMContextCreate();
+    L->mod = LLVMModuleCreateWithNameInContext(m->name, L->ctx);
+    L->b = LLVMCreateBuilderInContext(L->ctx);
+    L->i1 = LLVMInt1TypeInContext(L->ctx);
+    L->i8 = LLVMInt8TypeInContext(L->ctx);
+    L->i32 = LLVMInt32TypeInContext(L->ctx);
+    L->i64 = LLVMInt64TypeInContext(L->ctx);
+    L->f32 = LLVMFloatTypeInContext(L->ctx);
+    L->f64 = LLVMDoubleTypeInContext(L->ctx);
+    L->ptr = LLVMPointerTypeInContext(L->ctx, 0);
+    L->void_t = LLVMVoidTypeInContext(L->ctx);
+    L->call_t = dn_llvm_call_type(L->ctx);
+    LLVMTypeRef kargs[3] = {L->ptr, L->i64, L->i64};
+    L->kernel_fn_t = LLVMFunctionType(L->void_t, kargs, 3, 0);
+}
+
+static void llvm_dispose(DnLlvm *L)
+{
+    LLVMDisposeBuilder(L->b);
+    LLVMDisposeModule(L->mod);
+    LLVMContextDispose(L->ctx);
+}
+
+/* Builds, verifies and optimizes the whole module for 'm'.  On success the
+ * caller owns *L and *tm. */
+static DnStatus build_module(DnLlvm *L, DnCtx *cx, const DnModule *m, const DnBackendOptions *o,
+                             LLVMTargetMachineRef *tm)
+{
+    llvm_init(L, cx, m);
+    char name[256];
+    snprintf(name, sizeof name, "%s_infer_entry", m->name);
+    LLVMValueRef infer = emit_entry(L, m->infer, m->infer_plan, name);
+    LLVMValueRef train = NULL;
+    if (m->train) {
+        snprintf(name, sizeof name, "%s_train_entry", m->name);
+        train = emit_entry(L, m->train, m->train_plan, name);
+    }
+    if (!infer || (m->train && !train)) return DN_ERR;
+    LLVMValueRef desc = dn_llvm_emit_descriptor(L, infer, train);
+    dn_llvm_emit_wrappers(L, desc);
+    *tm = dn_llvm_target_machine(cx, o);
+    if (!*tm) return DN_ERR;
+    if (dn_llvm_optimize(cx, L->mod, *tm, o ? o->opt_level : 3) != DN_OK) return DN_ERR;
+    return DN_OK;
+}
+
+static DnStatus llvm_emit_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj_path)
+{
+    DnLlvm L;
+    LLVMTargetMachineRef tm = NULL;
+    DnStatus st = build_module(&L, cx, m, o, &tm);
+    if (st == DN_OK) {
+        char *msg = NULL;
+        if (LLVMTargetMachineEmitToFile(tm, L.mod, (char *)obj_path, LLVMObjectFile, &msg)) {
+            dn_error(cx, noloc, "llvm backend: cannot write '%s': %s", obj_path, msg);
+            st = DN_ERR;
+        }
+        LLVMDisposeMessage(msg);
+    }
+    if (tm) LLVMDisposeTargetMachine(tm);
+    llvm_dispose(&L);
+    return st;
+}
+
+static DnStatus llvm_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out)
+{
+    DnLlvm L;
+    LLVMTargetMachineRef tm = NULL;
+    DnStatus st = build_module(&L, cx, m, o, &tm);
+    if (st == DN_OK) {
+        char *ir = LLVMPrintModuleToString(L.mod);
+        fputs(ir, out);
+        LLVMDisposeMessage(ir);
+    }
+    if (tm) LLVMDisposeTargetMachine(tm);
+    llvm_dispose(&L);
+    return st;
+}
+
+static bool llvm_supports_op(const DnOp *op) { return dn_llvm_kernels[op->kind] != NULL; }
+
+const DnBackend dn_backend_llvm = {"llvm", llvm_emit_object, llvm_emit_text, llvm_supports_op};
