@@ -386,20 +386,21 @@ static DnValue *build_dropout(Lower *L, const AstExpr *e, const char *name, DnVa
 /* batchnorm(eps=1e-5, momentum=0.1): weight, bias, running_mean, running_var, num_batches_tracked */
 static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
-    if (a[1].f != 0.1) {
-        dn_error(L->cx, e->loc, "batchnorm momentum other than 0.1 is not supported yet");
+    if (!(a[1].f >= 0 && a[1].f <= 1)) {
+        dn_error(L->cx, e->loc, "batchnorm momentum must be in [0, 1], got %g", a[1].f);
         return NULL;
     }
     int64_t c = x[0]->shape.rank >= 2 && static_dim(x[0], 1) ? static_dim(x[0], 1) : 1;
     DnInit zeros = {DN_INIT_ZEROS, 0, 0}, ones = {DN_INIT_ONES, 0, 0};
-    DnValue *in[5] = {x[0],
+    DnValue *in[6] = {x[0],
                       param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, ones, e->loc),
                       param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, zeros, e->loc),
                       param(L, name, "running_mean", DN_PARAM_BUFFER, DN_DTYPE_F32, 1, &c, zeros, e->loc),
                       param(L, name, "running_var", DN_PARAM_BUFFER, DN_DTYPE_F32, 1, &c, ones, e->loc)};
-    if (!param(L, name, "num_batches_tracked", DN_PARAM_BUFFER, DN_DTYPE_I64, 0, NULL, zeros, e->loc)) return NULL;
-    DnAttr eps = dn_attr_float("eps", a[0].f);
-    return dn_build1(L->cx, L->g, DN_OP_BATCHNORM, 5, in, 1, &eps, e->loc);
+    in[5] = param(L, name, "num_batches_tracked", DN_PARAM_BUFFER, DN_DTYPE_I64, 0, NULL, zeros, e->loc);
+    if (!in[5]) return NULL;
+    DnAttr at[2] = {dn_attr_float("eps", a[0].f), dn_attr_float("momentum", a[1].f)};
+    return dn_build1(L->cx, L->g, DN_OP_BATCHNORM, 6, in, 2, at, e->loc);
 }
 
 /* ---- the table --------------------------------------------------------------- */

@@ -93,6 +93,7 @@ static const struct {
     {DN_OP_ADAM_UPDATE, "eps", 1e-8, NULL},
     {DN_OP_ADAM_UPDATE, "lr", 1e-3, NULL},
     {DN_OP_BATCHNORM_TRAIN, "momentum", 0.1, NULL},
+    {DN_OP_BATCHNORM, "momentum", 0.1, NULL},
     {DN_OP_COUNT, "stride", 1, NULL},
     {DN_OP_COUNT, "pad", 0, NULL},
     {DN_OP_COUNT, "dilation", 1, NULL},

@@ -408,7 +408,17 @@ static bool per_channel(Rule *r, int first, int count, const char *const *what)
 
 static const char *const bn_names[] = {"weight", "bias", "running_mean", "running_var"};
 
-RULE(batchnorm) { return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && like(r, 0); }
+/* The optional sixth operand, num_batches_tracked, is an i64 scalar. */
+static bool batch_counter(Rule *r)
+{
+    if (r->op->nin < 6 || (IN(5)->dtype == DN_DTYPE_I64 && IN(5)->shape.rank == 0)) return true;
+    return fail(r, "%s: num_batches_tracked must be i64[], got %s", OPN, TY(IN(5)));
+}
+
+RULE(batchnorm)
+{
+    return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) && like(r, 0);
+}
 
 /* Results 1.. are f32 [C]. */
 static bool channel_results(Rule *r, int from, int to)
@@ -424,7 +434,8 @@ RULE(batchnorm_train)
 {
     double m = dn_op_float(r->op, "momentum");
     if (!(m >= 0 && m <= 1)) return fail(r, "%s: momentum must be in [0, 1], got %g", OPN, m);
-    return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && like(r, 0) && channel_results(r, 1, 3);
+    return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) && like(r, 0) &&
+           channel_results(r, 1, 3);
 }
 
 RULE(batchnorm_bwd)

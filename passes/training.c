@@ -1,7 +1,7 @@
 /* training.c -- turns the frontend's graph into the training-step graph.
  *
  * Runs on the training copy only (pc->training).  Batchnorm switches to
- * batch statistics (batchnorm_train, momentum 0.1 as PyTorch), dn_autodiff
+ * batch statistics (batchnorm_train, with the layer's momentum), dn_autodiff
  * differentiates g->loss, and one optimizer update op per parameter with a
  * gradient is appended, with its state tensors (PyTorch's names:
  * optim.<param>.momentum_buffer for SGD, optim.<param>.exp_avg and
@@ -12,12 +12,10 @@
  */
 #include "passes.h"
 
-#define BN_MOMENTUM 0.1 /* PyTorch's default; BATCHNORM carries no momentum */
-
 /* Rewrites batchnorm 'op' in place into batchnorm_train (two more results). */
 static DnStatus to_train_bn(DnPassCtx *pc, DnGraph *g, DnOp *op)
 {
-    DnAttr at[2] = {dn_attr_float("eps", dn_op_float(op, "eps")), dn_attr_float("momentum", BN_MOMENTUM)};
+    DnAttr at[2] = {dn_attr_float("eps", dn_op_float(op, "eps")), dn_attr_float("momentum", dn_op_float(op, "momentum"))};
     int nattrs;
     DnAttr *attrs = dn_attrs_complete(pc->cx, g, DN_OP_BATCHNORM_TRAIN, op->in, 2, at, op->loc, &nattrs);
     if (!attrs) return DN_ERR;

@@ -82,6 +82,16 @@ static void blend(DnKernel *k, LLVMValueRef buf, LLVMValueRef c, double m, LLVMV
     dn_store_f32(k, buf, c, dn_fadd(k, old, dn_fmul(k, dn_f32(k, m), trunc32(k, v))));
 }
 
+/* num_batches_tracked += 1, once per step: by the chunk holding channel 0. */
+static void count_batch(DnKernel *k)
+{
+    LLVMBuilderRef b = k->L->b;
+    LLVMBasicBlockRef after = dn_if_begin(k, LLVMBuildICmp(b, LLVMIntEQ, k->begin, dn_i64(k, 0), ""));
+    LLVMValueRef old = LLVMBuildLoad2(b, k->L->i64, k->in[5], "nbt");
+    LLVMBuildStore(b, LLVMBuildAdd(b, old, dn_i64(k, 1), ""), k->in[5]);
+    dn_if_end(k, after);
+}
+
 void dn_kernel_batchnorm_train(DnKernel *k)
 {
     LLVMBuilderRef b = k->L->b;
@@ -90,6 +100,7 @@ void dn_kernel_batchnorm_train(DnKernel *k)
     double eps = dn_op_float(k->op, "eps"), mom = dn_op_float(k->op, "momentum");
     k->par_n = 0;
     k->par_b = C;
+    if (k->in[5]) count_batch(k);
     LLVMValueRef M = LLVMBuildSIToFP(b, dn_mul(k, dn_dim(k, x, 0), dn_i64(k, S)), k->L->f64, "M");
     DnLoop lc = dn_loop_begin(k, k->begin, k->end, "c");
     LLVMValueRef mean = LLVMBuildFDiv(b, channel_sum(k, lc.i, C, S, NULL), M, "mean");

@@ -300,11 +300,12 @@ Test(training, lenet_graph_skips_first_input_gradient)
 }
 
 /* Batchnorm: one training step updates the running statistics as PyTorch
- * (momentum 0.1, unbiased variance); inference then normalises with them. */
+ * (the layer's momentum, unbiased variance) and counts the batch;
+ * inference then normalises with them. */
 Test(training, batchnorm_running_stats)
 {
     DnTestLib lib;
-    compile("model m(x: f32[N, 3, 2, 2]) -> (y: f32[N, 3, 2, 2]) {\n  y = x |> bn: batchnorm\n}\n"
+    compile("model m(x: f32[N, 3, 2, 2]) -> (y: f32[N, 3, 2, 2]) {\n  y = x |> bn: batchnorm(momentum=0.2)\n}\n"
             "train m {\n  t: f32[N, 3, 2, 2]\n  loss = mse(y, t)\n  optimizer = sgd(lr=0.1)\n}\n",
             "", &lib);
     enum { N = 5, C = 3, S = 4 };
@@ -326,9 +327,11 @@ Test(training, batchnorm_running_stats)
         for (int n = 0; n < N; n++)
             for (int j = 0; j < S; j++) var += pow(x[(n * C + c) * S + j] - mean, 2);
         var /= N * S - 1;
-        cr_expect(fabs(rm[c] - 0.1 * mean) <= 1e-5, "running_mean[%d] %g, expected %g", c, rm[c], 0.1 * mean);
-        cr_expect(fabs(rv[c] - (0.9 + 0.1 * var)) <= 1e-5, "running_var[%d] %g, expected %g", c, rv[c], 0.9 + 0.1 * var);
+        cr_expect(fabs(rm[c] - 0.2 * mean) <= 1e-5, "running_mean[%d] %g, expected %g", c, rm[c], 0.2 * mean);
+        cr_expect(fabs(rv[c] - (0.8 + 0.2 * var)) <= 1e-5, "running_var[%d] %g, expected %g", c, rv[c], 0.8 + 0.2 * var);
     }
+    const int64_t *nbt = (const int64_t *)tensor(&f, "bn.num_batches_tracked");
+    cr_expect_eq(*nbt, 1, "num_batches_tracked %lld after one step", (long long)*nbt);
     dnrt_error err = {0};
     void *out[1] = {y};
     cr_assert_eq(lib.desc->api->infer(s, N, in, out, &err), 0, "infer: %s", err.message);
