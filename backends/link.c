@@ -49,9 +49,17 @@ DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, con
     char *tmp = malloc(len);
     if (!tmp) dn_die(__FILE__, __LINE__, "out of memory");
     snprintf(tmp, len, "%s.tmp%ld", out_so, (long)getpid());
+    /* The soname is the file's own name, so a program linked against it
+     * records "lenet.so", not the path it was linked from. */
+    const char *base = strrchr(out_so, '/') ? strrchr(out_so, '/') + 1 : out_so;
+    size_t slen = strlen(base) + 16;
+    char *soname = malloc(slen);
+    if (!soname) dn_die(__FILE__, __LINE__, "out of memory");
+    snprintf(soname, slen, "-Wl,-soname,%s", base);
     char *argv[] = {(char *)cc, "-shared", "-o", tmp, (char *)obj, (char *)runtime_lib, "-lm", "-lpthread",
-                    "-Wl,--exclude-libs,ALL", "-Wl,-z,defs", "-Wl,-z,noexecstack", NULL};
+                    "-Wl,--exclude-libs,ALL", "-Wl,-z,defs", "-Wl,-z,noexecstack", soname, NULL};
     int rc = run_argv(argv);
+    free(soname);
     DnStatus st = DN_OK;
     if (rc != 0) {
         if (rc == 127) dn_error(cx, noloc, "cannot run the C compiler '%s' to link '%s' (set $DNNC_CC)", cc, out_so);

@@ -21,6 +21,11 @@ foreach(src ${DN_UNIT_TESTS})
   set_tests_properties(${name} PROPERTIES TIMEOUT 600)
 endforeach()
 
+# test_example runs the example program built by examples/examples.cmake.
+if(TARGET classify AND TARGET test_example)
+  add_dependencies(test_example classify)
+endif()
+
 file(GLOB DN_SHELL_SUITES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*/run.sh)
 foreach(script ${DN_SHELL_SUITES})
   get_filename_component(dir ${script} DIRECTORY)

@@ -68,10 +68,31 @@ static int compile_path(const char *dnn, const char *dir, const char *flags, DnT
     return 0;
 }
 
+/* Temporary folders made by this process, removed when it exits (tests may
+ * keep using a library's files after dn_test_close). */
+static char made[64][512];
+static int nmade;
+
+static void remove_made(void)
+{
+    static const char *const files[] = {"model.so", "model.h", "model.dnn"};
+    for (int d = 0; d < nmade; d++) {
+        for (int i = 0; i < 3; i++) {
+            char path[1024];
+            snprintf(path, sizeof path, "%.512s/%s", made[d], files[i]);
+            unlink(path);
+        }
+        rmdir(made[d]); /* fails, harmlessly, if a test left other files */
+    }
+}
+
 static int make_dir(char *dir, size_t len)
 {
     snprintf(dir, len, "%s/dnnc-test-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    return mkdtemp(dir) ? 0 : -1;
+    if (!mkdtemp(dir)) return -1;
+    if (nmade == 0) atexit(remove_made);
+    if (nmade < 64) snprintf(made[nmade++], sizeof made[0], "%s", dir);
+    return 0;
 }
 
 int dn_test_compile_text(const char *source, const char *flags, DnTestLib *lib, char *log, size_t loglen)

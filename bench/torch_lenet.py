@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""torch_lenet.py -- the PyTorch side of bench/train_lenet.sh and
+bench/infer_lenet.sh: LeNet-5 exactly as bench/lenet_adam.dnn.
+
+  torch_lenet.py train --threads T --epochs E [--batch 64] [--data DIR] [--limit K]
+      trains with Adam 1e-3 on Fashion-MNIST standardised like dnnrun
+      ((x/255 - 0.2860)/0.3530), shuffled each epoch; prints per epoch
+      "epoch E train time S s (I img/s), test accuracy A%"
+  torch_lenet.py infer --threads T --batch B [--reps R]
+      eval mode, no_grad, random weights and inputs; prints
+      "infer batch B median M ms"
+Set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to T as well (the shell scripts do).
+"""
+import argparse
+import gzip
+import os
+import statistics
+import struct
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class LeNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def read_idx(path):
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic, = struct.unpack(">I", data[:4])
+    ndim = magic & 0xFF
+    dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def load_split(d, split, limit):
+    def path(kind):
+        p = os.path.join(d, f"{split}-{kind}-ubyte.gz")
+        return p if os.path.exists(p) else p[:-3]
+    x = read_idx(path("images-idx3"))[:limit]
+    y = read_idx(path("labels-idx1"))[:limit]
+    x = (torch.from_numpy(x.astype(np.float32)) / 255.0 - 0.2860) / 0.3530
+    return x.unsqueeze(1).contiguous(), torch.from_numpy(y.astype(np.int64))
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    xtr, ytr = load_split(args.data, "train", args.limit)
+    xte, yte = load_split(args.data, "t10k", args.limit)
+    model = LeNet()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for epoch in range(1, args.epochs + 1):
+        model.train()
+        perm = torch.randperm(len(xtr))
+        t0 = time.perf_counter()
+        for i in range(0, len(xtr), args.batch):
+            idx = perm[i:i + args.batch]
+            opt.zero_grad()
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            loss.backward()
+            opt.step()
+        secs = time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            correct = sum((model(xte[i:i + 1000]).argmax(1) == yte[i:i + 1000]).sum().item()
+                          for i in range(0, len(xte), 1000))
+        print(f"epoch {epoch} train time {secs:.2f} s ({len(xtr) / secs:.0f} img/s), "
+              f"test accuracy {100.0 * correct / len(xte):.2f}%", flush=True)
+
+
+def infer(args):
+    torch.manual_seed(args.seed)
+    model = LeNet().eval()
+    x = torch.randn(args.batch, 1, 28, 28)
+    times = []
+    with torch.no_grad():
+        for _ in range(args.warmup):
+            model(x)
+        for _ in range(args.reps):
+            t0 = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - t0)
+    print(f"infer batch {args.batch} median {1e3 * statistics.median(times):.4f} ms")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("mode", choices=["train", "infer"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--reps", type=int, default=200)
+    ap.add_argument("--warmup", type=int, default=20)
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    train(args) if args.mode == "train" else infer(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

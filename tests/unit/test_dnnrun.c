@@ -1,0 +1,243 @@
+/* test_dnnrun.c -- the generic runner, tools/dnnrun.c, run as a program.
+ *
+ * Usage errors exit 2, runtime errors exit 1, and every message names the
+ * file at fault: damaged IDX files (made here, small), a library without
+ * dnnc_descriptor, a model that does not fit Fashion-MNIST.  With the real
+ * dnnc-compiled LeNet: `info`, a short `train`, `eval` and `infer` on the
+ * saved weights, and a failed save that leaves the previous weights intact. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+static char out[65536];
+
+static void make_tmpdir(char *dir, size_t len)
+{
+    snprintf(dir, len, "/tmp/dnnrun-test-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+/* Removes a folder made by make_tmpdir (and what the test wrote there). */
+static void remove_tmpdir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    dn_test_run(cmd, NULL, 0);
+}
+
+/* Runs dnnrun with 'args'; returns its exit status, output in 'out'. */
+static int dnnrun(const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s' %s", DNNRUN_BIN, args);
+    return dn_test_run(cmd, out, sizeof out);
+}
+
+/* Compiles examples/lenet.dnn; the library's path goes to 'so'. */
+static void compile_lenet(char *so, size_t len)
+{
+    DnTestLib lib;
+    char log[16384];
+    cr_assert_eq(dn_test_compile_file("examples/lenet.dnn", "", &lib, log, sizeof log), 0, "%s", log);
+    snprintf(so, len, "%s", lib.so_path);
+    dn_test_close(&lib);
+}
+
+/* Writes an IDX file: big-endian 'magic', 'ndims' dims, then 'nbytes' bytes. */
+static void write_idx(const char *path, uint32_t magic, const uint32_t *dims, int ndims, size_t nbytes)
+{
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    uint32_t words[4] = {magic};
+    for (int i = 0; i < ndims; i++) words[i + 1] = dims[i];
+    for (int i = 0; i <= ndims; i++) {
+        uint8_t be[4] = {words[i] >> 24, words[i] >> 16, words[i] >> 8, words[i]};
+        fwrite(be, 1, 4, f);
+    }
+    for (size_t i = 0; i < nbytes; i++) fputc((int)(i % 10), f);
+    fclose(f);
+}
+
+/* A training split in 'dir' with 'nimg' images of which 'present' are in
+ * the file, 'nlab' labels, and image magic 'magic'. */
+static void write_split(const char *dir, uint32_t magic, uint32_t nimg, uint32_t present, uint32_t nlab)
+{
+    char path[600];
+    uint32_t idims[3] = {nimg, 28, 28}, ldims[1] = {nlab};
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    write_idx(path, magic, idims, 3, (size_t)present * 784);
+    snprintf(path, sizeof path, "%s/train-labels-idx1-ubyte", dir);
+    write_idx(path, 0x801, ldims, 1, nlab);
+}
+
+static int read_file(const char *path, char **data, long *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    rewind(f);
+    *data = malloc(*len ? *len : 1);
+    size_t got = fread(*data, 1, *len, f);
+    fclose(f);
+    return got == (size_t)*len ? 0 : -1;
+}
+
+Test(dnnrun, usage_errors_exit_2)
+{
+    cr_expect_eq(dnnrun(""), 2, "%s", out);
+    cr_expect(strstr(out, "missing command"), "%s", out);
+    cr_expect_eq(dnnrun("frobnicate x.so"), 2, "%s", out);
+    cr_expect(strstr(out, "unknown command 'frobnicate'"), "%s", out);
+    cr_expect_eq(dnnrun("train"), 2, "%s", out);
+    cr_expect(strstr(out, "missing MODEL.so"), "%s", out);
+    cr_expect_eq(dnnrun("train x.so"), 2, "%s", out);
+    cr_expect(strstr(out, "--save"), "%s", out);
+    cr_expect_eq(dnnrun("eval x.so"), 2, "%s", out);
+    cr_expect(strstr(out, "--weights"), "%s", out);
+    cr_expect_eq(dnnrun("train x.so --save w --epochs zero"), 2, "%s", out);
+    cr_expect(strstr(out, "--epochs expects an integer"), "%s", out);
+    cr_expect_eq(dnnrun("train x.so --save w --data mnist"), 2, "%s", out);
+    cr_expect(strstr(out, "unknown dataset 'mnist'"), "%s", out);
+    cr_expect_eq(dnnrun("info x.so --bogus"), 2, "%s", out);
+    cr_expect(strstr(out, "unknown option '--bogus'"), "%s", out);
+    cr_expect_eq(dnnrun("--help"), 0, "%s", out);
+    cr_expect(strstr(out, "usage: dnnrun COMMAND MODEL.so") && strstr(out, "--no-standardize"), "%s", out);
+}
+
+Test(dnnrun, missing_library_and_no_descriptor)
+{
+    char dir[64], cmd[512];
+    make_tmpdir(dir, sizeof dir);
+    snprintf(cmd, sizeof cmd, "info %s/none.so", dir);
+    cr_expect_eq(dnnrun(cmd), 1, "%s", out);
+    cr_expect(strstr(out, "none.so: No such file"), "%s", out);
+    /* A real shared library that dnnc did not write. */
+    snprintf(cmd, sizeof cmd, "echo 'int answer = 42;' > %s/x.c && cc -shared -fPIC -o %s/plain.so %s/x.c", dir, dir,
+             dir);
+    cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s", out);
+    snprintf(cmd, sizeof cmd, "info %s/plain.so", dir);
+    cr_expect_eq(dnnrun(cmd), 1, "%s", out);
+    cr_expect(strstr(out, "plain.so: no 'dnnc_descriptor' symbol"), "%s", out);
+    remove_tmpdir(dir);
+}
+
+Test(dnnrun, model_not_fashion_mnist_shaped)
+{
+    static const char src[] =
+        "model flat(x: f32[N, 784]) -> (logits: f32[N, 10]) {\n"
+        "  logits = fc: dense(x, 10)\n"
+        "}\n";
+    DnTestLib lib;
+    char log[16384], args[1200];
+    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    snprintf(args, sizeof args, "eval %s --weights w.safetensors", lib.so_path);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "does not take one f32[N, 1, 28, 28] image input"), "%s", out);
+    snprintf(args, sizeof args, "train %s --save w.safetensors", lib.so_path);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "model.so: model 'flat'"), "%s", out);
+    dn_test_close(&lib);
+}
+
+Test(dnnrun, damaged_idx_files_named)
+{
+    char so[512], dir[64], args[1400], path[600];
+    compile_lenet(so, sizeof so);
+    make_tmpdir(dir, sizeof dir);
+    snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s", so, dir, dir);
+
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "train-images-idx3-ubyte.gz: cannot open: No such file"), "missing file: %s", out);
+
+    write_split(dir, 0x802, 4, 4, 4);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte: wrong magic 0x00000802", dir);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, path), "wrong magic: %s", out);
+
+    write_split(dir, 0x803, 100, 50, 100);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte: truncated", dir);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, path), "truncated: %s", out);
+
+    write_split(dir, 0x803, 100, 100, 90);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte holds 100 images but %s/train-labels-idx1-ubyte holds 90",
+             dir, dir);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, path), "count mismatch: %s", out);
+
+    uint32_t bad[3] = {4, 0, 28};
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    write_idx(path, 0x803, bad, 3, 0);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "train-images-idx3-ubyte: inconsistent dimensions"), "zero dim: %s", out);
+    remove_tmpdir(dir);
+}
+
+Test(dnnrun, info_lenet)
+{
+    char so[512], args[600];
+    compile_lenet(so, sizeof so);
+    snprintf(args, sizeof args, "info %s", so);
+    cr_assert_eq(dnnrun(args), 0, "%s", out);
+    cr_expect(strstr(out, "model lenet"), "%s", out);
+    cr_expect(strstr(out, "image") && strstr(out, "f32[N, 1, 28, 28]"), "%s", out);
+    cr_expect(strstr(out, "i32[N]  (train only)"), "%s", out);
+    cr_expect(strstr(out, "conv1.weight") && strstr(out, "f32[6, 1, 5, 5]"), "%s", out);
+    cr_expect(strstr(out, "fc3.bias") && strstr(out, "f32[10]"), "%s", out);
+    cr_expect(strstr(out, "parameters: 61706"), "%s", out);
+    cr_expect(strstr(out, "trains: yes"), "%s", out);
+    cr_expect(strstr(out, "infer arena bytes:"), "%s", out);
+}
+
+Test(dnnrun, train_eval_infer_and_safe_save)
+{
+    char so[512], dir[64], args[1400], w[128];
+    compile_lenet(so, sizeof so);
+    make_tmpdir(dir, sizeof dir);
+    snprintf(w, sizeof w, "%s/w.safetensors", dir);
+    snprintf(args, sizeof args, "train %s --data fashion-mnist:%s --epochs 1 --batch 64 --seed 3 --limit 512 --save %s",
+             so, FMNIST_DIR, w);
+    cr_assert_eq(dnnrun(args), 0, "%s", out);
+    cr_expect(strstr(out, "training lenet on 512 images"), "%s", out);
+    cr_expect(strstr(out, "epoch 1/1  step 8/8  loss"), "%s", out);
+    cr_expect(strstr(out, "test accuracy"), "%s", out);
+    cr_expect(strstr(out, "saved "), "%s", out);
+    struct stat st;
+    cr_assert_eq(stat(w, &st), 0, "no weights file written");
+
+    snprintf(args, sizeof args, "eval %s --weights %s --limit 1000", so, w);
+    cr_expect_eq(dnnrun(args), 0, "%s", out);
+    cr_expect(strstr(out, "test accuracy") && strstr(out, "(1000 images), test loss"), "%s", out);
+    snprintf(args, sizeof args, "infer %s --weights %s --count 3", so, w);
+    cr_expect_eq(dnnrun(args), 0, "%s", out);
+    cr_expect(strstr(out, "    2  predicted") && strstr(out, "true Trouser") && strstr(out, "of 3 correct"), "%s",
+              out);
+
+    char *before, *after;
+    long nbefore, nafter;
+    cr_assert_eq(read_file(w, &before, &nbefore), 0);
+    /* A save into a missing folder fails with a message naming the path. */
+    snprintf(args, sizeof args, "train %s --resume %s --limit 64 --save %s/missing/w.safetensors", so, w, dir);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "missing/w.safetensors"), "%s", out);
+    /* A save over the same file that fails half-way (file size limit: the
+     * runtime's temporary file cannot grow) must leave the old file whole. */
+    snprintf(args, sizeof args, "ulimit -f 64; '%s' train %s --resume %s --limit 64 --save %s", DNNRUN_BIN, so, w, w);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "the save should have failed: %s", out);
+    cr_expect(strstr(out, "cannot save the weights") && strstr(out, "w.safetensors"), "%s", out);
+    cr_assert_eq(read_file(w, &after, &nafter), 0);
+    cr_expect(nbefore == nafter && memcmp(before, after, nbefore) == 0, "weights file changed by a failed save");
+    free(before);
+    free(after);
+    snprintf(args, sizeof args, "eval %s --weights %s --limit 100", so, w);
+    cr_expect_eq(dnnrun(args), 0, "old weights unreadable after a failed save: %s", out);
+    remove_tmpdir(dir);
+}
