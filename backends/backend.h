@@ -19,6 +19,7 @@ typedef struct DnBackendOptions {
     const char *cpu;        /* LLVM CPU name; NULL = host */
     const char *features;   /* LLVM feature string; NULL = host's (or none when cpu is set) */
     int opt_level;          /* 0..3 */
+    bool direct_kernels;    /* plain loop nests only, no GEMM-based kernels (A/B, reference) */
 } DnBackendOptions;
 
 typedef struct DnBackend {

@@ -62,6 +62,8 @@ static void usage(FILE *out)
             "  --cpu=NAME          LLVM target CPU (default: this machine's, e.g. znver3)\n"
             "  --features=LIST     LLVM target features (default: this machine's)\n"
             "  -O0 -O1 -O2 -O3     LLVM optimization level (default -O3)\n"
+            "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
+            "                      (slower; a reference for A/B runs)\n"
             "  -h, --help          this text\n"
             "  --version           print the version\n"
             "\n"
@@ -106,6 +108,7 @@ static int parse_args(int argc, char **argv, Options *o)
         else if (!strcmp(a, "--graph=infer")) o->train_graph = false;
         else if (!strcmp(a, "--no-train")) o->no_train = true;
         else if (!strcmp(a, "--verify-each")) o->verify_each = true;
+        else if (!strcmp(a, "--direct-kernels")) o->backend.direct_kernels = true;
         else if (!strncmp(a, "--passes=", 9)) o->passes = a + 9;
         else if (!strncmp(a, "--print-after=", 14)) o->print_after = a + 14;
         else if (!strncmp(a, "--cpu=", 6)) o->backend.cpu = a + 6;

@@ -9,7 +9,7 @@
  * runs over j; its innermost loop is contiguous in y (and in x for stride 1).
  * The epilogue applies relu to the finished row.
  */
-#include "llvm_internal.h"
+#include "llvm_gemm.h"
 
 typedef struct Conv {
     int64_t C, H, W, O, KH, KW, OH, OW, s[2], p[2], d[2], groups, cg, og;
@@ -79,6 +79,7 @@ static void accumulate_row(DnKernel *k, const Conv *cv, LLVMValueRef i, LLVMValu
 
 void dn_kernel_conv2d(DnKernel *k)
 {
+    if (dn_conv_fwd_gemm(k)) return;
     Conv cv = conv_params(k->op);
     k->par_n = dn_shape_has_n(&k->op->in[0]->shape) ? cv.O : 0;
     k->par_b = k->par_n ? 0 : cv.O * k->op->in[0]->shape.dim[0];

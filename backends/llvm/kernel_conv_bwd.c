@@ -5,17 +5,21 @@
  * batch stays inside one thread, in a fixed order, so results do not
  * depend on the thread count).  Stride, padding, dilation and groups as
  * in conv2d.
+ *
+ * These direct loops are the fallback: each generator first offers the op
+ * to the fast forms (kernel_conv_bwd_dot.c, kernel_conv_bwd_gemm.c, on
+ * the micro-kernel of llvm_gemm.c), which take every shape whose stack
+ * scratch fits; dnnc --direct-kernels keeps the direct loops
+ * (test_gemm compares the two).  Also the shared geometry helpers.
  */
 #include <llvm-c/DebugInfo.h>
 
-#include "llvm_internal.h"
+#include "llvm_gemm.h"
 
-typedef struct Conv {
-    int64_t C, H, W, O, OH, OW, KH, KW, G, Cg, Og;
-    int64_t sh, sw, ph, pw, dh, dw;
-} Conv;
+typedef DnConvGeom Conv;
 
-static Conv geometry(const DnOp *op, const DnValue *x, const DnValue *w, const DnValue *dy)
+/* Contract: llvm_gemm.h. */
+DnConvGeom dn_conv_geom(const DnOp *op, const DnValue *x, const DnValue *w, const DnValue *dy)
 {
     int n;
     const int64_t *s = dn_op_ints(op, "stride", &n), *p = dn_op_ints(op, "pad", &n),
@@ -30,8 +34,8 @@ static Conv geometry(const DnOp *op, const DnValue *x, const DnValue *w, const D
 /* The outputs o in [*lo, *hi) whose input coordinate o * s - p + t * d
  * lies in [0, lim), for kernel tap t: computing the range once keeps the
  * inner loops free of bounds tests (so they vectorize). */
-static void valid_range(DnKernel *k, LLVMValueRef t, int64_t s, int64_t p, int64_t d, int64_t lim, int64_t nout,
-                        LLVMValueRef *lo, LLVMValueRef *hi)
+void dn_conv_valid_range(DnKernel *k, LLVMValueRef t, int64_t s, int64_t p, int64_t d, int64_t lim, int64_t nout,
+                         LLVMValueRef *lo, LLVMValueRef *hi)
 {
     LLVMBuilderRef b = k->L->b;
     LLVMValueRef off = dn_add(k, dn_mul(k, t, dn_i64(k, d)), dn_i64(k, -p)); /* coordinate of o = 0 */
@@ -80,9 +84,10 @@ static LLVMValueRef idx4(DnKernel *k, LLVMValueRef a, int64_t B, LLVMValueRef b,
 /* dx[n] = sum over o, taps of dy[n, o] scattered through w[o]. */
 void dn_kernel_conv2d_bwd_data(DnKernel *k)
 {
+    if (dn_conv_bwd_data_gemm(k)) return;
     LLVMBuilderRef b = k->L->b;
     const DnOp *op = k->op;
-    Conv c = geometry(op, op->out[0], op->in[1], op->in[0]);
+    Conv c = dn_conv_geom(op, op->out[0], op->in[1], op->in[0]);
     bool has_n = dn_shape_has_n(&op->out[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : op->out[0]->shape.dim[0];
@@ -98,8 +103,8 @@ void dn_kernel_conv2d_bwd_data(DnKernel *k)
     DnLoop lkw = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c.KW), "kw");
     LLVMValueRef wv = dn_load_f32(k, w, idx4(k, lo.i, c.Cg, lc.i, c.KH, lkh.i, c.KW, lkw.i));
     LLVMValueRef h0, h1, w0, w1;
-    valid_range(k, lkh.i, c.sh, c.ph, c.dh, c.H, c.OH, &h0, &h1);
-    valid_range(k, lkw.i, c.sw, c.pw, c.dw, c.W, c.OW, &w0, &w1);
+    dn_conv_valid_range(k, lkh.i, c.sh, c.ph, c.dh, c.H, c.OH, &h0, &h1);
+    dn_conv_valid_range(k, lkw.i, c.sw, c.pw, c.dw, c.W, c.OW, &w0, &w1);
     DnLoop loh = dn_loop_begin(k, h0, h1, "oh");
     LLVMValueRef ih = coord(k, loh.i, c.sh, c.ph, lkh.i, c.dh);
     LLVMValueRef xrow = idx4(k, ln.i, c.C, dn_add(k, cbase, lc.i), c.H, ih, c.W, dn_i64(k, 0));
@@ -120,9 +125,10 @@ void dn_kernel_conv2d_bwd_data(DnKernel *k)
 /* dw[o, c, kh, kw] = sum_{n, oh, ow} x[n, g*Cg + c, ih, iw] * dy[n, o, oh, ow]. */
 void dn_kernel_conv2d_bwd_filter(DnKernel *k)
 {
+    if (dn_conv_bwd_filter_dot(k) || dn_conv_bwd_filter_gemm(k)) return;
     LLVMBuilderRef b = k->L->b;
     const DnOp *op = k->op;
-    Conv c = geometry(op, op->in[0], op->out[0], op->in[1]);
+    Conv c = dn_conv_geom(op, op->in[0], op->out[0], op->in[1]);
     k->par_n = 0;
     k->par_b = c.O;
     LLVMValueRef x = k->in[0], dy = k->in[1], dw = k->out[0];
@@ -133,8 +139,8 @@ void dn_kernel_conv2d_bwd_filter(DnKernel *k)
     DnLoop lkw = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c.KW), "kw");
     LLVMValueRef acc = dn_var(k, k->L->f32, dn_f32(k, 0), "acc");
     LLVMValueRef h0, h1, w0, w1;
-    valid_range(k, lkh.i, c.sh, c.ph, c.dh, c.H, c.OH, &h0, &h1);
-    valid_range(k, lkw.i, c.sw, c.pw, c.dw, c.W, c.OW, &w0, &w1);
+    dn_conv_valid_range(k, lkh.i, c.sh, c.ph, c.dh, c.H, c.OH, &h0, &h1);
+    dn_conv_valid_range(k, lkw.i, c.sw, c.pw, c.dw, c.W, c.OW, &w0, &w1);
     DnLoop ln = dn_loop_begin(k, dn_i64(k, 0), dn_dim(k, op->in[0], 0), "n");
     DnLoop loh = dn_loop_begin(k, h0, h1, "oh");
     LLVMValueRef ih = coord(k, loh.i, c.sh, c.ph, lkh.i, c.dh);

@@ -8,7 +8,7 @@
  * Reductions carry reassoc/contract flags only (dn_fadd/dn_fmul), so the
  * vectorizer may split them; results differ by fp32 reassociation at most.
  */
-#include "llvm_internal.h"
+#include "llvm_gemm.h"
 
 static LLVMValueRef sdiv(DnKernel *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSDiv(k->L->b, a, b, ""); }
 static LLVMValueRef srem(DnKernel *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSRem(k->L->b, a, b, ""); }
@@ -139,6 +139,7 @@ void dn_kernel_dense(DnKernel *k)
 
 void dn_kernel_matmul(DnKernel *k)
 {
+    if (dn_matmul_gemm(k)) return;
     const DnValue *a = k->op->in[0], *b = k->op->in[1];
     int ra = a->shape.rank, rb = b->shape.rank;
     Mm mm = {.ta = dn_op_int(k->op, "trans_a") != 0, .tb = dn_op_int(k->op, "trans_b") != 0};

@@ -44,10 +44,47 @@ static void clear_plane(DnKernel *k, LLVMValueRef base, int64_t size)
     dn_loop_end(k, &l);
 }
 
+/* Windows that tile the plane without overlap or padding (stride = kernel,
+ * pad 0): every input cell is in at most one window, so each window
+ * writes its cells directly (dy at the first maximum, 0 elsewhere) with
+ * no clearing pass and no read-modify-write; the argmax is branch-free.
+ * Cells past the last window are cleared first. */
+static void maxpool_bwd_tiled(DnKernel *k, const Pool *p)
+{
+    LLVMBuilderRef b = k->L->b;
+    LLVMTypeRef i32 = k->L->i32, f32 = k->L->f32;
+    DnLoop lp = dn_loop_begin(k, k->begin, k->end, "plane");
+    LLVMValueRef xb = dn_mul(k, lp.i, dn_i64(k, p->H * p->W)), yb = dn_mul(k, lp.i, dn_i64(k, p->OH * p->OW));
+    if (p->OH * p->kh < p->H || p->OW * p->kw < p->W) clear_plane(k, xb, p->H * p->W);
+    DnLoop lo = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, p->OH), "oh");
+    DnLoop lw = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, p->OW), "ow");
+    LLVMValueRef corner = dn_add(k, xb, dn_add(k, dn_mul(k, lo.i, dn_i64(k, p->sh * p->W)), dn_mul(k, lw.i, dn_i64(k, p->sw))));
+    LLVMValueRef best = dn_f32(k, -INFINITY), arg = LLVMConstInt(i32, (unsigned long long)-1, 1);
+    for (int64_t t = 0; t < p->kh * p->kw; t++) {
+        LLVMValueRef x = dn_load_f32(k, k->in[0], dn_add(k, corner, dn_i64(k, t / p->kw * p->W + t % p->kw)));
+        LLVMValueRef gt = LLVMBuildFCmp(b, LLVMRealOGT, x, best, "");
+        best = LLVMBuildSelect(b, gt, x, best, "");
+        arg = LLVMBuildSelect(b, gt, LLVMConstInt(i32, (unsigned long long)t, 0), arg, "");
+    }
+    LLVMValueRef dy = dn_load_f32(k, k->in[1], dn_add(k, yb, dn_add(k, dn_mul(k, lo.i, dn_i64(k, p->OW)), lw.i)));
+    for (int64_t t = 0; t < p->kh * p->kw; t++) {
+        LLVMValueRef hit = LLVMBuildICmp(b, LLVMIntEQ, arg, LLVMConstInt(i32, (unsigned long long)t, 0), "");
+        LLVMValueRef v = LLVMBuildSelect(b, hit, dy, LLVMConstReal(f32, 0), "");
+        dn_store_f32(k, k->out[0], dn_add(k, corner, dn_i64(k, t / p->kw * p->W + t % p->kw)), v);
+    }
+    dn_loop_end(k, &lw);
+    dn_loop_end(k, &lo);
+    dn_loop_end(k, &lp);
+}
+
 void dn_kernel_maxpool2d_bwd(DnKernel *k)
 {
     LLVMBuilderRef b = k->L->b;
     Pool p = geometry(k, k->op->in[0], k->op->in[1]);
+    if (p.ph == 0 && p.pw == 0 && p.sh == p.kh && p.sw == p.kw) {
+        maxpool_bwd_tiled(k, &p);
+        return;
+    }
     DnLoop lp = dn_loop_begin(k, k->begin, k->end, "plane");
     LLVMValueRef xb = dn_mul(k, lp.i, dn_i64(k, p.H * p.W)), yb = dn_mul(k, lp.i, dn_i64(k, p.OH * p.OW));
     clear_plane(k, xb, p.H * p.W);

@@ -31,6 +31,7 @@ typedef struct DnLlvm {
     LLVMTypeRef call_t;       /* struct dnrt_call, field order as in dnrt.h */
     LLVMTypeRef kernel_fn_t;  /* void (ptr, i64, i64) */
     const DnModule *m;
+    const DnBackendOptions *opt;
     DnCtx *cx;
     int nkernels;             /* for unique kernel names */
 } DnLlvm;
@@ -63,6 +64,8 @@ typedef void (*DnKernelGen)(DnKernel *k);
 extern const DnKernelGen dn_llvm_kernels[DN_OP_COUNT];
 
 /* ---- llvm_util.c: building blocks for generators -------------------------- */
+/* False under --direct-kernels: fast kernels then decline every op. */
+bool dn_llvm_fast_kernels(const DnKernel *k);
 LLVMValueRef dn_i64(DnKernel *k, int64_t v);
 LLVMValueRef dn_i32(DnKernel *k, int32_t v);
 LLVMValueRef dn_f32(DnKernel *k, double v);

@@ -298,6 +298,7 @@ static DnStatus build_module(DnLlvm *L, DnCtx *cx, const DnModule *m, const DnBa
                              LLVMTargetMachineRef *tm)
 {
     llvm_init(L, cx, m);
+    L->opt = o;
     char name[256];
     snprintf(name, sizeof name, "%s_infer_entry", m->name);
     LLVMValueRef infer = emit_entry(L, m->infer, m->infer_plan, name);

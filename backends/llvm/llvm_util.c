@@ -190,3 +190,5 @@ void dn_if_end(DnKernel *k, LLVMBasicBlockRef after)
     LLVMBuildBr(k->L->b, after);
     LLVMPositionBuilderAtEnd(k->L->b, after);
 }
+
+bool dn_llvm_fast_kernels(const DnKernel *k) { return !(k->L->opt && k->L->opt->direct_kernels); }

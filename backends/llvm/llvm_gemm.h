@@ -1,0 +1,142 @@
+/* llvm_gemm.h -- the register-blocked GEMM micro-kernel for kernel
+ * generators (llvm_gemm.c) and the fast kernels built on it:
+ * kernel_conv_gemm.c (conv2d), kernel_conv_bwd_gemm.c and
+ * kernel_conv_bwd_dot.c (its gradients), kernel_matmul_gemm.c (matmul).
+ * Each fast kernel is offered the op first by the op's own generator and
+ * returns false, emitting nothing, for shapes it does not take; compiling
+ * with dnnc --direct-kernels keeps every op on the direct
+ * loops (for A/B timing and tests/unit/test_gemm.c).
+ *
+ * The micro-kernel computes one MR x (8*NV) tile of
+ *     C[m, n] (+)= sum_k A[m, k] * B[k, n]
+ * with the tile's accumulators in <8 x float> registers: per k it loads NV
+ * vectors of B (one row), broadcasts MR scalars of A (one column) and
+ * issues MR * NV llvm.fma.v8f32.  B and C are row-major with n contiguous
+ * (C may also be written transposed); A is addressed per row through a
+ * base offset and a reduction index in up to three levels, so an operand
+ * that is not a plain matrix (an input image seen as im2col rows or
+ * columns) needs no copy.
+ */
+#ifndef DN_LLVM_GEMM_H
+#define DN_LLVM_GEMM_H
+
+#include "llvm_internal.h"
+
+enum { DN_GEMM_MAX_MR = 12, DN_GEMM_MAX_NV = 3 };
+
+/* ---- llvm_gemm.c ----------------------------------------------------------- */
+
+/* <8 x float> building blocks.  'nlast' < 8 loads (stores) only the first
+ * nlast lanes (llvm.masked.load/store; the other lanes load as 0). */
+LLVMTypeRef dn_v8_t(DnKernel *k);
+LLVMValueRef dn_vec_load(DnKernel *k, LLVMValueRef base, LLVMValueRef off, int nlast);
+void dn_vec_store(DnKernel *k, LLVMValueRef base, LLVMValueRef off, LLVMValueRef v, int nlast);
+LLVMValueRef dn_vec_splat(DnKernel *k, LLVMValueRef s);
+LLVMValueRef dn_vec_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* a * b + c */
+/* The sum of the 8 lanes of 'v'. */
+LLVMValueRef dn_vec_hsum(DnKernel *k, LLVMValueRef v);
+
+/* The offset of A(m, 0) for row 'm' (an i64 value). */
+typedef LLVMValueRef (*DnGemmRowFn)(DnKernel *k, void *ctx, LLVMValueRef m);
+
+/* One product C = [bias +] [C +] A·B, with a reduction index in three
+ * levels k = (k0 * K1 + k1) * K2 + k2:
+ *   A(m, k) at a[row(m) + k0 * a_s0 + k1 * a_s1 + k2 * a_s2],
+ *           row(m) = row_fn(m) when row_fn is set, else a_row0 + m * a_sm;
+ *   B(k, n) at b[b_off + k * ldb + n]  (n contiguous), or with b_3d at
+ *           b[b_off + k0 * b_s0 + k1 * b_s1 + k2 * b_s2 + n];
+ *   C(m, n) at c[c_off + m * c_sm + n * c_sn]  (c_sn == 1: vector stores;
+ *           otherwise c_sm must be 1 and C is written transposed, lane by lane). */
+typedef struct DnGemm {
+    LLVMValueRef a, b, c;             /* f32 base pointers */
+    LLVMValueRef a_row0;              /* i64 */
+    int64_t a_sm;
+    DnGemmRowFn row_fn;               /* optional */
+    void *row_ctx;
+    int64_t K0;                       /* outer reduction count (0 counts as 1) */
+    LLVMValueRef K1;                  /* i64 middle reduction count (may be run-time) */
+    int64_t K2;                       /* inner reduction count */
+    int64_t a_s0, a_s1, a_s2;
+    LLVMValueRef b_off;               /* i64 */
+    int64_t ldb;
+    bool b_3d;                        /* B strides per reduction level (b_s0..2) instead of ldb */
+    int64_t b_s0, b_s1, b_s2;
+    LLVMValueRef c_off;               /* i64 */
+    int64_t c_sm, c_sn;
+    bool load_c;                      /* accumulate into C (else overwrite) */
+    LLVMValueRef bias, bias_off;      /* optional: C starts from bias[bias_off + n] (with load_c false) */
+    bool bias_rows;                   /* ... from bias[bias_off + m] instead */
+    bool relu;                        /* C = max(C, 0) at the end */
+} DnGemm;
+
+/* Emits one tile: rows m0 .. m0+mr-1 (mr <= DN_GEMM_MAX_MR), columns n0 ..
+ * n0+8*nv-1 (nv <= DN_GEMM_MAX_NV; m0, n0 i64 values); only the first
+ * 'nlast' lanes (1..8) of the last vector are read from B and bias and
+ * read or written in C (masked).  Reads A only at rows of the tile. */
+void dn_gemm_tile(DnKernel *k, const DnGemm *g, LLVMValueRef m0, LLVMValueRef n0, int mr, int nv, int nlast);
+
+/* The register tile for an M x N problem: *nv vectors wide (2 when N > 8,
+ * else 1) and *mr rows (4..6 for nv = 2, 8..12 for nv = 1: the count that
+ * pads M least to a multiple of *mr, the largest on ties; the largest
+ * when M is 0). */
+void dn_gemm_shape(int64_t M, int64_t N, int *mr, int *nv);
+
+/* Emits the whole product for M (static) rows and N columns: full tiles in
+ * loops, then a narrower last column tile and a shorter last row tile
+ * where M, N do not divide. */
+void dn_gemm(DnKernel *k, const DnGemm *g, int64_t M, int64_t N);
+
+/* The same for 'tiles' (an i64 value) full tiles of mr x 8*nv, rows
+ * [0, tiles * mr): the caller provides room in C for rows past its valid
+ * ones, and row(m) offsets that are safe to read there. */
+void dn_gemm_rows(DnKernel *k, const DnGemm *g, LLVMValueRef tiles, int mr, int nv, int64_t N);
+
+/* The same for the rows [lo, hi) (i64 values): full tiles, then the
+ * remaining rows one at a time (a one-row tile). */
+void dn_gemm_range(DnKernel *k, const DnGemm *g, LLVMValueRef lo, LLVMValueRef hi, int64_t N);
+
+/* An f32 scratch array of 'n' elements on the kernel's stack (entry-block
+ * alloca, 64-byte aligned); 'n' is static. */
+LLVMValueRef dn_scratch_f32(DnKernel *k, int64_t n, const char *name);
+/* buf[off + i] = 0 for i < n ('off' an i64 value). */
+void dn_zero_f32(DnKernel *k, LLVMValueRef buf, LLVMValueRef off, int64_t n);
+
+/* ---- kernel_conv_bwd.c: convolution geometry ------------------------------- */
+typedef struct DnConvGeom {
+    int64_t C, H, W, O, OH, OW, KH, KW, G, Cg, Og;
+    int64_t sh, sw, ph, pw, dh, dw;
+} DnConvGeom;
+
+/* The geometry of a conv2d with input 'x', weight 'w' and output 'y'
+ * (attributes stride, pad, dilation, groups of 'op'). */
+DnConvGeom dn_conv_geom(const DnOp *op, const DnValue *x, const DnValue *w, const DnValue *y);
+
+/* The outputs o in [*lo, *hi) whose input coordinate o * s - p + t * d
+ * lies in [0, lim), for kernel tap 't' (i64 value). */
+void dn_conv_valid_range(DnKernel *k, LLVMValueRef t, int64_t s, int64_t p, int64_t d, int64_t lim, int64_t nout,
+                         LLVMValueRef *lo, LLVMValueRef *hi);
+
+/* ---- the fast kernels ------------------------------------------------------- */
+
+/* kernel_conv_gemm.c: conv2d forward as a GEMM (implicit im2col); false,
+ * emitting nothing, when its scratch would not fit the stack budget. */
+bool dn_conv_fwd_gemm(DnKernel *k);
+/* Copies channels g*Cg .. g*Cg+Cg-1 of item 'n' of the NCHW tensor 'x' into
+ * 'xp' laid out [Cg, H + 2 ph, W + 2 pw] at offset (ph, pw) of each plane;
+ * the border of 'xp' is left as it is (the caller zeroes it once). */
+void dn_conv_pad_image(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef xp, LLVMValueRef n,
+                       LLVMValueRef g);
+
+/* kernel_conv_bwd_gemm.c: GEMM forms of conv2d's gradient kernels.  Each
+ * returns false, emitting nothing, when the op's scratch buffers would not
+ * fit the stack budget (the caller then emits the direct kernel). */
+bool dn_conv_bwd_filter_gemm(DnKernel *k);
+bool dn_conv_bwd_data_gemm(DnKernel *k);
+/* kernel_conv_bwd_dot.c: conv2d_bwd_filter for narrow output groups (see
+ * there); false, emitting nothing, for the other shapes. */
+bool dn_conv_bwd_filter_dot(DnKernel *k);
+/* kernel_matmul_gemm.c: matmul of two matrices (rank 2, no trans_b) on
+ * the micro-kernel; false, emitting nothing, for the other forms. */
+bool dn_matmul_gemm(DnKernel *k);
+
+#endif
