@@ -5,7 +5,11 @@
  * the same graph (g->loss; it may use only model outputs and train
  * inputs), turns 'optimizer = ...' into a complete DnOptimSpec (g->optim,
  * every attribute of the update op's schema in ops.def), marks frozen
- * parameters, and checks 'augment' before rejecting it (not lowered yet).
+ * parameters, and lowers 'augment INPUT: ...' lines to augmentation ops
+ * (ops.def) applied to that model input at the top of the graph: every use
+ * of the input is rewritten to the augmented value.  Augmentations keep the
+ * input's shape (crops take size == [H, W]), so the inference pass can
+ * drop them and the model body sees the same shapes in both graphs.
  */
 #include "ast.h"
 
@@ -203,11 +207,161 @@ static void lower_setting(Lower *L, Scope *ts, const AstStmt *s, bool seen[2])
     else lower_optimizer(L, ts, s->e);
 }
 
+/* ---- augmentation ------------------------------------------------------------ */
+
+typedef struct AugInfo {
+    const char *name;
+    DnOpKind op;
+    const char *schema; /* of the call's arguments (dn_bind_args) */
+} AugInfo;
+
+static const AugInfo augs[] = {
+    {"random_flip", DN_OP_RANDOM_FLIP, "p:float=0.5"},
+    {"random_crop", DN_OP_RANDOM_CROP, "size:ints pad:int=0"},
+    {"random_resized_crop", DN_OP_RANDOM_RESIZED_CROP,
+     "size:ints scale_min:float=0.08 scale_max:float=1 ratio_min:float=0.75 ratio_max:float=1.3333333333333333"},
+    {"color_jitter", DN_OP_COLOR_JITTER, "brightness:float=0 contrast:float=0"},
+    {"pca_lighting", DN_OP_PCA_LIGHTING, "std:float=0.1"},
+};
+#define NAUGS ((int)(sizeof augs / sizeof augs[0]))
+
+static const AugInfo *find_aug(const AstExpr *e)
+{
+    if (e->kind != EXPR_CALL && e->kind != EXPR_NAME) return NULL;
+    for (int i = 0; i < NAUGS; i++)
+        if (!strcmp(augs[i].name, e->s)) return &augs[i];
+    return NULL;
+}
+
+/* The stage piped into call 'e' ('prev |> e', i.e. e's first positional
+ * argument when it is a call or an augmentation's name), or NULL. */
+static const AstExpr *piped_stage(const AstExpr *e)
+{
+    if (e->kind != EXPR_CALL || e->args.len == 0 || e->args.data[0].name) return NULL;
+    const AstExpr *a = e->args.data[0].value;
+    return a->kind == EXPR_CALL || (a->kind == EXPR_NAME && find_aug(a)) ? a : NULL;
+}
+
+/* The 'size' argument as [h, w], which must be the input's [H, W]. */
+static bool aug_size(Lower *L, const AstExpr *e, Val v, const DnValue *x, int64_t hw[2])
+{
+    if (v.kind != VAL_LIST || (v.n != 1 && v.n != 2)) {
+        dn_error(L->cx, e->loc, "size of %s must be an int or a list of 2 ints", e->s);
+        return false;
+    }
+    hw[0] = v.items[0].i;
+    hw[1] = v.items[v.n - 1].i;
+    if (x->shape.rank == 4 && (hw[0] != x->shape.dim[2] || hw[1] != x->shape.dim[3])) {
+        char buf[96];
+        dn_error(L->cx, e->loc,
+                 "%s: size [%lld, %lld] must equal the input's height and width (%s): augmentations keep the "
+                 "model input's shape", e->s, (long long)hw[0], (long long)hw[1],
+                 dn_type_str(x->dtype, &x->shape, buf, sizeof buf));
+        return false;
+    }
+    return true;
+}
+
+/* Lowers one augmentation call 'e' (its own arguments only) applied to 'x'. */
+static DnValue *aug_call(Lower *L, Scope *sc, const AugInfo *ai, const AstExpr *e, DnValue *x)
+{
+    int skip = piped_stage(e) ? 1 : 0, npos = 0;
+    Val pos[8], a[8];
+    for (int i = skip; i < e->args.len && npos < 8; i++)
+        if (!e->args.data[i].name) pos[npos++] = dn_lower_expr(L, sc, e->args.data[i].value);
+    AstExpr c = *e;
+    if (skip) { /* bind as if the piped value were not there */
+        c.args.data = e->args.data + 1;
+        c.args.len = e->args.len - 1;
+    }
+    if (!dn_bind_args(L, sc, ai->name, ai->schema, &c, pos, npos, a, 8)) return NULL;
+    DnAttr at[8];
+    int n = 0;
+    int64_t hw[2];
+    switch (ai->op) {
+    case DN_OP_RANDOM_FLIP: at[n++] = dn_attr_float("p", a[0].f); break;
+    case DN_OP_RANDOM_CROP:
+    case DN_OP_RANDOM_RESIZED_CROP:
+        if (!aug_size(L, e, a[0], x, hw)) return NULL;
+        at[n++] = dn_attr_ints("size", 2, hw);
+        if (ai->op == DN_OP_RANDOM_CROP) {
+            at[n++] = dn_attr_int("pad", a[1].i);
+            break;
+        }
+        at[n++] = dn_attr_float("scale_min", a[1].f);
+        at[n++] = dn_attr_float("scale_max", a[2].f);
+        at[n++] = dn_attr_float("ratio_min", a[3].f);
+        at[n++] = dn_attr_float("ratio_max", a[4].f);
+        break;
+    case DN_OP_COLOR_JITTER:
+        at[n++] = dn_attr_float("brightness", a[0].f);
+        at[n++] = dn_attr_float("contrast", a[1].f);
+        break;
+    default: at[n++] = dn_attr_float("std", a[0].f); break;
+    }
+    at[n++] = dn_attr_int("salt", L->next_salt++);
+    return dn_build1(L->cx, L->g, ai->op, 1, &x, n, at, e->loc);
+}
+
+/* Lowers the chain 'e' (stage |> stage ...) applied to 'x'; NULL after errors. */
+static DnValue *aug_chain(Lower *L, Scope *sc, const AstExpr *e, DnValue *x)
+{
+    const AugInfo *ai = find_aug(e);
+    if (!ai) {
+        if (e->kind == EXPR_CALL || e->kind == EXPR_NAME)
+            dn_error(L->cx, e->loc, "unknown augmentation '%s' (expected random_flip, random_crop, "
+                     "random_resized_crop, color_jitter or pca_lighting)", e->s);
+        else dn_error(L->cx, e->loc, "an augmentation must be a call such as random_crop(28, pad=2)");
+        return NULL;
+    }
+    const AstExpr *prev = piped_stage(e);
+    if (prev && !(x = aug_chain(L, sc, prev, x))) return NULL;
+    return aug_call(L, sc, ai, e, x);
+}
+
+/* Moves ops [from, g->ops.len) to just after the op defining 'v' (or to the
+ * front when 'v' is not an op result).  Legal when they read nothing else
+ * defined after that point, which holds for an augmentation chain. */
+static void hoist(DnArena *scratch, DnGraph *g, int from, const DnValue *v)
+{
+    int at = 0, n = g->ops.len - from;
+    if (v->kind == DN_VAL_OP)
+        for (int i = 0; i < from; i++)
+            if (g->ops.data[i] == v->def) at = i + 1;
+    DnOp **tmp = dn_arena_alloc(scratch, (size_t)(n ? n : 1) * sizeof *tmp);
+    memcpy(tmp, g->ops.data + from, (size_t)n * sizeof *tmp);
+    memmove(g->ops.data + at + n, g->ops.data + at, (size_t)(from - at) * sizeof *tmp);
+    memcpy(g->ops.data + at, tmp, (size_t)n * sizeof *tmp);
+}
+
+/* augment NAME: chain.  'cur[i]' is model input i's current (augmented) value. */
+static void lower_augment(Lower *L, const AstDecl *md, Scope *ts, const AstStmt *s, DnValue **cur)
+{
+    DnGraph *g = L->g;
+    int idx = -1;
+    for (int i = 0; i < g->inputs.len; i++)
+        if (!g->inputs.data[i]->train_only && !strcmp(g->inputs.data[i]->name, s->name)) idx = i;
+    if (!is_model_input(md, s->name) || idx < 0) {
+        dn_error(L->cx, s->name_loc, "augment: '%s' is not an input of model '%s'", s->name, md->name);
+        return;
+    }
+    int first = g->ops.len;
+    DnValue *old = cur[idx], *y = aug_chain(L, ts, s->e, old);
+    if (!y) return;
+    for (int i = first; i < g->ops.len; i++) g->ops.data[i]->dead = true; /* not rewritten */
+    dn_graph_replace_uses(g, old, y);
+    for (int i = first; i < g->ops.len; i++) g->ops.data[i]->dead = false;
+    hoist(L->a, g, first, old);
+    cur[idx] = y;
+}
+
 bool dn_lower_train(Lower *L, const AstDecl *md, const AstDecl *td, Scope *outs)
 {
     int nerr = L->cx->nerr;
     Scope ts = {.parent = outs};
     bool seen[2] = {false, false};
+    DnValue **cur = dn_arena_alloc(L->a, (size_t)(L->g->inputs.len + 1) * sizeof *cur);
+    for (int i = 0; i < L->g->inputs.len; i++) cur[i] = L->g->inputs.data[i];
     for (int i = 0; i < td->body.len; i++)
         if (td->body.data[i]->kind == STMT_INPUT) add_input(L, md, &ts, td->body.data[i]);
     for (int i = 0; i < td->body.len; i++) {
@@ -215,10 +369,7 @@ bool dn_lower_train(Lower *L, const AstDecl *md, const AstDecl *td, Scope *outs)
         if (s->kind == STMT_ASSIGN) lower_setting(L, &ts, s, seen);
         else if (s->kind == STMT_FREEZE)
             for (int j = 0; j < s->names.len; j++) freeze(L, s->names.data[j], s->name_locs.data[j]);
-        else if (s->kind == STMT_AUGMENT) {
-            if (!is_model_input(md, s->name)) dn_error(L->cx, s->name_loc, "augment: '%s' is not an input of model '%s'", s->name, md->name);
-            else dn_error(L->cx, s->loc, "augmentation is not supported yet");
-        }
+        else if (s->kind == STMT_AUGMENT) lower_augment(L, md, &ts, s, cur);
     }
     if (!seen[0]) dn_error(L->cx, td->loc, "train section of '%s' has no 'loss = ...'", td->name);
     if (!seen[1]) dn_error(L->cx, td->loc, "train section of '%s' has no 'optimizer = ...'", td->name);

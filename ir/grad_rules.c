@@ -278,8 +278,9 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 
 /* ---- the table ---------------------------------------------------------------
  * ORDER DN_OP: one line per op of ops.def.  NONE: no gradient (fill has no
- * operands; batchnorm is replaced by batchnorm_train before autodiff; the
- * backward ops and updates are never differentiated). */
+ * operands; augmentations only ever apply to model inputs; batchnorm is
+ * replaced by batchnorm_train before autodiff; the backward ops and updates
+ * are never differentiated). */
 #define NONE NULL
 #define GRAD_CONV2D grad_conv2d
 #define GRAD_MAXPOOL2D grad_maxpool2d
@@ -301,6 +302,11 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_FILL NONE
 #define GRAD_SUM_TO grad_sum_to
 #define GRAD_DROPOUT grad_dropout
+#define GRAD_RANDOM_FLIP NONE /* augmentations apply to inputs, which need no gradient */
+#define GRAD_RANDOM_CROP NONE
+#define GRAD_RANDOM_RESIZED_CROP NONE
+#define GRAD_COLOR_JITTER NONE
+#define GRAD_PCA_LIGHTING NONE
 #define GRAD_BATCHNORM NONE
 #define GRAD_BATCHNORM_TRAIN grad_batchnorm_train
 #define GRAD_CROSS_ENTROPY grad_cross_entropy

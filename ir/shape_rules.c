@@ -157,6 +157,74 @@ static bool check_p(Rule *r)
 RULE(dropout) { return want(r, 0, -1, "input") && check_p(r) && like(r, 0); }
 RULE(dropout_bwd) { return want(r, 0, -1, "gradient") && check_p(r) && like(r, 0); }
 
+/* ---- augmentation ---------------------------------------------------------- */
+
+/* The result of a crop to 'size' [h, w] of 4-d operand 0; h, w >= 1. */
+static bool crop_size(Rule *r, DnShape *y)
+{
+    int n;
+    const int64_t *sz = dn_op_ints(r->op, "size", &n);
+    if (n != 2 || sz[0] < 1 || sz[1] < 1)
+        return fail(r, "%s: size %s must be two sizes >= 1 ([height, width])", OPN, INTS(sz, n));
+    *y = IN(0)->shape;
+    y->dim[2] = sz[0];
+    y->dim[3] = sz[1];
+    return true;
+}
+
+RULE(random_flip)
+{
+    double p = dn_op_float(r->op, "p");
+    if (!want(r, 0, 4, "input")) return false;
+    if (!(p >= 0 && p <= 1)) return fail(r, "%s: p must be in [0, 1], got %g", OPN, p);
+    return like(r, 0);
+}
+
+RULE(random_crop)
+{
+    int64_t pad = dn_op_int(r->op, "pad");
+    if (!want(r, 0, 4, "input") || !crop_size(r, &r->sh[0])) return false;
+    const DnShape *x = &IN(0)->shape;
+    if (pad < 0 || pad > (1 << 20)) return fail(r, "%s: pad must be in [0, 2^20], got %lld", OPN, (long long)pad);
+    if (r->sh[0].dim[2] > x->dim[2] + 2 * pad || r->sh[0].dim[3] > x->dim[3] + 2 * pad)
+        return fail(r, "%s: size %s is larger than the padded input %s (pad %lld)", OPN,
+                    INTS(r->sh[0].dim + 2, 2), TY(IN(0)), (long long)pad);
+    r->dt[0] = DN_DTYPE_F32;
+    return true;
+}
+
+RULE(random_resized_crop)
+{
+    const DnOp *op = r->op;
+    double s0 = dn_op_float(op, "scale_min"), s1 = dn_op_float(op, "scale_max");
+    double q0 = dn_op_float(op, "ratio_min"), q1 = dn_op_float(op, "ratio_max");
+    if (!want(r, 0, 4, "input") || !crop_size(r, &r->sh[0])) return false;
+    if (!(s0 > 0 && s0 <= s1 && s1 <= 1))
+        return fail(r, "%s: scale [%g, %g] must satisfy 0 < min <= max <= 1", OPN, s0, s1);
+    if (!(q0 > 0 && q0 <= q1 && q1 < 1e6))
+        return fail(r, "%s: ratio [%g, %g] must satisfy 0 < min <= max", OPN, q0, q1);
+    r->dt[0] = DN_DTYPE_F32;
+    return true;
+}
+
+RULE(color_jitter)
+{
+    double b = dn_op_float(r->op, "brightness"), c = dn_op_float(r->op, "contrast");
+    if (!want(r, 0, 4, "input")) return false;
+    if (!(b >= 0 && b <= 1 && c >= 0 && c <= 1))
+        return fail(r, "%s: brightness and contrast must be in [0, 1], got %g and %g", OPN, b, c);
+    return like(r, 0);
+}
+
+RULE(pca_lighting)
+{
+    double sd = dn_op_float(r->op, "std");
+    if (!want(r, 0, 4, "input")) return false;
+    if (IN(0)->shape.dim[1] != 3) return fail(r, "%s expects 3 channels, got %s", OPN, TY(IN(0)));
+    if (!(sd >= 0 && sd < 1e6)) return fail(r, "%s: std must be >= 0, got %g", OPN, sd);
+    return like(r, 0);
+}
+
 /* y, dy -> dx for the pointwise backward ops. */
 static bool unary_bwd(Rule *r) { return want(r, 0, -1, "input") && same(r, 0, 1) && like(r, 0); }
 

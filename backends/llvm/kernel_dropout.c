@@ -5,7 +5,9 @@
  * dnrt_philox4x32, checked by tests/unit/test_training.c), keyed by the
  * session seed, with counter {i lo, i hi, step lo, salt} for flat element i.
  * keep = r * 2^-32 >= p, evaluated exactly as the integer test
- * r >= ceil(p * 2^32).  Parallel over elements.
+ * r >= ceil(p * 2^32).  Parallel over elements.  The Philox generator
+ * itself (dn_llvm_philox) is shared with the augmentations
+ * (kernel_augment.c).
  */
 #include <math.h>
 
@@ -27,8 +29,7 @@ static void mulhilo(DnKernel *k, uint32_t m, LLVMValueRef x, LLVMValueRef *hi, L
     *hi = LLVMBuildTrunc(b, LLVMBuildLShr(b, p, LLVMConstInt(k->L->i64, 32, 0), ""), k->L->i32, "");
 }
 
-/* Word 0 of Philox4x32-10(key, ctr); key and ctr are i32 values. */
-static LLVMValueRef philox_word0(DnKernel *k, LLVMValueRef key[2], LLVMValueRef ctr[4])
+void dn_llvm_philox(DnKernel *k, LLVMValueRef key[2], LLVMValueRef ctr[4], LLVMValueRef out[4])
 {
     LLVMBuilderRef b = k->L->b;
     LLVMValueRef x[4] = {ctr[0], ctr[1], ctr[2], ctr[3]}, k0 = key[0], k1 = key[1];
@@ -44,7 +45,23 @@ static LLVMValueRef philox_word0(DnKernel *k, LLVMValueRef key[2], LLVMValueRef 
         LLVMValueRef y2 = LLVMBuildXor(b, LLVMBuildXor(b, hi0, x[3], ""), k1, "");
         x[0] = y0, x[1] = lo1, x[2] = y2, x[3] = lo0;
     }
-    return x[0];
+    for (int i = 0; i < 4; i++) out[i] = x[i];
+}
+
+void dn_llvm_philox_key(DnKernel *k, LLVMValueRef key[2])
+{
+    LLVMBuilderRef b = k->L->b;
+    LLVMValueRef seed = dn_call_field(k, DN_CALL_SEED);
+    key[0] = LLVMBuildTrunc(b, seed, k->L->i32, "seed.lo");
+    key[1] = LLVMBuildTrunc(b, LLVMBuildLShr(b, seed, dn_i64(k, 32), ""), k->L->i32, "seed.hi");
+}
+
+/* Word 0 of Philox4x32-10(key, ctr); key and ctr are i32 values. */
+static LLVMValueRef philox_word0(DnKernel *k, LLVMValueRef key[2], LLVMValueRef ctr[4])
+{
+    LLVMValueRef out[4];
+    dn_llvm_philox(k, key, ctr, out);
+    return out[0];
 }
 
 /* out[i] = keep(i) ? in[i] / (1 - p) : 0 over this call's range. */
@@ -59,9 +76,8 @@ static void masked_scale(DnKernel *k)
     k->par_b = dn_shape_has_n(&v->shape) ? 0 : s;
     double thr_d = ceil(p * 4294967296.0); /* keep when r >= thr (0 <= thr <= 2^32) */
     int64_t thr = thr_d < 0 ? 0 : thr_d > 4294967296.0 ? 4294967296LL : (int64_t)thr_d;
-    LLVMValueRef seed = dn_call_field(k, DN_CALL_SEED), step = dn_call_field(k, DN_CALL_STEP);
-    LLVMValueRef key[2] = {LLVMBuildTrunc(b, seed, k->L->i32, "seed.lo"),
-                           LLVMBuildTrunc(b, LLVMBuildLShr(b, seed, dn_i64(k, 32), ""), k->L->i32, "seed.hi")};
+    LLVMValueRef step = dn_call_field(k, DN_CALL_STEP), key[2];
+    dn_llvm_philox_key(k, key);
     LLVMValueRef step_lo = LLVMBuildTrunc(b, step, k->L->i32, "step.lo");
     LLVMValueRef scale = dn_f32(k, 1.0 - p);
     DnLoop l = dn_loop_begin(k, k->begin, k->end, "i");

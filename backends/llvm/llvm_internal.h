@@ -108,4 +108,11 @@ LLVMValueRef dn_call_f32(DnKernel *k, const char *name, LLVMValueRef x);
 LLVMBasicBlockRef dn_if_begin(DnKernel *k, LLVMValueRef cond);
 void dn_if_end(DnKernel *k, LLVMBasicBlockRef after);
 
+/* ---- kernel_dropout.c: Philox 4x32-10 in LLVM IR ---------------------------- */
+/* The session's Philox key {seed lo, seed hi} as i32 values (read from the call struct). */
+void dn_llvm_philox_key(DnKernel *k, LLVMValueRef key[2]);
+/* out[0..3] = Philox4x32-10(key, ctr) on i32 values, inline; the same
+ * function as the runtime's dnrt_philox4x32. */
+void dn_llvm_philox(DnKernel *k, LLVMValueRef key[2], LLVMValueRef ctr[4], LLVMValueRef out[4]);
+
 #endif

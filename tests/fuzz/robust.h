@@ -94,6 +94,61 @@ static inline const char *rb_run_passes(DnCtx *cx, DnGraph *g, bool training)
     return NULL;
 }
 
+/* Bytes of 'v' per batch item (with N) or in total, in 128 bits so that a
+ * size the compiler's int64 arithmetic would overflow shows as one. */
+static inline __int128 rb_value_bytes(const DnValue *v)
+{
+    __int128 n = dn_dtype_size(v->dtype);
+    for (int i = dn_shape_has_n(&v->shape) ? 1 : 0; i < v->shape.rank; i++) {
+        n *= v->shape.dim[i];
+        if (n > ((__int128)1 << 80)) break;
+    }
+    return n;
+}
+
+/* The plan is consistent: the state block holds every parameter, each
+ * arena buffer lies inside the arena (for a few batch sizes), and no size
+ * overflowed int64 on the way. */
+static inline const char *rb_check_plan(const DnGraph *g, const DnStateLayout *st, const DnPlan *p)
+{
+    char ty[96];
+    for (int i = 0; i < g->params.len; i++) {
+        const DnParam *q = g->params.data[i];
+        __int128 b = rb_value_bytes(q->value);
+        if (b > INT64_MAX || st->offset[i] < 0 || (__int128)st->offset[i] + b > (__int128)st->bytes)
+            return RB_FAIL("parameter '%s' %s (offset %lld) does not fit the %lld-byte state block", q->name,
+                           dn_type_str(q->dtype, &q->shape, ty, sizeof ty), (long long)st->offset[i],
+                           (long long)st->bytes);
+    }
+    if (p->arena_n < 0 || p->arena_b < 0)
+        return RB_FAIL("negative arena size %lld*N + %lld", (long long)p->arena_n, (long long)p->arena_b);
+    for (int i = 0; i < g->ops.len; i++) {
+        const DnOp *op = g->ops.data[i];
+        if (op->dead) continue;
+        for (int j = 0; j < op->nout; j++) {
+            const DnValue *v = op->out[j];
+            if (v->id < 0 || v->id >= g->nvalues) return RB_FAIL("value id %d out of range", v->id);
+            const DnBuf *b = &p->buf[v->id];
+            __int128 vb = rb_value_bytes(v);
+            if (vb > INT64_MAX)
+                return RB_FAIL("%s result %s: its byte size overflows int64 (the plan says arena %lld*N + %lld)",
+                               dn_op_info[op->kind].name, dn_type_str(v->dtype, &v->shape, ty, sizeof ty),
+                               (long long)p->arena_n, (long long)p->arena_b);
+            if (b->kind != DN_BUF_ARENA) continue;
+            bool hn = dn_shape_has_n(&v->shape);
+            for (int n = 1; n <= 3; n++) {
+                __int128 end = (__int128)b->coef_n * n + b->offset + (hn ? vb * n : vb);
+                if (b->offset < 0 || b->coef_n < 0 || end > (__int128)p->arena_n * n + p->arena_b)
+                    return RB_FAIL("%s result %s at %lld*N + %lld lies outside the arena %lld*N + %lld (N = %d)",
+                                   dn_op_info[op->kind].name, dn_type_str(v->dtype, &v->shape, ty, sizeof ty),
+                                   (long long)b->coef_n, (long long)b->offset, (long long)p->arena_n,
+                                   (long long)p->arena_b, n);
+            }
+        }
+    }
+    return NULL;
+}
+
 /* build_module of tools/dnnc.c, on a verified graph 'g' (not modified). */
 static inline const char *rb_pipeline(DnCtx *cx, const DnGraph *g)
 {
@@ -119,7 +174,12 @@ static inline const char *rb_pipeline(DnCtx *cx, const DnGraph *g)
         }
     DnPlan *p = dn_plan_memory(inf, &state, &a);
     if (!p) { why = RB_FAIL("dn_plan_memory returned NULL"); goto out; }
-    if (tr && !dn_plan_memory(tr, &state, &a)) { why = RB_FAIL("dn_plan_memory (train) returned NULL"); goto out; }
+    if ((why = rb_check_plan(inf, &state, p))) goto out;
+    if (tr) {
+        DnPlan *pt = dn_plan_memory(tr, &state, &a);
+        if (!pt) { why = RB_FAIL("dn_plan_memory (train) returned NULL"); goto out; }
+        if ((why = rb_check_plan(tr, &state, pt))) goto out;
+    }
     rb_stats.planned++;
 out:
     dn_graph_free(inf);

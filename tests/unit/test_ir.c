@@ -136,6 +136,11 @@ static void build_all(bool *seen)
     EXPECT_TYPE(BA(SUM_TO, (a), IS("shape", 10)), "f32[10]");
     DnValue *dr = BA(DROPOUT, (ls), FL("p", 0.25), I("salt", 7));
     EXPECT_TYPE(dr, "f32[N, 10]");
+    EXPECT_TYPE(BA(RANDOM_FLIP, (x), I("salt", 8)), "f32[N, 3, 8, 8]");
+    EXPECT_TYPE(BA(RANDOM_CROP, (x), IS("size", 6, 5), I("pad", 2), I("salt", 9)), "f32[N, 3, 6, 5]");
+    EXPECT_TYPE(BA(RANDOM_RESIZED_CROP, (x), IS("size", 4, 4), I("salt", 10)), "f32[N, 3, 4, 4]");
+    EXPECT_TYPE(BA(COLOR_JITTER, (x), FL("brightness", 0.2), I("salt", 11)), "f32[N, 3, 8, 8]");
+    EXPECT_TYPE(BA(PCA_LIGHTING, (x), I("salt", 12)), "f32[N, 3, 8, 8]");
     EXPECT_TYPE(B0(BATCHNORM, c, gam, bet, rm, rv), "f32[N, 4, 8, 8]");
     DnOp *bt = dn_build(&cx, g, DN_OP_BATCHNORM_TRAIN, 5, VALS(c, gam, bet, rm, rv), 0, NULL, loc);
     cr_assert_not_null(bt, "%s", first_error());
