@@ -210,6 +210,9 @@ Binding *dn_scope_find(Scope *sc, const char *name);
 void dn_scope_set(Lower *L, Scope *sc, const char *name, Val v);
 /* Registers label path 'full' (without trailing '.'); reports a duplicate. */
 bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc);
+/* False (with a diagnostic at 'loc' naming 'name') when a tensor of this type
+ * would exceed DN_MAX_TENSOR_BYTES. */
+bool dn_lower_check_size(Lower *L, DnDType t, const DnShape *s, DnLoc loc, const char *name);
 
 /* layers.c: the layer table. */
 typedef struct LayerInfo LayerInfo;

@@ -184,8 +184,9 @@ static bool pair(Lower *L, const AstExpr *e, const char *what, Val v, int64_t ou
     }
     out[0] = v.items[0].i;
     out[1] = v.items[v.n - 1].i;
-    if (out[0] < min || out[1] < min || out[0] > (1 << 20) || out[1] > (1 << 20)) {
-        dn_error(L->cx, e->loc, "%s of %s must be at least %lld", what, e->s, (long long)min);
+    if (out[0] < min || out[1] < min || out[0] > DN_MAX_WINDOW || out[1] > DN_MAX_WINDOW) {
+        dn_error(L->cx, e->loc, "%s of %s must be between %lld and %lld", what, e->s, (long long)min,
+                 (long long)DN_MAX_WINDOW);
         return false;
     }
     return true;
@@ -207,6 +208,7 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
         }
         s.dim[i] = dims[i];
     }
+    if (!dn_lower_check_size(L, t, &s, loc, name)) return NULL;
     return dn_graph_add_param(L->g, name, k, t, &s, init, loc)->value;
 }
 

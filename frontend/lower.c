@@ -291,8 +291,21 @@ static void exec_param(Lower *L, Scope *sc, const AstStmt *s)
         dn_error(L->cx, s->name_loc, "duplicate parameter name '%s'", name);
         return;
     }
+    if (!dn_lower_check_size(L, s->type.dtype, &s->type.shape, s->name_loc, s->name)) {
+        dn_scope_set(L, sc, s->name, dn_val_poison()); /* no "unknown name" cascade */
+        return;
+    }
     DnParam *p = dn_graph_add_param(L->g, name, DN_PARAM_WEIGHT, s->type.dtype, &s->type.shape, init, s->name_loc);
     dn_scope_set(L, sc, s->name, vtensor(p->value));
+}
+
+bool dn_lower_check_size(Lower *L, DnDType t, const DnShape *s, DnLoc loc, const char *name)
+{
+    if (dn_type_fits(t, s)) return true;
+    char ty[160];
+    dn_error(L->cx, loc, "'%s' of type %s is larger than the %lld bytes a tensor may hold", name,
+             dn_type_str(t, s, ty, sizeof ty), (long long)DN_MAX_TENSOR_BYTES);
+    return false;
 }
 
 static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
@@ -637,7 +650,8 @@ static void lower_model(Lower *L, const AstDecl *md, Scope *outs)
             dn_error(L->cx, p->loc, "duplicate input name '%s'", p->name);
             continue;
         }
-        DnValue *v = dn_graph_add_input(L->g, p->name, p->type.dtype, &p->type.shape, p->loc);
+        bool fits = dn_lower_check_size(L, p->type.dtype, &p->type.shape, p->loc, p->name);
+        DnValue *v = fits ? dn_graph_add_input(L->g, p->name, p->type.dtype, &p->type.shape, p->loc) : NULL;
         dn_scope_set(L, &sc, p->name, vtensor(v));
     }
     Exec x = {0};

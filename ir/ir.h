@@ -34,6 +34,14 @@ bool dn_shape_has_n(const DnShape *s);      /* dim[0] == DN_DIM_N */
 /* Elements per batch item when has_n (product of dims 1..), else all elements. */
 int64_t dn_shape_numel_static(const DnShape *s);
 bool dn_shape_eq(const DnShape *a, const DnShape *b);
+/* Size limits that keep every byte count and index of a plan inside int64:
+ * a tensor (per batch item when it has N) holds at most DN_MAX_TENSOR_BYTES;
+ * window attributes (pad, stride, dilation, kernel) are at most DN_MAX_WINDOW. */
+#define DN_MAX_TENSOR_BYTES (INT64_C(1) << 40)
+#define DN_MAX_WINDOW (INT64_C(1) << 20)
+/* True when a tensor of this type is within DN_MAX_TENSOR_BYTES (computed
+ * without overflow) and no static dimension is negative. */
+bool dn_type_fits(DnDType t, const DnShape *s);
 /* Writes "f32[N, 1, 28, 28]" (the form diagnostics use) into buf; returns buf. */
 char *dn_type_str(DnDType t, const DnShape *s, char *buf, size_t len);
 

@@ -282,7 +282,7 @@ static DnLoc parse_loc(Reader *r)
     expect(r, ':');
     Tok c = take(r, T_INT, "a column number");
     expect(r, ')');
-    if (l.i < 0 || l.i > INT32_MAX || c.i < 0 || c.i > INT32_MAX) fail_at(r, &l, "location out of range");
+    if (l.i < 1 || l.i > INT32_MAX || c.i < 1 || c.i > INT32_MAX) fail_at(r, &l, "location out of range (line and column start at 1)");
     loc.line = (int)l.i;
     loc.col = (int)c.i;
     return dn_graph_loc(r->g, loc);

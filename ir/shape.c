@@ -44,6 +44,15 @@ int64_t dn_shape_numel_static(const DnShape *s)
     return n;
 }
 
+bool dn_type_fits(DnDType t, const DnShape *s)
+{
+    int64_t bytes = dn_dtype_size(t);
+    for (int i = dn_shape_has_n(s) ? 1 : 0; i < s->rank; i++)
+        if (s->dim[i] < 0 || __builtin_mul_overflow(bytes, s->dim[i], &bytes) || bytes > DN_MAX_TENSOR_BYTES)
+            return false;
+    return true;
+}
+
 bool dn_shape_eq(const DnShape *a, const DnShape *b)
 {
     if (a->rank != b->rank) return false;

@@ -600,14 +600,42 @@ static bool (*const rules[DN_OP_COUNT])(Rule *) = {
 #undef OP
 };
 
+/* Window attributes bounded before any rule does arithmetic with them. */
+static bool window_attrs_fit(Rule *r)
+{
+    static const char *const names[] = {"pad", "stride", "dilation", "kernel"};
+    for (int a = 0; a < r->op->nattrs; a++) {
+        const DnAttr *at = &r->op->attrs[a];
+        for (int k = 0; k < 4 && at->kind == DN_ATTR_INTS; k++) {
+            if (strcmp(at->name, names[k])) continue;
+            for (int i = 0; i < at->nints; i++)
+                if (at->ints[i] > DN_MAX_WINDOW || at->ints[i] < -DN_MAX_WINDOW)
+                    return fail(r, "%s: %s %s is out of range (at most %lld)", OPN, at->name,
+                                INTS(at->ints, at->nints), (long long)DN_MAX_WINDOW);
+        }
+    }
+    return true;
+}
+
 DnStatus dn_infer_shapes(DnCtx *cx, const DnOp *op, DnDType *dt, DnShape *sh)
 {
     DN_ASSERT(op->kind >= 0 && op->kind < DN_OP_COUNT && op->nout <= DN_MAX_OUTS);
-    Rule r = {.cx = cx, .op = op};
-    if (!rules[op->kind](&r)) return DN_ERR;
+    Rule rule = {.cx = cx, .op = op}, *r = &rule;
+    for (int i = 0; i < op->nin; i++)
+        if (!dn_type_fits(IN(i)->dtype, &IN(i)->shape)) {
+            fail(r, "%s: operand %s is larger than the %lld bytes a tensor may hold", OPN, TY(IN(i)),
+                 (long long)DN_MAX_TENSOR_BYTES);
+            return DN_ERR;
+        }
+    if (!window_attrs_fit(r) || !rules[op->kind](r)) return DN_ERR;
     for (int i = 0; i < op->nout; i++) {
-        dt[i] = r.dt[i];
-        sh[i] = r.sh[i];
+        if (!dn_type_fits(r->dt[i], &r->sh[i])) {
+            fail(r, "%s: result %s is larger than the %lld bytes a tensor may hold", OPN, TYS(r->dt[i], &r->sh[i]),
+                 (long long)DN_MAX_TENSOR_BYTES);
+            return DN_ERR;
+        }
+        dt[i] = r->dt[i];
+        sh[i] = r->sh[i];
     }
     return DN_OK;
 }

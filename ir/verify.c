@@ -47,6 +47,14 @@ static bool defined(Verifier *v, const DnValue *x)
     return x && x->id >= 0 && x->id < v->g->nvalues && v->def[x->id] == x;
 }
 
+static void too_large(Verifier *v, DnDType t, const DnShape *s, DnLoc loc, const char *name)
+{
+    char ty[160];
+    if (!dn_type_fits(t, s))
+        err(v, loc, "'%s' of type %s is larger than the %lld bytes a tensor may hold", name,
+            dn_type_str(t, s, ty, sizeof ty), (long long)DN_MAX_TENSOR_BYTES);
+}
+
 static void check_inputs_params(Verifier *v)
 {
     const DnGraph *g = v->g;
@@ -55,6 +63,7 @@ static void check_inputs_params(Verifier *v)
         if (x->kind != DN_VAL_INPUT || x->index != i || !x->name)
             err(v, x->loc, "verify: input %d is not a well-formed input value", i);
         define(v, x, x->loc, "an input");
+        too_large(v, x->dtype, &x->shape, x->loc, x->name);
     }
     for (int i = 0; i < g->params.len; i++) {
         const DnParam *p = g->params.data[i];
@@ -65,6 +74,7 @@ static void check_inputs_params(Verifier *v)
             continue;
         }
         define(v, x, p->loc, "a parameter");
+        too_large(v, p->dtype, &p->shape, p->loc, p->name);
     }
 }
 

@@ -668,6 +668,13 @@ static const struct {
     {"func @f(%x: f32[4]) -> () {\n  %0, %1 = relu %x\n}\n", "relu has 1 result, 2 named", 2, 3},
     {"func @f(%x: f32[4]) -> () {\n  %0 = relu %x loc(\"a\":1)\n}\n", "expected ':', got ')'", 2, 25},
     {"func @f(%x: f32[4]) -> () {\n}\n}", "unexpected punctuation after the function", 3, 1},
+    {"func @f(%x: f32[N, 1, 8, 8]) -> () {\n  param @w: f32[1, 1, 3, 3] weight zeros\n"
+     "  %0 = conv2d %x, @w {pad = [9223372036854775807, 0]}\n}\n",
+     "conv2d: pad [9223372036854775807, 0] is out of range (at most 1048576)", 3, 8},
+    {"func @f(%x: f32[N, 4294967296, 4294967296]) -> () {\n  %0 = relu %x\n}\n",
+     "relu: operand f32[N, 4294967296, 4294967296] is larger than the 1099511627776 bytes a tensor may hold", 2, 8},
+    {"func @f(%x: f32[4]) -> () {\n  %0 = relu %x loc(\"a\":0:0)\n}\n",
+     "location out of range (line and column start at 1)", 2, 24},
 };
 
 Test(text, reader_errors)
