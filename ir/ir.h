@@ -223,6 +223,15 @@ const char *dn_op_str(const DnOp *op, const char *name);
 /* Returns the ints and stores their count in *n. */
 const int64_t *dn_op_ints(const DnOp *op, const char *name, int *n);
 
+/* ---- cost.c ------------------------------------------------------------- */
+
+/* Work of one op as  coefficient * n + fixed  (n: the batch size). */
+typedef struct DnCost {
+    int64_t flops_n, flops_b;   /* multiply-add = 2; pointwise = 1 per result element */
+    int64_t bytes_n, bytes_b;   /* bytes of all operands and results */
+} DnCost;
+void dn_op_cost(const DnOp *op, DnCost *c);
+
 /* ---- verify.c ----------------------------------------------------------- */
 
 /* Checks SSA, topological order, arity, attribute schema and that every

@@ -222,6 +222,47 @@ static LLVMValueRef runtime_fn(DnLlvm *L, const char *name, LLVMTypeRef t)
 
 /* Emits the entry function 'name' of graph 'g': every live op's kernel, in
  * order.  Returns NULL when some op has no kernel (diagnostics reported). */
+/* Kernels whose work is below this many units (FLOPs + bytes / 4) run on
+ * the calling thread: waking the pool costs microseconds, more than they
+ * take (LeNet at batch 1 was slower on 2 threads than on 1 without it). */
+#define SERIAL_GRAIN (INT64_C(1) << 17)
+
+/* Calls kernel 'kfn' of 'op' over its pn*n + pb iterations: directly when
+ * its work is small or it has one iteration, else through
+ * dnrt_parallel_for.  Returns the block the entry continues in. */
+static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef c, const DnOp *op, LLVMValueRef kfn,
+                                     int64_t pn, int64_t pb, LLVMTypeRef pf_t, LLVMValueRef pf)
+{
+    DnCost cost;
+    dn_op_cost(op, &cost);
+    int64_t wn = cost.flops_n + cost.bytes_n / 4, wb = cost.flops_b + cost.bytes_b / 4;
+    LLVMValueRef cnt = LLVMConstInt(L->i64, (unsigned long long)pb, 1), serial = NULL;
+    if (pn == 0) {
+        serial = LLVMConstInt(L->i1, pb == 1 || wb < SERIAL_GRAIN, 0);
+    } else {
+        LLVMValueRef n = LLVMBuildLoad2(L->b, L->i64, LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, ""), "n");
+        cnt = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)pn, 1), ""),
+                              cnt, "count");
+        LLVMValueRef work = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)wn, 1), ""),
+                                         LLVMConstInt(L->i64, (unsigned long long)wb, 1), "work");
+        serial = LLVMBuildICmp(L->b, LLVMIntSLT, work, LLVMConstInt(L->i64, SERIAL_GRAIN, 1), "small");
+    }
+    LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(L->ctx, entry, "serial");
+    LLVMBasicBlockRef many = LLVMAppendBasicBlockInContext(L->ctx, entry, "parallel");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, entry, "next");
+    LLVMBuildCondBr(L->b, serial, one, many);
+    LLVMPositionBuilderAtEnd(L->b, one);
+    LLVMValueRef kargs[3] = {c, LLVMConstInt(L->i64, 0, 0), cnt};
+    LLVMBuildCall2(L->b, L->kernel_fn_t, kfn, kargs, 3, "");
+    LLVMBuildBr(L->b, next);
+    LLVMPositionBuilderAtEnd(L->b, many);
+    LLVMValueRef pargs[3] = {c, kfn, cnt};
+    LLVMBuildCall2(L->b, pf_t, pf, pargs, 3, "");
+    LLVMBuildBr(L->b, next);
+    LLVMPositionBuilderAtEnd(L->b, next);
+    return next;
+}
+
 static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const char *name)
 {
     LLVMTypeRef entry_t = LLVMFunctionType(L->void_t, &L->ptr, 1, 0);
@@ -244,19 +285,7 @@ static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, 
             continue;
         }
         LLVMPositionBuilderAtEnd(L->b, bb);
-        if (pn == 0 && pb == 1) {
-            LLVMValueRef args[3] = {c, LLVMConstInt(L->i64, 0, 0), LLVMConstInt(L->i64, 1, 0)};
-            LLVMBuildCall2(L->b, L->kernel_fn_t, kfn, args, 3, "");
-            continue;
-        }
-        LLVMValueRef cnt = LLVMConstInt(L->i64, (unsigned long long)pb, 1);
-        if (pn) {
-            LLVMValueRef n = LLVMBuildLoad2(L->b, L->i64, LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, ""), "n");
-            cnt = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)pn, 1), ""),
-                                  cnt, "count");
-        }
-        LLVMValueRef args[3] = {c, kfn, cnt};
-        LLVMBuildCall2(L->b, pf_t, pf, args, 3, "");
+        bb = call_kernel(L, entry, c, op, kfn, pn, pb, pf_t, pf);
     }
     LLVMPositionBuilderAtEnd(L->b, bb);
     LLVMBuildRetVoid(L->b);

@@ -210,10 +210,169 @@ def make_model(name, cls, seed):
             print(f"    {k}: {worst[k]:.2e}")
 
 
+# ---- ResNet ------------------------------------------------------------
+# examples/resnet.dnn (ResNet-18) and tests/golden/resnet_tiny.dnn.  torchvision
+# is not a dependency: BasicBlock and ResNet below mirror torchvision's
+# attribute names (conv1, bn1, layerK.J.conv1/bn1/conv2/bn2,
+# layerK.0.downsample.0/1, fc) and registration order, so their state_dict
+# keys and shapes are torchvision.models.resnet18()'s.
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin, c, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, c, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c)
+        self.downsample = None
+        if stride != 1 or cin != c:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, c, 1, stride=stride, bias=False), nn.BatchNorm2d(c))
+
+    def forward(self, x):
+        y = self.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        if self.downsample is not None:
+            x = self.downsample(x)
+        return self.relu(x + y)
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet with BasicBlocks: a 7x7/2 convolution, batchnorm,
+    relu and 3x3/2 max pooling, then one stage (layerK) per width, global
+    average pooling and a dense layer."""
+
+    def __init__(self, widths, blocks, classes):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+        cin = widths[0]
+        for k, (c, nb) in enumerate(zip(widths, blocks)):
+            stride = 1 if k == 0 else 2
+            layer = nn.Sequential(*[BasicBlock(cin if j == 0 else c, c, stride if j == 0 else 1) for j in range(nb)])
+            setattr(self, f"layer{k + 1}", layer)
+            cin = c
+        self.nstages = len(widths)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        for k in range(self.nstages):
+            x = getattr(self, f"layer{k + 1}")(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def resnet18():
+    return ResNet([64, 128, 256, 512], [2, 2, 2, 2], 1000)
+
+
+def resnet_tiny():
+    """tests/golden/resnet_tiny.dnn: ResNet-18's stem and blocks, two stages
+    of two blocks, 8 and 16 channels, 3x16x16 inputs (16 -> 8 after conv1,
+    4 after the max pool, 2 after layer2's stride), 10 classes."""
+    return ResNet([8, 16], [2, 2], 10)
+
+
+IR_DTYPES = {torch.float32: "f32", torch.int64: "i64"}
+
+
+def write_param_list(path, model):
+    """One line per state_dict entry, "name type" with the type spelled as
+    `dnnc --emit=ir` spells it (f32[64, 3, 7, 7], i64[])."""
+    lines = [f"{n} {IR_DTYPES[t.dtype]}[{', '.join(str(d) for d in t.shape)}]\n" for n, t in model.state_dict().items()]
+    with open(path, "w") as f:
+        f.write("# torchvision resnet18() state_dict: name and type; written by make_goldens.py\n")
+        f.writelines(lines)
+    print(f"wrote {os.path.relpath(path)} ({len(lines)} entries)")
+
+
+RESNET_BATCH = 5
+
+
+def make_resnet_tiny(seed):
+    """resnet_tiny_{weights,infer,train}.safetensors; see tests/golden/README.md."""
+    name = "resnet_tiny"
+    torch.manual_seed(seed)
+    model = resnet_tiny()
+    # Non-trivial batchnorm affine parameters and running statistics, so that
+    # eval mode (running stats) and train mode (batch stats) differ and a
+    # swapped or ignored buffer shows.  num_batches_tracked = 3 (becomes 4).
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.weight.copy_(torch.rand(c) + 0.5)
+                m.bias.copy_(0.2 * torch.randn(c))
+                m.running_mean.copy_(0.3 * torch.randn(c))
+                m.running_var.copy_(torch.rand(c) * 1.5 + 0.5)
+                m.num_batches_tracked.fill_(3)
+    weights = {k: (v.detach().clone() if v.dtype == torch.int64 else f32(v)) for k, v in model.state_dict().items()}
+    meta = {"generator": "tests/golden/make_goldens.py", "torch": torch.__version__, "seed": str(seed)}
+    write_safetensors(os.path.join(HERE, f"{name}_weights.safetensors"), weights, meta)
+
+    def twin_rn(dtype):
+        m = resnet_tiny().to(dtype)
+        m.load_state_dict({k: (v if v.dtype == torch.int64 else v.to(dtype)) for k, v in weights.items()})
+        return m
+
+    worst = {}
+    infer = {}
+    for b in (1, RESNET_BATCH):
+        image = torch.randn(b, 3, 16, 16)
+        with torch.no_grad():
+            ref = twin_rn(torch.float64).eval()(image.double())
+            got = twin_rn(torch.float32).eval()(image)
+        worst[f"logits.b{b}"] = scaled_err(got, ref)
+        infer[f"image.b{b}"] = image
+        infer[f"logits.b{b}"] = f32(ref)
+    write_safetensors(os.path.join(HERE, f"{name}_infer.safetensors"), infer, meta)
+
+    # One SGD step (lr 0.1, momentum 0.9) in train mode: batchnorm uses the
+    # batch statistics and updates the running ones (momentum 0.1, unbiased
+    # variance), num_batches_tracked += 1.
+    image = torch.randn(RESNET_BATCH, 3, 16, 16)
+    label = torch.randint(0, 10, (RESNET_BATCH,), dtype=torch.int32)
+    runs = {}
+    for dtype in (torch.float64, torch.float32):
+        m = twin_rn(dtype).train()
+        opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
+        opt.zero_grad()
+        loss = F.cross_entropy(m(image.to(dtype)), label.long())
+        loss.backward()
+        grad = {n: p.grad.detach().clone() for n, p in m.named_parameters()}
+        opt.step()
+        for n, p in m.named_parameters():
+            assert torch.equal(opt.state[p]["momentum_buffer"], grad[n])
+        runs[dtype] = (loss.detach().reshape(1), grad, {k: v.detach().clone() for k, v in m.state_dict().items()})
+    (loss, grad, after), (loss32, grad32, after32) = runs[torch.float64], runs[torch.float32]
+    train = {"image": image, "label": label, "loss": f32(loss)}
+    worst["loss"] = scaled_err(loss32, loss)
+    for n, g in grad.items():
+        train[f"grad.{n}"] = f32(g)
+        worst[f"grad.{n}"] = scaled_err(grad32[n], g)
+    for n, v in after.items():
+        if v.dtype == torch.int64:
+            train[f"step1.{n}"] = v.clone()
+        else:
+            train[f"step1.{n}"] = f32(v)
+            worst[f"step1.{n}"] = scaled_err(after32[n], v)
+    write_safetensors(os.path.join(HERE, f"{name}_train.safetensors"), train, meta)
+
+    key = max(worst, key=worst.get)
+    print(f"{name}: largest fp32-vs-fp64 scaled difference {worst[key]:.2e} ({key})")
+    for k in sorted(worst, key=worst.get, reverse=True)[:8]:
+        print(f"    {k}: {worst[k]:.2e}")
+
+
 def main():
     torch.set_num_threads(1)
     make_model("lenet", LeNet, 0)
     make_model("mlp", MLP, 1)
+    write_param_list(os.path.join(HERE, "resnet18_params.txt"), resnet18())
+    make_resnet_tiny(2)
     return 0
 
 
