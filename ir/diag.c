@@ -98,8 +98,6 @@ void dn_ctx_print_diags(DnCtx *cx, FILE *out)
     if (cx->nerr > limit) fprintf(out, "dnnc: too many errors (%d), stopping\n", cx->nerr);
 }
 
-static void (*die_hook)(const char *msg);
-
 void dn_die(const char *file, int line, const char *fmt, ...)
 {
     char msg[1024];
@@ -108,6 +106,5 @@ void dn_die(const char *file, int line, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "dnnc: internal error at %s:%d: %s\n", file, line, msg);
-    if (die_hook) die_hook(msg);
     abort();
 }

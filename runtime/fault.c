@@ -20,11 +20,11 @@ void dnrt_fault_fail_io(int nth) { atomic_store(&io_countdown, nth > 0 ? nth : 0
 int dnrt_fault_pending(void) { return atomic_load(&alloc_countdown) > 0 || atomic_load(&io_countdown) > 0; }
 
 /* Counts one event down; fires (returns 1) when the count reaches zero. */
-static int fire(_Atomic int *countdown) {
+static int fire(_Atomic int *countdown)
+{
     int v = atomic_load_explicit(countdown, memory_order_relaxed);
     while (v > 0) {
-        if (atomic_compare_exchange_weak(countdown, &v, v - 1))
-            return v == 1;
+        if (atomic_compare_exchange_weak(countdown, &v, v - 1)) return v == 1;
     }
     return 0;
 }
@@ -33,32 +33,29 @@ int dnrt_fault_alloc_now(void) { return fire(&alloc_countdown); }
 int dnrt_fault_io_now(void) { return fire(&io_countdown); }
 
 /* malloc, or NULL when the armed fault fires. */
-void *dnrt_malloc(size_t size) {
-    if (dnrt_fault_alloc_now())
-        return NULL;
+void *dnrt_malloc(size_t size)
+{
+    if (dnrt_fault_alloc_now()) return NULL;
     return malloc(size ? size : 1);
 }
 
 /* realloc; on failure (real or injected) 'p' is left untouched. */
-void *dnrt_realloc(void *p, size_t size) {
-    if (dnrt_fault_alloc_now())
-        return NULL;
+void *dnrt_realloc(void *p, size_t size)
+{
+    if (dnrt_fault_alloc_now()) return NULL;
     return realloc(p, size ? size : 1);
 }
 
 /* 64-aligned zeroed block of at least 'size' bytes (one 64-byte line for
  * size 0); release with dnrt_free. */
-void *dnrt_alloc_aligned(size_t size) {
-    if (dnrt_fault_alloc_now())
-        return NULL;
+void *dnrt_alloc_aligned(size_t size)
+{
+    if (dnrt_fault_alloc_now()) return NULL;
     size_t rounded = (size + DNRT_ALIGN - 1) / DNRT_ALIGN * DNRT_ALIGN;
-    if (rounded < size)
-        return NULL;
-    if (rounded == 0)
-        rounded = DNRT_ALIGN;
+    if (rounded < size) return NULL;
+    if (rounded == 0) rounded = DNRT_ALIGN;
     void *p = aligned_alloc(DNRT_ALIGN, rounded);
-    if (p)
-        memset(p, 0, rounded);
+    if (p) memset(p, 0, rounded);
     return p;
 }
 

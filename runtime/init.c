@@ -13,39 +13,38 @@
 #include "internal.h"
 #include "philox.h"
 
-int64_t dnrt_state_nbytes(const dnrt_tensor_desc *t) {
-    return dnrt_numel(t->rank, t->dim) * dnrt_dtype_size(t->dtype);
-}
+int64_t dnrt_state_nbytes(const dnrt_tensor_desc *t) { return dnrt_numel(t->rank, t->dim) * dnrt_dtype_size(t->dtype); }
 
-int dnrt_check_state_desc(const dnrt_model_desc *d, int32_t index, dnrt_error *err) {
+int dnrt_check_state_desc(const dnrt_model_desc *d, int32_t index, dnrt_error *err)
+{
     const dnrt_tensor_desc *t = &d->state[index];
     const char *name = t->name ? t->name : "?";
-    if (!t->name)
-        return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor %d has no name", index);
+    if (!t->name) return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor %d has no name", index);
     if (dnrt_dtype_size(t->dtype) == 0 || t->rank < 0 || t->rank > 6)
         return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor '%s': bad dtype or rank", name);
     int64_t numel = dnrt_numel(t->rank, t->dim);
     if (numel < 0 || numel > INT64_MAX / 8)
         return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor '%s': shape is not static", name);
     if (t->offset < 0 || t->offset % DNRT_ALIGN || t->offset > d->state_bytes - numel * dnrt_dtype_size(t->dtype))
-        return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor '%s': offset %lld outside the state block",
-                         name, (long long)t->offset);
+        return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor '%s': offset %lld outside the state block", name,
+                         (long long)t->offset);
     if (t->init < DNRT_INIT_ZEROS || t->init > DNRT_INIT_NORMAL)
         return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor '%s': unknown initializer %d", name, t->init);
     return 0;
 }
 
-static void fill_uniform(float *x, int64_t n, float a, float b, uint64_t seed, uint32_t stream) {
+static void fill_uniform(float *x, int64_t n, float a, float b, uint64_t seed, uint32_t stream)
+{
     uint32_t w[4];
     for (int64_t i = 0; i < n; i++) {
-        if (i % 4 == 0)
-            dnrt_philox_block(seed, stream, DNRT_PHILOX_INIT, (uint64_t)i / 4, w);
+        if (i % 4 == 0) dnrt_philox_block(seed, stream, DNRT_PHILOX_INIT, (uint64_t)i / 4, w);
         float v = a + (b - a) * dnrt_u01(w[i % 4]);
         x[i] = v < b || a == b ? v : a; /* rounding can reach b; keep [a, b) */
     }
 }
 
-static void fill_normal(float *x, int64_t n, float mean, float std, uint64_t seed, uint32_t stream) {
+static void fill_normal(float *x, int64_t n, float mean, float std, uint64_t seed, uint32_t stream)
+{
     uint32_t w[4];
     double z[4];
     for (int64_t i = 0; i < n; i++) {
@@ -63,7 +62,8 @@ static void fill_normal(float *x, int64_t n, float mean, float std, uint64_t see
     }
 }
 
-void dnrt_init_tensor(const dnrt_model_desc *d, int32_t index, uint8_t *state, uint64_t seed) {
+void dnrt_init_tensor(const dnrt_model_desc *d, int32_t index, uint8_t *state, uint64_t seed)
+{
     const dnrt_tensor_desc *t = &d->state[index];
     uint8_t *p = state + t->offset;
     int64_t n = dnrt_numel(t->rank, t->dim);
@@ -73,8 +73,7 @@ void dnrt_init_tensor(const dnrt_model_desc *d, int32_t index, uint8_t *state, u
     }
     float *x = (float *)p;
     if (t->init == DNRT_INIT_ONES)
-        for (int64_t i = 0; i < n; i++)
-            x[i] = 1.0f;
+        for (int64_t i = 0; i < n; i++) x[i] = 1.0f;
     else if (t->init == DNRT_INIT_UNIFORM)
         fill_uniform(x, n, t->init_a, t->init_b, seed, (uint32_t)index);
     else

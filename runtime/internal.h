@@ -14,15 +14,15 @@
 #include "dnrt.h"
 
 #define DNRT_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define DNRT_ALIGN 64
+#define DNRT_ALIGN        64
 
 /* One loaded model: owns its state block, arena and thread pool.  A session
  * is used by one thread at a time. */
 struct dnrt_session {
     const dnrt_model_desc *d;
-    uint8_t *state;           /* d->state_bytes, 64-aligned */
-    uint8_t *arena;           /* NULL until the first call needs it */
-    int64_t arena_bytes;      /* capacity of 'arena' */
+    uint8_t *state;      /* d->state_bytes, 64-aligned */
+    uint8_t *arena;      /* NULL until the first call needs it */
+    int64_t arena_bytes; /* capacity of 'arena' */
     struct dnrt_pool *pool;
     int64_t step;
     uint64_t seed;

@@ -14,9 +14,9 @@
 #include "internal.h"
 
 typedef struct dnrt_json {
-    char *p, *end;        /* cursor and end of the text */
-    const char *base;     /* start, for byte positions in messages */
-    long long base_pos;   /* file offset of 'base' */
+    char *p, *end;      /* cursor and end of the text */
+    const char *base;   /* start, for byte positions in messages */
+    long long base_pos; /* file offset of 'base' */
     const char *path;
     dnrt_error *err;
 } dnrt_json;

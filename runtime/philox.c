@@ -13,7 +13,8 @@
 #define PHILOX_W1 0xBB67AE85u
 
 /* One round: two 32x32->64 multiplies, then the S-box shuffle. */
-static inline void round4(uint32_t x[4], const uint32_t k[2]) {
+static inline void round4(uint32_t x[4], const uint32_t k[2])
+{
     uint64_t p0 = (uint64_t)PHILOX_M0 * x[0];
     uint64_t p1 = (uint64_t)PHILOX_M1 * x[2];
     uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0;
@@ -25,7 +26,8 @@ static inline void round4(uint32_t x[4], const uint32_t k[2]) {
     x[0] = y0, x[1] = y1, x[2] = y2, x[3] = y3;
 }
 
-void dnrt_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4]) {
+void dnrt_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[4])
+{
     uint32_t x[4] = {ctr[0], ctr[1], ctr[2], ctr[3]};
     uint32_t k[2] = {key[0], key[1]};
     for (int r = 0; r < 10; r++) {
@@ -38,7 +40,8 @@ void dnrt_philox4x32(const uint32_t key[2], const uint32_t ctr[4], uint32_t out[
     out[0] = x[0], out[1] = x[1], out[2] = x[2], out[3] = x[3];
 }
 
-void dnrt_philox_block(uint64_t seed, uint32_t stream, uint32_t domain, uint64_t block, uint32_t out[4]) {
+void dnrt_philox_block(uint64_t seed, uint32_t stream, uint32_t domain, uint64_t block, uint32_t out[4])
+{
     uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), stream, domain};
     dnrt_philox4x32(key, ctr, out);

@@ -8,12 +8,12 @@
 #include "internal.h"
 
 /* Grows the arena to hold 'n' rows of entry (an, ab); 0 or -1. */
-static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t an, int64_t ab, dnrt_error *err) {
+static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t an, int64_t ab, dnrt_error *err)
+{
     if (an < 0 || ab < 0 || (an > 0 && n > (INT64_MAX - ab) / an))
         return dnrt_fail(err, DNRT_ERR_ARG, "%s: n = %lld is too large for this model", what, (long long)n);
     int64_t need = n * an + ab;
-    if (need <= s->arena_bytes && s->arena)
-        return 0;
+    if (need <= s->arena_bytes && s->arena) return 0;
     uint8_t *a = dnrt_alloc_aligned((size_t)need);
     if (!a)
         return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory for a %lld-byte arena (n = %lld)", what,
@@ -26,13 +26,11 @@ static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t a
 
 /* Common checks: session, n, and 'count' non-null pointers in 'ptrs'. */
 static int check_args(const dnrt_session *s, const char *what, int64_t n, const void *const *ptrs, int32_t count,
-                      const dnrt_tensor_desc *descs, const char *kind, dnrt_error *err) {
-    if (!s)
-        return dnrt_fail(err, DNRT_ERR_ARG, "%s: session is NULL", what);
-    if (n < 1)
-        return dnrt_fail(err, DNRT_ERR_ARG, "%s: n = %lld, must be >= 1", what, (long long)n);
-    if (count > 0 && !ptrs)
-        return dnrt_fail(err, DNRT_ERR_ARG, "%s: %ss array is NULL", what, kind);
+                      const dnrt_tensor_desc *descs, const char *kind, dnrt_error *err)
+{
+    if (!s) return dnrt_fail(err, DNRT_ERR_ARG, "%s: session is NULL", what);
+    if (n < 1) return dnrt_fail(err, DNRT_ERR_ARG, "%s: n = %lld, must be >= 1", what, (long long)n);
+    if (count > 0 && !ptrs) return dnrt_fail(err, DNRT_ERR_ARG, "%s: %ss array is NULL", what, kind);
     for (int32_t i = 0; i < count; i++)
         if (!ptrs[i])
             return dnrt_fail(err, DNRT_ERR_ARG, "%s: %s %d ('%s') is NULL", what, kind, i,
@@ -41,41 +39,53 @@ static int check_args(const dnrt_session *s, const char *what, int64_t n, const 
 }
 
 /* Number of inputs of infer: those not marked train_only. */
-static int32_t infer_inputs(const dnrt_model_desc *d) {
+static int32_t infer_inputs(const dnrt_model_desc *d)
+{
     int32_t k = 0;
-    for (int32_t i = 0; i < d->ninputs; i++)
-        k += !d->inputs[i].train_only;
+    for (int32_t i = 0; i < d->ninputs; i++) k += !d->inputs[i].train_only;
     return k;
 }
 
-int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs,
-                       dnrt_error *err) {
+int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs, dnrt_error *err)
+{
     if (check_args(s, "infer", n, inputs, s ? infer_inputs(s->d) : 0, s ? s->d->inputs : NULL, "input", err) ||
         check_args(s, "infer", n, (const void *const *)outputs, s->d->noutputs, s->d->outputs, "output", err))
         return -1;
     const dnrt_model_desc *d = s->d;
-    if (reserve_arena(s, "infer", n, d->infer_arena_n, d->infer_arena_b, err))
-        return -1;
-    dnrt_call c = {.n = n, .arena = s->arena, .state = s->state, .inputs = inputs, .outputs = outputs,
-                   .pool = s->pool, .step = s->step, .seed = s->seed, .lr = s->lr};
+    if (reserve_arena(s, "infer", n, d->infer_arena_n, d->infer_arena_b, err)) return -1;
+    dnrt_call c = {.n = n,
+                   .arena = s->arena,
+                   .state = s->state,
+                   .inputs = inputs,
+                   .outputs = outputs,
+                   .pool = s->pool,
+                   .step = s->step,
+                   .seed = s->seed,
+                   .lr = s->lr};
     d->infer(&c);
     return dnrt_ok(err);
 }
 
-int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err) {
+int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err)
+{
     if (s && (!s->d->trains || !s->d->train))
-        return dnrt_fail(err, DNRT_ERR_STATE,
-                         "train_step: this library was compiled without training (dnnc --no-train or no train section)");
-    if (check_args(s, "train_step", n, inputs, s ? s->d->ninputs : 0, s ? s->d->inputs : NULL, "input", err))
-        return -1;
+        return dnrt_fail(
+            err, DNRT_ERR_STATE,
+            "train_step: this library was compiled without training (dnnc --no-train or no train section)");
+    if (check_args(s, "train_step", n, inputs, s ? s->d->ninputs : 0, s ? s->d->inputs : NULL, "input", err)) return -1;
     const dnrt_model_desc *d = s->d;
-    if (!loss)
-        return dnrt_fail(err, DNRT_ERR_ARG, "train_step: loss is NULL");
-    if (reserve_arena(s, "train_step", n, d->train_arena_n, d->train_arena_b, err))
-        return -1;
+    if (!loss) return dnrt_fail(err, DNRT_ERR_ARG, "train_step: loss is NULL");
+    if (reserve_arena(s, "train_step", n, d->train_arena_n, d->train_arena_b, err)) return -1;
     void *outs[1] = {loss};
-    dnrt_call c = {.n = n, .arena = s->arena, .state = s->state, .inputs = inputs, .outputs = outs,
-                   .pool = s->pool, .step = s->step, .seed = s->seed, .lr = s->lr};
+    dnrt_call c = {.n = n,
+                   .arena = s->arena,
+                   .state = s->state,
+                   .inputs = inputs,
+                   .outputs = outs,
+                   .pool = s->pool,
+                   .step = s->step,
+                   .seed = s->seed,
+                   .lr = s->lr};
     d->train(&c);
     s->step++;
     return dnrt_ok(err);

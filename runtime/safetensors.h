@@ -13,19 +13,19 @@
 
 typedef struct dnrt_st_tensor {
     const char *name;
-    int32_t dtype;                   /* dnrt_dtype; -1 for a dtype dnnc does not use */
-    const char *dtype_name;          /* as in the file: "F32", "I32", "I64", ... */
+    int32_t dtype;          /* dnrt_dtype; -1 for a dtype dnnc does not use */
+    const char *dtype_name; /* as in the file: "F32", "I32", "I64", ... */
     int32_t rank;
     int64_t dim[DNRT_ST_MAX_RANK];
-    const void *data;                /* read: points into the file image; write: caller's bytes */
+    const void *data; /* read: points into the file image; write: caller's bytes */
     size_t nbytes;
 } dnrt_st_tensor;
 
 typedef struct dnrt_st_file {
-    uint8_t *image;                  /* the whole file */
+    uint8_t *image; /* the whole file */
     size_t size;
     int32_t ntensors;
-    dnrt_st_tensor *tensors;         /* in file order */
+    dnrt_st_tensor *tensors; /* in file order */
     int32_t nmeta;
     const char **meta_keys, **meta_values; /* "__metadata__" string pairs */
 } dnrt_st_file;

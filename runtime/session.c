@@ -13,39 +13,36 @@
 #include "internal.h"
 
 /* Thread count: 'requested', else $DNRT_THREADS, else the online CPUs. */
-static int thread_count(int32_t requested) {
-    if (requested > 0)
-        return requested;
+static int thread_count(int32_t requested)
+{
+    if (requested > 0) return requested;
     const char *env = getenv("DNRT_THREADS");
     if (env && *env) {
         char *end;
         long v = strtol(env, &end, 10);
-        if (*end == 0 && v > 0 && v <= 1024)
-            return (int)v;
+        if (*end == 0 && v > 0 && v <= 1024) return (int)v;
     }
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus > 0 ? (int)(cpus < 1024 ? cpus : 1024) : 1;
 }
 
 /* Checks what create relies on in 'd'; 0 or -1 with 'err' filled. */
-static int check_desc(const dnrt_model_desc *d, dnrt_error *err) {
-    if (!d)
-        return dnrt_fail(err, DNRT_ERR_ARG, "create: model descriptor is NULL");
+static int check_desc(const dnrt_model_desc *d, dnrt_error *err)
+{
+    if (!d) return dnrt_fail(err, DNRT_ERR_ARG, "create: model descriptor is NULL");
     if (d->abi_version != DNRT_ABI_VERSION)
         return dnrt_fail(err, DNRT_ERR_STATE, "create: model '%s' was built for runtime ABI %u, this runtime is ABI %d",
                          d->name ? d->name : "?", d->abi_version, DNRT_ABI_VERSION);
-    if (!d->infer || d->state_bytes < 0 || d->nstate < 0 || (d->nstate > 0 && !d->state) ||
-        (d->trains && !d->train))
+    if (!d->infer || d->state_bytes < 0 || d->nstate < 0 || (d->nstate > 0 && !d->state) || (d->trains && !d->train))
         return dnrt_fail(err, DNRT_ERR_ARG, "create: model descriptor '%s' is malformed", d->name ? d->name : "?");
     for (int32_t i = 0; i < d->nstate; i++)
-        if (dnrt_check_state_desc(d, i, err))
-            return -1;
+        if (dnrt_check_state_desc(d, i, err)) return -1;
     return 0;
 }
 
-dnrt_session *dnrt_session_create(const dnrt_model_desc *d, const dnrt_options *opt, dnrt_error *err) {
-    if (check_desc(d, err))
-        return NULL;
+dnrt_session *dnrt_session_create(const dnrt_model_desc *d, const dnrt_options *opt, dnrt_error *err)
+{
+    if (check_desc(d, err)) return NULL;
     if (opt && opt->threads < 0) {
         dnrt_fail(err, DNRT_ERR_ARG, "create: threads = %d, must be >= 0", opt->threads);
         return NULL;
@@ -62,8 +59,7 @@ dnrt_session *dnrt_session_create(const dnrt_model_desc *d, const dnrt_options *
         dnrt_session_destroy(s);
         return NULL;
     }
-    for (int32_t i = 0; i < d->nstate; i++)
-        dnrt_init_tensor(d, i, s->state, s->seed);
+    for (int32_t i = 0; i < d->nstate; i++) dnrt_init_tensor(d, i, s->state, s->seed);
     s->pool = dnrt_pool_new(thread_count(opt ? opt->threads : 0), err);
     if (!s->pool) {
         dnrt_session_destroy(s);
@@ -73,29 +69,28 @@ dnrt_session *dnrt_session_create(const dnrt_model_desc *d, const dnrt_options *
     return s;
 }
 
-void dnrt_session_destroy(dnrt_session *s) {
-    if (!s)
-        return;
+void dnrt_session_destroy(dnrt_session *s)
+{
+    if (!s) return;
     dnrt_pool_free(s->pool);
     dnrt_free(s->arena);
     dnrt_free(s->state);
     dnrt_free(s);
 }
 
-void dnrt_session_set_lr(dnrt_session *s, float lr) {
-    if (s)
-        s->lr = lr;
+void dnrt_session_set_lr(dnrt_session *s, float lr)
+{
+    if (s) s->lr = lr;
 }
 
 float dnrt_session_get_lr(const dnrt_session *s) { return s ? s->lr : 0.0f; }
 
 int64_t dnrt_session_get_step(const dnrt_session *s) { return s ? s->step : 0; }
 
-void *dnrt_session_state(dnrt_session *s, const char *name) {
-    if (!s || !name)
-        return NULL;
+void *dnrt_session_state(dnrt_session *s, const char *name)
+{
+    if (!s || !name) return NULL;
     for (int32_t i = 0; i < s->d->nstate; i++)
-        if (strcmp(s->d->state[i].name, name) == 0)
-            return s->state + s->d->state[i].offset;
+        if (strcmp(s->d->state[i].name, name) == 0) return s->state + s->d->state[i].offset;
     return NULL;
 }

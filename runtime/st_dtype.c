@@ -16,7 +16,8 @@ static const struct {
     {"U64", 8, -1},       {"BOOL", 1, -1},      {"F8_E4M3", 1, -1},   {"F8_E5M2", 1, -1},
 };
 
-int dnrt_st_dtype_size(const char *name, int32_t *dtype) {
+int dnrt_st_dtype_size(const char *name, int32_t *dtype)
+{
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
         if (strcmp(table[i].name, name) == 0) {
             *dtype = table[i].dtype;

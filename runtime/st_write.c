@@ -30,9 +30,9 @@ typedef struct sbuf {
     int failed;
 } sbuf;
 
-static void put(sbuf *b, const char *s, size_t n) {
-    if (b->failed)
-        return;
+static void put(sbuf *b, const char *s, size_t n)
+{
+    if (b->failed) return;
     if (b->len + n + 1 > b->cap) {
         size_t ncap = (b->cap ? b->cap * 2 : 256) + n;
         char *p = dnrt_realloc(b->p, ncap);
@@ -50,13 +50,15 @@ static void put(sbuf *b, const char *s, size_t n) {
 
 static void puts_(sbuf *b, const char *s) { put(b, s, strlen(s)); }
 
-static void putf(sbuf *b, const char *fmt, long long v) {
+static void putf(sbuf *b, const char *fmt, long long v)
+{
     char tmp[32];
     put(b, tmp, (size_t)snprintf(tmp, sizeof tmp, fmt, v));
 }
 
 /* A JSON string literal with the escapes the grammar requires. */
-static void put_string(sbuf *b, const char *s) {
+static void put_string(sbuf *b, const char *s)
+{
     put(b, "\"", 1);
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
@@ -73,7 +75,8 @@ static void put_string(sbuf *b, const char *s) {
 }
 
 /* Checks tensor 't' and returns its dtype name (NULL with 'err' filled). */
-static const char *check_tensor(const char *path, const dnrt_st_tensor *t, dnrt_error *err) {
+static const char *check_tensor(const char *path, const dnrt_st_tensor *t, dnrt_error *err)
+{
     const char *dname = t->dtype_name ? t->dtype_name : dnrt_st_dtype_name(t->dtype);
     int32_t dt;
     int size = dname ? dnrt_st_dtype_size(dname, &dt) : 0;
@@ -88,16 +91,15 @@ static const char *check_tensor(const char *path, const dnrt_st_tensor *t, dnrt_
 }
 
 /* Builds the padded header of the file into 'b'; 0 or -1. */
-static int build_header(const char *path, sbuf *b, int n, const dnrt_st_tensor *t, int nmeta,
-                        const char *const *keys, const char *const *values, dnrt_error *err) {
+static int build_header(const char *path, sbuf *b, int n, const dnrt_st_tensor *t, int nmeta, const char *const *keys,
+                        const char *const *values, dnrt_error *err)
+{
     puts_(b, "{");
     if (nmeta > 0) {
         puts_(b, "\"__metadata__\":{");
         for (int i = 0; i < nmeta; i++) {
-            if (!keys[i] || !values[i])
-                return dnrt_fail(err, DNRT_ERR_ARG, "%s: metadata pair %d is NULL", path, i);
-            if (i)
-                puts_(b, ",");
+            if (!keys[i] || !values[i]) return dnrt_fail(err, DNRT_ERR_ARG, "%s: metadata pair %d is NULL", path, i);
+            if (i) puts_(b, ",");
             put_string(b, keys[i]);
             puts_(b, ":");
             put_string(b, values[i]);
@@ -107,61 +109,55 @@ static int build_header(const char *path, sbuf *b, int n, const dnrt_st_tensor *
     uint64_t at = 0;
     for (int i = 0; i < n; i++) {
         const char *dname = check_tensor(path, &t[i], err);
-        if (!dname)
-            return -1;
+        if (!dname) return -1;
         puts_(b, i || nmeta > 0 ? ",\n" : "\n");
         put_string(b, t[i].name);
         puts_(b, ":{\"dtype\":");
         put_string(b, dname);
         puts_(b, ",\"shape\":[");
-        for (int k = 0; k < t[i].rank; k++)
-            putf(b, k ? ",%lld" : "%lld", (long long)t[i].dim[k]);
+        for (int k = 0; k < t[i].rank; k++) putf(b, k ? ",%lld" : "%lld", (long long)t[i].dim[k]);
         putf(b, "],\"data_offsets\":[%lld,", (long long)at);
         at += t[i].nbytes;
         putf(b, "%lld]}", (long long)at);
     }
     puts_(b, "}");
-    while ((b->len + 8) % 8)
-        puts_(b, " ");
-    if (b->failed)
-        return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory for the header", path);
+    while ((b->len + 8) % 8) puts_(b, " ");
+    if (b->failed) return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory for the header", path);
     return 0;
 }
 
 /* An injected I/O failure, as errno EIO. */
-static int injected(void) {
-    if (!dnrt_fault_io_now())
-        return 0;
+static int injected(void)
+{
+    if (!dnrt_fault_io_now()) return 0;
     errno = EIO;
     return 1;
 }
 
 /* fwrite of all 'n' bytes; 0 or -1 (errno set). */
-static int write_all(FILE *fp, const void *p, size_t n) {
-    if (injected())
-        return -1;
+static int write_all(FILE *fp, const void *p, size_t n)
+{
+    if (injected()) return -1;
     errno = EIO; /* fwrite need not set it */
     return n == 0 || fwrite(p, 1, n, fp) == n ? 0 : -1;
 }
 
 /* Writes the file body to 'fp' and makes it durable; 0 or -1 (errno). */
-static int write_body(FILE *fp, const sbuf *h, int n, const dnrt_st_tensor *t) {
+static int write_body(FILE *fp, const sbuf *h, int n, const dnrt_st_tensor *t)
+{
     uint8_t len[8];
-    for (int i = 0; i < 8; i++)
-        len[i] = (uint8_t)((uint64_t)h->len >> (8 * i));
-    if (write_all(fp, len, 8) || write_all(fp, h->p, h->len))
-        return -1;
+    for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)h->len >> (8 * i));
+    if (write_all(fp, len, 8) || write_all(fp, h->p, h->len)) return -1;
     for (int i = 0; i < n; i++)
-        if (write_all(fp, t[i].data, t[i].nbytes))
-            return -1;
-    if (fflush(fp) != 0 || injected() || fsync(fileno(fp)) != 0)
-        return -1;
+        if (write_all(fp, t[i].data, t[i].nbytes)) return -1;
+    if (fflush(fp) != 0 || injected() || fsync(fileno(fp)) != 0) return -1;
     return 0;
 }
 
 /* Fills the temporary file 'tmp' (open as 'fd') and renames it over
  * 'path'; closes 'fd'.  0 or -1 (errno). */
-static int fill_and_rename(int fd, const char *tmp, const char *path, const sbuf *h, int n, const dnrt_st_tensor *t) {
+static int fill_and_rename(int fd, const char *tmp, const char *path, const sbuf *h, int n, const dnrt_st_tensor *t)
+{
     fchmod(fd, 0644);
     FILE *fp = fdopen(fd, "wb");
     if (!fp) {
@@ -172,21 +168,19 @@ static int fill_and_rename(int fd, const char *tmp, const char *path, const sbuf
     }
     int rc = write_body(fp, h, n, t);
     int e = errno;
-    if (fclose(fp) != 0 && !rc)
-        e = errno, rc = -1;
-    if (!rc && (injected() || rename(tmp, path) != 0))
-        e = errno, rc = -1;
+    if (fclose(fp) != 0 && !rc) e = errno, rc = -1;
+    if (!rc && (injected() || rename(tmp, path) != 0)) e = errno, rc = -1;
     errno = e;
     return rc;
 }
 
 /* Writes 'h' and the tensors to a temporary file next to 'path' and
  * renames it over 'path'; on failure removes the temporary file. */
-static int write_file(const char *path, const sbuf *h, int n, const dnrt_st_tensor *t, dnrt_error *err) {
+static int write_file(const char *path, const sbuf *h, int n, const dnrt_st_tensor *t, dnrt_error *err)
+{
     size_t plen = strlen(path);
     char *tmp = dnrt_malloc(plen + 16);
-    if (!tmp)
-        return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
+    if (!tmp) return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp.XXXXXX", 12);
     int fd = injected() ? -1 : mkstemp(tmp);
@@ -206,13 +200,13 @@ static int write_file(const char *path, const sbuf *h, int n, const dnrt_st_tens
 }
 
 int dnrt_st_write(const char *path, int n, const dnrt_st_tensor *t, int nmeta, const char *const *keys,
-                  const char *const *values, dnrt_error *err) {
+                  const char *const *values, dnrt_error *err)
+{
     if (!path || n < 0 || (n > 0 && !t) || nmeta < 0 || (nmeta > 0 && (!keys || !values)))
         return dnrt_fail(err, DNRT_ERR_ARG, "safetensors write: bad arguments");
     sbuf h = {0};
     int rc = build_header(path, &h, n, t, nmeta, keys, values, err);
-    if (!rc)
-        rc = write_file(path, &h, n, t, err);
+    if (!rc) rc = write_file(path, &h, n, t, err);
     dnrt_free(h.p);
     return rc ? -1 : dnrt_ok(err);
 }

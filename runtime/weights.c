@@ -24,24 +24,22 @@ typedef struct plan {
     int64_t step;
 } plan;
 
-static int state_index(const dnrt_model_desc *d, const char *name) {
+static int state_index(const dnrt_model_desc *d, const char *name)
+{
     for (int32_t i = 0; i < d->nstate; i++)
-        if (strcmp(d->state[i].name, name) == 0)
-            return i;
+        if (strcmp(d->state[i].name, name) == 0) return i;
     return -1;
 }
 
 /* Same dtype and shape?  Otherwise "expected f32[..], got f16[..]". */
-static int check_match(const char *path, const dnrt_tensor_desc *want, const dnrt_st_tensor *got, dnrt_error *err) {
+static int check_match(const char *path, const dnrt_tensor_desc *want, const dnrt_st_tensor *got, dnrt_error *err)
+{
     int same = got->dtype == want->dtype && got->rank == want->rank;
-    for (int32_t k = 0; same && k < want->rank; k++)
-        same = got->dim[k] == want->dim[k];
-    if (same)
-        return 0;
+    for (int32_t k = 0; same && k < want->rank; k++) same = got->dim[k] == want->dim[k];
+    if (same) return 0;
     char lower[16], a[160], b[160];
     size_t i = 0;
-    for (; got->dtype_name[i] && i < sizeof lower - 1; i++)
-        lower[i] = (char)tolower((unsigned char)got->dtype_name[i]);
+    for (; got->dtype_name[i] && i < sizeof lower - 1; i++) lower[i] = (char)tolower((unsigned char)got->dtype_name[i]);
     lower[i] = 0;
     dnrt_type_str(dnrt_dtype_name(want->dtype), want->rank, want->dim, a, sizeof a);
     dnrt_type_str(lower, got->rank, got->dim, b, sizeof b);
@@ -49,10 +47,10 @@ static int check_match(const char *path, const dnrt_tensor_desc *want, const dnr
 }
 
 /* "dnnc.step": a non-negative decimal integer, when present. */
-static int read_step(const char *path, const dnrt_st_file *f, plan *p, dnrt_error *err) {
+static int read_step(const char *path, const dnrt_st_file *f, plan *p, dnrt_error *err)
+{
     const char *v = dnrt_st_meta(f, "dnnc.step");
-    if (!v)
-        return 0;
+    if (!v) return 0;
     char *end;
     long long step = strtoll(v, &end, 10);
     if (!*v || *end || step < 0 || !isdigit((unsigned char)*v))
@@ -63,7 +61,8 @@ static int read_step(const char *path, const dnrt_st_file *f, plan *p, dnrt_erro
 }
 
 /* Checks the whole file against the model; fills 'p'. */
-static int validate(const dnrt_model_desc *d, const char *path, const dnrt_st_file *f, plan *p, dnrt_error *err) {
+static int validate(const dnrt_model_desc *d, const char *path, const dnrt_st_file *f, plan *p, dnrt_error *err)
+{
     for (int32_t i = 0; i < f->ntensors; i++)
         if (state_index(d, f->tensors[i].name) < 0)
             return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: unexpected tensor '%s' (model '%s' has no such state)", path,
@@ -73,26 +72,25 @@ static int validate(const dnrt_model_desc *d, const char *path, const dnrt_st_fi
     for (int32_t i = 0; i < d->nstate; i++) {
         const dnrt_tensor_desc *t = &d->state[i];
         p->src[i] = dnrt_st_find(f, t->name);
-        if (p->src[i] && check_match(path, t, p->src[i], err))
-            return -1;
+        if (p->src[i] && check_match(path, t, p->src[i], err)) return -1;
         if (t->kind != DNRT_STATE_OPTIM && !p->src[i])
             return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: missing tensor '%s'", path, t->name);
         if (t->kind == DNRT_STATE_OPTIM) {
             noptim++;
             nfound += p->src[i] != NULL;
-            if (!p->src[i] && !missing_optim)
-                missing_optim = t->name;
+            if (!p->src[i] && !missing_optim) missing_optim = t->name;
         }
     }
     if (nfound > 0 && nfound < noptim)
-        return dnrt_fail(err, DNRT_ERR_FORMAT,
-                         "%s: missing tensor '%s' (optimizer state must be complete or absent)", path, missing_optim);
+        return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: missing tensor '%s' (optimizer state must be complete or absent)",
+                         path, missing_optim);
     p->have_optim = nfound > 0;
     return read_step(path, f, p, err);
 }
 
 /* Copies the validated file into the session. */
-static void apply(dnrt_session *s, const plan *p) {
+static void apply(dnrt_session *s, const plan *p)
+{
     const dnrt_model_desc *d = s->d;
     for (int32_t i = 0; i < d->nstate; i++) {
         uint8_t *dst = s->state + d->state[i].offset;
@@ -107,32 +105,32 @@ static void apply(dnrt_session *s, const plan *p) {
         s->step = p->step;
 }
 
-int dnrt_session_load(dnrt_session *s, const char *path, dnrt_error *err) {
-    if (!s || !path)
-        return dnrt_fail(err, DNRT_ERR_ARG, "load: %s is NULL", s ? "path" : "session");
+int dnrt_session_load(dnrt_session *s, const char *path, dnrt_error *err)
+{
+    if (!s || !path) return dnrt_fail(err, DNRT_ERR_ARG, "load: %s is NULL", s ? "path" : "session");
     dnrt_st_file f;
-    if (dnrt_st_read(path, &f, err))
-        return -1;
+    if (dnrt_st_read(path, &f, err)) return -1;
     plan p = {.src = dnrt_malloc(sizeof *p.src * (size_t)(s->d->nstate ? s->d->nstate : 1))};
     int rc = p.src ? validate(s->d, path, &f, &p, err) : dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
-    if (!rc)
-        apply(s, &p);
+    if (!rc) apply(s, &p);
     dnrt_free(p.src);
     dnrt_st_free(&f);
     return rc ? -1 : dnrt_ok(err);
 }
 
-int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err) {
-    if (!s || !path)
-        return dnrt_fail(err, DNRT_ERR_ARG, "save: %s is NULL", s ? "path" : "session");
+int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err)
+{
+    if (!s || !path) return dnrt_fail(err, DNRT_ERR_ARG, "save: %s is NULL", s ? "path" : "session");
     const dnrt_model_desc *d = s->d;
     dnrt_st_tensor *t = dnrt_malloc(sizeof *t * (size_t)(d->nstate ? d->nstate : 1));
-    if (!t)
-        return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
+    if (!t) return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
     for (int32_t i = 0; i < d->nstate; i++) {
         const dnrt_tensor_desc *st = &d->state[i];
-        t[i] = (dnrt_st_tensor){.name = st->name, .dtype = st->dtype, .rank = st->rank,
-                                .data = s->state + st->offset, .nbytes = (size_t)dnrt_state_nbytes(st)};
+        t[i] = (dnrt_st_tensor){.name = st->name,
+                                .dtype = st->dtype,
+                                .rank = st->rank,
+                                .data = s->state + st->offset,
+                                .nbytes = (size_t)dnrt_state_nbytes(st)};
         memcpy(t[i].dim, st->dim, sizeof st->dim);
     }
     char step[24];
