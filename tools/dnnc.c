@@ -55,8 +55,9 @@ static void usage(FILE *out)
             "                        llvm    the optimized LLVM IR of the whole library\n"
             "                        header  the generated C header\n"
             "  --graph=infer|train which graph --emit=ir-opt/plan shows (default infer)\n"
-            "  --passes=A,B,...    run exactly these passes, in this order\n"
-            "  -fno-PASS           skip one pass of the default pipeline\n"
+            "  --passes=A,B,...    run these passes, in this order (the pass that defines the\n"
+            "                      graph, training or inference, runs first if not listed)\n"
+            "  -fno-PASS           skip one optimization pass of the default pipeline\n"
             "  --print-after=PASS  print each graph to stderr after PASS ('all': after every pass)\n"
             "  --verify-each       run the IR verifier after every pass (always done at the end)\n"
             "  --cpu=NAME          LLVM target CPU (default: this machine's, e.g. znver3)\n"
@@ -117,6 +118,8 @@ static int parse_args(int argc, char **argv, Options *o)
         else if (!strncmp(a, "-fno-", 5)) {
             const DnPassInfo *p = dn_pass_lookup(a + 5);
             if (!p) return bad_usage("unknown pass in '%s'", a);
+            if (!strcmp(p->name, "training") || !strcmp(p->name, "inference"))
+                return bad_usage("'%s': that pass defines its graph and always runs (--no-train drops training)", a);
             o->disabled[p - dn_pass_table] = true;
         }
         else if (a[0] == '-' && a[1]) return bad_usage("unknown option '%s'", a);
@@ -162,10 +165,20 @@ static DnStatus run_pass(DnCtx *cx, const Options *o, const DnPassInfo *p, DnGra
     return st;
 }
 
-/* Runs the pipeline (--passes, or the table's order minus -fno-) on 'g'. */
+/* Runs the pipeline (--passes, or the table's order minus -fno-) on 'g'.
+ * The pass that makes 'g' the training or the inference graph always runs,
+ * first, even when --passes leaves it out. */
 static DnStatus run_pipeline(DnCtx *cx, const Options *o, DnGraph *g, bool training)
 {
     if (o->passes) {
+        const char *defining = training ? "training" : "inference";
+        bool listed = false;
+        char copy[1024];
+        snprintf(copy, sizeof copy, ",%s,", o->passes);
+        char want[32];
+        snprintf(want, sizeof want, ",%s,", defining);
+        listed = strstr(copy, want) != NULL;
+        if (!listed && run_pass(cx, o, dn_pass_lookup(defining), g, training)) return DN_ERR;
         char list[1024];
         snprintf(list, sizeof list, "%s", o->passes);
         for (char *save, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
