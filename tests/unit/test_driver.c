@@ -1,0 +1,116 @@
+/* test_driver.c -- the dnnc command line: every stage printable, usage
+ * errors with status 2, compile errors with status 1, and a failed compile
+ * never destroys the library or header it would have replaced. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "passes/passes.h"
+#include "testlib.h"
+
+static char out[1 << 16];
+
+/* Runs dnnc with 'args'; returns its exit status, output in 'out'. */
+static int dnnc(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s", DNNC_BIN, args);
+    return dn_test_run(cmd, out, sizeof out);
+}
+
+Test(driver, help_lists_every_pass_and_emit_kind)
+{
+    cr_assert_eq(dnnc("--help"), 0);
+    for (int i = 0; i < dn_pass_count; i++)
+        cr_expect(strstr(out, dn_pass_table[i].name), "--help does not mention pass '%s'", dn_pass_table[i].name);
+    static const char *const kinds[] = {"ast", "ir", "ir-opt", "plan", "llvm", "header"};
+    for (int i = 0; i < 6; i++) cr_expect(strstr(out, kinds[i]), "--help does not mention --emit=%s", kinds[i]);
+}
+
+Test(driver, every_stage_prints)
+{
+    static const struct {
+        const char *flags, *marker;
+    } stages[] = {
+        {"--emit=ast", "conv2d"},
+        {"--emit=ir", "func @lenet"},
+        {"--emit=ir-opt", "act = \"relu\""},            /* fuse-conv ran */
+        {"--emit=ir-opt --graph=train", "adam_update"},  /* training ran */
+        {"--emit=plan", "arena:"},
+        {"--emit=llvm", "define"},
+        {"--emit=header", "lenet_train_step"},
+        {"--emit=ir-opt -fno-fuse-conv", "= relu "},
+    };
+    for (size_t i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+        char args[512];
+        snprintf(args, sizeof args, "'%s' %s", dn_test_src("examples/lenet.dnn"), stages[i].flags);
+        cr_expect_eq(dnnc(args), 0, "%s: %s", stages[i].flags, out);
+        cr_expect(strstr(out, stages[i].marker), "%s: no '%s' in the output", stages[i].flags, stages[i].marker);
+    }
+}
+
+Test(driver, print_after_writes_the_graph_to_stderr)
+{
+    char args[512];
+    snprintf(args, sizeof args, "'%s' --emit=header --print-after=canonicalize", dn_test_src("examples/lenet.dnn"));
+    cr_assert_eq(dnnc(args), 0, "%s", out);
+    cr_expect(strstr(out, "// after canonicalize (inference graph)"), "%s", out);
+    cr_expect(strstr(out, "// after canonicalize (training graph)"), "%s", out);
+}
+
+Test(driver, usage_errors_exit_2)
+{
+    static const char *const bad[] = {"", "--emit=bogus x.dnn", "-fno-nosuchpass x.dnn", "-fno-training x.dnn",
+                                      "--frobnicate x.dnn", "a.dnn b.dnn", "-o"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_expect_eq(dnnc(bad[i]), 2, "'dnnc %s' should be a usage error: %s", bad[i], out);
+        cr_expect(strstr(out, "dnnc: "), "'dnnc %s': %s", bad[i], out);
+    }
+}
+
+Test(driver, missing_input_exits_1_naming_it)
+{
+    cr_expect_eq(dnnc("/nonexistent/model.dnn"), 1);
+    cr_expect(strstr(out, "cannot read '/nonexistent/model.dnn'"), "%s", out);
+}
+
+/* A compile that fails (here: a type error) leaves an existing .so and .h
+ * exactly as they were, and leaves no temporary files next to them. */
+Test(driver, failed_compile_keeps_previous_outputs)
+{
+    char dir[] = "/tmp/dnnc-driver-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    char so[128], h[128], bad[128], args[512];
+    snprintf(so, sizeof so, "%s/m.so", dir);
+    snprintf(h, sizeof h, "%s/m.h", dir);
+    snprintf(bad, sizeof bad, "%s/bad.dnn", dir);
+    FILE *f = fopen(so, "w");
+    fputs("old library", f);
+    fclose(f);
+    f = fopen(h, "w");
+    fputs("old header", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    fputs("model m(x: f32[N, 784]) -> (y: f32[N, 6, 24, 24]) {\n  y = conv2d(x, 6, kernel=5)\n}\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "'%s' -o '%s'", bad, so);
+    cr_expect_eq(dnnc(args), 1, "%s", out);
+    cr_expect(strstr(out, "bad.dnn:2:7: error: conv2d expects a 4-d input, got f32[N, 784]"), "%s", out);
+    char buf[64] = {0};
+    f = fopen(so, "r");
+    cr_assert(fgets(buf, sizeof buf, f));
+    fclose(f);
+    cr_expect_str_eq(buf, "old library");
+    f = fopen(h, "r");
+    cr_assert(fgets(buf, sizeof buf, f));
+    fclose(f);
+    cr_expect_str_eq(buf, "old header");
+    char cmd[256];
+    snprintf(cmd, sizeof cmd, "ls -A '%s'", dir);
+    dn_test_run(cmd, out, sizeof out);
+    cr_expect_str_eq(out, "bad.dnn\nm.h\nm.so\n", "leftovers in %s: %s", dir, out);
+    unlink(so), unlink(h), unlink(bad), rmdir(dir);
+}
