@@ -31,6 +31,11 @@ dnnc's parameter names) it writes:
                            zero), so they are not stored twice: the test derives
                            them from grad.<param>.  This keeps the files small.
 
+It also writes the ResNet goldens of tests/unit/test_resnet.c (see
+make_resnet_tiny and tests/golden/README.md): resnet18_params.txt, the
+state_dict names and types of torchvision's resnet18 (mirrored here, no
+torchvision needed), and resnet_tiny_{weights,infer,train}.safetensors.
+
 References are computed in float64 from the float32-rounded weights and
 inputs, then stored as float32, so they are as exact as a float32 file can be.
 The script also runs everything in float32 and prints the largest
