@@ -232,6 +232,13 @@ typedef struct DnCost {
 } DnCost;
 void dn_op_cost(const DnOp *op, DnCost *c);
 
+/* ---- ranges.c ----------------------------------------------------------- */
+
+/* The values an integer input 'v' of 'g' may hold, from the ops that read it
+ * (a class label of cross_entropy: [0, classes - 1]).  Returns false when
+ * nothing constrains it. */
+bool dn_input_range(const DnGraph *g, const DnValue *v, int64_t *lo, int64_t *hi);
+
 /* ---- verify.c ----------------------------------------------------------- */
 
 /* Checks SSA, topological order, arity, attribute schema and that every

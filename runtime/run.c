@@ -24,6 +24,21 @@ static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t a
     return 0;
 }
 
+/* Integer inputs whose descriptor gives a range (class labels): every
+ * element must lie in it, else the kernels would read outside a row. */
+static int check_values(const char *what, int64_t n, const void *p, const dnrt_tensor_desc *d, dnrt_error *err)
+{
+    if (d->dtype != DNRT_I32 || d->valid_min >= d->valid_max) return 0;
+    int64_t count = 1;
+    for (int32_t i = 0; i < d->rank; i++) count *= d->dim[i] < 0 ? n : d->dim[i];
+    const int32_t *v = p;
+    for (int64_t i = 0; i < count; i++)
+        if (v[i] < d->valid_min || v[i] > d->valid_max)
+            return dnrt_fail(err, DNRT_ERR_ARG, "%s: input '%s' element %lld is %d, outside [%lld, %lld]", what,
+                             d->name, (long long)i, v[i], (long long)d->valid_min, (long long)d->valid_max);
+    return 0;
+}
+
 /* Common checks: session, n, and 'count' non-null pointers in 'ptrs'. */
 static int check_args(const dnrt_session *s, const char *what, int64_t n, const void *const *ptrs, int32_t count,
                       const dnrt_tensor_desc *descs, const char *kind, dnrt_error *err)
@@ -31,10 +46,12 @@ static int check_args(const dnrt_session *s, const char *what, int64_t n, const 
     if (!s) return dnrt_fail(err, DNRT_ERR_ARG, "%s: session is NULL", what);
     if (n < 1) return dnrt_fail(err, DNRT_ERR_ARG, "%s: n = %lld, must be >= 1", what, (long long)n);
     if (count > 0 && !ptrs) return dnrt_fail(err, DNRT_ERR_ARG, "%s: %ss array is NULL", what, kind);
-    for (int32_t i = 0; i < count; i++)
+    for (int32_t i = 0; i < count; i++) {
         if (!ptrs[i])
             return dnrt_fail(err, DNRT_ERR_ARG, "%s: %s %d ('%s') is NULL", what, kind, i,
                              descs && descs[i].name ? descs[i].name : "?");
+        if (descs && check_values(what, n, ptrs[i], &descs[i], err)) return -1;
+    }
     return 0;
 }
 

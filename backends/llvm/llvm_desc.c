@@ -34,7 +34,7 @@ LLVMTypeRef dn_llvm_tensor_desc_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
     LLVMTypeRef f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {ptr, i32, i32, LLVMArrayType2(i64, 6), i64, i32, i32, i32, f32, f32, i32};
+    LLVMTypeRef f[] = {ptr, i32, i32, LLVMArrayType2(i64, 6), i64, i32, i32, i32, f32, f32, i32, i64, i64};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -63,18 +63,33 @@ static LLVMValueRef cstring(DnLlvm *L, const char *s)
     return g;
 }
 
-/* One dnrt_tensor_desc.  'p' (state tensors) and 'offset' may be NULL/0. */
+/* One dnrt_tensor_desc.  'p' (state tensors) and 'offset' may be NULL/0;
+ * the runtime checks the value range only when 'lo' < 'hi'. */
 static LLVMValueRef tensor_desc(DnLlvm *L, const char *name, DnDType dt, const DnShape *s, const DnParam *p,
-                                int64_t offset, bool train_only)
+                                int64_t offset, bool train_only, int64_t lo, int64_t hi)
 {
     LLVMValueRef dims[6];
     for (int i = 0; i < 6; i++) dims[i] = ci64(L, i < s->rank ? s->dim[i] : 0);
-    LLVMValueRef f[11] = {
+    LLVMValueRef f[13] = {
         cstring(L, name), ci32(L, dt), ci32(L, s->rank), LLVMConstArray2(L->i64, dims, 6), ci64(L, offset),
         ci32(L, p ? (int)p->kind : 0), ci32(L, p ? p->trainable : 0), ci32(L, p ? (int)p->init.kind : 0),
         LLVMConstReal(L->f32, p ? p->init.a : 0), LLVMConstReal(L->f32, p ? p->init.b : 0), ci32(L, train_only),
+        ci64(L, lo), ci64(L, hi),
     };
-    return LLVMConstNamedStruct(dn_llvm_tensor_desc_type(L->ctx), f, 11);
+    return LLVMConstNamedStruct(dn_llvm_tensor_desc_type(L->ctx), f, 13);
+}
+
+/* An input's descriptor, with the value range its readers impose (in the
+ * training graph, which reads every input, else the inference graph). */
+static LLVMValueRef input_desc(DnLlvm *L, const DnValue *v)
+{
+    const DnGraph *g = L->m->train ? L->m->train : L->m->infer;
+    const DnValue *gv = NULL;
+    for (int i = 0; i < g->inputs.len; i++)
+        if (!strcmp(g->inputs.data[i]->name, v->name)) gv = g->inputs.data[i];
+    int64_t lo = 1, hi = 0;
+    if (gv && !dn_input_range(g, gv, &lo, &hi)) lo = 1, hi = 0;
+    return tensor_desc(L, v->name, v->dtype, &v->shape, NULL, 0, v->train_only, lo, hi);
 }
 
 /* A private constant array of 'n' tensor descriptors (null when n == 0). */
@@ -111,19 +126,19 @@ LLVMValueRef dn_llvm_emit_descriptor(DnLlvm *L, LLVMValueRef infer_entry, LLVMVa
     const DnValue *ins[MAX_IO];
     int nin = module_inputs(m, ins, MAX_IO);
     LLVMValueRef in_d[MAX_IO], out_d[MAX_IO];
-    for (int i = 0; i < nin; i++) in_d[i] = tensor_desc(L, ins[i]->name, ins[i]->dtype, &ins[i]->shape, NULL, 0, ins[i]->train_only);
+    for (int i = 0; i < nin; i++) in_d[i] = input_desc(L, ins[i]);
     int nout = m->infer->outputs.len;
     DN_ASSERT(nout <= MAX_IO);
     for (int i = 0; i < nout; i++) {
         const DnValue *v = m->infer->outputs.data[i];
-        out_d[i] = tensor_desc(L, m->infer->output_names.data[i], v->dtype, &v->shape, NULL, 0, false);
+        out_d[i] = tensor_desc(L, m->infer->output_names.data[i], v->dtype, &v->shape, NULL, 0, false, 1, 0);
     }
     const DnGraph *sg = m->state_graph;
     int nst = sg->params.len;
     LLVMValueRef *st_d = dn_arena_alloc(&L->cx->arena, sizeof(LLVMValueRef) * (size_t)(nst + 1));
     for (int i = 0; i < nst; i++) {
         const DnParam *p = sg->params.data[i];
-        st_d[i] = tensor_desc(L, p->name, p->dtype, &p->shape, p, m->state.offset[i], false);
+        st_d[i] = tensor_desc(L, p->name, p->dtype, &p->shape, p, m->state.offset[i], false, 1, 0);
     }
     LLVMValueRef api = LLVMGetNamedGlobal(L->mod, "dnrt_api_v1");
     if (!api) {

@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define DNRT_ABI_VERSION 1
+#define DNRT_ABI_VERSION 2
 
 /* The types a generated header repeats (same guard, identical text). */
 #ifndef DNRT_COMMON_TYPES
@@ -72,6 +72,9 @@ typedef struct dnrt_tensor_desc {
     float init_a, init_b; /* uniform(a, b) or normal(mean a, std b) */
     /* inputs only: */
     int32_t train_only;   /* labels: an input of train_step, not of infer */
+    int64_t valid_min, valid_max; /* integer inputs: every element must lie in [valid_min, valid_max]
+                                     (class labels: [0, classes - 1]); unchecked unless min < max,
+                                     so a zeroed descriptor checks nothing */
 } dnrt_tensor_desc;
 
 /* What generated code receives.  Buffers are 64-byte aligned. */

@@ -283,6 +283,33 @@ Test(training, no_train_library)
     dn_test_close(&lib);
 }
 
+/* A label outside [0, classes) is an argument error naming the input and
+ * element, and the step does not run (the step counter stays). */
+Test(training, label_out_of_range_is_an_error)
+{
+    DnTestLib lib;
+    compile_mlp(&lib, "", "sgd(lr=0.1)", "");
+    cr_expect_eq(lib.desc->inputs[1].valid_min, 0);
+    cr_expect_eq(lib.desc->inputs[1].valid_max, 2, "label range [0, %lld], the MLP has 3 classes",
+                 (long long)lib.desc->inputs[1].valid_max);
+    mlp_data();
+    int32_t bad[MN];
+    memcpy(bad, mlp_label, sizeof bad);
+    bad[3] = 3;
+    const void *in[2] = {mlp_x, bad};
+    dnrt_session *s = open_session(&lib, 1);
+    dnrt_error err = {0};
+    float loss = 0;
+    cr_expect_eq(lib.desc->api->train_step(s, MN, in, &loss, &err), -1, "a label of 3 was accepted");
+    cr_expect_eq(err.code, DNRT_ERR_ARG);
+    cr_expect_str_eq(err.message, "train_step: input 'label' element 3 is 3, outside [0, 2]");
+    cr_expect_eq(lib.desc->api->get_step(s), 0, "the step ran");
+    bad[3] = -1;
+    cr_expect_eq(lib.desc->api->train_step(s, MN, in, &loss, &err), -1, "a label of -1 was accepted");
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
+}
+
 /* The first conv needs no input gradient: only conv2 gets conv2d_bwd_data. */
 Test(training, lenet_graph_skips_first_input_gradient)
 {

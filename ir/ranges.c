@@ -1,0 +1,36 @@
+/* ranges.c -- what an integer graph input may hold, derived from the ops
+ * that read it.  The generated descriptor carries the range so the runtime
+ * rejects a bad label at the API with a message, instead of the kernel
+ * silently ignoring it.  One row per reading op: add embeddings' token ids
+ * here when they come. */
+#include "ir.h"
+
+/* The range op 'op' imposes on its operand 'k', or false. */
+static bool op_range(const DnOp *op, int k, int64_t *lo, int64_t *hi)
+{
+    switch (op->kind) {
+    case DN_OP_CROSS_ENTROPY:
+    case DN_OP_CROSS_ENTROPY_BWD:
+        if (k != 1) return false;
+        *lo = 0;
+        *hi = op->in[0]->shape.dim[op->in[0]->shape.rank - 1] - 1;
+        return true;
+    default: return false;
+    }
+}
+
+bool dn_input_range(const DnGraph *g, const DnValue *v, int64_t *lo, int64_t *hi)
+{
+    bool found = false;
+    for (int i = 0; i < g->ops.len; i++) {
+        const DnOp *op = g->ops.data[i];
+        for (int k = 0; !op->dead && k < op->nin; k++) {
+            int64_t a, b;
+            if (op->in[k] != v || !op_range(op, k, &a, &b)) continue;
+            *lo = found && *lo > a ? *lo : a; /* several readers: the intersection */
+            *hi = found && *hi < b ? *hi : b;
+            found = true;
+        }
+    }
+    return found;
+}
