@@ -289,6 +289,34 @@ static DnValue *build_global_avgpool(Lower *L, const AstExpr *e, const char *nam
     return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
 }
 
+/* adaptive_avgpool(out): PyTorch's AdaptiveAvgPool2d where the input is a
+ * multiple of the output (uniform windows), i.e. an avgpool with kernel =
+ * stride = input / output; other sizes need uneven windows (not yet). */
+static DnValue *build_adaptive_avgpool(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    int64_t o[2], k[2], p[2] = {0, 0};
+    char buf[96];
+    if (!pair(L, e, "out", a[0], o, 1)) return NULL;
+    if (x[0]->shape.rank != 4) {
+        dn_error(L->cx, e->loc, "adaptive_avgpool expects a 4-d input, got %s", tstr(x[0], buf));
+        return NULL;
+    }
+    for (int i = 0; i < 2; i++) {
+        int64_t in = static_dim(x[0], 2 + i);
+        if (in < o[i] || in % o[i]) {
+            dn_error(L->cx, e->loc,
+                     "adaptive_avgpool to %lldx%lld of %s: the input must be a multiple of the output "
+                     "(uneven windows are not supported yet)",
+                     (long long)o[0], (long long)o[1], tstr(x[0], buf));
+            return NULL;
+        }
+        k[i] = in / o[i];
+    }
+    DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, k), dn_attr_ints("pad", 2, p)};
+    return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
+}
+
 /* relu, tanh, sigmoid, and the binary tensor functions: the op of the row */
 static DnValue *build_simple(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
@@ -414,6 +442,7 @@ static const LayerInfo layers[] = {
     {"maxpool", 1, "kernel:ints stride:ints=? pad:ints=0", false, build_pool, DN_OP_MAXPOOL2D},
     {"avgpool", 1, "kernel:ints stride:ints=? pad:ints=0", false, build_pool, DN_OP_AVGPOOL2D},
     {"global_avgpool", 1, "", false, build_global_avgpool, DN_OP_AVGPOOL2D},
+    {"adaptive_avgpool", 1, "out:ints", false, build_adaptive_avgpool, DN_OP_AVGPOOL2D},
     {"relu", 1, "", false, build_simple, DN_OP_RELU},
     {"tanh", 1, "", false, build_simple, DN_OP_TANH},
     {"sigmoid", 1, "", false, build_simple, DN_OP_SIGMOID},
@@ -435,7 +464,7 @@ static const LayerInfo layers[] = {
 /* Operators of the language (DSL.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
     "lstm", "gru", "rnn", "attention", "multihead_attention", "layernorm", "embedding", "concat", "split", "slice",
-    "pad", "permute", "gelu", "leaky_relu", "adaptive_avgpool", "lrn", "local_response_norm", "broadcast",
+    "pad", "permute", "gelu", "leaky_relu", "lrn", "local_response_norm", "broadcast",
     "argmax", "accuracy", "positional_encoding", "sinusoidal", "sequence_cross_entropy",
 };
 
