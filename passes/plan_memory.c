@@ -8,7 +8,8 @@
  * the op that writes it to its last reader); the arena is
  *     [ fixed pool: arena_b bytes ][ per-N pool: arena_n * N bytes ]
  * so every offset has the form coef_n * N + offset and one plan serves
- * every batch size.  Reshape results alias their operand; graph inputs,
+ * every batch size.  An elementwise op writes over an operand that dies at
+ * it when the types are equal (in place).  Reshape results alias their operand; graph inputs,
  * outputs and params are pinned to the caller's buffers and the state block.
  * Runs last: after it, the graph must not change.
  */
@@ -157,15 +158,45 @@ static void release(Planner *pl, DnValue *r)
     else pool_free(&pl->fixed, b->offset);
 }
 
+/* An elementwise op may write its result over an operand's storage when
+ * that operand dies at this op, lives in the arena, has the result's exact
+ * type (so element i is read before element i is written, and nothing is
+ * broadcast from it) and is the only operand with that storage.  Returns
+ * the operand's root, or NULL. */
+static DnValue *in_place_operand(Planner *pl, const DnOp *op, int at)
+{
+    if (!(dn_op_info[op->kind].flags & DN_OPF_ELEMWISE) || op->nout != 1) return NULL;
+    const DnValue *y = op->out[0];
+    if (pl->plan->buf[y->id].kind == DN_BUF_OUTPUT || pl->root[y->id] != y) return NULL;
+    for (int k = 0; k < op->nin; k++) {
+        DnValue *x = op->in[k], *r = pl->root[x->id];
+        if (!r || pl->last[r->id] != at || pl->plan->buf[r->id].kind != DN_BUF_ARENA || x->dtype != y->dtype ||
+            !dn_shape_eq(&x->shape, &y->shape))
+            continue;
+        bool shared = false;
+        for (int j = 0; j < op->nin; j++) shared |= j != k && pl->root[op->in[j]->id] == r;
+        if (!shared) return r;
+    }
+    return NULL;
+}
+
 /* Walks the ops in order: results are placed before the operands that die
- * at this op are released, so a result never overlaps its own operands. */
+ * at this op are released, so a result never overlaps its own operands
+ * (except in place, see in_place_operand). */
 static void assign(Planner *pl)
 {
     DnGraph *g = pl->g;
     for (int i = 0; i < g->ops.len; i++) {
         DnOp *op = g->ops.data[i];
         if (op->dead) continue;
-        for (int r = 0; r < op->nout; r++) place(pl, op->out[r]);
+        DnValue *reuse = in_place_operand(pl, op, i);
+        if (reuse) { /* the result takes the operand's block over; it is released with the result */
+            pl->plan->buf[op->out[0]->id] = pl->plan->buf[reuse->id];
+            pl->last[reuse->id] = INT32_MAX;
+            if (dn_shape_has_n(&reuse->shape)) pl->plan->naive_n += align_up(value_bytes(reuse));
+            else pl->plan->naive_b += align_up(value_bytes(reuse));
+        }
+        for (int r = reuse ? 1 : 0; r < op->nout; r++) place(pl, op->out[r]);
         for (int r = 0; r < op->nout; r++) /* results nobody reads die at once */
             if (pl->root[op->out[r]->id] == op->out[r] && pl->last[op->out[r]->id] < 0) release(pl, op->out[r]);
         for (int k = 0; k < op->nin; k++) {

@@ -114,3 +114,29 @@ Test(driver, failed_compile_keeps_previous_outputs)
     cr_expect_str_eq(out, "bad.dnn\nm.h\nm.so\n", "leftovers in %s: %s", dir, out);
     unlink(so), unlink(h), unlink(bad), rmdir(dir);
 }
+
+/* The memory plan runs elementwise ops in place: tanh and sigmoid write over
+ * the dying dense result, so all three share one arena block. */
+Test(driver, plan_reuses_dying_operands_in_place)
+{
+    char dir[] = "/tmp/dnnc-plan-XXXXXX", path[128], args[256];
+    cr_assert(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/p.dnn", dir);
+    FILE *f = fopen(path, "w");
+    fputs("model p(x: f32[N, 4]) -> (y: f32[N, 2]) {\n  y = x |> dense(8) |> tanh |> sigmoid |> dense(2)\n}\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "'%s' --emit=plan", path);
+    cr_assert_eq(dnnc(args), 0, "%s", out);
+    char where[3][64] = {{0}};
+    static const char *const ops[] = {"dense ", "tanh ", "sigmoid "};
+    for (int i = 0; i < 3; i++) {
+        const char *line = strstr(out, ops[i]);
+        cr_assert(line, "no %s in the plan:\n%s", ops[i], out);
+        const char *at = strstr(line, "arena");
+        cr_assert(at && at < strchr(line, '\n'), "%s is not in the arena:\n%s", ops[i], out);
+        snprintf(where[i], sizeof where[i], "%.*s", (int)(strchr(at, '\n') - at), at);
+    }
+    cr_expect_str_eq(where[1], where[0], "tanh not in place:\n%s", out);
+    cr_expect_str_eq(where[2], where[1], "sigmoid not in place:\n%s", out);
+    unlink(path), rmdir(dir);
+}
