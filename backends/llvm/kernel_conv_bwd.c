@@ -8,8 +8,8 @@
  *
  * These direct loops are the fallback: each generator first offers the op
  * to the fast forms (kernel_conv_bwd_dot.c, kernel_conv_bwd_gemm.c, on
- * the micro-kernel of llvm_gemm.c), which take every shape whose stack
- * scratch fits; dnnc --direct-kernels keeps the direct loops
+ * the micro-kernel of llvm_gemm.c), which take every shape (large images
+ * through bounded band buffers); dnnc --direct-kernels keeps the direct loops
  * (test_gemm compares the two).  Also the shared geometry helpers.
  */
 #include <llvm-c/DebugInfo.h>

@@ -1,7 +1,7 @@
 /* kernel_conv_bwd_gemm.c -- conv2d's gradient kernels as GEMMs on the
- * register-blocked micro-kernel (llvm_gemm.c), for the shapes whose
- * scratch buffers fit on the stack; kernel_conv_bwd.c falls back to the
- * direct loops otherwise (or under dnnc --direct-kernels, for A/B runs).
+ * register-blocked micro-kernel (llvm_gemm.c), for every shape in practice
+ * (kernel_conv_bwd.c emits the direct loops when these return false, and
+ * under dnnc --direct-kernels, for A/B runs).
  *
  * conv2d_bwd_filter, per group g:  dWᵀ[m, o] = sum_{n, p} A[m, p] dyᵀ[p, o]
  * with m = (c, kh, kw), p = (oh, ow) and A[m, p] = x[c, oh*s - pad + kh*d,
@@ -9,12 +9,17 @@
  * zero-padded copy of the image when pad > 0).  Parallel over tiles of MR
  * rows m; each thread accumulates its rows over the whole batch in a stack
  * block, in a fixed order (results do not depend on the thread count), and
- * writes them transposed into dw at the end.
+ * writes them transposed into dw at the end.  When dyᵀ of an item or the
+ * padded image would not fit the stack, filter_band reads A from band
+ * buffers (a few output rows, im2col along W only; dn_conv_band_copy) and
+ * transposes dy one band at a time: same sums, same order.
  *
  * conv2d_bwd_data, per item n and group g:  col[m, p] = sum_o w[o, m] dy[o, p]
  * (one GEMM into a stack buffer), then col2im adds col into dx.  Parallel
- * over the batch.
- */
+ * over the batch.  When col does not fit: at stride 1, the band form of a
+ * forward convolution with the kernel flipped and transposed (data_band,
+ * parallel within an item); at other strides, col one band of rows and
+ * block of m at a time (data_colband). */
 #include <stdlib.h>
 
 #include "llvm_gemm.h"
@@ -114,6 +119,141 @@ static void filter_block(DnKernel *k, Filter *f, LLVMValueRef g, LLVMValueRef nt
     store_block(k, f, acc, g, nt);
 }
 
+/* The band form, for any size: the image is read from band buffers
+ * (dn_conv_band_copy: a band of R output rows, im2col along W only) built
+ * for the channels of the block's rows, and dyᵀ is transposed one band at a
+ * time; the accumulator block is larger (wide Og: fewer blocks, so fewer
+ * re-transposes of dy).  Each element still sums over n, then p, in order. */
+enum { FBAND_ACC = 65536, FBAND_DYT = 32768, FBAND_BUF = 32768 };
+
+typedef struct FBand {
+    DnConvGeom c;
+    int mr, nv;
+    int64_t KK, CKK, NB, TB, R, BH, OWp, nb, nch;
+    LLVMValueRef tb0, clo; /* per block: its first tile; the band's first channel (within the group) */
+} FBand;
+
+static LLVMValueRef fband_row(DnKernel *k, void *ctx, LLVMValueRef mb)
+{
+    FBand *f = ctx;
+    LLVMValueRef m = dn_add(k, dn_mul(k, f->tb0, dn_i64(k, f->mr)), mb);
+    m = imin(k, m, dn_i64(k, f->CKK - 1));
+    LLVMValueRef ci = LLVMBuildSub(k->L->b, sdiv(k, m, f->KK), f->clo, ""), rem = srem(k, m, f->KK);
+    LLVMValueRef kh = sdiv(k, rem, f->c.KW), kw = srem(k, rem, f->c.KW);
+    int64_t rl = f->c.KW * f->OWp;
+    LLVMValueRef off = dn_mul(k, ci, dn_i64(k, f->BH * rl));
+    off = dn_add(k, off, dn_mul(k, kh, dn_i64(k, f->c.dh * rl)));
+    return dn_add(k, off, dn_mul(k, kw, dn_i64(k, f->OWp)));
+}
+
+/* dyt[(r*OW + ow)*NB + o] = dy[n, g*Og + o, r0 + r, ow] for r < nrows. */
+static void fband_dyt(DnKernel *k, const FBand *f, LLVMValueRef dyt, LLVMValueRef n, LLVMValueRef g, LLVMValueRef r0,
+                      LLVMValueRef nrows)
+{
+    const DnConvGeom *c = &f->c;
+    LLVMValueRef o0 = dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), dn_mul(k, g, dn_i64(k, c->Og)));
+    DnLoop lo = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->Og), "o");
+    LLVMValueRef src = dn_mul(k, dn_add(k, dn_mul(k, dn_add(k, o0, lo.i), dn_i64(k, c->OH)), r0), dn_i64(k, c->OW));
+    DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), dn_mul(k, nrows, dn_i64(k, c->OW)), "p");
+    LLVMValueRef v = dn_load_f32(k, k->in[1], dn_add(k, src, lp.i));
+    dn_store_f32(k, dyt, dn_add(k, dn_mul(k, lp.i, dn_i64(k, f->NB)), lo.i), v);
+    dn_loop_end(k, &lp);
+    dn_loop_end(k, &lo);
+}
+
+static void fband_block(DnKernel *k, FBand *f, LLVMValueRef g, LLVMValueRef nt, LLVMValueRef acc, LLVMValueRef dyt,
+                        LLVMValueRef buf)
+{
+    const DnConvGeom *c = &f->c;
+    LLVMBuilderRef b = k->L->b;
+    dn_zero_f32(k, acc, dn_i64(k, 0), f->TB * f->mr * f->NB);
+    LLVMValueRef m0 = dn_mul(k, f->tb0, dn_i64(k, f->mr));
+    LLVMValueRef mlast = imin(k, dn_add(k, m0, dn_add(k, dn_mul(k, nt, dn_i64(k, f->mr)), dn_i64(k, -1))),
+                              dn_i64(k, f->CKK - 1));
+    f->clo = sdiv(k, m0, f->KK);
+    LLVMValueRef nch = dn_add(k, LLVMBuildSub(b, sdiv(k, mlast, f->KK), f->clo, ""), dn_i64(k, 1));
+    DnLoop ln = dn_loop_begin(k, dn_i64(k, 0), dn_dim(k, k->op->in[0], 0), "n");
+    LLVMValueRef ch0 = dn_add(k, dn_add(k, dn_mul(k, ln.i, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))), f->clo);
+    DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, f->nb), "band");
+    LLVMValueRef r0 = dn_mul(k, lb.i, dn_i64(k, f->R));
+    LLVMValueRef nrows = imin(k, dn_i64(k, f->R), LLVMBuildSub(b, dn_i64(k, c->OH), r0, ""));
+    fband_dyt(k, f, dyt, ln.i, g, r0, nrows);
+    dn_conv_band_copy(k, c, k->in[0], buf, ch0, nch, dn_add(k, dn_mul(k, r0, dn_i64(k, c->sh)), dn_i64(k, -c->ph)),
+                      f->BH, f->OWp);
+    DnGemm gm = {.a = buf, .b = dyt, .c = acc, .row_fn = fband_row, .row_ctx = f, .K1 = nrows, .K2 = c->OW,
+                 .a_s1 = c->sh * c->KW * f->OWp, .a_s2 = 1, .b_off = dn_i64(k, 0), .ldb = f->NB,
+                 .c_off = dn_i64(k, 0), .c_sm = f->NB, .c_sn = 1, .load_c = true};
+    dn_gemm_rows(k, &gm, nt, f->mr, f->nv, f->NB);
+    dn_loop_end(k, &lb);
+    dn_loop_end(k, &ln);
+    /* dw[g*Og + o, m] = acc[m - m0, o] for the block's valid rows */
+    LLVMValueRef rows = imin(k, dn_mul(k, nt, dn_i64(k, f->mr)), LLVMBuildSub(b, dn_i64(k, f->CKK), m0, ""));
+    DnLoop li = dn_loop_begin(k, dn_i64(k, 0), rows, "row");
+    LLVMValueRef dst = dn_add(k, dn_mul(k, g, dn_i64(k, c->Og * f->CKK)), dn_add(k, m0, li.i));
+    DnLoop lo = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->Og), "o");
+    LLVMValueRef v = dn_load_f32(k, acc, dn_add(k, dn_mul(k, li.i, dn_i64(k, f->NB)), lo.i));
+    dn_store_f32(k, k->out[0], dn_add(k, dst, dn_mul(k, lo.i, dn_i64(k, f->CKK))), v);
+    dn_loop_end(k, &lo);
+    dn_loop_end(k, &li);
+}
+
+static bool filter_band(DnKernel *k, const DnConvGeom *geom)
+{
+    FBand f = {.c = *geom};
+    const DnConvGeom *c = &f.c;
+    f.KK = c->KH * c->KW, f.CKK = c->Cg * f.KK;
+    dn_gemm_shape(f.CKK, c->Og, &f.mr, &f.nv);
+    f.NB = round_up(c->Og, 8 * f.nv), f.OWp = round_up(c->OW, 8);
+    int64_t ntile = (f.CKK + f.mr - 1) / f.mr;
+    f.TB = FBAND_ACC / (f.mr * f.NB);
+    if (f.TB < 1) return false;
+    if (f.TB > ntile) f.TB = ntile;
+    /* The largest block (fewest re-transposes of dy) whose band buffer lets
+     * the bands be as tall as dyᵀ allows (long reductions per pass); else
+     * the largest block that fits at all. */
+    int64_t rmax = FBAND_DYT / (c->OW * f.NB), fallback = 0;
+    if (rmax > c->OH) rmax = c->OH;
+    if (rmax < 1) return false;
+    for (int64_t tb = f.TB;; tb = (tb + 1) / 2) {
+        int64_t nch = (tb * f.mr + f.KK - 1) / f.KK + 1, r = rmax;
+        if (nch > c->Cg) nch = c->Cg;
+        while (r > 0 && nch * ((r - 1) * c->sh + (c->KH - 1) * c->dh + 1) * c->KW * f.OWp > FBAND_BUF) r--;
+        if (r > 0 && !fallback) fallback = tb;
+        if (r == rmax) {
+            fallback = tb;
+            break;
+        }
+        if (tb == 1) break;
+    }
+    if (!fallback) return false;
+    f.TB = fallback;
+    f.nch = (f.TB * f.mr + f.KK - 1) / f.KK + 1;
+    if (f.nch > c->Cg) f.nch = c->Cg;
+    for (f.R = rmax;; f.R--) {
+        f.BH = (f.R - 1) * c->sh + (c->KH - 1) * c->dh + 1;
+        if (f.nch * f.BH * c->KW * f.OWp <= FBAND_BUF) break;
+    }
+    f.nb = (c->OH + f.R - 1) / f.R;
+    k->par_n = 0, k->par_b = c->G * ntile;
+    LLVMValueRef acc = dn_scratch_f32(k, f.TB * f.mr * f.NB, "acc");
+    LLVMValueRef dyt = dn_scratch_f32(k, f.R * c->OW * f.NB, "dyt");
+    LLVMValueRef buf = dn_scratch_f32(k, f.nch * f.BH * c->KW * f.OWp, "band");
+    if (f.NB > c->Og) dn_zero_f32(k, dyt, dn_i64(k, 0), f.R * c->OW * f.NB);
+    DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
+    LLVMValueRef gt = dn_mul(k, lg.i, dn_i64(k, ntile));
+    LLVMValueRef lo = LLVMBuildSub(k->L->b, imax(k, k->begin, gt), gt, "");
+    LLVMValueRef hi = LLVMBuildSub(k->L->b, imin(k, k->end, dn_add(k, gt, dn_i64(k, ntile))), gt, "");
+    LLVMValueRef span = LLVMBuildSub(k->L->b, hi, lo, "");
+    LLVMValueRef nblk = sdiv(k, dn_add(k, span, dn_i64(k, f.TB - 1)), f.TB);
+    DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "blk");
+    f.tb0 = dn_add(k, lo, dn_mul(k, lb.i, dn_i64(k, f.TB)));
+    LLVMValueRef nt = imin(k, dn_i64(k, f.TB), LLVMBuildSub(k->L->b, hi, f.tb0, ""));
+    fband_block(k, &f, lg.i, nt, acc, dyt, buf);
+    dn_loop_end(k, &lb);
+    dn_loop_end(k, &lg);
+    return true;
+}
+
 bool dn_conv_bwd_filter_gemm(DnKernel *k)
 {
     const DnOp *op = k->op;
@@ -126,7 +266,8 @@ bool dn_conv_bwd_filter_gemm(DnKernel *k)
     f.pad = c->ph > 0 || c->pw > 0;
     f.Hp = c->H + 2 * c->ph, f.Wp = c->W + 2 * c->pw;
     f.TB = FILTER_ACC / (f.mr * f.NB);
-    if (f.P * f.NB > FILTER_DYT_MAX || (f.pad && c->Cg * f.Hp * f.Wp > FILTER_XPAD_MAX) || f.TB < 1) return false;
+    if (f.P * f.NB > FILTER_DYT_MAX || (f.pad && c->Cg * f.Hp * f.Wp > FILTER_XPAD_MAX) || f.TB < 1)
+        return filter_band(k, c);
     int64_t ntile = (f.CKK + f.mr - 1) / f.mr;
     k->par_n = 0, k->par_b = c->G * ntile;
     LLVMValueRef acc = dn_scratch_f32(k, f.TB * f.mr * f.NB, "acc");
@@ -177,13 +318,118 @@ static void col2im(DnKernel *k, const DnConvGeom *c, LLVMValueRef col, int64_t l
     dn_loop_end(k, &lm);
 }
 
+/* Other strides, any size: per item, per band of R output rows and block
+ * of mb rows m, col[m, r, ow] = sum_o w[o, m] dy[o, r0 + r, ow] (one GEMM per
+ * output row into a bounded stack buffer), then col2im of that piece adds
+ * into dx.  Items are the parallel iterations and each item's pieces are
+ * added in a fixed order, so results do not depend on the thread count. */
+enum { DATA_BAND_COL = 32768 };
+
+typedef struct DBand {
+    DnConvGeom c;
+    int64_t KK, CKK, P, OWp, mb, R;
+} DBand;
+
+/* dx[n, g*Cg + ci, ih, iw] += col[m - m0, r, ow] for m in [m0, m0 + rows), r < nrows. */
+static void dband_col2im(DnKernel *k, const DBand *d, LLVMValueRef col, LLVMValueRef n, LLVMValueRef g, LLVMValueRef m0,
+                         int64_t rows, LLVMValueRef r0, LLVMValueRef nrows)
+{
+    const DnConvGeom *c = &d->c;
+    LLVMBuilderRef b = k->L->b;
+    DnLoop lm = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, rows), "m");
+    LLVMValueRef m = dn_add(k, m0, lm.i);
+    LLVMValueRef ci = sdiv(k, m, d->KK), rem = srem(k, m, d->KK);
+    LLVMValueRef kh = sdiv(k, rem, c->KW), kw = srem(k, rem, c->KW);
+    LLVMValueRef w0, w1;
+    dn_conv_valid_range(k, kw, c->sw, c->pw, c->dw, c->W, c->OW, &w0, &w1);
+    LLVMValueRef plane = dn_add(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))), ci);
+    LLVMValueRef xoff = dn_add(k, dn_mul(k, kw, dn_i64(k, c->dw)), dn_i64(k, -c->pw));
+    DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), nrows, "r");
+    LLVMValueRef ih = dn_add(k, dn_add(k, dn_mul(k, dn_add(k, r0, lr.i), dn_i64(k, c->sh)), dn_i64(k, -c->ph)),
+                             dn_mul(k, kh, dn_i64(k, c->dh)));
+    LLVMBasicBlockRef after = dn_if_begin(k, LLVMBuildICmp(b, LLVMIntULT, ih, dn_i64(k, c->H), ""));
+    LLVMValueRef xrow = dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, plane, dn_i64(k, c->H)), ih), dn_i64(k, c->W)), xoff);
+    LLVMValueRef crow = dn_mul(k, dn_add(k, dn_mul(k, lm.i, dn_i64(k, d->R)), lr.i), dn_i64(k, d->OWp));
+    DnLoop low = dn_loop_begin(k, w0, w1, "ow");
+    LLVMValueRef at = dn_add(k, xrow, dn_mul(k, low.i, dn_i64(k, c->sw)));
+    LLVMValueRef v = dn_load_f32(k, col, dn_add(k, crow, low.i));
+    dn_store_f32(k, k->out[0], at, dn_fadd(k, dn_load_f32(k, k->out[0], at), v));
+    dn_loop_end(k, &low);
+    dn_if_end(k, after);
+    dn_loop_end(k, &lr);
+    dn_loop_end(k, &lm);
+}
+
+/* The rows [m0, m0 + rows) of one band: GEMM per output row, then col2im. */
+static void dband_piece(DnKernel *k, const DBand *d, LLVMValueRef col, LLVMValueRef n, LLVMValueRef g, LLVMValueRef m0,
+                        int64_t rows, LLVMValueRef r0, LLVMValueRef nrows)
+{
+    const DnConvGeom *c = &d->c;
+    LLVMValueRef o0 = dn_mul(k, g, dn_i64(k, c->Og));
+    DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), nrows, "r");
+    DnGemm gm = {.a = k->in[1], .b = k->in[0], .c = col, .a_row0 = dn_add(k, dn_mul(k, o0, dn_i64(k, d->CKK)), m0),
+                 .a_sm = 1, .K1 = dn_i64(k, 1), .K2 = c->Og, .a_s2 = d->CKK,
+                 .b_off = dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, d->P)),
+                                 dn_mul(k, dn_add(k, r0, lr.i), dn_i64(k, c->OW))),
+                 .ldb = d->P, .c_off = dn_mul(k, lr.i, dn_i64(k, d->OWp)), .c_sm = d->R * d->OWp, .c_sn = 1};
+    dn_gemm(k, &gm, rows, c->OW);
+    dn_loop_end(k, &lr);
+    dband_col2im(k, d, col, n, g, m0, rows, r0, nrows);
+}
+
+static bool data_colband(DnKernel *k, const DnConvGeom *geom)
+{
+    DBand d = {.c = *geom};
+    const DnConvGeom *c = &d.c;
+    LLVMBuilderRef b = k->L->b;
+    d.KK = c->KH * c->KW, d.CKK = c->Cg * d.KK, d.P = c->OH * c->OW, d.OWp = round_up(c->OW, 8);
+    if (d.OWp > DATA_BAND_COL) return false;
+    d.mb = d.CKK * d.OWp <= DATA_BAND_COL ? d.CKK : DATA_BAND_COL / d.OWp;
+    d.R = DATA_BAND_COL / (d.mb * d.OWp);
+    if (d.R > c->OH) d.R = c->OH;
+    int64_t nb = (c->OH + d.R - 1) / d.R, nfull = d.CKK / d.mb, mrem = d.CKK % d.mb;
+    bool has_n = dn_shape_has_n(&k->op->out[0]->shape);
+    k->par_n = has_n ? 1 : 0;
+    k->par_b = has_n ? 0 : k->op->out[0]->shape.dim[0];
+    LLVMValueRef col = dn_scratch_f32(k, d.mb * d.R * d.OWp, "col");
+    DnLoop ln = dn_loop_begin(k, k->begin, k->end, "n");
+    dn_zero_f32(k, k->out[0], dn_mul(k, ln.i, dn_i64(k, c->C * c->H * c->W)), c->C * c->H * c->W);
+    DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
+    DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, nb), "band");
+    LLVMValueRef r0 = dn_mul(k, lb.i, dn_i64(k, d.R));
+    LLVMValueRef nrows = imin(k, dn_i64(k, d.R), LLVMBuildSub(b, dn_i64(k, c->OH), r0, ""));
+    DnLoop lm = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, nfull), "mblk");
+    dband_piece(k, &d, col, ln.i, lg.i, dn_mul(k, lm.i, dn_i64(k, d.mb)), d.mb, r0, nrows);
+    dn_loop_end(k, &lm);
+    if (mrem) dband_piece(k, &d, col, ln.i, lg.i, dn_i64(k, nfull * d.mb), mrem, r0, nrows);
+    dn_loop_end(k, &lb);
+    dn_loop_end(k, &lg);
+    dn_loop_end(k, &ln);
+    return true;
+}
+
+/* Stride 1: dx is the convolution of dy with the kernel flipped and its two
+ * channel axes swapped, padding dh*(KH-1) - ph (dn_conv_band): no col
+ * buffer, any size.  Other strides: false (the direct kernel). */
+static bool data_band(DnKernel *k, const DnConvGeom *c)
+{
+    if (c->sh != 1 || c->sw != 1) return data_colband(k, c);
+    int64_t KK = c->KH * c->KW;
+    DnConvGeom t = {.C = c->O, .H = c->OH, .W = c->OW, .O = c->C, .OH = c->H, .OW = c->W, .KH = c->KH, .KW = c->KW,
+                    .G = c->G, .Cg = c->Og, .Og = c->Cg, .sh = 1, .sw = 1,
+                    .ph = c->dh * (c->KH - 1) - c->ph, .pw = c->dw * (c->KW - 1) - c->pw, .dh = c->dh, .dw = c->dw};
+    DnConvBand bo = {.x = k->in[0], .w = k->in[1], .y = k->out[0], .a_sg = c->Og * c->Cg * KK, .a_sm = KK,
+                     .a_s0 = c->Cg * KK, .a_s1 = -c->KW, .a_s2 = -1, .a_base = KK - 1};
+    return dn_conv_band(k, &t, &bo, k->op->in[0]);
+}
+
 bool dn_conv_bwd_data_gemm(DnKernel *k)
 {
     const DnOp *op = k->op;
     if (!dn_llvm_fast_kernels(k)) return false;
     DnConvGeom c = dn_conv_geom(op, op->out[0], op->in[1], op->in[0]);
     int64_t CKK = c.Cg * c.KH * c.KW, P = c.OH * c.OW, ldc = round_up(P, 8);
-    if (CKK * ldc > DATA_COL_MAX) return false;
+    if (CKK * ldc > DATA_COL_MAX) return data_band(k, &c);
     bool has_n = dn_shape_has_n(&op->out[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : op->out[0]->shape.dim[0];

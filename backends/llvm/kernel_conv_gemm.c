@@ -1,9 +1,9 @@
 /* kernel_conv_gemm.c -- conv2d forward as a GEMM on the register-blocked
- * micro-kernel (llvm_gemm.c), for the shapes whose scratch fits on the
- * stack (dn_conv_fwd_gemm returns false otherwise and the caller emits the
- * direct kernel of kernel_conv.c; dnnc --direct-kernels forces that, for A/B).
+ * micro-kernel (llvm_gemm.c), for every shape in practice
+ * (dnnc --direct-kernels forces the direct kernel of kernel_conv.c, for A/B).
  *
- * Per item n and group g:  yᵀ[p, o] = bias[o] + sum_m A[p, m] wᵀ[m, o]
+ * Small images (the scratch below fits the stack budget): per item n and
+ * group g,  yᵀ[p, o] = bias[o] + sum_m A[p, m] wᵀ[m, o]
  * with p = (oh, ow), m = (c, kh, kw) and A[p, m] = x[c, oh*s - pad + kh*d,
  * ...]: the image seen as im2col rows without building them (a zero-padded
  * copy of the image when pad > 0), broadcast one element at a time; wᵀ is
@@ -14,7 +14,11 @@
  * channels, rows of 28) and the stride along W is 1, the GEMM runs per
  * output row instead, with vectors along ow (fwd_rows).  Parallel over the
  * batch.
- */
+ *
+ * Larger shapes (ResNet's 56x56x64 and up) take the band form (dn_conv_band,
+ * below): bounded scratch whatever the image, no padded copy, parallel
+ * within an item too.  kernel_conv_bwd_gemm.c also uses it for
+ * conv2d_bwd_data at stride 1. */
 #include <stdlib.h>
 
 #include "llvm_gemm.h"
@@ -118,6 +122,186 @@ static void fwd_item(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
     dn_gemm(k, &gm, f->P, c->Og);
 }
 
+/* ---- the band form: any shape ------------------------------------------------
+ *
+ * y[n, o, oh, :] = bias[o] + sum_m A(o, m) B[m; oh, :] (A: w as stored, or
+ * as DnConvBand's strides say), one GEMM per output row with vectors along
+ * ow (contiguous in y), as fwd_rows, but B read from
+ * a small "band" buffer instead of a padded copy of the whole image: for a
+ * band of R output rows and a block of cb input channels,
+ *     band[cc, t, kw, ow] = x[n, c0 + cc, ih0 + t, ow*sw - pw + kw*dw]   (0 outside the image)
+ * with ih0 = r0*sh - ph, t < BH = (R-1)*sh + (KH-1)*dh + 1: im2col along W
+ * only, so B(m = (cc, kh, kw), ow) of output row r is band[cc, r*sh + kh*dh,
+ * kw, ow], linear in cc, kh, kw and contiguous in ow whatever the stride and
+ * padding.  The reduction runs over channel blocks (cb*KH*KW <= BAND_KC, the
+ * block of weights and B an L1/L2-sized panel), accumulating into y (bias at
+ * the first block, relu at the last): every element is summed in m order, as
+ * in one pass.  The scratch is one band (<= BAND_BUF_MAX floats) whatever the
+ * image size.  Parallel over units (n, g, output-channel block, band); each
+ * element is computed by one unit, so results do not depend on the split. */
+
+enum { BAND_KC = 256, BAND_BUF_MAX = 32768 };
+
+typedef struct Band {
+    DnConvGeom c;
+    DnConvBand op;
+    int64_t KK, CKK, cb, nkb, R, BH, OWp, nb, OB, oc;
+} Band;
+
+static int64_t band_size(const Band *b) { return b->cb * b->BH * b->c.KW * b->OWp; }
+
+/* Picks the channel block, band height and output-channel blocks; false
+ * when even one channel and one row do not fit the scratch budget. */
+static bool band_plan(Band *b)
+{
+    const DnConvGeom *c = &b->c;
+    b->KK = c->KH * c->KW, b->CKK = c->Cg * b->KK, b->OWp = (c->OW + 7) / 8 * 8;
+    b->cb = 1;
+    for (int64_t d = 1; d <= c->Cg; d++)
+        if (c->Cg % d == 0 && d * b->KK <= BAND_KC) b->cb = d;
+    int64_t nb = (c->OH + 7) / 8;
+    if (nb > 1 && nb % 2) nb++;
+    b->R = (c->OH + nb - 1) / nb;
+    for (;;) {
+        b->BH = (b->R - 1) * c->sh + (c->KH - 1) * c->dh + 1;
+        if (band_size(b) <= BAND_BUF_MAX) break;
+        if (b->R > 1) {
+            b->R--;
+        } else if (b->cb > 1) {
+            int64_t d = b->cb - 1;
+            while (c->Cg % d) d--;
+            b->cb = d;
+        } else {
+            return false;
+        }
+    }
+    b->nkb = c->Cg / b->cb;
+    b->nb = (c->OH + b->R - 1) / b->R;
+    b->OB = 1;
+    while (b->nb * b->OB < 4 && c->Og % (2 * b->OB) == 0 && c->Og / (2 * b->OB) >= 64) b->OB *= 2;
+    b->oc = c->Og / b->OB;
+    return true;
+}
+
+void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef buf, LLVMValueRef ch0,
+                       LLVMValueRef nch, LLVMValueRef ih0, int64_t BH, int64_t OWp)
+{
+    LLVMBuilderRef bld = k->L->b;
+    DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), dn_mul(k, nch, dn_i64(k, BH)), "ct");
+    LLVMValueRef cc = LLVMBuildSDiv(bld, lt.i, dn_i64(k, BH), ""), t = LLVMBuildSRem(bld, lt.i, dn_i64(k, BH), "");
+    LLVMValueRef ih = dn_add(k, ih0, t);
+    LLVMValueRef dst = dn_mul(k, lt.i, dn_i64(k, c->KW * OWp));
+    LLVMValueRef inside = LLVMBuildICmp(bld, LLVMIntULT, ih, dn_i64(k, c->H), "in");
+    LLVMBasicBlockRef after = dn_if_begin(k, LLVMBuildNot(bld, inside, ""));
+    dn_zero_f32(k, buf, dst, c->KW * OWp);
+    dn_if_end(k, after);
+    after = dn_if_begin(k, inside);
+    LLVMValueRef src = dn_mul(k, dn_add(k, dn_mul(k, dn_add(k, ch0, cc), dn_i64(k, c->H)), ih), dn_i64(k, c->W));
+    for (int64_t kw = 0; kw < c->KW; kw++) {
+        int64_t off = kw * c->dw - c->pw, lo = 0, hi;
+        while (lo < c->OW && lo * c->sw + off < 0) lo++;
+        hi = lo;
+        while (hi < c->OW && hi * c->sw + off < c->W) hi++;
+        LLVMValueRef d = dn_add(k, dst, dn_i64(k, kw * OWp));
+        if (lo > 0) dn_zero_f32(k, buf, d, lo);
+        if (c->sw == 2) { /* two contiguous vectors and a shuffle per 8 columns, not a gather */
+            int64_t nvec = 0;
+            while (lo + 8 * (nvec + 1) <= hi && 2 * (lo + 8 * nvec + 7) + 1 + off < c->W) nvec++;
+            if (nvec > 0) {
+                LLVMValueRef even[8];
+                for (int i = 0; i < 8; i++) even[i] = dn_i32(k, 2 * i);
+                DnLoop lv = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, nvec), "jv");
+                LLVMValueRef j = dn_add(k, dn_i64(k, lo), dn_mul(k, lv.i, dn_i64(k, 8)));
+                LLVMValueRef at = dn_add(k, src, dn_add(k, dn_mul(k, j, dn_i64(k, 2)), dn_i64(k, off)));
+                LLVMValueRef v0 = dn_vec_load(k, x, at, 8), v1 = dn_vec_load(k, x, dn_add(k, at, dn_i64(k, 8)), 8);
+                LLVMValueRef v = LLVMBuildShuffleVector(bld, v0, v1, LLVMConstVector(even, 8), "even");
+                dn_vec_store(k, buf, dn_add(k, d, j), v, 8);
+                dn_loop_end(k, &lv);
+                lo += 8 * nvec;
+            }
+        }
+        if (hi > lo) {
+            DnLoop lj = dn_loop_begin(k, dn_i64(k, lo), dn_i64(k, hi), "j");
+            LLVMValueRef v = dn_load_f32(k, x, dn_add(k, src, dn_add(k, dn_mul(k, lj.i, dn_i64(k, c->sw)), dn_i64(k, off))));
+            dn_store_f32(k, buf, dn_add(k, d, lj.i), v);
+            dn_loop_end(k, &lj);
+        }
+        if (hi < c->OW) dn_zero_f32(k, buf, dn_add(k, d, dn_i64(k, hi)), c->OW - hi);
+    }
+    dn_if_end(k, after);
+    dn_loop_end(k, &lt);
+}
+
+/* band[cc, t, kw, :] for channel block kb of group g, item n, band rows from r0. */
+static void band_copy(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRef n, LLVMValueRef g, LLVMValueRef kb,
+                      LLVMValueRef r0)
+{
+    const DnConvGeom *c = &b->c;
+    LLVMValueRef ch0 = dn_add(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))),
+                              dn_mul(k, kb, dn_i64(k, b->cb)));
+    LLVMValueRef ih0 = dn_add(k, dn_mul(k, r0, dn_i64(k, c->sh)), dn_i64(k, -c->ph));
+    dn_conv_band_copy(k, c, b->op.x, buf, ch0, dn_i64(k, b->cb), ih0, b->BH, b->OWp);
+}
+
+/* Channel block kb of one unit: copy its band, then one GEMM per output row. */
+static void band_block(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRef n, LLVMValueRef g, LLVMValueRef o0,
+                       LLVMValueRef arow, LLVMValueRef r0, LLVMValueRef nrows, LLVMValueRef kb, bool first, bool last)
+{
+    const DnConvGeom *c = &b->c;
+    band_copy(k, b, buf, n, g, kb, r0);
+    int64_t rowlen = c->KW * b->OWp;
+    DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), nrows, "r");
+    LLVMValueRef yrow = dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, c->OH)),
+                               dn_add(k, r0, lr.i));
+    const DnConvBand *op = &b->op;
+    DnGemm gm = {.a = op->w, .a_row0 = dn_add(k, arow, dn_mul(k, kb, dn_i64(k, b->cb * op->a_s0))),
+                 .a_sm = op->a_sm, .K0 = b->cb, .K1 = dn_i64(k, c->KH), .K2 = c->KW,
+                 .a_s0 = op->a_s0, .a_s1 = op->a_s1, .a_s2 = op->a_s2,
+                 .b = buf, .b_3d = true, .b_off = dn_mul(k, lr.i, dn_i64(k, c->sh * rowlen)),
+                 .b_s0 = b->BH * rowlen, .b_s1 = c->dh * rowlen, .b_s2 = b->OWp,
+                 .c = op->y, .c_off = dn_mul(k, yrow, dn_i64(k, c->OW)), .c_sm = c->OH * c->OW, .c_sn = 1,
+                 .load_c = !first, .bias = first ? op->bias : NULL, .bias_off = o0, .bias_rows = true,
+                 .relu = last && op->relu};
+    dn_gemm(k, &gm, b->oc, c->OW);
+    dn_loop_end(k, &lr);
+}
+
+bool dn_conv_band(DnKernel *k, const DnConvGeom *geom, const DnConvBand *op, const DnValue *x)
+{
+    Band b = {.c = *geom, .op = *op};
+    bool relu = op->relu;
+    if (!band_plan(&b)) return false;
+    const DnConvGeom *c = &b.c;
+    LLVMBuilderRef bld = k->L->b;
+    int64_t per = c->G * b.OB * b.nb;
+    bool has_n = dn_shape_has_n(&x->shape);
+    k->par_n = has_n ? per : 0;
+    k->par_b = has_n ? 0 : per * x->shape.dim[0];
+    LLVMValueRef buf = dn_scratch_f32(k, band_size(&b), "band");
+    DnLoop lu = dn_loop_begin(k, k->begin, k->end, "unit");
+    LLVMValueRef n = LLVMBuildSDiv(bld, lu.i, dn_i64(k, per), "n"), rem = LLVMBuildSRem(bld, lu.i, dn_i64(k, per), "");
+    LLVMValueRef g = LLVMBuildSDiv(bld, rem, dn_i64(k, b.OB * b.nb), "g");
+    rem = LLVMBuildSRem(bld, rem, dn_i64(k, b.OB * b.nb), "");
+    LLVMValueRef ob = LLVMBuildSDiv(bld, rem, dn_i64(k, b.nb), "ob"), bi = LLVMBuildSRem(bld, rem, dn_i64(k, b.nb), "bi");
+    LLVMValueRef o0 = dn_add(k, dn_mul(k, g, dn_i64(k, c->Og)), dn_mul(k, ob, dn_i64(k, b.oc)));
+    LLVMValueRef arow = dn_add(k, dn_add(k, dn_mul(k, g, dn_i64(k, op->a_sg)), dn_mul(k, ob, dn_i64(k, b.oc * op->a_sm))),
+                               dn_i64(k, op->a_base));
+    LLVMValueRef r0 = dn_mul(k, bi, dn_i64(k, b.R));
+    LLVMValueRef left = LLVMBuildSub(bld, dn_i64(k, c->OH), r0, "");
+    LLVMValueRef nrows = LLVMBuildSelect(bld, LLVMBuildICmp(bld, LLVMIntSLT, left, dn_i64(k, b.R), ""), left,
+                                         dn_i64(k, b.R), "nrows");
+    band_block(k, &b, buf, n, g, o0, arow, r0, nrows, dn_i64(k, 0), true, b.nkb == 1);
+    int64_t mid_end = relu ? b.nkb - 1 : b.nkb;
+    if (mid_end > 1) {
+        DnLoop lk = dn_loop_begin(k, dn_i64(k, 1), dn_i64(k, mid_end), "kb");
+        band_block(k, &b, buf, n, g, o0, arow, r0, nrows, lk.i, false, false);
+        dn_loop_end(k, &lk);
+    }
+    if (relu && b.nkb > 1) band_block(k, &b, buf, n, g, o0, arow, r0, nrows, dn_i64(k, b.nkb - 1), false, true);
+    dn_loop_end(k, &lu);
+    return true;
+}
+
 bool dn_conv_fwd_gemm(DnKernel *k)
 {
     const DnOp *op = k->op;
@@ -129,7 +313,14 @@ bool dn_conv_fwd_gemm(DnKernel *k)
     f.pad = c->ph > 0 || c->pw > 0;
     f.Hp = c->H + 2 * c->ph, f.Wp = c->W + 2 * c->pw;
     bool rows = c->sw == 1 && lane_use(c->OW) > lane_use(c->Og); /* fwd_rows, no packed wᵀ */
-    if ((!rows && f.CKK * f.ldw > FWD_WT_MAX) || (f.pad && c->Cg * f.Hp * f.Wp > FWD_XPAD_MAX)) return false;
+    if ((!rows && f.CKK * f.ldw > FWD_WT_MAX) || (f.pad && c->Cg * f.Hp * f.Wp > FWD_XPAD_MAX))
+    {
+        int64_t KK = c->KH * c->KW;
+        DnConvBand bo = {.x = k->in[0], .w = k->in[1], .y = k->out[0], .bias = op->nin > 2 ? k->in[2] : NULL,
+                         .relu = !strcmp(act, "relu"), .a_sg = c->Og * f.CKK, .a_sm = f.CKK, .a_s0 = KK,
+                         .a_s1 = c->KW, .a_s2 = 1};
+        return dn_conv_band(k, c, &bo, op->in[0]);
+    }
     bool has_n = dn_shape_has_n(&op->in[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : op->in[0]->shape.dim[0];

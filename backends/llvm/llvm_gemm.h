@@ -119,7 +119,8 @@ void dn_conv_valid_range(DnKernel *k, LLVMValueRef t, int64_t s, int64_t p, int6
 /* ---- the fast kernels ------------------------------------------------------- */
 
 /* kernel_conv_gemm.c: conv2d forward as a GEMM (implicit im2col); false,
- * emitting nothing, when its scratch would not fit the stack budget. */
+ * emitting nothing, for an epilogue other than none/relu or a shape whose
+ * one-channel, one-row band does not fit the stack budget. */
 bool dn_conv_fwd_gemm(DnKernel *k);
 /* Copies channels g*Cg .. g*Cg+Cg-1 of item 'n' of the NCHW tensor 'x' into
  * 'xp' laid out [Cg, H + 2 ph, W + 2 pw] at offset (ph, pw) of each plane;
@@ -127,9 +128,29 @@ bool dn_conv_fwd_gemm(DnKernel *k);
 void dn_conv_pad_image(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef xp, LLVMValueRef n,
                        LLVMValueRef g);
 
+/* kernel_conv_gemm.c: the band form of a convolution with geometry 'c'
+ * (any shape whose one-channel, one-row band fits the scratch budget; false,
+ * emitting nothing, otherwise): y[n, o, oh, ow] = [bias[o] +] sum over
+ * m = (ci, kh, kw) of A(o, m) x[n, g*Cg + ci, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
+ * [then relu], with A(o, m) = w[g*a_sg + o*a_sm + ci*a_s0 + kh*a_s1 + kw*a_s2 + a_base]
+ * (o, ci within group g).  A forward conv2d reads w as stored; conv2d_bwd_data
+ * at stride 1 is the same form on dy with the kernel flipped and transposed.
+ * 'xv' is the value x belongs to (for its batch axis). */
+typedef struct DnConvBand {
+    LLVMValueRef x, w, y, bias; /* f32 base pointers; bias optional */
+    bool relu;
+    int64_t a_sg, a_sm, a_s0, a_s1, a_s2, a_base;
+} DnConvBand;
+bool dn_conv_band(DnKernel *k, const DnConvGeom *c, const DnConvBand *op, const DnValue *xv);
+/* The band buffer of dn_conv_band: buf[(cc*BH + t)*KW + kw)*OWp + ow] =
+ * x[ch0 + cc, ih0 + t, ow*sw - pw + kw*dw] (channel index with the item's
+ * offset included; 0 outside the image) for cc < nch, t < BH, ow < OW. */
+void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef buf, LLVMValueRef ch0,
+                       LLVMValueRef nch, LLVMValueRef ih0, int64_t BH, int64_t OWp);
+
 /* kernel_conv_bwd_gemm.c: GEMM forms of conv2d's gradient kernels.  Each
- * returns false, emitting nothing, when the op's scratch buffers would not
- * fit the stack budget (the caller then emits the direct kernel). */
+ * returns false, emitting nothing, when even its banded scratch buffers
+ * would not fit the stack budget (the caller then emits the direct kernel). */
 bool dn_conv_bwd_filter_gemm(DnKernel *k);
 bool dn_conv_bwd_data_gemm(DnKernel *k);
 /* kernel_conv_bwd_dot.c: conv2d_bwd_filter for narrow output groups (see

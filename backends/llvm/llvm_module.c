@@ -236,13 +236,16 @@ static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef
     DnCost cost;
     dn_op_cost(op, &cost);
     int64_t wn = cost.flops_n + cost.bytes_n / 4, wb = cost.flops_b + cost.bytes_b / 4;
-    LLVMValueRef cnt = LLVMConstInt(L->i64, (unsigned long long)pb, 1), serial = NULL;
-    if (pn == 0) {
-        serial = LLVMConstInt(L->i1, pb == 1 || wb < SERIAL_GRAIN, 0);
-    } else {
-        LLVMValueRef n = LLVMBuildLoad2(L->b, L->i64, LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, ""), "n");
+    LLVMValueRef cnt = LLVMConstInt(L->i64, (unsigned long long)pb, 1), serial, n = NULL;
+    if (pn || wn) n = LLVMBuildLoad2(L->b, L->i64, LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, ""), "n");
+    if (pn)
         cnt = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)pn, 1), ""),
                               cnt, "count");
+    if (pn == 0 && pb == 1) {
+        serial = LLVMConstInt(L->i1, 1, 0);
+    } else if (wn == 0) {
+        serial = LLVMConstInt(L->i1, wb < SERIAL_GRAIN, 0);
+    } else { /* work grows with n even when the iteration count does not (conv2d_bwd_filter) */
         LLVMValueRef work = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)wn, 1), ""),
                                          LLVMConstInt(L->i64, (unsigned long long)wb, 1), "work");
         serial = LLVMBuildICmp(L->b, LLVMIntSLT, work, LLVMConstInt(L->i64, SERIAL_GRAIN, 1), "small");

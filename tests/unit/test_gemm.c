@@ -167,3 +167,44 @@ Test(gemm, mlp_one_row)
     run_case(&(GemmCase){"mlp_one_row", "h |> fc1: dense(9) |> fc2: dense(3)", "5", "3", 5, 3, 1,
                          {"p", "fc1.weight", "fc2.weight", NULL}});
 }
+/* The band form of conv2d forward (scratch bounded whatever the image):
+ * 3x3 pad 1 with four channel blocks (bias at the first, relu at the last)
+ * and a masked column tile. */
+Test(gemm, band_3x3)
+{
+    run_case(&(GemmCase){"band_3x3", "h |> c: conv2d(72, kernel=3, pad=1) |> relu", "64, 9, 11", "72, 9, 11",
+                         64 * 99, 72 * 99, 3, CONV_GRADS});
+}
+/* 1x1 stride 2 (ResNet's downsample): two output-channel blocks of 65 rows. */
+Test(gemm, band_1x1_stride2)
+{
+    run_case(&(GemmCase){"band_1x1_stride2", "h |> c: conv2d(130, kernel=1, stride=2, bias=false)", "260, 7, 9",
+                         "130, 4, 5", 260 * 63, 130 * 20, 3, {"p", "c.weight", NULL}});
+}
+/* Groups, dilation, stride 2, padding wider than the kernel reach: bands
+ * shortened to fit the scratch, a partial last band. */
+Test(gemm, band_groups_dilation)
+{
+    run_case(&(GemmCase){"band_groups_dilation", "h |> c: conv2d(128, kernel=5, stride=2, pad=3, dilation=2, groups=2) |> relu",
+                         "40, 30, 70", "128, 14, 34", 40 * 30 * 70, 128 * 14 * 34, 2, CONV_GRADS});
+}
+/* conv2d_bwd_data at stride 1 in the band form (flipped, transposed kernel):
+ * groups, dilation, asymmetric kernel and padding. */
+Test(gemm, band_bwd_data_groups)
+{
+    run_case(&(GemmCase){"band_bwd_data_groups", "h |> c: conv2d(48, kernel=[3, 5], pad=[1, 3], dilation=[2, 1], groups=3)",
+                         "48, 12, 20", "48, 10, 22", 48 * 240, 48 * 220, 2, CONV_GRADS});
+}
+/* Padding wider than the kernel: the transposed convolution crops (negative padding). */
+Test(gemm, band_bwd_data_crop)
+{
+    run_case(&(GemmCase){"band_bwd_data_crop", "h |> c: conv2d(40, kernel=[1, 3], pad=[1, 2])", "64, 14, 30",
+                         "40, 16, 32", 64 * 420, 40 * 512, 2, CONV_GRADS});
+}
+/* Many input channels at stride 2: conv2d_bwd_data in pieces of col rows
+ * (full blocks and a partial one), bwd_filter from band buffers. */
+Test(gemm, band_wide_stride2)
+{
+    run_case(&(GemmCase){"band_wide_stride2", "h |> c: conv2d(16, kernel=3, stride=2, pad=1)", "400, 9, 70",
+                         "16, 5, 35", 400 * 630, 16 * 175, 2, CONV_GRADS});
+}
