@@ -3,8 +3,9 @@
  *   step_bench MODEL.so THREADS [REPS [train|infer]]
  * Random (seeded) weights from the library's initializers, uniform inputs
  * in [0, 1) and labels in [0, 10); prints the median ms per call of
- * train_step at batch 64 (when the library trains) and of infer at batch
- * 1 and 64 (only one of them when the last argument says so: for perf).  Needs only libc, libdl and dnrt.h.
+ * train_step at batch BATCH (default 64; when the library trains) and of
+ * infer at batch 1 and BATCH (only one of them when the fourth argument
+ * says so: for perf).  Needs only libc, libdl and dnrt.h.
  * Build: cc -O2 -I runtime/include bench/kernels/step_bench.c -o step_bench -ldl */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -66,11 +67,16 @@ static double time_calls(const dnrt_model_desc *d, dnrt_session *s, int64_t n, i
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: step_bench MODEL.so THREADS [REPS [train|infer]]\n");
+        fprintf(stderr, "usage: step_bench MODEL.so THREADS [REPS [train|infer|both [BATCH]]]\n");
         return 2;
     }
     int reps = argc > 3 ? atoi(argv[3]) : 200;
     const char *only = argc > 4 ? argv[4] : "";
+    int64_t batch = argc > 5 ? atoll(argv[5]) : 64;
+    if (batch < 1) {
+        fprintf(stderr, "step_bench: BATCH must be >= 1\n");
+        return 2;
+    }
     void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     const dnrt_model_desc *d = h ? dlsym(h, "dnnc_descriptor") : NULL;
     if (!d || d->abi_version != DNRT_ABI_VERSION || reps <= 0) {
@@ -85,10 +91,11 @@ int main(int argc, char **argv)
         return 1;
     }
     srand(1);
-    if (d->trains && strcmp(only, "infer")) printf("train batch 64: %.3f ms/step\n", time_calls(d, s, 64, reps, 1));
+    if (d->trains && strcmp(only, "infer"))
+        printf("train batch %lld: %.3f ms/step\n", (long long)batch, time_calls(d, s, batch, reps, 1));
     if (strcmp(only, "train")) {
         printf("infer batch 1:  %.4f ms\n", time_calls(d, s, 1, reps, 0));
-        printf("infer batch 64: %.3f ms\n", time_calls(d, s, 64, reps, 0));
+        printf("infer batch %lld: %.3f ms\n", (long long)batch, time_calls(d, s, batch, reps, 0));
     }
     d->api->destroy(s);
     return 0;
