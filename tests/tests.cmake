@@ -5,7 +5,7 @@
 # compile-and-load of a .dnn through dnnc), linked into every test binary.
 file(GLOB DN_TEST_SUPPORT CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/unit/support/*.c)
 add_library(dn_test_support STATIC ${DN_TEST_SUPPORT} ${CMAKE_SOURCE_DIR}/tests/unit/support/dummy.c)
-target_link_libraries(dn_test_support PUBLIC dnnc_core dnnrt ${CMAKE_DL_LIBS} m)
+target_link_libraries(dn_test_support PUBLIC dnnc_core dnnrt PkgConfig::CRITERION ${CMAKE_DL_LIBS} m)
 target_include_directories(dn_test_support PUBLIC ${CMAKE_SOURCE_DIR}/tests/unit/support)
 target_compile_definitions(dn_test_support PUBLIC
   DNNC_SOURCE_DIR="${CMAKE_SOURCE_DIR}" DNNC_BUILD_DIR="${CMAKE_BINARY_DIR}"

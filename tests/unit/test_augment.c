@@ -253,13 +253,6 @@ static void ref_pca(Key k, double sd, const float *x, float *y, int64_t N, int64
     }
 }
 
-static void expect_close(const float *got, const float *ref, int64_t n, const char *what)
-{
-    int64_t bad = dn_test_close_enough(got, ref, n, 1e-4, 1e-5);
-    cr_expect_eq(bad, -1, "%s: element %lld: got %g, want %g", what, (long long)bad, bad >= 0 ? got[bad] : 0.0,
-                 bad >= 0 ? ref[bad] : 0.0);
-}
-
 static int64_t count_diff(const float *a, const float *b, int64_t n)
 {
     int64_t d = 0;
@@ -353,7 +346,7 @@ static void rrc_case(int64_t C, int64_t H, int64_t W, int64_t h, int64_t w, Rrc 
     float *x = inputs(N * C * H * W, 4), *ref = malloc(sizeof(float) * (size_t)(N * C * h * w));
     float *y = run_case(&t, N, x, seed);
     ref_rrc((Key){seed, 0, SALT}, a, h, w, x, ref, N, C, H, W);
-    expect_close(y, ref, N * C * h * w, "random_resized_crop");
+    dn_test_expect_close("random_resized_crop", y, ref, N * C * h * w, 1e-4, 1e-5);
     free(x), free(ref), free(y);
     finish(&t);
 }
@@ -398,7 +391,7 @@ Test(augment, color_jitter_matches_formula)
     float *x = inputs(N * S, 7), *ref = malloc(sizeof(float) * (size_t)(N * S));
     float *y = run_case(&t, N, x, 77);
     ref_jitter((Key){77, 0, SALT}, 0.4, 0.6, x, ref, N, S);
-    expect_close(y, ref, N * S, "color_jitter");
+    dn_test_expect_close("color_jitter", y, ref, N * S, 1e-4, 1e-5);
     /* the per-sample factors differ: y / x is not one constant over the batch */
     double m0 = 0, m1 = 0;
     for (int64_t e = 0; e < S; e++) m0 += y[e] - x[e], m1 += y[S + e] - x[S + e];
@@ -416,7 +409,7 @@ Test(augment, pca_lighting_matches_formula)
     float *x = inputs(N * S, 8), *ref = malloc(sizeof(float) * (size_t)(N * S));
     float *y = run_case(&t, N, x, 8);
     ref_pca((Key){8, 0, SALT}, 0.5, x, ref, N, 24);
-    expect_close(y, ref, N * S, "pca_lighting");
+    dn_test_expect_close("pca_lighting", y, ref, N * S, 1e-4, 1e-5);
     /* alpha ~ N(0, std): the first component's shift of channel 0 has spread ~ std * 0.2175 * 0.5675 */
     double s2 = 0;
     for (int64_t n = 0; n < N; n++) {
@@ -521,8 +514,8 @@ Test(augment, end_to_end_training_step_and_inference)
     for (int e = 0; e < S; e++) g0[e] = b0[e], g1[e] = b1[e] - 0.9f * b0[e];
     e2e_grad(x, N, 1234, 0, ref0);
     e2e_grad(x, N, 1234, 1, ref1);
-    expect_close(g0, ref0, S, "augmented batch at step 0");
-    expect_close(g1, ref1, S, "augmented batch at step 1");
+    dn_test_expect_close("augmented batch at step 0", g0, ref0, S, 1e-4, 1e-5);
+    dn_test_expect_close("augmented batch at step 1", g1, ref1, S, 1e-4, 1e-5);
     cr_expect_gt(count_diff(ref0, ref1, S), S / 4, "steps 0 and 1 draw the same augmentation");
     /* inference sees the raw input: y = x + 0 */
     float *y = malloc(sizeof(float) * (size_t)(N * S));

@@ -36,48 +36,6 @@
 #define ATOL3 3e-5
 #define ADAM_ATOL 2e-4
 
-/* Reads tests/golden/<name>.safetensors or fails the test. */
-static void golden_open(const char *name, dnrt_st_file *f)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/%s.safetensors", name);
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_read(dn_test_src(rel), f, &err), 0, "%s (rerun tests/golden/make_goldens.py?)",
-                 err.message);
-}
-
-static int64_t numel(const dnrt_st_tensor *t)
-{
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->dim[i];
-    return n;
-}
-
-/* The tensor 'name' of 'f', which must exist with 'count' elements of 'dtype'. */
-static const void *tensor(const dnrt_st_file *f, const char *name, int32_t dtype, int64_t count)
-{
-    const dnrt_st_tensor *t = dnrt_st_find(f, name);
-    cr_assert_not_null(t, "tensor '%s' missing", name);
-    cr_assert_eq(t->dtype, dtype, "tensor '%s': dtype %s", name, t->dtype_name);
-    cr_assert_eq(numel(t), count, "tensor '%s': %lld elements, expected %lld", name, (long long)numel(t),
-                 (long long)count);
-    return t->data;
-}
-
-static void expect_close(const char *what, const float *got, const float *ref, int64_t n, double rtol, double atol)
-{
-    int64_t bad = dn_test_close_enough(got, ref, n, rtol, atol);
-    cr_expect_eq(bad, -1, "%s: element %lld: got %.8g, expected %.8g (rtol %g, atol %g)", what, (long long)bad,
-                 bad >= 0 ? got[bad] : 0.0, bad >= 0 ? ref[bad] : 0.0, rtol, atol);
-}
-
-static int64_t desc_numel(const dnrt_tensor_desc *t)
-{
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->dim[i];
-    return n;
-}
-
 /* Compiles tests/golden/<model>_<opt>.dnn, opens a session, loads the weights. */
 static dnrt_session *open_golden(const char *model, const char *opt, DnTestLib *lib)
 {
@@ -103,22 +61,22 @@ static void check_infer(const char *model)
     char name[64];
     snprintf(name, sizeof name, "%s_infer", model);
     dnrt_st_file g;
-    golden_open(name, &g);
+    dn_test_golden_open(name, &g);
     const dnrt_tensor_desc *logits = &lib.desc->outputs[0];
     cr_assert(logits->rank == 2 && logits->dim[0] == -1 && logits->dim[1] == 10, "%s: logits are not f32[N, 10]",
               model);
     for (int64_t n = 1; n <= 7; n += 6) {
         snprintf(name, sizeof name, "image.b%lld", (long long)n);
-        const float *x = tensor(&g, name, DNRT_F32, n * 784);
+        const float *x = dn_test_tensor(&g, name, DNRT_F32, n * 784);
         snprintf(name, sizeof name, "logits.b%lld", (long long)n);
-        const float *ref = tensor(&g, name, DNRT_F32, n * 10);
+        const float *ref = dn_test_tensor(&g, name, DNRT_F32, n * 10);
         float got[70];
         const void *in[1] = {x};
         void *out[1] = {got};
         dnrt_error err = {0};
         cr_assert_eq(api->infer(s, n, in, out, &err), 0, "infer: %s", err.message);
         snprintf(name, sizeof name, "%s logits at batch %lld", model, (long long)n);
-        expect_close(name, got, ref, n * 10, RTOL1, ATOL1);
+        dn_test_expect_close(name, got, ref, n * 10, RTOL1, ATOL1);
     }
     dnrt_st_free(&g);
     api->destroy(s);
@@ -165,18 +123,18 @@ static void compare_state(const char *what, const DnTestLib *lib, const dnrt_st_
         const dnrt_tensor_desc *t = &d->state[i];
         if (t->kind != DNRT_STATE_WEIGHT) continue;
         nweights++;
-        int64_t n = desc_numel(t);
+        int64_t n = dn_test_desc_numel(t);
         char name[300], label[400];
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
         snprintf(label, sizeof label, "%s: %s", what, t->name);
-        expect_close(label, tensor(saved, t->name, DNRT_F32, n), tensor(ref, name, DNRT_F32, n), n, rtol, atol);
+        dn_test_expect_close(label, dn_test_tensor(saved, t->name, DNRT_F32, n), dn_test_tensor(ref, name, DNRT_F32, n), n, rtol, atol);
         for (int k = 0; slots && slots[k]; k++) {
             char sname[300];
             snprintf(sname, sizeof sname, "optim.%s.%s", t->name, slots[k]);
             snprintf(name, sizeof name, "grad.%s", t->name);
-            float *want = expected_slot(slots[k], tensor(train, name, DNRT_F32, n), n);
+            float *want = expected_slot(slots[k], dn_test_tensor(train, name, DNRT_F32, n), n);
             snprintf(label, sizeof label, "%s: %s", what, sname);
-            expect_close(label, tensor(saved, sname, DNRT_F32, n), want, n, RTOL1, ATOL1);
+            dn_test_expect_close(label, dn_test_tensor(saved, sname, DNRT_F32, n), want, n, RTOL1, ATOL1);
             free(want);
         }
     }
@@ -193,18 +151,18 @@ static void check_train(const char *model, const char *opt)
     char name[64];
     dnrt_st_file train, ref, saved;
     snprintf(name, sizeof name, "%s_train", model);
-    golden_open(name, &train);
+    dn_test_golden_open(name, &train);
     snprintf(name, sizeof name, "%s_%s", model, opt);
-    golden_open(name, &ref);
-    const void *in[2] = {tensor(&train, "image", DNRT_F32, 7 * 784), tensor(&train, "label", DNRT_I32, 7)};
-    const float *ref_loss = tensor(&ref, "loss", DNRT_F32, 3);
+    dn_test_golden_open(name, &ref);
+    const void *in[2] = {dn_test_tensor(&train, "image", DNRT_F32, 7 * 784), dn_test_tensor(&train, "label", DNRT_I32, 7)};
+    const float *ref_loss = dn_test_tensor(&ref, "loss", DNRT_F32, 3);
     float loss[3];
     for (int step = 0; step < 3; step++) {
         dnrt_error err = {0};
         cr_assert_eq(api->train_step(s, 7, in, &loss[step], &err), 0, "train_step %d: %s", step + 1, err.message);
         if (step == 0) {
             snprintf(name, sizeof name, "%s %s step 1", model, opt);
-            expect_close(name, &loss[0], ref_loss, 1, RTOL1, ATOL1);
+            dn_test_expect_close(name, &loss[0], ref_loss, 1, RTOL1, ATOL1);
             save_state(api, s, &saved);
             compare_state(name, &lib, &saved, &ref, &train, "step1.", adam ? adam_slots : sgd_slots, RTOL1,
                           adam ? ADAM_ATOL : ATOL1);
@@ -213,7 +171,7 @@ static void check_train(const char *model, const char *opt)
     }
     cr_expect_eq(api->get_step(s), 3);
     snprintf(name, sizeof name, "%s %s losses of steps 2-3", model, opt);
-    expect_close(name, loss + 1, ref_loss + 1, 2, RTOL3, ATOL3);
+    dn_test_expect_close(name, loss + 1, ref_loss + 1, 2, RTOL3, ATOL3);
     save_state(api, s, &saved);
     snprintf(name, sizeof name, "%s %s step 3", model, opt);
     compare_state(name, &lib, &saved, &ref, &train, "step3.", NULL, RTOL3, adam ? ADAM_ATOL : ATOL3);

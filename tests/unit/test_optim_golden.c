@@ -16,15 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runtime/safetensors.h"
 #include "testlib.h"
-
-static const float *tensor(const dnrt_st_file *f, const char *name)
-{
-    const dnrt_st_tensor *t = dnrt_st_find(f, name);
-    cr_assert(t, "no tensor '%s'", name);
-    return t->data;
-}
 
 /* The .dnn of one case: the model and its train section. */
 static void case_source(const dnrt_st_file *g, const char *name, char *src, size_t len)
@@ -49,13 +41,6 @@ static void write_weights(const dnrt_st_file *g, const char *path)
     cr_assert_eq(dnrt_st_write(path, 2, t, 0, NULL, NULL, &err), 0, "%s", err.message);
 }
 
-static void check(const char *what, const float *got, const float *ref, int64_t n)
-{
-    int64_t bad = dn_test_close_enough(got, ref, n, 1e-4, 1e-5);
-    cr_expect_eq(bad, -1, "%s[%lld] = %.9g, PyTorch %.9g", what, (long long)bad, bad >= 0 ? got[bad] : 0.0,
-                 bad >= 0 ? ref[bad] : 0.0);
-}
-
 static void run_case(const dnrt_st_file *g, const char *name, int steps, const char *weights)
 {
     char src[2048], log[8192];
@@ -68,12 +53,13 @@ static void run_case(const dnrt_st_file *g, const char *name, int steps, const c
     dnrt_session *s = api->create(lib.desc, &opt, &err);
     cr_assert(s, "%s", err.message);
     cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
-    const void *in[3] = {tensor(g, "x"), tensor(g, "label"), tensor(g, "target")};
+    const void *in[3] = {dn_test_tensor(g, "x", DNRT_F32, 20), dn_test_tensor(g, "label", DNRT_I32, 5),
+                         dn_test_tensor(g, "target", DNRT_F32, 15)};
     float loss[16];
     for (int t = 0; t < steps; t++) cr_assert_eq(api->train_step(s, 5, in, &loss[t], &err), 0, "%s", err.message);
     char key[128], path[] = "/tmp/dnnc-optim-XXXXXX";
     snprintf(key, sizeof key, "%s.loss", name);
-    check(key, loss, tensor(g, key), steps);
+    dn_test_expect_close(key, loss, dn_test_tensor(g, key, DNRT_F32, steps), steps, 1e-4, 1e-5);
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
     close(fd);
@@ -81,9 +67,11 @@ static void run_case(const dnrt_st_file *g, const char *name, int steps, const c
     dnrt_st_file after;
     cr_assert_eq(dnrt_st_read(path, &after, &err), 0, "%s", err.message);
     snprintf(key, sizeof key, "%s.fc.weight", name);
-    check(key, tensor(&after, "fc.weight"), tensor(g, key), 12);
+    dn_test_expect_close(key, dn_test_tensor(&after, "fc.weight", DNRT_F32, 12), dn_test_tensor(g, key, DNRT_F32, 12), 12,
+                         1e-4, 1e-5);
     snprintf(key, sizeof key, "%s.fc.bias", name);
-    check(key, tensor(&after, "fc.bias"), tensor(g, key), 3);
+    dn_test_expect_close(key, dn_test_tensor(&after, "fc.bias", DNRT_F32, 3), dn_test_tensor(g, key, DNRT_F32, 3), 3,
+                         1e-4, 1e-5);
     dnrt_st_free(&after);
     unlink(path);
     api->destroy(s);
@@ -93,9 +81,7 @@ static void run_case(const dnrt_st_file *g, const char *name, int steps, const c
 Test(optim_golden, every_case_matches_pytorch)
 {
     dnrt_st_file g;
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_read(dn_test_src("tests/golden/optim_goldens.safetensors"), &g, &err), 0, "%s",
-                 err.message);
+    dn_test_golden_open("optim_goldens", &g);
     const char *cases = dnrt_st_meta(&g, "cases"), *steps = dnrt_st_meta(&g, "steps");
     cr_assert(cases && steps && atoi(steps) > 0 && atoi(steps) <= 16, "golden metadata incomplete");
     char weights[] = "/tmp/dnnc-optim-w-XXXXXX";

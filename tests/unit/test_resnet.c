@@ -52,46 +52,6 @@
 #define IMAGE   (3 * 16 * 16)
 #define CLASSES 10
 
-static void golden_open(const char *name, dnrt_st_file *f)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/%s.safetensors", name);
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_read(dn_test_src(rel), f, &err), 0, "%s (rerun tests/golden/make_goldens.py?)", err.message);
-}
-
-static int64_t st_numel(const dnrt_st_tensor *t)
-{
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->dim[i];
-    return n;
-}
-
-static int64_t desc_numel(const dnrt_tensor_desc *t)
-{
-    int64_t n = 1;
-    for (int i = 0; i < t->rank; i++) n *= t->dim[i];
-    return n;
-}
-
-/* The tensor 'name' of 'f', which must exist with 'count' elements of 'dtype'. */
-static const void *tensor(const dnrt_st_file *f, const char *name, int32_t dtype, int64_t count)
-{
-    const dnrt_st_tensor *t = dnrt_st_find(f, name);
-    cr_assert_not_null(t, "tensor '%s' missing", name);
-    cr_assert_eq(t->dtype, dtype, "tensor '%s': dtype %s", name, t->dtype_name);
-    cr_assert_eq(st_numel(t), count, "tensor '%s': %lld elements, expected %lld", name, (long long)st_numel(t),
-                 (long long)count);
-    return t->data;
-}
-
-static void expect_close(const char *what, const float *got, const float *ref, int64_t n)
-{
-    int64_t bad = dn_test_close_enough(got, ref, n, RTOL, ATOL);
-    cr_expect_eq(bad, -1, "%s: element %lld: got %.8g, expected %.8g (rtol %g, atol %g)", what, (long long)bad,
-                 bad >= 0 ? got[bad] : 0.0, bad >= 0 ? ref[bad] : 0.0, RTOL, ATOL);
-}
-
 /* Compiles tests/golden/resnet_tiny.dnn, opens a session, loads the weights. */
 static dnrt_session *open_tiny(DnTestLib *lib)
 {
@@ -114,22 +74,22 @@ Test(resnet, tiny_infer)
     dnrt_session *s = open_tiny(&lib);
     const dnrt_api *api = lib.desc->api;
     dnrt_st_file g;
-    golden_open("resnet_tiny_infer", &g);
+    dn_test_golden_open("resnet_tiny_infer", &g);
     const dnrt_tensor_desc *logits = &lib.desc->outputs[0];
     cr_assert(logits->rank == 2 && logits->dim[0] == -1 && logits->dim[1] == CLASSES, "logits are not f32[N, 10]");
     for (int64_t n = 1; n <= BATCH; n += BATCH - 1) {
         char name[64];
         snprintf(name, sizeof name, "image.b%lld", (long long)n);
-        const float *x = tensor(&g, name, DNRT_F32, n * IMAGE);
+        const float *x = dn_test_tensor(&g, name, DNRT_F32, n * IMAGE);
         snprintf(name, sizeof name, "logits.b%lld", (long long)n);
-        const float *ref = tensor(&g, name, DNRT_F32, n * CLASSES);
+        const float *ref = dn_test_tensor(&g, name, DNRT_F32, n * CLASSES);
         float got[BATCH * CLASSES];
         const void *in[1] = {x};
         void *out[1] = {got};
         dnrt_error err = {0};
         cr_assert_eq(api->infer(s, n, in, out, &err), 0, "infer: %s", err.message);
         snprintf(name, sizeof name, "resnet_tiny eval-mode logits at batch %lld", (long long)n);
-        expect_close(name, got, ref, n * CLASSES);
+        dn_test_expect_close(name, got, ref, n * CLASSES, RTOL, ATOL);
     }
     dnrt_st_free(&g);
     api->destroy(s);
@@ -157,12 +117,12 @@ Test(resnet, tiny_train_step)
     const dnrt_model_desc *d = lib.desc;
     cr_assert(d->trains, "resnet_tiny.dnn compiled without training");
     dnrt_st_file train, saved;
-    golden_open("resnet_tiny_train", &train);
-    const void *in[2] = {tensor(&train, "image", DNRT_F32, BATCH * IMAGE), tensor(&train, "label", DNRT_I32, BATCH)};
+    dn_test_golden_open("resnet_tiny_train", &train);
+    const void *in[2] = {dn_test_tensor(&train, "image", DNRT_F32, BATCH * IMAGE), dn_test_tensor(&train, "label", DNRT_I32, BATCH)};
     float loss;
     dnrt_error err = {0};
     cr_assert_eq(api->train_step(s, BATCH, in, &loss, &err), 0, "train_step: %s", err.message);
-    expect_close("resnet_tiny loss of step 1", &loss, tensor(&train, "loss", DNRT_F32, 1), 1);
+    dn_test_expect_close("resnet_tiny loss of step 1", &loss, dn_test_tensor(&train, "loss", DNRT_F32, 1), 1, RTOL, ATOL);
     cr_expect_eq(api->get_step(s), 1);
     save_state(api, s, &saved);
 
@@ -170,19 +130,20 @@ Test(resnet, tiny_train_step)
     for (int i = 0; i < d->nstate; i++) {
         const dnrt_tensor_desc *t = &d->state[i];
         if (t->kind == DNRT_STATE_OPTIM) continue;
-        int64_t n = desc_numel(t);
+        int64_t n = dn_test_desc_numel(t);
         char name[300], label[400];
         snprintf(name, sizeof name, "step1.%s", t->name);
         snprintf(label, sizeof label, "resnet_tiny step 1: %s", t->name);
         if (t->dtype == DNRT_I64) { /* num_batches_tracked */
             cr_assert_eq(n, 1, "%s: an i64 state tensor that is not a scalar", t->name);
-            int64_t got = *(const int64_t *)tensor(&saved, t->name, DNRT_I64, 1);
-            int64_t want = *(const int64_t *)tensor(&train, name, DNRT_I64, 1);
+            int64_t got = *(const int64_t *)dn_test_tensor(&saved, t->name, DNRT_I64, 1);
+            int64_t want = *(const int64_t *)dn_test_tensor(&train, name, DNRT_I64, 1);
             cr_expect_eq(got, want, "%s: got %lld, expected %lld", label, (long long)got, (long long)want);
             ncount++;
             continue;
         }
-        expect_close(label, tensor(&saved, t->name, DNRT_F32, n), tensor(&train, name, DNRT_F32, n), n);
+        dn_test_expect_close(label, dn_test_tensor(&saved, t->name, DNRT_F32, n), dn_test_tensor(&train, name, DNRT_F32, n), n,
+                             RTOL, ATOL);
         if (t->kind == DNRT_STATE_BUFFER) {
             nfloatbuf++;
             continue;
@@ -193,7 +154,8 @@ Test(resnet, tiny_train_step)
         snprintf(sname, sizeof sname, "optim.%s.momentum_buffer", t->name);
         snprintf(name, sizeof name, "grad.%s", t->name);
         snprintf(label, sizeof label, "resnet_tiny step 1: %s (= gradient)", sname);
-        expect_close(label, tensor(&saved, sname, DNRT_F32, n), tensor(&train, name, DNRT_F32, n), n);
+        dn_test_expect_close(label, dn_test_tensor(&saved, sname, DNRT_F32, n), dn_test_tensor(&train, name, DNRT_F32, n), n,
+                             RTOL, ATOL);
     }
     /* Every state_dict entry of the twin (one step1.* tensor each) was
      * compared: the loop above found each one by name. */

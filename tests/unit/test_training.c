@@ -50,12 +50,8 @@ static void snapshot(const DnTestLib *lib, dnrt_session *s, const char *tag, dnr
     cr_assert_eq(dnrt_st_read(path, f, &err), 0, "%s", err.message);
 }
 
-static const float *tensor(const dnrt_st_file *f, const char *name)
-{
-    const dnrt_st_tensor *t = dnrt_st_find(f, name);
-    cr_assert(t, "no tensor '%s' in the saved state", name);
-    return t->data;
-}
+/* A state tensor of a saved session (asserted to exist). */
+static const void *state(const dnrt_st_file *f, const char *name) { return dn_test_tensor(f, name, -1, -1); }
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static float urand(void) /* [-1, 1) */
@@ -95,7 +91,7 @@ static DropRun dropout_run(const DnTestLib *lib, uint64_t seed)
     dnrt_st_file f;
     char path[600];
     snapshot(lib, s, "drop", &f, path, sizeof path);
-    const float *g = tensor(&f, "optim.p.momentum_buffer");
+    const float *g = state(&f, "optim.p.momentum_buffer");
     for (int k = 0; k < DK; k++) {
         r.keep[k] = g[k] != 0;
         double y = (double)g[k] * DK * (1 - DP) / 2; /* the forward's y[k] */
@@ -215,9 +211,9 @@ Test(training, frozen_params_do_not_change)
     snapshot(&lib, s, "before", &f0, p0, sizeof p0);
     for (int i = 0; i < 3; i++) step(&lib, s, MN, in);
     snapshot(&lib, s, "after", &f1, p1, sizeof p1);
-    cr_expect_eq(memcmp(tensor(&f0, "fc1.weight"), tensor(&f1, "fc1.weight"), 16 * 8 * 4), 0, "frozen fc1.weight changed");
-    cr_expect_eq(memcmp(tensor(&f0, "fc1.bias"), tensor(&f1, "fc1.bias"), 16 * 4), 0, "frozen fc1.bias changed");
-    cr_expect_neq(memcmp(tensor(&f0, "fc2.weight"), tensor(&f1, "fc2.weight"), 3 * 16 * 4), 0, "fc2.weight did not train");
+    cr_expect_eq(memcmp(state(&f0, "fc1.weight"), state(&f1, "fc1.weight"), 16 * 8 * 4), 0, "frozen fc1.weight changed");
+    cr_expect_eq(memcmp(state(&f0, "fc1.bias"), state(&f1, "fc1.bias"), 16 * 4), 0, "frozen fc1.bias changed");
+    cr_expect_neq(memcmp(state(&f0, "fc2.weight"), state(&f1, "fc2.weight"), 3 * 16 * 4), 0, "fc2.weight did not train");
     cr_expect_null(dnrt_st_find(&f1, "optim.fc1.weight.momentum_buffer"), "frozen parameter has optimizer state");
     cr_expect_not_null(dnrt_st_find(&f1, "optim.fc2.weight.momentum_buffer"));
     dnrt_st_free(&f0), dnrt_st_free(&f1);
@@ -344,8 +340,8 @@ Test(training, batchnorm_running_stats)
     dnrt_st_file f;
     char path[600];
     snapshot(&lib, s, "bn", &f, path, sizeof path);
-    const float *rm = tensor(&f, "bn.running_mean"), *rv = tensor(&f, "bn.running_var");
-    const float *w = tensor(&f, "bn.weight"), *b = tensor(&f, "bn.bias");
+    const float *rm = state(&f, "bn.running_mean"), *rv = state(&f, "bn.running_var");
+    const float *w = state(&f, "bn.weight"), *b = state(&f, "bn.bias");
     for (int c = 0; c < C; c++) {
         double mean = 0, var = 0;
         for (int n = 0; n < N; n++)
@@ -357,7 +353,7 @@ Test(training, batchnorm_running_stats)
         cr_expect(fabs(rm[c] - 0.2 * mean) <= 1e-5, "running_mean[%d] %g, expected %g", c, rm[c], 0.2 * mean);
         cr_expect(fabs(rv[c] - (0.8 + 0.2 * var)) <= 1e-5, "running_var[%d] %g, expected %g", c, rv[c], 0.8 + 0.2 * var);
     }
-    const int64_t *nbt = (const int64_t *)tensor(&f, "bn.num_batches_tracked");
+    const int64_t *nbt = (const int64_t *)state(&f, "bn.num_batches_tracked");
     cr_expect_eq(*nbt, 1, "num_batches_tracked %lld after one step", (long long)*nbt);
     dnrt_error err = {0};
     void *out[1] = {y};

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "dnrt.h"
+#include "runtime/safetensors.h"
 
 typedef struct DnTestLib {
     void *handle;                    /* dlopen handle */
@@ -30,5 +31,17 @@ int dn_test_run(const char *cmd, char *out, size_t outlen);
 int64_t dn_test_close_enough(const float *got, const float *ref, int64_t n, double rtol, double atol);
 /* Path of a file in the source tree (static buffer per call slot, 4 slots). */
 const char *dn_test_src(const char *rel);
+
+/* ---- golden.c (Criterion assertions of the calling test) ---------------- */
+/* Reads tests/golden/<name>.safetensors into 'f' (asserts it reads). */
+void dn_test_golden_open(const char *name, dnrt_st_file *f);
+/* The data of tensor 'name' of 'f', asserting it exists with 'dtype' and
+ * 'count' elements (a negative dtype or count: not checked). */
+const void *dn_test_tensor(const dnrt_st_file *f, const char *name, int32_t dtype, int64_t count);
+/* Element count of a descriptor's static shape (dims as written). */
+int64_t dn_test_desc_numel(const dnrt_tensor_desc *t);
+/* Expects dn_test_close_enough(got, ref, n, rtol, atol) to pass, naming
+ * 'what' and the first failing element otherwise. */
+void dn_test_expect_close(const char *what, const float *got, const float *ref, int64_t n, double rtol, double atol);
 
 #endif
