@@ -95,6 +95,36 @@ static void store_block(DnKernel *k, const Filter *f, LLVMValueRef acc, LLVMValu
     dn_loop_end(k, &li);
 }
 
+/* The weight gradient's parallel loop runs over G * ntile filter-row tiles;
+ * a call handles [begin, end) of them, in blocks of at most TB tiles of one
+ * group.  Opens the loops over the groups and the blocks: lg.i is the
+ * group, tb0 the block's first tile within it, nt its tile count. */
+typedef struct TileBlocks {
+    DnLoop lg, lb;
+    LLVMValueRef tb0, nt;
+} TileBlocks;
+
+static TileBlocks tile_blocks_begin(DnKernel *k, int64_t G, int64_t ntile, int64_t TB)
+{
+    TileBlocks t;
+    t.lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, G), "g");
+    LLVMValueRef gt = dn_mul(k, t.lg.i, dn_i64(k, ntile));
+    LLVMValueRef lo = LLVMBuildSub(k->L->b, imax(k, k->begin, gt), gt, "");
+    LLVMValueRef hi = LLVMBuildSub(k->L->b, imin(k, k->end, dn_add(k, gt, dn_i64(k, ntile))), gt, "");
+    LLVMValueRef span = LLVMBuildSub(k->L->b, hi, lo, "");
+    LLVMValueRef nblk = sdiv(k, dn_add(k, span, dn_i64(k, TB - 1)), TB);
+    t.lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "blk");
+    t.tb0 = dn_add(k, lo, dn_mul(k, t.lb.i, dn_i64(k, TB)));
+    t.nt = imin(k, dn_i64(k, TB), LLVMBuildSub(k->L->b, hi, t.tb0, ""));
+    return t;
+}
+
+static void tile_blocks_end(DnKernel *k, TileBlocks *t)
+{
+    dn_loop_end(k, &t->lb);
+    dn_loop_end(k, &t->lg);
+}
+
 /* One block of 'nt' tiles from f->tb0 in group g: zero, accumulate over
  * the batch, store. */
 static void filter_block(DnKernel *k, Filter *f, LLVMValueRef g, LLVMValueRef nt, LLVMValueRef acc, LLVMValueRef dyt,
@@ -239,18 +269,10 @@ static bool filter_band(DnKernel *k, const DnConvGeom *geom)
     LLVMValueRef dyt = dn_scratch_f32(k, f.R * c->OW * f.NB, "dyt");
     LLVMValueRef buf = dn_scratch_f32(k, f.nch * f.BH * c->KW * f.OWp, "band");
     if (f.NB > c->Og) dn_zero_f32(k, dyt, dn_i64(k, 0), f.R * c->OW * f.NB);
-    DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
-    LLVMValueRef gt = dn_mul(k, lg.i, dn_i64(k, ntile));
-    LLVMValueRef lo = LLVMBuildSub(k->L->b, imax(k, k->begin, gt), gt, "");
-    LLVMValueRef hi = LLVMBuildSub(k->L->b, imin(k, k->end, dn_add(k, gt, dn_i64(k, ntile))), gt, "");
-    LLVMValueRef span = LLVMBuildSub(k->L->b, hi, lo, "");
-    LLVMValueRef nblk = sdiv(k, dn_add(k, span, dn_i64(k, f.TB - 1)), f.TB);
-    DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "blk");
-    f.tb0 = dn_add(k, lo, dn_mul(k, lb.i, dn_i64(k, f.TB)));
-    LLVMValueRef nt = imin(k, dn_i64(k, f.TB), LLVMBuildSub(k->L->b, hi, f.tb0, ""));
-    fband_block(k, &f, lg.i, nt, acc, dyt, buf);
-    dn_loop_end(k, &lb);
-    dn_loop_end(k, &lg);
+    TileBlocks t = tile_blocks_begin(k, c->G, ntile, f.TB);
+    f.tb0 = t.tb0;
+    fband_block(k, &f, t.lg.i, t.nt, acc, dyt, buf);
+    tile_blocks_end(k, &t);
     return true;
 }
 
@@ -275,18 +297,10 @@ bool dn_conv_bwd_filter_gemm(DnKernel *k)
     LLVMValueRef xp = f.pad ? dn_scratch_f32(k, c->Cg * f.Hp * f.Wp, "xpad") : NULL;
     if (f.NB > c->Og) dn_zero_f32(k, dyt, dn_i64(k, 0), f.P * f.NB);
     if (f.pad) dn_zero_f32(k, xp, dn_i64(k, 0), c->Cg * f.Hp * f.Wp);
-    DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
-    LLVMValueRef gt = dn_mul(k, lg.i, dn_i64(k, ntile));
-    LLVMValueRef lo = LLVMBuildSub(k->L->b, imax(k, k->begin, gt), gt, "");
-    LLVMValueRef hi = LLVMBuildSub(k->L->b, imin(k, k->end, dn_add(k, gt, dn_i64(k, ntile))), gt, "");
-    LLVMValueRef span = LLVMBuildSub(k->L->b, hi, lo, "");
-    LLVMValueRef nblk = sdiv(k, dn_add(k, span, dn_i64(k, f.TB - 1)), f.TB);
-    DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "blk");
-    f.tb0 = dn_add(k, lo, dn_mul(k, lb.i, dn_i64(k, f.TB)));
-    LLVMValueRef nt = imin(k, dn_i64(k, f.TB), LLVMBuildSub(k->L->b, hi, f.tb0, ""));
-    filter_block(k, &f, lg.i, nt, acc, dyt, xp);
-    dn_loop_end(k, &lb);
-    dn_loop_end(k, &lg);
+    TileBlocks t = tile_blocks_begin(k, c->G, ntile, f.TB);
+    f.tb0 = t.tb0;
+    filter_block(k, &f, t.lg.i, t.nt, acc, dyt, xp);
+    tile_blocks_end(k, &t);
     return true;
 }
 
