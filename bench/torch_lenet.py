@@ -14,7 +14,6 @@ Set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to T as well (the shell scripts do).
 import argparse
 import gzip
 import os
-import statistics
 import struct
 import sys
 import time
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 # The model: the twin of bench/lenet_adam.dnn that the golden tests use.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden"))
 from make_goldens import LeNet  # noqa: E402
+from torch_timing import time_infer  # noqa: E402
 
 
 def read_idx(path):
@@ -76,17 +76,7 @@ def train(args):
 
 def infer(args):
     torch.manual_seed(args.seed)
-    model = LeNet().eval()
-    x = torch.randn(args.batch, 1, 28, 28)
-    times = []
-    with torch.no_grad():
-        for _ in range(args.warmup):
-            model(x)
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    print(f"infer batch {args.batch} median {1e3 * statistics.median(times):.4f} ms")
+    time_infer(LeNet(), torch.randn(args.batch, 1, 28, 28), args.reps, args.warmup)
 
 
 def main():

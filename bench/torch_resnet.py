@@ -10,9 +10,7 @@ Set OMP_NUM_THREADS / OPENBLAS_NUM_THREADS to T as well (the shell script does).
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import torch
 
@@ -20,21 +18,12 @@ import torch
 # The model: the twin of examples/resnet.dnn that the golden tests use.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden"))
 from make_goldens import resnet18  # noqa: E402
+from torch_timing import time_infer  # noqa: E402
 
 
 def infer(args):
     torch.manual_seed(args.seed)
-    model = resnet18().eval()
-    x = torch.randn(args.batch, 3, 224, 224)
-    times = []
-    with torch.no_grad():
-        for _ in range(args.warmup):
-            model(x)
-        for _ in range(args.reps):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    print(f"infer batch {args.batch} median {1e3 * statistics.median(times):.4f} ms")
+    time_infer(resnet18(), torch.randn(args.batch, 3, 224, 224), args.reps, args.warmup)
 
 
 def main():

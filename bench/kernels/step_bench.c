@@ -8,33 +8,11 @@
  * says so: for perf).  Needs only libc, libdl and dnrt.h.
  * Build: cc -O2 -I runtime/include bench/kernels/step_bench.c -o step_bench -ldl */
 #define _GNU_SOURCE
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "dnrt.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static int64_t per_item(const dnrt_tensor_desc *t)
-{
-    int64_t c = 1;
-    for (int i = 1; i < t->rank; i++) c *= t->dim[i];
-    return c;
-}
+#include "../bench_util.h"
 
 /* Median ms of 'reps' calls (after reps/10 warm-up calls); train when 'train'. */
 static double time_calls(const dnrt_model_desc *d, dnrt_session *s, int64_t n, int reps, int train)
@@ -58,8 +36,7 @@ static double time_calls(const dnrt_model_desc *d, dnrt_session *s, int64_t n, i
         }
         if (r >= 0) t[r] = now_s() - t0;
     }
-    qsort(t, reps, sizeof *t, cmp_double);
-    double med = 1e3 * t[reps / 2];
+    double med = median_ms(t, reps);
     free(x), free(y), free(lab), free(t);
     return med;
 }
@@ -77,19 +54,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "step_bench: BATCH must be >= 1\n");
         return 2;
     }
-    void *h = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
-    const dnrt_model_desc *d = h ? dlsym(h, "dnnc_descriptor") : NULL;
-    if (!d || d->abi_version != DNRT_ABI_VERSION || reps <= 0) {
-        fprintf(stderr, "step_bench: %s: %s\n", argv[1], h ? "no usable dnnc_descriptor" : dlerror());
-        return 1;
+    if (reps <= 0) {
+        fprintf(stderr, "step_bench: REPS must be >= 1\n");
+        return 2;
     }
-    dnrt_options opt = {.threads = atoi(argv[2]), .seed = 1};
-    dnrt_error err = {0};
-    dnrt_session *s = d->api->create(d, &opt, &err);
-    if (!s) {
-        fprintf(stderr, "step_bench: %s\n", err.message);
-        return 1;
-    }
+    const dnrt_model_desc *d;
+    dnrt_session *s = open_model("step_bench", argv[1], atoi(argv[2]), &d);
     srand(1);
     if (d->trains && strcmp(only, "infer"))
         printf("train batch %lld: %.3f ms/step\n", (long long)batch, time_calls(d, s, batch, reps, 1));
