@@ -18,20 +18,6 @@
 
 static char out[65536];
 
-static void make_tmpdir(char *dir, size_t len)
-{
-    snprintf(dir, len, "/tmp/dnnrun-test-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-/* Removes a folder made by make_tmpdir (and what the test wrote there). */
-static void remove_tmpdir(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    dn_test_run(cmd, NULL, 0);
-}
-
 /* Runs dnnrun with 'args'; returns its exit status, output in 'out'. */
 static int dnnrun(const char *args)
 {
@@ -115,7 +101,7 @@ Test(dnnrun, usage_errors_exit_2)
 Test(dnnrun, missing_library_and_no_descriptor)
 {
     char dir[64], cmd[512];
-    make_tmpdir(dir, sizeof dir);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-test");
     snprintf(cmd, sizeof cmd, "info %s/none.so", dir);
     cr_expect_eq(dnnrun(cmd), 1, "%s", out);
     cr_expect(strstr(out, "none.so: No such file"), "%s", out);
@@ -126,7 +112,7 @@ Test(dnnrun, missing_library_and_no_descriptor)
     snprintf(cmd, sizeof cmd, "info %s/plain.so", dir);
     cr_expect_eq(dnnrun(cmd), 1, "%s", out);
     cr_expect(strstr(out, "plain.so: no 'dnnc_descriptor' symbol"), "%s", out);
-    remove_tmpdir(dir);
+    dn_test_rmtree(dir);
 }
 
 Test(dnnrun, model_not_fashion_mnist_shaped)
@@ -151,7 +137,7 @@ Test(dnnrun, damaged_idx_files_named)
 {
     char so[512], dir[64], args[1400], path[600];
     compile_lenet(so, sizeof so);
-    make_tmpdir(dir, sizeof dir);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-test");
     snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s", so, dir, dir);
 
     cr_expect_eq(dnnrun(args), 1, "%s", out);
@@ -178,7 +164,7 @@ Test(dnnrun, damaged_idx_files_named)
     write_idx(path, 0x803, bad, 3, 0);
     cr_expect_eq(dnnrun(args), 1, "%s", out);
     cr_expect(strstr(out, "train-images-idx3-ubyte: inconsistent dimensions"), "zero dim: %s", out);
-    remove_tmpdir(dir);
+    dn_test_rmtree(dir);
 }
 
 Test(dnnrun, info_lenet)
@@ -201,7 +187,7 @@ Test(dnnrun, train_eval_infer_and_safe_save)
 {
     char so[512], dir[64], args[1400], w[128];
     compile_lenet(so, sizeof so);
-    make_tmpdir(dir, sizeof dir);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-test");
     snprintf(w, sizeof w, "%s/w.safetensors", dir);
     snprintf(args, sizeof args, "train %s --data fashion-mnist:%s --epochs 1 --batch 64 --seed 3 --limit 512 --save %s",
              so, FMNIST_DIR, w);
@@ -239,5 +225,5 @@ Test(dnnrun, train_eval_infer_and_safe_save)
     free(after);
     snprintf(args, sizeof args, "eval %s --weights %s --limit 100", so, w);
     cr_expect_eq(dnnrun(args), 0, "old weights unreadable after a failed save: %s", out);
-    remove_tmpdir(dir);
+    dn_test_rmtree(dir);
 }

@@ -81,8 +81,8 @@ Test(driver, missing_input_exits_1_naming_it)
  * exactly as they were, and leaves no temporary files next to them. */
 Test(driver, failed_compile_keeps_previous_outputs)
 {
-    char dir[] = "/tmp/dnnc-driver-XXXXXX";
-    cr_assert(mkdtemp(dir));
+    char dir[64];
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-driver");
     char so[128], h[128], bad[128], args[512];
     snprintf(so, sizeof so, "%s/m.so", dir);
     snprintf(h, sizeof h, "%s/m.h", dir);
@@ -112,15 +112,15 @@ Test(driver, failed_compile_keeps_previous_outputs)
     snprintf(cmd, sizeof cmd, "ls -A '%s'", dir);
     dn_test_run(cmd, out, sizeof out);
     cr_expect_str_eq(out, "bad.dnn\nm.h\nm.so\n", "leftovers in %s: %s", dir, out);
-    unlink(so), unlink(h), unlink(bad), rmdir(dir);
+    dn_test_rmtree(dir);
 }
 
 /* The memory plan runs elementwise ops in place: tanh and sigmoid write over
  * the dying dense result, so all three share one arena block. */
 Test(driver, plan_reuses_dying_operands_in_place)
 {
-    char dir[] = "/tmp/dnnc-plan-XXXXXX", path[128], args[256];
-    cr_assert(mkdtemp(dir));
+    char dir[64], path[128], args[256];
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-plan");
     snprintf(path, sizeof path, "%s/p.dnn", dir);
     FILE *f = fopen(path, "w");
     fputs("model p(x: f32[N, 4]) -> (y: f32[N, 2]) {\n  y = x |> dense(8) |> tanh |> sigmoid |> dense(2)\n}\n", f);
@@ -138,5 +138,5 @@ Test(driver, plan_reuses_dying_operands_in_place)
     }
     cr_expect_str_eq(where[1], where[0], "tanh not in place:\n%s", out);
     cr_expect_str_eq(where[2], where[1], "sigmoid not in place:\n%s", out);
-    unlink(path), rmdir(dir);
+    dn_test_rmtree(dir);
 }

@@ -21,20 +21,6 @@
 
 static char out[65536];
 
-static void make_tmpdir(char *dir, size_t len)
-{
-    snprintf(dir, len, "/tmp/dnnc-example-XXXXXX");
-    cr_assert_not_null(mkdtemp(dir));
-}
-
-/* Removes a folder made by make_tmpdir (and what the test wrote there). */
-static void remove_tmpdir(const char *dir)
-{
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    dn_test_run(cmd, NULL, 0);
-}
-
 Test(example, classify)
 {
     char exe[1024], so[1024], dir[64], cmd[4096];
@@ -43,7 +29,7 @@ Test(example, classify)
     struct stat st;
     cr_assert_eq(stat(exe, &st), 0, "%s missing: build the 'classify' target (cmake --build BUILD)", exe);
     cr_assert_eq(stat(so, &st), 0, "%s missing: build the 'lenet_so' target", so);
-    make_tmpdir(dir, sizeof dir);
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-example");
     snprintf(cmd, sizeof cmd, "'%s' train '%s' --limit 8192 --epochs 1 --seed 5 --acc-every 0 --save %s/w.safetensors",
              DNNRUN_BIN, so, dir);
     cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s", out);
@@ -70,7 +56,7 @@ Test(example, classify)
     snprintf(cmd, sizeof cmd, "'%s' %s/none.safetensors 5", exe, dir);
     cr_expect_eq(dn_test_run(cmd, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "none.safetensors"), "the error names the weights file: %s", out);
-    remove_tmpdir(dir);
+    dn_test_rmtree(dir);
 }
 
 /* The program that links both libraries: reads 7 images (raw f32) from
@@ -132,7 +118,7 @@ static void write_file(const char *path, const void *data, size_t len)
 Test(example, two_libraries_in_one_program)
 {
     char dir[64], cmd[4096], path[256];
-    make_tmpdir(dir, sizeof dir);
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-example");
     snprintf(cmd, sizeof cmd, "cd %s && '%s' '%s' -o lenet.so && '%s' '%s' -o mlp.so", dir, DNNC_BIN,
              dn_test_src("examples/lenet.dnn"), DNNC_BIN, dn_test_src("tests/golden/mlp_sgd.dnn"));
     cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s", out);
@@ -180,5 +166,5 @@ Test(example, two_libraries_in_one_program)
     cr_expect_eq(dn_test_close_enough(got_l, lref->data, 70, 1e-4, 1e-5), -1, "lenet logits differ from PyTorch's");
     dnrt_st_free(&lg);
     dnrt_st_free(&mg);
-    remove_tmpdir(dir);
+    dn_test_rmtree(dir);
 }

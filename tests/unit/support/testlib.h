@@ -44,4 +44,10 @@ int64_t dn_test_desc_numel(const dnrt_tensor_desc *t);
  * 'what' and the first failing element otherwise. */
 void dn_test_expect_close(const char *what, const float *got, const float *ref, int64_t n, double rtol, double atol);
 
+/* ---- files.c ------------------------------------------------------------ */
+/* Makes a fresh folder /tmp/<tag>-XXXXXX into 'dir' (asserts it could). */
+void dn_test_tmpdir(char *dir, size_t len, const char *tag);
+/* Removes 'dir' and everything in it. */
+void dn_test_rmtree(const char *dir);
+
 #endif
