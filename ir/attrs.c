@@ -139,7 +139,8 @@ static const struct {
     {DN_OP_COUNT, "min_lr", 0, NULL},
 };
 
-static bool is_pair(const char *name)
+/* See ir.h. */
+bool dn_attr_is_window(const char *name)
 {
     return !strcmp(name, "stride") || !strcmp(name, "pad") || !strcmp(name, "dilation") || !strcmp(name, "kernel");
 }
@@ -215,7 +216,7 @@ static bool convert(DnCtx *cx, DnGraph *g, DnOpKind kind, const DnAttr *a, DnAtt
                  kind_phrase(a->kind));
         return false;
     }
-    if (out->kind == DN_ATTR_INTS && is_pair(out->name)) {
+    if (out->kind == DN_ATTR_INTS && dn_attr_is_window(out->name)) {
         if (out->nints == 1) out->ints = ints_dup(g, 2, (int64_t[]){out->ints[0], out->ints[0]});
         else if (out->nints != 2) {
             dn_error(cx, loc, "%s: attribute '%s' needs 1 or 2 values, got %d", op, out->name, out->nints);

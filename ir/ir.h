@@ -215,6 +215,10 @@ DnAttr dn_attr_float(const char *name, double v);
 DnAttr dn_attr_str(const char *name, const char *s);
 DnAttr dn_attr_ints(const char *name, int n, const int64_t *v);
 
+/* True for the per-axis window attributes (stride, pad, dilation, kernel):
+ * one value stands for both axes, and their size is bounded (DN_MAX_WINDOW). */
+bool dn_attr_is_window(const char *name);
+
 /* Attribute access on a built op (missing attributes are a bug: dn_die). */
 const DnAttr *dn_op_attr(const DnOp *op, const char *name);
 int64_t dn_op_int(const DnOp *op, const char *name);

@@ -603,16 +603,13 @@ static bool (*const rules[DN_OP_COUNT])(Rule *) = {
 /* Window attributes bounded before any rule does arithmetic with them. */
 static bool window_attrs_fit(Rule *r)
 {
-    static const char *const names[] = {"pad", "stride", "dilation", "kernel"};
     for (int a = 0; a < r->op->nattrs; a++) {
         const DnAttr *at = &r->op->attrs[a];
-        for (int k = 0; k < 4 && at->kind == DN_ATTR_INTS; k++) {
-            if (strcmp(at->name, names[k])) continue;
-            for (int i = 0; i < at->nints; i++)
-                if (at->ints[i] > DN_MAX_WINDOW || at->ints[i] < -DN_MAX_WINDOW)
-                    return fail(r, "%s: %s %s is out of range (at most %lld)", OPN, at->name,
-                                INTS(at->ints, at->nints), (long long)DN_MAX_WINDOW);
-        }
+        if (at->kind != DN_ATTR_INTS || !dn_attr_is_window(at->name)) continue;
+        for (int i = 0; i < at->nints; i++)
+            if (at->ints[i] > DN_MAX_WINDOW || at->ints[i] < -DN_MAX_WINDOW)
+                return fail(r, "%s: %s %s is out of range (at most %lld)", OPN, at->name, INTS(at->ints, at->nints),
+                            (long long)DN_MAX_WINDOW);
     }
     return true;
 }
