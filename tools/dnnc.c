@@ -171,13 +171,10 @@ static DnStatus run_pass(DnCtx *cx, const Options *o, const DnPassInfo *p, DnGra
 static DnStatus run_pipeline(DnCtx *cx, const Options *o, DnGraph *g, bool training)
 {
     if (o->passes) {
+        char padded[1040];
+        snprintf(padded, sizeof padded, ",%s,", o->passes);
         const char *defining = training ? "training" : "inference";
-        bool listed = false;
-        char copy[1024];
-        snprintf(copy, sizeof copy, ",%s,", o->passes);
-        char want[32];
-        snprintf(want, sizeof want, ",%s,", defining);
-        listed = strstr(copy, want) != NULL;
+        bool listed = strstr(padded, training ? ",training," : ",inference,") != NULL;
         if (!listed && run_pass(cx, o, dn_pass_lookup(defining), g, training)) return DN_ERR;
         char list[1024];
         snprintf(list, sizeof list, "%s", o->passes);
