@@ -56,15 +56,29 @@ DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, con
     char *soname = malloc(slen);
     if (!soname) dn_die(__FILE__, __LINE__, "out of memory");
     snprintf(soname, slen, "-Wl,-soname,%s", base);
-    char *argv[] = {(char *)cc, "-shared", "-o", tmp, (char *)obj, (char *)runtime_lib, "-lm", "-lpthread",
-                    "-Wl,--exclude-libs,ALL", "-Wl,-z,defs", "-Wl,-z,noexecstack", soname, NULL};
+    char *argv[] = {(char *)cc,
+                    "-shared",
+                    "-o",
+                    tmp,
+                    (char *)obj,
+                    (char *)runtime_lib,
+                    "-lm",
+                    "-lpthread",
+                    "-Wl,--exclude-libs,ALL",
+                    "-Wl,-z,defs",
+                    "-Wl,-z,noexecstack",
+                    soname,
+                    NULL};
     int rc = run_argv(argv);
     free(soname);
     DnStatus st = DN_OK;
     if (rc != 0) {
-        if (rc == 127) dn_error(cx, noloc, "cannot run the C compiler '%s' to link '%s' (set $DNNC_CC)", cc, out_so);
-        else if (rc < 0) dn_error(cx, noloc, "linking '%s': the C compiler '%s' did not finish normally", out_so, cc);
-        else dn_error(cx, noloc, "linking '%s': '%s' exited with status %d", out_so, cc, rc);
+        if (rc == 127)
+            dn_error(cx, noloc, "cannot run the C compiler '%s' to link '%s' (set $DNNC_CC)", cc, out_so);
+        else if (rc < 0)
+            dn_error(cx, noloc, "linking '%s': the C compiler '%s' did not finish normally", out_so, cc);
+        else
+            dn_error(cx, noloc, "linking '%s': '%s' exited with status %d", out_so, cc, rc);
         st = DN_ERR;
     } else if (rename(tmp, out_so) != 0) {
         dn_error(cx, noloc, "cannot write '%s': %s", out_so, strerror(errno));

@@ -19,7 +19,7 @@
 #include "lenet.h"
 
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
-#define SHOW_MAX 20
+#define SHOW_MAX         20
 
 static const char *const class_names[10] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",

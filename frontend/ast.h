@@ -15,15 +15,52 @@
 
 /* ORDER TOK: keep in sync with tok_names[] in lex.c */
 typedef enum {
-    TOK_EOF, TOK_NEWLINE, TOK_IDENT, TOK_INT, TOK_FLOAT, TOK_STRING,
+    TOK_EOF,
+    TOK_NEWLINE,
+    TOK_IDENT,
+    TOK_INT,
+    TOK_FLOAT,
+    TOK_STRING,
     /* keywords */
-    TOK_MODEL, TOK_BLOCK, TOK_TRAIN, TOK_RETURN, TOK_REPEAT, TOK_AS, TOK_IF, TOK_ELSE,
-    TOK_PARAM, TOK_AND, TOK_OR, TOK_NOT, TOK_TRUE, TOK_FALSE,
+    TOK_MODEL,
+    TOK_BLOCK,
+    TOK_TRAIN,
+    TOK_RETURN,
+    TOK_REPEAT,
+    TOK_AS,
+    TOK_IF,
+    TOK_ELSE,
+    TOK_PARAM,
+    TOK_AND,
+    TOK_OR,
+    TOK_NOT,
+    TOK_TRUE,
+    TOK_FALSE,
     /* punctuation */
-    TOK_LPAREN, TOK_RPAREN, TOK_LBRACKET, TOK_RBRACKET, TOK_LBRACE, TOK_RBRACE,
-    TOK_COMMA, TOK_COLON, TOK_DOT, TOK_ASSIGN, TOK_ARROW, TOK_PIPE, TOK_QUESTION,
-    TOK_PLUS, TOK_MINUS, TOK_STAR, TOK_SLASH, TOK_AT,
-    TOK_EQ, TOK_NE, TOK_LT, TOK_LE, TOK_GT, TOK_GE,
+    TOK_LPAREN,
+    TOK_RPAREN,
+    TOK_LBRACKET,
+    TOK_RBRACKET,
+    TOK_LBRACE,
+    TOK_RBRACE,
+    TOK_COMMA,
+    TOK_COLON,
+    TOK_DOT,
+    TOK_ASSIGN,
+    TOK_ARROW,
+    TOK_PIPE,
+    TOK_QUESTION,
+    TOK_PLUS,
+    TOK_MINUS,
+    TOK_STAR,
+    TOK_SLASH,
+    TOK_AT,
+    TOK_EQ,
+    TOK_NE,
+    TOK_LT,
+    TOK_LE,
+    TOK_GT,
+    TOK_GE,
     TOK_COUNT
 } TokKind;
 
@@ -32,9 +69,9 @@ typedef struct Token {
     DnLoc loc;
     const char *text; /* points into the source; 'len' bytes */
     int len;
-    int64_t ival;     /* TOK_INT */
-    double fval;      /* TOK_FLOAT */
-    const char *str;  /* TOK_STRING: unescaped, in the arena */
+    int64_t ival;    /* TOK_INT */
+    double fval;     /* TOK_FLOAT */
+    const char *str; /* TOK_STRING: unescaped, in the arena */
 } Token;
 
 typedef DN_VEC(Token) TokenVec;
@@ -52,19 +89,19 @@ const char *dn_tok_spelling(TokKind k);
 /* ---- AST (parse.c) -------------------------------------------------------- */
 
 typedef enum {
-    EXPR_INT,      /* 'i' */
-    EXPR_FLOAT,    /* 'f' */
-    EXPR_STR,      /* 's' */
-    EXPR_BOOL,     /* 'i' is 0 or 1 */
-    EXPR_NAME,     /* 's' */
-    EXPR_CALL,     /* 's' callee, 'args', 'label' (may be NULL), 'parens' */
-    EXPR_BINARY,   /* 'op', 'a', 'b' */
-    EXPR_UNARY,    /* 'op' (TOK_MINUS or TOK_NOT), 'a' */
-    EXPR_TERNARY,  /* 'a' ? 'b' : 'c' */
-    EXPR_INDEX,    /* 'a'[args...] (each arg value an expression or EXPR_SLICE) */
-    EXPR_SLICE,    /* 'a':'b' inside an index, either may be NULL */
-    EXPR_LIST,     /* [args...] */
-    EXPR_REPEAT,   /* repeat 'a' [as 's'] 'body'; 'label' may be set */
+    EXPR_INT,     /* 'i' */
+    EXPR_FLOAT,   /* 'f' */
+    EXPR_STR,     /* 's' */
+    EXPR_BOOL,    /* 'i' is 0 or 1 */
+    EXPR_NAME,    /* 's' */
+    EXPR_CALL,    /* 's' callee, 'args', 'label' (may be NULL), 'parens' */
+    EXPR_BINARY,  /* 'op', 'a', 'b' */
+    EXPR_UNARY,   /* 'op' (TOK_MINUS or TOK_NOT), 'a' */
+    EXPR_TERNARY, /* 'a' ? 'b' : 'c' */
+    EXPR_INDEX,   /* 'a'[args...] (each arg value an expression or EXPR_SLICE) */
+    EXPR_SLICE,   /* 'a':'b' inside an index, either may be NULL */
+    EXPR_LIST,    /* [args...] */
+    EXPR_REPEAT,  /* repeat 'a' [as 's'] 'body'; 'label' may be set */
 } ExprKind;
 
 typedef struct AstExpr AstExpr;
@@ -88,25 +125,25 @@ struct AstExpr {
     DN_VEC(AstArg) args;
     const char *label; /* CALL/REPEAT: "conv1" or "downsample.0"; NULL if unlabelled */
     DnLoc label_loc;
-    bool parens;       /* CALL: written with an argument list */
-    AstBody body;      /* REPEAT */
+    bool parens;  /* CALL: written with an argument list */
+    AstBody body; /* REPEAT */
 };
 
 typedef struct AstType {
     DnDType dtype;
-    DnShape shape;     /* dim[0] may be DN_DIM_N */
+    DnShape shape; /* dim[0] may be DN_DIM_N */
     DnLoc loc;
 } AstType;
 
 typedef enum {
-    STMT_ASSIGN,    /* 'name' = 'e' */
-    STMT_EXPR,      /* 'e' */
-    STMT_RETURN,    /* return 'e' */
-    STMT_IF,        /* if 'e' 'then' else 'els' ('has_else') */
-    STMT_PARAM,     /* param 'name': 'type' [= 'e'] */
-    STMT_INPUT,     /* train: 'name': 'type' */
-    STMT_FREEZE,    /* train: freeze 'names' */
-    STMT_AUGMENT,   /* train: augment 'name': 'e' */
+    STMT_ASSIGN,  /* 'name' = 'e' */
+    STMT_EXPR,    /* 'e' */
+    STMT_RETURN,  /* return 'e' */
+    STMT_IF,      /* if 'e' 'then' else 'els' ('has_else') */
+    STMT_PARAM,   /* param 'name': 'type' [= 'e'] */
+    STMT_INPUT,   /* train: 'name': 'type' */
+    STMT_FREEZE,  /* train: freeze 'names' */
+    STMT_AUGMENT, /* train: augment 'name': 'e' */
 } StmtKind;
 
 struct AstStmt {
@@ -118,18 +155,18 @@ struct AstStmt {
     AstType type;
     AstBody then, els;
     bool has_else;
-    DN_VEC(const char *) names;  /* FREEZE */
-    DN_VEC(DnLoc) name_locs;     /* FREEZE */
+    DN_VEC(const char *) names; /* FREEZE */
+    DN_VEC(DnLoc) name_locs;    /* FREEZE */
 };
 
 /* A model input/output, or a block parameter. */
 typedef struct AstParam {
     const char *name;
     DnLoc loc;
-    bool has_type;     /* model: always; block: hyper-parameter when true */
-    AstType type;      /* model inputs/outputs */
-    const char *hp;    /* block hyper-parameter type: "int" "float" "bool" "str" */
-    AstExpr *def;      /* block default; may be NULL */
+    bool has_type;  /* model: always; block: hyper-parameter when true */
+    AstType type;   /* model inputs/outputs */
+    const char *hp; /* block hyper-parameter type: "int" "float" "bool" "str" */
+    AstExpr *def;   /* block default; may be NULL */
 } AstParam;
 
 typedef enum { DECL_MODEL, DECL_BLOCK, DECL_TRAIN } DeclKind;
@@ -138,9 +175,9 @@ typedef DN_VEC(AstParam) AstParamVec;
 typedef struct AstDecl {
     DeclKind kind;
     const char *name;
-    DnLoc loc;         /* of the name */
-    AstParamVec params;        /* model inputs; block parameters */
-    AstParamVec outputs;       /* model only */
+    DnLoc loc;           /* of the name */
+    AstParamVec params;  /* model inputs; block parameters */
+    AstParamVec outputs; /* model only */
     AstBody body;
 } AstDecl;
 
@@ -159,11 +196,11 @@ typedef enum { VAL_POISON, VAL_NONE, VAL_INT, VAL_FLOAT, VAL_BOOL, VAL_STR, VAL_
  * without further messages. */
 typedef struct Val {
     ValKind kind;
-    int64_t i;    /* INT, BOOL */
-    double f;     /* FLOAT */
-    const char *s;/* STR */
-    DnValue *t;   /* TENSOR */
-    int n;        /* LIST: 'n' elements in 'items' */
+    int64_t i;     /* INT, BOOL */
+    double f;      /* FLOAT */
+    const char *s; /* STR */
+    DnValue *t;    /* TENSOR */
+    int n;         /* LIST: 'n' elements in 'items' */
     struct Val *items;
 } Val;
 
@@ -175,7 +212,7 @@ typedef struct Binding {
 
 typedef struct Scope {
     Binding *vars;
-    struct Scope *parent;  /* NULL at block/model top: blocks do not see callers */
+    struct Scope *parent; /* NULL at block/model top: blocks do not see callers */
 } Scope;
 
 /* Automatic-name counters: per (prefix, layer kind). */
@@ -189,15 +226,15 @@ typedef struct Lower {
     DnCtx *cx;
     const DnAst *ast;
     DnGraph *g;
-    DnArena *a;            /* scratch: the AST's arena */
-    const char *prefix;    /* current label prefix, "" or "layer1.0." */
+    DnArena *a;         /* scratch: the AST's arena */
+    const char *prefix; /* current label prefix, "" or "layer1.0." */
     Counter *counters;
-    DN_VEC(const char *) labels;  /* full label paths used so far */
-    DN_VEC(const AstDecl *) stack;/* blocks being inlined (recursion check) */
-    int next_salt;         /* dropout salts count from 1 */
-    int64_t work;          /* block calls + repeat iterations so far (budget) */
-    bool over_budget;      /* the budget error was reported */
-    bool in_train;         /* lowering the train section's loss */
+    DN_VEC(const char *) labels;   /* full label paths used so far */
+    DN_VEC(const AstDecl *) stack; /* blocks being inlined (recursion check) */
+    int next_salt;                 /* dropout salts count from 1 */
+    int64_t work;                  /* block calls + repeat iterations so far (budget) */
+    bool over_budget;              /* the budget error was reported */
+    bool in_train;                 /* lowering the train section's loss */
 } Lower;
 
 /* lower.c */
@@ -229,8 +266,8 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
  * out[i] per schema entry from positional 'pos' and the call's keywords
  * (evaluated in 'sc'); reports missing/unknown/duplicate/ill-typed ones as
  * "WHAT: ..." and returns false. */
-bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call,
-                  const Val *pos, int npos, Val *out, int nout);
+bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call, const Val *pos,
+                  int npos, Val *out, int nout);
 
 /* train.c */
 /* Lowers train section 'td' for the model just lowered into L->g, whose

@@ -16,8 +16,10 @@ static void print_type(FILE *out, const AstType *t)
     fprintf(out, "%s[", dt[t->dtype]);
     for (int i = 0; i < t->shape.rank; i++) {
         if (i) fputs(", ", out);
-        if (t->shape.dim[i] == DN_DIM_N) fputc('N', out);
-        else fprintf(out, "%lld", (long long)t->shape.dim[i]);
+        if (t->shape.dim[i] == DN_DIM_N)
+            fputc('N', out);
+        else
+            fprintf(out, "%lld", (long long)t->shape.dim[i]);
     }
     fputc(']', out);
 }
@@ -61,17 +63,30 @@ static void print_expr(FILE *out, const AstExpr *e, int ind)
     if (e->label) fprintf(out, " label=%s", e->label);
     fprintf(out, " @%d:%d\n", e->loc.line, e->loc.col);
     switch (e->kind) {
-    case EXPR_BINARY: print_expr(out, e->a, ind + 1); print_expr(out, e->b, ind + 1); break;
+    case EXPR_BINARY:
+        print_expr(out, e->a, ind + 1);
+        print_expr(out, e->b, ind + 1);
+        break;
     case EXPR_UNARY: print_expr(out, e->a, ind + 1); break;
     case EXPR_TERNARY:
         print_expr(out, e->a, ind + 1);
         print_expr(out, e->b, ind + 1);
         print_expr(out, e->c, ind + 1);
         break;
-    case EXPR_SLICE: print_expr(out, e->a, ind + 1); print_expr(out, e->b, ind + 1); break;
-    case EXPR_INDEX: print_expr(out, e->a, ind + 1); print_args(out, e, ind + 1); break;
-    case EXPR_CALL: case EXPR_LIST: print_args(out, e, ind + 1); break;
-    case EXPR_REPEAT: print_expr(out, e->a, ind + 1); print_body(out, &e->body, ind + 1); break;
+    case EXPR_SLICE:
+        print_expr(out, e->a, ind + 1);
+        print_expr(out, e->b, ind + 1);
+        break;
+    case EXPR_INDEX:
+        print_expr(out, e->a, ind + 1);
+        print_args(out, e, ind + 1);
+        break;
+    case EXPR_CALL:
+    case EXPR_LIST: print_args(out, e, ind + 1); break;
+    case EXPR_REPEAT:
+        print_expr(out, e->a, ind + 1);
+        print_body(out, &e->body, ind + 1);
+        break;
     default: break;
     }
 }
@@ -84,8 +99,14 @@ static void print_stmt(FILE *out, const AstStmt *s, int ind)
     case STMT_EXPR: fputs("expr", out); break;
     case STMT_RETURN: fputs("return", out); break;
     case STMT_IF: fputs("if", out); break;
-    case STMT_PARAM: fprintf(out, "param %s ", s->name); print_type(out, &s->type); break;
-    case STMT_INPUT: fprintf(out, "input %s ", s->name); print_type(out, &s->type); break;
+    case STMT_PARAM:
+        fprintf(out, "param %s ", s->name);
+        print_type(out, &s->type);
+        break;
+    case STMT_INPUT:
+        fprintf(out, "input %s ", s->name);
+        print_type(out, &s->type);
+        break;
     case STMT_FREEZE:
         fputs("freeze", out);
         for (int i = 0; i < s->names.len; i++) fprintf(out, " %s", s->names.data[i]);
@@ -116,7 +137,8 @@ static void print_params(FILE *out, const char *what, const AstParamVec *v)
     for (int i = 0; i < v->len; i++) {
         const AstParam *p = &v->data[i];
         fprintf(out, "  %s %s", what, p->name);
-        if (p->hp) fprintf(out, ": %s", p->hp);
+        if (p->hp)
+            fprintf(out, ": %s", p->hp);
         else if (p->has_type) {
             fputc(' ', out);
             print_type(out, &p->type);

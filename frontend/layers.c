@@ -22,7 +22,7 @@ struct LayerInfo {
     const char *schema; /* see dn_bind_args */
     bool has_params;    /* gets an automatic name when unlabelled */
     LayerFn fn;
-    DnOpKind op;        /* for the generic builders */
+    DnOpKind op; /* for the generic builders */
 };
 
 enum { MAX_ARGS = 12 };
@@ -91,8 +91,11 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
 
 static const char *kind_phrase(const char *k)
 {
-    return !strcmp(k, "int") ? "an int" : !strcmp(k, "float") ? "a number" : !strcmp(k, "bool") ? "a bool"
-         : !strcmp(k, "str") ? "a string" : "an int or a list of ints";
+    return !strcmp(k, "int")     ? "an int"
+           : !strcmp(k, "float") ? "a number"
+           : !strcmp(k, "bool")  ? "a bool"
+           : !strcmp(k, "str")   ? "a string"
+                                 : "an int or a list of ints";
 }
 
 /* Binds keyword argument 'a' (evaluated in 'sc') into its schema slot. */
@@ -145,7 +148,8 @@ bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, con
     for (int i = 0; i < npos; i++) {
         out[i] = pos[i];
         given[i] = true;
-        if (out[i].kind == VAL_POISON) ok = false;
+        if (out[i].kind == VAL_POISON)
+            ok = false;
         else if (!coerce(L, &sp[i], &out[i])) {
             const AstArg *a = nth_positional(call, first + i);
             dn_error(L->cx, a ? a->value->loc : call->loc, "argument '%s' of %s must be %s, got %s", sp[i].name, what,
@@ -170,10 +174,7 @@ bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, con
 
 /* ---- helpers for builders ------------------------------------------------- */
 
-static char *tstr(const DnValue *v, char *buf)
-{
-    return dn_type_str(v->dtype, &v->shape, buf, 96);
-}
+static char *tstr(const DnValue *v, char *buf) { return dn_type_str(v->dtype, &v->shape, buf, 96); }
 
 /* A 2-axis int pair from an 'ints' argument: one int for both axes or two. */
 static bool pair(Lower *L, const AstExpr *e, const char *what, Val v, int64_t out[2], int64_t min)
@@ -237,13 +238,16 @@ static DnValue *build_conv2d(Lower *L, const AstExpr *e, const char *name, DnVal
         return NULL;
     int64_t in = x[0]->shape.rank == 4 ? static_dim(x[0], 1) : 1;
     if (groups < 1 || out < 1 || (in && in % groups) || out % groups) {
-        dn_error(L->cx, e->loc, "conv2d: input channels (%lld) and out (%lld) must be positive multiples of groups (%lld)",
+        dn_error(L->cx, e->loc,
+                 "conv2d: input channels (%lld) and out (%lld) must be positive multiples of groups (%lld)",
                  (long long)in, (long long)out, (long long)groups);
         return NULL;
     }
     int64_t wd[4] = {out, in / groups, k[0], k[1]};
-    DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 4, wd, kaiming(wd[1] * k[0] * k[1]), e->loc)};
-    if (a[6].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(wd[1] * k[0] * k[1]), e->loc);
+    DnValue *in3[3] = {
+        x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 4, wd, kaiming(wd[1] * k[0] * k[1]), e->loc)};
+    if (a[6].i)
+        in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(wd[1] * k[0] * k[1]), e->loc);
     if (!in3[1] || (a[6].i && !in3[2])) return NULL;
     DnAttr at[] = {dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p), dn_attr_ints("dilation", 2, d),
                    dn_attr_int("groups", groups), dn_attr_str("act", "none")};
@@ -362,8 +366,8 @@ static DnValue *build_flatten(Lower *L, const AstExpr *e, const char *name, DnVa
     if (from < 0) from += s->rank;
     if (from < 0 || from >= s->rank || (from == 0 && dn_shape_has_n(s))) {
         char buf[96];
-        dn_error(L->cx, e->loc, "flatten(from=%lld) does not fit an input of type %s%s", (long long)a[0].i, tstr(x[0], buf),
-                 from == 0 ? " (it would merge the batch dimension N)" : "");
+        dn_error(L->cx, e->loc, "flatten(from=%lld) does not fit an input of type %s%s", (long long)a[0].i,
+                 tstr(x[0], buf), from == 0 ? " (it would merge the batch dimension N)" : "");
         return NULL;
     }
     int64_t dims[DN_MAX_RANK];
@@ -422,8 +426,7 @@ static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, Dn
     }
     int64_t c = x[0]->shape.rank >= 2 && static_dim(x[0], 1) ? static_dim(x[0], 1) : 1;
     DnInit zeros = {DN_INIT_ZEROS, 0, 0}, ones = {DN_INIT_ONES, 0, 0};
-    DnValue *in[6] = {x[0],
-                      param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, ones, e->loc),
+    DnValue *in[6] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, ones, e->loc),
                       param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, zeros, e->loc),
                       param(L, name, "running_mean", DN_PARAM_BUFFER, DN_DTYPE_F32, 1, &c, zeros, e->loc),
                       param(L, name, "running_var", DN_PARAM_BUFFER, DN_DTYPE_F32, 1, &c, ones, e->loc)};
@@ -436,7 +439,8 @@ static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, Dn
 /* ---- the table --------------------------------------------------------------- */
 
 static const LayerInfo layers[] = {
-    {"conv2d", 1, "out:int kernel:ints stride:ints=1 pad:ints=0 dilation:ints=1 groups:int=1 bias:bool=true", true, build_conv2d, DN_OP_CONV2D},
+    {"conv2d", 1, "out:int kernel:ints stride:ints=1 pad:ints=0 dilation:ints=1 groups:int=1 bias:bool=true", true,
+     build_conv2d, DN_OP_CONV2D},
     {"dense", 1, "out:int bias:bool=true", true, build_dense, DN_OP_DENSE},
     {"batchnorm", 1, "eps:float=1e-5 momentum:float=0.1", true, build_batchnorm, DN_OP_BATCHNORM},
     {"maxpool", 1, "kernel:ints stride:ints=? pad:ints=0", false, build_pool, DN_OP_MAXPOOL2D},
@@ -463,9 +467,28 @@ static const LayerInfo layers[] = {
 
 /* Operators of the language (DSL.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
-    "lstm", "gru", "rnn", "attention", "multihead_attention", "layernorm", "embedding", "concat", "split", "slice",
-    "pad", "permute", "gelu", "leaky_relu", "lrn", "local_response_norm", "broadcast",
-    "argmax", "accuracy", "positional_encoding", "sinusoidal", "sequence_cross_entropy",
+    "lstm",
+    "gru",
+    "rnn",
+    "attention",
+    "multihead_attention",
+    "layernorm",
+    "embedding",
+    "concat",
+    "split",
+    "slice",
+    "pad",
+    "permute",
+    "gelu",
+    "leaky_relu",
+    "lrn",
+    "local_response_norm",
+    "broadcast",
+    "argmax",
+    "accuracy",
+    "positional_encoding",
+    "sinusoidal",
+    "sequence_cross_entropy",
 };
 
 const LayerInfo *dn_layer_find(const char *name)
@@ -520,8 +543,8 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
     DnValue *x[2];
     for (int i = 0; i < li->ntensor; i++) {
         if (i >= npos || pos[i].kind != VAL_TENSOR) {
-            dn_error(L->cx, e->loc, "%s expects %s as its %s operand, got %s (write x |> %s(...) or %s(x, ...))", li->name,
-                     "a tensor", i ? "second" : "first", i < npos ? dn_val_kind_name(pos[i].kind) : "nothing",
+            dn_error(L->cx, e->loc, "%s expects %s as its %s operand, got %s (write x |> %s(...) or %s(x, ...))",
+                     li->name, "a tensor", i ? "second" : "first", i < npos ? dn_val_kind_name(pos[i].kind) : "nothing",
                      li->name, li->name);
             return dn_val_poison();
         }

@@ -16,21 +16,21 @@
 
 /* ORDER TOK */
 static const char *tok_names[TOK_COUNT] = {
-    "end of file", "newline", "identifier", "integer", "number", "string",
-    "model", "block", "train", "return", "repeat", "as", "if", "else",
-    "param", "and", "or", "not", "true", "false",
-    "(", ")", "[", "]", "{", "}", ",", ":", ".", "=", "->", "|>", "?",
-    "+", "-", "*", "/", "@", "==", "!=", "<", "<=", ">", ">=",
+    "end of file", "newline", "identifier", "integer", "number", "string", "model", "block", "train",
+    "return",      "repeat",  "as",         "if",      "else",   "param",  "and",   "or",    "not",
+    "true",        "false",   "(",          ")",       "[",      "]",      "{",     "}",     ",",
+    ":",           ".",       "=",          "->",      "|>",     "?",      "+",     "-",     "*",
+    "/",           "@",       "==",         "!=",      "<",      "<=",     ">",     ">=",
 };
 
 typedef struct Lexer {
     DnCtx *cx;
     DnArena *a;
     const char *file;
-    const char *p;       /* current byte */
-    const char *line0;   /* start of the current line */
+    const char *p;     /* current byte */
+    const char *line0; /* start of the current line */
     int line;
-    int depth;           /* ( and [ nesting */
+    int depth; /* ( and [ nesting */
     TokenVec *out;
 } Lexer;
 
@@ -40,9 +40,11 @@ const char *dn_tok_spelling(TokKind k) { return tok_names[k]; }
 const char *dn_tok_describe(const Token *t, char *buf, size_t len)
 {
     switch (t->kind) {
-    case TOK_EOF: case TOK_NEWLINE: snprintf(buf, len, "'%s'", tok_names[t->kind]); break;
+    case TOK_EOF:
+    case TOK_NEWLINE: snprintf(buf, len, "'%s'", tok_names[t->kind]); break;
     case TOK_IDENT: snprintf(buf, len, "identifier '%.*s'", t->len > 40 ? 40 : t->len, t->text); break;
-    case TOK_INT: case TOK_FLOAT: snprintf(buf, len, "number '%.*s'", t->len > 40 ? 40 : t->len, t->text); break;
+    case TOK_INT:
+    case TOK_FLOAT: snprintf(buf, len, "number '%.*s'", t->len > 40 ? 40 : t->len, t->text); break;
     case TOK_STRING: snprintf(buf, len, "a string"); break;
     default: snprintf(buf, len, "'%s'", tok_names[t->kind]); break;
     }
@@ -85,10 +87,13 @@ static void newline(Lexer *lx)
     lx->line0 = lx->p;
 }
 
-static const struct { const char *w; TokKind k; } keywords[] = {
-    {"model", TOK_MODEL}, {"block", TOK_BLOCK}, {"train", TOK_TRAIN}, {"return", TOK_RETURN},
-    {"repeat", TOK_REPEAT}, {"as", TOK_AS}, {"if", TOK_IF}, {"else", TOK_ELSE}, {"param", TOK_PARAM},
-    {"and", TOK_AND}, {"or", TOK_OR}, {"not", TOK_NOT}, {"true", TOK_TRUE}, {"false", TOK_FALSE},
+static const struct {
+    const char *w;
+    TokKind k;
+} keywords[] = {
+    {"model", TOK_MODEL}, {"block", TOK_BLOCK}, {"train", TOK_TRAIN}, {"return", TOK_RETURN}, {"repeat", TOK_REPEAT},
+    {"as", TOK_AS},       {"if", TOK_IF},       {"else", TOK_ELSE},   {"param", TOK_PARAM},   {"and", TOK_AND},
+    {"or", TOK_OR},       {"not", TOK_NOT},     {"true", TOK_TRUE},   {"false", TOK_FALSE},
 };
 
 static void ident(Lexer *lx)
@@ -138,14 +143,18 @@ static void number(Lexer *lx)
     Token *t = push(lx, isfloat ? TOK_FLOAT : TOK_INT, s, len);
     if (isfloat) {
         t->fval = strtod(buf, &end);
-        if (*end) dn_error(lx->cx, t->loc, "malformed number '%s'", buf);
-        else if (errno == ERANGE && isinf(t->fval)) dn_error(lx->cx, t->loc, "number '%s' is out of range", buf);
+        if (*end)
+            dn_error(lx->cx, t->loc, "malformed number '%s'", buf);
+        else if (errno == ERANGE && isinf(t->fval))
+            dn_error(lx->cx, t->loc, "number '%s' is out of range", buf);
     } else {
         unsigned long long v = strtoull(buf, &end, 10);
-        if (*end) dn_error(lx->cx, t->loc, "malformed number '%s'", buf);
+        if (*end)
+            dn_error(lx->cx, t->loc, "malformed number '%s'", buf);
         else if (errno == ERANGE || v > (unsigned long long)INT64_MAX)
             dn_error(lx->cx, t->loc, "integer '%s' is too large", buf);
-        else t->ival = (int64_t)v;
+        else
+            t->ival = (int64_t)v;
     }
 }
 
@@ -163,9 +172,12 @@ static void string(Lexer *lx)
         char c = *lx->p++;
         if (c == '\\') {
             char e = *lx->p;
-            if (e == 'n') c = '\n';
-            else if (e == 't') c = '\t';
-            else if (e == '"' || e == '\\') c = e;
+            if (e == 'n')
+                c = '\n';
+            else if (e == 't')
+                c = '\t';
+            else if (e == '"' || e == '\\')
+                c = e;
             else {
                 dn_error(lx->cx, here(lx, lx->p - 1), "unknown escape sequence in string");
                 if (e == 0 || e == '\n') continue;
@@ -181,12 +193,15 @@ static void string(Lexer *lx)
     t->str = buf;
 }
 
-static const struct { const char *s; TokKind k; } puncts[] = {
-    {"->", TOK_ARROW}, {"|>", TOK_PIPE}, {"==", TOK_EQ}, {"!=", TOK_NE}, {"<=", TOK_LE}, {">=", TOK_GE},
-    {"(", TOK_LPAREN}, {")", TOK_RPAREN}, {"[", TOK_LBRACKET}, {"]", TOK_RBRACKET}, {"{", TOK_LBRACE},
-    {"}", TOK_RBRACE}, {",", TOK_COMMA}, {":", TOK_COLON}, {".", TOK_DOT}, {"=", TOK_ASSIGN},
-    {"?", TOK_QUESTION}, {"+", TOK_PLUS}, {"-", TOK_MINUS}, {"*", TOK_STAR}, {"/", TOK_SLASH},
-    {"@", TOK_AT}, {"<", TOK_LT}, {">", TOK_GT},
+static const struct {
+    const char *s;
+    TokKind k;
+} puncts[] = {
+    {"->", TOK_ARROW}, {"|>", TOK_PIPE},    {"==", TOK_EQ},    {"!=", TOK_NE},      {"<=", TOK_LE},
+    {">=", TOK_GE},    {"(", TOK_LPAREN},   {")", TOK_RPAREN}, {"[", TOK_LBRACKET}, {"]", TOK_RBRACKET},
+    {"{", TOK_LBRACE}, {"}", TOK_RBRACE},   {",", TOK_COMMA},  {":", TOK_COLON},    {".", TOK_DOT},
+    {"=", TOK_ASSIGN}, {"?", TOK_QUESTION}, {"+", TOK_PLUS},   {"-", TOK_MINUS},    {"*", TOK_STAR},
+    {"/", TOK_SLASH},  {"@", TOK_AT},       {"<", TOK_LT},     {">", TOK_GT},
 };
 
 /* Returns true when a punctuation token was consumed. */
@@ -213,11 +228,14 @@ static void bad_byte(Lexer *lx)
 {
     unsigned char c = (unsigned char)*lx->p;
     if (c >= 0x80) {
-        dn_error(lx->cx, here(lx, lx->p), "invalid byte 0x%02X (non-ASCII characters are only allowed in comments and strings)", c);
+        dn_error(lx->cx, here(lx, lx->p),
+                 "invalid byte 0x%02X (non-ASCII characters are only allowed in comments and strings)", c);
         while ((unsigned char)*lx->p >= 0x80) lx->p++; /* one message per run of bytes */
     } else {
-        if (isprint(c)) dn_error(lx->cx, here(lx, lx->p), "invalid character '%c'", c);
-        else dn_error(lx->cx, here(lx, lx->p), "invalid character 0x%02X", c);
+        if (isprint(c))
+            dn_error(lx->cx, here(lx, lx->p), "invalid character '%c'", c);
+        else
+            dn_error(lx->cx, here(lx, lx->p), "invalid character 0x%02X", c);
         lx->p++;
     }
 }
@@ -227,13 +245,20 @@ void dn_lex(DnCtx *cx, const char *file, const char *text, DnArena *a, TokenVec 
     Lexer lx = {.cx = cx, .a = a, .file = file, .p = text, .line0 = text, .line = 1, .out = out};
     while (*lx.p) {
         char c = *lx.p;
-        if (c == '\n') newline(&lx);
-        else if (c == ' ' || c == '\t' || c == '\r') lx.p++;
-        else if (c == '#') while (*lx.p && *lx.p != '\n') lx.p++;
-        else if (isalpha((unsigned char)c) || c == '_') ident(&lx);
-        else if (isdigit((unsigned char)c)) number(&lx);
-        else if (c == '"') string(&lx);
-        else if (!punct(&lx)) bad_byte(&lx);
+        if (c == '\n')
+            newline(&lx);
+        else if (c == ' ' || c == '\t' || c == '\r')
+            lx.p++;
+        else if (c == '#')
+            while (*lx.p && *lx.p != '\n') lx.p++;
+        else if (isalpha((unsigned char)c) || c == '_')
+            ident(&lx);
+        else if (isdigit((unsigned char)c))
+            number(&lx);
+        else if (c == '"')
+            string(&lx);
+        else if (!punct(&lx))
+            bad_byte(&lx);
     }
     if (last_kind(&lx) != TOK_NEWLINE) push(&lx, TOK_NEWLINE, lx.p, 0);
     push(&lx, TOK_EOF, lx.p, 0);

@@ -77,8 +77,8 @@ static bool budget(Lower *L, DnLoc loc)
 {
     if (++L->work <= MAX_WORK && L->g->ops.len <= MAX_OPS) return true;
     if (!L->over_budget)
-        dn_error(L->cx, loc, "the model unrolls to more than %d ops or %d block calls and repeat iterations",
-                 MAX_OPS, MAX_WORK);
+        dn_error(L->cx, loc, "the model unrolls to more than %d ops or %d block calls and repeat iterations", MAX_OPS,
+                 MAX_WORK);
     L->over_budget = true;
     return false;
 }
@@ -107,9 +107,12 @@ static Val const_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 static Val const_compare(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 {
     int c;
-    if (is_num(a) && is_num(b)) c = num(a) < num(b) ? -1 : num(a) > num(b);
-    else if (a.kind == VAL_STR && b.kind == VAL_STR) c = strcmp(a.s, b.s);
-    else if (a.kind == VAL_BOOL && b.kind == VAL_BOOL) c = (int)(a.i - b.i);
+    if (is_num(a) && is_num(b))
+        c = num(a) < num(b) ? -1 : num(a) > num(b);
+    else if (a.kind == VAL_STR && b.kind == VAL_STR)
+        c = strcmp(a.s, b.s);
+    else if (a.kind == VAL_BOOL && b.kind == VAL_BOOL)
+        c = (int)(a.i - b.i);
     else {
         dn_error(L->cx, loc, "cannot compare %s with %s", dn_val_kind_name(a.kind), dn_val_kind_name(b.kind));
         return dn_val_poison();
@@ -147,7 +150,8 @@ static Val tensor_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 {
     if (op == TOK_AT) {
         if (a.kind != VAL_TENSOR || b.kind != VAL_TENSOR) {
-            dn_error(L->cx, loc, "'@' needs two tensors, got %s and %s", dn_val_kind_name(a.kind), dn_val_kind_name(b.kind));
+            dn_error(L->cx, loc, "'@' needs two tensors, got %s and %s", dn_val_kind_name(a.kind),
+                     dn_val_kind_name(b.kind));
             return dn_val_poison();
         }
         DnValue *in[2] = {a.t, b.t};
@@ -257,19 +261,23 @@ static bool shape_query(Lower *L, const Val *pos, int npos, const AstExpr *e, Va
     }
     const DnShape *s = &pos[0].t->shape;
     int64_t axis = isdim ? pos[1].i : 1;
-    if (!strcmp(e->s, "rank")) *out = vint(s->rank);
-    else if (axis < -s->rank || axis >= s->rank) dn_error(L->cx, e->loc, "%s: axis %lld is out of range for rank %d", e->s, (long long)axis, s->rank);
-    else if (s->dim[axis < 0 ? axis + s->rank : axis] == DN_DIM_N) dn_error(L->cx, e->loc, "%s: the batch dimension N is not known at compile time", e->s);
-    else *out = vint(s->dim[axis < 0 ? axis + s->rank : axis]);
+    if (!strcmp(e->s, "rank"))
+        *out = vint(s->rank);
+    else if (axis < -s->rank || axis >= s->rank)
+        dn_error(L->cx, e->loc, "%s: axis %lld is out of range for rank %d", e->s, (long long)axis, s->rank);
+    else if (s->dim[axis < 0 ? axis + s->rank : axis] == DN_DIM_N)
+        dn_error(L->cx, e->loc, "%s: the batch dimension N is not known at compile time", e->s);
+    else
+        *out = vint(s->dim[axis < 0 ? axis + s->rank : axis]);
     return true;
 }
 
 /* ---- statements ------------------------------------------------------------ */
 
 typedef struct Exec {
-    bool returned;  /* a 'return' ran */
-    Val ret;        /* its value */
-    Val last;       /* value of the last expression statement */
+    bool returned; /* a 'return' ran */
+    Val ret;       /* its value */
+    Val last;      /* value of the last expression statement */
     bool in_block;
 } Exec;
 
@@ -314,9 +322,12 @@ static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
     case STMT_ASSIGN:
         if (s->e->kind == EXPR_REPEAT) {
             if (lower_repeat(L, sc, s->e, s->name).kind == VAL_POISON) dn_scope_set(L, sc, s->name, dn_val_poison());
-        } else dn_scope_set(L, sc, s->name, dn_lower_expr(L, sc, s->e));
+        } else
+            dn_scope_set(L, sc, s->name, dn_lower_expr(L, sc, s->e));
         break;
-    case STMT_EXPR: x->last = s->e->kind == EXPR_REPEAT ? lower_repeat(L, sc, s->e, NULL) : dn_lower_expr(L, sc, s->e); break;
+    case STMT_EXPR:
+        x->last = s->e->kind == EXPR_REPEAT ? lower_repeat(L, sc, s->e, NULL) : dn_lower_expr(L, sc, s->e);
+        break;
     case STMT_RETURN:
         if (!x->in_block) {
             dn_error(L->cx, s->loc, "'return' is only allowed in a block; a model assigns its outputs by name");
@@ -327,8 +338,10 @@ static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
         break;
     case STMT_IF: {
         int c = eval_cond(L, sc, s->e, "an 'if' condition");
-        if (c == 1) exec_body(L, sc, &s->then, x);
-        else if (c == 0) exec_body(L, sc, &s->els, x);
+        if (c == 1)
+            exec_body(L, sc, &s->then, x);
+        else if (c == 0)
+            exec_body(L, sc, &s->els, x);
         break;
     }
     case STMT_PARAM: exec_param(L, sc, s); break;
@@ -372,7 +385,8 @@ static Val lower_repeat(Lower *L, Scope *sc, const AstExpr *e, const char *targe
         L->prefix = saved;
         v = x.last;
         if (target && v.kind == VAL_NONE) {
-            dn_error(L->cx, e->loc, "the body of 'repeat' must end with an expression giving the new value of '%s'", target);
+            dn_error(L->cx, e->loc, "the body of 'repeat' must end with an expression giving the new value of '%s'",
+                     target);
             v = dn_val_poison();
         }
         if (target) dn_scope_set(L, sc, target, v);
@@ -389,11 +403,11 @@ static bool bind_block_param(Lower *L, Scope *sc, const AstDecl *d, const AstPar
 {
     if (v.kind == VAL_POISON) return false;
     const char *want = !p->hp ? "tensor" : p->hp;
-    bool ok = !p->hp ? v.kind == VAL_TENSOR
-            : !strcmp(want, "int") ? v.kind == VAL_INT
-            : !strcmp(want, "float") ? is_num(v)
-            : !strcmp(want, "bool") ? v.kind == VAL_BOOL
-            : v.kind == VAL_STR;
+    bool ok = !p->hp                   ? v.kind == VAL_TENSOR
+              : !strcmp(want, "int")   ? v.kind == VAL_INT
+              : !strcmp(want, "float") ? is_num(v)
+              : !strcmp(want, "bool")  ? v.kind == VAL_BOOL
+                                       : v.kind == VAL_STR;
     if (!ok) {
         dn_error(L->cx, loc, "argument '%s' of block '%s' must be %s %s, got %s", p->name, d->name,
                  !strcmp(want, "int") ? "an" : "a", want, dn_val_kind_name(v.kind));
@@ -447,7 +461,8 @@ static bool bind_block_args(Lower *L, Scope *caller, Scope *sc, const AstDecl *d
         if (v.kind == VAL_NONE) {
             dn_error(L->cx, e->loc, "missing argument '%s' of block '%s'", p->name, d->name);
             ok = false;
-        } else ok = bind_block_param(L, sc, d, p, v, at[i]);
+        } else
+            ok = bind_block_param(L, sc, d, p, v, at[i]);
     }
     return ok;
 }
@@ -456,7 +471,8 @@ static Val lower_block_call(Lower *L, Scope *sc, const AstDecl *d, const AstExpr
 {
     for (int i = 0; i < L->stack.len; i++)
         if (L->stack.data[i] == d) {
-            dn_error(L->cx, e->loc, "block '%s' calls itself (blocks are inlined, so recursion is not allowed)", d->name);
+            dn_error(L->cx, e->loc, "block '%s' calls itself (blocks are inlined, so recursion is not allowed)",
+                     d->name);
             return dn_val_poison();
         }
     if (!budget(L, e->loc)) return dn_val_poison();
@@ -476,8 +492,10 @@ static Val lower_block_call(Lower *L, Scope *sc, const AstDecl *d, const AstExpr
     if (bind_block_args(L, sc, &inner, d, e, pos, npos)) {
         Exec x = {.in_block = true};
         exec_body(L, &inner, &d->body, &x);
-        if (x.returned) result = x.ret;
-        else dn_error(L->cx, d->loc, "block '%s' ends without 'return'", d->name);
+        if (x.returned)
+            result = x.ret;
+        else
+            dn_error(L->cx, d->loc, "block '%s' ends without 'return'", d->name);
     }
     L->stack.len--;
     L->prefix = saved;
@@ -506,9 +524,12 @@ static Val lower_call(Lower *L, Scope *sc, const AstExpr *e)
     if (shape_query(L, pos, npos, e, &q)) return q;
     const LayerInfo *li = dn_layer_find(e->s);
     if (li) return poisoned ? dn_val_poison() : dn_layer_call(L, sc, li, e, pos, npos);
-    if (dn_layer_unsupported(e->s)) dn_error(L->cx, e->loc, "'%s' is not supported yet", e->s);
-    else if (dn_scope_find(sc, e->s)) dn_error(L->cx, e->loc, "'%s' is a value, not a layer or block", e->s);
-    else dn_error(L->cx, e->loc, "unknown layer or block '%s'", e->s);
+    if (dn_layer_unsupported(e->s))
+        dn_error(L->cx, e->loc, "'%s' is not supported yet", e->s);
+    else if (dn_scope_find(sc, e->s))
+        dn_error(L->cx, e->loc, "'%s' is a value, not a layer or block", e->s);
+    else
+        dn_error(L->cx, e->loc, "unknown layer or block '%s'", e->s);
     return dn_val_poison();
 }
 
@@ -554,7 +575,9 @@ static Val eval_init(Lower *L, Scope *sc, const AstExpr *e, DnInit *init)
 {
     const char *n = e->kind == EXPR_NAME || e->kind == EXPR_CALL ? e->s : "";
     Val a[2];
-    const char *schema = !strcmp(n, "normal") ? "mean:float=0 std:float=1" : !strcmp(n, "uniform") ? "a:float b:float" : "";
+    const char *schema = !strcmp(n, "normal")    ? "mean:float=0 std:float=1"
+                         : !strcmp(n, "uniform") ? "a:float b:float"
+                                                 : "";
     if (!strcmp(n, "zeros") || !strcmp(n, "ones")) {
         init->kind = !strcmp(n, "zeros") ? DN_INIT_ZEROS : DN_INIT_ONES;
         if (e->args.len == 0) return vint(0);
@@ -583,8 +606,10 @@ static const AstDecl *pick_model(DnCtx *cx, const DnAst *ast, const char *model)
         n++;
         if (!model || !strcmp(d->name, model)) found = found && !model ? found : d;
     }
-    if (model && !found) dn_error(cx, (DnLoc){0}, "no model named '%s' in %s", model, ast->file);
-    else if (!n) dn_error(cx, (DnLoc){ast->file, 1, 1}, "the file defines no model");
+    if (model && !found)
+        dn_error(cx, (DnLoc){0}, "no model named '%s' in %s", model, ast->file);
+    else if (!n)
+        dn_error(cx, (DnLoc){ast->file, 1, 1}, "the file defines no model");
     else if (!model && n > 1) {
         dn_error(cx, (DnLoc){ast->file, 1, 1}, "the file defines %d models; choose one with --model NAME", n);
         return NULL;

@@ -14,11 +14,11 @@ enum { MAX_DEPTH = 200 };
 typedef struct Parser {
     DnCtx *cx;
     DnArena *a;
-    Token *tok;     /* current token; the array ends with TOK_EOF */
-    bool panic;     /* an error was reported; suppress until sync */
+    Token *tok; /* current token; the array ends with TOK_EOF */
+    bool panic; /* an error was reported; suppress until sync */
     int nerr;
-    int depth;      /* expression/body nesting */
-    bool nolabel;   /* 'x :' is not a label here (ternary, index) */
+    int depth;    /* expression/body nesting */
+    bool nolabel; /* 'x :' is not a label here (ternary, index) */
 } Parser;
 
 static AstExpr *parse_expr(Parser *p);
@@ -95,7 +95,8 @@ static void sync_stmt(Parser *p)
 {
     int braces = 0;
     while (!at(p, TOK_EOF)) {
-        if (at(p, TOK_LBRACE)) braces++;
+        if (at(p, TOK_LBRACE))
+            braces++;
         else if (at(p, TOK_RBRACE)) {
             if (braces == 0) break;
             braces--;
@@ -129,7 +130,8 @@ static const char *parse_path(Parser *p)
             s = dn_arena_printf(p->a, "%s.%.*s", s, t->len, t->text);
         } else {
             char buf[80];
-            error_at(p, p->tok->loc, "expected a label part after '.', got %s", dn_tok_describe(p->tok, buf, sizeof buf));
+            error_at(p, p->tok->loc, "expected a label part after '.', got %s",
+                     dn_tok_describe(p->tok, buf, sizeof buf));
             break;
         }
     }
@@ -230,10 +232,23 @@ static AstExpr *parse_primary(Parser *p)
     Token *t = p->tok;
     AstExpr *e;
     switch (t->kind) {
-    case TOK_INT: e = new_expr(p, EXPR_INT, t->loc); e->i = t->ival; advance(p); return e;
-    case TOK_FLOAT: e = new_expr(p, EXPR_FLOAT, t->loc); e->f = t->fval; advance(p); return e;
-    case TOK_STRING: e = new_expr(p, EXPR_STR, t->loc); e->s = t->str; advance(p); return e;
-    case TOK_TRUE: case TOK_FALSE:
+    case TOK_INT:
+        e = new_expr(p, EXPR_INT, t->loc);
+        e->i = t->ival;
+        advance(p);
+        return e;
+    case TOK_FLOAT:
+        e = new_expr(p, EXPR_FLOAT, t->loc);
+        e->f = t->fval;
+        advance(p);
+        return e;
+    case TOK_STRING:
+        e = new_expr(p, EXPR_STR, t->loc);
+        e->s = t->str;
+        advance(p);
+        return e;
+    case TOK_TRUE:
+    case TOK_FALSE:
         e = new_expr(p, EXPR_BOOL, t->loc);
         e->i = t->kind == TOK_TRUE;
         advance(p);
@@ -248,7 +263,8 @@ static AstExpr *parse_primary(Parser *p)
         return e;
     }
     case TOK_LBRACKET: return parse_list(p);
-    case TOK_IDENT: case TOK_REPEAT: return parse_callee(p, false);
+    case TOK_IDENT:
+    case TOK_REPEAT: return parse_callee(p, false);
     default: {
         char buf[80];
         error_at(p, t->loc, "expected an expression, got %s", dn_tok_describe(t, buf, sizeof buf));
@@ -296,8 +312,10 @@ static AstExpr *parse_unary(Parser *p)
     if (!at(p, TOK_MINUS)) return parse_postfix(p);
     AstExpr *e = new_expr(p, EXPR_UNARY, advance(p)->loc);
     e->op = TOK_MINUS;
-    if (enter(p)) e->a = parse_unary(p);
-    else e->a = new_expr(p, EXPR_INT, e->loc);
+    if (enter(p))
+        e->a = parse_unary(p);
+    else
+        e->a = new_expr(p, EXPR_INT, e->loc);
     p->depth--;
     return e;
 }
@@ -350,8 +368,10 @@ static AstExpr *parse_not(Parser *p)
     if (!at(p, TOK_NOT)) return parse_cmp(p);
     AstExpr *e = new_expr(p, EXPR_UNARY, advance(p)->loc);
     e->op = TOK_NOT;
-    if (enter(p)) e->a = parse_not(p);
-    else e->a = new_expr(p, EXPR_BOOL, e->loc);
+    if (enter(p))
+        e->a = parse_not(p);
+    else
+        e->a = new_expr(p, EXPR_BOOL, e->loc);
     p->depth--;
     return e;
 }
@@ -431,10 +451,14 @@ static void parse_type(Parser *p, AstType *ty)
     ty->loc = p->tok->loc;
     DnLoc loc;
     const char *d = expect_ident(p, "a type such as f32[N, 10]", &loc);
-    if (!strcmp(d, "f32")) ty->dtype = DN_DTYPE_F32;
-    else if (!strcmp(d, "i32")) ty->dtype = DN_DTYPE_I32;
-    else if (!strcmp(d, "i64")) ty->dtype = DN_DTYPE_I64;
-    else if (!p->panic) error_at(p, loc, "unknown element type '%s' (expected f32, i32 or i64)", d);
+    if (!strcmp(d, "f32"))
+        ty->dtype = DN_DTYPE_F32;
+    else if (!strcmp(d, "i32"))
+        ty->dtype = DN_DTYPE_I32;
+    else if (!strcmp(d, "i64"))
+        ty->dtype = DN_DTYPE_I64;
+    else if (!p->panic)
+        error_at(p, loc, "unknown element type '%s' (expected f32, i32 or i64)", d);
     if (!expect(p, TOK_LBRACKET, "after the element type")) return;
     while (!at(p, TOK_RBRACKET) && !p->panic) {
         Token *t = p->tok;
@@ -446,7 +470,8 @@ static void parse_type(Parser *p, AstType *ty)
             if (ty->shape.rank != 0) error_at(p, t->loc, "the batch dimension N must be the first dimension");
             ty->shape.dim[ty->shape.rank++] = DN_DIM_N;
         } else if (at(p, TOK_INT)) {
-            if (t->ival <= 0 || t->ival > (int64_t)1 << 40) error_at(p, t->loc, "dimension %lld is out of range", (long long)t->ival);
+            if (t->ival <= 0 || t->ival > (int64_t)1 << 40)
+                error_at(p, t->loc, "dimension %lld is out of range", (long long)t->ival);
             ty->shape.dim[ty->shape.rank++] = t->ival;
         } else {
             char buf[80];
@@ -469,8 +494,10 @@ static AstStmt *parse_if(Parser *p)
     parse_body(p, &s->then, false);
     if (accept(p, TOK_ELSE)) {
         s->has_else = true;
-        if (at(p, TOK_IF)) dn_vec_push(p->a, &s->els, parse_if(p));
-        else parse_body(p, &s->els, false);
+        if (at(p, TOK_IF))
+            dn_vec_push(p->a, &s->els, parse_if(p));
+        else
+            parse_body(p, &s->els, false);
     }
     return s;
 }
@@ -564,8 +591,10 @@ static void parse_body(Parser *p, AstBody *body, bool train)
         if (p->panic) sync_stmt(p);
     }
     p->depth--;
-    if (at(p, TOK_EOF)) error_at(p, p->tok->loc, "expected '}' to close the body, got 'end of file'");
-    else advance(p);
+    if (at(p, TOK_EOF))
+        error_at(p, p->tok->loc, "expected '}' to close the body, got 'end of file'");
+    else
+        advance(p);
 }
 
 /* ---- declarations ------------------------------------------------------- */
@@ -634,8 +663,10 @@ static AstDecl *parse_decl(Parser *p)
     TokKind k = advance(p)->kind;
     d->kind = k == TOK_MODEL ? DECL_MODEL : k == TOK_BLOCK ? DECL_BLOCK : DECL_TRAIN;
     d->name = expect_ident(p, k == TOK_TRAIN ? "the name of the model to train" : "a name", &d->loc);
-    if (d->kind == DECL_MODEL) parse_model(p, d);
-    else if (d->kind == DECL_BLOCK) parse_block(p, d);
+    if (d->kind == DECL_MODEL)
+        parse_model(p, d);
+    else if (d->kind == DECL_BLOCK)
+        parse_block(p, d);
     if (p->panic) { /* skip a broken header up to its body */
         while (!at(p, TOK_LBRACE) && !at(p, TOK_EOF) && !at(p, TOK_MODEL) && !at(p, TOK_BLOCK) && !at(p, TOK_TRAIN))
             advance(p);
@@ -664,7 +695,8 @@ DnAst *dn_parse(DnCtx *cx, const char *file, const char *text, DnArena *a)
             dn_vec_push(a, &ast->decls, parse_decl(&p));
         } else {
             char buf[80];
-            error_at(&p, p.tok->loc, "expected 'model', 'block' or 'train', got %s", dn_tok_describe(p.tok, buf, sizeof buf));
+            error_at(&p, p.tok->loc, "expected 'model', 'block' or 'train', got %s",
+                     dn_tok_describe(p.tok, buf, sizeof buf));
         }
         if (p.panic) { /* resync at the next declaration keyword */
             while (!at(&p, TOK_EOF) && !at(&p, TOK_MODEL) && !at(&p, TOK_BLOCK) && !at(&p, TOK_TRAIN)) advance(&p);

@@ -43,21 +43,26 @@ static bool lower_schedule(Lower *L, Scope *sc, const AstExpr *e, Sched *s)
     Val pos[4], a[4];
     if (!strcmp(n, "const")) return true;
     if (strcmp(n, "step") && strcmp(n, "cosine")) {
-        dn_error(L->cx, e->loc, call ? "unknown schedule '%s' (expected step, cosine or const)"
-                                     : "a schedule must be step(...), cosine(...) or const%s", n);
+        dn_error(L->cx, e->loc,
+                 call ? "unknown schedule '%s' (expected step, cosine or const)"
+                      : "a schedule must be step(...), cosine(...) or const%s",
+                 n);
         return false;
     }
     int npos = eval_positional(L, sc, e, pos, 4);
     bool step = !strcmp(n, "step");
-    if (!dn_bind_args(L, sc, n, step ? "step_size:int gamma:float=0.1" : "total_steps:int min_lr:float=0", e, pos, npos, a, 4))
+    if (!dn_bind_args(L, sc, n, step ? "step_size:int gamma:float=0.1" : "total_steps:int min_lr:float=0", e, pos, npos,
+                      a, 4))
         return false;
     if (a[0].i < 1) {
         dn_error(L->cx, e->loc, "%s of %s must be at least 1", step ? "step_size" : "total_steps", n);
         return false;
     }
     s->kind = n;
-    if (step) s->step_size = a[0].i, s->gamma = a[1].f;
-    else s->total_steps = a[0].i, s->min_lr = a[1].f;
+    if (step)
+        s->step_size = a[0].i, s->gamma = a[1].f;
+    else
+        s->total_steps = a[0].i, s->min_lr = a[1].f;
     return true;
 }
 
@@ -70,8 +75,10 @@ static AstExpr *split_schedule(Lower *L, const AstExpr *e, const AstExpr **sched
     *sched = NULL;
     for (int i = 0; i < e->args.len; i++) {
         const AstArg *a = &e->args.data[i];
-        if (a->name && !strcmp(a->name, "schedule") && !*sched) *sched = a->value;
-        else dn_vec_push(L->a, &c->args, *a);
+        if (a->name && !strcmp(a->name, "schedule") && !*sched)
+            *sched = a->value;
+        else
+            dn_vec_push(L->a, &c->args, *a);
     }
     return c;
 }
@@ -114,7 +121,10 @@ static void lower_optimizer(Lower *L, Scope *sc, const AstExpr *e)
     const char *n = e->kind == EXPR_CALL || e->kind == EXPR_NAME ? e->s : "";
     bool adam = !strcmp(n, "adam") || !strcmp(n, "adamw");
     if (!adam && strcmp(n, "sgd")) {
-        dn_error(L->cx, e->loc, *n ? "unknown optimizer '%s' (expected sgd, adam or adamw)" : "the optimizer must be sgd(...), adam(...) or adamw(...)%s", n);
+        dn_error(L->cx, e->loc,
+                 *n ? "unknown optimizer '%s' (expected sgd, adam or adamw)"
+                    : "the optimizer must be sgd(...), adam(...) or adamw(...)%s",
+                 n);
         return;
     }
     const AstExpr *sched_e;
@@ -149,7 +159,8 @@ static void lower_loss(Lower *L, Scope *sc, const AstStmt *s)
     char buf[96];
     if (v.kind != VAL_TENSOR || v.t->dtype != DN_DTYPE_F32 || v.t->shape.rank != 0) {
         dn_error(L->cx, s->e->loc, "the loss must be a scalar f32 tensor, got %s",
-                 v.kind == VAL_TENSOR ? dn_type_str(v.t->dtype, &v.t->shape, buf, sizeof buf) : dn_val_kind_name(v.kind));
+                 v.kind == VAL_TENSOR ? dn_type_str(v.t->dtype, &v.t->shape, buf, sizeof buf)
+                                      : dn_val_kind_name(v.kind));
         return;
     }
     L->g->loss = v.t;
@@ -182,7 +193,8 @@ static void add_input(Lower *L, const AstDecl *md, Scope *ts, const AstStmt *s)
     bool clash = is_model_input(md, s->name) || dn_scope_find(ts, s->name);
     for (int i = 0; i < md->outputs.len && !clash; i++) clash = !strcmp(md->outputs.data[i].name, s->name);
     if (clash) {
-        dn_error(L->cx, s->name_loc, "train input '%s' has the name of a model input, output or another train input", s->name);
+        dn_error(L->cx, s->name_loc, "train input '%s' has the name of a model input, output or another train input",
+                 s->name);
         return;
     }
     if (!dn_lower_check_size(L, s->type.dtype, &s->type.shape, s->name_loc, s->name)) {
@@ -207,8 +219,10 @@ static void lower_setting(Lower *L, Scope *ts, const AstStmt *s, bool seen[2])
         return;
     }
     seen[which] = true;
-    if (which == 0) lower_loss(L, ts, s);
-    else lower_optimizer(L, ts, s->e);
+    if (which == 0)
+        lower_loss(L, ts, s);
+    else
+        lower_optimizer(L, ts, s->e);
 }
 
 /* ---- augmentation ------------------------------------------------------------ */
@@ -259,8 +273,8 @@ static bool aug_size(Lower *L, const AstExpr *e, Val v, const DnValue *x, int64_
         char buf[96];
         dn_error(L->cx, e->loc,
                  "%s: size [%lld, %lld] must equal the input's height and width (%s): augmentations keep the "
-                 "model input's shape", e->s, (long long)hw[0], (long long)hw[1],
-                 dn_type_str(x->dtype, &x->shape, buf, sizeof buf));
+                 "model input's shape",
+                 e->s, (long long)hw[0], (long long)hw[1], dn_type_str(x->dtype, &x->shape, buf, sizeof buf));
         return false;
     }
     return true;
@@ -313,9 +327,12 @@ static DnValue *aug_chain(Lower *L, Scope *sc, const AstExpr *e, DnValue *x)
     const AugInfo *ai = find_aug(e);
     if (!ai) {
         if (e->kind == EXPR_CALL || e->kind == EXPR_NAME)
-            dn_error(L->cx, e->loc, "unknown augmentation '%s' (expected random_flip, random_crop, "
-                     "random_resized_crop, color_jitter or pca_lighting)", e->s);
-        else dn_error(L->cx, e->loc, "an augmentation must be a call such as random_crop(28, pad=2)");
+            dn_error(L->cx, e->loc,
+                     "unknown augmentation '%s' (expected random_flip, random_crop, "
+                     "random_resized_crop, color_jitter or pca_lighting)",
+                     e->s);
+        else
+            dn_error(L->cx, e->loc, "an augmentation must be a call such as random_crop(28, pad=2)");
         return NULL;
     }
     const AstExpr *prev = piped_stage(e);
@@ -370,10 +387,12 @@ bool dn_lower_train(Lower *L, const AstDecl *md, const AstDecl *td, Scope *outs)
         if (td->body.data[i]->kind == STMT_INPUT) add_input(L, md, &ts, td->body.data[i]);
     for (int i = 0; i < td->body.len; i++) {
         const AstStmt *s = td->body.data[i];
-        if (s->kind == STMT_ASSIGN) lower_setting(L, &ts, s, seen);
+        if (s->kind == STMT_ASSIGN)
+            lower_setting(L, &ts, s, seen);
         else if (s->kind == STMT_FREEZE)
             for (int j = 0; j < s->names.len; j++) freeze(L, s->names.data[j], s->name_locs.data[j]);
-        else if (s->kind == STMT_AUGMENT) lower_augment(L, md, &ts, s, cur);
+        else if (s->kind == STMT_AUGMENT)
+            lower_augment(L, md, &ts, s, cur);
     }
     if (!seen[0]) dn_error(L->cx, td->loc, "train section of '%s' has no 'loss = ...'", td->name);
     if (!seen[1]) dn_error(L->cx, td->loc, "train section of '%s' has no 'optimizer = ...'", td->name);

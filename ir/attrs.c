@@ -217,7 +217,8 @@ static bool convert(DnCtx *cx, DnGraph *g, DnOpKind kind, const DnAttr *a, DnAtt
         return false;
     }
     if (out->kind == DN_ATTR_INTS && dn_attr_is_window(out->name)) {
-        if (out->nints == 1) out->ints = ints_dup(g, 2, (int64_t[]){out->ints[0], out->ints[0]});
+        if (out->nints == 1)
+            out->ints = ints_dup(g, 2, (int64_t[]){out->ints[0], out->ints[0]});
         else if (out->nints != 2) {
             dn_error(cx, loc, "%s: attribute '%s' needs 1 or 2 values, got %d", op, out->name, out->nints);
             return false;
@@ -228,8 +229,8 @@ static bool convert(DnCtx *cx, DnGraph *g, DnOpKind kind, const DnAttr *a, DnAtt
 }
 
 /* Checks that every given attribute is in the schema, and given once. */
-static bool check_names(DnCtx *cx, DnOpKind kind, const DnAttrSpec *spec, int nspec, int nattrs,
-                        const DnAttr *attrs, DnLoc loc)
+static bool check_names(DnCtx *cx, DnOpKind kind, const DnAttrSpec *spec, int nspec, int nattrs, const DnAttr *attrs,
+                        DnLoc loc)
 {
     bool ok = true;
     for (int i = 0; i < nattrs; i++) {
@@ -248,8 +249,8 @@ static bool check_names(DnCtx *cx, DnOpKind kind, const DnAttrSpec *spec, int ns
     return ok;
 }
 
-DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs,
-                          const DnAttr *attrs, DnLoc loc, int *nout)
+DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs, const DnAttr *attrs,
+                          DnLoc loc, int *nout)
 {
     DnAttrSpec spec[DN_MAX_ATTRS];
     int nspec = dn_op_schema(kind, spec);
@@ -262,7 +263,8 @@ DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *
         const DnAttr *given = NULL;
         for (int i = 0; i < nattrs; i++)
             if (!strcmp(attrs[i].name, spec[j].name)) given = &attrs[i];
-        if (given) ok &= convert(cx, g, kind, given, &out[j], loc);
+        if (given)
+            ok &= convert(cx, g, kind, given, &out[j], loc);
         else if (!fill_default(g, kind, in, out, j, &out[j])) {
             dn_error(cx, loc, "%s: missing attribute '%s'", dn_op_info[kind].name, spec[j].name);
             ok = false;

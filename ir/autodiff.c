@@ -10,10 +10,7 @@
  */
 #include "grad.h"
 
-bool dn_ad_needs(const DnAd *a, const DnValue *v)
-{
-    return v && v->id < a->nfwd && a->needs[v->id];
-}
+bool dn_ad_needs(const DnAd *a, const DnValue *v) { return v && v->id < a->nfwd && a->needs[v->id]; }
 
 DnValue *dn_ad_build(DnAd *a, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs)
 {
@@ -52,8 +49,7 @@ static void mark_needs(DnAd *a)
     DnGraph *g = a->g;
     for (int i = 0; i < g->params.len; i++) {
         const DnParam *p = g->params.data[i];
-        if (p->kind == DN_PARAM_WEIGHT && p->trainable && p->dtype == DN_DTYPE_F32)
-            a->needs[p->value->id] = true;
+        if (p->kind == DN_PARAM_WEIGHT && p->trainable && p->dtype == DN_DTYPE_F32) a->needs[p->value->id] = true;
     }
     for (int i = 0; i < g->ops.len; i++) {
         const DnOp *op = g->ops.data[i];

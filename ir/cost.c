@@ -9,8 +9,10 @@
 static void add_elems(const DnValue *v, int64_t per, int64_t *c_n, int64_t *c_b)
 {
     int64_t e = dn_shape_numel_static(&v->shape) * per;
-    if (dn_shape_has_n(&v->shape)) *c_n += e;
-    else *c_b += e;
+    if (dn_shape_has_n(&v->shape))
+        *c_n += e;
+    else
+        *c_b += e;
 }
 
 /* Multiply-adds per element of the op's reference tensor (see dn_op_cost). */
@@ -37,12 +39,14 @@ void dn_op_cost(const DnOp *op, DnCost *c)
     *c = (DnCost){0};
     for (int i = 0; i < op->nin; i++)
         if (op->in[i]) add_elems(op->in[i], dn_dtype_size(op->in[i]->dtype), &c->bytes_n, &c->bytes_b);
-    for (int i = 0; i < op->nout; i++) add_elems(op->out[i], dn_dtype_size(op->out[i]->dtype), &c->bytes_n, &c->bytes_b);
+    for (int i = 0; i < op->nout; i++)
+        add_elems(op->out[i], dn_dtype_size(op->out[i]->dtype), &c->bytes_n, &c->bytes_b);
     int64_t macs = macs_per_elem(op);
     /* The tensor the multiply-adds run over: the result, except for the
      * convolution gradients, which run over dy (one MAC per weight tap). */
-    const DnValue *ref = op->kind == DN_OP_CONV2D_BWD_DATA ? op->in[0]
+    const DnValue *ref = op->kind == DN_OP_CONV2D_BWD_DATA     ? op->in[0]
                          : op->kind == DN_OP_CONV2D_BWD_FILTER ? op->in[1]
-                         : op->nout ? op->out[0] : op->in[0];
+                         : op->nout                            ? op->out[0]
+                                                               : op->in[0];
     add_elems(ref, macs ? 2 * macs : 1, &c->flops_n, &c->flops_b);
 }

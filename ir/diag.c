@@ -51,13 +51,13 @@ static void report(DnCtx *cx, DnSeverity sev, DnLoc loc, const char *fmt, va_lis
 
 void dn_verror(DnCtx *cx, DnLoc loc, const char *fmt, va_list ap) { report(cx, DN_SEV_ERROR, loc, fmt, ap); }
 
-#define REPORT_FN(fn, sev)                                   \
-    void fn(DnCtx *cx, DnLoc loc, const char *fmt, ...)      \
-    {                                                        \
-        va_list ap;                                          \
-        va_start(ap, fmt);                                   \
-        report(cx, sev, loc, fmt, ap);                       \
-        va_end(ap);                                          \
+#define REPORT_FN(fn, sev)                                                                                             \
+    void fn(DnCtx *cx, DnLoc loc, const char *fmt, ...)                                                                \
+    {                                                                                                                  \
+        va_list ap;                                                                                                    \
+        va_start(ap, fmt);                                                                                             \
+        report(cx, sev, loc, fmt, ap);                                                                                 \
+        va_end(ap);                                                                                                    \
     }
 REPORT_FN(dn_error, DN_SEV_ERROR)
 REPORT_FN(dn_warning, DN_SEV_WARNING)

@@ -16,11 +16,11 @@
 typedef struct DnAd {
     DnCtx *cx;
     DnGraph *g;
-    int nfwd;          /* values with id < nfwd are forward values */
-    bool *needs;       /* [nfwd]: a trainable weight flows into the value */
-    DnValue **grad;    /* [nfwd]: accumulated gradient, NULL when none yet */
-    DnLoc loc;         /* location of the op whose rule is running */
-    bool failed;       /* a backward op could not be built */
+    int nfwd;       /* values with id < nfwd are forward values */
+    bool *needs;    /* [nfwd]: a trainable weight flows into the value */
+    DnValue **grad; /* [nfwd]: accumulated gradient, NULL when none yet */
+    DnLoc loc;      /* location of the op whose rule is running */
+    bool failed;    /* a backward op could not be built */
 } DnAd;
 
 /* A gradient rule; 'dy' has op->nout entries. */

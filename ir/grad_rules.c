@@ -69,8 +69,8 @@ static DnValue *through_act(DnAd *a, const DnOp *op, DnValue *dy)
 static void grad_conv2d(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     DnValue *d = through_act(a, op, dy[0]), *x = op->in[0], *w = op->in[1];
-    DnAttr at[5] = {*dn_op_attr(op, "stride"), *dn_op_attr(op, "pad"), *dn_op_attr(op, "dilation"),
-                    *dn_op_attr(op, "groups"), {0}};
+    DnAttr at[5] = {
+        *dn_op_attr(op, "stride"), *dn_op_attr(op, "pad"), *dn_op_attr(op, "dilation"), *dn_op_attr(op, "groups"), {0}};
     if (dn_ad_needs(a, x)) {
         at[4] = dn_ad_shape_attr(a, "shape", &x->shape);
         DnValue *in[2] = {d, w};
@@ -137,15 +137,20 @@ static void grad_matmul(DnAd *a, const DnOp *op, DnValue *const *dy)
     bool same = x->shape.rank == y->shape.rank;
     if (dn_ad_needs(a, x)) {
         DnValue *dx;
-        if (!ta) dx = matmul(a, d, y, 0, !tb);
-        else if (same) dx = tb ? matmul(a, y, d, 1, 1) : matmul(a, y, d, 0, 1);
-        else dx = transpose_last2(a, matmul(a, d, y, 0, !tb));
+        if (!ta)
+            dx = matmul(a, d, y, 0, !tb);
+        else if (same)
+            dx = tb ? matmul(a, y, d, 1, 1) : matmul(a, y, d, 0, 1);
+        else
+            dx = transpose_last2(a, matmul(a, d, y, 0, !tb));
         dn_ad_acc(a, x, dx);
     }
     if (dn_ad_needs(a, y)) {
         DnValue *dw;
-        if (!tb) dw = matmul(a, x, d, !ta, 0);
-        else dw = ta ? matmul(a, d, x, 1, 1) : matmul(a, d, x, 1, 0);
+        if (!tb)
+            dw = matmul(a, x, d, !ta, 0);
+        else
+            dw = ta ? matmul(a, d, x, 1, 1) : matmul(a, d, x, 1, 0);
         dn_ad_acc(a, y, sum_to(a, dw, y));
     }
 }
@@ -281,51 +286,51 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
  * operands; augmentations only ever apply to model inputs; batchnorm is
  * replaced by batchnorm_train before autodiff; the backward ops and updates
  * are never differentiated). */
-#define NONE NULL
-#define GRAD_CONV2D grad_conv2d
-#define GRAD_MAXPOOL2D grad_maxpool2d
-#define GRAD_AVGPOOL2D grad_avgpool2d
-#define GRAD_DENSE grad_dense
-#define GRAD_MATMUL grad_matmul
-#define GRAD_ADD grad_add
-#define GRAD_SUB grad_sub
-#define GRAD_MUL grad_mul
-#define GRAD_DIV grad_div
-#define GRAD_SCALE grad_scale
-#define GRAD_RELU grad_relu
-#define GRAD_TANH grad_tanh
-#define GRAD_SIGMOID grad_sigmoid
-#define GRAD_SOFTMAX grad_softmax
-#define GRAD_LOG_SOFTMAX grad_log_softmax
-#define GRAD_RESHAPE grad_reshape
-#define GRAD_TRANSPOSE grad_transpose
-#define GRAD_FILL NONE
-#define GRAD_SUM_TO grad_sum_to
-#define GRAD_DROPOUT grad_dropout
-#define GRAD_RANDOM_FLIP NONE /* augmentations apply to inputs, which need no gradient */
-#define GRAD_RANDOM_CROP NONE
+#define NONE                     NULL
+#define GRAD_CONV2D              grad_conv2d
+#define GRAD_MAXPOOL2D           grad_maxpool2d
+#define GRAD_AVGPOOL2D           grad_avgpool2d
+#define GRAD_DENSE               grad_dense
+#define GRAD_MATMUL              grad_matmul
+#define GRAD_ADD                 grad_add
+#define GRAD_SUB                 grad_sub
+#define GRAD_MUL                 grad_mul
+#define GRAD_DIV                 grad_div
+#define GRAD_SCALE               grad_scale
+#define GRAD_RELU                grad_relu
+#define GRAD_TANH                grad_tanh
+#define GRAD_SIGMOID             grad_sigmoid
+#define GRAD_SOFTMAX             grad_softmax
+#define GRAD_LOG_SOFTMAX         grad_log_softmax
+#define GRAD_RESHAPE             grad_reshape
+#define GRAD_TRANSPOSE           grad_transpose
+#define GRAD_FILL                NONE
+#define GRAD_SUM_TO              grad_sum_to
+#define GRAD_DROPOUT             grad_dropout
+#define GRAD_RANDOM_FLIP         NONE /* augmentations apply to inputs, which need no gradient */
+#define GRAD_RANDOM_CROP         NONE
 #define GRAD_RANDOM_RESIZED_CROP NONE
-#define GRAD_COLOR_JITTER NONE
-#define GRAD_PCA_LIGHTING NONE
-#define GRAD_BATCHNORM NONE
-#define GRAD_BATCHNORM_TRAIN grad_batchnorm_train
-#define GRAD_CROSS_ENTROPY grad_cross_entropy
-#define GRAD_MSE grad_mse
-#define GRAD_CONV2D_BWD_DATA NONE
-#define GRAD_CONV2D_BWD_FILTER NONE
-#define GRAD_MAXPOOL2D_BWD NONE
-#define GRAD_AVGPOOL2D_BWD NONE
-#define GRAD_RELU_BWD NONE
-#define GRAD_TANH_BWD NONE
-#define GRAD_SIGMOID_BWD NONE
-#define GRAD_SOFTMAX_BWD NONE
-#define GRAD_LOG_SOFTMAX_BWD NONE
-#define GRAD_DROPOUT_BWD NONE
-#define GRAD_BATCHNORM_BWD NONE
-#define GRAD_CROSS_ENTROPY_BWD NONE
-#define GRAD_MSE_BWD NONE
-#define GRAD_SGD_UPDATE NONE
-#define GRAD_ADAM_UPDATE NONE
+#define GRAD_COLOR_JITTER        NONE
+#define GRAD_PCA_LIGHTING        NONE
+#define GRAD_BATCHNORM           NONE
+#define GRAD_BATCHNORM_TRAIN     grad_batchnorm_train
+#define GRAD_CROSS_ENTROPY       grad_cross_entropy
+#define GRAD_MSE                 grad_mse
+#define GRAD_CONV2D_BWD_DATA     NONE
+#define GRAD_CONV2D_BWD_FILTER   NONE
+#define GRAD_MAXPOOL2D_BWD       NONE
+#define GRAD_AVGPOOL2D_BWD       NONE
+#define GRAD_RELU_BWD            NONE
+#define GRAD_TANH_BWD            NONE
+#define GRAD_SIGMOID_BWD         NONE
+#define GRAD_SOFTMAX_BWD         NONE
+#define GRAD_LOG_SOFTMAX_BWD     NONE
+#define GRAD_DROPOUT_BWD         NONE
+#define GRAD_BATCHNORM_BWD       NONE
+#define GRAD_CROSS_ENTROPY_BWD   NONE
+#define GRAD_MSE_BWD             NONE
+#define GRAD_SGD_UPDATE          NONE
+#define GRAD_ADAM_UPDATE         NONE
 
 const DnGradRule dn_grad_rules[DN_OP_COUNT] = {
 #define OP(E, name, mi, ma, no, fl, at) [DN_OP_##E] = GRAD_##E,

@@ -65,8 +65,8 @@ DnValue *dn_graph_add_input(DnGraph *g, const char *name, DnDType t, const DnSha
     return v;
 }
 
-DnParam *dn_graph_add_param(DnGraph *g, const char *name, DnParamKind kind, DnDType t, const DnShape *s,
-                            DnInit init, DnLoc loc)
+DnParam *dn_graph_add_param(DnGraph *g, const char *name, DnParamKind kind, DnDType t, const DnShape *s, DnInit init,
+                            DnLoc loc)
 {
     DnParam *p = dn_arena_alloc(&g->arena, sizeof *p);
     p->name = dn_arena_strdup(&g->arena, name);

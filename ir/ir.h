@@ -21,16 +21,16 @@
 typedef enum { DN_DTYPE_F32, DN_DTYPE_I32, DN_DTYPE_I64, DN_DTYPE_COUNT } DnDType; /* ORDER DN_DTYPE */
 
 #define DN_MAX_RANK 6
-#define DN_DIM_N (-1) /* the symbolic batch dimension; only ever dim[0] */
+#define DN_DIM_N    (-1) /* the symbolic batch dimension; only ever dim[0] */
 
 typedef struct DnShape {
-    int rank;                   /* 0 = scalar */
-    int64_t dim[DN_MAX_RANK];   /* dim[0] may be DN_DIM_N */
+    int rank;                 /* 0 = scalar */
+    int64_t dim[DN_MAX_RANK]; /* dim[0] may be DN_DIM_N */
 } DnShape;
 
-int dn_dtype_size(DnDType t);               /* bytes per element */
-const char *dn_dtype_name(DnDType t);       /* "f32", "i32", "i64" */
-bool dn_shape_has_n(const DnShape *s);      /* dim[0] == DN_DIM_N */
+int dn_dtype_size(DnDType t);          /* bytes per element */
+const char *dn_dtype_name(DnDType t);  /* "f32", "i32", "i64" */
+bool dn_shape_has_n(const DnShape *s); /* dim[0] == DN_DIM_N */
 /* Elements per batch item when has_n (product of dims 1..), else all elements. */
 int64_t dn_shape_numel_static(const DnShape *s);
 bool dn_shape_eq(const DnShape *a, const DnShape *b);
@@ -38,7 +38,7 @@ bool dn_shape_eq(const DnShape *a, const DnShape *b);
  * a tensor (per batch item when it has N) holds at most DN_MAX_TENSOR_BYTES;
  * window attributes (pad, stride, dilation, kernel) are at most DN_MAX_WINDOW. */
 #define DN_MAX_TENSOR_BYTES (INT64_C(1) << 40)
-#define DN_MAX_WINDOW (INT64_C(1) << 20)
+#define DN_MAX_WINDOW       (INT64_C(1) << 20)
 /* True when a tensor of this type is within DN_MAX_TENSOR_BYTES (computed
  * without overflow) and no static dimension is negative. */
 bool dn_type_fits(DnDType t, const DnShape *s);
@@ -52,11 +52,11 @@ typedef enum { DN_ATTR_INT, DN_ATTR_INTS, DN_ATTR_FLOAT, DN_ATTR_STR } DnAttrKin
 typedef struct DnAttr {
     const char *name;
     DnAttrKind kind;
-    int64_t i;          /* DN_ATTR_INT */
-    int nints;          /* DN_ATTR_INTS */
+    int64_t i; /* DN_ATTR_INT */
+    int nints; /* DN_ATTR_INTS */
     int64_t *ints;
-    double f;           /* DN_ATTR_FLOAT */
-    const char *s;      /* DN_ATTR_STR */
+    double f;      /* DN_ATTR_FLOAT */
+    const char *s; /* DN_ATTR_STR */
 } DnAttr;
 
 /* ---- op table ----------------------------------------------------------- */
@@ -69,10 +69,10 @@ typedef enum {
 } DnOpKind;
 
 enum {
-    DN_OPF_ELEMWISE    = 1 << 0, /* pointwise (with broadcasting): fusable */
-    DN_OPF_VIEW        = 1 << 1, /* result aliases the operand's bytes (reshape) */
+    DN_OPF_ELEMWISE = 1 << 0,    /* pointwise (with broadcasting): fusable */
+    DN_OPF_VIEW = 1 << 1,        /* result aliases the operand's bytes (reshape) */
     DN_OPF_SIDE_EFFECT = 1 << 2, /* writes operands in place; never dead */
-    DN_OPF_RANDOM      = 1 << 3, /* uses the philox stream (seed, salt, step) */
+    DN_OPF_RANDOM = 1 << 3,      /* uses the philox stream (seed, salt, step) */
 };
 
 typedef struct DnOpInfo {
@@ -89,27 +89,27 @@ DnOpKind dn_op_lookup(const char *name);
 /* ---- values, ops, parameters, graphs ----------------------------------- */
 
 typedef enum {
-    DN_VAL_INPUT,  /* graph input: 'index' into g->inputs */
-    DN_VAL_PARAM,  /* parameter or state tensor: 'index' into g->params */
-    DN_VAL_OP,     /* result 'index' of op 'def' */
+    DN_VAL_INPUT, /* graph input: 'index' into g->inputs */
+    DN_VAL_PARAM, /* parameter or state tensor: 'index' into g->params */
+    DN_VAL_OP,    /* result 'index' of op 'def' */
 } DnValueKind;
 
 typedef struct DnOp DnOp;
 
 typedef struct DnValue {
-    int id;              /* unique in the graph, dense from 0; printing renumbers */
+    int id; /* unique in the graph, dense from 0; printing renumbers */
     DnValueKind kind;
-    int index;           /* see DnValueKind */
-    DnOp *def;           /* DN_VAL_OP only */
+    int index; /* see DnValueKind */
+    DnOp *def; /* DN_VAL_OP only */
     DnDType dtype;
     DnShape shape;
-    const char *name;    /* inputs and params: their name; op results: optional hint */
-    bool train_only;     /* inputs only: exists only in training (labels) */
+    const char *name; /* inputs and params: their name; op results: optional hint */
+    bool train_only;  /* inputs only: exists only in training (labels) */
     DnLoc loc;
 } DnValue;
 
 struct DnOp {
-    int id;              /* position when last numbered; unique */
+    int id; /* position when last numbered; unique */
     DnOpKind kind;
     int nin, nout;
     DnValue **in;
@@ -117,14 +117,14 @@ struct DnOp {
     int nattrs;
     DnAttr *attrs;
     DnLoc loc;
-    bool dead;           /* unlinked by a pass; skipped by every iterator */
+    bool dead; /* unlinked by a pass; skipped by every iterator */
 };
 
 typedef enum {
-    DN_INIT_ZEROS,     /* 0 */
-    DN_INIT_ONES,      /* 1 */
-    DN_INIT_UNIFORM,   /* U(a, b) */
-    DN_INIT_NORMAL,    /* N(mean = a, std = b) */
+    DN_INIT_ZEROS,   /* 0 */
+    DN_INIT_ONES,    /* 1 */
+    DN_INIT_UNIFORM, /* U(a, b) */
+    DN_INIT_NORMAL,  /* N(mean = a, std = b) */
 } DnInitKind;
 
 typedef struct DnInit {
@@ -133,19 +133,19 @@ typedef struct DnInit {
 } DnInit;
 
 typedef enum {
-    DN_PARAM_WEIGHT,   /* learnable (or frozen) parameter: saved, loaded */
-    DN_PARAM_BUFFER,   /* state that is not learned (running_mean...): saved, loaded */
-    DN_PARAM_OPTIM,    /* optimizer state ("optim.<param>.m"): saved with training state */
+    DN_PARAM_WEIGHT, /* learnable (or frozen) parameter: saved, loaded */
+    DN_PARAM_BUFFER, /* state that is not learned (running_mean...): saved, loaded */
+    DN_PARAM_OPTIM,  /* optimizer state ("optim.<param>.m"): saved with training state */
 } DnParamKind;
 
 typedef struct DnParam {
-    const char *name;  /* hierarchical: "layer1.0.conv1.weight" */
+    const char *name; /* hierarchical: "layer1.0.conv1.weight" */
     DnParamKind kind;
     DnDType dtype;
-    DnShape shape;     /* fully static */
+    DnShape shape; /* fully static */
     DnInit init;
-    bool trainable;    /* WEIGHT only: false when frozen */
-    DnValue *value;    /* the graph value that reads it */
+    bool trainable; /* WEIGHT only: false when frozen */
+    DnValue *value; /* the graph value that reads it */
     DnLoc loc;
 } DnParam;
 
@@ -160,14 +160,14 @@ typedef struct DnOptimSpec {
 } DnOptimSpec;
 
 typedef struct DnGraph {
-    DnArena arena;           /* owns everything below */
-    const char *name;        /* model name: C identifier */
+    DnArena arena;    /* owns everything below */
+    const char *name; /* model name: C identifier */
     DN_VEC(DnValue *) inputs;
     DN_VEC(DnValue *) outputs;
     DN_VEC(const char *) output_names; /* parallel to outputs */
     DN_VEC(DnParam *) params;
-    DN_VEC(DnOp *) ops;      /* topological order; may contain dead ops */
-    int nvalues;             /* next value id */
+    DN_VEC(DnOp *) ops; /* topological order; may contain dead ops */
+    int nvalues;        /* next value id */
     /* Training (set by the frontend's train section, NULL otherwise):
      * 'loss' is a scalar f32 value computed from outputs and train-only
      * inputs; the training pass differentiates it and appends 'optim'
@@ -183,8 +183,8 @@ DnGraph *dn_graph_new(const char *name);
 void dn_graph_free(DnGraph *g);
 DnValue *dn_graph_add_input(DnGraph *g, const char *name, DnDType t, const DnShape *s, DnLoc loc);
 /* Adds a parameter; returns it with p->value set.  'name' is copied. */
-DnParam *dn_graph_add_param(DnGraph *g, const char *name, DnParamKind kind, DnDType t, const DnShape *s,
-                            DnInit init, DnLoc loc);
+DnParam *dn_graph_add_param(DnGraph *g, const char *name, DnParamKind kind, DnDType t, const DnShape *s, DnInit init,
+                            DnLoc loc);
 DnParam *dn_graph_find_param(const DnGraph *g, const char *name);
 void dn_graph_add_output(DnGraph *g, const char *name, DnValue *v);
 /* Returns a deep copy in its own arena (values, ops, params; dead ops dropped). */
@@ -203,11 +203,10 @@ void dn_graph_replace_uses(DnGraph *g, DnValue *from, DnValue *to);
  * "conv2d expects a 4-d input, got f32[N, 784]") and returns NULL; callers
  * propagate NULL as "poisoned" without further messages.  Never aborts on
  * user input. */
-DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs,
-               DnLoc loc);
+DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs, DnLoc loc);
 /* Convenience: the first result of dn_build, or NULL. */
-DnValue *dn_build1(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs,
-                   const DnAttr *attrs, DnLoc loc);
+DnValue *dn_build1(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs,
+                   DnLoc loc);
 
 /* Attribute constructors (strings and arrays are copied into 'g' by dn_build). */
 DnAttr dn_attr_int(const char *name, int64_t v);
@@ -231,8 +230,8 @@ const int64_t *dn_op_ints(const DnOp *op, const char *name, int *n);
 
 /* Work of one op as  coefficient * n + fixed  (n: the batch size). */
 typedef struct DnCost {
-    int64_t flops_n, flops_b;   /* multiply-add = 2; pointwise = 1 per result element */
-    int64_t bytes_n, bytes_b;   /* bytes of all operands and results */
+    int64_t flops_n, flops_b; /* multiply-add = 2; pointwise = 1 per result element */
+    int64_t bytes_n, bytes_b; /* bytes of all operands and results */
 } DnCost;
 void dn_op_cost(const DnOp *op, DnCost *c);
 
@@ -261,7 +260,7 @@ DnGraph *dn_graph_read(DnCtx *cx, const char *file, const char *text);
 /* ---- additions of the IR core (graph.c, shape.c, read.c) ---------------- */
 
 #define DN_MAX_ATTRS 16 /* most attributes any op's schema lists */
-#define DN_MAX_OUTS 4   /* most results any op has */
+#define DN_MAX_OUTS  4  /* most results any op has */
 
 /* One entry of an op's attribute schema (ops.def), in schema order. */
 typedef struct DnAttrSpec {
@@ -291,8 +290,8 @@ DnLoc dn_graph_loc(DnGraph *g, DnLoc loc);
  * normalizes negative axes, and copies everything into g's arena in
  * schema order.  'in' may be NULL when no default depends on operands.
  * Returns the array and its length in *nout, or NULL after reporting. */
-DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs,
-                          const DnAttr *attrs, DnLoc loc, int *nout);
+DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs, const DnAttr *attrs,
+                          DnLoc loc, int *nout);
 /* Numpy broadcasting of 'a' and 'b' into *out, with the batch rule: N
  * matches N and 1 but no static size > 1, and must end up in axis 0.
  * Returns false when the shapes do not broadcast. */

@@ -22,8 +22,14 @@ typedef struct Printer {
  * recognisable as a float ("1.0", "1e-05", "inf", "-inf", "nan"). */
 static void print_float(FILE *out, double x)
 {
-    if (isnan(x)) { fputs("nan", out); return; }
-    if (isinf(x)) { fputs(x < 0 ? "-inf" : "inf", out); return; }
+    if (isnan(x)) {
+        fputs("nan", out);
+        return;
+    }
+    if (isinf(x)) {
+        fputs(x < 0 ? "-inf" : "inf", out);
+        return;
+    }
     char buf[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(buf, sizeof buf, "%.*g", prec, x);
@@ -37,11 +43,16 @@ static void print_string(FILE *out, const char *s)
 {
     fputc('"', out);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(out, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", out);
-        else if (*p == '\t') fputs("\\t", out);
-        else if (*p < 32 || *p >= 127) fprintf(out, "\\x%02x", *p);
-        else fputc(*p, out);
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p == '\t')
+            fputs("\\t", out);
+        else if (*p < 32 || *p >= 127)
+            fprintf(out, "\\x%02x", *p);
+        else
+            fputc(*p, out);
     }
     fputc('"', out);
 }
@@ -51,7 +62,8 @@ static bool bare_name(const char *name)
 {
     if (!*name) return false;
     for (const char *p = name; *p; p++)
-        if (!(*p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        if (!(*p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+              (*p >= 'A' && *p <= 'Z')))
             return false;
     return true;
 }
@@ -59,8 +71,10 @@ static bool bare_name(const char *name)
 static void print_name(FILE *out, char sigil, const char *name)
 {
     fputc(sigil, out);
-    if (bare_name(name)) fputs(name, out);
-    else print_string(out, name);
+    if (bare_name(name))
+        fputs(name, out);
+    else
+        print_string(out, name);
 }
 
 static void print_type(FILE *out, DnDType t, const DnShape *s)
@@ -79,9 +93,12 @@ static void print_loc(FILE *out, DnLoc loc)
 
 static void print_ref(Printer *p, const DnValue *v)
 {
-    if (v->kind == DN_VAL_PARAM) print_name(p->out, '@', p->g->params.data[v->index]->name);
-    else if (v->kind == DN_VAL_INPUT) print_name(p->out, '%', v->name);
-    else fprintf(p->out, "%%%d", p->num[v->id]);
+    if (v->kind == DN_VAL_PARAM)
+        print_name(p->out, '@', p->g->params.data[v->index]->name);
+    else if (v->kind == DN_VAL_INPUT)
+        print_name(p->out, '%', v->name);
+    else
+        fprintf(p->out, "%%%d", p->num[v->id]);
 }
 
 static void print_attrs(FILE *out, int n, const DnAttr *a)
@@ -123,8 +140,10 @@ static void print_header(Printer *p)
     fputs(") -> (", out);
     for (int i = 0; i < g->outputs.len; i++) {
         fputs(i ? ", " : "", out);
-        if (bare_name(g->output_names.data[i])) fputs(g->output_names.data[i], out);
-        else print_string(out, g->output_names.data[i]);
+        if (bare_name(g->output_names.data[i]))
+            fputs(g->output_names.data[i], out);
+        else
+            print_string(out, g->output_names.data[i]);
         fputs(" = ", out);
         print_ref(p, g->outputs.data[i]);
     }

@@ -40,7 +40,7 @@ typedef struct Reader {
     const char *file; /* in cx's arena */
     const char *p, *line_start;
     int line;
-    Tok tok;          /* the current token */
+    Tok tok; /* the current token */
     DnArena scratch;
     DnGraph *g;
     DN_VEC(Binding) names;
@@ -86,7 +86,10 @@ static void skip_space(Reader *r)
 
 static int hex(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* "..." with \" \\ \n \t \xHH escapes; r->p at the opening quote. */
@@ -102,10 +105,14 @@ static const char *lex_string(Reader *r, Tok *t)
             if (e == 'x' && hex(r->p[2]) >= 0 && hex(r->p[3]) >= 0) {
                 c = (char)(hex(r->p[2]) * 16 + hex(r->p[3]));
                 r->p += 2;
-            } else if (e == '"' || e == '\\') c = e;
-            else if (e == 'n') c = '\n';
-            else if (e == 't') c = '\t';
-            else fail_at(r, t, "unknown escape in string");
+            } else if (e == '"' || e == '\\')
+                c = e;
+            else if (e == 'n')
+                c = '\n';
+            else if (e == 't')
+                c = '\t';
+            else
+                fail_at(r, t, "unknown escape in string");
             r->p++;
         }
         if (c == 0) fail_at(r, t, "NUL character in string");
@@ -140,8 +147,10 @@ static void lex_number(Reader *r, Tok *t)
     }
     bool isf = false;
     while (*q >= '0' && *q <= '9') q++;
-    if (*q == '.') for (isf = true, q++; *q >= '0' && *q <= '9';) q++;
-    if ((*q == 'e' || *q == 'E') && ((q[1] >= '0' && q[1] <= '9') || ((q[1] == '-' || q[1] == '+') && q[2] >= '0' && q[2] <= '9')))
+    if (*q == '.')
+        for (isf = true, q++; *q >= '0' && *q <= '9';) q++;
+    if ((*q == 'e' || *q == 'E') &&
+        ((q[1] >= '0' && q[1] <= '9') || ((q[1] == '-' || q[1] == '+') && q[2] >= '0' && q[2] <= '9')))
         for (isf = true, q += 2; *q >= '0' && *q <= '9';) q++;
     if (name_char(*q)) fail_at(r, t, "malformed number");
     char buf[64];
@@ -149,8 +158,10 @@ static void lex_number(Reader *r, Tok *t)
     memcpy(buf, s, (size_t)(q - s));
     buf[q - s] = 0;
     errno = 0;
-    if (isf) t->f = strtod(buf, NULL);
-    else t->i = strtoll(buf, NULL, 10);
+    if (isf)
+        t->f = strtod(buf, NULL);
+    else
+        t->i = strtoll(buf, NULL, 10);
     if (errno) fail_at(r, t, "number out of range");
     t->kind = isf ? T_FLOAT : T_INT;
     r->p = q;
@@ -164,14 +175,18 @@ static void next(Reader *r)
     t->line = r->line;
     t->col = (int)(r->p - r->line_start) + 1;
     char c = *r->p;
-    if (c == 0) t->kind = T_EOF;
-    else if (c == '"') t->kind = T_STR, t->text = lex_string(r, t);
+    if (c == 0)
+        t->kind = T_EOF;
+    else if (c == '"')
+        t->kind = T_STR, t->text = lex_string(r, t);
     else if (c == '%' || c == '@') {
         r->p++;
         t->kind = c == '%' ? T_PCT : T_AT;
         t->text = lex_name(r, t);
-    } else if (c == '-' && r->p[1] == '>') t->kind = T_ARROW, r->p += 2;
-    else if ((c >= '0' && c <= '9') || ((c == '-' || c == '+') && ((r->p[1] >= '0' && r->p[1] <= '9') || r->p[1] == 'i')))
+    } else if (c == '-' && r->p[1] == '>')
+        t->kind = T_ARROW, r->p += 2;
+    else if ((c >= '0' && c <= '9') ||
+             ((c == '-' || c == '+') && ((r->p[1] >= '0' && r->p[1] <= '9') || r->p[1] == 'i')))
         lex_number(r, t);
     else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
         const char *s = r->p;
@@ -180,9 +195,12 @@ static void next(Reader *r)
         t->text = dn_arena_strndup(&r->scratch, s, (size_t)(r->p - s));
         if (!strcmp(t->text, "inf") || !strcmp(t->text, "nan"))
             t->kind = T_FLOAT, t->f = t->text[0] == 'i' ? INFINITY : NAN;
-    } else if (strchr("(){}[],:=", c)) t->kind = T_PUNCT, t->punct = c, r->p++;
-    else if (c > 32 && c < 127) fail_at(r, t, "unexpected character '%c'", c);
-    else fail_at(r, t, "unexpected character \\x%02x", (unsigned char)c);
+    } else if (strchr("(){}[],:=", c))
+        t->kind = T_PUNCT, t->punct = c, r->p++;
+    else if (c > 32 && c < 127)
+        fail_at(r, t, "unexpected character '%c'", c);
+    else
+        fail_at(r, t, "unexpected character \\x%02x", (unsigned char)c);
 }
 
 /* ---- token helpers ---------------------------------------------------------- */
@@ -215,9 +233,12 @@ static bool accept(Reader *r, char c)
 
 static void expect(Reader *r, char c)
 {
-    if (is_punct(r, c)) next(r);
-    else if (r->tok.kind == T_PUNCT) fail_at(r, &r->tok, "expected '%c', got '%c'", c, r->tok.punct);
-    else fail_at(r, &r->tok, "expected '%c', got %s", c, describe(&r->tok));
+    if (is_punct(r, c))
+        next(r);
+    else if (r->tok.kind == T_PUNCT)
+        fail_at(r, &r->tok, "expected '%c', got '%c'", c, r->tok.punct);
+    else
+        fail_at(r, &r->tok, "expected '%c', got %s", c, describe(&r->tok));
 }
 
 static void expect_word(Reader *r, const char *w)
@@ -282,7 +303,8 @@ static DnLoc parse_loc(Reader *r)
     expect(r, ':');
     Tok c = take(r, T_INT, "a column number");
     expect(r, ')');
-    if (l.i < 1 || l.i > INT32_MAX || c.i < 1 || c.i > INT32_MAX) fail_at(r, &l, "location out of range (line and column start at 1)");
+    if (l.i < 1 || l.i > INT32_MAX || c.i < 1 || c.i > INT32_MAX)
+        fail_at(r, &l, "location out of range (line and column start at 1)");
     loc.line = (int)l.i;
     loc.col = (int)c.i;
     return dn_graph_loc(r->g, loc);
@@ -327,9 +349,12 @@ static DnAttr parse_attr(Reader *r)
 {
     DnAttr a = {.name = take(r, T_IDENT, "an attribute name").text};
     expect(r, '=');
-    if (r->tok.kind == T_INT) a.kind = DN_ATTR_INT, a.i = r->tok.i;
-    else if (r->tok.kind == T_FLOAT) a.kind = DN_ATTR_FLOAT, a.f = r->tok.f;
-    else if (r->tok.kind == T_STR) a.kind = DN_ATTR_STR, a.s = r->tok.text;
+    if (r->tok.kind == T_INT)
+        a.kind = DN_ATTR_INT, a.i = r->tok.i;
+    else if (r->tok.kind == T_FLOAT)
+        a.kind = DN_ATTR_FLOAT, a.f = r->tok.f;
+    else if (r->tok.kind == T_STR)
+        a.kind = DN_ATTR_STR, a.s = r->tok.text;
     else if (is_punct(r, '[')) {
         DN_VEC(int64_t) v = {0};
         next(r);
@@ -341,7 +366,8 @@ static DnAttr parse_attr(Reader *r)
         a.kind = DN_ATTR_INTS;
         a.nints = v.len;
         a.ints = v.data;
-    } else fail_at(r, &r->tok, "expected an attribute value, got %s", describe(&r->tok));
+    } else
+        fail_at(r, &r->tok, "expected an attribute value, got %s", describe(&r->tok));
     next(r);
     return a;
 }
@@ -382,8 +408,10 @@ static DnInit parse_init(Reader *r)
 {
     DnInit init = {0};
     Tok t = take(r, T_IDENT, "an initializer");
-    if (!strcmp(t.text, "zeros")) init.kind = DN_INIT_ZEROS;
-    else if (!strcmp(t.text, "ones")) init.kind = DN_INIT_ONES;
+    if (!strcmp(t.text, "zeros"))
+        init.kind = DN_INIT_ZEROS;
+    else if (!strcmp(t.text, "ones"))
+        init.kind = DN_INIT_ONES;
     else if (!strcmp(t.text, "uniform") || !strcmp(t.text, "normal")) {
         init.kind = t.text[0] == 'u' ? DN_INIT_UNIFORM : DN_INIT_NORMAL;
         expect(r, '(');
@@ -391,7 +419,8 @@ static DnInit parse_init(Reader *r)
         expect(r, ',');
         init.b = take_number(r);
         expect(r, ')');
-    } else fail_at(r, &t, "unknown initializer '%s'", t.text);
+    } else
+        fail_at(r, &t, "unknown initializer '%s'", t.text);
     return init;
 }
 
@@ -473,8 +502,7 @@ static void parse_op(Reader *r)
     DnDType dt[DN_MAX_OUTS];
     DnShape sh[DN_MAX_OUTS];
     int ntypes = 0;
-    if (accept(r, ':'))
-        do {
+    if (accept(r, ':')) do {
             if (ntypes == DN_MAX_OUTS) fail_at(r, &r->tok, "too many types");
             parse_type(r, &dt[ntypes], &sh[ntypes]);
             ntypes++;
@@ -551,10 +579,14 @@ static void parse_graph(Reader *r)
     parse_header(r);
     while (!accept(r, '}')) {
         if (r->tok.kind == T_EOF) fail_at(r, &r->tok, "expected '}' at the end of the function");
-        if (is_word(r, "param")) parse_param(r);
-        else if (is_word(r, "loss")) parse_loss(r);
-        else if (is_word(r, "optimizer")) parse_optimizer(r);
-        else parse_op(r);
+        if (is_word(r, "param"))
+            parse_param(r);
+        else if (is_word(r, "loss"))
+            parse_loss(r);
+        else if (is_word(r, "optimizer"))
+            parse_optimizer(r);
+        else
+            parse_op(r);
     }
     if (r->tok.kind != T_EOF) fail_at(r, &r->tok, "unexpected %s after the function", describe(&r->tok));
     for (int i = 0; i < r->outs.len; i++)

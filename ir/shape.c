@@ -65,8 +65,10 @@ char *dn_type_str(DnDType t, const DnShape *s, char *buf, size_t len)
 {
     size_t at = (size_t)snprintf(buf, len, "%s[", dn_dtype_name(t));
     for (int i = 0; i < s->rank && at < len; i++) {
-        if (s->dim[i] == DN_DIM_N) at += (size_t)snprintf(buf + at, len - at, "%sN", i ? ", " : "");
-        else at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
+        if (s->dim[i] == DN_DIM_N)
+            at += (size_t)snprintf(buf + at, len - at, "%sN", i ? ", " : "");
+        else
+            at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
     }
     if (at < len) snprintf(buf + at, len - at, "]");
     return buf;
@@ -86,8 +88,7 @@ static bool check_arity(DnCtx *cx, DnOpKind kind, int nin, DnLoc loc)
     return false;
 }
 
-DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs,
-               DnLoc loc)
+DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs, DnLoc loc)
 {
     DN_ASSERT(kind >= 0 && kind < DN_OP_COUNT && nin >= 0);
     for (int i = 0; i < nin; i++)

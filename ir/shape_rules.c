@@ -19,11 +19,11 @@ typedef struct Rule {
 } Rule;
 
 #define RULE(nm) static bool shape_##nm(Rule *r)
-#define IN(i) (r->op->in[i])
-#define OPN (dn_op_info[r->op->kind].name)
+#define IN(i)    (r->op->in[i])
+#define OPN      (dn_op_info[r->op->kind].name)
 /* A type string in a temporary buffer that lives until the end of the statement's block. */
-#define TY(v) dn_type_str((v)->dtype, &(v)->shape, (char[96]){0}, 96)
-#define TYS(t, s) dn_type_str((t), (s), (char[96]){0}, 96)
+#define TY(v)      dn_type_str((v)->dtype, &(v)->shape, (char[96]){0}, 96)
+#define TYS(t, s)  dn_type_str((t), (s), (char[96]){0}, 96)
 #define INTS(v, n) ints_str((v), (n), (char[96]){0}, 96)
 
 static bool fail(Rule *r, const char *fmt, ...) DN_PRINTF(2, 3);
@@ -41,7 +41,8 @@ static bool fail(Rule *r, const char *fmt, ...)
 static char *ints_str(const int64_t *v, int n, char *buf, size_t len)
 {
     size_t at = (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < n && at < len; i++) at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)v[i]);
+    for (int i = 0; i < n && at < len; i++)
+        at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)v[i]);
     if (at < len) snprintf(buf + at, len - at, "]");
     return buf;
 }
@@ -82,8 +83,7 @@ static bool attr_shape(Rule *r, const char *name, DnShape *s)
     if (n > DN_MAX_RANK) return fail(r, "%s: %s %s has more than %d axes", OPN, name, INTS(v, n), DN_MAX_RANK);
     for (int i = 0; i < n; i++)
         if (v[i] < 1 && !(i == 0 && v[i] == -1))
-            return fail(r, "%s: %s %s may hold -1 (N) only in axis 0, and sizes >= 1 elsewhere", OPN, name,
-                        INTS(v, n));
+            return fail(r, "%s: %s %s may hold -1 (N) only in axis 0, and sizes >= 1 elsewhere", OPN, name, INTS(v, n));
     *s = dn_shape_make(n, v);
     return true;
 }
@@ -187,8 +187,8 @@ RULE(random_crop)
     const DnShape *x = &IN(0)->shape;
     if (pad < 0 || pad > (1 << 20)) return fail(r, "%s: pad must be in [0, 2^20], got %lld", OPN, (long long)pad);
     if (r->sh[0].dim[2] > x->dim[2] + 2 * pad || r->sh[0].dim[3] > x->dim[3] + 2 * pad)
-        return fail(r, "%s: size %s is larger than the padded input %s (pad %lld)", OPN,
-                    INTS(r->sh[0].dim + 2, 2), TY(IN(0)), (long long)pad);
+        return fail(r, "%s: size %s is larger than the padded input %s (pad %lld)", OPN, INTS(r->sh[0].dim + 2, 2),
+                    TY(IN(0)), (long long)pad);
     r->dt[0] = DN_DTYPE_F32;
     return true;
 }
@@ -286,8 +286,7 @@ RULE(conv2d)
 static bool want_dy(Rule *r, const DnShape *want_sh, const DnValue *dy)
 {
     if (dn_shape_eq(want_sh, &dy->shape)) return true;
-    return fail(r, "%s: gradient %s does not match the forward result %s", OPN, TY(dy),
-                TYS(DN_DTYPE_F32, want_sh));
+    return fail(r, "%s: gradient %s does not match the forward result %s", OPN, TY(dy), TYS(DN_DTYPE_F32, want_sh));
 }
 
 RULE(conv2d_bwd_data)
@@ -318,13 +317,12 @@ static bool pool_geom(Rule *r, const DnShape *x, DnShape *y)
     if (x->rank != 4) return fail(r, "%s expects a 4-d input, got %s", OPN, TYS(DN_DTYPE_F32, x));
     for (int i = 0; i < 2; i++)
         if (k[i] < 1 || s[i] < 1 || p[i] < 0 || 2 * p[i] > k[i])
-            return fail(r, "%s: kernel %s, stride %s, pad %s: need kernel, stride >= 1 and 0 <= pad <= kernel / 2",
-                        OPN, INTS(k, 2), INTS(s, 2), INTS(p, 2));
+            return fail(r, "%s: kernel %s, stride %s, pad %s: need kernel, stride >= 1 and 0 <= pad <= kernel / 2", OPN,
+                        INTS(k, 2), INTS(s, 2), INTS(p, 2));
     *y = *x;
     for (int i = 0; i < 2; i++) {
         if (x->dim[2 + i] + 2 * p[i] < k[i])
-            return fail(r, "%s: kernel %s is larger than the padded input %s", OPN, INTS(k, 2),
-                        TYS(DN_DTYPE_F32, x));
+            return fail(r, "%s: kernel %s is larger than the padded input %s", OPN, INTS(k, 2), TYS(DN_DTYPE_F32, x));
         y->dim[2 + i] = window(x->dim[2 + i], k[i], s[i], p[i]);
     }
     return true;
@@ -385,8 +383,8 @@ RULE(matmul)
     int64_t kb = b->dim[rb - 2 + (int)tb], p = b->dim[rb - 1 - (int)tb];
     char b1[24], b2[24];
     if (ka != kb)
-        return fail(r, "%s: inner dimensions of %s and %s differ: %s vs %s", OPN, TY(IN(0)), TY(IN(1)),
-                    dim_str(ka, b1), dim_str(kb, b2));
+        return fail(r, "%s: inner dimensions of %s and %s differ: %s vs %s", OPN, TY(IN(0)), TY(IN(1)), dim_str(ka, b1),
+                    dim_str(kb, b2));
     if (rb != 2 && (ra != rb || memcmp(a->dim, b->dim, (size_t)(ra - 2) * sizeof a->dim[0])))
         return fail(r, "%s: batch dimensions of %s and %s differ", OPN, TY(IN(0)), TY(IN(1)));
     DnShape y = *a;
@@ -483,10 +481,7 @@ static bool batch_counter(Rule *r)
     return fail(r, "%s: num_batches_tracked must be i64[], got %s", OPN, TY(IN(5)));
 }
 
-RULE(batchnorm)
-{
-    return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) && like(r, 0);
-}
+RULE(batchnorm) { return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) && like(r, 0); }
 
 /* Results 1.. are f32 [C]. */
 static bool channel_results(Rule *r, int from, int to)

@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define DN_INTERNAL __attribute__((visibility("hidden")))
+#define DN_INTERNAL     __attribute__((visibility("hidden")))
 #define DN_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define DN_NORETURN __attribute__((noreturn))
+#define DN_NORETURN     __attribute__((noreturn))
 
 typedef enum { DN_OK = 0, DN_ERR = 1 } DnStatus;
 
@@ -42,17 +42,21 @@ void dn_arena_free(DnArena *a);
 
 /* Growable array of T in an arena: DN_VEC(int) v = {0}; dn_vec_push(ar, &v, x);
  * Old storage is abandoned to the arena on growth (fine: arenas die whole). */
-#define DN_VEC(T) struct { T *data; int len, cap; }
-#define dn_vec_push(ar, v, x)                                                        \
-    do {                                                                             \
-        if ((v)->len == (v)->cap) {                                                  \
-            int nc_ = (v)->cap ? 2 * (v)->cap : 8;                                   \
-            void *nd_ = dn_arena_alloc((ar), (size_t)nc_ * sizeof(*(v)->data));      \
-            if ((v)->len) memcpy(nd_, (v)->data, (size_t)(v)->len * sizeof(*(v)->data)); \
-            (v)->data = nd_;                                                         \
-            (v)->cap = nc_;                                                          \
-        }                                                                            \
-        (v)->data[(v)->len++] = (x);                                                 \
+#define DN_VEC(T)                                                                                                      \
+    struct {                                                                                                           \
+        T *data;                                                                                                       \
+        int len, cap;                                                                                                  \
+    }
+#define dn_vec_push(ar, v, x)                                                                                          \
+    do {                                                                                                               \
+        if ((v)->len == (v)->cap) {                                                                                    \
+            int nc_ = (v)->cap ? 2 * (v)->cap : 8;                                                                     \
+            void *nd_ = dn_arena_alloc((ar), (size_t)nc_ * sizeof(*(v)->data));                                        \
+            if ((v)->len) memcpy(nd_, (v)->data, (size_t)(v)->len * sizeof(*(v)->data));                               \
+            (v)->data = nd_;                                                                                           \
+            (v)->cap = nc_;                                                                                            \
+        }                                                                                                              \
+        (v)->data[(v)->len++] = (x);                                                                                   \
     } while (0)
 
 /* ---- diag.c ----------------------------------------------------------- */
@@ -103,7 +107,7 @@ void dn_ctx_print_diags(DnCtx *cx, FILE *out);
 
 /* Internal bugs: print file:line and abort. */
 DN_NORETURN void dn_die(const char *file, int line, const char *fmt, ...) DN_PRINTF(3, 4);
-#define DN_ASSERT(x) ((x) ? (void)0 : dn_die(__FILE__, __LINE__, "assert(%s)", #x))
+#define DN_ASSERT(x)     ((x) ? (void)0 : dn_die(__FILE__, __LINE__, "assert(%s)", #x))
 #define DN_UNREACHABLE() dn_die(__FILE__, __LINE__, "unreachable")
 
 #endif

@@ -111,7 +111,8 @@ static bool check_operands(Verifier *v, const DnOp *op)
     }
     for (int i = 0; i < op->nin; i++)
         if (!defined(v, op->in[i])) {
-            err(v, op->loc, "verify: operand %d of %s (value id %d) is used before it is defined, or is not in this graph", i,
+            err(v, op->loc,
+                "verify: operand %d of %s (value id %d) is used before it is defined, or is not in this graph", i,
                 info->name, op->in[i] ? op->in[i]->id : -1);
             ok = false;
         }
@@ -150,7 +151,8 @@ static void check_ops(Verifier *v)
         }
         int before = v->nerr;
         check_attrs(v, op->kind, op->nattrs, op->attrs, op->loc);
-        if (check_operands(v, op) && v->nerr == before) check_results(v, op);
+        if (check_operands(v, op) && v->nerr == before)
+            check_results(v, op);
         else
             for (int j = 0; j < op->nout && op->nout == dn_op_info[op->kind].nout; j++)
                 if (op->out[j]) define(v, op->out[j], op->loc, "an op result");
@@ -161,7 +163,8 @@ static void check_outputs(Verifier *v)
 {
     const DnGraph *g = v->g;
     DnLoc none = {0};
-    if (g->output_names.len != g->outputs.len) err(v, none, "verify: %d outputs but %d output names", g->outputs.len, g->output_names.len);
+    if (g->output_names.len != g->outputs.len)
+        err(v, none, "verify: %d outputs but %d output names", g->outputs.len, g->output_names.len);
     for (int i = 0; i < g->outputs.len; i++)
         if (!defined(v, g->outputs.data[i]))
             err(v, none, "verify: output '%s' is not a defined value of this graph",
@@ -172,7 +175,8 @@ static void check_outputs(Verifier *v)
     if (g->optim) {
         if (g->optim->kind != DN_OP_SGD_UPDATE && g->optim->kind != DN_OP_ADAM_UPDATE)
             err(v, g->optim->loc, "verify: the optimizer must be sgd_update or adam_update");
-        else check_attrs(v, g->optim->kind, g->optim->nattrs, g->optim->attrs, g->optim->loc);
+        else
+            check_attrs(v, g->optim->kind, g->optim->nattrs, g->optim->attrs, g->optim->loc);
     }
 }
 

@@ -78,8 +78,8 @@ typedef struct Planner {
     DnGraph *g;
     DnPlan *plan;
     DnArena *a;
-    DnValue **root;   /* by value id: the value whose storage it uses (views) */
-    int *last;        /* by root id: index of the last op reading it; INT32_MAX = never free */
+    DnValue **root; /* by value id: the value whose storage it uses (views) */
+    int *last;      /* by root id: index of the last op reading it; INT32_MAX = never free */
     Pool fixed, per_n;
 } Planner;
 
@@ -146,16 +146,20 @@ static void place(Planner *pl, DnValue *v)
     } else {
         b->offset = pool_alloc(pl->a, &pl->fixed, size);
     }
-    if (has_n) pl->plan->naive_n += size;
-    else pl->plan->naive_b += size;
+    if (has_n)
+        pl->plan->naive_n += size;
+    else
+        pl->plan->naive_b += size;
 }
 
 static void release(Planner *pl, DnValue *r)
 {
     const DnBuf *b = &pl->plan->buf[r->id];
     if (b->kind != DN_BUF_ARENA) return;
-    if (dn_shape_has_n(&r->shape)) pool_free(&pl->per_n, b->coef_n);
-    else pool_free(&pl->fixed, b->offset);
+    if (dn_shape_has_n(&r->shape))
+        pool_free(&pl->per_n, b->coef_n);
+    else
+        pool_free(&pl->fixed, b->offset);
 }
 
 /* An elementwise op may write its result over an operand's storage when
@@ -193,8 +197,10 @@ static void assign(Planner *pl)
         if (reuse) { /* the result takes the operand's block over; it is released with the result */
             pl->plan->buf[op->out[0]->id] = pl->plan->buf[reuse->id];
             pl->last[reuse->id] = INT32_MAX;
-            if (dn_shape_has_n(&reuse->shape)) pl->plan->naive_n += align_up(value_bytes(reuse));
-            else pl->plan->naive_b += align_up(value_bytes(reuse));
+            if (dn_shape_has_n(&reuse->shape))
+                pl->plan->naive_n += align_up(value_bytes(reuse));
+            else
+                pl->plan->naive_b += align_up(value_bytes(reuse));
         }
         for (int r = reuse ? 1 : 0; r < op->nout; r++) place(pl, op->out[r]);
         for (int r = 0; r < op->nout; r++) /* results nobody reads die at once */
@@ -232,8 +238,10 @@ static const char *buf_str(const DnBuf *b, char *s, size_t len)
     switch (b->kind) {
     case DN_BUF_NONE: snprintf(s, len, "-"); break;
     case DN_BUF_ARENA:
-        if (b->coef_n) snprintf(s, len, "arena + %lld*N + %lld", (long long)b->coef_n, (long long)b->offset);
-        else snprintf(s, len, "arena + %lld", (long long)b->offset);
+        if (b->coef_n)
+            snprintf(s, len, "arena + %lld*N + %lld", (long long)b->coef_n, (long long)b->offset);
+        else
+            snprintf(s, len, "arena + %lld", (long long)b->offset);
         break;
     case DN_BUF_STATE: snprintf(s, len, "state + %lld", (long long)b->offset); break;
     case DN_BUF_INPUT: snprintf(s, len, "input %d", b->index); break;
@@ -251,8 +259,8 @@ void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
         for (int r = 0; r < op->nout; r++) {
             char ty[128], where[96];
             const DnValue *v = op->out[r];
-            fprintf(out, "  %-18s %-28s %s\n", dn_op_info[op->kind].name, dn_type_str(v->dtype, &v->shape, ty, sizeof ty),
-                    buf_str(&p->buf[v->id], where, sizeof where));
+            fprintf(out, "  %-18s %-28s %s\n", dn_op_info[op->kind].name,
+                    dn_type_str(v->dtype, &v->shape, ty, sizeof ty), buf_str(&p->buf[v->id], where, sizeof where));
         }
     }
     fprintf(out, "  arena: %lld*N + %lld bytes (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,

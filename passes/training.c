@@ -15,7 +15,8 @@
 /* Rewrites batchnorm 'op' in place into batchnorm_train (two more results). */
 static DnStatus to_train_bn(DnPassCtx *pc, DnGraph *g, DnOp *op)
 {
-    DnAttr at[2] = {dn_attr_float("eps", dn_op_float(op, "eps")), dn_attr_float("momentum", dn_op_float(op, "momentum"))};
+    DnAttr at[2] = {dn_attr_float("eps", dn_op_float(op, "eps")),
+                    dn_attr_float("momentum", dn_op_float(op, "momentum"))};
     int nattrs;
     DnAttr *attrs = dn_attrs_complete(pc->cx, g, DN_OP_BATCHNORM_TRAIN, op->in, 2, at, op->loc, &nattrs);
     if (!attrs) return DN_ERR;

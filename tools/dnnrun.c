@@ -26,9 +26,9 @@
 #include "idx.h"
 
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
-#define FMNIST_MEAN 0.2860f
-#define FMNIST_STD 0.3530f
-#define FMNIST_CLASSES 10
+#define FMNIST_MEAN      0.2860f
+#define FMNIST_STD       0.3530f
+#define FMNIST_CLASSES   10
 
 static const char *const class_names[FMNIST_CLASSES] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -124,15 +124,19 @@ static int64_t parse_int(const char *opt, const char *v, int64_t min)
     char *end;
     errno = 0;
     long long x = strtoll(v, &end, 10);
-    if (errno || *end || end == v || x < min) usage_error("%s expects an integer >= %lld, got '%s'", opt, (long long)min, v);
+    if (errno || *end || end == v || x < min)
+        usage_error("%s expects an integer >= %lld, got '%s'", opt, (long long)min, v);
     return x;
 }
 
 static void parse_data(Opts *o, const char *v)
 {
-    if (strcmp(v, "fashion-mnist") == 0) o->data_dir = DEFAULT_DATA_DIR;
-    else if (strncmp(v, "fashion-mnist:", 14) == 0 && v[14]) o->data_dir = v + 14;
-    else usage_error("--data: unknown dataset '%s' (supported: fashion-mnist[:DIR])", v);
+    if (strcmp(v, "fashion-mnist") == 0)
+        o->data_dir = DEFAULT_DATA_DIR;
+    else if (strncmp(v, "fashion-mnist:", 14) == 0 && v[14])
+        o->data_dir = v + 14;
+    else
+        usage_error("--data: unknown dataset '%s' (supported: fashion-mnist[:DIR])", v);
 }
 
 /* Handles option argv[*i] (with its value); returns 0 or exits with status 2. */
@@ -143,37 +147,54 @@ static void parse_option(Opts *o, int argc, char **argv, int *i)
         o->standardize = 0;
         return;
     }
-    static const char *const with_value[] = {"--data",    "--epochs",  "--batch",  "--seed",  "--lr",
-                                             "--threads", "--save",    "--resume", "--weights", "--limit",
+    static const char *const with_value[] = {"--data",    "--epochs",    "--batch",  "--seed",    "--lr",
+                                             "--threads", "--save",      "--resume", "--weights", "--limit",
                                              "--count",   "--acc-every", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++) known |= strcmp(a, with_value[k]) == 0;
     if (!known) usage_error("unknown option '%s'", a);
     if (*i + 1 >= argc) usage_error("%s needs a value", a);
     const char *v = argv[++*i];
-    if (!strcmp(a, "--data")) parse_data(o, v);
-    else if (!strcmp(a, "--epochs")) o->epochs = parse_int(a, v, 1);
-    else if (!strcmp(a, "--batch")) o->batch = parse_int(a, v, 1);
-    else if (!strcmp(a, "--seed")) o->seed = (uint64_t)parse_int(a, v, 0);
-    else if (!strcmp(a, "--threads")) o->threads = parse_int(a, v, 1);
-    else if (!strcmp(a, "--limit")) o->limit = parse_int(a, v, 1);
-    else if (!strcmp(a, "--count")) o->count = parse_int(a, v, 1);
-    else if (!strcmp(a, "--acc-every")) o->acc_every = parse_int(a, v, 0);
-    else if (!strcmp(a, "--save")) o->save = v;
-    else if (!strcmp(a, "--resume")) o->resume = v;
-    else if (!strcmp(a, "--weights")) o->weights = v;
+    if (!strcmp(a, "--data"))
+        parse_data(o, v);
+    else if (!strcmp(a, "--epochs"))
+        o->epochs = parse_int(a, v, 1);
+    else if (!strcmp(a, "--batch"))
+        o->batch = parse_int(a, v, 1);
+    else if (!strcmp(a, "--seed"))
+        o->seed = (uint64_t)parse_int(a, v, 0);
+    else if (!strcmp(a, "--threads"))
+        o->threads = parse_int(a, v, 1);
+    else if (!strcmp(a, "--limit"))
+        o->limit = parse_int(a, v, 1);
+    else if (!strcmp(a, "--count"))
+        o->count = parse_int(a, v, 1);
+    else if (!strcmp(a, "--acc-every"))
+        o->acc_every = parse_int(a, v, 0);
+    else if (!strcmp(a, "--save"))
+        o->save = v;
+    else if (!strcmp(a, "--resume"))
+        o->resume = v;
+    else if (!strcmp(a, "--weights"))
+        o->weights = v;
     else {
         char *end;
         o->lr = strtof(v, &end);
-        if (*end || end == v || !(o->lr > 0) || !isfinite(o->lr)) usage_error("--lr expects a positive number, got '%s'", v);
+        if (*end || end == v || !(o->lr > 0) || !isfinite(o->lr))
+            usage_error("--lr expects a positive number, got '%s'", v);
         o->has_lr = 1;
     }
 }
 
 static void parse_args(int argc, char **argv, Opts *o)
 {
-    *o = (Opts){.data_dir = DEFAULT_DATA_DIR, .epochs = 1, .batch = 64, .count = 10, .acc_every = 20,
-                .seed = 1, .standardize = 1};
+    *o = (Opts){.data_dir = DEFAULT_DATA_DIR,
+                .epochs = 1,
+                .batch = 64,
+                .count = 10,
+                .acc_every = 20,
+                .seed = 1,
+                .standardize = 1};
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
@@ -184,9 +205,12 @@ static void parse_args(int argc, char **argv, Opts *o)
     if (strcmp(o->cmd, "info") && strcmp(o->cmd, "train") && strcmp(o->cmd, "eval") && strcmp(o->cmd, "infer"))
         usage_error("unknown command '%s' (info, train, eval or infer)", o->cmd);
     for (int i = 2; i < argc; i++) {
-        if (argv[i][0] == '-' && argv[i][1] == '-') parse_option(o, argc, argv, &i);
-        else if (!o->model) o->model = argv[i];
-        else usage_error("unexpected argument '%s'", argv[i]);
+        if (argv[i][0] == '-' && argv[i][1] == '-')
+            parse_option(o, argc, argv, &i);
+        else if (!o->model)
+            o->model = argv[i];
+        else
+            usage_error("unexpected argument '%s'", argv[i]);
     }
     if (!o->model) usage_error("%s: missing MODEL.so", o->cmd);
     if (!strcmp(o->cmd, "train") && !o->save) usage_error("train: --save W.safetensors is required");
@@ -202,8 +226,10 @@ static int open_model(const char *path, Model *m)
     if (access(path, R_OK) != 0) return runtime_error("%s: %s", path, strerror(errno));
     /* dlopen searches the library path for names without a slash. */
     char buf[4096];
-    if (!strchr(path, '/')) snprintf(buf, sizeof buf, "./%s", path);
-    else snprintf(buf, sizeof buf, "%s", path);
+    if (!strchr(path, '/'))
+        snprintf(buf, sizeof buf, "./%s", path);
+    else
+        snprintf(buf, sizeof buf, "%s", path);
     m->handle = dlopen(buf, RTLD_NOW | RTLD_LOCAL);
     if (!m->handle) return runtime_error("%s: cannot load: %s", path, dlerror());
     m->d = dlsym(m->handle, "dnnc_descriptor");
@@ -241,8 +267,10 @@ static void print_shape(FILE *f, const dnrt_tensor_desc *t)
 {
     fprintf(f, "%s[", dtype_name(t->dtype));
     for (int i = 0; i < t->rank; i++) {
-        if (t->dim[i] < 0) fprintf(f, "%sN", i ? ", " : "");
-        else fprintf(f, "%s%lld", i ? ", " : "", (long long)t->dim[i]);
+        if (t->dim[i] < 0)
+            fprintf(f, "%sN", i ? ", " : "");
+        else
+            fprintf(f, "%s%lld", i ? ", " : "", (long long)t->dim[i]);
     }
     fputc(']', f);
 }
@@ -265,9 +293,10 @@ static int check_fashion(const char *path, Model *m, int training)
     for (int i = 0; i < d->ninputs; i++) nmodel += !d->inputs[i].train_only;
     if (nmodel != 1 || d->ninputs < 1 || !shape_is(&d->inputs[0], DNRT_F32, 4, img))
         return runtime_error("%s: model '%s' does not take one f32[N, 1, 28, 28] image input: fashion-mnist "
-                             "needs that", path, d->name);
-    if (d->noutputs < 1 || d->outputs[0].dtype != DNRT_F32 || d->outputs[0].rank != 2 || d->outputs[0].dim[0] != -1
-        || d->outputs[0].dim[1] < FMNIST_CLASSES)
+                             "needs that",
+                             path, d->name);
+    if (d->noutputs < 1 || d->outputs[0].dtype != DNRT_F32 || d->outputs[0].rank != 2 || d->outputs[0].dim[0] != -1 ||
+        d->outputs[0].dim[1] < FMNIST_CLASSES)
         return runtime_error("%s: model '%s': first output must be f32[N, K] logits with K >= %d", path, d->name,
                              FMNIST_CLASSES);
     m->classes = d->outputs[0].dim[1];
@@ -275,8 +304,8 @@ static int check_fashion(const char *path, Model *m, int training)
     if (!d->trains || !d->api->train_step)
         return runtime_error("%s: model '%s' was compiled without a train section: cannot train", path, d->name);
     if (d->ninputs != 2 || !shape_is(&d->inputs[1], DNRT_I32, 1, lab))
-        return runtime_error("%s: model '%s': training needs exactly one i32[N] label input besides the image",
-                             path, d->name);
+        return runtime_error("%s: model '%s': training needs exactly one i32[N] label input besides the image", path,
+                             d->name);
     return 0;
 }
 
@@ -393,7 +422,8 @@ static int batch_alloc(Batch *b, int64_t cap, int64_t classes)
     b->x = malloc(sizeof *b->x * cap * 784);
     b->y = malloc(sizeof *b->y * cap);
     b->logits = malloc(sizeof *b->logits * cap * classes);
-    if (!b->idx || !b->x || !b->y || !b->logits) return runtime_error("out of memory for a batch of %lld", (long long)cap);
+    if (!b->idx || !b->x || !b->y || !b->logits)
+        return runtime_error("out of memory for a batch of %lld", (long long)cap);
     return 0;
 }
 
@@ -456,8 +486,10 @@ typedef struct Progress {
 static void fmt_time(char *buf, size_t len, double s)
 {
     int64_t t = (int64_t)(s + 0.5);
-    if (t >= 3600) snprintf(buf, len, "%lld:%02lld:%02lld", (long long)(t / 3600), (long long)(t / 60 % 60), (long long)(t % 60));
-    else snprintf(buf, len, "%lld:%02lld", (long long)(t / 60), (long long)(t % 60));
+    if (t >= 3600)
+        snprintf(buf, len, "%lld:%02lld:%02lld", (long long)(t / 3600), (long long)(t / 60 % 60), (long long)(t % 60));
+    else
+        snprintf(buf, len, "%lld:%02lld", (long long)(t / 60), (long long)(t % 60));
 }
 
 /* Redraws the progress line (TTY) or prints a plain line about 10 times an epoch. */
@@ -471,8 +503,9 @@ static void progress_show(Progress *p, int final)
     double ips = el > 0 ? p->seen / el : 0;
     char eta[32], acc[64] = "";
     fmt_time(eta, sizeof eta, p->step > 0 ? el / p->step * (p->steps - p->step) : 0);
-    if (p->acc_seen) snprintf(acc, sizeof acc, "  acc %.1f%% (on 1 in %lld batches)", 100.0 * p->acc_correct / p->acc_seen,
-                                (long long)p->acc_every);
+    if (p->acc_seen)
+        snprintf(acc, sizeof acc, "  acc %.1f%% (on 1 in %lld batches)", 100.0 * p->acc_correct / p->acc_seen,
+                 (long long)p->acc_every);
     printf("%sepoch %lld/%lld  step %lld/%lld  loss %.4f%s  %.0f img/s  ETA %s%s", p->tty ? "\r\033[K" : "",
            (long long)p->epoch, (long long)p->epochs, (long long)p->step, (long long)p->steps,
            p->step ? p->loss_sum / p->step : 0.0, acc, ips, eta, p->tty ? "" : "\n");
@@ -498,8 +531,8 @@ static int train_epoch(Model *m, const Opts *o, const DnIdxSet *train, int64_t *
         float loss = 0;
         if (m->api->train_step(m->s, n, in, &loss, &err)) {
             if (p->tty) putchar('\n');
-            return runtime_error("train_step (epoch %lld, step %lld): %s", (long long)p->epoch,
-                                 (long long)p->step + 1, err.message);
+            return runtime_error("train_step (epoch %lld, step %lld): %s", (long long)p->epoch, (long long)p->step + 1,
+                                 err.message);
         }
         p->loss_sum += loss;
         p->step++;
@@ -522,7 +555,10 @@ static int train_loop(Model *m, const Opts *o, const DnIdxSet *train, const DnId
     if (!order) return runtime_error("out of memory");
     for (int64_t i = 0; i < train->count; i++) order[i] = i;
     uint64_t rng = o->seed ^ 0x5DEECE66Dull;
-    Progress p = {.tty = isatty(STDOUT_FILENO), .acc_every = o->acc_every, .epochs = o->epochs, .steps = (train->count + b->cap - 1) / b->cap};
+    Progress p = {.tty = isatty(STDOUT_FILENO),
+                  .acc_every = o->acc_every,
+                  .epochs = o->epochs,
+                  .steps = (train->count + b->cap - 1) / b->cap};
     int rc = 0;
     for (p.epoch = 1; p.epoch <= o->epochs && !rc; p.epoch++) {
         shuffle(order, train->count, &rng);
@@ -533,8 +569,8 @@ static int train_loop(Model *m, const Opts *o, const DnIdxSet *train, const DnId
         if ((rc = evaluate(m, test, b, o->standardize, &acc, &loss))) break;
         printf("epoch %lld/%lld done: train time %.2f s (%.0f img/s), train loss %.4f, test accuracy %.2f%%, "
                "test loss %.4f (%lld images)\n",
-               (long long)p.epoch, (long long)o->epochs, secs, train->count / secs, p.loss_sum / p.steps,
-               100 * acc, loss, (long long)test->count);
+               (long long)p.epoch, (long long)o->epochs, secs, train->count / secs, p.loss_sum / p.steps, 100 * acc,
+               loss, (long long)test->count);
         fflush(stdout);
         if ((rc = save_weights(m, o->save))) break;
         printf("saved %s\n", o->save);
@@ -586,8 +622,7 @@ static int cmd_eval(const Opts *o)
     Batch b = {0};
     double acc, loss;
     int rc = open_with_weights(o, &m, &test, &b) || evaluate(&m, &test, &b, o->standardize, &acc, &loss);
-    if (!rc)
-        printf("test accuracy %.2f%% (%lld images), test loss %.4f\n", 100 * acc, (long long)test.count, loss);
+    if (!rc) printf("test accuracy %.2f%% (%lld images), test loss %.4f\n", 100 * acc, (long long)test.count, loss);
     batch_free(&b);
     dn_idx_free(&test);
     close_model(&m);
@@ -613,7 +648,8 @@ static int cmd_infer(const Opts *o)
                 if (z[c] > z[best]) best = c;
             correct += best == b.y[i];
             printf("%5lld  predicted %-12s  true %-12s %s\n", (long long)shown,
-                   best < FMNIST_CLASSES ? class_names[best] : "?", class_names[b.y[i]], best == b.y[i] ? "ok" : "WRONG");
+                   best < FMNIST_CLASSES ? class_names[best] : "?", class_names[b.y[i]],
+                   best == b.y[i] ? "ok" : "WRONG");
         }
     }
     if (!rc) printf("%lld of %lld correct\n", (long long)correct, (long long)n);

@@ -12,7 +12,7 @@
 
 #define IDX_MAGIC_IMAGES 0x00000803u
 #define IDX_MAGIC_LABELS 0x00000801u
-#define IDX_MAX_DIM 100000u
+#define IDX_MAX_DIM      100000u
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -74,8 +74,7 @@ static uint8_t *read_idx(const char *path, uint32_t magic, int rank, uint32_t *d
         } else if (!(data = malloc(total))) {
             fail(err, errlen, "%s: out of memory for %zu bytes", path, total);
         } else if ((got = read_full(g, data, total)) < total) {
-            fail(err, errlen, "%s: truncated: %zu of %zu data bytes (header says %u items)", path, got, total,
-                 dims[0]);
+            fail(err, errlen, "%s: truncated: %zu of %zu data bytes (header says %u items)", path, got, total, dims[0]);
             free(data);
             data = NULL;
         } else {

@@ -12,10 +12,10 @@
 #include <stdint.h>
 
 typedef struct DnIdxSet {
-    int64_t count;    /* number of images (== number of labels) */
+    int64_t count; /* number of images (== number of labels) */
     int32_t rows, cols;
-    uint8_t *images;  /* count * rows * cols bytes, row-major; malloc'd */
-    uint8_t *labels;  /* count bytes; malloc'd */
+    uint8_t *images; /* count * rows * cols bytes, row-major; malloc'd */
+    uint8_t *labels; /* count bytes; malloc'd */
 } DnIdxSet;
 
 /* Reads the images file 'images_path' and labels file 'labels_path' into

@@ -50,8 +50,8 @@ void dn_kernel_sigmoid_bwd(DnKernel *k) { pointwise(k, sigmoid_bwd); }
 /* ---- softmax family: rows along 'axis' ------------------------------------ */
 
 typedef struct Rows {
-    LLVMValueRef len;   /* elements along the axis */
-    int64_t inner;      /* stride of the axis */
+    LLVMValueRef len; /* elements along the axis */
+    int64_t inner;    /* stride of the axis */
 } Rows;
 
 /* Splits y's shape into outer x axis x inner; iterations are outer rows. */

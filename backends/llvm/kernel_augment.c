@@ -17,10 +17,10 @@
 
 /* Per-kernel state: geometry and the sample loop. */
 typedef struct Aug {
-    int64_t C, H, W, h, w;     /* in [., C, H, W], out [., C, h, w] */
+    int64_t C, H, W, h, w; /* in [., C, H, W], out [., C, h, w] */
     LLVMValueRef key[2], step, salt;
-    DnLoop n;                  /* over this call's samples */
-    LLVMValueRef xb, yb;       /* element offsets of sample n in x and y */
+    DnLoop n;            /* over this call's samples */
+    LLVMValueRef xb, yb; /* element offsets of sample n in x and y */
 } Aug;
 
 static LLVMValueRef u32(DnKernel *k, uint32_t v) { return LLVMConstInt(k->L->i32, v, 0); }
@@ -146,8 +146,10 @@ static void rrc_params(DnKernel *k, Aug *a, Crop *cr)
     double l0 = log(dn_op_float(op, "ratio_min")), l1 = log(dn_op_float(op, "ratio_max"));
     double q0 = dn_op_float(op, "ratio_min"), q1 = dn_op_float(op, "ratio_max"), in_ratio = (double)a->W / (double)a->H;
     int64_t fw = a->W, fh = a->H; /* the fallback: centre crop */
-    if (in_ratio < q0) fh = (int64_t)round((double)a->W / q0);
-    else if (in_ratio > q1) fw = (int64_t)round((double)a->H * q1);
+    if (in_ratio < q0)
+        fh = (int64_t)round((double)a->W / q0);
+    else if (in_ratio > q1)
+        fw = (int64_t)round((double)a->H * q1);
     cr->top = dn_var(k, k->L->i64, dn_i64(k, (a->H - fh) / 2), "top");
     cr->left = dn_var(k, k->L->i64, dn_i64(k, (a->W - fw) / 2), "left");
     cr->ch = dn_var(k, k->L->i64, dn_i64(k, fh), "ch");

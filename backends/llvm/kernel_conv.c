@@ -19,10 +19,17 @@ typedef struct Conv {
 static Conv conv_params(const DnOp *op)
 {
     const DnValue *x = op->in[0], *w = op->in[1], *y = op->out[0];
-    Conv cv = {.C = x->shape.dim[1], .H = x->shape.dim[2], .W = x->shape.dim[3], .O = w->shape.dim[0],
-               .KH = w->shape.dim[2], .KW = w->shape.dim[3], .OH = y->shape.dim[2], .OW = y->shape.dim[3]};
+    Conv cv = {.C = x->shape.dim[1],
+               .H = x->shape.dim[2],
+               .W = x->shape.dim[3],
+               .O = w->shape.dim[0],
+               .KH = w->shape.dim[2],
+               .KW = w->shape.dim[3],
+               .OH = y->shape.dim[2],
+               .OW = y->shape.dim[3]};
     int n;
-    const int64_t *s = dn_op_ints(op, "stride", &n), *p = dn_op_ints(op, "pad", &n), *d = dn_op_ints(op, "dilation", &n);
+    const int64_t *s = dn_op_ints(op, "stride", &n), *p = dn_op_ints(op, "pad", &n),
+                  *d = dn_op_ints(op, "dilation", &n);
     for (int i = 0; i < 2; i++) cv.s[i] = s[i], cv.p[i] = p[i], cv.d[i] = d[i];
     cv.groups = dn_op_int(op, "groups");
     cv.cg = cv.C / cv.groups, cv.og = cv.O / cv.groups;
@@ -87,8 +94,8 @@ void dn_kernel_conv2d(DnKernel *k)
     DnLoop lr = dn_loop_begin(k, k->begin, k->end, "no");
     LLVMValueRef n = LLVMBuildSDiv(b, lr.i, dn_i64(k, cv.O), "n"), o = LLVMBuildSRem(b, lr.i, dn_i64(k, cv.O), "o");
     LLVMValueRef g = LLVMBuildSDiv(b, o, dn_i64(k, cv.og), "g");
-    LLVMValueRef xbase = dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, cv.C)), dn_mul(k, g, dn_i64(k, cv.cg))),
-                                dn_i64(k, cv.H * cv.W));
+    LLVMValueRef xbase =
+        dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, cv.C)), dn_mul(k, g, dn_i64(k, cv.cg))), dn_i64(k, cv.H * cv.W));
     LLVMValueRef wbase = dn_mul(k, o, dn_i64(k, cv.cg * cv.KH * cv.KW));
     LLVMValueRef bias = k->op->nin > 2 ? dn_load_f32(k, k->in[2], o) : dn_f32(k, 0);
     LLVMValueRef ybase = dn_mul(k, lr.i, dn_i64(k, cv.OH * cv.OW));

@@ -24,9 +24,23 @@ DnConvGeom dn_conv_geom(const DnOp *op, const DnValue *x, const DnValue *w, cons
     int n;
     const int64_t *s = dn_op_ints(op, "stride", &n), *p = dn_op_ints(op, "pad", &n),
                   *d = dn_op_ints(op, "dilation", &n);
-    Conv c = {x->shape.dim[1], x->shape.dim[2], x->shape.dim[3], w->shape.dim[0], dy->shape.dim[2],
-              dy->shape.dim[3], w->shape.dim[2], w->shape.dim[3], dn_op_int(op, "groups"), w->shape.dim[1], 0,
-              s[0], s[1], p[0], p[1], d[0], d[1]};
+    Conv c = {x->shape.dim[1],
+              x->shape.dim[2],
+              x->shape.dim[3],
+              w->shape.dim[0],
+              dy->shape.dim[2],
+              dy->shape.dim[3],
+              w->shape.dim[2],
+              w->shape.dim[3],
+              dn_op_int(op, "groups"),
+              w->shape.dim[1],
+              0,
+              s[0],
+              s[1],
+              p[0],
+              p[1],
+              d[0],
+              d[1]};
     c.Og = c.O / c.G;
     return c;
 }
@@ -73,8 +87,8 @@ static void loop_end_rolled(DnKernel *k, DnLoop *l)
 }
 
 /* Flat index ((a * B + b) * C + c) * D + d. */
-static LLVMValueRef idx4(DnKernel *k, LLVMValueRef a, int64_t B, LLVMValueRef b, int64_t C, LLVMValueRef c,
-                         int64_t D, LLVMValueRef d)
+static LLVMValueRef idx4(DnKernel *k, LLVMValueRef a, int64_t B, LLVMValueRef b, int64_t C, LLVMValueRef c, int64_t D,
+                         LLVMValueRef d)
 {
     LLVMValueRef r = dn_add(k, dn_mul(k, a, dn_i64(k, B)), b);
     r = dn_add(k, dn_mul(k, r, dn_i64(k, C)), c);

@@ -22,7 +22,7 @@ typedef struct Dot {
     DnConvGeom c;
     int64_t KK, CKK, P, Hp, Wp, ntj, ntile; /* ntile: tiles per group, ntj of them per row of TI channels */
     bool pad;
-    LLVMValueRef acc, xp;                   /* stack blocks: partial sums [tile][TI][TJ][8], padded image */
+    LLVMValueRef acc, xp; /* stack blocks: partial sums [tile][TI][TJ][8], padded image */
 } Dot;
 
 static double lane_use(int64_t n) { return (double)n / (double)((n + 7) / 8 * 8); }
@@ -61,7 +61,8 @@ static void dot_step(DnKernel *k, LLVMValueRef x, LLVMValueRef acc[TI][TJ], LLVM
 {
     LLVMTypeRef v8 = dn_v8_t(k);
     LLVMValueRef av[TI];
-    for (int i = 0; i < TI; i++) av[i] = dn_vec_load(k, k->in[1], dn_add(k, arow[i], dn_add(k, ao, dn_i64(k, col))), nl);
+    for (int i = 0; i < TI; i++)
+        av[i] = dn_vec_load(k, k->in[1], dn_add(k, arow[i], dn_add(k, ao, dn_i64(k, col))), nl);
     for (int j = 0; j < TJ; j++) {
         LLVMValueRef bv = dn_vec_load(k, x, dn_add(k, brow[j], dn_add(k, bo, dn_i64(k, col))), nl);
         for (int i = 0; i < TI; i++) dn_set(k, acc[i][j], dn_vec_fma(k, av[i], bv, dn_get(k, acc[i][j], v8)));
@@ -117,7 +118,8 @@ static void store_tiles(DnKernel *k, const Dot *d)
 {
     LLVMBuilderRef b = k->L->b;
     DnLoop lt = dn_loop_begin(k, k->begin, k->end, "tile");
-    LLVMValueRef g = LLVMBuildSDiv(b, lt.i, dn_i64(k, d->ntile), ""), tt = LLVMBuildSRem(b, lt.i, dn_i64(k, d->ntile), "");
+    LLVMValueRef g = LLVMBuildSDiv(b, lt.i, dn_i64(k, d->ntile), ""),
+                 tt = LLVMBuildSRem(b, lt.i, dn_i64(k, d->ntile), "");
     LLVMValueRef ti = LLVMBuildSDiv(b, tt, dn_i64(k, d->ntj), ""), tj = LLVMBuildSRem(b, tt, dn_i64(k, d->ntj), "");
     for (int i = 0; i < TI; i++)
         for (int j = 0; j < TJ; j++) {
@@ -126,7 +128,8 @@ static void store_tiles(DnKernel *k, const Dot *d)
             LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntSLT, o, dn_i64(k, d->c.Og), ""),
                                            LLVMBuildICmp(b, LLVMIntSLT, m, dn_i64(k, d->CKK), ""), "");
             LLVMBasicBlockRef after = dn_if_begin(k, ok);
-            LLVMValueRef slot = dn_mul(k, dn_add(k, dn_mul(k, lt.i, dn_i64(k, TI * TJ)), dn_i64(k, i * TJ + j)), dn_i64(k, 8));
+            LLVMValueRef slot =
+                dn_mul(k, dn_add(k, dn_mul(k, lt.i, dn_i64(k, TI * TJ)), dn_i64(k, i * TJ + j)), dn_i64(k, 8));
             LLVMValueRef s = dn_vec_hsum(k, dn_vec_load(k, d->acc, slot, 8));
             LLVMValueRef row = dn_add(k, dn_mul(k, g, dn_i64(k, d->c.Og)), o);
             dn_store_f32(k, k->out[0], dn_add(k, dn_mul(k, row, dn_i64(k, d->CKK)), m), s);
@@ -152,7 +155,8 @@ bool dn_conv_bwd_filter_dot(DnKernel *k)
     d.acc = dn_scratch_f32(k, nacc, "dacc");
     d.xp = d.pad ? dn_scratch_f32(k, c->Cg * d.Hp * d.Wp, "xpad") : NULL;
     if (d.pad) dn_zero_f32(k, d.xp, dn_i64(k, 0), c->Cg * d.Hp * d.Wp);
-    DnLoop lz = dn_loop_begin(k, dn_mul(k, k->begin, dn_i64(k, TI * TJ * 8)), dn_mul(k, k->end, dn_i64(k, TI * TJ * 8)), "z");
+    DnLoop lz =
+        dn_loop_begin(k, dn_mul(k, k->begin, dn_i64(k, TI * TJ * 8)), dn_mul(k, k->end, dn_i64(k, TI * TJ * 8)), "z");
     dn_store_f32(k, d.acc, lz.i, dn_f32(k, 0));
     dn_loop_end(k, &lz);
     DnLoop ln = dn_loop_begin(k, dn_i64(k, 0), dn_dim(k, op->in[0], 0), "n");

@@ -25,10 +25,10 @@
 #include "llvm_gemm.h"
 
 enum {
-    FILTER_DYT_MAX = 32768, /* floats: dyᵀ of one item (P x padded Og) */
+    FILTER_DYT_MAX = 32768,  /* floats: dyᵀ of one item (P x padded Og) */
     FILTER_XPAD_MAX = 16384, /* floats: zero-padded image of one group */
-    FILTER_ACC = 8192,      /* floats: the accumulator block */
-    DATA_COL_MAX = 49152,   /* floats: col of one item and group */
+    FILTER_ACC = 8192,       /* floats: the accumulator block */
+    DATA_COL_MAX = 49152,    /* floats: col of one item and group */
 };
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -50,7 +50,7 @@ typedef struct Filter {
     int mr, nv;
     int64_t KK, CKK, P, NB, Hp, Wp, TB; /* NB: padded Og; Hp, Wp: padded image; TB: tiles a block */
     bool pad;
-    LLVMValueRef xbase, tb0;            /* per item: offset of the group's image in A; first tile of the block */
+    LLVMValueRef xbase, tb0; /* per item: offset of the group's image in A; first tile of the block */
 } Filter;
 
 /* Offset in A of block row 'm': rows past CKK repeat the last one (their
@@ -141,9 +141,21 @@ static void filter_block(DnKernel *k, Filter *f, LLVMValueRef g, LLVMValueRef nt
         f->xbase = dn_mul(k, ch, dn_i64(k, c->H * c->W));
     }
     transpose_dy(k, f, dyt, ln.i, g);
-    DnGemm gm = {.a = f->pad ? xp : k->in[0], .b = dyt, .c = acc, .row_fn = filter_row, .row_ctx = f,
-                 .K1 = dn_i64(k, c->OH), .K2 = c->OW, .a_s1 = c->sh * f->Wp, .a_s2 = c->sw,
-                 .b_off = dn_i64(k, 0), .ldb = f->NB, .c_off = dn_i64(k, 0), .c_sm = f->NB, .c_sn = 1, .load_c = true};
+    DnGemm gm = {.a = f->pad ? xp : k->in[0],
+                 .b = dyt,
+                 .c = acc,
+                 .row_fn = filter_row,
+                 .row_ctx = f,
+                 .K1 = dn_i64(k, c->OH),
+                 .K2 = c->OW,
+                 .a_s1 = c->sh * f->Wp,
+                 .a_s2 = c->sw,
+                 .b_off = dn_i64(k, 0),
+                 .ldb = f->NB,
+                 .c_off = dn_i64(k, 0),
+                 .c_sm = f->NB,
+                 .c_sn = 1,
+                 .load_c = true};
     dn_gemm_rows(k, &gm, nt, f->mr, f->nv, f->NB);
     dn_loop_end(k, &ln);
     store_block(k, f, acc, g, nt);
@@ -198,8 +210,8 @@ static void fband_block(DnKernel *k, FBand *f, LLVMValueRef g, LLVMValueRef nt, 
     LLVMBuilderRef b = k->L->b;
     dn_zero_f32(k, acc, dn_i64(k, 0), f->TB * f->mr * f->NB);
     LLVMValueRef m0 = dn_mul(k, f->tb0, dn_i64(k, f->mr));
-    LLVMValueRef mlast = imin(k, dn_add(k, m0, dn_add(k, dn_mul(k, nt, dn_i64(k, f->mr)), dn_i64(k, -1))),
-                              dn_i64(k, f->CKK - 1));
+    LLVMValueRef mlast =
+        imin(k, dn_add(k, m0, dn_add(k, dn_mul(k, nt, dn_i64(k, f->mr)), dn_i64(k, -1))), dn_i64(k, f->CKK - 1));
     f->clo = sdiv(k, m0, f->KK);
     LLVMValueRef nch = dn_add(k, LLVMBuildSub(b, sdiv(k, mlast, f->KK), f->clo, ""), dn_i64(k, 1));
     DnLoop ln = dn_loop_begin(k, dn_i64(k, 0), dn_dim(k, k->op->in[0], 0), "n");
@@ -210,9 +222,21 @@ static void fband_block(DnKernel *k, FBand *f, LLVMValueRef g, LLVMValueRef nt, 
     fband_dyt(k, f, dyt, ln.i, g, r0, nrows);
     dn_conv_band_copy(k, c, k->in[0], buf, ch0, nch, dn_add(k, dn_mul(k, r0, dn_i64(k, c->sh)), dn_i64(k, -c->ph)),
                       f->BH, f->OWp);
-    DnGemm gm = {.a = buf, .b = dyt, .c = acc, .row_fn = fband_row, .row_ctx = f, .K1 = nrows, .K2 = c->OW,
-                 .a_s1 = c->sh * c->KW * f->OWp, .a_s2 = 1, .b_off = dn_i64(k, 0), .ldb = f->NB,
-                 .c_off = dn_i64(k, 0), .c_sm = f->NB, .c_sn = 1, .load_c = true};
+    DnGemm gm = {.a = buf,
+                 .b = dyt,
+                 .c = acc,
+                 .row_fn = fband_row,
+                 .row_ctx = f,
+                 .K1 = nrows,
+                 .K2 = c->OW,
+                 .a_s1 = c->sh * c->KW * f->OWp,
+                 .a_s2 = 1,
+                 .b_off = dn_i64(k, 0),
+                 .ldb = f->NB,
+                 .c_off = dn_i64(k, 0),
+                 .c_sm = f->NB,
+                 .c_sn = 1,
+                 .load_c = true};
     dn_gemm_rows(k, &gm, nt, f->mr, f->nv, f->NB);
     dn_loop_end(k, &lb);
     dn_loop_end(k, &ln);
@@ -319,8 +343,8 @@ static void col2im(DnKernel *k, const DnConvGeom *c, LLVMValueRef col, int64_t l
     LLVMValueRef plane = dn_add(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))), ci);
     LLVMValueRef xoff = dn_add(k, dn_mul(k, kw, dn_i64(k, c->dw)), dn_i64(k, -c->pw));
     DnLoop loh = dn_loop_begin(k, h0, h1, "oh");
-    LLVMValueRef ih = dn_add(k, dn_add(k, dn_mul(k, loh.i, dn_i64(k, c->sh)), dn_i64(k, -c->ph)),
-                             dn_mul(k, kh, dn_i64(k, c->dh)));
+    LLVMValueRef ih =
+        dn_add(k, dn_add(k, dn_mul(k, loh.i, dn_i64(k, c->sh)), dn_i64(k, -c->ph)), dn_mul(k, kh, dn_i64(k, c->dh)));
     LLVMValueRef xrow = dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, plane, dn_i64(k, c->H)), ih), dn_i64(k, c->W)), xoff);
     LLVMValueRef crow = dn_add(k, dn_mul(k, lm.i, dn_i64(k, ldc)), dn_mul(k, loh.i, dn_i64(k, c->OW)));
     DnLoop low = dn_loop_begin(k, w0, w1, "ow");
@@ -381,11 +405,20 @@ static void dband_piece(DnKernel *k, const DBand *d, LLVMValueRef col, LLVMValue
     const DnConvGeom *c = &d->c;
     LLVMValueRef o0 = dn_mul(k, g, dn_i64(k, c->Og));
     DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), nrows, "r");
-    DnGemm gm = {.a = k->in[1], .b = k->in[0], .c = col, .a_row0 = dn_add(k, dn_mul(k, o0, dn_i64(k, d->CKK)), m0),
-                 .a_sm = 1, .K1 = dn_i64(k, 1), .K2 = c->Og, .a_s2 = d->CKK,
+    DnGemm gm = {.a = k->in[1],
+                 .b = k->in[0],
+                 .c = col,
+                 .a_row0 = dn_add(k, dn_mul(k, o0, dn_i64(k, d->CKK)), m0),
+                 .a_sm = 1,
+                 .K1 = dn_i64(k, 1),
+                 .K2 = c->Og,
+                 .a_s2 = d->CKK,
                  .b_off = dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, d->P)),
                                  dn_mul(k, dn_add(k, r0, lr.i), dn_i64(k, c->OW))),
-                 .ldb = d->P, .c_off = dn_mul(k, lr.i, dn_i64(k, d->OWp)), .c_sm = d->R * d->OWp, .c_sn = 1};
+                 .ldb = d->P,
+                 .c_off = dn_mul(k, lr.i, dn_i64(k, d->OWp)),
+                 .c_sm = d->R * d->OWp,
+                 .c_sn = 1};
     dn_gemm(k, &gm, rows, c->OW);
     dn_loop_end(k, &lr);
     dband_col2im(k, d, col, n, g, m0, rows, r0, nrows);
@@ -429,11 +462,32 @@ static bool data_band(DnKernel *k, const DnConvGeom *c)
 {
     if (c->sh != 1 || c->sw != 1) return data_colband(k, c);
     int64_t KK = c->KH * c->KW;
-    DnConvGeom t = {.C = c->O, .H = c->OH, .W = c->OW, .O = c->C, .OH = c->H, .OW = c->W, .KH = c->KH, .KW = c->KW,
-                    .G = c->G, .Cg = c->Og, .Og = c->Cg, .sh = 1, .sw = 1,
-                    .ph = c->dh * (c->KH - 1) - c->ph, .pw = c->dw * (c->KW - 1) - c->pw, .dh = c->dh, .dw = c->dw};
-    DnConvBand bo = {.x = k->in[0], .w = k->in[1], .y = k->out[0], .a_sg = c->Og * c->Cg * KK, .a_sm = KK,
-                     .a_s0 = c->Cg * KK, .a_s1 = -c->KW, .a_s2 = -1, .a_base = KK - 1};
+    DnConvGeom t = {.C = c->O,
+                    .H = c->OH,
+                    .W = c->OW,
+                    .O = c->C,
+                    .OH = c->H,
+                    .OW = c->W,
+                    .KH = c->KH,
+                    .KW = c->KW,
+                    .G = c->G,
+                    .Cg = c->Og,
+                    .Og = c->Cg,
+                    .sh = 1,
+                    .sw = 1,
+                    .ph = c->dh * (c->KH - 1) - c->ph,
+                    .pw = c->dw * (c->KW - 1) - c->pw,
+                    .dh = c->dh,
+                    .dw = c->dw};
+    DnConvBand bo = {.x = k->in[0],
+                     .w = k->in[1],
+                     .y = k->out[0],
+                     .a_sg = c->Og * c->Cg * KK,
+                     .a_sm = KK,
+                     .a_s0 = c->Cg * KK,
+                     .a_s1 = -c->KW,
+                     .a_s2 = -1,
+                     .a_base = KK - 1};
     return dn_conv_band(k, &t, &bo, k->op->in[0]);
 }
 
@@ -452,10 +506,19 @@ bool dn_conv_bwd_data_gemm(DnKernel *k)
     dn_zero_f32(k, k->out[0], dn_mul(k, ln.i, dn_i64(k, c.C * c.H * c.W)), c.C * c.H * c.W);
     DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c.G), "g");
     LLVMValueRef o0 = dn_mul(k, lg.i, dn_i64(k, c.Og));
-    DnGemm gm = {.a = k->in[1], .b = k->in[0], .c = col, .a_row0 = dn_mul(k, o0, dn_i64(k, CKK)), .a_sm = 1,
-                 .K1 = dn_i64(k, 1), .K2 = c.Og, .a_s2 = CKK,
-                 .b_off = dn_mul(k, dn_add(k, dn_mul(k, ln.i, dn_i64(k, c.O)), o0), dn_i64(k, P)), .ldb = P,
-                 .c_off = dn_i64(k, 0), .c_sm = ldc, .c_sn = 1};
+    DnGemm gm = {.a = k->in[1],
+                 .b = k->in[0],
+                 .c = col,
+                 .a_row0 = dn_mul(k, o0, dn_i64(k, CKK)),
+                 .a_sm = 1,
+                 .K1 = dn_i64(k, 1),
+                 .K2 = c.Og,
+                 .a_s2 = CKK,
+                 .b_off = dn_mul(k, dn_add(k, dn_mul(k, ln.i, dn_i64(k, c.O)), o0), dn_i64(k, P)),
+                 .ldb = P,
+                 .c_off = dn_i64(k, 0),
+                 .c_sm = ldc,
+                 .c_sn = 1};
     dn_gemm(k, &gm, CKK, P);
     col2im(k, &c, col, ldc, ln.i, lg.i);
     dn_loop_end(k, &lg);

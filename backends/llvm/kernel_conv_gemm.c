@@ -62,8 +62,8 @@ void dn_conv_pad_image(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMVal
                        LLVMValueRef g)
 {
     int64_t Hp = c->H + 2 * c->ph, Wp = c->W + 2 * c->pw;
-    LLVMValueRef src0 = dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))),
-                               dn_i64(k, c->H * c->W));
+    LLVMValueRef src0 =
+        dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))), dn_i64(k, c->H * c->W));
     DnLoop lc = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->Cg * c->H), "ch");
     LLVMValueRef ci = LLVMBuildSDiv(k->L->b, lc.i, dn_i64(k, c->H), "");
     LLVMValueRef ih = LLVMBuildSRem(k->L->b, lc.i, dn_i64(k, c->H), "");
@@ -89,13 +89,28 @@ static void fwd_rows(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
     LLVMValueRef o0 = dn_mul(k, g, dn_i64(k, c->Og));
     LLVMValueRef y0 = dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, f->P));
     DnLoop lh = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->OH), "oh");
-    DnGemm gm = {.a = k->in[1], .a_row0 = dn_mul(k, o0, dn_i64(k, f->CKK)), .a_sm = f->CKK,
-                 .K0 = c->Cg, .K1 = dn_i64(k, c->KH), .K2 = c->KW, .a_s0 = c->KH * c->KW, .a_s1 = c->KW, .a_s2 = 1,
-                 .b = f->pad ? xp : k->in[0], .b_3d = true,
+    DnGemm gm = {.a = k->in[1],
+                 .a_row0 = dn_mul(k, o0, dn_i64(k, f->CKK)),
+                 .a_sm = f->CKK,
+                 .K0 = c->Cg,
+                 .K1 = dn_i64(k, c->KH),
+                 .K2 = c->KW,
+                 .a_s0 = c->KH * c->KW,
+                 .a_s1 = c->KW,
+                 .a_s2 = 1,
+                 .b = f->pad ? xp : k->in[0],
+                 .b_3d = true,
                  .b_off = dn_add(k, xbase, dn_mul(k, lh.i, dn_i64(k, c->sh * f->Wp))),
-                 .b_s0 = f->Hp * f->Wp, .b_s1 = c->dh * f->Wp, .b_s2 = c->dw,
-                 .c = k->out[0], .c_off = dn_add(k, y0, dn_mul(k, lh.i, dn_i64(k, c->OW))), .c_sm = f->P, .c_sn = 1,
-                 .bias = k->op->nin > 2 ? k->in[2] : NULL, .bias_off = o0, .bias_rows = true,
+                 .b_s0 = f->Hp * f->Wp,
+                 .b_s1 = c->dh * f->Wp,
+                 .b_s2 = c->dw,
+                 .c = k->out[0],
+                 .c_off = dn_add(k, y0, dn_mul(k, lh.i, dn_i64(k, c->OW))),
+                 .c_sm = f->P,
+                 .c_sn = 1,
+                 .bias = k->op->nin > 2 ? k->in[2] : NULL,
+                 .bias_off = o0,
+                 .bias_rows = true,
                  .relu = !strcmp(dn_op_str(k->op, "act"), "relu")};
     dn_gemm(k, &gm, c->Og, c->OW);
     dn_loop_end(k, &lh);
@@ -113,12 +128,25 @@ static void fwd_item(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
     f->xbase = f->pad ? dn_i64(k, 0) : dn_mul(k, ch, dn_i64(k, c->H * c->W));
     LLVMValueRef o0 = dn_mul(k, g, dn_i64(k, c->Og));
     bool relu = !strcmp(dn_op_str(k->op, "act"), "relu");
-    DnGemm gm = {.a = f->pad ? xp : k->in[0], .b = wt, .c = k->out[0], .row_fn = fwd_row, .row_ctx = f,
-                 .K0 = c->Cg, .K1 = dn_i64(k, c->KH), .K2 = c->KW,
-                 .a_s0 = f->Hp * f->Wp, .a_s1 = c->dh * f->Wp, .a_s2 = c->dw, .b_off = dn_i64(k, 0), .ldb = f->ldw,
+    DnGemm gm = {.a = f->pad ? xp : k->in[0],
+                 .b = wt,
+                 .c = k->out[0],
+                 .row_fn = fwd_row,
+                 .row_ctx = f,
+                 .K0 = c->Cg,
+                 .K1 = dn_i64(k, c->KH),
+                 .K2 = c->KW,
+                 .a_s0 = f->Hp * f->Wp,
+                 .a_s1 = c->dh * f->Wp,
+                 .a_s2 = c->dw,
+                 .b_off = dn_i64(k, 0),
+                 .ldb = f->ldw,
                  .c_off = dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, f->P)),
-                 .c_sm = 1, .c_sn = f->P, .relu = relu,
-                 .bias = k->op->nin > 2 ? k->in[2] : NULL, .bias_off = o0};
+                 .c_sm = 1,
+                 .c_sn = f->P,
+                 .relu = relu,
+                 .bias = k->op->nin > 2 ? k->in[2] : NULL,
+                 .bias_off = o0};
     dn_gemm(k, &gm, f->P, c->Og);
 }
 
@@ -222,7 +250,8 @@ void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMVal
         }
         if (hi > lo) {
             DnLoop lj = dn_loop_begin(k, dn_i64(k, lo), dn_i64(k, hi), "j");
-            LLVMValueRef v = dn_load_f32(k, x, dn_add(k, src, dn_add(k, dn_mul(k, lj.i, dn_i64(k, c->sw)), dn_i64(k, off))));
+            LLVMValueRef v =
+                dn_load_f32(k, x, dn_add(k, src, dn_add(k, dn_mul(k, lj.i, dn_i64(k, c->sw)), dn_i64(k, off))));
             dn_store_f32(k, buf, dn_add(k, d, lj.i), v);
             dn_loop_end(k, &lj);
         }
@@ -251,16 +280,32 @@ static void band_block(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRe
     band_copy(k, b, buf, n, g, kb, r0);
     int64_t rowlen = c->KW * b->OWp;
     DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), nrows, "r");
-    LLVMValueRef yrow = dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, c->OH)),
-                               dn_add(k, r0, lr.i));
+    LLVMValueRef yrow =
+        dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, c->OH)), dn_add(k, r0, lr.i));
     const DnConvBand *op = &b->op;
-    DnGemm gm = {.a = op->w, .a_row0 = dn_add(k, arow, dn_mul(k, kb, dn_i64(k, b->cb * op->a_s0))),
-                 .a_sm = op->a_sm, .K0 = b->cb, .K1 = dn_i64(k, c->KH), .K2 = c->KW,
-                 .a_s0 = op->a_s0, .a_s1 = op->a_s1, .a_s2 = op->a_s2,
-                 .b = buf, .b_3d = true, .b_off = dn_mul(k, lr.i, dn_i64(k, c->sh * rowlen)),
-                 .b_s0 = b->BH * rowlen, .b_s1 = c->dh * rowlen, .b_s2 = b->OWp,
-                 .c = op->y, .c_off = dn_mul(k, yrow, dn_i64(k, c->OW)), .c_sm = c->OH * c->OW, .c_sn = 1,
-                 .load_c = !first, .bias = first ? op->bias : NULL, .bias_off = o0, .bias_rows = true,
+    DnGemm gm = {.a = op->w,
+                 .a_row0 = dn_add(k, arow, dn_mul(k, kb, dn_i64(k, b->cb * op->a_s0))),
+                 .a_sm = op->a_sm,
+                 .K0 = b->cb,
+                 .K1 = dn_i64(k, c->KH),
+                 .K2 = c->KW,
+                 .a_s0 = op->a_s0,
+                 .a_s1 = op->a_s1,
+                 .a_s2 = op->a_s2,
+                 .b = buf,
+                 .b_3d = true,
+                 .b_off = dn_mul(k, lr.i, dn_i64(k, c->sh * rowlen)),
+                 .b_s0 = b->BH * rowlen,
+                 .b_s1 = c->dh * rowlen,
+                 .b_s2 = b->OWp,
+                 .c = op->y,
+                 .c_off = dn_mul(k, yrow, dn_i64(k, c->OW)),
+                 .c_sm = c->OH * c->OW,
+                 .c_sn = 1,
+                 .load_c = !first,
+                 .bias = first ? op->bias : NULL,
+                 .bias_off = o0,
+                 .bias_rows = true,
                  .relu = last && op->relu};
     dn_gemm(k, &gm, b->oc, c->OW);
     dn_loop_end(k, &lr);
@@ -282,14 +327,16 @@ bool dn_conv_band(DnKernel *k, const DnConvGeom *geom, const DnConvBand *op, con
     LLVMValueRef n = LLVMBuildSDiv(bld, lu.i, dn_i64(k, per), "n"), rem = LLVMBuildSRem(bld, lu.i, dn_i64(k, per), "");
     LLVMValueRef g = LLVMBuildSDiv(bld, rem, dn_i64(k, b.OB * b.nb), "g");
     rem = LLVMBuildSRem(bld, rem, dn_i64(k, b.OB * b.nb), "");
-    LLVMValueRef ob = LLVMBuildSDiv(bld, rem, dn_i64(k, b.nb), "ob"), bi = LLVMBuildSRem(bld, rem, dn_i64(k, b.nb), "bi");
+    LLVMValueRef ob = LLVMBuildSDiv(bld, rem, dn_i64(k, b.nb), "ob"),
+                 bi = LLVMBuildSRem(bld, rem, dn_i64(k, b.nb), "bi");
     LLVMValueRef o0 = dn_add(k, dn_mul(k, g, dn_i64(k, c->Og)), dn_mul(k, ob, dn_i64(k, b.oc)));
-    LLVMValueRef arow = dn_add(k, dn_add(k, dn_mul(k, g, dn_i64(k, op->a_sg)), dn_mul(k, ob, dn_i64(k, b.oc * op->a_sm))),
-                               dn_i64(k, op->a_base));
+    LLVMValueRef arow =
+        dn_add(k, dn_add(k, dn_mul(k, g, dn_i64(k, op->a_sg)), dn_mul(k, ob, dn_i64(k, b.oc * op->a_sm))),
+               dn_i64(k, op->a_base));
     LLVMValueRef r0 = dn_mul(k, bi, dn_i64(k, b.R));
     LLVMValueRef left = LLVMBuildSub(bld, dn_i64(k, c->OH), r0, "");
-    LLVMValueRef nrows = LLVMBuildSelect(bld, LLVMBuildICmp(bld, LLVMIntSLT, left, dn_i64(k, b.R), ""), left,
-                                         dn_i64(k, b.R), "nrows");
+    LLVMValueRef nrows =
+        LLVMBuildSelect(bld, LLVMBuildICmp(bld, LLVMIntSLT, left, dn_i64(k, b.R), ""), left, dn_i64(k, b.R), "nrows");
     band_block(k, &b, buf, n, g, o0, arow, r0, nrows, dn_i64(k, 0), true, b.nkb == 1);
     int64_t mid_end = relu ? b.nkb - 1 : b.nkb;
     if (mid_end > 1) {
@@ -313,12 +360,18 @@ bool dn_conv_fwd_gemm(DnKernel *k)
     f.pad = c->ph > 0 || c->pw > 0;
     f.Hp = c->H + 2 * c->ph, f.Wp = c->W + 2 * c->pw;
     bool rows = c->sw == 1 && lane_use(c->OW) > lane_use(c->Og); /* fwd_rows, no packed wᵀ */
-    if ((!rows && f.CKK * f.ldw > FWD_WT_MAX) || (f.pad && c->Cg * f.Hp * f.Wp > FWD_XPAD_MAX))
-    {
+    if ((!rows && f.CKK * f.ldw > FWD_WT_MAX) || (f.pad && c->Cg * f.Hp * f.Wp > FWD_XPAD_MAX)) {
         int64_t KK = c->KH * c->KW;
-        DnConvBand bo = {.x = k->in[0], .w = k->in[1], .y = k->out[0], .bias = op->nin > 2 ? k->in[2] : NULL,
-                         .relu = !strcmp(act, "relu"), .a_sg = c->Og * f.CKK, .a_sm = f.CKK, .a_s0 = KK,
-                         .a_s1 = c->KW, .a_s2 = 1};
+        DnConvBand bo = {.x = k->in[0],
+                         .w = k->in[1],
+                         .y = k->out[0],
+                         .bias = op->nin > 2 ? k->in[2] : NULL,
+                         .relu = !strcmp(act, "relu"),
+                         .a_sg = c->Og * f.CKK,
+                         .a_sm = f.CKK,
+                         .a_s0 = KK,
+                         .a_s1 = c->KW,
+                         .a_s2 = 1};
         return dn_conv_band(k, c, &bo, op->in[0]);
     }
     bool has_n = dn_shape_has_n(&op->in[0]->shape);

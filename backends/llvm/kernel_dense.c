@@ -19,7 +19,7 @@ static LLVMValueRef dimv(DnKernel *k, int64_t d) { return d == DN_DIM_N ? k->n :
 /* The shape of one matrix product, in elements; any of batch/M/K/P may
  * involve N (kept as LLVM values). */
 typedef struct Mm {
-    LLVMValueRef M, K, P;  /* op(a) [M, K], op(b) [K, P] */
+    LLVMValueRef M, K, P;          /* op(a) [M, K], op(b) [K, P] */
     LLVMValueRef a_st, b_st, y_st; /* per-batch strides of a, b (0 when shared), y */
     bool ta, tb;
 } Mm;
@@ -129,8 +129,14 @@ void dn_kernel_dense(DnKernel *k)
     int64_t in = w->shape.dim[1], out = w->shape.dim[0];
     bool has_n = dn_shape_has_n(&x->shape);
     int64_t rows = dn_shape_numel_static(&x->shape) / in;
-    Mm mm = {.M = dn_i64(k, 1), .K = dn_i64(k, in), .P = dn_i64(k, out), .a_st = dn_i64(k, in),
-             .b_st = dn_i64(k, 0), .y_st = dn_i64(k, out), .ta = false, .tb = true};
+    Mm mm = {.M = dn_i64(k, 1),
+             .K = dn_i64(k, in),
+             .P = dn_i64(k, out),
+             .a_st = dn_i64(k, in),
+             .b_st = dn_i64(k, 0),
+             .y_st = dn_i64(k, out),
+             .ta = false,
+             .tb = true};
     bool relu = !strcmp(dn_op_str(k->op, "act"), "relu");
     k->par_n = has_n ? rows : 0;
     k->par_b = has_n ? 0 : rows;
@@ -151,8 +157,10 @@ void dn_kernel_matmul(DnKernel *k)
     int64_t batch = 1;
     bool has_n = m == DN_DIM_N;
     for (int i = 0; i < ra - 2; i++) {
-        if (a->shape.dim[i] == DN_DIM_N) has_n = true;
-        else batch *= a->shape.dim[i];
+        if (a->shape.dim[i] == DN_DIM_N)
+            has_n = true;
+        else
+            batch *= a->shape.dim[i];
     }
     int64_t rows = batch * (m == DN_DIM_N ? 1 : m);
     if (rb == 2 && !mm.ta && mm.tb) { /* x @ Wᵀ with one W: rows are independent */

@@ -25,9 +25,19 @@ bool dn_matmul_gemm(DnKernel *k)
     if (P == DN_DIM_N || (ta ? M : K) == DN_DIM_N) return false;
     k->par_n = M == DN_DIM_N ? 1 : 0;
     k->par_b = M == DN_DIM_N ? 0 : M;
-    DnGemm g = {.a = k->in[0], .b = k->in[1], .c = k->out[0], .a_row0 = dn_i64(k, 0), .a_sm = ta ? 1 : K,
-                .K1 = K == DN_DIM_N ? k->n : dn_i64(k, K), .K2 = 1, .a_s1 = ta ? M : 1,
-                .b_off = dn_i64(k, 0), .ldb = P, .c_off = dn_i64(k, 0), .c_sm = P, .c_sn = 1};
+    DnGemm g = {.a = k->in[0],
+                .b = k->in[1],
+                .c = k->out[0],
+                .a_row0 = dn_i64(k, 0),
+                .a_sm = ta ? 1 : K,
+                .K1 = K == DN_DIM_N ? k->n : dn_i64(k, K),
+                .K2 = 1,
+                .a_s1 = ta ? M : 1,
+                .b_off = dn_i64(k, 0),
+                .ldb = P,
+                .c_off = dn_i64(k, 0),
+                .c_sm = P,
+                .c_sn = 1};
     dn_gemm_range(k, &g, k->begin, k->end, P);
     return true;
 }

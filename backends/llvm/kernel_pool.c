@@ -37,10 +37,13 @@ static LLVMValueRef window(DnKernel *k, const Pool *pl, bool is_max, LLVMValueRe
             LLVMValueRef ok = LLVMBuildAnd(b, LLVMBuildICmp(b, LLVMIntULT, ih, dn_i64(k, pl->H), ""),
                                            LLVMBuildICmp(b, LLVMIntULT, iw, dn_i64(k, pl->W), ""), "in");
             LLVMBasicBlockRef after = dn_if_begin(k, ok);
-            LLVMValueRef v = dn_load_f32(k, k->in[0], dn_add(k, xplane, dn_add(k, dn_mul(k, ih, dn_i64(k, pl->W)), iw)));
+            LLVMValueRef v =
+                dn_load_f32(k, k->in[0], dn_add(k, xplane, dn_add(k, dn_mul(k, ih, dn_i64(k, pl->W)), iw)));
             LLVMValueRef cur = dn_get(k, acc, k->L->f32);
-            if (is_max) v = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v, cur, ""), v, cur, "");
-            else v = LLVMBuildFAdd(b, cur, v, "");
+            if (is_max)
+                v = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, v, cur, ""), v, cur, "");
+            else
+                v = LLVMBuildFAdd(b, cur, v, "");
             dn_set(k, acc, v);
             dn_if_end(k, after);
         }

@@ -20,8 +20,9 @@ static Pool geometry(DnKernel *k, const DnValue *x, const DnValue *dy)
     int n;
     const int64_t *ker = dn_op_ints(k->op, "kernel", &n), *st = dn_op_ints(k->op, "stride", &n),
                   *pad = dn_op_ints(k->op, "pad", &n);
-    Pool p = {x->shape.dim[1], x->shape.dim[2], x->shape.dim[3], dy->shape.dim[2], dy->shape.dim[3],
-              ker[0], ker[1], st[0], st[1], pad[0], pad[1]};
+    Pool p = {
+        x->shape.dim[1], x->shape.dim[2], x->shape.dim[3], dy->shape.dim[2], dy->shape.dim[3], ker[0], ker[1], st[0],
+        st[1],           pad[0],          pad[1]};
     k->par_n = p.C;
     k->par_b = 0;
     return p;
@@ -58,7 +59,8 @@ static void maxpool_bwd_tiled(DnKernel *k, const Pool *p)
     if (p->OH * p->kh < p->H || p->OW * p->kw < p->W) clear_plane(k, xb, p->H * p->W);
     DnLoop lo = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, p->OH), "oh");
     DnLoop lw = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, p->OW), "ow");
-    LLVMValueRef corner = dn_add(k, xb, dn_add(k, dn_mul(k, lo.i, dn_i64(k, p->sh * p->W)), dn_mul(k, lw.i, dn_i64(k, p->sw))));
+    LLVMValueRef corner =
+        dn_add(k, xb, dn_add(k, dn_mul(k, lo.i, dn_i64(k, p->sh * p->W)), dn_mul(k, lw.i, dn_i64(k, p->sw))));
     LLVMValueRef best = dn_f32(k, -INFINITY), arg = LLVMConstInt(i32, (unsigned long long)-1, 1);
     for (int64_t t = 0; t < p->kh * p->kw; t++) {
         LLVMValueRef x = dn_load_f32(k, k->in[0], dn_add(k, corner, dn_i64(k, t / p->kw * p->W + t % p->kw)));

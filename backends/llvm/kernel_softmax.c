@@ -50,8 +50,10 @@ static void gen_softmax(DnKernel *k, bool is_log)
     int64_t outer = 1, inner = 1;
     bool n_outer = false;
     for (int d = 0; d < axis; d++) {
-        if (x->shape.dim[d] == DN_DIM_N) n_outer = true;
-        else outer *= x->shape.dim[d];
+        if (x->shape.dim[d] == DN_DIM_N)
+            n_outer = true;
+        else
+            outer *= x->shape.dim[d];
     }
     for (int d = axis + 1; d < x->shape.rank; d++) inner *= x->shape.dim[d];
     LLVMValueRef len = dn_dim(k, x, axis);

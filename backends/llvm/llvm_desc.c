@@ -42,8 +42,7 @@ LLVMTypeRef dn_llvm_model_desc_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
     LLVMTypeRef f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {i32, ptr, i32, ptr, i32, ptr, i32, ptr, i64, i64, i64,
-                       ptr, i32, i64, i64, ptr, f32, ptr};
+    LLVMTypeRef f[] = {i32, ptr, i32, ptr, i32, ptr, i32, ptr, i64, i64, i64, ptr, i32, i64, i64, ptr, f32, ptr};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -71,10 +70,19 @@ static LLVMValueRef tensor_desc(DnLlvm *L, const char *name, DnDType dt, const D
     LLVMValueRef dims[6];
     for (int i = 0; i < 6; i++) dims[i] = ci64(L, i < s->rank ? s->dim[i] : 0);
     LLVMValueRef f[13] = {
-        cstring(L, name), ci32(L, dt), ci32(L, s->rank), LLVMConstArray2(L->i64, dims, 6), ci64(L, offset),
-        ci32(L, p ? (int)p->kind : 0), ci32(L, p ? p->trainable : 0), ci32(L, p ? (int)p->init.kind : 0),
-        LLVMConstReal(L->f32, p ? p->init.a : 0), LLVMConstReal(L->f32, p ? p->init.b : 0), ci32(L, train_only),
-        ci64(L, lo), ci64(L, hi),
+        cstring(L, name),
+        ci32(L, dt),
+        ci32(L, s->rank),
+        LLVMConstArray2(L->i64, dims, 6),
+        ci64(L, offset),
+        ci32(L, p ? (int)p->kind : 0),
+        ci32(L, p ? p->trainable : 0),
+        ci32(L, p ? (int)p->init.kind : 0),
+        LLVMConstReal(L->f32, p ? p->init.a : 0),
+        LLVMConstReal(L->f32, p ? p->init.b : 0),
+        ci32(L, train_only),
+        ci64(L, lo),
+        ci64(L, hi),
     };
     return LLVMConstNamedStruct(dn_llvm_tensor_desc_type(L->ctx), f, 13);
 }
@@ -147,14 +155,24 @@ LLVMValueRef dn_llvm_emit_descriptor(DnLlvm *L, LLVMValueRef infer_entry, LLVMVa
         LLVMSetGlobalConstant(api, 1);
     }
     LLVMValueRef f[18] = {
-        ci32(L, DNRT_ABI_VERSION), cstring(L, m->name),
-        ci32(L, nin), desc_array(L, in_d, nin, "desc.inputs"),
-        ci32(L, nout), desc_array(L, out_d, nout, "desc.outputs"),
-        ci32(L, nst), desc_array(L, st_d, nst, "desc.state"), ci64(L, m->state.bytes),
-        ci64(L, m->infer_plan->arena_n), ci64(L, m->infer_plan->arena_b), infer_entry,
-        ci32(L, m->train != NULL), ci64(L, m->train ? m->train_plan->arena_n : 0),
-        ci64(L, m->train ? m->train_plan->arena_b : 0), train_entry ? train_entry : LLVMConstNull(L->ptr),
-        LLVMConstReal(L->f32, m->lr), api,
+        ci32(L, DNRT_ABI_VERSION),
+        cstring(L, m->name),
+        ci32(L, nin),
+        desc_array(L, in_d, nin, "desc.inputs"),
+        ci32(L, nout),
+        desc_array(L, out_d, nout, "desc.outputs"),
+        ci32(L, nst),
+        desc_array(L, st_d, nst, "desc.state"),
+        ci64(L, m->state.bytes),
+        ci64(L, m->infer_plan->arena_n),
+        ci64(L, m->infer_plan->arena_b),
+        infer_entry,
+        ci32(L, m->train != NULL),
+        ci64(L, m->train ? m->train_plan->arena_n : 0),
+        ci64(L, m->train ? m->train_plan->arena_b : 0),
+        train_entry ? train_entry : LLVMConstNull(L->ptr),
+        LLVMConstReal(L->f32, m->lr),
+        api,
     };
     LLVMTypeRef dt = dn_llvm_model_desc_type(L->ctx);
     char name[256];
@@ -207,17 +225,21 @@ static void forward_fn(DnLlvm *L, const char *suffix, const char *rt, LLVMTypeRe
     if (prefix) vals[nr++] = prefix;
     for (int i = 0; i < n; i++) vals[nr++] = LLVMGetParam(f, (unsigned)i);
     LLVMValueRef r = LLVMBuildCall2(L->b, ft, callee, vals, (unsigned)nr, "");
-    if (ret == L->void_t) LLVMBuildRetVoid(L->b);
-    else LLVMBuildRet(L->b, r);
+    if (ret == L->void_t)
+        LLVMBuildRetVoid(L->b);
+    else
+        LLVMBuildRet(L->b, r);
 }
 
 /* Stores params [first, first+n) of 'f' into a fresh stack array of pointers. */
 static LLVMValueRef pack_ptrs(DnLlvm *L, LLVMValueRef f, int first, int n)
 {
-    LLVMValueRef arr = LLVMBuildArrayAlloca(L->b, L->ptr, LLVMConstInt(L->i64, (unsigned long long)(n ? n : 1), 0), "ptrs");
+    LLVMValueRef arr =
+        LLVMBuildArrayAlloca(L->b, L->ptr, LLVMConstInt(L->i64, (unsigned long long)(n ? n : 1), 0), "ptrs");
     for (int i = 0; i < n; i++) {
         LLVMValueRef idx = LLVMConstInt(L->i64, (unsigned long long)i, 0);
-        LLVMBuildStore(L->b, LLVMGetParam(f, (unsigned)(first + i)), LLVMBuildInBoundsGEP2(L->b, L->ptr, arr, &idx, 1, ""));
+        LLVMBuildStore(L->b, LLVMGetParam(f, (unsigned)(first + i)),
+                       LLVMBuildInBoundsGEP2(L->b, L->ptr, arr, &idx, 1, ""));
     }
     return arr;
 }

@@ -167,7 +167,8 @@ void dn_gemm_tile(DnKernel *k, const DnGemm *g, LLVMValueRef m0, LLVMValueRef n0
     DnLoop l1 = dn_loop_begin(k, dn_i64(k, 0), g->K1, "k1");
     LLVMValueRef a1 = dn_add(k, a0, dn_mul(k, l1.i, dn_i64(k, g->a_s1)));
     LLVMValueRef kk1 = dn_mul(k, dn_add(k, kk0, l1.i), dn_i64(k, g->K2));
-    LLVMValueRef b1 = dn_add(k, b0, dn_add(k, dn_mul(k, l0.i, dn_i64(k, g->b_s0)), dn_mul(k, l1.i, dn_i64(k, g->b_s1))));
+    LLVMValueRef b1 =
+        dn_add(k, b0, dn_add(k, dn_mul(k, l0.i, dn_i64(k, g->b_s0)), dn_mul(k, l1.i, dn_i64(k, g->b_s1))));
     DnLoop l2 = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, g->K2), "k2");
     LLVMValueRef bo = g->b_3d ? dn_add(k, b1, dn_mul(k, l2.i, dn_i64(k, g->b_s2)))
                               : dn_add(k, b0, dn_mul(k, dn_add(k, kk1, l2.i), dn_i64(k, g->ldb)));

@@ -48,25 +48,25 @@ typedef LLVMValueRef (*DnGemmRowFn)(DnKernel *k, void *ctx, LLVMValueRef m);
  *   C(m, n) at c[c_off + m * c_sm + n * c_sn]  (c_sn == 1: vector stores;
  *           otherwise c_sm must be 1 and C is written transposed, lane by lane). */
 typedef struct DnGemm {
-    LLVMValueRef a, b, c;             /* f32 base pointers */
-    LLVMValueRef a_row0;              /* i64 */
+    LLVMValueRef a, b, c; /* f32 base pointers */
+    LLVMValueRef a_row0;  /* i64 */
     int64_t a_sm;
-    DnGemmRowFn row_fn;               /* optional */
+    DnGemmRowFn row_fn; /* optional */
     void *row_ctx;
-    int64_t K0;                       /* outer reduction count (0 counts as 1) */
-    LLVMValueRef K1;                  /* i64 middle reduction count (may be run-time) */
-    int64_t K2;                       /* inner reduction count */
+    int64_t K0;      /* outer reduction count (0 counts as 1) */
+    LLVMValueRef K1; /* i64 middle reduction count (may be run-time) */
+    int64_t K2;      /* inner reduction count */
     int64_t a_s0, a_s1, a_s2;
-    LLVMValueRef b_off;               /* i64 */
+    LLVMValueRef b_off; /* i64 */
     int64_t ldb;
-    bool b_3d;                        /* B strides per reduction level (b_s0..2) instead of ldb */
+    bool b_3d; /* B strides per reduction level (b_s0..2) instead of ldb */
     int64_t b_s0, b_s1, b_s2;
-    LLVMValueRef c_off;               /* i64 */
+    LLVMValueRef c_off; /* i64 */
     int64_t c_sm, c_sn;
-    bool load_c;                      /* accumulate into C (else overwrite) */
-    LLVMValueRef bias, bias_off;      /* optional: C starts from bias[bias_off + n] (with load_c false) */
-    bool bias_rows;                   /* ... from bias[bias_off + m] instead */
-    bool relu;                        /* C = max(C, 0) at the end */
+    bool load_c;                 /* accumulate into C (else overwrite) */
+    LLVMValueRef bias, bias_off; /* optional: C starts from bias[bias_off + n] (with load_c false) */
+    bool bias_rows;              /* ... from bias[bias_off + m] instead */
+    bool relu;                   /* C = max(C, 0) at the end */
 } DnGemm;
 
 /* Emits one tile: rows m0 .. m0+mr-1 (mr <= DN_GEMM_MAX_MR), columns n0 ..

@@ -28,18 +28,27 @@ typedef struct DnLlvm {
     LLVMModuleRef mod;
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, void_t;
-    LLVMTypeRef call_t;       /* struct dnrt_call, field order as in dnrt.h */
-    LLVMTypeRef kernel_fn_t;  /* void (ptr, i64, i64) */
+    LLVMTypeRef call_t;      /* struct dnrt_call, field order as in dnrt.h */
+    LLVMTypeRef kernel_fn_t; /* void (ptr, i64, i64) */
     const DnModule *m;
     const DnBackendOptions *opt;
     DnCtx *cx;
-    int nkernels;             /* for unique kernel names */
+    int nkernels; /* for unique kernel names */
 } DnLlvm;
 
-enum { DN_CALL_N, DN_CALL_ARENA, DN_CALL_STATE, DN_CALL_INPUTS, DN_CALL_OUTPUTS, DN_CALL_POOL,
-       DN_CALL_STEP, DN_CALL_SEED, DN_CALL_LR }; /* ORDER dnrt_call fields */
+enum {
+    DN_CALL_N,
+    DN_CALL_ARENA,
+    DN_CALL_STATE,
+    DN_CALL_INPUTS,
+    DN_CALL_OUTPUTS,
+    DN_CALL_POOL,
+    DN_CALL_STEP,
+    DN_CALL_SEED,
+    DN_CALL_LR
+}; /* ORDER dnrt_call fields */
 
-#define DN_KERNEL_MAX_IN 8
+#define DN_KERNEL_MAX_IN  8
 #define DN_KERNEL_MAX_OUT 4
 
 typedef struct DnKernel {
@@ -47,12 +56,12 @@ typedef struct DnKernel {
     const DnGraph *g;
     const DnPlan *plan;
     const DnOp *op;
-    LLVMValueRef fn;                        /* the kernel function */
-    LLVMValueRef c, begin, end;             /* its parameters (c: ptr to dnrt_call) */
-    LLVMValueRef n;                         /* i64 batch size, loaded from c */
-    LLVMValueRef in[DN_KERNEL_MAX_IN];      /* operand base pointers (NULL for absent optional operands) */
-    LLVMValueRef out[DN_KERNEL_MAX_OUT];    /* result base pointers */
-    int64_t par_n, par_b;                   /* set by the generator; default 0, 1 (serial) */
+    LLVMValueRef fn;                     /* the kernel function */
+    LLVMValueRef c, begin, end;          /* its parameters (c: ptr to dnrt_call) */
+    LLVMValueRef n;                      /* i64 batch size, loaded from c */
+    LLVMValueRef in[DN_KERNEL_MAX_IN];   /* operand base pointers (NULL for absent optional operands) */
+    LLVMValueRef out[DN_KERNEL_MAX_OUT]; /* result base pointers */
+    int64_t par_n, par_b;                /* set by the generator; default 0, 1 (serial) */
 } DnKernel;
 
 typedef void (*DnKernelGen)(DnKernel *k);
@@ -97,8 +106,8 @@ void dn_store_f32(DnKernel *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef
 LLVMValueRef dn_load_i32(DnKernel *k, LLVMValueRef base, LLVMValueRef idx);
 
 /* Arithmetic shorthands on i64 and f32 (nsw/fast-math where safe). */
-LLVMValueRef dn_add(DnKernel *k, LLVMValueRef a, LLVMValueRef b);   /* i64 */
-LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);   /* i64 */
+LLVMValueRef dn_add(DnKernel *k, LLVMValueRef a, LLVMValueRef b); /* i64 */
+LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b); /* i64 */
 LLVMValueRef dn_fadd(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fmul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* llvm.fma.f32 */

@@ -34,8 +34,8 @@ static Range value_range(const DnPlan *plan, const DnValue *v, bool written)
     DnBuf b = plan->buf[v->id];
     int64_t bytes = dn_shape_numel_static(&v->shape) * dn_dtype_size(v->dtype);
     bool has_n = dn_shape_has_n(&v->shape);
-    Range r = {b.kind, b.index, b.kind == DN_BUF_ARENA ? b.coef_n : 0, b.offset,
-               has_n ? bytes : 0, has_n ? 0 : bytes, written};
+    Range r = {b.kind, b.index, b.kind == DN_BUF_ARENA ? b.coef_n : 0, b.offset, has_n ? bytes : 0, has_n ? 0 : bytes,
+               written};
     return r;
 }
 
@@ -89,8 +89,10 @@ static LLVMValueRef buf_ptr(DnLlvm *L, const DnGraph *g, const DnPlan *plan, con
     DnBuf b = plan->buf[v->id];
     if (b.kind == DN_BUF_INPUT) b.index = input_slot(L, g, b.index);
     LLVMBuilderRef bd = L->b;
-    int field = b.kind == DN_BUF_ARENA ? DN_CALL_ARENA : b.kind == DN_BUF_STATE ? DN_CALL_STATE
-                : b.kind == DN_BUF_INPUT ? DN_CALL_INPUTS : DN_CALL_OUTPUTS;
+    int field = b.kind == DN_BUF_ARENA   ? DN_CALL_ARENA
+                : b.kind == DN_BUF_STATE ? DN_CALL_STATE
+                : b.kind == DN_BUF_INPUT ? DN_CALL_INPUTS
+                                         : DN_CALL_OUTPUTS;
     if (b.kind == DN_BUF_NONE)
         dn_die(__FILE__, __LINE__, "llvm backend: value %%%d (%s) has no buffer in the plan", v->id,
                v->name ? v->name : "?");
@@ -129,8 +131,8 @@ static int op_values(const DnOp *op, const DnValue **vals, bool *written)
 
 /* Adds nonnull, align 64 and (where no conflicting buffer exists) noalias to
  * the pointer parameters of 'body' (parameter 4 + i for pointer i). */
-static void mark_pointers(DnLlvm *L, LLVMValueRef body, const DnPlan *plan, const DnValue **vals,
-                          const bool *written, int np)
+static void mark_pointers(DnLlvm *L, LLVMValueRef body, const DnPlan *plan, const DnValue **vals, const bool *written,
+                          int np)
 {
     Range r[DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
     for (int i = 0; i < np; i++) r[i] = value_range(plan, vals[i], written[i]);
@@ -151,8 +153,8 @@ static void mark_pointers(DnLlvm *L, LLVMValueRef body, const DnPlan *plan, cons
 
 /* Builds the wrapper  void name(ptr c, i64 begin, i64 end)  that computes
  * the operand pointers of 'op' and calls 'body'. */
-static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body, LLVMTypeRef body_t,
-                                  const DnGraph *g, const DnPlan *plan, const DnValue **vals, int np)
+static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body, LLVMTypeRef body_t, const DnGraph *g,
+                                  const DnPlan *plan, const DnValue **vals, int np)
 {
     LLVMValueRef fn = LLVMAddFunction(L->mod, name, L->kernel_fn_t);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -239,15 +241,16 @@ static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef
     LLVMValueRef cnt = LLVMConstInt(L->i64, (unsigned long long)pb, 1), serial, n = NULL;
     if (pn || wn) n = LLVMBuildLoad2(L->b, L->i64, LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, ""), "n");
     if (pn)
-        cnt = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)pn, 1), ""),
-                              cnt, "count");
+        cnt = LLVMBuildNSWAdd(L->b, LLVMBuildNSWMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)pn, 1), ""), cnt,
+                              "count");
     if (pn == 0 && pb == 1) {
         serial = LLVMConstInt(L->i1, 1, 0);
     } else if (wn == 0) {
         serial = LLVMConstInt(L->i1, wb < SERIAL_GRAIN, 0);
     } else { /* work grows with n even when the iteration count does not (conv2d_bwd_filter) */
-        LLVMValueRef work = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)wn, 1), ""),
-                                         LLVMConstInt(L->i64, (unsigned long long)wb, 1), "work");
+        LLVMValueRef work =
+            LLVMBuildAdd(L->b, LLVMBuildMul(L->b, n, LLVMConstInt(L->i64, (unsigned long long)wn, 1), ""),
+                         LLVMConstInt(L->i64, (unsigned long long)wb, 1), "work");
         serial = LLVMBuildICmp(L->b, LLVMIntSLT, work, LLVMConstInt(L->i64, SERIAL_GRAIN, 1), "small");
     }
     LLVMBasicBlockRef one = LLVMAppendBasicBlockInContext(L->ctx, entry, "serial");

@@ -70,8 +70,10 @@ LLVMTargetMachineRef dn_llvm_target_machine(DnCtx *cx, const DnBackendOptions *o
     const char *cpu = o && o->cpu ? o->cpu : (host_cpu = LLVMGetHostCPUName());
     const char *feat = o && o->features ? o->features : (o && o->cpu) ? "" : (host_feat = LLVMGetHostCPUFeatures());
     int lvl = o ? o->opt_level : 3;
-    LLVMCodeGenOptLevel cg = lvl <= 0 ? LLVMCodeGenLevelNone : lvl == 1 ? LLVMCodeGenLevelLess
-                             : lvl == 2 ? LLVMCodeGenLevelDefault : LLVMCodeGenLevelAggressive;
+    LLVMCodeGenOptLevel cg = lvl <= 0   ? LLVMCodeGenLevelNone
+                             : lvl == 1 ? LLVMCodeGenLevelLess
+                             : lvl == 2 ? LLVMCodeGenLevelDefault
+                                        : LLVMCodeGenLevelAggressive;
     LLVMTargetMachineRef tm =
         LLVMCreateTargetMachine(target, triple, cpu, feat, cg, LLVMRelocPIC, LLVMCodeModelDefault);
     if (!tm) dn_error(cx, noloc, "llvm backend: cannot create a target machine for cpu '%s'", cpu);

@@ -85,8 +85,10 @@ LLVMValueRef dn_var(DnKernel *k, LLVMTypeRef t, LLVMValueRef init, const char *n
     LLVMBuilderRef tmp = LLVMCreateBuilderInContext(k->L->ctx);
     LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(k->fn);
     LLVMValueRef first = LLVMGetFirstInstruction(entry);
-    if (first) LLVMPositionBuilderBefore(tmp, first);
-    else LLVMPositionBuilderAtEnd(tmp, entry);
+    if (first)
+        LLVMPositionBuilderBefore(tmp, first);
+    else
+        LLVMPositionBuilderAtEnd(tmp, entry);
     LLVMValueRef var = LLVMBuildAlloca(tmp, t, name);
     LLVMDisposeBuilder(tmp);
     if (init) dn_set(k, var, init);

@@ -29,31 +29,31 @@ extern "C" {
 #ifndef DNRT_COMMON_TYPES
 #define DNRT_COMMON_TYPES
 typedef struct dnrt_options {
-    int32_t threads;  /* worker threads incl. the caller; 0 = $DNRT_THREADS or all cores */
-    uint64_t seed;    /* initializers and dropout; 0 is a valid seed */
+    int32_t threads; /* worker threads incl. the caller; 0 = $DNRT_THREADS or all cores */
+    uint64_t seed;   /* initializers and dropout; 0 is a valid seed */
 } dnrt_options;
 
 typedef struct dnrt_error {
-    int32_t code;       /* 0 = no error; otherwise a dnrt_status */
-    char message[500];  /* "lenet.safetensors: tensor 'fc1.weight': expected f32[120, 400], got f32[120, 256]" */
+    int32_t code;      /* 0 = no error; otherwise a dnrt_status */
+    char message[500]; /* "lenet.safetensors: tensor 'fc1.weight': expected f32[120, 400], got f32[120, 256]" */
 } dnrt_error;
 #endif
 
 typedef enum dnrt_status {
     DNRT_OK = 0,
-    DNRT_ERR_ARG = 1,      /* bad argument at the API: null pointer, n <= 0, ... */
-    DNRT_ERR_IO = 2,       /* cannot open, read or write a file */
-    DNRT_ERR_FORMAT = 3,   /* a damaged or mismatched file */
+    DNRT_ERR_ARG = 1,    /* bad argument at the API: null pointer, n <= 0, ... */
+    DNRT_ERR_IO = 2,     /* cannot open, read or write a file */
+    DNRT_ERR_FORMAT = 3, /* a damaged or mismatched file */
     DNRT_ERR_NOMEM = 4,
-    DNRT_ERR_STATE = 5,    /* e.g. train_step on an inference-only library */
+    DNRT_ERR_STATE = 5, /* e.g. train_step on an inference-only library */
 } dnrt_status;
 
 typedef enum dnrt_dtype { DNRT_F32 = 0, DNRT_I32 = 1, DNRT_I64 = 2 } dnrt_dtype; /* ORDER DN_DTYPE */
 
 typedef enum dnrt_state_kind {
-    DNRT_STATE_WEIGHT = 0,  /* parameter (trainable unless frozen) */
-    DNRT_STATE_BUFFER = 1,  /* running statistics and the like */
-    DNRT_STATE_OPTIM = 2,   /* optimizer state: optim.<param>.<slot> */
+    DNRT_STATE_WEIGHT = 0, /* parameter (trainable unless frozen) */
+    DNRT_STATE_BUFFER = 1, /* running statistics and the like */
+    DNRT_STATE_OPTIM = 2,  /* optimizer state: optim.<param>.<slot> */
 } dnrt_state_kind;
 
 typedef enum dnrt_init_kind { DNRT_INIT_ZEROS, DNRT_INIT_ONES, DNRT_INIT_UNIFORM, DNRT_INIT_NORMAL } dnrt_init_kind;
@@ -61,17 +61,17 @@ typedef enum dnrt_init_kind { DNRT_INIT_ZEROS, DNRT_INIT_ONES, DNRT_INIT_UNIFORM
 /* One tensor: an input, an output or a state tensor. */
 typedef struct dnrt_tensor_desc {
     const char *name;
-    int32_t dtype;        /* dnrt_dtype */
+    int32_t dtype; /* dnrt_dtype */
     int32_t rank;
-    int64_t dim[6];       /* dim[0] == -1: the batch dimension n */
+    int64_t dim[6]; /* dim[0] == -1: the batch dimension n */
     /* state tensors only: */
-    int64_t offset;       /* byte offset in the session's state block (64-aligned) */
-    int32_t kind;         /* dnrt_state_kind */
+    int64_t offset; /* byte offset in the session's state block (64-aligned) */
+    int32_t kind;   /* dnrt_state_kind */
     int32_t trainable;
     int32_t init;         /* dnrt_init_kind */
     float init_a, init_b; /* uniform(a, b) or normal(mean a, std b) */
     /* inputs only: */
-    int32_t train_only;   /* labels: an input of train_step, not of infer */
+    int32_t train_only;           /* labels: an input of train_step, not of infer */
     int64_t valid_min, valid_max; /* integer inputs: every element must lie in [valid_min, valid_max]
                                      (class labels: [0, classes - 1]); unchecked unless min < max,
                                      so a zeroed descriptor checks nothing */
@@ -79,15 +79,15 @@ typedef struct dnrt_tensor_desc {
 
 /* What generated code receives.  Buffers are 64-byte aligned. */
 typedef struct dnrt_call {
-    int64_t n;                    /* batch size */
-    uint8_t *arena;               /* scratch, arena_n * n + arena_b bytes */
-    uint8_t *state;               /* the state block */
-    const void *const *inputs;    /* in the entry's input order */
+    int64_t n;                 /* batch size */
+    uint8_t *arena;            /* scratch, arena_n * n + arena_b bytes */
+    uint8_t *state;            /* the state block */
+    const void *const *inputs; /* in the entry's input order */
     void *const *outputs;
-    struct dnrt_pool *pool;       /* thread pool (runtime-private) */
-    int64_t step;                 /* training step counter before this step */
-    uint64_t seed;                /* session seed (dropout) */
-    float lr;                     /* base learning rate (set_lr) */
+    struct dnrt_pool *pool; /* thread pool (runtime-private) */
+    int64_t step;           /* training step counter before this step */
+    uint64_t seed;          /* session seed (dropout) */
+    float lr;               /* base learning rate (set_lr) */
 } dnrt_call;
 
 typedef void (*dnrt_entry_fn)(const dnrt_call *c);
@@ -113,21 +113,21 @@ typedef struct dnrt_api {
 } dnrt_api;
 
 struct dnrt_model_desc {
-    uint32_t abi_version;                 /* DNRT_ABI_VERSION */
-    const char *name;                     /* model name */
+    uint32_t abi_version; /* DNRT_ABI_VERSION */
+    const char *name;     /* model name */
     int32_t ninputs;
-    const dnrt_tensor_desc *inputs;       /* model inputs, then train-only inputs */
+    const dnrt_tensor_desc *inputs; /* model inputs, then train-only inputs */
     int32_t noutputs;
-    const dnrt_tensor_desc *outputs;      /* inference outputs */
+    const dnrt_tensor_desc *outputs; /* inference outputs */
     int32_t nstate;
-    const dnrt_tensor_desc *state;        /* weights, buffers, then optimizer state */
+    const dnrt_tensor_desc *state; /* weights, buffers, then optimizer state */
     int64_t state_bytes;
     int64_t infer_arena_n, infer_arena_b; /* arena bytes = n * arena_n + arena_b */
     dnrt_entry_fn infer;
-    int32_t trains;                       /* 1 when train is compiled in */
+    int32_t trains; /* 1 when train is compiled in */
     int64_t train_arena_n, train_arena_b;
-    dnrt_entry_fn train;                  /* outputs[0] = loss (f32 scalar) */
-    float lr;                             /* compiled base learning rate */
+    dnrt_entry_fn train; /* outputs[0] = loss (f32 scalar) */
+    float lr;            /* compiled base learning rate */
     const dnrt_api *api;
 };
 

@@ -159,7 +159,10 @@ static inline const char *rb_pipeline(DnCtx *cx, const DnGraph *g)
     if (g->loss) {
         tr = dn_graph_clone(g);
         if ((why = rb_run_passes(cx, tr, true)) || cx->nerr) goto out;
-        if (!g->optim) { why = RB_FAIL("a graph with a loss and no optimizer"); goto out; }
+        if (!g->optim) {
+            why = RB_FAIL("a graph with a loss and no optimizer");
+            goto out;
+        }
         (void)dn_op_float(&(DnOp){.nattrs = g->optim->nattrs, .attrs = g->optim->attrs}, "lr");
         rb_stats.trained++;
     }
@@ -173,11 +176,17 @@ static inline const char *rb_pipeline(DnCtx *cx, const DnGraph *g)
             goto out;
         }
     DnPlan *p = dn_plan_memory(inf, &state, &a);
-    if (!p) { why = RB_FAIL("dn_plan_memory returned NULL"); goto out; }
+    if (!p) {
+        why = RB_FAIL("dn_plan_memory returned NULL");
+        goto out;
+    }
     if ((why = rb_check_plan(inf, &state, p))) goto out;
     if (tr) {
         DnPlan *pt = dn_plan_memory(tr, &state, &a);
-        if (!pt) { why = RB_FAIL("dn_plan_memory (train) returned NULL"); goto out; }
+        if (!pt) {
+            why = RB_FAIL("dn_plan_memory (train) returned NULL");
+            goto out;
+        }
         if ((why = rb_check_plan(tr, &state, pt))) goto out;
     }
     rb_stats.planned++;
@@ -209,7 +218,8 @@ static inline const char *rb_check_dnn(const char *file, const char *text)
             rb_stats.lowered++;
             if (dn_verify(&cx, g) != DN_OK)
                 why = RB_FAIL("the lowered graph does not verify: %s", cx.diags ? cx.diags->msg : "?");
-            else why = rb_pipeline(&cx, g);
+            else
+                why = rb_pipeline(&cx, g);
         }
     }
     if (!why) why = rb_check_diags(&cx, file, rb_count_lines(src), false);
@@ -249,8 +259,10 @@ static inline const char *rb_check_ir(const char *file, const char *text)
             DnCtx c2;
             dn_ctx_init(&c2);
             h = dn_graph_read(&c2, "round-trip", p1);
-            if (!h) why = RB_FAIL("the printed graph does not read back: %s", c2.diags ? c2.diags->msg : "?");
-            else if (strcmp(p1, p2 = rb_print(h))) why = RB_FAIL("print -> read -> print is not the identity");
+            if (!h)
+                why = RB_FAIL("the printed graph does not read back: %s", c2.diags ? c2.diags->msg : "?");
+            else if (strcmp(p1, p2 = rb_print(h)))
+                why = RB_FAIL("print -> read -> print is not the identity");
             dn_ctx_free(&c2);
             if (!why) why = rb_pipeline(&cx, g);
         }
@@ -284,8 +296,14 @@ static inline const char *rb_check_st(const char *path, size_t size)
     if (!why && f.size != size) why = RB_FAIL("size %zu, file has %zu bytes", f.size, size);
     for (int i = 0; !why && i < f.ntensors; i++) {
         const dnrt_st_tensor *t = &f.tensors[i];
-        if (!t->name || !t->dtype_name) { why = RB_FAIL("tensor %d without a name or dtype", i); break; }
-        if (t->rank < 0 || t->rank > DNRT_ST_MAX_RANK) { why = RB_FAIL("tensor '%s': rank %d", t->name, t->rank); break; }
+        if (!t->name || !t->dtype_name) {
+            why = RB_FAIL("tensor %d without a name or dtype", i);
+            break;
+        }
+        if (t->rank < 0 || t->rank > DNRT_ST_MAX_RANK) {
+            why = RB_FAIL("tensor '%s': rank %d", t->name, t->rank);
+            break;
+        }
         const uint8_t *d = t->data;
         if (t->nbytes && (!d || d < f.image || d + t->nbytes > f.image + f.size || t->nbytes > f.size)) {
             why = RB_FAIL("tensor '%s': data outside the image", t->name);
@@ -294,7 +312,10 @@ static inline const char *rb_check_st(const char *path, size_t size)
         if (t->dtype >= 0) {
             unsigned __int128 numel = 1;
             for (int k = 0; k < t->rank; k++) {
-                if (t->dim[k] < 0) { why = RB_FAIL("tensor '%s': negative dim", t->name); break; }
+                if (t->dim[k] < 0) {
+                    why = RB_FAIL("tensor '%s': negative dim", t->name);
+                    break;
+                }
                 numel *= (uint64_t)t->dim[k];
                 if (numel > ((unsigned __int128)1 << 70)) break;
             }

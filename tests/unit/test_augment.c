@@ -175,8 +175,10 @@ static void rrc_params(Key k, Rrc a, int64_t n, int64_t H, int64_t W, int64_t *t
     }
     double in_ratio = (double)W / (double)H;
     *cw = W, *ch = H;
-    if (in_ratio < a.q0) *ch = (int64_t)round((double)W / a.q0);
-    else if (in_ratio > a.q1) *cw = (int64_t)round((double)H * a.q1);
+    if (in_ratio < a.q0)
+        *ch = (int64_t)round((double)W / a.q0);
+    else if (in_ratio > a.q1)
+        *cw = (int64_t)round((double)H * a.q1);
     *top = (H - *ch) / 2, *left = (W - *cw) / 2;
 }
 
@@ -227,7 +229,8 @@ static void ref_jitter(Key k, double bs, double cs, const float *x, float *y, in
 }
 
 static const double pca_val[3] = {0.2175, 0.0188, 0.0045};
-static const double pca_vec[3][3] = {{-0.5675, 0.7192, 0.4009}, {-0.5808, -0.0045, -0.8140}, {-0.5836, -0.6948, 0.4203}};
+static const double pca_vec[3][3] = {
+    {-0.5675, 0.7192, 0.4009}, {-0.5808, -0.0045, -0.8140}, {-0.5836, -0.6948, 0.4203}};
 
 static void pca_shift(Key k, double sd, int64_t n, float shift[3])
 {
@@ -307,7 +310,8 @@ Test(augment, random_crop_is_a_shifted_window)
                     for (int64_t i = 0; i < 6 && ok; i++)
                         for (int64_t j = 0; j < 6 && ok; j++) {
                             int64_t sy = i + dy, sx = j + dx;
-                            float want = sy >= 0 && sy < 6 && sx >= 0 && sx < 6 ? x[((n * 3 + c) * 6 + sy) * 6 + sx] : 0;
+                            float want =
+                                sy >= 0 && sy < 6 && sx >= 0 && sx < 6 ? x[((n * 3 + c) * 6 + sy) * 6 + sx] : 0;
                             ok = y[((n * 3 + c) * 6 + i) * 6 + j] == want;
                         }
                 if (ok) found = 1, seen[dy + 2][dx + 2]++;
@@ -340,8 +344,9 @@ static void rrc_case(int64_t C, int64_t H, int64_t W, int64_t h, int64_t w, Rrc 
 {
     Case t;
     int64_t size[2] = {h, w};
-    DnAttr at[6] = {dn_attr_ints("size", 2, size), dn_attr_float("scale_min", a.s0), dn_attr_float("scale_max", a.s1),
-                    dn_attr_float("ratio_min", a.q0), dn_attr_float("ratio_max", a.q1), dn_attr_int("salt", SALT)};
+    DnAttr at[6] = {dn_attr_ints("size", 2, size),    dn_attr_float("scale_min", a.s0),
+                    dn_attr_float("scale_max", a.s1), dn_attr_float("ratio_min", a.q0),
+                    dn_attr_float("ratio_max", a.q1), dn_attr_int("salt", SALT)};
     build_case(&t, DN_OP_RANDOM_RESIZED_CROP, C, H, W, 6, at);
     float *x = inputs(N * C * H * W, 4), *ref = malloc(sizeof(float) * (size_t)(N * C * h * w));
     float *y = run_case(&t, N, x, seed);
@@ -417,8 +422,8 @@ Test(augment, pca_lighting_matches_formula)
         pca_shift((Key){8, 0, SALT}, 0.5, n, sh);
         s2 += (double)sh[0] * sh[0];
     }
-    double rms = sqrt(s2 / (double)N), want = 0.5 * sqrt(pow(0.2175 * 0.5675, 2) + pow(0.0188 * 0.7192, 2) +
-                                                        pow(0.0045 * 0.4009, 2));
+    double rms = sqrt(s2 / (double)N),
+           want = 0.5 * sqrt(pow(0.2175 * 0.5675, 2) + pow(0.0188 * 0.7192, 2) + pow(0.0045 * 0.4009, 2));
     cr_expect(fabs(rms - want) < 0.25 * want, "shift rms %g, expected about %g", rms, want);
     free(x), free(ref), free(y);
     finish(&t);
@@ -431,7 +436,8 @@ Test(augment, shape_rules_reject_bad_attributes)
     DnGraph *g = dn_graph_new("bad");
     DnLoc loc = {0};
     DnShape s4 = {.rank = 4, .dim = {DN_DIM_N, 1, 4, 4}}, s2 = {.rank = 2, .dim = {DN_DIM_N, 16}};
-    DnValue *x = dn_graph_add_input(g, "x", DN_DTYPE_F32, &s4, loc), *f = dn_graph_add_input(g, "f", DN_DTYPE_F32, &s2, loc);
+    DnValue *x = dn_graph_add_input(g, "x", DN_DTYPE_F32, &s4, loc),
+            *f = dn_graph_add_input(g, "f", DN_DTYPE_F32, &s2, loc);
     int64_t big[2] = {9, 9};
     DnAttr crop[2] = {dn_attr_ints("size", 2, big), dn_attr_int("pad", 2)};
     cr_expect_null(dn_build1(&cx, g, DN_OP_RANDOM_CROP, 1, &x, 2, crop, loc));
@@ -453,13 +459,12 @@ Test(augment, shape_rules_reject_bad_attributes)
 /* y = x + w with w = 0 and t = 0, so loss = mean(x_aug^2) and
  * d loss / d w = 2 sum_n x_aug[n] / (N C H W): SGD's momentum buffer after a
  * step at lr 0 shows the batch's augmented inputs. */
-static const char *e2e_src =
-    "model m(x: f32[N, 2, 6, 6]) -> (y: f32[N, 2, 6, 6]) {\n"
-    "  param w: f32[1, 2, 6, 6] = zeros\n"
-    "  y = x + w\n}\n"
-    "train m {\n  t: f32[N, 2, 6, 6]\n"
-    "  augment x: random_crop(6, pad=2) |> random_flip\n"
-    "  loss = mse(y, t)\n  optimizer = sgd(lr=1, momentum=0.9)\n}\n";
+static const char *e2e_src = "model m(x: f32[N, 2, 6, 6]) -> (y: f32[N, 2, 6, 6]) {\n"
+                             "  param w: f32[1, 2, 6, 6] = zeros\n"
+                             "  y = x + w\n}\n"
+                             "train m {\n  t: f32[N, 2, 6, 6]\n"
+                             "  augment x: random_crop(6, pad=2) |> random_flip\n"
+                             "  loss = mse(y, t)\n  optimizer = sgd(lr=1, momentum=0.9)\n}\n";
 
 static float *momentum_buffer(const DnTestLib *lib, dnrt_session *s)
 {
@@ -559,8 +564,8 @@ Test(augment, inference_graph_has_no_augmentation)
     cr_expect(strstr(out, "conv2d %image"), "the inference model does not read the raw input:\n%s", out);
     snprintf(cmd, sizeof cmd, "%s --emit=ir-opt --graph=train %s", DNNC_BIN, path);
     cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s", out);
-    const char *order[] = {"random_resized_crop %image", "random_crop", "random_flip", "color_jitter", "pca_lighting",
-                           "conv2d"};
+    const char *order[] = {
+        "random_resized_crop %image", "random_crop", "random_flip", "color_jitter", "pca_lighting", "conv2d"};
     const char *at = out;
     for (int i = 0; i < 6; i++) {
         const char *p = strstr(at, order[i]);

@@ -117,10 +117,9 @@ Test(dnnrun, missing_library_and_no_descriptor)
 
 Test(dnnrun, model_not_fashion_mnist_shaped)
 {
-    static const char src[] =
-        "model flat(x: f32[N, 784]) -> (logits: f32[N, 10]) {\n"
-        "  logits = fc: dense(x, 10)\n"
-        "}\n";
+    static const char src[] = "model flat(x: f32[N, 784]) -> (logits: f32[N, 10]) {\n"
+                              "  logits = fc: dense(x, 10)\n"
+                              "}\n";
     DnTestLib lib;
     char log[16384], args[1200];
     cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
@@ -204,8 +203,7 @@ Test(dnnrun, train_eval_infer_and_safe_save)
     cr_expect(strstr(out, "test accuracy") && strstr(out, "(1000 images), test loss"), "%s", out);
     snprintf(args, sizeof args, "infer %s --weights %s --count 3", so, w);
     cr_expect_eq(dnnrun(args), 0, "%s", out);
-    cr_expect(strstr(out, "    2  predicted") && strstr(out, "true Trouser") && strstr(out, "of 3 correct"), "%s",
-              out);
+    cr_expect(strstr(out, "    2  predicted") && strstr(out, "true Trouser") && strstr(out, "of 3 correct"), "%s", out);
 
     char *before, *after;
     long nbefore, nafter;

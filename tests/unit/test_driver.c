@@ -38,7 +38,7 @@ Test(driver, every_stage_prints)
         {"--emit=ast", "conv2d"},
         {"--emit=ir", "func @lenet"},
         {"--emit=ir-opt", "act = \"relu\""},            /* fuse-conv ran */
-        {"--emit=ir-opt --graph=train", "adam_update"},  /* training ran */
+        {"--emit=ir-opt --graph=train", "adam_update"}, /* training ran */
         {"--emit=plan", "arena:"},
         {"--emit=llvm", "define"},
         {"--emit=header", "lenet_train_step"},
@@ -63,8 +63,9 @@ Test(driver, print_after_writes_the_graph_to_stderr)
 
 Test(driver, usage_errors_exit_2)
 {
-    static const char *const bad[] = {"", "--emit=bogus x.dnn", "-fno-nosuchpass x.dnn", "-fno-training x.dnn",
-                                      "--frobnicate x.dnn", "a.dnn b.dnn", "-o"};
+    static const char *const bad[] = {
+        "",  "--emit=bogus x.dnn", "-fno-nosuchpass x.dnn", "-fno-training x.dnn", "--frobnicate x.dnn", "a.dnn b.dnn",
+        "-o"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         cr_expect_eq(dnnc(bad[i]), 2, "'dnnc %s' should be a usage error: %s", bad[i], out);
         cr_expect(strstr(out, "dnnc: "), "'dnnc %s': %s", bad[i], out);

@@ -62,31 +62,30 @@ Test(example, classify)
 /* The program that links both libraries: reads 7 images (raw f32) from
  * argv[3], loads argv[1] into lenet and argv[2] into mlp, prints the 70+70
  * logits as hex floats. */
-static const char two_lib_prog[] =
-    "#include <stdio.h>\n"
-    "#include \"lenet.h\"\n"
-    "#include \"mlp.h\"\n"
-    "int main(int argc, char **argv) {\n"
-    "    if (argc != 4) return 2;\n"
-    "    static float x[7 * 784], a[70], b[70];\n"
-    "    FILE *f = fopen(argv[3], \"rb\");\n"
-    "    if (!f || fread(x, sizeof x, 1, f) != 1) return 3;\n"
-    "    fclose(f);\n"
-    "    dnrt_options o = {.threads = 1, .seed = 1};\n"
-    "    dnrt_error e = {0};\n"
-    "    lenet *l = lenet_create(&o, &e);\n"
-    "    mlp *m = mlp_create(&o, &e);\n"
-    "    if (!l || !m || lenet_load(l, argv[1], &e) || mlp_load(m, argv[2], &e)\n"
-    "        || lenet_infer(l, 7, x, a, &e) || mlp_infer(m, 7, x, b, &e)) {\n"
-    "        fprintf(stderr, \"error: %s\\n\", e.message);\n"
-    "        return 1;\n"
-    "    }\n"
-    "    for (int i = 0; i < 70; i++) printf(\"lenet %a\\n\", a[i]);\n"
-    "    for (int i = 0; i < 70; i++) printf(\"mlp %a\\n\", b[i]);\n"
-    "    lenet_destroy(l);\n"
-    "    mlp_destroy(m);\n"
-    "    return 0;\n"
-    "}\n";
+static const char two_lib_prog[] = "#include <stdio.h>\n"
+                                   "#include \"lenet.h\"\n"
+                                   "#include \"mlp.h\"\n"
+                                   "int main(int argc, char **argv) {\n"
+                                   "    if (argc != 4) return 2;\n"
+                                   "    static float x[7 * 784], a[70], b[70];\n"
+                                   "    FILE *f = fopen(argv[3], \"rb\");\n"
+                                   "    if (!f || fread(x, sizeof x, 1, f) != 1) return 3;\n"
+                                   "    fclose(f);\n"
+                                   "    dnrt_options o = {.threads = 1, .seed = 1};\n"
+                                   "    dnrt_error e = {0};\n"
+                                   "    lenet *l = lenet_create(&o, &e);\n"
+                                   "    mlp *m = mlp_create(&o, &e);\n"
+                                   "    if (!l || !m || lenet_load(l, argv[1], &e) || mlp_load(m, argv[2], &e)\n"
+                                   "        || lenet_infer(l, 7, x, a, &e) || mlp_infer(m, 7, x, b, &e)) {\n"
+                                   "        fprintf(stderr, \"error: %s\\n\", e.message);\n"
+                                   "        return 1;\n"
+                                   "    }\n"
+                                   "    for (int i = 0; i < 70; i++) printf(\"lenet %a\\n\", a[i]);\n"
+                                   "    for (int i = 0; i < 70; i++) printf(\"mlp %a\\n\", b[i]);\n"
+                                   "    lenet_destroy(l);\n"
+                                   "    mlp_destroy(m);\n"
+                                   "    return 0;\n"
+                                   "}\n";
 
 /* Logits of 'dnn' for the 7 images 'x' through a dlopened library. */
 static void dlopen_logits(const char *dnn, const char *weights, const float *x, float *logits)
@@ -161,8 +160,10 @@ Test(example, two_libraries_in_one_program)
     float solo_l[70], solo_m[70];
     dlopen_logits("examples/lenet.dnn", lw, x->data, solo_l);
     dlopen_logits("tests/golden/mlp_sgd.dnn", mw, x->data, solo_m);
-    cr_expect_eq(dn_test_close_enough(got_l, solo_l, 70, 1e-6, 1e-7), -1, "lenet linked with mlp differs from lenet alone");
-    cr_expect_eq(dn_test_close_enough(got_m, solo_m, 70, 1e-6, 1e-7), -1, "mlp linked with lenet differs from mlp alone");
+    cr_expect_eq(dn_test_close_enough(got_l, solo_l, 70, 1e-6, 1e-7), -1,
+                 "lenet linked with mlp differs from lenet alone");
+    cr_expect_eq(dn_test_close_enough(got_m, solo_m, 70, 1e-6, 1e-7), -1,
+                 "mlp linked with lenet differs from mlp alone");
     cr_expect_eq(dn_test_close_enough(got_l, lref->data, 70, 1e-4, 1e-5), -1, "lenet logits differ from PyTorch's");
     dnrt_st_free(&lg);
     dnrt_st_free(&mg);

@@ -56,7 +56,8 @@ static const DnParam *param(const DnGraph *g, const char *name)
 static void assert_shape(const DnShape *s, int rank, const int64_t *dims)
 {
     cr_assert_eq(s->rank, rank);
-    for (int i = 0; i < rank; i++) cr_assert_eq(s->dim[i], dims[i], "dim %d: %lld != %lld", i, (long long)s->dim[i], (long long)dims[i]);
+    for (int i = 0; i < rank; i++)
+        cr_assert_eq(s->dim[i], dims[i], "dim %d: %lld != %lld", i, (long long)s->dim[i], (long long)dims[i]);
 }
 
 /* ---- lexer ------------------------------------------------------------------- */
@@ -65,8 +66,8 @@ Test(frontend, lexer_tokens)
 {
     TokenVec t = {0};
     dn_lex(&cx, "t.dnn", "x = a |> f(1, 2.5e-1) # note\ny != \"s\\n\"", &ar, &t);
-    TokKind want[] = {TOK_IDENT, TOK_ASSIGN, TOK_IDENT, TOK_PIPE, TOK_IDENT, TOK_LPAREN, TOK_INT, TOK_COMMA,
-                      TOK_FLOAT, TOK_RPAREN, TOK_NEWLINE, TOK_IDENT, TOK_NE, TOK_STRING, TOK_NEWLINE, TOK_EOF};
+    TokKind want[] = {TOK_IDENT, TOK_ASSIGN, TOK_IDENT,   TOK_PIPE,  TOK_IDENT, TOK_LPAREN, TOK_INT,     TOK_COMMA,
+                      TOK_FLOAT, TOK_RPAREN, TOK_NEWLINE, TOK_IDENT, TOK_NE,    TOK_STRING, TOK_NEWLINE, TOK_EOF};
     cr_assert_eq(t.len, (int)(sizeof want / sizeof want[0]));
     for (int i = 0; i < t.len; i++) cr_assert_eq(t.data[i].kind, want[i], "token %d", i);
     cr_assert_eq(t.data[6].ival, 1);
@@ -82,8 +83,8 @@ Test(frontend, lexer_keywords_and_continuation)
     TokenVec t = {0};
     /* a line starting with |> continues the previous one; newlines inside ( ) vanish */
     dn_lex(&cx, "t.dnn", "model repeat as\n  |> f(a,\n b)\n\n\nnot", &ar, &t);
-    TokKind want[] = {TOK_MODEL, TOK_REPEAT, TOK_AS, TOK_PIPE, TOK_IDENT, TOK_LPAREN, TOK_IDENT, TOK_COMMA,
-                      TOK_IDENT, TOK_RPAREN, TOK_NEWLINE, TOK_NOT, TOK_NEWLINE, TOK_EOF};
+    TokKind want[] = {TOK_MODEL, TOK_REPEAT, TOK_AS,     TOK_PIPE,    TOK_IDENT, TOK_LPAREN,  TOK_IDENT,
+                      TOK_COMMA, TOK_IDENT,  TOK_RPAREN, TOK_NEWLINE, TOK_NOT,   TOK_NEWLINE, TOK_EOF};
     cr_assert_eq(t.len, (int)(sizeof want / sizeof want[0]));
     for (int i = 0; i < t.len; i++) cr_assert_eq(t.data[i].kind, want[i], "token %d", i);
 }
@@ -126,8 +127,8 @@ static const char *all_constructs =
 Test(frontend, parser_accepts_every_construct)
 {
     DnAst *ast = parse(all_constructs);
-    cr_assert_not_null(ast, "first error: %s at %d:%d", cx.diags ? cx.diags->msg : "", cx.diags ? cx.diags->loc.line : 0,
-                       cx.diags ? cx.diags->loc.col : 0);
+    cr_assert_not_null(ast, "first error: %s at %d:%d", cx.diags ? cx.diags->msg : "",
+                       cx.diags ? cx.diags->loc.line : 0, cx.diags ? cx.diags->loc.col : 0);
     cr_assert_eq(ast->decls.len, 3);
     const AstDecl *b = ast->decls.data[0], *m = ast->decls.data[1], *t = ast->decls.data[2];
     cr_assert_eq(b->kind, DECL_BLOCK);
@@ -202,11 +203,16 @@ Test(frontend, lower_lenet)
 {
     DnGraph *g = lower(read_file(DNNC_SOURCE_DIR "/examples/lenet.dnn"), NULL);
     cr_assert_not_null(g, "lowering failed: %s", cx.diags ? cx.diags->msg : "");
-    struct { const char *name; int rank; int64_t dims[4]; } want[] = {
-        {"conv1.weight", 4, {6, 1, 5, 5}}, {"conv1.bias", 1, {6}},   {"conv2.weight", 4, {16, 6, 5, 5}},
-        {"conv2.bias", 1, {16}},           {"fc1.weight", 2, {120, 400}}, {"fc1.bias", 1, {120}},
-        {"fc2.weight", 2, {84, 120}},      {"fc2.bias", 1, {84}},    {"fc3.weight", 2, {10, 84}},
-        {"fc3.bias", 1, {10}},
+    struct {
+        const char *name;
+        int rank;
+        int64_t dims[4];
+    } want[] = {
+        {"conv1.weight", 4, {6, 1, 5, 5}},  {"conv1.bias", 1, {6}},
+        {"conv2.weight", 4, {16, 6, 5, 5}}, {"conv2.bias", 1, {16}},
+        {"fc1.weight", 2, {120, 400}},      {"fc1.bias", 1, {120}},
+        {"fc2.weight", 2, {84, 120}},       {"fc2.bias", 1, {84}},
+        {"fc3.weight", 2, {10, 84}},        {"fc3.bias", 1, {10}},
     };
     cr_assert_eq(g->params.len, 10);
     for (int i = 0; i < 10; i++) {
@@ -262,10 +268,10 @@ Test(frontend, repeat_labels_and_automatic_names)
                       "}\n";
     DnGraph *g = lower(src, NULL);
     cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
-    const char *names[] = {"layer1.0.conv1.weight", "layer1.0.conv1.bias", "layer1.0.conv2d_0.weight",
-                           "layer1.0.conv2d_0.bias", "layer1.1.conv1.weight", "layer1.1.conv1.bias",
-                           "layer1.1.conv2d_0.weight", "layer1.1.conv2d_0.bias", "conv2d_0.weight",
-                           "conv2d_0.bias", "conv2d_1.weight", "conv2d_1.bias"};
+    const char *names[] = {
+        "layer1.0.conv1.weight", "layer1.0.conv1.bias", "layer1.0.conv2d_0.weight", "layer1.0.conv2d_0.bias",
+        "layer1.1.conv1.weight", "layer1.1.conv1.bias", "layer1.1.conv2d_0.weight", "layer1.1.conv2d_0.bias",
+        "conv2d_0.weight",       "conv2d_0.bias",       "conv2d_1.weight",          "conv2d_1.bias"};
     cr_assert_eq(g->params.len, 12);
     for (int i = 0; i < 12; i++) cr_assert_str_eq(g->params.data[i]->name, names[i]);
     assert_shape(&param(g, "layer1.0.conv1.weight")->shape, 4, (int64_t[]){2, 2, 3, 3});
@@ -276,7 +282,8 @@ Test(frontend, repeat_labels_and_automatic_names)
 Test(frontend, batchnorm_and_dropout)
 {
     DnGraph *g = lower("model m(x: f32[N, 3, 4, 4]) -> (y: f32[N, 3, 4, 4]) {\n"
-                       "  y = x |> bn: batchnorm |> dropout(0.5) |> dropout(0.25)\n}\n", NULL);
+                       "  y = x |> bn: batchnorm |> dropout(0.5) |> dropout(0.25)\n}\n",
+                       NULL);
     cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
     cr_assert_eq(param(g, "bn.running_var")->kind, DN_PARAM_BUFFER);
     cr_assert_eq(param(g, "bn.running_var")->init.kind, DN_INIT_ONES);
@@ -312,7 +319,8 @@ static void assert_complete(const DnOptimSpec *o)
         while (*s == ' ') s++;
         size_t len = strcspn(s, ":");
         cr_assert_lt(n, o->nattrs);
-        cr_assert(strlen(o->attrs[n].name) == len && !strncmp(o->attrs[n].name, s, len), "attr %d is %s", n, o->attrs[n].name);
+        cr_assert(strlen(o->attrs[n].name) == len && !strncmp(o->attrs[n].name, s, len), "attr %d is %s", n,
+                  o->attrs[n].name);
         n++;
         s += strcspn(s, " ");
     }
@@ -330,8 +338,10 @@ static const DnAttr *optim_attr(const DnOptimSpec *o, const char *name)
 static const DnOptimSpec *optim_of(const char *opt)
 {
     static char src[1024];
-    snprintf(src, sizeof src, "model m(x: f32[N, 4]) -> (y: f32[N, 4]) {\n  y = x |> dense(4)\n}\n"
-                              "train m {\n  t: f32[N, 4]\n  loss = mse(y, t)\n  optimizer = %s\n}\n", opt);
+    snprintf(src, sizeof src,
+             "model m(x: f32[N, 4]) -> (y: f32[N, 4]) {\n  y = x |> dense(4)\n}\n"
+             "train m {\n  t: f32[N, 4]\n  loss = mse(y, t)\n  optimizer = %s\n}\n",
+             opt);
     DnGraph *g = lower(src, NULL);
     cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
     cr_assert_not_null(g->optim);
@@ -341,7 +351,8 @@ static const DnOptimSpec *optim_of(const char *opt)
 
 Test(frontend, optimizer_specs)
 {
-    const DnOptimSpec *o = optim_of("sgd(lr=0.1, momentum=0.9, nesterov=true, schedule=cosine(100, min_lr=0.01), warmup=3)");
+    const DnOptimSpec *o =
+        optim_of("sgd(lr=0.1, momentum=0.9, nesterov=true, schedule=cosine(100, min_lr=0.01), warmup=3)");
     cr_assert_eq(o->kind, DN_OP_SGD_UPDATE);
     cr_assert_float_eq(optim_attr(o, "momentum")->f, 0.9, 1e-12);
     cr_assert_eq(optim_attr(o, "nesterov")->i, 1);

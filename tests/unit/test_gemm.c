@@ -24,12 +24,12 @@
 
 typedef struct GemmCase {
     const char *name;
-    const char *body;      /* the model's statement computing y from h = x * p */
-    const char *xshape;    /* item shape of x and p, e.g. "6, 14, 14" */
-    const char *yshape;    /* item shape of y */
-    int64_t nx, ny;        /* elements per item */
+    const char *body;   /* the model's statement computing y from h = x * p */
+    const char *xshape; /* item shape of x and p, e.g. "6, 14, 14" */
+    const char *yshape; /* item shape of y */
+    int64_t nx, ny;     /* elements per item */
     int64_t batch;
-    const char *grads[4];  /* parameters whose gradients are compared (NULL-terminated) */
+    const char *grads[4]; /* parameters whose gradients are compared (NULL-terminated) */
 } GemmCase;
 
 static void model_text(const GemmCase *c, char *src, size_t len)
@@ -112,13 +112,16 @@ static void run_case(const GemmCase *c)
     free(got), free(ref), free(x), free(t);
 }
 
-#define CONV_GRADS {"p", "c.weight", "c.bias", NULL}
+#define CONV_GRADS                                                                                                     \
+    {                                                                                                                  \
+        "p", "c.weight", "c.bias", NULL                                                                                \
+    }
 
 /* LeNet-5's two convolutions (conv1 pads; conv2 has 16 = 2 vectors of channels). */
 Test(gemm, lenet_conv1)
 {
-    run_case(&(GemmCase){"lenet_conv1", "h |> c: conv2d(6, kernel=5, pad=2) |> relu", "1, 28, 28", "6, 28, 28",
-                         784, 6 * 784, 3, CONV_GRADS});
+    run_case(&(GemmCase){"lenet_conv1", "h |> c: conv2d(6, kernel=5, pad=2) |> relu", "1, 28, 28", "6, 28, 28", 784,
+                         6 * 784, 3, CONV_GRADS});
 }
 Test(gemm, lenet_conv2)
 {
@@ -128,14 +131,20 @@ Test(gemm, lenet_conv2)
 /* 20 channels: a full 16-wide tile and a masked 4-lane one; stride 2. */
 Test(gemm, stride_pad_masked)
 {
-    run_case(&(GemmCase){"stride_pad_masked", "h |> c: conv2d(20, kernel=3, stride=2, pad=1)", "3, 9, 11",
-                         "20, 5, 6", 3 * 99, 20 * 30, 3, CONV_GRADS});
+    run_case(&(GemmCase){"stride_pad_masked", "h |> c: conv2d(20, kernel=3, stride=2, pad=1)", "3, 9, 11", "20, 5, 6",
+                         3 * 99, 20 * 30, 3, CONV_GRADS});
 }
 /* Groups of 6 outputs (one-vector tiles), dilation, no bias. */
 Test(gemm, groups_dilation)
 {
-    run_case(&(GemmCase){"groups_dilation", "h |> c: conv2d(12, kernel=3, pad=2, dilation=2, groups=2, bias=false)",
-                         "4, 10, 10", "12, 10, 10", 400, 1200, 3, {"p", "c.weight", NULL}});
+    run_case(&(GemmCase){"groups_dilation",
+                         "h |> c: conv2d(12, kernel=3, pad=2, dilation=2, groups=2, bias=false)",
+                         "4, 10, 10",
+                         "12, 10, 10",
+                         400,
+                         1200,
+                         3,
+                         {"p", "c.weight", NULL}});
 }
 /* Three groups of 4 outputs, 12-row tiles with a partial last one. */
 Test(gemm, groups3_narrow)
@@ -152,19 +161,31 @@ Test(gemm, many_rows)
 /* 40 channels: two 16-wide tiles and a masked 8-lane one; asymmetric stride. */
 Test(gemm, wide)
 {
-    run_case(&(GemmCase){"wide", "h |> c: conv2d(40, kernel=[3, 3], stride=[2, 1])", "5, 12, 8", "40, 5, 6", 480,
-                         1200, 3, CONV_GRADS});
+    run_case(&(GemmCase){"wide", "h |> c: conv2d(40, kernel=[3, 3], stride=[2, 1])", "5, 12, 8", "40, 5, 6", 480, 1200,
+                         3, CONV_GRADS});
 }
 /* Dense layers: dx = dy · W (rows = batch: full tiles and single rows) and
  * dW = dyᵀ · x (a reduction over the batch), odd widths. */
 Test(gemm, mlp)
 {
-    run_case(&(GemmCase){"mlp", "h |> fc1: dense(20) |> relu |> fc2: dense(13)", "37", "13", 37, 13, 17,
+    run_case(&(GemmCase){"mlp",
+                         "h |> fc1: dense(20) |> relu |> fc2: dense(13)",
+                         "37",
+                         "13",
+                         37,
+                         13,
+                         17,
                          {"p", "fc1.weight", "fc2.weight", NULL}});
 }
 Test(gemm, mlp_one_row)
 {
-    run_case(&(GemmCase){"mlp_one_row", "h |> fc1: dense(9) |> fc2: dense(3)", "5", "3", 5, 3, 1,
+    run_case(&(GemmCase){"mlp_one_row",
+                         "h |> fc1: dense(9) |> fc2: dense(3)",
+                         "5",
+                         "3",
+                         5,
+                         3,
+                         1,
                          {"p", "fc1.weight", "fc2.weight", NULL}});
 }
 /* The band form of conv2d forward (scratch bounded whatever the image):
@@ -172,28 +193,36 @@ Test(gemm, mlp_one_row)
  * and a masked column tile. */
 Test(gemm, band_3x3)
 {
-    run_case(&(GemmCase){"band_3x3", "h |> c: conv2d(72, kernel=3, pad=1) |> relu", "64, 9, 11", "72, 9, 11",
-                         64 * 99, 72 * 99, 3, CONV_GRADS});
+    run_case(&(GemmCase){"band_3x3", "h |> c: conv2d(72, kernel=3, pad=1) |> relu", "64, 9, 11", "72, 9, 11", 64 * 99,
+                         72 * 99, 3, CONV_GRADS});
 }
 /* 1x1 stride 2 (ResNet's downsample): two output-channel blocks of 65 rows. */
 Test(gemm, band_1x1_stride2)
 {
-    run_case(&(GemmCase){"band_1x1_stride2", "h |> c: conv2d(130, kernel=1, stride=2, bias=false)", "260, 7, 9",
-                         "130, 4, 5", 260 * 63, 130 * 20, 3, {"p", "c.weight", NULL}});
+    run_case(&(GemmCase){"band_1x1_stride2",
+                         "h |> c: conv2d(130, kernel=1, stride=2, bias=false)",
+                         "260, 7, 9",
+                         "130, 4, 5",
+                         260 * 63,
+                         130 * 20,
+                         3,
+                         {"p", "c.weight", NULL}});
 }
 /* Groups, dilation, stride 2, padding wider than the kernel reach: bands
  * shortened to fit the scratch, a partial last band. */
 Test(gemm, band_groups_dilation)
 {
-    run_case(&(GemmCase){"band_groups_dilation", "h |> c: conv2d(128, kernel=5, stride=2, pad=3, dilation=2, groups=2) |> relu",
-                         "40, 30, 70", "128, 14, 34", 40 * 30 * 70, 128 * 14 * 34, 2, CONV_GRADS});
+    run_case(&(GemmCase){"band_groups_dilation",
+                         "h |> c: conv2d(128, kernel=5, stride=2, pad=3, dilation=2, groups=2) |> relu", "40, 30, 70",
+                         "128, 14, 34", 40 * 30 * 70, 128 * 14 * 34, 2, CONV_GRADS});
 }
 /* conv2d_bwd_data at stride 1 in the band form (flipped, transposed kernel):
  * groups, dilation, asymmetric kernel and padding. */
 Test(gemm, band_bwd_data_groups)
 {
-    run_case(&(GemmCase){"band_bwd_data_groups", "h |> c: conv2d(48, kernel=[3, 5], pad=[1, 3], dilation=[2, 1], groups=3)",
-                         "48, 12, 20", "48, 10, 22", 48 * 240, 48 * 220, 2, CONV_GRADS});
+    run_case(&(GemmCase){"band_bwd_data_groups",
+                         "h |> c: conv2d(48, kernel=[3, 5], pad=[1, 3], dilation=[2, 1], groups=3)", "48, 12, 20",
+                         "48, 10, 22", 48 * 240, 48 * 220, 2, CONV_GRADS});
 }
 /* Padding wider than the kernel: the transposed convolution crops (negative padding). */
 Test(gemm, band_bwd_data_crop)

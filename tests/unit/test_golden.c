@@ -30,10 +30,10 @@
 #include "runtime/safetensors.h"
 #include "testlib.h"
 
-#define RTOL1 1e-4
-#define ATOL1 1e-5
-#define RTOL3 3e-4
-#define ATOL3 3e-5
+#define RTOL1     1e-4
+#define ATOL1     1e-5
+#define RTOL3     3e-4
+#define ATOL3     3e-5
 #define ADAM_ATOL 2e-4
 
 /* Compiles tests/golden/<model>_<opt>.dnn, opens a session, loads the weights. */
@@ -113,9 +113,9 @@ static float *expected_slot(const char *slot, const float *g, int64_t n)
 
 /* Compares every weight of 'saved' with '<prefix><name>' of 'ref' and, when
  * 'slots' is not NULL, each optimizer state tensor optim.<name>.<slot>. */
-static void compare_state(const char *what, const DnTestLib *lib, const dnrt_st_file *saved,
-                          const dnrt_st_file *ref, const dnrt_st_file *train, const char *prefix,
-                          const char *const *slots, double rtol, double atol)
+static void compare_state(const char *what, const DnTestLib *lib, const dnrt_st_file *saved, const dnrt_st_file *ref,
+                          const dnrt_st_file *train, const char *prefix, const char *const *slots, double rtol,
+                          double atol)
 {
     const dnrt_model_desc *d = lib->desc;
     int nweights = 0;
@@ -127,7 +127,8 @@ static void compare_state(const char *what, const DnTestLib *lib, const dnrt_st_
         char name[300], label[400];
         snprintf(name, sizeof name, "%s%s", prefix, t->name);
         snprintf(label, sizeof label, "%s: %s", what, t->name);
-        dn_test_expect_close(label, dn_test_tensor(saved, t->name, DNRT_F32, n), dn_test_tensor(ref, name, DNRT_F32, n), n, rtol, atol);
+        dn_test_expect_close(label, dn_test_tensor(saved, t->name, DNRT_F32, n), dn_test_tensor(ref, name, DNRT_F32, n),
+                             n, rtol, atol);
         for (int k = 0; slots && slots[k]; k++) {
             char sname[300];
             snprintf(sname, sizeof sname, "optim.%s.%s", t->name, slots[k]);
@@ -154,7 +155,8 @@ static void check_train(const char *model, const char *opt)
     dn_test_golden_open(name, &train);
     snprintf(name, sizeof name, "%s_%s", model, opt);
     dn_test_golden_open(name, &ref);
-    const void *in[2] = {dn_test_tensor(&train, "image", DNRT_F32, 7 * 784), dn_test_tensor(&train, "label", DNRT_I32, 7)};
+    const void *in[2] = {dn_test_tensor(&train, "image", DNRT_F32, 7 * 784),
+                         dn_test_tensor(&train, "label", DNRT_I32, 7)};
     const float *ref_loss = dn_test_tensor(&ref, "loss", DNRT_F32, 3);
     float loss[3];
     for (int step = 0; step < 3; step++) {

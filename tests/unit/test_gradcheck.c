@@ -28,20 +28,20 @@
 /* What a reference loss sees: inputs and parameters in double. */
 typedef struct Gc {
     int64_t n;
-    double *in[MAXI];       /* float inputs (NULL for the label) */
+    double *in[MAXI]; /* float inputs (NULL for the label) */
     int32_t *label;
-    double *p[MAXP];        /* parameters, in the case's order */
+    double *p[MAXP]; /* parameters, in the case's order */
     int64_t pnumel[MAXP];
 } Gc;
 
 typedef struct GcCase {
     const char *name, *src;
-    int64_t n;                      /* batch size */
+    int64_t n; /* batch size */
     int nin;
-    int64_t in_item[MAXI];          /* elements per batch item; 0 = i32 label input */
-    int nclasses;                   /* label range */
+    int64_t in_item[MAXI]; /* elements per batch item; 0 = i32 label input */
+    int nclasses;          /* label range */
     int np;
-    const char *pname[MAXP];        /* trainable parameters checked */
+    const char *pname[MAXP]; /* trainable parameters checked */
     double (*loss)(const Gc *g);
 } GcCase;
 
@@ -179,7 +179,7 @@ static double mse_free(double *y, const Gc *g, int ti, int64_t n)
 
 /* ---- cases ---------------------------------------------------------------- */
 
-#define TRAIN_MSE(out, tshape) \
+#define TRAIN_MSE(out, tshape)                                                                                         \
     "train m {\n  t: f32" tshape "\n  loss = mse(" out ", t)\n  optimizer = sgd(lr=1, momentum=0.9)\n}\n"
 
 /* dense + relu epilogue, add with broadcasting (p [4] + x [N, 4]). */
@@ -193,11 +193,16 @@ static double loss_dense(const Gc *g)
     return mse_free(y, g, 1, n * 3);
 }
 
-static const GcCase case_dense = {
-    "dense_relu_add",
-    "model m(x: f32[N, 4]) -> (y: f32[N, 3]) {\n  param p: f32[4] = normal(std=1)\n"
-    "  y = (x + p) |> fc: dense(3) |> relu\n}\n" TRAIN_MSE("y", "[N, 3]"),
-    5, 2, {4, 3}, 0, 3, {"p", "fc.weight", "fc.bias"}, loss_dense};
+static const GcCase case_dense = {"dense_relu_add",
+                                  "model m(x: f32[N, 4]) -> (y: f32[N, 3]) {\n  param p: f32[4] = normal(std=1)\n"
+                                  "  y = (x + p) |> fc: dense(3) |> relu\n}\n" TRAIN_MSE("y", "[N, 3]"),
+                                  5,
+                                  2,
+                                  {4, 3},
+                                  0,
+                                  3,
+                                  {"p", "fc.weight", "fc.bias"},
+                                  loss_dense};
 
 /* mse with the gradient flowing into its target operand. */
 static double loss_mse_target(const Gc *g)
@@ -214,7 +219,13 @@ static const GcCase case_mse_target = {
     "mse_target",
     "model m(x: f32[N, 4]) -> (y: f32[N, 3]) {\n  y = x |> fc: dense(3)\n}\n"
     "train m {\n  t: f32[N, 3]\n  loss = mse(t, y)\n  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
-    3, 2, {4, 3}, 0, 2, {"fc.weight", "fc.bias"}, loss_mse_target};
+    3,
+    2,
+    {4, 3},
+    0,
+    2,
+    {"fc.weight", "fc.bias"},
+    loss_mse_target};
 
 /* conv2d (stride 2, pad 1, bias, relu) on x * p: mul, bwd_data, bwd_filter, bias. */
 static double loss_conv(const Gc *g)
@@ -232,7 +243,13 @@ static const GcCase case_conv = {
     "conv2d",
     "model m(x: f32[N, 2, 5, 5]) -> (y: f32[N, 4, 3, 3]) {\n  param p: f32[2, 5, 5] = normal(mean=1, std=0.5)\n"
     "  y = (x * p) |> c: conv2d(4, kernel=3, stride=2, pad=1) |> relu\n}\n" TRAIN_MSE("y", "[N, 4, 3, 3]"),
-    2, 2, {50, 36}, 0, 3, {"p", "c.weight", "c.bias"}, loss_conv};
+    2,
+    2,
+    {50, 36},
+    0,
+    3,
+    {"p", "c.weight", "c.bias"},
+    loss_conv};
 
 /* conv2d with groups and dilation, no bias. */
 static double loss_conv_groups(const Gc *g)
@@ -248,8 +265,15 @@ static double loss_conv_groups(const Gc *g)
 static const GcCase case_conv_groups = {
     "conv2d_groups_dilation",
     "model m(x: f32[N, 2, 5, 5]) -> (y: f32[N, 4, 5, 5]) {\n  param p: f32[2, 5, 5] = normal(std=1)\n"
-    "  y = (x + p) |> c: conv2d(4, kernel=3, pad=2, dilation=2, groups=2, bias=false)\n}\n" TRAIN_MSE("y", "[N, 4, 5, 5]"),
-    2, 2, {50, 100}, 0, 2, {"p", "c.weight"}, loss_conv_groups};
+    "  y = (x + p) |> c: conv2d(4, kernel=3, pad=2, dilation=2, groups=2, bias=false)\n}\n" TRAIN_MSE("y",
+                                                                                                      "[N, 4, 5, 5]"),
+    2,
+    2,
+    {50, 100},
+    0,
+    2,
+    {"p", "c.weight"},
+    loss_conv_groups};
 
 static double loss_maxpool(const Gc *g)
 {
@@ -265,7 +289,13 @@ static const GcCase case_maxpool = {
     "maxpool2d",
     "model m(x: f32[N, 2, 4, 4]) -> (y: f32[N, 2, 2, 2]) {\n  param p: f32[2, 4, 4] = normal(std=1)\n"
     "  y = (x * p) |> maxpool(2)\n}\n" TRAIN_MSE("y", "[N, 2, 2, 2]"),
-    3, 2, {32, 8}, 0, 1, {"p"}, loss_maxpool};
+    3,
+    2,
+    {32, 8},
+    0,
+    1,
+    {"p"},
+    loss_maxpool};
 
 static double loss_avgpool(const Gc *g)
 {
@@ -281,7 +311,13 @@ static const GcCase case_avgpool = {
     "avgpool2d",
     "model m(x: f32[N, 2, 5, 5]) -> (y: f32[N, 2, 3, 3]) {\n  param p: f32[2, 5, 5] = normal(std=1)\n"
     "  y = (x * p) |> avgpool(3, stride=2, pad=1)\n}\n" TRAIN_MSE("y", "[N, 2, 3, 3]"),
-    3, 2, {50, 18}, 0, 1, {"p"}, loss_avgpool};
+    3,
+    2,
+    {50, 18},
+    0,
+    1,
+    {"p"},
+    loss_avgpool};
 
 /* tanh, sigmoid, sub, div (both operands), scale, add. */
 static double loss_pointwise(const Gc *g)
@@ -299,7 +335,13 @@ static const GcCase case_pointwise = {
     "tanh_sigmoid_sub_div_scale",
     "model m(x: f32[N, 3]) -> (y: f32[N, 3]) {\n  param p: f32[3] = normal(std=1)\n"
     "  param q: f32[3] = uniform(1, 2)\n  y = tanh(x - p) * 2.0 + sigmoid(x / q) + p / q\n}\n" TRAIN_MSE("y", "[N, 3]"),
-    4, 2, {3, 3}, 0, 2, {"p", "q"}, loss_pointwise};
+    4,
+    2,
+    {3, 3},
+    0,
+    2,
+    {"p", "q"},
+    loss_pointwise};
 
 static double loss_softmax(const Gc *g)
 {
@@ -310,11 +352,16 @@ static double loss_softmax(const Gc *g)
     return mse_free(y, g, 1, n * 4);
 }
 
-static const GcCase case_softmax = {
-    "softmax",
-    "model m(x: f32[N, 4]) -> (y: f32[N, 4]) {\n  param p: f32[4] = normal(std=1)\n"
-    "  y = (x + p) |> softmax\n}\n" TRAIN_MSE("y", "[N, 4]"),
-    3, 2, {4, 4}, 0, 1, {"p"}, loss_softmax};
+static const GcCase case_softmax = {"softmax",
+                                    "model m(x: f32[N, 4]) -> (y: f32[N, 4]) {\n  param p: f32[4] = normal(std=1)\n"
+                                    "  y = (x + p) |> softmax\n}\n" TRAIN_MSE("y", "[N, 4]"),
+                                    3,
+                                    2,
+                                    {4, 4},
+                                    0,
+                                    1,
+                                    {"p"},
+                                    loss_softmax};
 
 static double loss_log_softmax(const Gc *g)
 {
@@ -329,7 +376,13 @@ static const GcCase case_log_softmax = {
     "log_softmax_axis1",
     "model m(x: f32[N, 3, 4]) -> (y: f32[N, 3, 4]) {\n  param p: f32[3, 4] = normal(std=1)\n"
     "  y = (x + p) |> log_softmax(axis=1)\n}\n" TRAIN_MSE("y", "[N, 3, 4]"),
-    2, 2, {12, 12}, 0, 1, {"p"}, loss_log_softmax};
+    2,
+    2,
+    {12, 12},
+    0,
+    1,
+    {"p"},
+    loss_log_softmax};
 
 static double loss_xent(const Gc *g)
 {
@@ -341,12 +394,17 @@ static double loss_xent(const Gc *g)
     return l;
 }
 
-static const GcCase case_xent = {
-    "cross_entropy_smoothing",
-    "model m(x: f32[N, 5]) -> (y: f32[N, 4]) {\n  y = x |> fc: dense(4)\n}\n"
-    "train m {\n  label: i32[N]\n  loss = cross_entropy(y, label, smoothing=0.1)\n"
-    "  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
-    6, 2, {5, 0}, 4, 2, {"fc.weight", "fc.bias"}, loss_xent};
+static const GcCase case_xent = {"cross_entropy_smoothing",
+                                 "model m(x: f32[N, 5]) -> (y: f32[N, 4]) {\n  y = x |> fc: dense(4)\n}\n"
+                                 "train m {\n  label: i32[N]\n  loss = cross_entropy(y, label, smoothing=0.1)\n"
+                                 "  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
+                                 6,
+                                 2,
+                                 {5, 0},
+                                 4,
+                                 2,
+                                 {"fc.weight", "fc.bias"},
+                                 loss_xent};
 
 /* batched matmul with a 2-d right operand: (x + a) @ b. */
 static double loss_matmul(const Gc *g)
@@ -362,7 +420,13 @@ static const GcCase case_matmul = {
     "matmul",
     "model m(x: f32[N, 3, 4]) -> (y: f32[N, 3, 5]) {\n  param a: f32[3, 4] = normal(std=1)\n"
     "  param b: f32[4, 5] = normal(std=1)\n  y = (x + a) @ b\n}\n" TRAIN_MSE("y", "[N, 3, 5]"),
-    2, 2, {12, 15}, 0, 2, {"a", "b"}, loss_matmul};
+    2,
+    2,
+    {12, 15},
+    0,
+    2,
+    {"a", "b"},
+    loss_matmul};
 
 /* transpose, flatten (reshape) and dense. */
 static double loss_transpose(const Gc *g)
@@ -381,7 +445,13 @@ static const GcCase case_transpose = {
     "transpose_flatten",
     "model m(x: f32[N, 3, 4]) -> (y: f32[N, 2]) {\n  param p: f32[3, 4] = normal(std=1)\n"
     "  y = (x + p) |> transpose(1, 2) |> flatten |> fc: dense(2)\n}\n" TRAIN_MSE("y", "[N, 2]"),
-    2, 2, {12, 2}, 0, 3, {"p", "fc.weight", "fc.bias"}, loss_transpose};
+    2,
+    2,
+    {12, 2},
+    0,
+    3,
+    {"p", "fc.weight", "fc.bias"},
+    loss_transpose};
 
 /* dense on a rank-3 input: the weight gradient sums over two leading axes. */
 static double loss_dense3d(const Gc *g)
@@ -397,7 +467,13 @@ static const GcCase case_dense3d = {
     "dense_rank3",
     "model m(x: f32[N, 3, 4]) -> (y: f32[N, 3, 2]) {\n  param p: f32[3, 4] = normal(std=1)\n"
     "  y = (x * p) |> fc: dense(2)\n}\n" TRAIN_MSE("y", "[N, 3, 2]"),
-    2, 2, {12, 6}, 0, 3, {"p", "fc.weight", "fc.bias"}, loss_dense3d};
+    2,
+    2,
+    {12, 6},
+    0,
+    3,
+    {"p", "fc.weight", "fc.bias"},
+    loss_dense3d};
 
 static double loss_batchnorm(const Gc *g)
 {
@@ -412,7 +488,13 @@ static const GcCase case_batchnorm = {
     "batchnorm_train",
     "model m(x: f32[N, 3, 2, 2]) -> (y: f32[N, 3, 2, 2]) {\n  param p: f32[3, 2, 2] = normal(mean=1, std=0.5)\n"
     "  y = (x * p) |> bn: batchnorm\n}\n" TRAIN_MSE("y", "[N, 3, 2, 2]"),
-    4, 2, {12, 12}, 0, 3, {"p", "bn.weight", "bn.bias"}, loss_batchnorm};
+    4,
+    2,
+    {12, 12},
+    0,
+    3,
+    {"p", "bn.weight", "bn.bias"},
+    loss_batchnorm};
 
 /* bn.weight and bn.bias start at 1 and 0 and the gradient of bn.bias is
  * the plain sum: covered above; mse against a random target keeps them
@@ -431,11 +513,16 @@ static double loss_dropout(const Gc *g)
     return mse_free(y, g, 1, n * 6);
 }
 
-static const GcCase case_dropout = {
-    "dropout",
-    "model m(x: f32[N, 6]) -> (y: f32[N, 6]) {\n  param p: f32[6] = normal(std=1)\n"
-    "  y = (x * p) |> dropout(0.5)\n}\n" TRAIN_MSE("y", "[N, 6]"),
-    8, 2, {6, 6}, 0, 1, {"p"}, loss_dropout};
+static const GcCase case_dropout = {"dropout",
+                                    "model m(x: f32[N, 6]) -> (y: f32[N, 6]) {\n  param p: f32[6] = normal(std=1)\n"
+                                    "  y = (x * p) |> dropout(0.5)\n}\n" TRAIN_MSE("y", "[N, 6]"),
+                                    8,
+                                    2,
+                                    {6, 6},
+                                    0,
+                                    1,
+                                    {"p"},
+                                    loss_dropout};
 
 /* The salt the frontend gave the case's only dropout, from the IR text. */
 static uint32_t find_salt(const char *src)

@@ -10,23 +10,25 @@
 
 #include "ir/ir.h"
 
-#define N DN_DIM_N
-#define F32 DN_DTYPE_F32
-#define I32 DN_DTYPE_I32
-#define DIMS(...) ((int64_t[]){__VA_ARGS__})
-#define NDIMS(...) ((int)(sizeof(DIMS(__VA_ARGS__)) / sizeof(int64_t)))
-#define SHAPE(...) dn_shape_make(NDIMS(__VA_ARGS__), DIMS(__VA_ARGS__))
-#define VALS(...) ((DnValue *[]){__VA_ARGS__})
-#define NVALS(...) ((int)(sizeof(VALS(__VA_ARGS__)) / sizeof(DnValue *)))
-#define ATTRS(...) ((DnAttr[]){__VA_ARGS__})
+#define N           DN_DIM_N
+#define F32         DN_DTYPE_F32
+#define I32         DN_DTYPE_I32
+#define DIMS(...)   ((int64_t[]){__VA_ARGS__})
+#define NDIMS(...)  ((int)(sizeof(DIMS(__VA_ARGS__)) / sizeof(int64_t)))
+#define SHAPE(...)  dn_shape_make(NDIMS(__VA_ARGS__), DIMS(__VA_ARGS__))
+#define VALS(...)   ((DnValue *[]){__VA_ARGS__})
+#define NVALS(...)  ((int)(sizeof(VALS(__VA_ARGS__)) / sizeof(DnValue *)))
+#define ATTRS(...)  ((DnAttr[]){__VA_ARGS__})
 #define NATTRS(...) ((int)(sizeof(ATTRS(__VA_ARGS__)) / sizeof(DnAttr)))
 /* OP(kind, (operands...), attrs...) -> first result (or NULL) */
 #define B0(kind, ...) dn_build1(&cx, g, DN_OP_##kind, NVALS(__VA_ARGS__), VALS(__VA_ARGS__), 0, NULL, loc)
-#define BA(kind, ins, ...) dn_build1(&cx, g, DN_OP_##kind, NVALS ins, VALS ins, NATTRS(__VA_ARGS__), ATTRS(__VA_ARGS__), loc)
-#define BOP(kind, ins, ...) dn_build(&cx, g, DN_OP_##kind, NVALS ins, VALS ins, NATTRS(__VA_ARGS__), ATTRS(__VA_ARGS__), loc)
-#define I(n, v) dn_attr_int(n, v)
-#define FL(n, v) dn_attr_float(n, v)
-#define S(n, v) dn_attr_str(n, v)
+#define BA(kind, ins, ...)                                                                                             \
+    dn_build1(&cx, g, DN_OP_##kind, NVALS ins, VALS ins, NATTRS(__VA_ARGS__), ATTRS(__VA_ARGS__), loc)
+#define BOP(kind, ins, ...)                                                                                            \
+    dn_build(&cx, g, DN_OP_##kind, NVALS ins, VALS ins, NATTRS(__VA_ARGS__), ATTRS(__VA_ARGS__), loc)
+#define I(n, v)    dn_attr_int(n, v)
+#define FL(n, v)   dn_attr_float(n, v)
+#define S(n, v)    dn_attr_str(n, v)
 #define IS(n, ...) dn_attr_ints(n, NDIMS(__VA_ARGS__), DIMS(__VA_ARGS__))
 
 static DnCtx cx;
@@ -65,10 +67,10 @@ static const char *ty(const DnValue *v)
 static const char *first_error(void) { return cx.diags ? cx.diags->msg : "(no diagnostic)"; }
 
 #define EXPECT_TYPE(v, str) cr_expect_str_eq(ty(v), str, "line %d: %s", __LINE__, first_error())
-#define EXPECT_ERROR(v, str)                                                                  \
-    do {                                                                                      \
-        cr_expect_null(v, "line %d: expected an error", __LINE__);                            \
-        cr_expect_str_eq(first_error(), str, "line %d", __LINE__);                            \
+#define EXPECT_ERROR(v, str)                                                                                           \
+    do {                                                                                                               \
+        cr_expect_null(v, "line %d: expected an error", __LINE__);                                                     \
+        cr_expect_str_eq(first_error(), str, "line %d", __LINE__);                                                     \
     } while (0)
 
 static char *print_str(const DnGraph *gr)
@@ -330,8 +332,12 @@ Test(build, shape_errors)
 {
     DnValue *flat = input("flat", F32, SHAPE(N, 784)), *img = input("img", F32, SHAPE(N, 3, 32, 32));
     DnValue *w = param("w", SHAPE(6, 1, 5, 5)), *w2 = param("w2", SHAPE(8, 2, 3, 3));
-    DnValue *fw = param("fw", SHAPE(120, 256)), *lab = input("lab", I32, SHAPE(N)), *lab5 = input("lab5", I32, SHAPE(5));
-    struct { DnValue *got; const char *msg; } cases[] = {
+    DnValue *fw = param("fw", SHAPE(120, 256)), *lab = input("lab", I32, SHAPE(N)),
+            *lab5 = input("lab5", I32, SHAPE(5));
+    struct {
+        DnValue *got;
+        const char *msg;
+    } cases[] = {
         {B0(CONV2D, flat, w), "conv2d expects a 4-d input, got f32[N, 784]"},
         {B0(CONV2D, img, w), "conv2d: weight f32[6, 1, 5, 5] expects 1 input channels per group, input "
                              "f32[N, 3, 32, 32] has 3 (groups = 1)"},
@@ -355,7 +361,8 @@ Test(build, shape_errors)
          "transpose: perm [1, 0, 2, 3] must keep the batch axis of f32[N, 3, 32, 32] first"},
         {BA(SOFTMAX, (flat), I("axis", 2)), "softmax: axis 2 is out of range for f32[N, 784]"},
         {BA(DROPOUT, (flat), FL("p", 1.0)), "dropout: p must be in [0, 1), got 1"},
-        {B0(CROSS_ENTROPY, flat, lab5), "cross_entropy: labels i32[5] do not match logits f32[N, 784] (expected i32[N])"},
+        {B0(CROSS_ENTROPY, flat, lab5),
+         "cross_entropy: labels i32[5] do not match logits f32[N, 784] (expected i32[N])"},
         {B0(CROSS_ENTROPY, flat, flat), "cross_entropy: labels f32[N, 784] do not match logits f32[N, 784] (expected "
                                         "i32[N])"},
         {B0(MSE, flat, lab), "mse: operand types f32[N, 784] and i32[N] differ"},
@@ -425,7 +432,8 @@ Test(build, matmul_forms)
 Test(build, params_uses_and_replace)
 {
     DnValue *x = input("x", F32, SHAPE(N, 4));
-    DnParam *p = dn_graph_add_param(g, "layer.0.w", DN_PARAM_BUFFER, F32, &(DnShape){1, {4}}, (DnInit){DN_INIT_ONES, 0, 0}, loc);
+    DnParam *p =
+        dn_graph_add_param(g, "layer.0.w", DN_PARAM_BUFFER, F32, &(DnShape){1, {4}}, (DnInit){DN_INIT_ONES, 0, 0}, loc);
     cr_expect_eq(p->value->kind, DN_VAL_PARAM);
     cr_expect_eq(p->value->index, 0);
     cr_expect_not(p->trainable, "buffers are not trainable");
@@ -492,7 +500,8 @@ Test(verify, catches_a_corrupted_shape)
     dn_graph_add_output(g, "y", y);
     y->shape.dim[1] = 5;
     cr_expect_eq(dn_verify(&cx, g), DN_ERR);
-    cr_expect_str_eq(first_error(), "verify: result 0 of relu is recorded as f32[N, 5] but its shape rule gives f32[N, 4]");
+    cr_expect_str_eq(first_error(),
+                     "verify: result 0 of relu is recorded as f32[N, 5] but its shape rule gives f32[N, 4]");
     cr_expect_eq(cx.diags->loc.line, 3);
 }
 
@@ -556,8 +565,8 @@ static void build_lenet(void)
     g->loss = BA(CROSS_ENTROPY, (logits, lab), FL("smoothing", 0.1f));
     g->optim = dn_arena_alloc(&g->arena, sizeof *g->optim);
     g->optim->kind = DN_OP_ADAM_UPDATE;
-    g->optim->attrs = dn_attrs_complete(&cx, g, DN_OP_ADAM_UPDATE, NULL, 2,
-                                        ATTRS(FL("lr", 2e-3), S("sched", "cosine")), loc, &g->optim->nattrs);
+    g->optim->attrs = dn_attrs_complete(&cx, g, DN_OP_ADAM_UPDATE, NULL, 2, ATTRS(FL("lr", 2e-3), S("sched", "cosine")),
+                                        loc, &g->optim->nattrs);
     cr_assert_eq(cx.nerr, 0, "%s", first_error());
 }
 
@@ -660,10 +669,10 @@ static const struct {
     {"func @f(%x: f32[4]) -> () {\n  %0 = relu %x \x01\n}\n", "unexpected character \\x01", 2, 16},
     {"func @f(%x: f32[4]) -> () {\n  %0 = relu %x {p = 1}\n}\n", "relu: unknown attribute 'p'", 2, 8},
     {"func @f(%x: f32[4]) -> () {\n  param @w: f32[N, 4] weight zeros\n}\n", "parameter shapes cannot hold N", 2, 13},
-    {"func @f(%x: f32[4]) -> () {\n  param @w: f32[4] buffer frozen zeros\n}\n",
-     "'frozen' does not apply to a buffer", 2, 27},
-    {"func @f(%x: f32[4]) -> () {\n  optimizer relu\n}\n", "optimizer must be sgd_update or adam_update, got 'relu'",
-     2, 13},
+    {"func @f(%x: f32[4]) -> () {\n  param @w: f32[4] buffer frozen zeros\n}\n", "'frozen' does not apply to a buffer",
+     2, 27},
+    {"func @f(%x: f32[4]) -> () {\n  optimizer relu\n}\n", "optimizer must be sgd_update or adam_update, got 'relu'", 2,
+     13},
     {"func @f(%x: f32[4]) -> () {\n  loss %x\n}\n", "the loss must be an f32[] value", 2, 8},
     {"func @f(%x: f32[4]) -> () {\n  %0, %1 = relu %x\n}\n", "relu has 1 result, 2 named", 2, 3},
     {"func @f(%x: f32[4]) -> () {\n  %0 = relu %x loc(\"a\":1)\n}\n", "expected ':', got ')'", 2, 25},
@@ -689,8 +698,8 @@ Test(text, reader_errors)
             cr_expect_str_eq(c.diags->msg, bad_inputs[i].msg, "case %zu", i);
             cr_expect_str_eq(c.diags->loc.file, "bad.dnir", "case %zu", i);
             cr_expect(c.diags->loc.line == bad_inputs[i].line && c.diags->loc.col == bad_inputs[i].col,
-                      "case %zu: at %d:%d, expected %d:%d", i, c.diags->loc.line, c.diags->loc.col,
-                      bad_inputs[i].line, bad_inputs[i].col);
+                      "case %zu: at %d:%d, expected %d:%d", i, c.diags->loc.line, c.diags->loc.col, bad_inputs[i].line,
+                      bad_inputs[i].col);
         }
         dn_graph_free(h);
         dn_ctx_free(&c);
@@ -710,8 +719,9 @@ Test(text, damaged_text_never_crashes)
     unsigned seed = 12345;
     for (size_t cut = 0; cut <= len + 1200; cut++) {
         memcpy(buf, a, len + 1);
-        if (cut < len) buf[cut] = 0; /* a prefix */
-        else {                        /* a corrupted byte */
+        if (cut < len)
+            buf[cut] = 0; /* a prefix */
+        else {            /* a corrupted byte */
             seed = seed * 1103515245u + 12345u;
             buf[(seed >> 8) % len] = junk[(seed >> 20) % sizeof junk];
         }

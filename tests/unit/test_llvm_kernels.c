@@ -50,8 +50,8 @@ static DnShape shp(int rank, ...)
     return s;
 }
 #define S(...) shp(__VA_ARGS__)
-#define NN ((int64_t)DN_DIM_N)
-#define I(x) ((int64_t)(x))
+#define NN     ((int64_t)DN_DIM_N)
+#define I(x)   ((int64_t)(x))
 
 static void start(Case *t, const char *name)
 {
@@ -121,7 +121,10 @@ static void compile(Case *t)
     dnrt_st_tensor ts[MAXT];
     for (int i = 0; i < g->params.len; i++) {
         const DnParam *p = g->params.data[i];
-        ts[i] = (dnrt_st_tensor){.name = p->name, .dtype = DNRT_F32, .dtype_name = "F32", .rank = p->shape.rank,
+        ts[i] = (dnrt_st_tensor){.name = p->name,
+                                 .dtype = DNRT_F32,
+                                 .dtype_name = "F32",
+                                 .rank = p->shape.rank,
                                  .data = t->pdata[i],
                                  .nbytes = sizeof(float) * (size_t)dn_shape_numel_static(&p->shape)};
         for (int d = 0; d < p->shape.rank; d++) ts[i].dim[d] = p->shape.dim[d];
@@ -190,8 +193,8 @@ Test(llvm, struct_layouts_match_dnrt_h)
     cr_assert_not_null(tm);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMContextRef ctx = LLVMContextCreate();
-#define CHECK(T, ty, i, field)                                                                          \
-    cr_expect_eq(LLVMOffsetOfElement(td, ty, i), offsetof(T, field), #T "." #field ": llvm %llu, C %zu", \
+#define CHECK(T, ty, i, field)                                                                                         \
+    cr_expect_eq(LLVMOffsetOfElement(td, ty, i), offsetof(T, field), #T "." #field ": llvm %llu, C %zu",               \
                  LLVMOffsetOfElement(td, ty, i), offsetof(T, field))
     LLVMTypeRef call = dn_llvm_call_type(ctx);
     CHECK(dnrt_call, call, DN_CALL_N, n);
@@ -323,8 +326,14 @@ static void binary_case(DnOpKind kind, char opc, DnShape as, DnShape bs, bool b_
 }
 
 Test(llvm, add_same_shape) { binary_case(DN_OP_ADD, '+', S(3, NN, I(5), I(33)), S(3, NN, I(5), I(33)), false); }
-Test(llvm, add_bias_broadcast) { binary_case(DN_OP_ADD, '+', S(4, NN, I(3), I(4), I(5)), S(3, I(3), I(1), I(1)), true); }
-Test(llvm, sub_broadcast_both) { binary_case(DN_OP_SUB, '-', S(4, NN, I(3), I(1), I(5)), S(3, I(1), I(4), I(1)), true); }
+Test(llvm, add_bias_broadcast)
+{
+    binary_case(DN_OP_ADD, '+', S(4, NN, I(3), I(4), I(5)), S(3, I(3), I(1), I(1)), true);
+}
+Test(llvm, sub_broadcast_both)
+{
+    binary_case(DN_OP_SUB, '-', S(4, NN, I(3), I(1), I(5)), S(3, I(1), I(4), I(1)), true);
+}
 Test(llvm, mul_broadcast_n) { binary_case(DN_OP_MUL, '*', S(2, NN, I(6)), S(2, NN, I(1)), false); }
 Test(llvm, mul_over_batch) { binary_case(DN_OP_MUL, '*', S(3, NN, I(2), I(6)), S(3, I(1), I(2), I(6)), true); }
 Test(llvm, div_scalar_like) { binary_case(DN_OP_DIV, '/', S(2, NN, I(9)), S(1, I(1)), true); }
@@ -743,8 +752,8 @@ Test(llvm, link_failure_keeps_old_library)
         cr_expect_eq(dn_link_shared(&cx, obj, DNNC_RUNTIME_LIB, so), DN_ERR);
         unsetenv("DNNC_CC");
         cr_expect_eq(cx.nerr, 1);
-        cr_expect_not_null(cx.diags && strstr(cx.diags->msg, i ? "cannot run" : "exited with status 1"),
-                           "%s", cx.diags ? cx.diags->msg : "(none)");
+        cr_expect_not_null(cx.diags && strstr(cx.diags->msg, i ? "cannot run" : "exited with status 1"), "%s",
+                           cx.diags ? cx.diags->msg : "(none)");
         dn_ctx_free(&cx);
     }
     f = fopen(so, "r");

@@ -67,8 +67,8 @@ static void run_case(const dnrt_st_file *g, const char *name, int steps, const c
     dnrt_st_file after;
     cr_assert_eq(dnrt_st_read(path, &after, &err), 0, "%s", err.message);
     snprintf(key, sizeof key, "%s.fc.weight", name);
-    dn_test_expect_close(key, dn_test_tensor(&after, "fc.weight", DNRT_F32, 12), dn_test_tensor(g, key, DNRT_F32, 12), 12,
-                         1e-4, 1e-5);
+    dn_test_expect_close(key, dn_test_tensor(&after, "fc.weight", DNRT_F32, 12), dn_test_tensor(g, key, DNRT_F32, 12),
+                         12, 1e-4, 1e-5);
     snprintf(key, sizeof key, "%s.fc.bias", name);
     dn_test_expect_close(key, dn_test_tensor(&after, "fc.bias", DNRT_F32, 3), dn_test_tensor(g, key, DNRT_F32, 3), 3,
                          1e-4, 1e-5);

@@ -118,11 +118,13 @@ Test(resnet, tiny_train_step)
     cr_assert(d->trains, "resnet_tiny.dnn compiled without training");
     dnrt_st_file train, saved;
     dn_test_golden_open("resnet_tiny_train", &train);
-    const void *in[2] = {dn_test_tensor(&train, "image", DNRT_F32, BATCH * IMAGE), dn_test_tensor(&train, "label", DNRT_I32, BATCH)};
+    const void *in[2] = {dn_test_tensor(&train, "image", DNRT_F32, BATCH * IMAGE),
+                         dn_test_tensor(&train, "label", DNRT_I32, BATCH)};
     float loss;
     dnrt_error err = {0};
     cr_assert_eq(api->train_step(s, BATCH, in, &loss, &err), 0, "train_step: %s", err.message);
-    dn_test_expect_close("resnet_tiny loss of step 1", &loss, dn_test_tensor(&train, "loss", DNRT_F32, 1), 1, RTOL, ATOL);
+    dn_test_expect_close("resnet_tiny loss of step 1", &loss, dn_test_tensor(&train, "loss", DNRT_F32, 1), 1, RTOL,
+                         ATOL);
     cr_expect_eq(api->get_step(s), 1);
     save_state(api, s, &saved);
 
@@ -142,8 +144,8 @@ Test(resnet, tiny_train_step)
             ncount++;
             continue;
         }
-        dn_test_expect_close(label, dn_test_tensor(&saved, t->name, DNRT_F32, n), dn_test_tensor(&train, name, DNRT_F32, n), n,
-                             RTOL, ATOL);
+        dn_test_expect_close(label, dn_test_tensor(&saved, t->name, DNRT_F32, n),
+                             dn_test_tensor(&train, name, DNRT_F32, n), n, RTOL, ATOL);
         if (t->kind == DNRT_STATE_BUFFER) {
             nfloatbuf++;
             continue;
@@ -154,8 +156,8 @@ Test(resnet, tiny_train_step)
         snprintf(sname, sizeof sname, "optim.%s.momentum_buffer", t->name);
         snprintf(name, sizeof name, "grad.%s", t->name);
         snprintf(label, sizeof label, "resnet_tiny step 1: %s (= gradient)", sname);
-        dn_test_expect_close(label, dn_test_tensor(&saved, sname, DNRT_F32, n), dn_test_tensor(&train, name, DNRT_F32, n), n,
-                             RTOL, ATOL);
+        dn_test_expect_close(label, dn_test_tensor(&saved, sname, DNRT_F32, n),
+                             dn_test_tensor(&train, name, DNRT_F32, n), n, RTOL, ATOL);
     }
     /* Every state_dict entry of the twin (one step1.* tensor each) was
      * compared: the loop above found each one by name. */

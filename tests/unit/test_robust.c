@@ -128,9 +128,34 @@ static void buf_erase(Buf *b, size_t at, size_t n)
 }
 
 static const char *const hostile_numbers[] = {
-    "0", "-1", "1", "2", "-0", "1e300", "1e-300", "1e309", "99999999999999999999", "2147483647", "2147483648",
-    "4294967296", "9223372036854775807", "9223372036854775808", "-9223372036854775808", "65536", "0.5", "3.0",
-    "1.", "1e", "0x10", "007", "nan", "inf", "-inf", "1000000", "46341", "100000",
+    "0",
+    "-1",
+    "1",
+    "2",
+    "-0",
+    "1e300",
+    "1e-300",
+    "1e309",
+    "99999999999999999999",
+    "2147483647",
+    "2147483648",
+    "4294967296",
+    "9223372036854775807",
+    "9223372036854775808",
+    "-9223372036854775808",
+    "65536",
+    "0.5",
+    "3.0",
+    "1.",
+    "1e",
+    "0x10",
+    "007",
+    "nan",
+    "inf",
+    "-inf",
+    "1000000",
+    "46341",
+    "100000",
 };
 
 /* Replaces the number around a random position (or the next one) by a hostile one. */
@@ -181,7 +206,8 @@ static void mutate(Buf *b, const char *const *vocab, size_t nvocab)
         buf_insert(b, at, tmp, n);
         break;
     }
-    case 4: case 5: { /* insert a token */
+    case 4:
+    case 5: { /* insert a token */
         const char *t = vocab[below(nvocab)];
         if (below(2)) buf_insert(b, at, " ", 1);
         buf_insert(b, at, t, strlen(t));
@@ -265,17 +291,123 @@ static void corpus_free(Corpus *c)
 /* ---- the .dnn sweep --------------------------------------------------------------- */
 
 static const char *const dnn_vocab[] = {
-    "|>", ":", "(", ")", "[", "]", "{", "}", ",", "=", "->", ".", "?", "+", "-", "*", "/", "@", "==", "!=", "<",
-    ">=", "\n", "\"", "\"x", "#", "\\", "\t", "\xff", "\xc3\xa9", "model", "block", "train", "return", "repeat",
-    "as", "if", "else", "param", "and", "or", "not", "true", "false", "N", "x", "y", "image", "logits", "label",
-    "f32", "i32", "i64", "f32[N]", "f32[]", "f32[N, 0]", "i32[N]", "dense", "conv2d", "relu", "batchnorm",
-    "maxpool", "avgpool", "global_avgpool", "flatten", "softmax", "log_softmax", "dropout", "reshape",
-    "transpose", "matmul", "const", "add", "mse", "cross_entropy", "tanh", "sigmoid", "stride=", "kernel=",
-    "pad=", "groups=", "dilation=", "bias=false", "axis=", "p=", "lr=", "momentum=", "weight_decay=",
-    "schedule=", "cosine(total_steps=0)", "step(step_size=0)", "adam", "adamw", "sgd", "freeze", "loss",
-    "optimizer", "repeat 100000 {", "repeat 0 {", "repeat -1 as i {", "channels(x)", "x |> fc: dense(0)",
-    "a.b.c:", "0", "-1", "1", "1e300", "99999999999999999999", "2147483648", "9223372036854775807", "0.0",
-    "1e-300", "zeros", "ones", "normal(std=0)", "uniform(a=1, b=-1)", "param w: f32[0] = zeros",
+    "|>",
+    ":",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "=",
+    "->",
+    ".",
+    "?",
+    "+",
+    "-",
+    "*",
+    "/",
+    "@",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    "\n",
+    "\"",
+    "\"x",
+    "#",
+    "\\",
+    "\t",
+    "\xff",
+    "\xc3\xa9",
+    "model",
+    "block",
+    "train",
+    "return",
+    "repeat",
+    "as",
+    "if",
+    "else",
+    "param",
+    "and",
+    "or",
+    "not",
+    "true",
+    "false",
+    "N",
+    "x",
+    "y",
+    "image",
+    "logits",
+    "label",
+    "f32",
+    "i32",
+    "i64",
+    "f32[N]",
+    "f32[]",
+    "f32[N, 0]",
+    "i32[N]",
+    "dense",
+    "conv2d",
+    "relu",
+    "batchnorm",
+    "maxpool",
+    "avgpool",
+    "global_avgpool",
+    "flatten",
+    "softmax",
+    "log_softmax",
+    "dropout",
+    "reshape",
+    "transpose",
+    "matmul",
+    "const",
+    "add",
+    "mse",
+    "cross_entropy",
+    "tanh",
+    "sigmoid",
+    "stride=",
+    "kernel=",
+    "pad=",
+    "groups=",
+    "dilation=",
+    "bias=false",
+    "axis=",
+    "p=",
+    "lr=",
+    "momentum=",
+    "weight_decay=",
+    "schedule=",
+    "cosine(total_steps=0)",
+    "step(step_size=0)",
+    "adam",
+    "adamw",
+    "sgd",
+    "freeze",
+    "loss",
+    "optimizer",
+    "repeat 100000 {",
+    "repeat 0 {",
+    "repeat -1 as i {",
+    "channels(x)",
+    "x |> fc: dense(0)",
+    "a.b.c:",
+    "0",
+    "-1",
+    "1",
+    "1e300",
+    "99999999999999999999",
+    "2147483648",
+    "9223372036854775807",
+    "0.0",
+    "1e-300",
+    "zeros",
+    "ones",
+    "normal(std=0)",
+    "uniform(a=1, b=-1)",
+    "param w: f32[0] = zeros",
 };
 #define NDNN_VOCAB (sizeof dnn_vocab / sizeof dnn_vocab[0])
 
@@ -285,8 +417,10 @@ static int nfail;
 static void report(const char *what, const char *why, const char *text)
 {
     if (!why) return;
-    if (++nfail <= 10) cr_expect_null(why, "%s: %s\n---- input:\n%s\n----", what, why, text);
-    else if (nfail == 11) cr_expect(false, "more broken invariants, not shown");
+    if (++nfail <= 10)
+        cr_expect_null(why, "%s: %s\n---- input:\n%s\n----", what, why, text);
+    else if (nfail == 11)
+        cr_expect(false, "more broken invariants, not shown");
 }
 
 /* Checks one mutant; 'what' describes it for failure messages. */
@@ -355,14 +489,84 @@ Test(robust, dnn_mutants_never_crash, .timeout = 120)
 /* ---- the IR reader on training graphs -------------------------------------------- */
 
 static const char *const ir_vocab[] = {
-    "%", "@", "%0", "%7", "%999999", "%x", "%label", "@fc1.weight", "func", "param", "loss", "optimizer", "ret",
-    "train_only", "weight", "buffer", "optim", "frozen", "trainable", "zeros", "ones", "uniform(", "normal(0, 1)",
-    "f32", "i32", "i64", "f32[]", "f32[N]", "i32[N]", "f32[0]", "[", "]", "N", ",", "{", "}", "(", ")", "=",
-    ":", "->", "\"", "\"\\\"", "\\", "loc(", "loc(\"a\":0:0)", "loc(\"a\":99999999999:1)", "\n", "#", "inf",
-    "nan", "-0", "1e309", "0", "-1", "99999999999999999999", "9223372036854775807", "{lr = -1}",
-    "{p = 1.0, salt = 0}", "{shape = [-1, 0]}", "{axis = 99}", "{perm = [1, 1]}", "dense", "relu", "add",
-    "matmul", "conv2d", "batchnorm", "batchnorm_train", "dropout", "reshape", "sgd_update", "adam_update",
-    "cross_entropy", "sum_to", "fill", "softmax", "transpose",
+    "%",
+    "@",
+    "%0",
+    "%7",
+    "%999999",
+    "%x",
+    "%label",
+    "@fc1.weight",
+    "func",
+    "param",
+    "loss",
+    "optimizer",
+    "ret",
+    "train_only",
+    "weight",
+    "buffer",
+    "optim",
+    "frozen",
+    "trainable",
+    "zeros",
+    "ones",
+    "uniform(",
+    "normal(0, 1)",
+    "f32",
+    "i32",
+    "i64",
+    "f32[]",
+    "f32[N]",
+    "i32[N]",
+    "f32[0]",
+    "[",
+    "]",
+    "N",
+    ",",
+    "{",
+    "}",
+    "(",
+    ")",
+    "=",
+    ":",
+    "->",
+    "\"",
+    "\"\\\"",
+    "\\",
+    "loc(",
+    "loc(\"a\":0:0)",
+    "loc(\"a\":99999999999:1)",
+    "\n",
+    "#",
+    "inf",
+    "nan",
+    "-0",
+    "1e309",
+    "0",
+    "-1",
+    "99999999999999999999",
+    "9223372036854775807",
+    "{lr = -1}",
+    "{p = 1.0, salt = 0}",
+    "{shape = [-1, 0]}",
+    "{axis = 99}",
+    "{perm = [1, 1]}",
+    "dense",
+    "relu",
+    "add",
+    "matmul",
+    "conv2d",
+    "batchnorm",
+    "batchnorm_train",
+    "dropout",
+    "reshape",
+    "sgd_update",
+    "adam_update",
+    "cross_entropy",
+    "sum_to",
+    "fill",
+    "softmax",
+    "transpose",
 };
 #define NIR_VOCAB (sizeof ir_vocab / sizeof ir_vocab[0])
 
@@ -451,9 +655,40 @@ Test(robust, training_ir_mutants_never_crash, .timeout = 120)
 /* ---- the safetensors reader ------------------------------------------------------- */
 
 static const char *const json_vocab[] = {
-    "{", "}", "[", "]", ",", ":", "\"", "\\", "\\u", "\\ud800", "\\u0000", "\"\"", "null", "true", "1", "-1",
-    "0", "1e3", "18446744073709551616", "9223372036854775808", "\"dtype\"", "\"shape\"", "\"data_offsets\"",
-    "\"__metadata__\"", "\"F32\"", "\"F16\"", "\"BOOL\"", "\"I64\"", "[]", "{}", " ", "\n", "\x01", "\xff",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"",
+    "\\",
+    "\\u",
+    "\\ud800",
+    "\\u0000",
+    "\"\"",
+    "null",
+    "true",
+    "1",
+    "-1",
+    "0",
+    "1e3",
+    "18446744073709551616",
+    "9223372036854775808",
+    "\"dtype\"",
+    "\"shape\"",
+    "\"data_offsets\"",
+    "\"__metadata__\"",
+    "\"F32\"",
+    "\"F16\"",
+    "\"BOOL\"",
+    "\"I64\"",
+    "[]",
+    "{}",
+    " ",
+    "\n",
+    "\x01",
+    "\xff",
 };
 #define NJSON_VOCAB (sizeof json_vocab / sizeof json_vocab[0])
 
@@ -519,23 +754,26 @@ Test(robust, safetensors_mutants_never_crash, .timeout = 120)
         switch (kind) {
         case 0: { /* damage the length field only */
             static const uint64_t lens[] = {0, 1, 2, 7, 8, UINT64_MAX, 1ull << 63, (1ull << 63) - 1, 100000001};
-            if (below(2)) len = lens[below(sizeof lens / sizeof lens[0])];
-            else len = hlen + below(2 * 64 + 1) - 64;
+            if (below(2))
+                len = lens[below(sizeof lens / sizeof lens[0])];
+            else
+                len = hlen + below(2 * 64 + 1) - 64;
             break;
         }
         case 1: /* bytes of the header, length kept */
             for (int j = 1 + (int)below(3); j > 0; j--) h.p[below(h.len)] = (char)below(256);
             break;
-        case 2: case 3: /* numbers (shapes, data_offsets) and tokens, length fixed */
+        case 2:
+        case 3: /* numbers (shapes, data_offsets) and tokens, length fixed */
             for (int j = 1 + (int)below(3); j > 0; j--) {
-                if (kind == 2) replace_number(&h);
-                else mutate(&h, json_vocab, NJSON_VOCAB);
+                if (kind == 2)
+                    replace_number(&h);
+                else
+                    mutate(&h, json_vocab, NJSON_VOCAB);
             }
             len = h.len;
             break;
-        case 4: /* data section shortened or grown */
-            nd = below(2) ? below(ndata + 1) : ndata + below(64);
-            break;
+        case 4: /* data section shortened or grown */ nd = below(2) ? below(ndata + 1) : ndata + below(64); break;
         case 5: /* truncation of the whole file */
             fsize = write_st(path, len, &h, data, nd);
             cr_assert_eq(truncate(path, (off_t)below(fsize + 1)), 0);
@@ -564,7 +802,8 @@ Test(robust, safetensors_mutants_never_crash, .timeout = 120)
         why = rb_check_st(path, (size_t)stt.st_size);
         if (why) {
             char *bytes = slurp(path, NULL);
-            cr_expect_null(why, "%s: %s (header: %.*s)", what, why, (int)(stt.st_size > 8 ? stt.st_size - 8 : 0), bytes + 8);
+            cr_expect_null(why, "%s: %s (header: %.*s)", what, why, (int)(stt.st_size > 8 ? stt.st_size - 8 : 0),
+                           bytes + 8);
             free(bytes);
             if (++fails > 10) break;
         }

@@ -22,22 +22,23 @@
 /* Offsets in the state block: w, b, optim.w.grad_sq, optim.b.grad_sq, steps. */
 enum { OFF_W = 0, OFF_B = 64, OFF_OW = 128, OFF_OB = 192, OFF_COUNT = 256, STATE_BYTES = 320 };
 
-static void affine_kernel(const dnrt_call *c, int64_t begin, int64_t end) {
+static void affine_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+{
     const float *x = c->inputs[0], *w = (const float *)(c->state + OFF_W), *b = (const float *)(c->state + OFF_B);
     float *y = c->outputs[0];
-    for (int64_t i = begin; i < end; i++)
-        y[i] = w[i % F] * x[i] + b[i % F];
+    for (int64_t i = begin; i < end; i++) y[i] = w[i % F] * x[i] + b[i % F];
 }
 
 static void model_infer(const dnrt_call *c) { dnrt_parallel_for(c, affine_kernel, c->n * F); }
 
 /* One SGD step on mean squared error; also accumulates squared gradients
  * (optimizer state) and counts steps (an i64 buffer). */
-static void model_train(const dnrt_call *c) {
+static void model_train(const dnrt_call *c)
+{
     const float *x = c->inputs[0], *t = c->inputs[1];
     float *w = (float *)(c->state + OFF_W), *b = (float *)(c->state + OFF_B);
     float *ow = (float *)(c->state + OFF_OW), *ob = (float *)(c->state + OFF_OB);
-    float *y = (float *)c->arena; /* n * F floats of scratch */
+    float *y = (float *)c->arena;           /* n * F floats of scratch */
     dnrt_parallel_for(c, affine_kernel, 0); /* count 0: nothing to do */
     double loss = 0, gw[F] = {0}, gb[F] = {0};
     int64_t m = c->n * F;
@@ -64,27 +65,55 @@ static const dnrt_tensor_desc model_inputs[] = {
 };
 static const dnrt_tensor_desc model_outputs[] = {{.name = "y", .dtype = DNRT_F32, .rank = 2, .dim = {-1, F}}};
 static const dnrt_tensor_desc model_state[] = {
-    {.name = "w", .dtype = DNRT_F32, .rank = 1, .dim = {F}, .offset = OFF_W, .kind = DNRT_STATE_WEIGHT,
-     .trainable = 1, .init = DNRT_INIT_UNIFORM, .init_a = 0.5f, .init_b = 1.5f},
-    {.name = "b", .dtype = DNRT_F32, .rank = 1, .dim = {F}, .offset = OFF_B, .kind = DNRT_STATE_WEIGHT,
-     .trainable = 1, .init = DNRT_INIT_ONES},
+    {.name = "w",
+     .dtype = DNRT_F32,
+     .rank = 1,
+     .dim = {F},
+     .offset = OFF_W,
+     .kind = DNRT_STATE_WEIGHT,
+     .trainable = 1,
+     .init = DNRT_INIT_UNIFORM,
+     .init_a = 0.5f,
+     .init_b = 1.5f},
+    {.name = "b",
+     .dtype = DNRT_F32,
+     .rank = 1,
+     .dim = {F},
+     .offset = OFF_B,
+     .kind = DNRT_STATE_WEIGHT,
+     .trainable = 1,
+     .init = DNRT_INIT_ONES},
     {.name = "optim.w.sq", .dtype = DNRT_F32, .rank = 1, .dim = {F}, .offset = OFF_OW, .kind = DNRT_STATE_OPTIM},
     {.name = "optim.b.sq", .dtype = DNRT_F32, .rank = 1, .dim = {F}, .offset = OFF_OB, .kind = DNRT_STATE_OPTIM},
     {.name = "steps", .dtype = DNRT_I64, .rank = 0, .offset = OFF_COUNT, .kind = DNRT_STATE_BUFFER},
 };
 
-static dnrt_model_desc model_desc(int trains) {
+static dnrt_model_desc model_desc(int trains)
+{
     return (dnrt_model_desc){
-        .abi_version = DNRT_ABI_VERSION, .name = "affine",
-        .ninputs = 2, .inputs = model_inputs, .noutputs = 1, .outputs = model_outputs,
-        .nstate = 5, .state = model_state, .state_bytes = STATE_BYTES,
-        .infer_arena_n = 0, .infer_arena_b = 0, .infer = model_infer,
-        .trains = trains, .train_arena_n = F * 4, .train_arena_b = 0, .train = trains ? model_train : NULL,
-        .lr = 0.05f, .api = &dnrt_api_v1,
+        .abi_version = DNRT_ABI_VERSION,
+        .name = "affine",
+        .ninputs = 2,
+        .inputs = model_inputs,
+        .noutputs = 1,
+        .outputs = model_outputs,
+        .nstate = 5,
+        .state = model_state,
+        .state_bytes = STATE_BYTES,
+        .infer_arena_n = 0,
+        .infer_arena_b = 0,
+        .infer = model_infer,
+        .trains = trains,
+        .train_arena_n = F * 4,
+        .train_arena_b = 0,
+        .train = trains ? model_train : NULL,
+        .lr = 0.05f,
+        .api = &dnrt_api_v1,
     };
 }
 
-static dnrt_session *new_session(const dnrt_model_desc *d, int threads, uint64_t seed) {
+static dnrt_session *new_session(const dnrt_model_desc *d, int threads, uint64_t seed)
+{
     dnrt_error err = {0};
     dnrt_options opt = {.threads = threads, .seed = seed};
     dnrt_session *s = dnrt_session_create(d, &opt, &err);
@@ -95,7 +124,8 @@ static dnrt_session *new_session(const dnrt_model_desc *d, int threads, uint64_t
 
 /* ---- sessions ---------------------------------------------------------------- */
 
-Test(session, create_initializes_state) {
+Test(session, create_initializes_state)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_session *s = new_session(&d, 2, 7);
     const float *w = dnrt_session_state(s, "w"), *b = dnrt_session_state(s, "b");
@@ -112,7 +142,8 @@ Test(session, create_initializes_state) {
     dnrt_session_destroy(s);
 }
 
-Test(session, seed_decides_initial_values) {
+Test(session, seed_decides_initial_values)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_session *a = new_session(&d, 1, 42), *b = new_session(&d, 3, 42), *c = new_session(&d, 1, 43);
     cr_assert(memcmp(dnrt_session_state(a, "w"), dnrt_session_state(b, "w"), F * 4) == 0);
@@ -122,21 +153,20 @@ Test(session, seed_decides_initial_values) {
     dnrt_session_destroy(c);
 }
 
-Test(session, infer_computes_affine) {
+Test(session, infer_computes_affine)
+{
     dnrt_model_desc d = model_desc(0);
     for (int threads = 1; threads <= 4; threads++) {
         dnrt_session *s = new_session(&d, threads, 1);
         const float *w = dnrt_session_state(s, "w");
         for (int64_t n = 1; n <= 33; n += 8) {
             float *x = malloc(sizeof(float) * n * F), *y = malloc(sizeof(float) * n * F);
-            for (int64_t i = 0; i < n * F; i++)
-                x[i] = (float)i - 3.0f;
+            for (int64_t i = 0; i < n * F; i++) x[i] = (float)i - 3.0f;
             const void *ins[] = {x};
             void *outs[] = {y};
             dnrt_error err = {0};
             cr_assert_eq(dnrt_session_infer(s, n, ins, outs, &err), 0, "%s", err.message);
-            for (int64_t i = 0; i < n * F; i++)
-                cr_assert_float_eq(y[i], w[i % F] * x[i] + 1.0f, 1e-6);
+            for (int64_t i = 0; i < n * F; i++) cr_assert_float_eq(y[i], w[i % F] * x[i] + 1.0f, 1e-6);
             free(x);
             free(y);
         }
@@ -144,7 +174,8 @@ Test(session, infer_computes_affine) {
     }
 }
 
-Test(session, train_step_learns_and_counts) {
+Test(session, train_step_learns_and_counts)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_session *s = new_session(&d, 2, 3);
     enum { N = 16 };
@@ -158,8 +189,7 @@ Test(session, train_step_learns_and_counts) {
     dnrt_error err = {0};
     for (int k = 0; k < 300; k++) {
         cr_assert_eq(dnrt_session_train_step(s, N, ins, &loss, &err), 0, "%s", err.message);
-        if (k == 0)
-            first = loss;
+        if (k == 0) first = loss;
     }
     cr_assert_eq(dnrt_session_get_step(s), 300);
     cr_assert_eq(*(int64_t *)dnrt_session_state(s, "steps"), 300);
@@ -176,7 +206,8 @@ Test(session, train_step_learns_and_counts) {
     dnrt_session_destroy(s);
 }
 
-Test(session, api_table_points_at_the_session_functions) {
+Test(session, api_table_points_at_the_session_functions)
+{
     dnrt_model_desc d = model_desc(1);
     const dnrt_api *api = d.api;
     dnrt_session *s = api->create(&d, NULL, NULL);
@@ -199,13 +230,15 @@ Test(session, api_table_points_at_the_session_functions) {
 
 /* ---- argument errors ------------------------------------------------------- */
 
-static void expect_error(int rc, const dnrt_error *err, int code, const char *needle) {
+static void expect_error(int rc, const dnrt_error *err, int code, const char *needle)
+{
     cr_assert_eq(rc, -1);
     cr_assert_eq(err->code, code, "code %d, message '%s'", err->code, err->message);
     cr_assert(strstr(err->message, needle), "message '%s' lacks '%s'", err->message, needle);
 }
 
-Test(errors, infer_arguments) {
+Test(errors, infer_arguments)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_session *s = new_session(&d, 2, 0);
     float x[F] = {0}, y[F];
@@ -224,7 +257,8 @@ Test(errors, infer_arguments) {
     dnrt_session_destroy(s);
 }
 
-Test(errors, train_arguments) {
+Test(errors, train_arguments)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_session *s = new_session(&d, 1, 0);
     float x[F] = {0}, loss;
@@ -239,7 +273,8 @@ Test(errors, train_arguments) {
     dnrt_session_destroy(s);
 }
 
-Test(errors, train_on_inference_only_library) {
+Test(errors, train_on_inference_only_library)
+{
     dnrt_model_desc d = model_desc(0);
     dnrt_session *s = new_session(&d, 1, 0);
     float x[F] = {0}, loss;
@@ -250,7 +285,8 @@ Test(errors, train_on_inference_only_library) {
     dnrt_session_destroy(s);
 }
 
-Test(errors, create_checks_descriptor) {
+Test(errors, create_checks_descriptor)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_error err;
     cr_assert_null(dnrt_session_create(NULL, NULL, &err));
@@ -269,7 +305,8 @@ Test(errors, create_checks_descriptor) {
     cr_assert_eq(err.code, DNRT_ERR_ARG);
 }
 
-Test(errors, threads_from_environment) {
+Test(errors, threads_from_environment)
+{
     dnrt_model_desc d = model_desc(0);
     setenv("DNRT_THREADS", "3", 1);
     dnrt_session *s = dnrt_session_create(&d, NULL, NULL);
@@ -284,7 +321,8 @@ Test(errors, threads_from_environment) {
 
 /* ---- fault injection ------------------------------------------------------- */
 
-Test(fault, create_fails_cleanly_at_every_allocation) {
+Test(fault, create_fails_cleanly_at_every_allocation)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_options opt = {.threads = 3, .seed = 1};
     int failures = 0;
@@ -311,7 +349,8 @@ Test(fault, create_fails_cleanly_at_every_allocation) {
     cr_assert_geq(failures, 4); /* session, state, pool, workers, threads */
 }
 
-Test(fault, arena_allocation_failure_is_reported) {
+Test(fault, arena_allocation_failure_is_reported)
+{
     dnrt_model_desc d = model_desc(1);
     dnrt_session *s = new_session(&d, 1, 0);
     float x[F] = {0}, loss;
@@ -333,7 +372,8 @@ Test(fault, arena_allocation_failure_is_reported) {
 static void (*probe)(const dnrt_call *c);
 static void probe_infer(const dnrt_call *c) { probe(c); }
 
-static void run_probe(int threads, void (*fn)(const dnrt_call *c)) {
+static void run_probe(int threads, void (*fn)(const dnrt_call *c))
+{
     dnrt_model_desc d = model_desc(0);
     d.infer = probe_infer;
     probe = fn;
@@ -349,16 +389,16 @@ static _Atomic int hits[5000];
 static _Atomic int chunks;
 static int current_threads;
 
-static void count_kernel(const dnrt_call *c, int64_t begin, int64_t end) {
+static void count_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+{
     (void)c;
-    if (begin >= end)
-        atomic_fetch_add(&chunks, 1000000); /* an empty chunk must not be run */
-    for (int64_t i = begin; i < end; i++)
-        atomic_fetch_add(&hits[i], 1);
+    if (begin >= end) atomic_fetch_add(&chunks, 1000000); /* an empty chunk must not be run */
+    for (int64_t i = begin; i < end; i++) atomic_fetch_add(&hits[i], 1);
     atomic_fetch_add(&chunks, 1);
 }
 
-static void coverage_probe(const dnrt_call *c) {
+static void coverage_probe(const dnrt_call *c)
+{
     int64_t counts[] = {0, 1, 2, 3, 5, 7, 8, 63, 64, 65, 1000, 4097};
     for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
         int64_t n = counts[k];
@@ -377,31 +417,32 @@ static void coverage_probe(const dnrt_call *c) {
     }
 }
 
-Test(pool, covers_every_index_exactly_once) {
-    for (current_threads = 1; current_threads <= 8; current_threads++)
-        run_probe(current_threads, coverage_probe);
+Test(pool, covers_every_index_exactly_once)
+{
+    for (current_threads = 1; current_threads <= 8; current_threads++) run_probe(current_threads, coverage_probe);
 }
 
 /* Many tiny calls in a row: no lost wake-ups, and cheap enough (the bound
  * is loose: 200k calls take about 50 ms on 2 cores). */
 static _Atomic int64_t total;
-static void sum_kernel(const dnrt_call *c, int64_t begin, int64_t end) {
+static void sum_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+{
     (void)c;
     atomic_fetch_add(&total, end - begin);
 }
 
 static int ncalls;
-static void many_calls_probe(const dnrt_call *c) {
+static void many_calls_probe(const dnrt_call *c)
+{
     atomic_store(&total, 0);
-    for (int i = 0; i < ncalls; i++)
-        dnrt_parallel_for(c, sum_kernel, 2 + i % 5);
+    for (int i = 0; i < ncalls; i++) dnrt_parallel_for(c, sum_kernel, 2 + i % 5);
     int64_t expect = 0;
-    for (int i = 0; i < ncalls; i++)
-        expect += 2 + i % 5;
+    for (int i = 0; i < ncalls; i++) expect += 2 + i % 5;
     cr_assert_eq(atomic_load(&total), expect);
 }
 
-Test(pool, many_small_calls, .timeout = 60) {
+Test(pool, many_small_calls, .timeout = 60)
+{
     ncalls = 200000;
     run_probe(2, many_calls_probe);
     ncalls = 20000; /* more threads than cores on the 2-core CI: slower */
@@ -409,12 +450,13 @@ Test(pool, many_small_calls, .timeout = 60) {
 }
 
 /* A kernel that itself calls dnrt_parallel_for runs the inner loop inline. */
-static void inner_kernel(const dnrt_call *c, int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; i++)
-        dnrt_parallel_for(c, sum_kernel, 3);
+static void inner_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+{
+    for (int64_t i = begin; i < end; i++) dnrt_parallel_for(c, sum_kernel, 3);
 }
 
-static void nested_probe(const dnrt_call *c) {
+static void nested_probe(const dnrt_call *c)
+{
     atomic_store(&total, 0);
     dnrt_parallel_for(c, inner_kernel, 10);
     cr_assert_eq(atomic_load(&total), 30);

@@ -18,12 +18,14 @@
 
 static char dir[64];
 
-static void make_dir(void) {
+static void make_dir(void)
+{
     strcpy(dir, "/tmp/dnrt_st_XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
 }
 
-static void remove_dir(void) {
+static void remove_dir(void)
+{
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
@@ -32,7 +34,8 @@ static void remove_dir(void) {
 TestSuite(st, .init = make_dir, .fini = remove_dir);
 TestSuite(load, .init = make_dir, .fini = remove_dir);
 
-static const char *in_dir(const char *name) {
+static const char *in_dir(const char *name)
+{
     static char buf[4][256];
     static int slot;
     char *p = buf[slot++ % 4];
@@ -42,34 +45,34 @@ static const char *in_dir(const char *name) {
 
 /* Writes a file by hand: 8-byte length 'hlen' (the header's own length
  * when hlen < 0), the header text, then 'ndata' bytes of data. */
-static const char *raw_file(const char *name, const char *header, long long hlen, size_t ndata) {
+static const char *raw_file(const char *name, const char *header, long long hlen, size_t ndata)
+{
     const char *path = in_dir(name);
     FILE *fp = fopen(path, "wb");
     cr_assert_not_null(fp);
     uint64_t len = hlen < 0 ? strlen(header) : (uint64_t)hlen;
-    for (int i = 0; i < 8; i++)
-        fputc((int)(len >> (8 * i) & 0xff), fp);
+    for (int i = 0; i < 8; i++) fputc((int)(len >> (8 * i) & 0xff), fp);
     fputs(header, fp);
-    for (size_t i = 0; i < ndata; i++)
-        fputc((int)i, fp);
+    for (size_t i = 0; i < ndata; i++) fputc((int)i, fp);
     fclose(fp);
     return path;
 }
 
-static void expect_read_error(const char *path, int code, const char *needle) {
+static void expect_read_error(const char *path, int code, const char *needle)
+{
     dnrt_st_file f;
     dnrt_error err = {0};
     cr_assert_eq(dnrt_st_read(path, &f, &err), -1, "read of '%s' succeeded", path);
     cr_assert_eq(err.code, code, "code %d: %s", err.code, err.message);
-    cr_assert(strncmp(err.message, path, strlen(path)) == 0, "message does not start with the path: %s",
-              err.message);
+    cr_assert(strncmp(err.message, path, strlen(path)) == 0, "message does not start with the path: %s", err.message);
     cr_assert(strstr(err.message, needle), "message '%s' lacks '%s'", err.message, needle);
     cr_assert_null(f.image);
 }
 
 /* ---- round trips ------------------------------------------------------- */
 
-Test(st, round_trip_all_dtypes) {
+Test(st, round_trip_all_dtypes)
+{
     float a[6] = {1.5f, -2, 3, 4, 5, 6e-30f};
     int32_t b[5] = {-1, 0, 1, 2147483647, -2147483647 - 1};
     int64_t c = -1234567890123LL;
@@ -95,8 +98,7 @@ Test(st, round_trip_all_dtypes) {
         cr_assert_not_null(g, "tensor '%s' lost", t[i].name);
         cr_assert_eq(g->dtype, t[i].dtype);
         cr_assert_eq(g->rank, t[i].rank);
-        for (int k = 0; k < t[i].rank; k++)
-            cr_assert_eq(g->dim[k], t[i].dim[k]);
+        for (int k = 0; k < t[i].rank; k++) cr_assert_eq(g->dim[k], t[i].dim[k]);
         cr_assert_eq(g->nbytes, t[i].nbytes);
         cr_assert(t[i].nbytes == 0 || memcmp(g->data, t[i].data, t[i].nbytes) == 0);
     }
@@ -108,7 +110,8 @@ Test(st, round_trip_all_dtypes) {
     dnrt_st_free(&f);
 }
 
-Test(st, reads_escapes_other_dtypes_and_padding) {
+Test(st, reads_escapes_other_dtypes_and_padding)
+{
     /* \u escapes incl. a surrogate pair, a dtype dnnc does not use (F16),
      * whitespace and trailing padding */
     const char *h = "{ \"w\\u00e9\\ud83d\\ude00\" : {\"shape\": [2], \"dtype\": \"F16\", \"data_offsets\": [0, 4]},"
@@ -125,7 +128,8 @@ Test(st, reads_escapes_other_dtypes_and_padding) {
     dnrt_st_free(&f);
 }
 
-Test(st, empty_file_object) {
+Test(st, empty_file_object)
+{
     const char *path = raw_file("empty.safetensors", "{}", -1, 0);
     dnrt_st_file f;
     cr_assert_eq(dnrt_st_read(path, &f, NULL), 0);
@@ -139,7 +143,8 @@ Test(st, empty_file_object) {
 
 Test(st, missing_file) { expect_read_error(in_dir("nope.safetensors"), DNRT_ERR_IO, "cannot open"); }
 
-Test(st, truncated_files) {
+Test(st, truncated_files)
+{
     expect_read_error(raw_file("a", "", 0, 0), DNRT_ERR_FORMAT, "header length 0");
     const char *p = in_dir("tiny");
     FILE *fp = fopen(p, "wb");
@@ -151,12 +156,14 @@ Test(st, truncated_files) {
                       "tensor 't': data_offsets [0, 8] outside the data section (5 bytes)");
 }
 
-Test(st, header_length_too_big) {
+Test(st, header_length_too_big)
+{
     expect_read_error(raw_file("a", "{}", 1000, 0), DNRT_ERR_FORMAT, "header length 1000");
     expect_read_error(raw_file("b", "{}", 1LL << 62, 0), DNRT_ERR_FORMAT, "header length");
 }
 
-Test(st, bad_json) {
+Test(st, bad_json)
+{
     struct {
         const char *header, *needle;
     } cases[] = {
@@ -175,7 +182,8 @@ Test(st, bad_json) {
         {"{" T1 "," T1 "}", "tensor 't' appears twice"},
         {"{\"__metadata__\":{\"a\":1}}", "metadata values must be strings"},
         {"{\"__metadata__\":{},\"__metadata__\":{}}", "duplicate \"__metadata__\""},
-        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}", "tensor 't': unknown field 'extra'"},
+        {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8],\"extra\":1}}",
+         "tensor 't': unknown field 'extra'"},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2]}}", "tensor 't': missing \"data_offsets\""},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0]}}", "data_offsets needs 2 integers"},
         {"{\"t\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,4]}}", "too many elements"},
@@ -187,7 +195,8 @@ Test(st, bad_json) {
     }
 }
 
-Test(st, inconsistent_entries) {
+Test(st, inconsistent_entries)
+{
     struct {
         const char *header, *needle;
     } cases[] = {
@@ -210,7 +219,8 @@ Test(st, inconsistent_entries) {
     }
 }
 
-Test(st, write_rejects_bad_tensors) {
+Test(st, write_rejects_bad_tensors)
+{
     float x[2] = {0};
     dnrt_st_tensor t = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {3}, .data = x, .nbytes = sizeof x};
     dnrt_error err;
@@ -222,21 +232,23 @@ Test(st, write_rejects_bad_tensors) {
 
 /* ---- atomic save ------------------------------------------------------------ */
 
-static long file_size(const char *path) {
+static long file_size(const char *path)
+{
     struct stat st;
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
-static int count_entries(void) {
+static int count_entries(void)
+{
     DIR *d = opendir(dir);
     int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
+    for (struct dirent *e; (e = readdir(d));) n += e->d_name[0] != '.';
     closedir(d);
     return n;
 }
 
-static char *slurp(const char *path, long *size) {
+static char *slurp(const char *path, long *size)
+{
     FILE *fp = fopen(path, "rb");
     cr_assert_not_null(fp);
     *size = file_size(path);
@@ -246,7 +258,8 @@ static char *slurp(const char *path, long *size) {
     return p;
 }
 
-Test(st, failed_write_keeps_previous_file) {
+Test(st, failed_write_keeps_previous_file)
+{
     float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
     dnrt_st_tensor t = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = a, .nbytes = 16};
     const char *path = in_dir("keep.safetensors");
@@ -260,8 +273,7 @@ Test(st, failed_write_keeps_previous_file) {
         dnrt_fault_fail_io(nth);
         int rc = dnrt_st_write(path, 1, &t, 0, NULL, NULL, &err);
         dnrt_fault_fail_io(0);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         failures++;
         cr_assert_eq(err.code, DNRT_ERR_IO, "%s", err.message);
         cr_assert(strstr(err.message, path), "%s", err.message);
@@ -279,7 +291,8 @@ Test(st, failed_write_keeps_previous_file) {
     free(before);
 }
 
-Test(st, write_to_missing_folder_or_directory_fails) {
+Test(st, write_to_missing_folder_or_directory_fails)
+{
     float a[1] = {1};
     dnrt_st_tensor t = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {1}, .data = a, .nbytes = 4};
     dnrt_error err;
@@ -297,7 +310,8 @@ Test(st, write_to_missing_folder_or_directory_fails) {
     cr_assert_eq(count_entries(), 1, "temporary file left behind");
 }
 
-Test(st, read_survives_fault_injection) {
+Test(st, read_survives_fault_injection)
+{
     float a[3] = {1, 2, 3};
     dnrt_st_tensor t[2] = {{.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {3}, .data = a, .nbytes = 12},
                            {.name = "y", .dtype = DNRT_F32, .rank = 1, .dim = {3}, .data = a, .nbytes = 12}};
@@ -337,31 +351,63 @@ Test(st, read_survives_fault_injection) {
 enum { OFF_W = 0, OFF_B = 64, OFF_N = 128, OFF_MW = 192, OFF_MB = 256, BYTES = 320 };
 
 static void infer_nothing(const dnrt_call *c) { (void)c; }
-static void train_bump(const dnrt_call *c) {
+static void train_bump(const dnrt_call *c)
+{
     float *w = (float *)(c->state + OFF_W), *m = (float *)(c->state + OFF_MW);
-    for (int i = 0; i < 6; i++)
-        w[i] += 1.0f, m[i] += 0.5f;
+    for (int i = 0; i < 6; i++) w[i] += 1.0f, m[i] += 0.5f;
     *(float *)c->outputs[0] = 0.0f;
 }
 
 static const dnrt_tensor_desc state[] = {
-    {.name = "fc.weight", .dtype = DNRT_F32, .rank = 2, .dim = {2, 3}, .offset = OFF_W, .kind = DNRT_STATE_WEIGHT,
-     .trainable = 1, .init = DNRT_INIT_NORMAL, .init_a = 0, .init_b = 1},
-    {.name = "fc.bias", .dtype = DNRT_F32, .rank = 1, .dim = {2}, .offset = OFF_B, .kind = DNRT_STATE_WEIGHT,
-     .trainable = 1, .init = DNRT_INIT_UNIFORM, .init_a = -1, .init_b = 1},
+    {.name = "fc.weight",
+     .dtype = DNRT_F32,
+     .rank = 2,
+     .dim = {2, 3},
+     .offset = OFF_W,
+     .kind = DNRT_STATE_WEIGHT,
+     .trainable = 1,
+     .init = DNRT_INIT_NORMAL,
+     .init_a = 0,
+     .init_b = 1},
+    {.name = "fc.bias",
+     .dtype = DNRT_F32,
+     .rank = 1,
+     .dim = {2},
+     .offset = OFF_B,
+     .kind = DNRT_STATE_WEIGHT,
+     .trainable = 1,
+     .init = DNRT_INIT_UNIFORM,
+     .init_a = -1,
+     .init_b = 1},
     {.name = "bn.num_batches_tracked", .dtype = DNRT_I64, .rank = 0, .offset = OFF_N, .kind = DNRT_STATE_BUFFER},
-    {.name = "optim.fc.weight.m", .dtype = DNRT_F32, .rank = 2, .dim = {2, 3}, .offset = OFF_MW,
+    {.name = "optim.fc.weight.m",
+     .dtype = DNRT_F32,
+     .rank = 2,
+     .dim = {2, 3},
+     .offset = OFF_MW,
      .kind = DNRT_STATE_OPTIM},
     {.name = "optim.fc.bias.m", .dtype = DNRT_F32, .rank = 1, .dim = {2}, .offset = OFF_MB, .kind = DNRT_STATE_OPTIM},
 };
 static const dnrt_tensor_desc io = {.name = "x", .dtype = DNRT_F32, .rank = 1, .dim = {-1}};
 static const dnrt_model_desc desc = {
-    .abi_version = DNRT_ABI_VERSION, .name = "tiny", .ninputs = 1, .inputs = &io, .noutputs = 1, .outputs = &io,
-    .nstate = 5, .state = state, .state_bytes = BYTES, .infer = infer_nothing, .trains = 1, .train = train_bump,
-    .lr = 0.1f, .api = &dnrt_api_v1,
+    .abi_version = DNRT_ABI_VERSION,
+    .name = "tiny",
+    .ninputs = 1,
+    .inputs = &io,
+    .noutputs = 1,
+    .outputs = &io,
+    .nstate = 5,
+    .state = state,
+    .state_bytes = BYTES,
+    .infer = infer_nothing,
+    .trains = 1,
+    .train = train_bump,
+    .lr = 0.1f,
+    .api = &dnrt_api_v1,
 };
 
-static dnrt_session *make(uint64_t seed) {
+static dnrt_session *make(uint64_t seed)
+{
     dnrt_options opt = {.threads = 1, .seed = seed};
     dnrt_error err;
     dnrt_session *s = dnrt_session_create(&desc, &opt, &err);
@@ -369,14 +415,15 @@ static dnrt_session *make(uint64_t seed) {
     return s;
 }
 
-static void train(dnrt_session *s, int steps) {
+static void train(dnrt_session *s, int steps)
+{
     float x = 0, loss;
     const void *ins[] = {&x};
-    for (int i = 0; i < steps; i++)
-        cr_assert_eq(dnrt_session_train_step(s, 1, ins, &loss, NULL), 0);
+    for (int i = 0; i < steps; i++) cr_assert_eq(dnrt_session_train_step(s, 1, ins, &loss, NULL), 0);
 }
 
-static void same_state(dnrt_session *a, dnrt_session *b) {
+static void same_state(dnrt_session *a, dnrt_session *b)
+{
     for (int i = 0; i < desc.nstate; i++)
         cr_assert(memcmp(dnrt_session_state(a, state[i].name), dnrt_session_state(b, state[i].name),
                          i == 2 ? 8 : state[i].dim[0] * (state[i].rank == 2 ? state[i].dim[1] : 1) * 4) == 0,
@@ -385,20 +432,21 @@ static void same_state(dnrt_session *a, dnrt_session *b) {
 
 /* Writes the tensors of 'a' plus 'extra' (may be NULL) except 'skip'. */
 static const char *write_variant(dnrt_session *a, const char *name, const char *skip, const dnrt_st_tensor *extra,
-                                 const char *step) {
+                                 const char *step)
+{
     dnrt_st_tensor t[8];
     int n = 0;
     for (int i = 0; i < desc.nstate; i++) {
-        if (skip && strcmp(state[i].name, skip) == 0)
-            continue;
-        t[n] = (dnrt_st_tensor){.name = state[i].name, .dtype = state[i].dtype, .rank = state[i].rank,
+        if (skip && strcmp(state[i].name, skip) == 0) continue;
+        t[n] = (dnrt_st_tensor){.name = state[i].name,
+                                .dtype = state[i].dtype,
+                                .rank = state[i].rank,
                                 .data = dnrt_session_state(a, state[i].name)};
         memcpy(t[n].dim, state[i].dim, sizeof state[i].dim);
         t[n].nbytes = (size_t)(state[i].dtype == DNRT_I64 ? 8 : 4 * state[i].dim[0] * (state[i].rank == 2 ? 3 : 1));
         n++;
     }
-    if (extra)
-        t[n++] = *extra;
+    if (extra) t[n++] = *extra;
     const char *k[] = {"dnnc.step"}, *v[] = {step};
     const char *path = in_dir(name);
     dnrt_error err;
@@ -408,7 +456,8 @@ static const char *write_variant(dnrt_session *a, const char *name, const char *
 
 /* Expects load to fail with 'needle' and leave the whole state block
  * (which starts at fc.weight, offset 0) and the step untouched. */
-static void expect_load_error(dnrt_session *s, const char *path, const char *needle) {
+static void expect_load_error(dnrt_session *s, const char *path, const char *needle)
+{
     float before[BYTES / 4];
     memcpy(before, dnrt_session_state(s, "fc.weight"), BYTES);
     int64_t step = dnrt_session_get_step(s);
@@ -421,7 +470,8 @@ static void expect_load_error(dnrt_session *s, const char *path, const char *nee
     cr_assert_eq(dnrt_session_get_step(s), step);
 }
 
-Test(load, save_then_load_restores_everything) {
+Test(load, save_then_load_restores_everything)
+{
     dnrt_session *a = make(1), *b = make(2);
     train(a, 3);
     *(int64_t *)dnrt_session_state(a, "bn.num_batches_tracked") = 77;
@@ -444,7 +494,8 @@ Test(load, save_then_load_restores_everything) {
     dnrt_session_destroy(b);
 }
 
-Test(load, without_optimizer_state_resets_it) {
+Test(load, without_optimizer_state_resets_it)
+{
     dnrt_session *a = make(1), *b = make(2);
     train(b, 5);
     /* weights and buffer only (as from a PyTorch state_dict), with a step */
@@ -454,7 +505,9 @@ Test(load, without_optimizer_state_resets_it) {
     {
         dnrt_st_tensor t[3];
         for (int i = 0; i < 3; i++) {
-            t[i] = (dnrt_st_tensor){.name = state[i].name, .dtype = state[i].dtype, .rank = state[i].rank,
+            t[i] = (dnrt_st_tensor){.name = state[i].name,
+                                    .dtype = state[i].dtype,
+                                    .rank = state[i].rank,
                                     .data = dnrt_session_state(a, state[i].name),
                                     .nbytes = (size_t)(i == 0 ? 24 : 8)};
             memcpy(t[i].dim, state[i].dim, sizeof state[i].dim);
@@ -465,20 +518,23 @@ Test(load, without_optimizer_state_resets_it) {
     cr_assert_eq(dnrt_session_load(b, p2, &err), 0, "%s", err.message);
     cr_assert_eq(dnrt_session_get_step(b), 0);
     const float *m = dnrt_session_state(b, "optim.fc.weight.m");
-    for (int i = 0; i < 6; i++)
-        cr_assert_eq(m[i], 0.0f);
+    for (int i = 0; i < 6; i++) cr_assert_eq(m[i], 0.0f);
     cr_assert(memcmp(dnrt_session_state(a, "fc.weight"), dnrt_session_state(b, "fc.weight"), 24) == 0);
     dnrt_session_destroy(a);
     dnrt_session_destroy(b);
 }
 
-Test(load, strict_errors_name_the_tensor) {
+Test(load, strict_errors_name_the_tensor)
+{
     dnrt_session *a = make(1), *b = make(2);
     float w3[4] = {0};
-    dnrt_st_tensor wrong_shape = {.name = "fc.bias", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
-    dnrt_st_tensor wrong_rank = {.name = "fc.weight", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
+    dnrt_st_tensor wrong_shape = {
+        .name = "fc.bias", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
+    dnrt_st_tensor wrong_rank = {
+        .name = "fc.weight", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
     dnrt_st_tensor wrong_dtype = {.name = "fc.bias", .dtype = DNRT_I32, .rank = 1, .dim = {2}, .data = w3, .nbytes = 8};
-    dnrt_st_tensor f16 = {.name = "fc.bias", .dtype = -1, .dtype_name = "F16", .rank = 1, .dim = {2}, .data = w3, .nbytes = 4};
+    dnrt_st_tensor f16 = {
+        .name = "fc.bias", .dtype = -1, .dtype_name = "F16", .rank = 1, .dim = {2}, .data = w3, .nbytes = 4};
     dnrt_st_tensor extra = {.name = "fc2.weight", .dtype = DNRT_F32, .rank = 1, .dim = {4}, .data = w3, .nbytes = 16};
     expect_load_error(b, write_variant(a, "s1", "fc.bias", &wrong_shape, NULL),
                       "tensor 'fc.bias': expected f32[2], got f32[4]");
@@ -486,7 +542,8 @@ Test(load, strict_errors_name_the_tensor) {
                       "tensor 'fc.weight': expected f32[2, 3], got f32[4]");
     expect_load_error(b, write_variant(a, "s3", "fc.bias", &wrong_dtype, NULL),
                       "tensor 'fc.bias': expected f32[2], got i32[2]");
-    expect_load_error(b, write_variant(a, "s4", "fc.bias", &f16, NULL), "tensor 'fc.bias': expected f32[2], got f16[2]");
+    expect_load_error(b, write_variant(a, "s4", "fc.bias", &f16, NULL),
+                      "tensor 'fc.bias': expected f32[2], got f16[2]");
     expect_load_error(b, write_variant(a, "s5", "fc.bias", NULL, NULL), "missing tensor 'fc.bias'");
     expect_load_error(b, write_variant(a, "s6", "bn.num_batches_tracked", NULL, NULL),
                       "missing tensor 'bn.num_batches_tracked'");
@@ -511,7 +568,8 @@ Test(load, strict_errors_name_the_tensor) {
     dnrt_session_destroy(b);
 }
 
-Test(load, failed_save_keeps_previous_file) {
+Test(load, failed_save_keeps_previous_file)
+{
     dnrt_session *a = make(1);
     const char *path = in_dir("model.safetensors");
     cr_assert_eq(dnrt_session_save(a, path, NULL), 0);
@@ -537,7 +595,8 @@ Test(load, failed_save_keeps_previous_file) {
     dnrt_session_destroy(a);
 }
 
-Test(load, survives_fault_injection) {
+Test(load, survives_fault_injection)
+{
     dnrt_session *a = make(1), *b = make(2);
     train(a, 2);
     const char *path = in_dir("a.safetensors");
@@ -547,8 +606,7 @@ Test(load, survives_fault_injection) {
         dnrt_fault_fail_alloc(nth);
         int rc = dnrt_session_load(b, path, &err);
         dnrt_fault_fail_alloc(0);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         cr_assert_eq(err.code, DNRT_ERR_NOMEM, "%s", err.message);
         cr_assert_eq(dnrt_session_get_step(b), 0, "failed load changed the step");
     }
@@ -558,8 +616,7 @@ Test(load, survives_fault_injection) {
         dnrt_fault_fail_alloc(nth);
         int rc = dnrt_session_save(b, in_dir("b.safetensors"), &err);
         dnrt_fault_fail_alloc(0);
-        if (rc == 0)
-            break;
+        if (rc == 0) break;
         cr_assert_eq(err.code, DNRT_ERR_NOMEM, "%s", err.message);
     }
     dnrt_session_destroy(a);

@@ -141,10 +141,9 @@ Test(training, dropout_mask)
 
 /* ---- a tiny MLP ---------------------------------------------------------- */
 
-static const char *mlp_src =
-    "model m(x: f32[N, 8]) -> (y: f32[N, 3]) {\n"
-    "  y = x |> fc1: dense(16) |> relu |> dropout(0.1) |> fc2: dense(3)\n}\n"
-    "train m {\n  label: i32[N]\n%s  loss = cross_entropy(y, label)\n  optimizer = %s\n}\n";
+static const char *mlp_src = "model m(x: f32[N, 8]) -> (y: f32[N, 3]) {\n"
+                             "  y = x |> fc1: dense(16) |> relu |> dropout(0.1) |> fc2: dense(3)\n}\n"
+                             "train m {\n  label: i32[N]\n%s  loss = cross_entropy(y, label)\n  optimizer = %s\n}\n";
 
 #define MN 32
 static float mlp_x[MN * 8];
@@ -211,9 +210,11 @@ Test(training, frozen_params_do_not_change)
     snapshot(&lib, s, "before", &f0, p0, sizeof p0);
     for (int i = 0; i < 3; i++) step(&lib, s, MN, in);
     snapshot(&lib, s, "after", &f1, p1, sizeof p1);
-    cr_expect_eq(memcmp(state(&f0, "fc1.weight"), state(&f1, "fc1.weight"), 16 * 8 * 4), 0, "frozen fc1.weight changed");
+    cr_expect_eq(memcmp(state(&f0, "fc1.weight"), state(&f1, "fc1.weight"), 16 * 8 * 4), 0,
+                 "frozen fc1.weight changed");
     cr_expect_eq(memcmp(state(&f0, "fc1.bias"), state(&f1, "fc1.bias"), 16 * 4), 0, "frozen fc1.bias changed");
-    cr_expect_neq(memcmp(state(&f0, "fc2.weight"), state(&f1, "fc2.weight"), 3 * 16 * 4), 0, "fc2.weight did not train");
+    cr_expect_neq(memcmp(state(&f0, "fc2.weight"), state(&f1, "fc2.weight"), 3 * 16 * 4), 0,
+                  "fc2.weight did not train");
     cr_expect_null(dnrt_st_find(&f1, "optim.fc1.weight.momentum_buffer"), "frozen parameter has optimizer state");
     cr_expect_not_null(dnrt_st_find(&f1, "optim.fc2.weight.momentum_buffer"));
     dnrt_st_free(&f0), dnrt_st_free(&f1);
@@ -351,7 +352,8 @@ Test(training, batchnorm_running_stats)
             for (int j = 0; j < S; j++) var += pow(x[(n * C + c) * S + j] - mean, 2);
         var /= N * S - 1;
         cr_expect(fabs(rm[c] - 0.2 * mean) <= 1e-5, "running_mean[%d] %g, expected %g", c, rm[c], 0.2 * mean);
-        cr_expect(fabs(rv[c] - (0.8 + 0.2 * var)) <= 1e-5, "running_var[%d] %g, expected %g", c, rv[c], 0.8 + 0.2 * var);
+        cr_expect(fabs(rv[c] - (0.8 + 0.2 * var)) <= 1e-5, "running_var[%d] %g, expected %g", c, rv[c],
+                  0.8 + 0.2 * var);
     }
     const int64_t *nbt = (const int64_t *)state(&f, "bn.num_batches_tracked");
     cr_expect_eq(*nbt, 1, "num_batches_tracked %lld after one step", (long long)*nbt);

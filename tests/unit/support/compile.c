@@ -35,13 +35,14 @@ const char *dn_test_src(const char *rel)
     static char slots[4][1024];
     static int next;
     char *s = slots[next++ & 3];
-    if (rel[0] == '/') snprintf(s, 1024, "%s", rel);
-    else snprintf(s, 1024, "%s/%s", DNNC_SOURCE_DIR, rel);
+    if (rel[0] == '/')
+        snprintf(s, 1024, "%s", rel);
+    else
+        snprintf(s, 1024, "%s/%s", DNNC_SOURCE_DIR, rel);
     return s;
 }
 
-static int compile_path(const char *dnn, const char *dir, const char *flags, DnTestLib *lib, char *log,
-                        size_t loglen)
+static int compile_path(const char *dnn, const char *dir, const char *flags, DnTestLib *lib, char *log, size_t loglen)
 {
     memset(lib, 0, sizeof *lib);
     snprintf(lib->so_path, sizeof lib->so_path, "%s/model.so", dir);

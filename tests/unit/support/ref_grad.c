@@ -10,8 +10,7 @@ int64_t rg_conv_oh(const RgConv *c) { return (c->H + 2 * c->ph - c->dh * (c->KH 
 int64_t rg_conv_ow(const RgConv *c) { return (c->W + 2 * c->pw - c->dw * (c->KW - 1) - 1) / c->sw + 1; }
 
 /* One output cell of the convolution. */
-static double conv_cell(const RgConv *c, const double *x, const double *w, int64_t n, int64_t o, int64_t i,
-                        int64_t j)
+static double conv_cell(const RgConv *c, const double *x, const double *w, int64_t n, int64_t o, int64_t i, int64_t j)
 {
     int64_t Cg = c->C / c->groups, g = o / (c->O / c->groups);
     double s = 0;
@@ -20,7 +19,8 @@ static double conv_cell(const RgConv *c, const double *x, const double *w, int64
             for (int64_t kw = 0; kw < c->KW; kw++) {
                 int64_t ih = i * c->sh - c->ph + kh * c->dh, iw = j * c->sw - c->pw + kw * c->dw;
                 if (ih < 0 || ih >= c->H || iw < 0 || iw >= c->W) continue;
-                s += x[((n * c->C + g * Cg + ci) * c->H + ih) * c->W + iw] * w[((o * Cg + ci) * c->KH + kh) * c->KW + kw];
+                s += x[((n * c->C + g * Cg + ci) * c->H + ih) * c->W + iw] *
+                     w[((o * Cg + ci) * c->KH + kh) * c->KW + kw];
             }
     return s;
 }
@@ -77,7 +77,8 @@ void rg_matmul(int64_t batch, int64_t M, int64_t K, int64_t P, const double *a, 
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < P; j++) {
                 double s = 0;
-                for (int64_t k = 0; k < K; k++) s += (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * P + j]);
+                for (int64_t k = 0; k < K; k++)
+                    s += (ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * P + j]);
                 y[(t * M + i) * P + j] = s;
             }
     }
@@ -96,8 +97,8 @@ void rg_softmax(int64_t outer, int64_t len, int64_t inner, const double *x, doub
         }
 }
 
-void rg_batchnorm_train(int64_t N, int64_t C, int64_t S, const double *x, const double *w, const double *b,
-                        double eps, double *y)
+void rg_batchnorm_train(int64_t N, int64_t C, int64_t S, const double *x, const double *w, const double *b, double eps,
+                        double *y)
 {
     for (int64_t c = 0; c < C; c++) {
         double mean = 0, var = 0, M = (double)(N * S);

@@ -41,8 +41,8 @@ void rg_matmul(int64_t batch, int64_t M, int64_t K, int64_t P, const double *a, 
 void rg_softmax(int64_t outer, int64_t len, int64_t inner, const double *x, double *y, int logsm);
 
 /* Training-mode batchnorm of x [N, C, S] with batch statistics (biased var). */
-void rg_batchnorm_train(int64_t N, int64_t C, int64_t S, const double *x, const double *w, const double *b,
-                        double eps, double *y);
+void rg_batchnorm_train(int64_t N, int64_t C, int64_t S, const double *x, const double *w, const double *b, double eps,
+                        double *y);
 
 /* Losses (mean over the batch, ops.def). */
 double rg_cross_entropy(int64_t N, int64_t K, const double *logits, const int32_t *label, double smoothing);

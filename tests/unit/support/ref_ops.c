@@ -15,9 +15,9 @@ void ref_fill(float *x, int64_t n, uint32_t seed, float lo, float hi)
     }
 }
 
-void ref_conv2d(const float *x, const float *w, const float *b, float *y, int64_t N, int64_t C, int64_t H,
-                int64_t W, int64_t O, int64_t KH, int64_t KW, const int64_t s[2], const int64_t p[2],
-                const int64_t d[2], int64_t groups, int relu)
+void ref_conv2d(const float *x, const float *w, const float *b, float *y, int64_t N, int64_t C, int64_t H, int64_t W,
+                int64_t O, int64_t KH, int64_t KW, const int64_t s[2], const int64_t p[2], const int64_t d[2],
+                int64_t groups, int relu)
 {
     int64_t OH = (H + 2 * p[0] - d[0] * (KH - 1) - 1) / s[0] + 1;
     int64_t OW = (W + 2 * p[1] - d[1] * (KW - 1) - 1) / s[1] + 1;
@@ -41,8 +41,8 @@ void ref_conv2d(const float *x, const float *w, const float *b, float *y, int64_
                 }
 }
 
-void ref_pool2d(int is_max, const float *x, float *y, int64_t N, int64_t C, int64_t H, int64_t W,
-                const int64_t k[2], const int64_t s[2], const int64_t p[2])
+void ref_pool2d(int is_max, const float *x, float *y, int64_t N, int64_t C, int64_t H, int64_t W, const int64_t k[2],
+                const int64_t s[2], const int64_t p[2])
 {
     int64_t OH = (H + 2 * p[0] - k[0]) / s[0] + 1, OW = (W + 2 * p[1] - k[1]) / s[1] + 1;
     for (int64_t nc = 0; nc < N * C; nc++)
@@ -72,8 +72,8 @@ void ref_dense(const float *x, const float *w, const float *b, float *y, int64_t
         }
 }
 
-void ref_matmul(const float *a, const float *b, float *y, int64_t batch, int64_t M, int64_t K, int64_t Nc,
-                int ta, int tb, int b_batched)
+void ref_matmul(const float *a, const float *b, float *y, int64_t batch, int64_t M, int64_t K, int64_t Nc, int ta,
+                int tb, int b_batched)
 {
     for (int64_t t = 0; t < batch; t++) {
         const float *A = a + t * M * K, *B = b + (b_batched ? t * K * Nc : 0);
@@ -110,8 +110,8 @@ static void unravel(int64_t flat, const int64_t *d, int r, int64_t *idx)
     for (int i = r - 1; i >= 0; i--) idx[i] = flat % d[i], flat /= d[i];
 }
 
-void ref_binary(char op, const float *a, const int64_t *ad, int ar, const float *b, const int64_t *bd, int br,
-                float *y, const int64_t *yd, int yr)
+void ref_binary(char op, const float *a, const int64_t *ad, int ar, const float *b, const int64_t *bd, int br, float *y,
+                const int64_t *yd, int yr)
 {
     int64_t idx[8];
     for (int64_t f = 0; f < numel(yd, yr); f++) {

@@ -11,8 +11,8 @@
 #include "runtime/safetensors.h"
 
 typedef struct DnTestLib {
-    void *handle;                    /* dlopen handle */
-    const dnrt_model_desc *desc;     /* dnnc_descriptor */
+    void *handle;                /* dlopen handle */
+    const dnrt_model_desc *desc; /* dnnc_descriptor */
     char so_path[512], h_path[512];
 } DnTestLib;
 
