@@ -13,17 +13,17 @@
 #ifndef DN_BACKEND_H
 #define DN_BACKEND_H
 
-#include "../passes/passes.h"
+#include "../passes/module.h"
 
 typedef struct DnBackendOptions {
-    const char *cpu;        /* LLVM CPU name; NULL = host */
-    const char *features;   /* LLVM feature string; NULL = host's (or none when cpu is set) */
-    int opt_level;          /* 0..3 */
-    bool direct_kernels;    /* plain loop nests only, no GEMM-based kernels (A/B, reference) */
+    const char *cpu;      /* LLVM CPU name; NULL = host */
+    const char *features; /* LLVM feature string; NULL = host's (or none when cpu is set) */
+    int opt_level;        /* 0..3 */
+    bool direct_kernels;  /* plain loop nests only, no GEMM-based kernels (A/B, reference) */
 } DnBackendOptions;
 
 typedef struct DnBackend {
-    const char *name;       /* "llvm", "cuda" */
+    const char *name; /* "llvm", "cuda" */
     /* Writes an object file to 'obj_path'. */
     DnStatus (*emit_object)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj_path);
     /* --emit=llvm (or cuda): the generated code as text, after optimization. */

@@ -32,4 +32,16 @@ void dn_ast_print(const DnAst *ast, FILE *out);
  * Returns NULL when any error was reported. */
 DnGraph *dn_lower(DnCtx *cx, const DnAst *ast, const char *model);
 
+/* input.c: the input kinds, chosen by file type. */
+typedef struct DnInputFormat {
+    const char *ext;  /* ".dnn", ".dnir" */
+    const char *name; /* "dnn", "dnir" */
+    const char *help;
+    /* Reads 'text' (the file 'path') into a new graph, model 'model' (NULL:
+     * the file's only one); NULL after reporting errors in 'cx'. */
+    DnGraph *(*load)(DnCtx *cx, const char *path, const char *text, const char *model, DnArena *a);
+} DnInputFormat;
+/* The format of 'path' by its extension; .dnn for any unknown one. */
+const DnInputFormat *dn_input_format(const char *path);
+
 #endif

@@ -1,4 +1,4 @@
-/* passes.h -- graph passes, the memory plan, and the compiled module.
+/* passes.h -- graph passes: the pass table and the one pass signature.
  *
  * A pass is a file passes/<name>.c exporting one function with the DnPassFn
  * signature; passes.def lists them, so the driver accepts
@@ -9,18 +9,18 @@
 #ifndef DN_PASSES_H
 #define DN_PASSES_H
 
-#include "../ir/ir.h"
+#include "module.h"
 
 typedef struct DnPassCtx {
-    DnCtx *cx;          /* user diagnostics */
-    DnArena scratch;    /* reset after each pass */
-    bool training;      /* the graph is the training graph */
+    DnCtx *cx;       /* user diagnostics */
+    DnArena scratch; /* reset after each pass */
+    bool training;   /* the graph is the training graph */
 } DnPassCtx;
 
 typedef DnStatus (*DnPassFn)(DnPassCtx *pc, DnGraph *g);
 
 typedef struct DnPassInfo {
-    const char *name;   /* "canonicalize", "plan-memory", ... */
+    const char *name; /* "canonicalize", "plan-memory", ... */
     const char *help;
     DnPassFn fn;
 } DnPassInfo;
@@ -32,62 +32,6 @@ typedef struct DnPassInfo {
 extern const DnPassInfo dn_pass_table[];
 extern const int dn_pass_count;
 const DnPassInfo *dn_pass_lookup(const char *name);
-
-/* ---- memory plan (plan_memory.c) ----------------------------------------
- * Where each value lives while the graph runs.  Arena offsets have the
- * form  coef_n * n + offset  so one plan serves every batch size. */
-typedef enum {
-    DN_BUF_NONE,    /* not materialised (dead) */
-    DN_BUF_ARENA,   /* session scratch: arena + coef_n * n + offset */
-    DN_BUF_STATE,   /* state block + offset (parameters, optimizer state) */
-    DN_BUF_INPUT,   /* inputs[index] */
-    DN_BUF_OUTPUT,  /* outputs[index] */
-} DnBufKind;
-
-typedef struct DnBuf {
-    DnBufKind kind;
-    int index;          /* INPUT/OUTPUT */
-    int64_t coef_n;     /* ARENA */
-    int64_t offset;     /* ARENA, STATE; bytes */
-} DnBuf;
-
-typedef struct DnPlan {
-    DnBuf *buf;              /* indexed by value id, g->nvalues entries */
-    int64_t arena_n, arena_b; /* arena bytes = arena_n * n + arena_b */
-    int64_t naive_n, naive_b; /* what one buffer per value would take (for the report) */
-} DnPlan;
-
-/* State layout: one block holding every parameter, buffer and optimizer
- * state tensor of 'g' at 64-aligned offsets, in g->params order.  Filled by
- * dn_state_layout (plan_memory.c); the same order and offsets are used by
- * every graph of a module (the inference graph's params are a prefix of the
- * training graph's). */
-typedef struct DnStateLayout {
-    int n;
-    int64_t *offset;    /* per g->params[i] */
-    int64_t bytes;
-} DnStateLayout;
-
-void dn_state_layout(const DnGraph *g, DnArena *a, DnStateLayout *out);
-/* Plans 'g' (after all other passes): every op result gets a DnBuf;
- * inputs, outputs and params are pinned; reshape aliases its operand;
- * arena buffers reuse memory once their last use has run. */
-DnPlan *dn_plan_memory(DnGraph *g, const DnStateLayout *state, DnArena *a);
-void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out);
-
-/* ---- the module the backends consume ----------------------------------- */
-typedef struct DnModule {
-    const char *name;
-    DnGraph *infer;          /* inference graph (always) */
-    DnPlan *infer_plan;
-    DnGraph *train;          /* training step graph, or NULL (--no-train, no train section) */
-    DnPlan *train_plan;
-    DnStateLayout state;     /* over train's params when train, else infer's */
-    const DnGraph *state_graph; /* the graph whose params 'state' describes */
-    float lr;                /* base learning rate (0 without training) */
-} DnModule;
-
-
 
 /* canonicalize.c: marks dead every unused op without side effects. */
 void dn_dce(DnGraph *g, DnArena *scratch);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "passes/passes.h"
 #include "frontend/frontend.h"
 
 #define DNNC_VERSION "0.1.0"
@@ -27,48 +28,48 @@ typedef struct Options {
     const char *input, *output, *model;
     EmitKind emit;
     bool no_train, train_graph, verify_each;
-    bool disabled[64];          /* by index in dn_pass_table */
-    const char *print_after;    /* pass name or "all" */
-    const char *passes;         /* explicit pipeline, comma separated */
+    bool disabled[64];       /* by index in dn_pass_table */
+    const char *print_after; /* pass name or "all" */
+    const char *passes;      /* explicit pipeline, comma separated */
     DnBackendOptions backend;
 } Options;
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: dnnc MODEL.dnn [-o OUT.so] [options]\n"
-            "\n"
-            "Compiles a .dnn model into a shared library OUT.so and its C header OUT.h\n"
-            "(default OUT: the input's name with .so, in the current folder). The library\n"
-            "runs inference and, when the file has a train section, a training step.\n"
-            "\n"
-            "options:\n"
-            "  -o PATH             output library (the header is PATH with .h)\n"
-            "  --model NAME        the model to compile when the file defines several\n"
-            "  --no-train          inference-only library, even with a train section\n"
-            "  --emit=KIND         print a stage to stdout (or to -o PATH) instead of building:\n"
-            "                        ast     the parsed syntax tree\n"
-            "                        ir      the graph as lowered from the source\n"
-            "                        ir-opt  the inference graph after all passes\n"
-            "                                (with --graph=train: the training graph)\n"
-            "                        plan    the memory plan of that graph\n"
-            "                        llvm    the optimized LLVM IR of the whole library\n"
-            "                        header  the generated C header\n"
-            "  --graph=infer|train which graph --emit=ir-opt/plan shows (default infer)\n"
-            "  --passes=A,B,...    run these passes, in this order (the pass that defines the\n"
-            "                      graph, training or inference, runs first if not listed)\n"
-            "  -fno-PASS           skip one optimization pass of the default pipeline\n"
-            "  --print-after=PASS  print each graph to stderr after PASS ('all': after every pass)\n"
-            "  --verify-each       run the IR verifier after every pass (always done at the end)\n"
-            "  --cpu=NAME          LLVM target CPU (default: this machine's, e.g. znver3)\n"
-            "  --features=LIST     LLVM target features (default: this machine's)\n"
-            "  -O0 -O1 -O2 -O3     LLVM optimization level (default -O3)\n"
-            "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
-            "                      (slower; a reference for A/B runs)\n"
-            "  -h, --help          this text\n"
-            "  --version           print the version\n"
-            "\n"
-            "passes (default pipeline, in order):\n");
+    fprintf(out, "usage: dnnc MODEL.dnn|MODEL.dnir [-o OUT.so] [options]\n"
+                 "\n"
+                 "Compiles a model (.dnn source, or .dnir: the IR text that --emit=ir prints)\n"
+                 "into a shared library OUT.so and its C header OUT.h\n"
+                 "(default OUT: the input's name with .so, in the current folder). The library\n"
+                 "runs inference and, when the file has a train section, a training step.\n"
+                 "\n"
+                 "options:\n"
+                 "  -o PATH             output library (the header is PATH with .h)\n"
+                 "  --model NAME        the model to compile when the file defines several\n"
+                 "  --no-train          inference-only library, even with a train section\n"
+                 "  --emit=KIND         print a stage to stdout (or to -o PATH) instead of building:\n"
+                 "                        ast     the parsed syntax tree\n"
+                 "                        ir      the graph as lowered from the source\n"
+                 "                        ir-opt  the inference graph after all passes\n"
+                 "                                (with --graph=train: the training graph)\n"
+                 "                        plan    the memory plan of that graph\n"
+                 "                        llvm    the optimized LLVM IR of the whole library\n"
+                 "                        header  the generated C header\n"
+                 "  --graph=infer|train which graph --emit=ir-opt/plan shows (default infer)\n"
+                 "  --passes=A,B,...    run these passes, in this order (the pass that defines the\n"
+                 "                      graph, training or inference, runs first if not listed)\n"
+                 "  -fno-PASS           skip one optimization pass of the default pipeline\n"
+                 "  --print-after=PASS  print each graph to stderr after PASS ('all': after every pass)\n"
+                 "  --verify-each       run the IR verifier after every pass (always done at the end)\n"
+                 "  --cpu=NAME          LLVM target CPU (default: this machine's, e.g. znver3)\n"
+                 "  --features=LIST     LLVM target features (default: this machine's)\n"
+                 "  -O0 -O1 -O2 -O3     LLVM optimization level (default -O3)\n"
+                 "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
+                 "                      (slower; a reference for A/B runs)\n"
+                 "  -h, --help          this text\n"
+                 "  --version           print the version\n"
+                 "\n"
+                 "passes (default pipeline, in order):\n");
     for (int i = 0; i < dn_pass_count; i++) fprintf(out, "  %-16s %s\n", dn_pass_table[i].name, dn_pass_table[i].help);
     fprintf(out, "\nenvironment: DNNC_RUNTIME (runtime archive, default %s), DNNC_CC (C compiler used to link)\n",
             DNNC_RUNTIME_LIB);
@@ -98,33 +99,49 @@ static int parse_args(int argc, char **argv, Options *o)
     o->backend.opt_level = 3;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(stdout); exit(0); }
-        else if (!strcmp(a, "--version")) { printf("dnnc %s (LLVM 19)\n", DNNC_VERSION); exit(0); }
-        else if (!strcmp(a, "-o") || !strcmp(a, "--model")) {
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--version")) {
+            printf("dnnc %s (LLVM 19)\n", DNNC_VERSION);
+            exit(0);
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--model")) {
             if (i + 1 >= argc) return bad_usage("%s needs an argument", a);
             *(!strcmp(a, "-o") ? &o->output : &o->model) = argv[++i];
-        }
-        else if (!strncmp(a, "--emit=", 7)) { if (parse_emit(o, a + 7)) return 2; }
-        else if (!strcmp(a, "--graph=train")) o->train_graph = true;
-        else if (!strcmp(a, "--graph=infer")) o->train_graph = false;
-        else if (!strcmp(a, "--no-train")) o->no_train = true;
-        else if (!strcmp(a, "--verify-each")) o->verify_each = true;
-        else if (!strcmp(a, "--direct-kernels")) o->backend.direct_kernels = true;
-        else if (!strncmp(a, "--passes=", 9)) o->passes = a + 9;
-        else if (!strncmp(a, "--print-after=", 14)) o->print_after = a + 14;
-        else if (!strncmp(a, "--cpu=", 6)) o->backend.cpu = a + 6;
-        else if (!strncmp(a, "--features=", 11)) o->backend.features = a + 11;
-        else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3]) o->backend.opt_level = a[2] - '0';
+        } else if (!strncmp(a, "--emit=", 7)) {
+            if (parse_emit(o, a + 7)) return 2;
+        } else if (!strcmp(a, "--graph=train"))
+            o->train_graph = true;
+        else if (!strcmp(a, "--graph=infer"))
+            o->train_graph = false;
+        else if (!strcmp(a, "--no-train"))
+            o->no_train = true;
+        else if (!strcmp(a, "--verify-each"))
+            o->verify_each = true;
+        else if (!strcmp(a, "--direct-kernels"))
+            o->backend.direct_kernels = true;
+        else if (!strncmp(a, "--passes=", 9))
+            o->passes = a + 9;
+        else if (!strncmp(a, "--print-after=", 14))
+            o->print_after = a + 14;
+        else if (!strncmp(a, "--cpu=", 6))
+            o->backend.cpu = a + 6;
+        else if (!strncmp(a, "--features=", 11))
+            o->backend.features = a + 11;
+        else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
+            o->backend.opt_level = a[2] - '0';
         else if (!strncmp(a, "-fno-", 5)) {
             const DnPassInfo *p = dn_pass_lookup(a + 5);
             if (!p) return bad_usage("unknown pass in '%s'", a);
             if (!strcmp(p->name, "training") || !strcmp(p->name, "inference"))
                 return bad_usage("'%s': that pass defines its graph and always runs (--no-train drops training)", a);
             o->disabled[p - dn_pass_table] = true;
-        }
-        else if (a[0] == '-' && a[1]) return bad_usage("unknown option '%s'", a);
-        else if (o->input) return bad_usage("more than one input file ('%s')", a);
-        else o->input = a;
+        } else if (a[0] == '-' && a[1])
+            return bad_usage("unknown option '%s'", a);
+        else if (o->input)
+            return bad_usage("more than one input file ('%s')", a);
+        else
+            o->input = a;
     }
     if (!o->input) return bad_usage("%s", "no input file");
     if (o->print_after && strcmp(o->print_after, "all") && !dn_pass_lookup(o->print_after))
@@ -145,7 +162,10 @@ static char *read_file(const char *path)
         if (cap - len - 1 == 0) buf = realloc(buf, cap *= 2);
     }
     if (buf) buf[len] = 0;
-    if (ferror(f)) { free(buf); buf = NULL; }
+    if (ferror(f)) {
+        free(buf);
+        buf = NULL;
+    }
     fclose(f);
     return buf;
 }
@@ -180,7 +200,10 @@ static DnStatus run_pipeline(DnCtx *cx, const Options *o, DnGraph *g, bool train
         snprintf(list, sizeof list, "%s", o->passes);
         for (char *save, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
             const DnPassInfo *p = dn_pass_lookup(name);
-            if (!p) { dn_error(cx, (DnLoc){0}, "unknown pass '%s' in --passes", name); return DN_ERR; }
+            if (!p) {
+                dn_error(cx, (DnLoc){0}, "unknown pass '%s' in --passes", name);
+                return DN_ERR;
+            }
             if (run_pass(cx, o, p, g, training)) return DN_ERR;
         }
     } else {
@@ -205,7 +228,8 @@ static DnStatus build_module(DnCtx *cx, const Options *o, DnGraph *g, DnModule *
     m->state_graph = m->train ? m->train : m->infer;
     dn_state_layout(m->state_graph, a, &m->state);
     for (int i = 0; i < m->infer->params.len; i++) /* the inference graph's params are a prefix */
-        if (i >= m->state_graph->params.len || strcmp(m->infer->params.data[i]->name, m->state_graph->params.data[i]->name))
+        if (i >= m->state_graph->params.len ||
+            strcmp(m->infer->params.data[i]->name, m->state_graph->params.data[i]->name))
             dn_die(__FILE__, __LINE__, "inference parameters are not a prefix of the training parameters");
     m->infer_plan = dn_plan_memory(m->infer, &m->state, a);
     if (m->train) m->train_plan = dn_plan_memory(m->train, &m->state, a);
@@ -243,7 +267,10 @@ static DnStatus write_header(DnCtx *cx, const DnModule *m, const char *path)
     char tmp[4096];
     snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
     FILE *f = fopen(tmp, "w");
-    if (!f) { dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", tmp, strerror(errno)); return DN_ERR; }
+    if (!f) {
+        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", tmp, strerror(errno));
+        return DN_ERR;
+    }
     dn_emit_header(m, f);
     if (fclose(f) != 0 || rename(tmp, path) != 0) {
         dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", path, strerror(errno));
@@ -257,7 +284,10 @@ static DnStatus build_library(DnCtx *cx, const DnModule *m, const Options *o, co
 {
     char obj[] = "/tmp/dnnc-XXXXXX.o";
     int fd = mkstemps(obj, 2);
-    if (fd < 0) { dn_error(cx, (DnLoc){0}, "cannot create a temporary object file: %s", strerror(errno)); return DN_ERR; }
+    if (fd < 0) {
+        dn_error(cx, (DnLoc){0}, "cannot create a temporary object file: %s", strerror(errno));
+        return DN_ERR;
+    }
     close(fd);
     const char *rt = getenv("DNNC_RUNTIME") ? getenv("DNNC_RUNTIME") : DNNC_RUNTIME_LIB;
     DnStatus st = dn_backend_llvm.emit_object(cx, m, &o->backend, obj);
@@ -284,7 +314,11 @@ static DnStatus emit_stage(DnCtx *cx, const Options *o, const DnModule *m, FILE 
 {
     const DnGraph *g = o->train_graph ? m->train : m->infer;
     const DnPlan *p = o->train_graph ? m->train_plan : m->infer_plan;
-    if (!g) { dn_error(cx, (DnLoc){0}, "--graph=train: '%s' has no training graph (no train section, or --no-train)", m->name); return DN_ERR; }
+    if (!g) {
+        dn_error(cx, (DnLoc){0}, "--graph=train: '%s' has no training graph (no train section, or --no-train)",
+                 m->name);
+        return DN_ERR;
+    }
     switch (o->emit) {
     case EMIT_IR_OPT: dn_graph_print(g, out); return DN_OK;
     case EMIT_PLAN: dn_plan_print(g, p, out); return DN_OK;
@@ -296,15 +330,20 @@ static DnStatus emit_stage(DnCtx *cx, const Options *o, const DnModule *m, FILE 
 
 static DnStatus compile(DnCtx *cx, const Options *o, const char *text, DnArena *a)
 {
-    DnAst *ast = dn_parse(cx, o->input, text, a);
-    if (!ast || cx->nerr) return DN_ERR;
+    const DnInputFormat *fmt = dn_input_format(o->input);
     if (o->emit == EMIT_AST) {
+        if (strcmp(fmt->name, "dnn")) {
+            dn_error(cx, (DnLoc){0}, "--emit=ast: '%s' is %s, not a .dnn source", o->input, fmt->help);
+            return DN_ERR;
+        }
+        DnAst *ast = dn_parse(cx, o->input, text, a);
+        if (!ast || cx->nerr) return DN_ERR;
         FILE *out = emit_stream(o);
         if (!out) return DN_ERR;
         dn_ast_print(ast, out);
         return out == stdout || fclose(out) == 0 ? DN_OK : DN_ERR;
     }
-    DnGraph *g = dn_lower(cx, ast, o->model);
+    DnGraph *g = fmt->load(cx, o->input, text, o->model, a);
     if (!g || cx->nerr || dn_verify(cx, g)) return DN_ERR;
     DnStatus st = DN_OK;
     if (o->emit == EMIT_IR) {
