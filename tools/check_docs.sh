@@ -6,9 +6,9 @@
 #
 # (a) Paths.  In every Markdown file (whole text), in the comments of every
 #     C source, header and .def table (/* */ and //), and in the # comments
-#     of shell scripts, CMake files, Python scripts, .ci/run and
-#     .clang-format, a word that looks like a path must name something in
-#     the tree:
+#     of shell scripts, CMake files, Python scripts, .dnn models, .ci/run
+#     and .clang-format, a word that looks like a path must name something
+#     in the tree:
 #       - a name with a known extension (.c .h .def .md .cmake .sh .py .txt
 #         .ir .dnn .dnir), with or without folders: `ir/read.c`, `docs/ir.md`,
 #         `sema.c`;
@@ -74,7 +74,7 @@ while IFS= read -r f; do [ -e "$f" ] && printf '%s\n' "$f"; done <"$tmp/tree.all
 
 # Files to scan: docs, C sources, tables, scripts, build files; not this
 # script, whose comment shows wrong references on purpose.
-grep -E '\.(md|c|h|def|sh|cmake|py)$|(^|/)CMakeLists\.txt$|^\.ci/run$|^\.clang-format$' "$tmp/tree" |
+grep -E '\.(md|c|h|def|sh|cmake|py|dnn)$|(^|/)CMakeLists\.txt$|^\.ci/run$|^\.clang-format$' "$tmp/tree" |
     grep -v '^tools/check_docs\.sh$' >"$tmp/scan"
 
 # ---- (a) paths ------------------------------------------------------------
