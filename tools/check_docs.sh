@@ -155,8 +155,8 @@ function hcomment(s,   i) {
 }
 function fail(msg) { printf "%s:%d: %s\n", FILENAME, FNR, msg; bad = 1 }
 function exists(p) { return (p in isfile) || (p in isdir) }
-function check(tok, prev, nx,   b, e, dot, r1, r2, here, glob) {
-    if (tok ~ /^[\/-]/ || prev == "/" || prev == ":") return   # absolute, URL, flag
+function check(tok, prev, nx,   b, c, e, dot, r1, r2, here, glob) {
+    if (tok ~ /^[\/-]/ || prev == "/") return                 # absolute, URL, flag
     if (prev == "<" && nx == ">") return                      # <stdint.h>, <model>
     sub(/\.+$/, "", tok)                                        # end of a sentence
     if (tok == "" || tok == "." || tok == "..") return
