@@ -1,9 +1,11 @@
 /* frontend.h -- .dnn source to graph IR.
  *
  * lex.c (tokens) -> parse.c (AST, recursive descent, one function per
- * grammar rule) -> sema.c/lower.c (names, blocks, repeat, hyper-parameter
+ * grammar rule) -> lower.c (names, blocks, repeat, hyper-parameter
  * expressions, compile-time if, labels -> parameter names, lowering through
- * the IR builder).  The grammar is in docs/language.md.  Every user error
+ * the IR builder), with the layer table in layers.c and the train section
+ * in train.c; input.c picks the reader by file type (.dnn here, or .dnir
+ * IR text).  The grammar is in docs/language.md.  Every user error
  * is a diagnostic in the DnCtx with file, line and column; nothing here
  * exits or aborts on user input.
  */

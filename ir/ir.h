@@ -7,9 +7,11 @@
  * kept by DCE.  Shapes are static except axis 0, which may be the symbolic
  * batch N (DN_DIM_N).  Everything lives in the graph's arena.
  *
- * Files:  ir/graph.c (construction), ir/shape.c (op table, shape rules,
- * builder), ir/verify.c, ir/print.c, ir/read.c (text form, docs/ir.md),
- * ir/autodiff.c (gradient rules).
+ * Files:  ir/graph.c (construction), ir/attrs.c (attribute schemas,
+ * defaults), ir/shape.c (op table, builder), ir/shape_rules.c (shape
+ * rules), ir/verify.c, ir/print.c, ir/read.c (text form, docs/ir.md),
+ * ir/autodiff.c (reverse mode) with ir/grad_rules.c (gradient rules),
+ * ir/cost.c (cost model), ir/ranges.c (ranges of integer inputs).
  */
 #ifndef DN_IR_H
 #define DN_IR_H

@@ -1,11 +1,12 @@
 /* verify.c -- the IR verifier: checks the invariants every pass relies on.
  *
- * Run after lowering and (in debug builds) after every pass.  Checks that
- * values are SSA and defined before use in this graph (ops in topological
- * order), operand and result counts match the op table, attribute lists
- * are complete and typed per the schema, recorded result types equal what
- * the shape rule derives, and inputs, params, outputs and the loss are
- * well-formed.  Problems are diagnostics at the op's location; nothing is
+ * The driver runs it on the graph it reads (lowered or IR text), at the
+ * end of each graph's pass pipeline and, with --verify-each, after every
+ * pass.  Checks that values are SSA and defined before use in this graph
+ * (ops in topological order), operand and result counts match the op
+ * table, attribute lists are complete and typed per the schema, recorded
+ * result types equal what the shape rule derives, and inputs, params,
+ * outputs and the loss are well-formed.  Problems are diagnostics at the op's location; nothing is
  * modified.
  */
 #include "ir.h"

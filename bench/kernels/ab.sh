@@ -6,7 +6,7 @@
 #
 #   bench/kernels/ab.sh [-b BUILD_DIR] [-t THREADS] [-r ROUNDS] [MODEL.dnn]
 #
-# The machines are noisy (PERF.md): compare the two lines of one round.
+# The machines are noisy (10-25% between runs): compare the two lines of one round.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 build="$here/../../build" threads=1 rounds=2

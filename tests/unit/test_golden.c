@@ -6,7 +6,7 @@
  * and 3 steps of SGD (lr 0.1, momentum 0.9) and of Adam (lr 1e-3), with the
  * optimizer state after step 1.  Here each tests/golden/<m>_<opt>.dnn is
  * compiled with the real dnnc, driven through its descriptor's API, and
- * compared with DESIGN.md's rule |got - ref| <= rtol * max|ref| + atol.
+ * compared with docs/design.md's rule |got - ref| <= rtol * max|ref| + atol.
  *
  * Tolerances: rtol 1e-4, atol 1e-5 for logits, the first loss, the gradient
  * (seen as SGD's momentum buffer, which equals the gradient after step 1),

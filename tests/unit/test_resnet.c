@@ -17,7 +17,7 @@
  * torchvision.models.resnet18()'s state_dict, which `dnnc --emit=ir
  * examples/resnet.dnn` must reproduce.
  *
- * Tolerances (DESIGN.md: |got - ref| <= rtol * max|ref| + atol per tensor;
+ * Tolerances (docs/design.md: |got - ref| <= rtol * max|ref| + atol per tensor;
  * references are float64 computations stored as float32):
  *  - logits, loss: rtol 1e-4, atol 1e-5, as in test_golden.c.  The script
  *    measures PyTorch's own float32-vs-float64 difference on this model at

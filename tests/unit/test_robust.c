@@ -1,5 +1,5 @@
 /* test_robust.c -- bad input never crashes the compiler or the loader
- * (DESIGN.md, "Bad input"): deterministic, in-process mutation sweeps.
+ * (docs/design.md, "Bad input"): deterministic, in-process mutation sweeps.
  *
  *  - every .dnn of examples/, tests/ir/, tests/golden/ (and tests/diag/,
  *    fewer mutants), each mutated a few hundred times with a fixed-seed PRNG

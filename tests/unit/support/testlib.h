@@ -26,7 +26,7 @@ int dn_test_compile_file(const char *path, const char *flags, DnTestLib *lib, ch
 void dn_test_close(DnTestLib *lib);
 /* Runs a shell command, captures stdout+stderr into 'out'; returns the exit status (or -1). */
 int dn_test_run(const char *cmd, char *out, size_t outlen);
-/* Max-abs-scaled comparison of DESIGN.md: |got - ref| <= rtol * max|ref| + atol for all i.
+/* Max-abs-scaled comparison of docs/design.md: |got - ref| <= rtol * max|ref| + atol for all i.
  * Returns the index of the first failing element, or -1 when all pass. */
 int64_t dn_test_close_enough(const float *got, const float *ref, int64_t n, double rtol, double atol);
 /* Path of a file in the source tree (static buffer per call slot, 4 slots). */
