@@ -1,8 +1,10 @@
 /* canonicalize.c -- dead code elimination and trivial identities.
  * Identities: scale by 1 and reshape to the operand's own shape become
- * their operand.  Then every op whose results are unused (not an operand of
- * a live op, not an output, not the loss) and that has no side effect is
- * marked dead.  Requires: nothing.  Preserves: shapes, locations. */
+ * their operand, except where the identity is what writes an output (its
+ * operand an input, a parameter or another output).  Then every op whose
+ * results are unused (not an operand of a live op, not an output, not the
+ * loss) and that has no side effect is marked dead.  Requires: nothing.
+ * Preserves: shapes, locations. */
 #include "passes.h"
 
 /* Returns the operand an identity op can be replaced by, or NULL. */
@@ -13,12 +15,31 @@ static DnValue *identity_of(const DnOp *op)
     return NULL;
 }
 
+/* True when 'v' is a graph output or the loss, whose storage is the
+ * caller's buffer. */
+static bool is_boundary(const DnGraph *g, const DnValue *v)
+{
+    if (v == g->loss) return true;
+    for (int k = 0; k < g->outputs.len; k++)
+        if (g->outputs.data[k] == v) return true;
+    return false;
+}
+
+/* Replacing identity result 'y' by its operand 'x' is safe unless 'y' is an
+ * output or the loss and 'x' cannot become that output: an input or a
+ * parameter has no op to write the output's buffer, and a value already
+ * pinned to one output buffer cannot fill a second one. */
+static bool can_fold(const DnGraph *g, const DnValue *y, const DnValue *x)
+{
+    return !is_boundary(g, y) || (x->kind == DN_VAL_OP && !is_boundary(g, x));
+}
+
 static void fold_identities(DnGraph *g)
 {
     for (int i = 0; i < g->ops.len; i++) {
         DnOp *op = g->ops.data[i];
         DnValue *same = op->dead ? NULL : identity_of(op);
-        if (!same) continue;
+        if (!same || !can_fold(g, op->out[0], same)) continue;
         dn_graph_replace_uses(g, op->out[0], same);
         op->dead = true;
     }

@@ -250,16 +250,21 @@ static const char *buf_str(const DnBuf *b, char *s, size_t len)
     return s;
 }
 
+/* Writes plan 'p' of graph 'g' to 'out': one line per op result, led by its
+ * %n from dn_graph_print (so plan and --emit=ir-opt text join on it), then
+ * the arena size and what one buffer per value would take. */
 void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
 {
     fprintf(out, "plan @%s {\n", g->name);
+    int num = 0; /* %num as dn_graph_print numbers op results: in op order, dead ops skipped */
     for (int i = 0; i < g->ops.len; i++) {
         const DnOp *op = g->ops.data[i];
         if (op->dead) continue;
         for (int r = 0; r < op->nout; r++) {
-            char ty[128], where[96];
+            char id[16], ty[128], where[96];
             const DnValue *v = op->out[r];
-            fprintf(out, "  %-18s %-28s %s\n", dn_op_info[op->kind].name,
+            snprintf(id, sizeof id, "%%%d", num++);
+            fprintf(out, "  %-5s %-18s %-28s %s\n", id, dn_op_info[op->kind].name,
                     dn_type_str(v->dtype, &v->shape, ty, sizeof ty), buf_str(&p->buf[v->id], where, sizeof where));
         }
     }
