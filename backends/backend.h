@@ -3,12 +3,16 @@
  * A backend turns a DnModule (optimized graphs + memory plans + state
  * layout) into an object file that defines, for model M:
  *   - the entry functions (dnrt_entry_fn) of the inference and training
- *     graphs, which run each op's kernel in order through dnrt_parallel_for;
+ *     graphs, which run each op in order;
  *   - M_descriptor (dnrt_model_desc, see runtime/include/dnrt.h) and the
  *     alias dnnc_descriptor, both exported;
  *   - the typed functions of M.h (header.c), as thin wrappers over the
  *     runtime's dnrt_session_* functions.
- * The object is then linked with libdnnrt.a into M.so (link.c).
+ * All of that but the ops' code is backend-neutral and built by the host
+ * layer (host/host.h); a backend supplies the hook that emits one op's code
+ * and its launch (the CPU backend, llvm/: kernels in LLVM IR run through
+ * dnrt_parallel_for).  The object is then linked with libdnnrt.a into M.so
+ * (link.c).
  */
 #ifndef DN_BACKEND_H
 #define DN_BACKEND_H

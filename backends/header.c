@@ -3,7 +3,7 @@
  * The header needs only <stdint.h>: it repeats dnrt.h's DNRT_COMMON_TYPES
  * block verbatim (same guard, so both headers can be included together) and
  * declares the functions every backend exports for model M (the wrappers of
- * backends/llvm/llvm_desc.c): M_create, M_destroy, M_load, M_save,
+ * backends/host/host_desc.c): M_create, M_destroy, M_load, M_save,
  * M_infer, M_describe and, with training, M_train_step, M_set_lr, M_get_lr,
  * M_step.  Inputs come in descriptor order (model inputs, then train-only).
  */

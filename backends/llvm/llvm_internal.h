@@ -1,6 +1,6 @@
-/* llvm_internal.h -- shared state of the LLVM backend and the contract
- * between its driver (llvm_module.c: entry functions, descriptor, typed
- * wrappers, object emission) and the kernel generators (kernel_*.c).
+/* llvm_internal.h -- the CPU backend's one internal header: the contract
+ * between the host layer's launch hook (llvm_launch.c) and the kernel
+ * generators (kernel_*.c), and the building blocks generators share.
  *
  * Every op of a planned graph becomes one internal function
  *     void kernel(const dnrt_call *c, int64_t begin, int64_t end)
@@ -8,8 +8,9 @@
  * generator of the op's kind (dn_llvm_kernels[kind]) fills the body and
  * sets how many iterations there are (par_n * N + par_b); the entry
  * function calls dnrt_parallel_for(c, kernel, par_n * N + par_b), or the
- * kernel directly when that count is 1.  Operand and result pointers are
- * already computed from the memory plan when the generator runs.
+ * kernel directly when that count is 1 or the op is cheap
+ * (dn_host_call_kernel).  Operand and result pointers are already computed
+ * from the memory plan when the generator runs.
  *
  * Generators are specialised to static shapes: every dimension except N is
  * an LLVM constant, so loops have constant trip counts the optimizer can
@@ -21,35 +22,14 @@
 
 #include <llvm-c/Core.h>
 
-#include "../backend.h"
+#include "../host/host.h"
 
-typedef struct DnLlvm {
-    LLVMContextRef ctx;
-    LLVMModuleRef mod;
-    LLVMBuilderRef b;
-    LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, void_t;
-    LLVMTypeRef call_t;      /* struct dnrt_call, field order as in dnrt.h */
-    LLVMTypeRef kernel_fn_t; /* void (ptr, i64, i64) */
-    const DnModule *m;
-    const DnBackendOptions *opt;
-    DnCtx *cx;
-    int nkernels; /* for unique kernel names */
-} DnLlvm;
+/* Kernels are emitted into the host module, so their LLVM state (context,
+ * module, builder, types, options, diagnostics) is the host's. */
+typedef DnHost DnLlvm;
 
-enum {
-    DN_CALL_N,
-    DN_CALL_ARENA,
-    DN_CALL_STATE,
-    DN_CALL_INPUTS,
-    DN_CALL_OUTPUTS,
-    DN_CALL_POOL,
-    DN_CALL_STEP,
-    DN_CALL_SEED,
-    DN_CALL_LR
-}; /* ORDER dnrt_call fields */
-
-#define DN_KERNEL_MAX_IN  8
-#define DN_KERNEL_MAX_OUT 4
+#define DN_KERNEL_MAX_IN  DN_LAUNCH_MAX_IN
+#define DN_KERNEL_MAX_OUT DN_LAUNCH_MAX_OUT
 
 typedef struct DnKernel {
     DnLlvm *L;
@@ -68,9 +48,14 @@ typedef void (*DnKernelGen)(DnKernel *k);
 /* Generators are named dn_kernel_<op name> (e.g. dn_kernel_conv2d) and live
  * in kernel_<family>.c; kernels.c builds the table from ops.def. */
 /* Indexed by DnOpKind; every op has a generator (a missing one is a link
- * error).  A future backend-specific gap would be NULL, which the driver
- * reports as "llvm backend: no kernel for op X" at the op. */
+ * error).  A future backend-specific gap would be NULL, which the launch
+ * hook reports as "llvm backend: no kernel for op X" at the op. */
 extern const DnKernelGen dn_llvm_kernels[DN_OP_COUNT];
+
+/* ---- llvm_launch.c: the hooks the host layer calls -------------------------- */
+/* begin_module declares dnrt_parallel_for; launch emits the kernel of the op
+ * (through dn_llvm_kernels) and its call (dn_host_call_kernel). */
+extern const DnHostHooks dn_llvm_hooks;
 
 /* ---- llvm_util.c: building blocks for generators -------------------------- */
 /* False under --direct-kernels: fast kernels then decline every op. */

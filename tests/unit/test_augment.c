@@ -19,7 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "backends/llvm/llvm_driver.h"
+#include "backends/backend.h"
 #include "passes/passes.h"
 #include "ref_ops.h"
 #include "runtime/safetensors.h"

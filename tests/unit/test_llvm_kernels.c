@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "backends/llvm/llvm_driver.h"
+#include "backends/host/host.h"
 #include "passes/passes.h"
 #include "ref_ops.h"
 #include "runtime/safetensors.h"
@@ -189,14 +189,14 @@ Test(llvm, struct_layouts_match_dnrt_h)
     DnCtx cx;
     dn_ctx_init(&cx);
     DnBackendOptions o = {.opt_level = 0};
-    LLVMTargetMachineRef tm = dn_llvm_target_machine(&cx, &o);
+    LLVMTargetMachineRef tm = dn_host_target_machine(&cx, &o);
     cr_assert_not_null(tm);
     LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMContextRef ctx = LLVMContextCreate();
 #define CHECK(T, ty, i, field)                                                                                         \
     cr_expect_eq(LLVMOffsetOfElement(td, ty, i), offsetof(T, field), #T "." #field ": llvm %llu, C %zu",               \
                  LLVMOffsetOfElement(td, ty, i), offsetof(T, field))
-    LLVMTypeRef call = dn_llvm_call_type(ctx);
+    LLVMTypeRef call = dn_host_call_type(ctx);
     CHECK(dnrt_call, call, DN_CALL_N, n);
     CHECK(dnrt_call, call, DN_CALL_ARENA, arena);
     CHECK(dnrt_call, call, DN_CALL_STATE, state);
@@ -207,7 +207,7 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_call, call, DN_CALL_SEED, seed);
     CHECK(dnrt_call, call, DN_CALL_LR, lr);
     cr_expect_eq(LLVMABISizeOfType(td, call), sizeof(dnrt_call));
-    LLVMTypeRef td_t = dn_llvm_tensor_desc_type(ctx);
+    LLVMTypeRef td_t = dn_host_tensor_desc_type(ctx);
     CHECK(dnrt_tensor_desc, td_t, 0, name);
     CHECK(dnrt_tensor_desc, td_t, 1, dtype);
     CHECK(dnrt_tensor_desc, td_t, 2, rank);
@@ -222,7 +222,7 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_tensor_desc, td_t, 11, valid_min);
     CHECK(dnrt_tensor_desc, td_t, 12, valid_max);
     cr_expect_eq(LLVMABISizeOfType(td, td_t), sizeof(dnrt_tensor_desc));
-    LLVMTypeRef md = dn_llvm_model_desc_type(ctx);
+    LLVMTypeRef md = dn_host_model_desc_type(ctx);
     CHECK(dnrt_model_desc, md, 0, abi_version);
     CHECK(dnrt_model_desc, md, 1, name);
     CHECK(dnrt_model_desc, md, 2, ninputs);
@@ -775,7 +775,7 @@ Test(llvm, unknown_cpu_is_a_diagnostic)
     DnCtx cx;
     dn_ctx_init(&cx);
     DnBackendOptions o = {.cpu = "no-such-cpu", .opt_level = 2};
-    LLVMTargetMachineRef tm = dn_llvm_target_machine(&cx, &o);
+    LLVMTargetMachineRef tm = dn_host_target_machine(&cx, &o);
     cr_expect_null(tm);
     cr_expect_eq(cx.nerr, 1);
     cr_expect(cx.diags && strstr(cx.diags->msg, "no-such-cpu"), "%s", cx.diags ? cx.diags->msg : "(none)");
@@ -783,7 +783,7 @@ Test(llvm, unknown_cpu_is_a_diagnostic)
     dn_ctx_free(&cx);
     dn_ctx_init(&cx);
     o.cpu = "x86-64";
-    tm = dn_llvm_target_machine(&cx, &o);
+    tm = dn_host_target_machine(&cx, &o);
     cr_expect_not_null(tm);
     cr_expect_eq(cx.nerr, 0);
     if (tm) LLVMDisposeTargetMachine(tm);

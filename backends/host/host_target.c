@@ -1,7 +1,7 @@
-/* llvm_target.c -- the target side of the LLVM backend: the target machine
- * (host CPU or --cpu), module verification and the new-pass-manager
- * pipeline (default<O0..3>).  Object emission itself is one call in
- * llvm_module.c.
+/* host_target.c -- the target side of the host layer: the target machine
+ * (host CPU or --cpu), module verification, the new-pass-manager pipeline
+ * (default<O0..3>), and writing the module as an object file or IR text.
+ * Diagnostics say "llvm backend": the host code always goes through LLVM.
  */
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -11,7 +11,9 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
-#include "llvm_driver.h"
+#include "host.h"
+
+static const DnLoc noloc = {0};
 
 /* Code for one empty function with 'tm', in a child process whose stderr
  * goes to a pipe: LLVM reports an unknown CPU or feature only as a warning
@@ -52,9 +54,8 @@ static bool probe_target(LLVMTargetMachineRef tm, char *msg, size_t len)
 
 /* Creates the target machine for the host triple, PIC, with 'o's CPU and
  * features (the host's when o->cpu is NULL).  NULL + diagnostic on failure. */
-LLVMTargetMachineRef dn_llvm_target_machine(DnCtx *cx, const DnBackendOptions *o)
+LLVMTargetMachineRef dn_host_target_machine(DnCtx *cx, const DnBackendOptions *o)
 {
-    static const DnLoc noloc = {0};
     LLVMInitializeNativeTarget();
     LLVMInitializeNativeAsmPrinter();
     char *triple = LLVMGetDefaultTargetTriple();
@@ -92,7 +93,7 @@ LLVMTargetMachineRef dn_llvm_target_machine(DnCtx *cx, const DnBackendOptions *o
 
 /* Verify, set the target and optimize.  The pipeline cannot fail on a valid
  * module; if it does, that is reported as a diagnostic. */
-DnStatus dn_llvm_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
+DnStatus dn_host_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
 {
     char *msg = NULL;
     if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
@@ -120,10 +121,30 @@ DnStatus dn_llvm_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm,
     LLVMDisposePassBuilderOptions(po);
     if (err) {
         char *em = LLVMGetErrorMessage(err);
-        static const DnLoc noloc = {0};
         dn_error(cx, noloc, "llvm backend: pass pipeline failed: %s", em);
         LLVMDisposeErrorMessage(em);
         return DN_ERR;
     }
     return DN_OK;
+}
+
+/* Object emission through 'tm' (contract: host.h). */
+DnStatus dn_host_write_object(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *path)
+{
+    char *msg = NULL;
+    DnStatus st = DN_OK;
+    if (LLVMTargetMachineEmitToFile(tm, mod, (char *)path, LLVMObjectFile, &msg)) {
+        dn_error(cx, noloc, "llvm backend: cannot write '%s': %s", path, msg);
+        st = DN_ERR;
+    }
+    LLVMDisposeMessage(msg);
+    return st;
+}
+
+/* The module's text, as --emit=llvm prints it. */
+void dn_host_write_text(LLVMModuleRef mod, FILE *out)
+{
+    char *ir = LLVMPrintModuleToString(mod);
+    fputs(ir, out);
+    LLVMDisposeMessage(ir);
 }
