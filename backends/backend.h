@@ -1,4 +1,4 @@
-/* backend.h -- code generators, chosen by name (the driver's table).
+/* backend.h -- code generators, chosen by name (backends.c's table).
  *
  * A backend turns a DnModule (optimized graphs + memory plans + state
  * layout) into an object file that defines, for model M:
@@ -27,15 +27,40 @@ typedef struct DnBackendOptions {
 } DnBackendOptions;
 
 typedef struct DnBackend {
-    const char *name; /* "llvm", "cuda" */
+    const char *name; /* --target=NAME: "cpu" (the LLVM backend), "cuda" */
     /* Writes an object file to 'obj_path'. */
     DnStatus (*emit_object)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj_path);
     /* --emit=llvm (or cuda): the generated code as text, after optimization. */
     DnStatus (*emit_text)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out);
-    bool (*supports_op)(const DnOp *op); /* optional */
+    bool (*supports_op)(const DnOp *op); /* optional (NULL: every op) */
 } DnBackend;
 
-extern const DnBackend dn_backend_llvm;
+extern const DnBackend dn_backend_llvm; /* llvm/llvm_module.c; the row named "cpu" */
+
+/* ---- backends.c: the targets, by name ------------------------------------ */
+
+/* Every backend, the default ("cpu") first; dn_backend_count rows. */
+extern const DnBackend *const dn_backend_table[];
+extern const int dn_backend_count;
+/* The backend named 'name', or NULL. */
+const DnBackend *dn_backend_lookup(const char *name);
+/* Asks 'b'->supports_op about every live op of every graph of 'm'; each op
+ * kind it lacks is reported once, at its first op's location ("target 'cpu'
+ * has no kernel for op 'foo'").  Returns DN_ERR if any, else DN_OK. */
+DnStatus dn_backend_check(DnCtx *cx, const DnBackend *b, const DnModule *m);
+
+/* ---- library.c: object + link + header, as one step ---------------------- */
+
+/* Builds the shared library 'out_so' and its header (out_so with .h for
+ * .so) from 'm': dn_backend_check, then 'b'->emit_object into a temporary
+ * object file, dn_link_shared with 'runtime_lib' (NULL: $DNNC_RUNTIME, else
+ * the build's DNNC_RUNTIME_LIB), and the header written to a temporary name
+ * and renamed.  Returns DN_ERR after reporting through 'cx'.  The library
+ * and then the header are each replaced only once written in full, so a
+ * failed check, emission or link leaves both as they were; no temporary
+ * file is left behind. */
+DnStatus dn_build_library(DnCtx *cx, const DnBackend *b, const DnModule *m, const DnBackendOptions *o,
+                          const char *runtime_lib, const char *out_so);
 
 /* header.c: writes the typed C header of 'm' (needs only <stdint.h>). */
 void dn_emit_header(const DnModule *m, FILE *out);

@@ -1,5 +1,6 @@
 /* graph.c -- construction of the graph IR: graphs, inputs, parameters,
- * outputs, values; deep copy; use counts; use replacement.
+ * outputs, values; deep copy; use counts; use replacement; the optimizer
+ * spec's attributes.
  *
  * Sits under everything: the frontend builds graphs with these functions
  * (plus dn_build in shape.c), passes rewrite them, backends read them.
@@ -230,4 +231,14 @@ void dn_graph_replace_uses(DnGraph *g, DnValue *from, DnValue *to)
     for (int i = 0; i < g->outputs.len; i++)
         if (g->outputs.data[i] == from) g->outputs.data[i] = to;
     if (g->loss == from) g->loss = to;
+}
+
+/* ---- optimizer spec ------------------------------------------------------ */
+
+double dn_optim_float(const DnOptimSpec *o, const char *name)
+{
+    DN_ASSERT(o);
+    for (int i = 0; i < o->nattrs; i++)
+        if (strcmp(o->attrs[i].name, name) == 0 && o->attrs[i].kind == DN_ATTR_FLOAT) return o->attrs[i].f;
+    dn_die(__FILE__, __LINE__, "optimizer %s has no float attribute '%s'", dn_op_info[o->kind].name, name);
 }

@@ -161,6 +161,10 @@ typedef struct DnOptimSpec {
     DnLoc loc;
 } DnOptimSpec;
 
+/* graph.c: the float attribute 'name' of optimizer spec 'o' ("lr", "momentum", ...);
+ * a missing one, or one of another kind, is a bug (dn_die). */
+double dn_optim_float(const DnOptimSpec *o, const char *name);
+
 typedef struct DnGraph {
     DnArena arena;    /* owns everything below */
     const char *name; /* model name: C identifier */

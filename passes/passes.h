@@ -1,10 +1,10 @@
 /* passes.h -- graph passes: the pass table and the one pass signature.
  *
  * A pass is a file passes/<name>.c exporting one function with the DnPassFn
- * signature; passes.def lists them, so the driver accepts
+ * signature; passes.def lists them with their kind, so the driver accepts
  * --passes=a,b,c, -fno-<name> and --print-after=<name> for every pass
  * without knowing any of them.  Passes never free IR (they mark ops dead)
- * and never test which backend is active.
+ * and never test which backend is active.  pipeline.h runs them.
  */
 #ifndef DN_PASSES_H
 #define DN_PASSES_H
@@ -19,19 +19,45 @@ typedef struct DnPassCtx {
 
 typedef DnStatus (*DnPassFn)(DnPassCtx *pc, DnGraph *g);
 
+/* What a row of passes.def does (its kind column). */
+typedef enum DnPassKind {
+    DN_PASS_DEFINE_TRAIN, /* makes a copy the training graph; no-op on the inference copy */
+    DN_PASS_DEFINE_INFER, /* makes a copy the inference graph; no-op on the training copy */
+    DN_PASS_OPTIMIZATION, /* optional: -fno-NAME skips it */
+    DN_PASS_PLAN,         /* the memory plan of the module (not a DnPassFn) */
+} DnPassKind;
+
 typedef struct DnPassInfo {
     const char *name; /* "canonicalize", "plan-memory", ... */
     const char *help;
-    DnPassFn fn;
+    DnPassKind kind;
+    DnPassFn fn; /* NULL for DN_PASS_PLAN */
 } DnPassInfo;
 
-#define PASS(fn, name, help) DnStatus dn_pass_##fn(DnPassCtx *pc, DnGraph *g);
+#define PASS(fn, name, kind, help) DnStatus dn_pass_##fn(DnPassCtx *pc, DnGraph *g);
+#define STAGE(id, name, kind, help)
 #include "passes.def"
 #undef PASS
+#undef STAGE
 
+/* Row indexes of dn_pass_table (DN_PASS_ROW_canonicalize, ...) and their count. */
+enum {
+#define PASS(fn, name, kind, help)  DN_PASS_ROW_##fn,
+#define STAGE(id, name, kind, help) DN_PASS_ROW_##id,
+#include "passes.def"
+#undef PASS
+#undef STAGE
+    DN_PASS_COUNT
+};
+
+/* passes.c: the rows of passes.def, in order (dn_pass_count == DN_PASS_COUNT). */
 extern const DnPassInfo dn_pass_table[];
 extern const int dn_pass_count;
+/* The row named 'name', or NULL. */
 const DnPassInfo *dn_pass_lookup(const char *name);
+/* The row that defines the training graph ('training') or the inference
+ * graph: the first of kind DN_PASS_DEFINE_TRAIN / DN_PASS_DEFINE_INFER. */
+const DnPassInfo *dn_pass_defining(bool training);
 
 /* canonicalize.c: marks dead every unused op without side effects. */
 void dn_dce(DnGraph *g, DnArena *scratch);

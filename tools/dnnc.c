@@ -1,13 +1,13 @@
-/* dnnc.c -- the compiler driver: a readable list of the pipeline's stages.
+/* dnnc.c -- the compiler driver: command-line parsing and output only.
  *
- *   source --dn_parse--> AST --dn_lower--> graph
- *   graph --clone--> inference graph  --passes--> plan --+
- *         --clone--> training graph   --passes--> plan --+--> backend --> .o --link--> .so (+ .h)
+ *   source --dn_parse--> AST --dn_lower--> graph      (frontend/, by file type)
+ *   graph --dn_compile--> module: inference + training graphs, plans   (passes/pipeline.h)
+ *   module --dn_build_library--> .o --link--> .so + .h                 (backends/, --target)
  *
- * Every stage can be printed (--emit, --print-after) and every pass skipped
- * (-fno-NAME), so the effect of each is visible.  Outputs are written to a
- * temporary name and renamed, so a failed compile never destroys an
- * existing library or header.
+ * Every stage can be printed (--emit, --print-after) and every optimization
+ * pass skipped (-fno-NAME), so the effect of each is visible.  Outputs are
+ * written to a temporary name and renamed, so a failed compile never
+ * destroys an existing library or header.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -17,20 +17,20 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "passes/passes.h"
 #include "frontend/frontend.h"
+#include "passes/pipeline.h"
 
-#define DNNC_VERSION "0.1.0"
+#define DNNC_VERSION   "0.1.0"
+#define DEFAULT_TARGET "cpu"
 
-typedef enum { EMIT_LIB, EMIT_AST, EMIT_IR, EMIT_IR_OPT, EMIT_PLAN, EMIT_LLVM, EMIT_HEADER } EmitKind;
+typedef enum { EMIT_LIB, EMIT_AST, EMIT_IR, EMIT_IR_OPT, EMIT_PLAN, EMIT_CODE, EMIT_HEADER } EmitKind;
 
 typedef struct Options {
     const char *input, *output, *model;
     EmitKind emit;
-    bool no_train, train_graph, verify_each;
-    bool disabled[64];       /* by index in dn_pass_table */
-    const char *print_after; /* pass name or "all" */
-    const char *passes;      /* explicit pipeline, comma separated */
+    bool train_graph;         /* --graph=train */
+    const DnBackend *target;  /* --target */
+    DnCompileOptions compile; /* the pipeline: --no-train, -fno-, --passes, --print-after, --verify-each */
     DnBackendOptions backend;
 } Options;
 
@@ -47,19 +47,24 @@ static void usage(FILE *out)
                  "  -o PATH             output library (the header is PATH with .h)\n"
                  "  --model NAME        the model to compile when the file defines several\n"
                  "  --no-train          inference-only library, even with a train section\n"
+                 "  --target=NAME       the code generator (default " DEFAULT_TARGET "; the list is below)\n"
                  "  --emit=KIND         print a stage to stdout (or to -o PATH) instead of building:\n"
                  "                        ast     the parsed syntax tree\n"
                  "                        ir      the graph as lowered from the source\n"
                  "                        ir-opt  the inference graph after all passes\n"
                  "                                (with --graph=train: the training graph)\n"
                  "                        plan    the memory plan of that graph\n"
-                 "                        llvm    the optimized LLVM IR of the whole library\n"
+                 "                        code    the target's code for the whole library\n"
+                 "                                (cpu: the optimized LLVM IR)\n"
+                 "                        llvm    the same as code\n"
                  "                        header  the generated C header\n"
                  "  --graph=infer|train which graph --emit=ir-opt/plan shows (default infer)\n"
-                 "  --passes=A,B,...    run these passes, in this order (the pass that defines the\n"
-                 "                      graph, training or inference, runs first if not listed)\n"
+                 "  --passes=A,B,...    run these graph passes, in this order (the pass that defines\n"
+                 "                      the graph, training or inference, runs first if not listed);\n"
+                 "                      plan-memory always runs last, and may only end the list\n"
                  "  -fno-PASS           skip one optimization pass of the default pipeline\n"
-                 "  --print-after=PASS  print each graph to stderr after PASS ('all': after every pass)\n"
+                 "  --print-after=STAGE print each graph to stderr after STAGE (plan-memory: each\n"
+                 "                      graph's memory plan, as --emit=plan; 'all': after every stage)\n"
                  "  --verify-each       run the IR verifier after every pass (always done at the end)\n"
                  "  --cpu=NAME          LLVM target CPU (default: this machine's, e.g. znver3)\n"
                  "  --features=LIST     LLVM target features (default: this machine's)\n"
@@ -69,8 +74,10 @@ static void usage(FILE *out)
                  "  -h, --help          this text\n"
                  "  --version           print the version\n"
                  "\n"
-                 "passes (default pipeline, in order):\n");
+                 "stages (default pipeline, in order):\n");
     for (int i = 0; i < dn_pass_count; i++) fprintf(out, "  %-16s %s\n", dn_pass_table[i].name, dn_pass_table[i].help);
+    fprintf(out, "\ntargets (--target=NAME):\n");
+    for (int i = 0; i < dn_backend_count; i++) fprintf(out, "  %s\n", dn_backend_table[i]->name);
     fprintf(out, "\nenvironment: DNNC_RUNTIME (runtime archive, default %s), DNNC_CC (C compiler used to link)\n",
             DNNC_RUNTIME_LIB);
 }
@@ -85,18 +92,72 @@ static int bad_usage(const char *fmt, const char *arg)
 
 static int parse_emit(Options *o, const char *kind)
 {
-    static const char *names[] = {"lib", "ast", "ir", "ir-opt", "plan", "llvm", "header"};
-    for (int i = 1; i < (int)(sizeof names / sizeof names[0]); i++)
-        if (strcmp(kind, names[i]) == 0) {
-            o->emit = (EmitKind)i;
+    static const struct {
+        const char *name;
+        EmitKind kind;
+    } kinds[] = {{"ast", EMIT_AST},   {"ir", EMIT_IR},     {"ir-opt", EMIT_IR_OPT}, {"plan", EMIT_PLAN},
+                 {"code", EMIT_CODE}, {"llvm", EMIT_CODE}, {"header", EMIT_HEADER}};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(kind, kinds[i].name) == 0) {
+            o->emit = kinds[i].kind;
             return 0;
         }
-    return bad_usage("unknown --emit kind '%s' (ast, ir, ir-opt, plan, llvm, header)", kind);
+    return bad_usage("unknown --emit kind '%s' (ast, ir, ir-opt, plan, code or llvm, header)", kind);
+}
+
+static int parse_target(Options *o, const char *name)
+{
+    o->target = dn_backend_lookup(name);
+    if (o->target) return 0;
+    char msg[512] = "unknown target '%s' (known:";
+    for (int i = 0; i < dn_backend_count; i++) {
+        size_t n = strlen(msg);
+        snprintf(msg + n, sizeof msg - n, " %s", dn_backend_table[i]->name);
+    }
+    strncat(msg, ")", sizeof msg - strlen(msg) - 1);
+    return bad_usage(msg, name);
+}
+
+/* -fno-PASS: only an optimization pass may be skipped (the passes.def kind). */
+static int parse_disable(Options *o, const char *flag)
+{
+    const DnPassInfo *p = dn_pass_lookup(flag + 5);
+    if (!p) return bad_usage("unknown pass in '%s'", flag);
+    switch (p->kind) {
+    case DN_PASS_OPTIMIZATION: o->compile.disabled[p - dn_pass_table] = true; return 0;
+    case DN_PASS_PLAN: return bad_usage("'%s': the memory plan always runs", flag);
+    default: return bad_usage("'%s': that pass defines its graph and always runs (--no-train drops training)", flag);
+    }
+}
+
+/* The options of the pipeline and the backend; 1 when 'a' is none of them. */
+static int parse_compile_flag(Options *o, const char *a)
+{
+    if (!strcmp(a, "--no-train"))
+        o->compile.no_train = true;
+    else if (!strcmp(a, "--verify-each"))
+        o->compile.verify_each = true;
+    else if (!strncmp(a, "--passes=", 9))
+        o->compile.passes = a + 9;
+    else if (!strncmp(a, "--print-after=", 14))
+        o->compile.print_after = a + 14;
+    else if (!strcmp(a, "--direct-kernels"))
+        o->backend.direct_kernels = true;
+    else if (!strncmp(a, "--cpu=", 6))
+        o->backend.cpu = a + 6;
+    else if (!strncmp(a, "--features=", 11))
+        o->backend.features = a + 11;
+    else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
+        o->backend.opt_level = a[2] - '0';
+    else
+        return 1;
+    return 0;
 }
 
 static int parse_args(int argc, char **argv, Options *o)
 {
     o->backend.opt_level = 3;
+    o->target = dn_backend_lookup(DEFAULT_TARGET);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -110,33 +171,17 @@ static int parse_args(int argc, char **argv, Options *o)
             *(!strcmp(a, "-o") ? &o->output : &o->model) = argv[++i];
         } else if (!strncmp(a, "--emit=", 7)) {
             if (parse_emit(o, a + 7)) return 2;
+        } else if (!strncmp(a, "--target=", 9)) {
+            if (parse_target(o, a + 9)) return 2;
         } else if (!strcmp(a, "--graph=train"))
             o->train_graph = true;
         else if (!strcmp(a, "--graph=infer"))
             o->train_graph = false;
-        else if (!strcmp(a, "--no-train"))
-            o->no_train = true;
-        else if (!strcmp(a, "--verify-each"))
-            o->verify_each = true;
-        else if (!strcmp(a, "--direct-kernels"))
-            o->backend.direct_kernels = true;
-        else if (!strncmp(a, "--passes=", 9))
-            o->passes = a + 9;
-        else if (!strncmp(a, "--print-after=", 14))
-            o->print_after = a + 14;
-        else if (!strncmp(a, "--cpu=", 6))
-            o->backend.cpu = a + 6;
-        else if (!strncmp(a, "--features=", 11))
-            o->backend.features = a + 11;
-        else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
-            o->backend.opt_level = a[2] - '0';
         else if (!strncmp(a, "-fno-", 5)) {
-            const DnPassInfo *p = dn_pass_lookup(a + 5);
-            if (!p) return bad_usage("unknown pass in '%s'", a);
-            if (!strcmp(p->name, "training") || !strcmp(p->name, "inference"))
-                return bad_usage("'%s': that pass defines its graph and always runs (--no-train drops training)", a);
-            o->disabled[p - dn_pass_table] = true;
-        } else if (a[0] == '-' && a[1])
+            if (parse_disable(o, a)) return 2;
+        } else if (!parse_compile_flag(o, a))
+            continue;
+        else if (a[0] == '-' && a[1])
             return bad_usage("unknown option '%s'", a);
         else if (o->input)
             return bad_usage("more than one input file ('%s')", a);
@@ -144,8 +189,8 @@ static int parse_args(int argc, char **argv, Options *o)
             o->input = a;
     }
     if (!o->input) return bad_usage("%s", "no input file");
-    if (o->print_after && strcmp(o->print_after, "all") && !dn_pass_lookup(o->print_after))
-        return bad_usage("unknown pass '%s' in --print-after", o->print_after);
+    const char *pa = o->compile.print_after;
+    if (pa && strcmp(pa, "all") && !dn_pass_lookup(pa)) return bad_usage("unknown pass '%s' in --print-after", pa);
     return 0;
 }
 
@@ -170,84 +215,7 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* ---- passes ------------------------------------------------------------- */
-
-static DnStatus run_pass(DnCtx *cx, const Options *o, const DnPassInfo *p, DnGraph *g, bool training)
-{
-    DnPassCtx pc = {.cx = cx, .training = training};
-    DnStatus st = p->fn(&pc, g);
-    dn_arena_free(&pc.scratch);
-    if (st == DN_OK && o->verify_each) st = dn_verify(cx, g);
-    if (st == DN_OK && o->print_after && (!strcmp(o->print_after, "all") || !strcmp(o->print_after, p->name))) {
-        fprintf(stderr, "// after %s (%s graph)\n", p->name, training ? "training" : "inference");
-        dn_graph_print(g, stderr);
-    }
-    return st;
-}
-
-/* Runs the pipeline (--passes, or the table's order minus -fno-) on 'g'.
- * The pass that makes 'g' the training or the inference graph always runs,
- * first, even when --passes leaves it out. */
-static DnStatus run_pipeline(DnCtx *cx, const Options *o, DnGraph *g, bool training)
-{
-    if (o->passes) {
-        char padded[1040];
-        snprintf(padded, sizeof padded, ",%s,", o->passes);
-        const char *defining = training ? "training" : "inference";
-        bool listed = strstr(padded, training ? ",training," : ",inference,") != NULL;
-        if (!listed && run_pass(cx, o, dn_pass_lookup(defining), g, training)) return DN_ERR;
-        char list[1024];
-        snprintf(list, sizeof list, "%s", o->passes);
-        for (char *save, *name = strtok_r(list, ",", &save); name; name = strtok_r(NULL, ",", &save)) {
-            const DnPassInfo *p = dn_pass_lookup(name);
-            if (!p) {
-                dn_error(cx, (DnLoc){0}, "unknown pass '%s' in --passes", name);
-                return DN_ERR;
-            }
-            if (run_pass(cx, o, p, g, training)) return DN_ERR;
-        }
-    } else {
-        for (int i = 0; i < dn_pass_count; i++)
-            if (!o->disabled[i] && run_pass(cx, o, &dn_pass_table[i], g, training)) return DN_ERR;
-    }
-    return dn_verify(cx, g);
-}
-
-/* Builds the module: inference graph always, training graph when asked for. */
-static DnStatus build_module(DnCtx *cx, const Options *o, DnGraph *g, DnModule *m, DnArena *a)
-{
-    memset(m, 0, sizeof *m);
-    m->name = g->name;
-    m->infer = dn_graph_clone(g);
-    if (run_pipeline(cx, o, m->infer, false)) return DN_ERR;
-    if (g->loss && !o->no_train) {
-        m->train = dn_graph_clone(g);
-        if (run_pipeline(cx, o, m->train, true)) return DN_ERR;
-        m->lr = (float)dn_op_float(&(DnOp){.nattrs = g->optim->nattrs, .attrs = g->optim->attrs}, "lr");
-    }
-    m->state_graph = m->train ? m->train : m->infer;
-    dn_state_layout(m->state_graph, a, &m->state);
-    for (int i = 0; i < m->infer->params.len; i++) /* the inference graph's params are a prefix */
-        if (i >= m->state_graph->params.len ||
-            strcmp(m->infer->params.data[i]->name, m->state_graph->params.data[i]->name))
-            dn_die(__FILE__, __LINE__, "inference parameters are not a prefix of the training parameters");
-    m->infer_plan = dn_plan_memory(m->infer, &m->state, a);
-    if (m->train) m->train_plan = dn_plan_memory(m->train, &m->state, a);
-    return DN_OK;
-}
-
 /* ---- outputs ------------------------------------------------------------ */
-
-/* Derives "dir/name.h" from "dir/name.so" (or appends .h). */
-static char *header_path(const char *so)
-{
-    size_t n = strlen(so);
-    char *h = malloc(n + 3);
-    if (n > 3 && !strcmp(so + n - 3, ".so")) n -= 3;
-    memcpy(h, so, n);
-    strcpy(h + n, ".h");
-    return h;
-}
 
 static char *default_output(const char *input)
 {
@@ -261,46 +229,6 @@ static char *default_output(const char *input)
     return out;
 }
 
-/* Writes the header through a temporary file and a rename. */
-static DnStatus write_header(DnCtx *cx, const DnModule *m, const char *path)
-{
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", tmp, strerror(errno));
-        return DN_ERR;
-    }
-    dn_emit_header(m, f);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
-        return DN_ERR;
-    }
-    return DN_OK;
-}
-
-static DnStatus build_library(DnCtx *cx, const DnModule *m, const Options *o, const char *out)
-{
-    char obj[] = "/tmp/dnnc-XXXXXX.o";
-    int fd = mkstemps(obj, 2);
-    if (fd < 0) {
-        dn_error(cx, (DnLoc){0}, "cannot create a temporary object file: %s", strerror(errno));
-        return DN_ERR;
-    }
-    close(fd);
-    const char *rt = getenv("DNNC_RUNTIME") ? getenv("DNNC_RUNTIME") : DNNC_RUNTIME_LIB;
-    DnStatus st = dn_backend_llvm.emit_object(cx, m, &o->backend, obj);
-    if (st == DN_OK) st = dn_link_shared(cx, obj, rt, out);
-    unlink(obj);
-    if (st == DN_OK) {
-        char *h = header_path(out);
-        st = write_header(cx, m, h);
-        free(h);
-    }
-    return st;
-}
-
 /* Opens -o PATH for --emit output (stdout by default). */
 static FILE *emit_stream(const Options *o)
 {
@@ -308,6 +236,17 @@ static FILE *emit_stream(const Options *o)
     FILE *f = fopen(o->output, "w");
     if (!f) fprintf(stderr, "dnnc: cannot write '%s': %s\n", o->output, strerror(errno));
     return f;
+}
+
+/* --emit=code: the target's code, after the check that it has every kernel. */
+static DnStatus emit_code(DnCtx *cx, const Options *o, const DnModule *m, FILE *out)
+{
+    if (dn_backend_check(cx, o->target, m)) return DN_ERR;
+    if (!o->target->emit_text) {
+        dn_error(cx, (DnLoc){0}, "--emit=code: target '%s' cannot print its code", o->target->name);
+        return DN_ERR;
+    }
+    return o->target->emit_text(cx, m, &o->backend, out);
 }
 
 static DnStatus emit_stage(DnCtx *cx, const Options *o, const DnModule *m, FILE *out)
@@ -322,49 +261,59 @@ static DnStatus emit_stage(DnCtx *cx, const Options *o, const DnModule *m, FILE 
     switch (o->emit) {
     case EMIT_IR_OPT: dn_graph_print(g, out); return DN_OK;
     case EMIT_PLAN: dn_plan_print(g, p, out); return DN_OK;
-    case EMIT_LLVM: return dn_backend_llvm.emit_text(cx, m, &o->backend, out);
+    case EMIT_CODE: return emit_code(cx, o, m, out);
     case EMIT_HEADER: dn_emit_header(m, out); return DN_OK;
     default: DN_UNREACHABLE();
     }
 }
 
+/* --emit=ast: a .dnn source's syntax tree. */
+static DnStatus emit_ast(DnCtx *cx, const Options *o, const DnInputFormat *fmt, const char *text, DnArena *a)
+{
+    if (strcmp(fmt->name, "dnn")) {
+        dn_error(cx, (DnLoc){0}, "--emit=ast: '%s' is %s, not a .dnn source", o->input, fmt->help);
+        return DN_ERR;
+    }
+    DnAst *ast = dn_parse(cx, o->input, text, a);
+    if (!ast || cx->nerr) return DN_ERR;
+    FILE *out = emit_stream(o);
+    if (!out) return DN_ERR;
+    dn_ast_print(ast, out);
+    return out == stdout || fclose(out) == 0 ? DN_OK : DN_ERR;
+}
+
+/* The verified graph through the pipeline, then printed or built. */
+static DnStatus emit_module(DnCtx *cx, const Options *o, const DnGraph *g, DnArena *a)
+{
+    DnModule m;
+    DnStatus st = dn_compile(cx, g, &o->compile, &m, a);
+    if (st == DN_OK && o->emit != EMIT_LIB) {
+        FILE *out = emit_stream(o);
+        st = out ? emit_stage(cx, o, &m, out) : DN_ERR;
+        if (out && out != stdout) fclose(out);
+    } else if (st == DN_OK) {
+        char *def = o->output ? NULL : default_output(o->input);
+        st = dn_build_library(cx, o->target, &m, &o->backend, NULL, o->output ? o->output : def);
+        free(def);
+    }
+    dn_module_free(&m);
+    return st;
+}
+
 static DnStatus compile(DnCtx *cx, const Options *o, const char *text, DnArena *a)
 {
     const DnInputFormat *fmt = dn_input_format(o->input);
-    if (o->emit == EMIT_AST) {
-        if (strcmp(fmt->name, "dnn")) {
-            dn_error(cx, (DnLoc){0}, "--emit=ast: '%s' is %s, not a .dnn source", o->input, fmt->help);
-            return DN_ERR;
-        }
-        DnAst *ast = dn_parse(cx, o->input, text, a);
-        if (!ast || cx->nerr) return DN_ERR;
-        FILE *out = emit_stream(o);
-        if (!out) return DN_ERR;
-        dn_ast_print(ast, out);
-        return out == stdout || fclose(out) == 0 ? DN_OK : DN_ERR;
-    }
+    if (o->emit == EMIT_AST) return emit_ast(cx, o, fmt, text, a);
     DnGraph *g = fmt->load(cx, o->input, text, o->model, a);
     if (!g || cx->nerr || dn_verify(cx, g)) return DN_ERR;
     DnStatus st = DN_OK;
     if (o->emit == EMIT_IR) {
         FILE *out = emit_stream(o);
-        if (!out) return DN_ERR;
-        dn_graph_print(g, out);
-        if (out != stdout) fclose(out);
+        if (out) dn_graph_print(g, out);
+        if (out && out != stdout) fclose(out);
+        st = out ? DN_OK : DN_ERR;
     } else {
-        DnModule m;
-        st = build_module(cx, o, g, &m, a);
-        if (st == DN_OK && o->emit != EMIT_LIB) {
-            FILE *out = emit_stream(o);
-            st = out ? emit_stage(cx, o, &m, out) : DN_ERR;
-            if (out && out != stdout) fclose(out);
-        } else if (st == DN_OK) {
-            char *def = o->output ? NULL : default_output(o->input);
-            st = build_library(cx, &m, o, o->output ? o->output : def);
-            free(def);
-        }
-        if (m.infer) dn_graph_free(m.infer);
-        if (m.train) dn_graph_free(m.train);
+        st = emit_module(cx, o, g, a);
     }
     dn_graph_free(g);
     return st;

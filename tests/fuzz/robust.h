@@ -1,16 +1,16 @@
 /* robust.h -- the invariants shared by tests/unit/test_robust.c (a
  * deterministic mutation sweep) and the libFuzzer harnesses in this folder.
  *
- * Each check takes one untrusted input, runs it through the same stages the
- * driver (tools/dnnc.c) runs, and returns NULL when every invariant of
+ * Each check takes one untrusted input, runs it through the same library
+ * calls the driver (tools/dnnc.c) makes, and returns NULL when every invariant of
  * DESIGN.md's "bad input" rule held, or a description of the one that did
  * not.  Crashes and dn_die are the caller's to notice (Criterion reports a
  * crash; libFuzzer and the sanitizers stop on it).
  *
- *   rb_check_dnn(file, text)   dn_parse -> dn_lower -> dn_verify -> clone ->
- *                              every pass of dn_pass_table (inference graph,
- *                              and training graph when g->loss) -> verify ->
- *                              dn_state_layout -> dn_plan_memory
+ *   rb_check_dnn(file, text)   dn_parse -> dn_lower -> dn_verify -> dn_compile
+ *                              (the default pipeline of both graphs, the
+ *                              verifier after every pass, plan-memory) ->
+ *                              the plans are consistent
  *   rb_check_ir(file, text)    dn_graph_read -> verify -> print/read/print
  *                              is the identity -> the same pipeline
  *   rb_check_st(path)          dnrt_st_read: success with a consistent
@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
-#include "passes/passes.h"
+#include "passes/pipeline.h"
 #include "runtime/safetensors.h"
 
 /* What a check reached, for sweeps that want to know their mutants got deep. */
@@ -76,22 +76,19 @@ static inline const char *rb_check_diags(DnCtx *cx, const char *file, int nlines
     return NULL;
 }
 
-/* Runs the default pipeline on 'g' as the driver does; NULL when fine. */
-static inline const char *rb_run_passes(DnCtx *cx, DnGraph *g, bool training)
+/* The after_pass hook of the checks: a pass must leave a graph that
+ * verifies (a compiler bug otherwise, unlike the user errors passes report
+ * through the context).  'arg' points to the check's 'why'. */
+static inline DnStatus rb_after_pass(void *arg, const DnPassInfo *p, DnGraph *g, bool training)
 {
-    for (int i = 0; i < dn_pass_count; i++) {
-        DnPassCtx pc = {.cx = cx, .training = training};
-        DnStatus st = dn_pass_table[i].fn(&pc, g);
-        dn_arena_free(&pc.scratch);
-        if (st != DN_OK) {
-            if (cx->nerr == 0) return RB_FAIL("pass %s failed without a diagnostic", dn_pass_table[i].name);
-            return NULL;
-        }
-        if (dn_verify(cx, g) != DN_OK)
-            return RB_FAIL("pass %s (%s graph) left a graph that does not verify: %s", dn_pass_table[i].name,
-                           training ? "training" : "inference", cx->diags ? cx->diags->msg : "?");
-    }
-    return NULL;
+    const char **why = arg;
+    DnCtx vc;
+    dn_ctx_init(&vc);
+    if (dn_verify(&vc, g) != DN_OK)
+        *why = RB_FAIL("pass %s (%s graph) left a graph that does not verify: %s", p->name,
+                       training ? "training" : "inference", vc.diags ? vc.diags->msg : "?");
+    dn_ctx_free(&vc);
+    return *why ? DN_ERR : DN_OK;
 }
 
 /* Bytes of 'v' per batch item (with N) or in total, in 128 bits so that a
@@ -149,50 +146,24 @@ static inline const char *rb_check_plan(const DnGraph *g, const DnStateLayout *s
     return NULL;
 }
 
-/* build_module of tools/dnnc.c, on a verified graph 'g' (not modified). */
+/* dn_compile of a verified graph 'g' (not modified), with the default
+ * pipeline as the driver runs it, then the plans' consistency. */
 static inline const char *rb_pipeline(DnCtx *cx, const DnGraph *g)
 {
     const char *why = NULL;
     DnArena a = {0};
-    DnGraph *inf = dn_graph_clone(g), *tr = NULL;
-    if ((why = rb_run_passes(cx, inf, false)) || cx->nerr) goto out;
-    if (g->loss) {
-        tr = dn_graph_clone(g);
-        if ((why = rb_run_passes(cx, tr, true)) || cx->nerr) goto out;
-        if (!g->optim) {
-            why = RB_FAIL("a graph with a loss and no optimizer");
-            goto out;
-        }
-        (void)dn_op_float(&(DnOp){.nattrs = g->optim->nattrs, .attrs = g->optim->attrs}, "lr");
-        rb_stats.trained++;
+    DnModule m;
+    DnCompileOptions o = {.after_pass = rb_after_pass, .after_pass_arg = &why};
+    DnStatus st = dn_compile(cx, g, &o, &m, &a);
+    if (!why && st != DN_OK && cx->nerr == 0) why = RB_FAIL("the pipeline failed without a diagnostic");
+    if (!why && st == DN_OK && cx->nerr == 0) {
+        if (m.train) rb_stats.trained++;
+        if (!m.infer_plan || (m.train && !m.train_plan)) why = RB_FAIL("dn_module_plan left a graph without a plan");
+        if (!why) why = rb_check_plan(m.infer, &m.state, m.infer_plan);
+        if (!why && m.train) why = rb_check_plan(m.train, &m.state, m.train_plan);
+        if (!why) rb_stats.planned++;
     }
-    const DnGraph *sg = tr ? tr : inf;
-    DnStateLayout state;
-    dn_state_layout(sg, &a, &state);
-    for (int i = 0; i < inf->params.len; i++)
-        if (i >= sg->params.len || strcmp(inf->params.data[i]->name, sg->params.data[i]->name)) {
-            why = RB_FAIL("inference parameter %d '%s' is not a prefix of the training parameters", i,
-                          inf->params.data[i]->name);
-            goto out;
-        }
-    DnPlan *p = dn_plan_memory(inf, &state, &a);
-    if (!p) {
-        why = RB_FAIL("dn_plan_memory returned NULL");
-        goto out;
-    }
-    if ((why = rb_check_plan(inf, &state, p))) goto out;
-    if (tr) {
-        DnPlan *pt = dn_plan_memory(tr, &state, &a);
-        if (!pt) {
-            why = RB_FAIL("dn_plan_memory (train) returned NULL");
-            goto out;
-        }
-        if ((why = rb_check_plan(tr, &state, pt))) goto out;
-    }
-    rb_stats.planned++;
-out:
-    dn_graph_free(inf);
-    dn_graph_free(tr);
+    dn_module_free(&m);
     dn_arena_free(&a);
     return why;
 }

@@ -2,8 +2,9 @@
  * random_crop, random_resized_crop, color_jitter, pca_lighting).
  *
  * Kernels: each case builds a one-op graph whose result is the graph's
- * output (as test_llvm_kernels.c does; the inference pass is not run), runs
- * it through the LLVM backend for a batch, and compares with the formula of
+ * output (as test_llvm_kernels.c does; no pass runs: dn_module_plan, then
+ * dn_build_library with the "cpu" backend), runs it for a batch, and
+ * compares with the formula of
  * ops.def evaluated here in C with dnrt_philox4x32: exact for flips and
  * crops, |got - ref| <= 1e-4 max|ref| + 1e-5 for the others.  Also: the
  * draws are per sample, keyed by seed, flips happen at rate p, the
@@ -20,7 +21,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
-#include "passes/passes.h"
+#include "passes/pipeline.h"
 #include "ref_ops.h"
 #include "runtime/safetensors.h"
 #include "testlib.h"
@@ -52,17 +53,14 @@ static void build_case(Case *t, DnOpKind kind, int64_t C, int64_t H, int64_t W, 
     cr_assert_not_null(y, "builder rejected %s", dn_op_info[kind].name);
     dn_graph_add_output(t->g, "y", y);
     t->C = C, t->H = H, t->W = W, t->h = y->shape.dim[2], t->w = y->shape.dim[3];
-    t->m = (DnModule){.name = "aug", .infer = t->g, .state_graph = t->g};
-    dn_state_layout(t->g, &t->a, &t->m.state);
-    t->m.infer_plan = dn_plan_memory(t->g, &t->m.state, &t->a);
+    t->m = (DnModule){.name = "aug", .infer = t->g};
+    dn_module_plan(&t->m, &t->a, NULL);
     snprintf(t->dir, sizeof t->dir, "/tmp/dnnc-aug-XXXXXX");
     cr_assert_not_null(mkdtemp(t->dir));
-    char obj[300], so[300];
-    snprintf(obj, sizeof obj, "%s/m.o", t->dir);
+    char so[300];
     snprintf(so, sizeof so, "%s/m.so", t->dir);
     DnBackendOptions o = {.opt_level = 3};
-    DnStatus rc = dn_backend_llvm.emit_object(&t->cx, &t->m, &o, obj);
-    if (rc == DN_OK) rc = dn_link_shared(&t->cx, obj, DNNC_RUNTIME_LIB, so);
+    DnStatus rc = dn_build_library(&t->cx, dn_backend_lookup("cpu"), &t->m, &o, DNNC_RUNTIME_LIB, so);
     if (rc != DN_OK) dn_ctx_print_diags(&t->cx, stderr);
     cr_assert_eq(rc, DN_OK, "compile failed");
     t->lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);

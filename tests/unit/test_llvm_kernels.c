@@ -1,8 +1,8 @@
 /* test_llvm_kernels.c -- the LLVM backend end to end, op by op.
  *
  * Each case builds a one-op graph with the IR builder, plans it
- * (dn_state_layout, dn_plan_memory), emits an object with dn_backend_llvm,
- * links it with the runtime into a .so (dn_link_shared), dlopens it, loads
+ * (dn_module_plan: no passes), builds it with the "cpu" backend into a .so
+ * (dn_build_library: object, link with the runtime, header), dlopens it, loads
  * deterministic weights through a safetensors file, runs inference through
  * the descriptor's api for N = 1 and 7 and compares with the naive double
  * references of support/ref_ops.c:  |got - ref| <= 1e-4 max|ref| + 1e-5.
@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 #include "backends/host/host.h"
-#include "passes/passes.h"
+#include "passes/pipeline.h"
 #include "ref_ops.h"
 #include "runtime/safetensors.h"
 #include "testlib.h"
@@ -94,19 +94,15 @@ static void compile(Case *t)
 {
     DnGraph *g = t->g;
     float lr = t->m.lr;
-    t->m = (DnModule){.name = g->name, .infer = g, .train = t->train, .state_graph = t->train ? t->train : g, .lr = lr};
-    dn_state_layout(t->m.state_graph, &t->a, &t->m.state);
-    t->m.infer_plan = dn_plan_memory(g, &t->m.state, &t->a);
-    if (t->train) t->m.train_plan = dn_plan_memory(t->train, &t->m.state, &t->a);
+    t->m = (DnModule){.name = g->name, .infer = g, .train = t->train, .lr = lr};
+    dn_module_plan(&t->m, &t->a, NULL);
     snprintf(t->dir, sizeof t->dir, "/tmp/dnnc-llvm-XXXXXX");
     cr_assert_not_null(mkdtemp(t->dir));
-    char obj[300], so[300], st[300];
-    snprintf(obj, sizeof obj, "%s/m.o", t->dir);
+    char so[300], st[300];
     snprintf(so, sizeof so, "%s/m.so", t->dir);
     snprintf(st, sizeof st, "%s/w.safetensors", t->dir);
     DnBackendOptions o = {.opt_level = 3};
-    DnStatus rc = dn_backend_llvm.emit_object(&t->cx, &t->m, &o, obj);
-    if (rc == DN_OK) rc = dn_link_shared(&t->cx, obj, DNNC_RUNTIME_LIB, so);
+    DnStatus rc = dn_build_library(&t->cx, dn_backend_lookup("cpu"), &t->m, &o, DNNC_RUNTIME_LIB, so);
     if (rc != DN_OK) dn_ctx_print_diags(&t->cx, stderr);
     cr_assert_eq(rc, DN_OK, "compile failed");
     t->h = dlopen(so, RTLD_NOW | RTLD_LOCAL);

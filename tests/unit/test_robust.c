@@ -570,15 +570,21 @@ static const char *const ir_vocab[] = {
 };
 #define NIR_VOCAB (sizeof ir_vocab / sizeof ir_vocab[0])
 
-/* The text of 'g' after the pipeline for 'training' (NULL if it fails). */
+/* The text of 'g''s training or inference graph after dn_compile (NULL if
+ * it fails, or a pass leaves a graph that does not verify). */
 static char *optimized_text(const DnGraph *g, bool training)
 {
     DnCtx cx;
     dn_ctx_init(&cx);
-    DnGraph *h = dn_graph_clone(g);
+    DnArena a = {0};
+    DnModule m;
+    const char *why = NULL;
+    DnCompileOptions o = {.after_pass = rb_after_pass, .after_pass_arg = &why};
     char *s = NULL;
-    if (!rb_run_passes(&cx, h, training) && cx.nerr == 0) s = rb_print(h);
-    dn_graph_free(h);
+    if (dn_compile(&cx, g, &o, &m, &a) == DN_OK && cx.nerr == 0 && (training ? m.train : m.infer))
+        s = rb_print(training ? m.train : m.infer);
+    dn_module_free(&m);
+    dn_arena_free(&a);
     dn_ctx_free(&cx);
     return s;
 }
