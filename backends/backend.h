@@ -27,10 +27,10 @@ typedef struct DnBackendOptions {
 } DnBackendOptions;
 
 typedef struct DnBackend {
-    const char *name; /* --target=NAME: "cpu" (the LLVM backend), "cuda" */
+    const char *name; /* --target=NAME: "cpu" (the LLVM backend) */
     /* Writes an object file to 'obj_path'. */
     DnStatus (*emit_object)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj_path);
-    /* --emit=llvm (or cuda): the generated code as text, after optimization. */
+    /* --emit=code: the generated code as text, after optimization. */
     DnStatus (*emit_text)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out);
     bool (*supports_op)(const DnOp *op); /* optional (NULL: every op) */
 } DnBackend;

@@ -1,6 +1,6 @@
 /* passes.h -- graph passes: the pass table and the one pass signature.
  *
- * A pass is a file passes/<name>.c exporting one function with the DnPassFn
+ * A pass is a file passes/<name>.c (with _ for -) exporting one function with the DnPassFn
  * signature; passes.def lists them with their kind, so the driver accepts
  * --passes=a,b,c, -fno-<name> and --print-after=<name> for every pass
  * without knowing any of them.  Passes never free IR (they mark ops dead)

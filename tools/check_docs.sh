@@ -53,6 +53,8 @@ M.h          generated: the header of model M (backends/header.c's notation)
 model.dnn    placeholder for the user's model in usage examples
 file.dnir    placeholder for an IR text file in usage examples
 MODEL.dnn    placeholder for the user's model in usage lines
+MODEL.dnir   placeholder: the IR text of MODEL.dnn (tests/unit/test_driver.c)
+m.dnn        a file name inside example locations of test graphs (tests/unit/test_backends.c)
 bad.dnir     the file name in an example diagnostic (docs/ir.md)
 f.dnn        a file name inside an example loc("f.dnn":L:C) (tests/fuzz/robust.h)
 NAME.dnn     placeholder: a test case of tests/ir/
@@ -218,7 +220,7 @@ function load(file, prog,   line, n, i, w, inpasses, incmds) {
     inpasses = 0; incmds = 0
     while ((getline line < file) > 0) {
         help[prog] = help[prog] "\n" line " "
-        if (line ~ /^passes/) { inpasses = 1; continue }
+        if (line ~ /^(passes|stages)/) { inpasses = 1; continue }
         if (line ~ /^commands/) { incmds = 1; continue }
         if (line !~ /^  /) { inpasses = 0; incmds = 0; continue }
         split(line, w, " ")

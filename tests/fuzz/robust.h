@@ -3,7 +3,7 @@
  *
  * Each check takes one untrusted input, runs it through the same library
  * calls the driver (tools/dnnc.c) makes, and returns NULL when every invariant of
- * DESIGN.md's "bad input" rule held, or a description of the one that did
+ * docs/design.md's "Bad input" rule held, or a description of the one that did
  * not.  Crashes and dn_die are the caller's to notice (Criterion reports a
  * crash; libFuzzer and the sanitizers stop on it).
  *

@@ -3,7 +3,7 @@
 #
 # usage: sh tests/passes/run.sh DNNC [FILECHECK]
 #
-# Each tests/passes/PASS_BEHAVIOUR.dnir is a graph in the IR text form
+# Each tests/passes/<pass>_<behaviour>.dnir is a graph in the IR text form
 # (docs/ir.md) whose comment lines hold lit-style commands and FileCheck
 # patterns:
 #     // RUN: %dnnc %s --passes=fuse-conv --emit=ir-opt | %FileCheck %s

@@ -258,7 +258,7 @@ static int optimized(const char *input, const char *graph, const char *path)
     return dnnc(args);
 }
 
-/* x.dnn --emit=ir > x.dnir; then x.dnir --emit=ir-opt equals x.dnn --emit=ir-opt,
+/* MODEL.dnn --emit=ir > MODEL.dnir; then MODEL.dnir --emit=ir-opt equals MODEL.dnn --emit=ir-opt,
  * for the inference graph and, where the model trains, the training graph.
  * Returns the number of graphs compared. */
 static int check_round_trip(const char *dnn, const char *dir)

@@ -468,7 +468,7 @@ static void matmul_case(DnShape as, DnShape bs, int ta, int tb, bool b_param)
     dn_graph_add_output(t.g, "y", y);
     compile(&t);
     for (int bi = 0; bi < 2; bi++) {
-        int64_t n = batches[bi], ad[8], bd[8];
+        int64_t n = batches[bi], ad[8] = {0}, bd[8] = {0};
         int ra = dims(in[0], n, ad), rb = dims(in[1], n, bd);
         int64_t M = ad[ra - 2 + ta], K = ad[ra - 1 - ta], P = bd[rb - 1 - tb], batch = 1;
         for (int i = 0; i < ra - 2; i++) batch *= ad[i];
