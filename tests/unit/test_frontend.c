@@ -296,6 +296,48 @@ Test(frontend, batchnorm_and_dropout)
     dn_graph_free(g);
 }
 
+static const DnOp *op_of(const DnGraph *g, DnOpKind k)
+{
+    for (int i = 0; i < g->ops.len; i++)
+        if (g->ops.data[i]->kind == k) return g->ops.data[i];
+    cr_assert_fail("no %s op", dn_op_info[k].name);
+    return NULL;
+}
+
+static void assert_pair(const DnOp *op, const char *name, int64_t a, int64_t b)
+{
+    int n;
+    const int64_t *v = dn_op_ints(op, name, &n);
+    cr_assert(n == 2 && v[0] == a && v[1] == b, "%s %s is not [%lld, %lld]", dn_op_info[op->kind].name, name,
+              (long long)a, (long long)b);
+}
+
+/* Layer arguments that are op attributes take their defaults from ops.def
+ * (the values PyTorch's layers default to). */
+Test(frontend, layer_arguments_default_as_their_ops)
+{
+    DnGraph *g = lower("model m(x: f32[N, 3, 8, 8]) -> (y: f32[N, 4]) {\n"
+                       "  y = x |> c: conv2d(4, 3) |> bn: batchnorm |> maxpool(2) |> avgpool(kernel=[3, 1])\n"
+                       "    |> dropout |> flatten |> d: dense(4) |> softmax\n}\n",
+                       NULL);
+    cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
+    const DnOp *conv = op_of(g, DN_OP_CONV2D);
+    assert_pair(conv, "stride", 1, 1);
+    assert_pair(conv, "pad", 0, 0);
+    assert_pair(conv, "dilation", 1, 1);
+    cr_expect_eq(dn_op_int(conv, "groups"), 1);
+    cr_expect_str_eq(dn_op_str(conv, "act"), "none");
+    cr_expect_float_eq(dn_op_float(op_of(g, DN_OP_BATCHNORM), "eps"), 1e-5, 1e-15);
+    cr_expect_float_eq(dn_op_float(op_of(g, DN_OP_BATCHNORM), "momentum"), 0.1, 1e-15);
+    assert_pair(op_of(g, DN_OP_MAXPOOL2D), "stride", 2, 2); /* stride = kernel */
+    assert_pair(op_of(g, DN_OP_MAXPOOL2D), "pad", 0, 0);
+    assert_pair(op_of(g, DN_OP_AVGPOOL2D), "stride", 3, 1);
+    cr_expect_float_eq(dn_op_float(op_of(g, DN_OP_DROPOUT), "p"), 0.5, 1e-15);
+    cr_expect_str_eq(dn_op_str(op_of(g, DN_OP_DENSE), "act"), "none");
+    cr_expect_eq(dn_op_int(op_of(g, DN_OP_SOFTMAX), "axis"), 1); /* the last axis */
+    dn_graph_free(g);
+}
+
 Test(frontend, freeze_marks_label_prefixes)
 {
     DnGraph *g = lower("model m(x: f32[N, 4]) -> (y: f32[N, 4]) {\n"
@@ -372,6 +414,15 @@ Test(frontend, optimizer_specs)
     cr_assert_float_eq(optim_attr(o, "weight_decay")->f, 1e-2, 1e-12);
     cr_assert_float_eq(optim_attr(o, "lr")->f, 1e-3, 1e-12);
     cr_assert_str_eq(optim_attr(o, "sched")->s, "const");
+    o = optim_of("adam()"); /* every default from adam_update's schema */
+    cr_assert_eq(optim_attr(o, "lr")->f, 1e-3);
+    cr_assert_eq(optim_attr(o, "beta1")->f, 0.9);
+    cr_assert_eq(optim_attr(o, "beta2")->f, 0.999);
+    cr_assert_eq(optim_attr(o, "eps")->f, 1e-8);
+    cr_assert_eq(optim_attr(o, "weight_decay")->f, 0.0);
+    o = optim_of("sgd(lr=0.5)");
+    cr_assert_eq(optim_attr(o, "momentum")->f, 0.0);
+    cr_assert_eq(optim_attr(o, "nesterov")->i, 0);
 }
 
 Test(frontend, model_choice)
