@@ -314,7 +314,8 @@ static DnValue *aug_call(Lower *L, Scope *sc, const AugInfo *ai, const AstExpr *
         at[n++] = dn_attr_float("brightness", a[0].f);
         at[n++] = dn_attr_float("contrast", a[1].f);
         break;
-    default: at[n++] = dn_attr_float("std", a[0].f); break;
+    case DN_OP_PCA_LIGHTING: at[n++] = dn_attr_float("std", a[0].f); break;
+    default: DN_UNREACHABLE();
     }
     at[n++] = dn_attr_int("salt", L->next_salt++);
     return dn_build1(L->cx, L->g, ai->op, 1, &x, n, at, e->loc);
