@@ -262,12 +262,19 @@ bool dn_layer_unsupported(const char *name);
 Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
- * int float bool str ints; default '?' = optional with no value).  Fills
- * out[i] per schema entry from positional 'pos' and the call's keywords
- * (evaluated in 'sc'); reports missing/unknown/duplicate/ill-typed ones as
- * "WHAT: ..." and returns false. */
+ * int float bool str ints, and ints* for the rest of the positionals as one
+ * list).  Fills out[i] per schema entry from positional 'pos' and the
+ * call's keywords (evaluated in 'sc'); reports missing/unknown/duplicate/
+ * ill-typed ones as "WHAT: ..." and returns false. */
 bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call, const Val *pos,
                   int npos, Val *out, int nout);
+/* dn_bind_args where a schema entry may also be a bare name: attribute
+ * 'name' of op 'op', with the kind and default its schema gives in ops.def
+ * (so "kernel stride pad" of maxpool2d reads kernel:ints
+ * stride:ints=kernel pad:ints=0; =NAME takes the value bound to argument
+ * NAME, listed earlier). */
+bool dn_bind_op_args(Lower *L, Scope *sc, const char *what, DnOpKind op, const char *schema, const AstExpr *call,
+                     const Val *pos, int npos, Val *out, int nout);
 
 /* train.c */
 /* Lowers train section 'td' for the model just lowered into L->g, whose

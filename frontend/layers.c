@@ -8,6 +8,10 @@
  * ("conv1" -> "conv1.weight") and appends ops through dn_build, whose shape
  * diagnostics carry the call's location.  Adding a layer = one row + one
  * builder.  Names in 'unsupported' parse but are rejected at lowering.
+ * An argument that the builder forwards as an op attribute is a bare name
+ * in the row's schema ("stride"): its kind and default are the op's, from
+ * ops.def, written once.  Layer-only arguments (conv2d's out and kernel,
+ * bias, flatten's from) spell out name:kind=default here.
  */
 #include "ast.h"
 
@@ -19,7 +23,7 @@ typedef DnValue *(*LayerFn)(Lower *L, const AstExpr *e, const char *name, DnValu
 struct LayerInfo {
     const char *name;
     int ntensor;        /* leading positional tensor operands */
-    const char *schema; /* see dn_bind_args */
+    const char *schema; /* of the arguments after the tensors: see dn_bind_op_args */
     bool has_params;    /* gets an automatic name when unlabelled */
     LayerFn fn;
     DnOpKind op; /* for the generic builders */
@@ -30,12 +34,32 @@ enum { MAX_ARGS = 12 };
 /* ---- argument binding ------------------------------------------------------ */
 
 typedef struct Spec {
-    char name[24], kind[8], def[24];
+    char name[32], kind[8], def[32];
     bool has_def;
+    bool ref; /* has_def: 'def' names an earlier argument, whose value is the default */
 } Spec;
 
-/* Splits "name:kind[=default] ..." into 'sp'; returns the count. */
-static int parse_schema(const char *schema, Spec *sp)
+/* Fills 's' from attribute 'name' of op 'op': its kind and default as
+ * ops.def gives them.  An op without that attribute is a bug in a schema. */
+static void from_op(DnOpKind op, const char *name, Spec *s)
+{
+    DN_ASSERT(op >= 0 && op < DN_OP_COUNT);
+    DnAttrSpec spec[DN_MAX_ATTRS];
+    int n = dn_op_schema(op, spec);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(spec[i].name, name)) {
+            snprintf(s->kind, sizeof s->kind, "%s", dn_attr_kind_name(spec[i].kind));
+            snprintf(s->def, sizeof s->def, "%s", spec[i].def);
+            s->has_def = spec[i].has_default;
+            s->ref = spec[i].ref >= 0;
+            return;
+        }
+    dn_die(__FILE__, __LINE__, "argument schema: %s has no attribute '%s'", dn_op_info[op].name, name);
+}
+
+/* Splits "name:kind[=default] ..." into 'sp'; an entry that is a bare name
+ * is attribute 'name' of 'op'.  Returns the count. */
+static int parse_schema(const char *schema, DnOpKind op, Spec *sp)
 {
     int n = 0;
     while (*schema && n < MAX_ARGS) {
@@ -44,7 +68,11 @@ static int parse_schema(const char *schema, Spec *sp)
         Spec *s = &sp[n++];
         memset(s, 0, sizeof *s);
         int len = 0;
-        while (*schema && *schema != ':' && len < 23) s->name[len++] = *schema++;
+        while (*schema && *schema != ':' && *schema != ' ' && len < 31) s->name[len++] = *schema++;
+        if (*schema != ':') {
+            from_op(op, s->name, s);
+            continue;
+        }
         schema++;
         len = 0;
         while (*schema && *schema != '=' && *schema != ' ' && len < 7) s->kind[len++] = *schema++;
@@ -52,18 +80,18 @@ static int parse_schema(const char *schema, Spec *sp)
             schema++;
             s->has_def = true;
             len = 0;
-            while (*schema && *schema != ' ' && len < 23) s->def[len++] = *schema++;
+            while (*schema && *schema != ' ' && len < 31) s->def[len++] = *schema++;
         }
     }
     return n;
 }
 
-static Val default_val(const Spec *s)
+/* The literal default of 's' (not a reference to another argument). */
+static Val default_val(Lower *L, const Spec *s)
 {
-    if (!strcmp(s->def, "?")) return (Val){.kind = VAL_NONE};
     if (!strcmp(s->def, "true") || !strcmp(s->def, "false")) return (Val){.kind = VAL_BOOL, .i = s->def[0] == 't'};
     if (!strcmp(s->kind, "float")) return (Val){.kind = VAL_FLOAT, .f = strtod(s->def, NULL)};
-    if (!strcmp(s->kind, "str")) return (Val){.kind = VAL_STR, .s = s->def};
+    if (!strcmp(s->kind, "str")) return (Val){.kind = VAL_STR, .s = dn_arena_strdup(L->a, s->def)};
     return (Val){.kind = VAL_INT, .i = strtoll(s->def, NULL, 10)};
 }
 
@@ -129,11 +157,40 @@ static const AstArg *nth_positional(const AstExpr *call, int n)
     return NULL;
 }
 
+/* Fills every argument not given with its default; reports a missing one. */
+static bool fill_defaults(Lower *L, const char *what, const AstExpr *call, const Spec *sp, int nsp, const bool *given,
+                          Val *out)
+{
+    for (int i = 0; i < nsp; i++) {
+        if (given[i]) continue;
+        if (!sp[i].has_def) {
+            dn_error(L->cx, call->loc, "missing argument '%s' for %s", sp[i].name, what);
+            return false;
+        }
+        if (sp[i].ref) { /* "stride=kernel": the value bound to an earlier argument */
+            int j = 0;
+            while (j < i && strcmp(sp[j].name, sp[i].def)) j++;
+            DN_ASSERT(j < i);
+            out[i] = out[j];
+            continue;
+        }
+        out[i] = default_val(L, &sp[i]);
+        coerce(L, &sp[i], &out[i]);
+    }
+    return true;
+}
+
 bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call, const Val *pos,
                   int npos, Val *out, int nout)
 {
+    return dn_bind_op_args(L, sc, what, DN_OP_COUNT, schema, call, pos, npos, out, nout);
+}
+
+bool dn_bind_op_args(Lower *L, Scope *sc, const char *what, DnOpKind op, const char *schema, const AstExpr *call,
+                     const Val *pos, int npos, Val *out, int nout)
+{
     Spec sp[MAX_ARGS];
-    int nsp = parse_schema(schema, sp);
+    int nsp = parse_schema(schema, op, sp);
     DN_ASSERT(nsp <= nout);
     bool given[MAX_ARGS] = {0}, ok = true;
     int first = 0; /* index of pos[0] among the call's positionals */
@@ -159,17 +216,7 @@ bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, con
     }
     for (int i = 0; i < call->args.len; i++)
         if (call->args.data[i].name) ok &= bind_keyword(L, sc, what, sp, nsp, &call->args.data[i], out, given);
-    for (int i = 0; i < nsp && ok; i++) {
-        if (given[i]) continue;
-        if (!sp[i].has_def) {
-            dn_error(L->cx, call->loc, "missing argument '%s' for %s", sp[i].name, what);
-            ok = false;
-        } else {
-            out[i] = default_val(&sp[i]);
-            coerce(L, &sp[i], &out[i]);
-        }
-    }
-    return ok;
+    return ok && fill_defaults(L, what, call, sp, nsp, given, out);
 }
 
 /* ---- helpers for builders ------------------------------------------------- */
@@ -250,8 +297,8 @@ static DnValue *build_conv2d(Lower *L, const AstExpr *e, const char *name, DnVal
         in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(wd[1] * k[0] * k[1]), e->loc);
     if (!in3[1] || (a[6].i && !in3[2])) return NULL;
     DnAttr at[] = {dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p), dn_attr_ints("dilation", 2, d),
-                   dn_attr_int("groups", groups), dn_attr_str("act", "none")};
-    return dn_build1(L->cx, L->g, DN_OP_CONV2D, a[6].i ? 3 : 2, in3, 5, at, e->loc);
+                   dn_attr_int("groups", groups)};
+    return dn_build1(L->cx, L->g, DN_OP_CONV2D, a[6].i ? 3 : 2, in3, 4, at, e->loc);
 }
 
 /* dense(out, bias=true) */
@@ -267,8 +314,7 @@ static DnValue *build_dense(Lower *L, const AstExpr *e, const char *name, DnValu
     DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming(in), e->loc)};
     if (a[1].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(in), e->loc);
     if (!in3[1] || (a[1].i && !in3[2])) return NULL;
-    DnAttr act = dn_attr_str("act", "none");
-    return dn_build1(L->cx, L->g, DN_OP_DENSE, a[1].i ? 3 : 2, in3, 1, &act, e->loc);
+    return dn_build1(L->cx, L->g, DN_OP_DENSE, a[1].i ? 3 : 2, in3, 0, NULL, e->loc);
 }
 
 /* maxpool/avgpool(kernel, stride=kernel, pad=0) */
@@ -276,8 +322,7 @@ static DnValue *build_pool(Lower *L, const AstExpr *e, const char *name, DnValue
 {
     (void)name;
     int64_t k[2], s[2], p[2];
-    if (!pair(L, e, "kernel", a[0], k, 1) || !pair(L, e, "stride", a[1].kind == VAL_NONE ? a[0] : a[1], s, 1) ||
-        !pair(L, e, "pad", a[2], p, 0))
+    if (!pair(L, e, "kernel", a[0], k, 1) || !pair(L, e, "stride", a[1], s, 1) || !pair(L, e, "pad", a[2], p, 0))
         return NULL;
     DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p)};
     return dn_build1(L->cx, L->g, !strcmp(e->s, "maxpool") ? DN_OP_MAXPOOL2D : DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
@@ -288,9 +333,8 @@ static DnValue *build_global_avgpool(Lower *L, const AstExpr *e, const char *nam
 {
     (void)name, (void)a;
     int64_t k[2] = {x[0]->shape.rank == 4 ? static_dim(x[0], 2) : 1, x[0]->shape.rank == 4 ? static_dim(x[0], 3) : 1};
-    int64_t p[2] = {0, 0};
-    DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, k), dn_attr_ints("pad", 2, p)};
-    return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
+    DnAttr kernel = dn_attr_ints("kernel", 2, k); /* stride and pad: their defaults (kernel, 0) */
+    return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 1, &kernel, e->loc);
 }
 
 /* adaptive_avgpool(out): PyTorch's AdaptiveAvgPool2d where the input is a
@@ -299,7 +343,7 @@ static DnValue *build_global_avgpool(Lower *L, const AstExpr *e, const char *nam
 static DnValue *build_adaptive_avgpool(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     (void)name;
-    int64_t o[2], k[2], p[2] = {0, 0};
+    int64_t o[2], k[2];
     char buf[96];
     if (!pair(L, e, "out", a[0], o, 1)) return NULL;
     if (x[0]->shape.rank != 4) {
@@ -317,8 +361,8 @@ static DnValue *build_adaptive_avgpool(Lower *L, const AstExpr *e, const char *n
         }
         k[i] = in / o[i];
     }
-    DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, k), dn_attr_ints("pad", 2, p)};
-    return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
+    DnAttr kernel = dn_attr_ints("kernel", 2, k); /* stride and pad: their defaults (kernel, 0) */
+    return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 1, &kernel, e->loc);
 }
 
 /* relu, tanh, sigmoid, and the binary tensor functions: the op of the row */
@@ -326,7 +370,7 @@ static DnValue *build_simple(Lower *L, const AstExpr *e, const char *name, DnVal
 {
     (void)name, (void)a;
     const LayerInfo *li = dn_layer_find(e->s);
-    DnAttr sm = dn_attr_float("smoothing", a[0].kind == VAL_FLOAT ? a[0].f : 0);
+    DnAttr sm = dn_attr_float("smoothing", a[0].f); /* bound for cross_entropy only */
     return dn_build1(L->cx, L->g, li->op, li->ntensor, x, li->op == DN_OP_CROSS_ENTROPY, &sm, e->loc);
 }
 
@@ -439,29 +483,28 @@ static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, Dn
 /* ---- the table --------------------------------------------------------------- */
 
 static const LayerInfo layers[] = {
-    {"conv2d", 1, "out:int kernel:ints stride:ints=1 pad:ints=0 dilation:ints=1 groups:int=1 bias:bool=true", true,
-     build_conv2d, DN_OP_CONV2D},
+    {"conv2d", 1, "out:int kernel:ints stride pad dilation groups bias:bool=true", true, build_conv2d, DN_OP_CONV2D},
     {"dense", 1, "out:int bias:bool=true", true, build_dense, DN_OP_DENSE},
-    {"batchnorm", 1, "eps:float=1e-5 momentum:float=0.1", true, build_batchnorm, DN_OP_BATCHNORM},
-    {"maxpool", 1, "kernel:ints stride:ints=? pad:ints=0", false, build_pool, DN_OP_MAXPOOL2D},
-    {"avgpool", 1, "kernel:ints stride:ints=? pad:ints=0", false, build_pool, DN_OP_AVGPOOL2D},
+    {"batchnorm", 1, "eps momentum", true, build_batchnorm, DN_OP_BATCHNORM},
+    {"maxpool", 1, "kernel stride pad", false, build_pool, DN_OP_MAXPOOL2D},
+    {"avgpool", 1, "kernel stride pad", false, build_pool, DN_OP_AVGPOOL2D},
     {"global_avgpool", 1, "", false, build_global_avgpool, DN_OP_AVGPOOL2D},
     {"adaptive_avgpool", 1, "out:ints", false, build_adaptive_avgpool, DN_OP_AVGPOOL2D},
     {"relu", 1, "", false, build_simple, DN_OP_RELU},
     {"tanh", 1, "", false, build_simple, DN_OP_TANH},
     {"sigmoid", 1, "", false, build_simple, DN_OP_SIGMOID},
-    {"softmax", 1, "axis:int=-1", false, build_softmax, DN_OP_SOFTMAX},
-    {"log_softmax", 1, "axis:int=-1", false, build_softmax, DN_OP_LOG_SOFTMAX},
+    {"softmax", 1, "axis", false, build_softmax, DN_OP_SOFTMAX},
+    {"log_softmax", 1, "axis", false, build_softmax, DN_OP_LOG_SOFTMAX},
     {"flatten", 1, "from:int=1", false, build_flatten, DN_OP_RESHAPE},
     {"reshape", 1, "shape:ints*", false, build_reshape, DN_OP_RESHAPE},
     {"transpose", 1, "a:int b:int", false, build_transpose, DN_OP_TRANSPOSE},
-    {"dropout", 1, "p:float=0.5", false, build_dropout, DN_OP_DROPOUT},
+    {"dropout", 1, "p", false, build_dropout, DN_OP_DROPOUT},
     {"add", 2, "", false, build_simple, DN_OP_ADD},
     {"sub", 2, "", false, build_simple, DN_OP_SUB},
     {"mul", 2, "", false, build_simple, DN_OP_MUL},
     {"div", 2, "", false, build_simple, DN_OP_DIV},
     {"matmul", 2, "", false, build_simple, DN_OP_MATMUL},
-    {"cross_entropy", 2, "smoothing:float=0", false, build_simple, DN_OP_CROSS_ENTROPY},
+    {"cross_entropy", 2, "smoothing", false, build_simple, DN_OP_CROSS_ENTROPY},
     {"mse", 2, "", false, build_simple, DN_OP_MSE},
 };
 
@@ -552,7 +595,7 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
     }
     npos = gather_rest(L, li, pos, npos);
     Val a[MAX_ARGS] = {{0}};
-    if (!dn_bind_args(L, sc, li->name, li->schema, e, pos + li->ntensor, npos - li->ntensor, a, MAX_ARGS))
+    if (!dn_bind_op_args(L, sc, li->name, li->op, li->schema, e, pos + li->ntensor, npos - li->ntensor, a, MAX_ARGS))
         return dn_val_poison();
     const char *name = layer_name(L, li, e);
     if (!name) return dn_val_poison();

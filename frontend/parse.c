@@ -9,6 +9,8 @@
  */
 #include "ast.h"
 
+#include <ctype.h>
+
 enum { MAX_DEPTH = 200 };
 
 typedef struct Parser {
@@ -118,15 +120,37 @@ static bool enter(Parser *p)
 
 /* ---- expressions -------------------------------------------------------- */
 
-/* path = IDENT { "." (IDENT | INT) } */
+/* True when 't' can be a part of a label path: a name, an int (PyTorch's
+ * "0" of nn.Sequential), or a float written digits.digits, which is two
+ * int parts the lexer read as one number ("0.1" in "features.0.1"). */
+static bool is_path_part(const Token *t)
+{
+    if (t->kind == TOK_IDENT || t->kind == TOK_INT) return true;
+    if (t->kind != TOK_FLOAT) return false;
+    for (int i = 0; i < t->len; i++)
+        if (!isdigit((unsigned char)t->text[i]) && t->text[i] != '.') return false;
+    return true;
+}
+
+/* The token after the path that starts at 't', or NULL when none does. */
+static const Token *path_end(const Token *t)
+{
+    if (!is_path_part(t)) return NULL;
+    t++;
+    while (t[0].kind == TOK_DOT && is_path_part(&t[1])) t += 2;
+    return t;
+}
+
+/* path = part { "." part } ;  part = IDENT | INT | INT "." INT (one number token) */
 static const char *parse_path(Parser *p)
 {
-    DnLoc loc;
-    const char *s = expect_ident(p, "a label", &loc);
+    if (!is_path_part(p->tok)) return expect_ident(p, "a label", NULL);
+    Token *t = advance(p);
+    const char *s = dn_arena_strndup(p->a, t->text, (size_t)t->len);
     while (at(p, TOK_DOT)) {
         advance(p);
-        if (at(p, TOK_IDENT) || at(p, TOK_INT)) {
-            Token *t = advance(p);
+        if (is_path_part(p->tok)) {
+            t = advance(p);
             s = dn_arena_printf(p->a, "%s.%.*s", s, t->len, t->text);
         } else {
             char buf[80];
@@ -141,10 +165,8 @@ static const char *parse_path(Parser *p)
 /* True when the tokens at 't' read  path ":" (IDENT | "repeat"). */
 static bool looks_like_label(const Token *t)
 {
-    if (t->kind != TOK_IDENT) return false;
-    t++;
-    while (t[0].kind == TOK_DOT && (t[1].kind == TOK_IDENT || t[1].kind == TOK_INT)) t += 2;
-    return t[0].kind == TOK_COLON && (t[1].kind == TOK_IDENT || t[1].kind == TOK_REPEAT);
+    const Token *e = path_end(t);
+    return e && e[0].kind == TOK_COLON && (e[1].kind == TOK_IDENT || e[1].kind == TOK_REPEAT);
 }
 
 /* args = "(" [ arg { "," arg } ] ")" ;  arg = [ IDENT "=" ] expr */
@@ -187,6 +209,11 @@ static AstExpr *parse_callee(Parser *p, bool force_call)
     if (!p->nolabel && looks_like_label(p->tok)) {
         label = parse_path(p);
         advance(p); /* ':' */
+    } else if (!p->nolabel && path_end(p->tok) && path_end(p->tok)->kind == TOK_COLON &&
+               (!at(p, TOK_IDENT) || path_end(p->tok) != p->tok + 1)) {
+        const char *s = parse_path(p); /* "0:" or "a.b:" without a call after it ("a:": below) */
+        error_at(p, p->tok->loc, "a label must be followed by a layer or block call, as in '%s: dense(10)'", s);
+        return new_expr(p, EXPR_INT, label_loc);
     }
     if (at(p, TOK_REPEAT)) {
         AstExpr *e = parse_repeat(p);
@@ -231,6 +258,8 @@ static AstExpr *parse_primary(Parser *p)
 {
     Token *t = p->tok;
     AstExpr *e;
+    if (t->kind != TOK_IDENT && !p->nolabel && looks_like_label(t))
+        return parse_callee(p, false); /* a numeric label: 0: dense(8) */
     switch (t->kind) {
     case TOK_INT:
         e = new_expr(p, EXPR_INT, t->loc);
@@ -524,7 +553,7 @@ static AstStmt *parse_train_stmt(Parser *p)
         parse_type(p, &s->type);
         return s;
     }
-    if (at_ident(p, "freeze") && p->tok[1].kind == TOK_IDENT) {
+    if (at_ident(p, "freeze") && is_path_part(&p->tok[1])) {
         AstStmt *s = new_stmt(p, STMT_FREEZE, advance(p)->loc);
         do {
             DnLoc nl = p->tok->loc;

@@ -13,12 +13,11 @@
  */
 #include "ast.h"
 
-static const char *const sgd_schema =
-    "lr:float momentum:float=0 dampening:float=0 nesterov:bool=false weight_decay:float=0 warmup:int=0";
-static const char *const adam_schema =
-    "lr:float=1e-3 beta1:float=0.9 beta2:float=0.999 eps:float=1e-8 weight_decay:float=0 warmup:int=0";
-static const char *const adamw_schema =
-    "lr:float=1e-3 beta1:float=0.9 beta2:float=0.999 eps:float=1e-8 weight_decay:float=1e-2 warmup:int=0";
+/* Arguments of the optimizers; bare names are attributes of the update op,
+ * with its kinds and defaults (ops.def; dn_bind_op_args). */
+static const char *const sgd_schema = "lr momentum dampening nesterov:bool=false weight_decay warmup";
+static const char *const adam_schema = "lr beta1 beta2 eps weight_decay warmup";
+static const char *const adamw_schema = "lr beta1 beta2 eps weight_decay:float=1e-2 warmup"; /* AdamW's decay */
 
 typedef struct Sched {
     const char *kind; /* "const" "step" "cosine" */
@@ -134,7 +133,8 @@ static void lower_optimizer(Lower *L, Scope *sc, const AstExpr *e)
     Val pos[8], a[8];
     int npos = eval_positional(L, sc, c, pos, 8);
     const char *schema = !strcmp(n, "sgd") ? sgd_schema : !strcmp(n, "adam") ? adam_schema : adamw_schema;
-    if (!dn_bind_args(L, sc, n, schema, c, pos, npos, a, 8) || !ok) return;
+    if (!dn_bind_op_args(L, sc, n, adam ? DN_OP_ADAM_UPDATE : DN_OP_SGD_UPDATE, schema, c, pos, npos, a, 8) || !ok)
+        return;
     if (!(a[0].f > 0)) {
         dn_error(L->cx, e->loc, "the learning rate of %s must be positive, got %g", n, a[0].f);
         return;
@@ -230,16 +230,15 @@ static void lower_setting(Lower *L, Scope *ts, const AstStmt *s, bool seen[2])
 typedef struct AugInfo {
     const char *name;
     DnOpKind op;
-    const char *schema; /* of the call's arguments (dn_bind_args) */
+    const char *schema; /* of the call's arguments: attributes of 'op' (dn_bind_op_args) */
 } AugInfo;
 
 static const AugInfo augs[] = {
-    {"random_flip", DN_OP_RANDOM_FLIP, "p:float=0.5"},
-    {"random_crop", DN_OP_RANDOM_CROP, "size:ints pad:int=0"},
-    {"random_resized_crop", DN_OP_RANDOM_RESIZED_CROP,
-     "size:ints scale_min:float=0.08 scale_max:float=1 ratio_min:float=0.75 ratio_max:float=1.3333333333333333"},
-    {"color_jitter", DN_OP_COLOR_JITTER, "brightness:float=0 contrast:float=0"},
-    {"pca_lighting", DN_OP_PCA_LIGHTING, "std:float=0.1"},
+    {"random_flip", DN_OP_RANDOM_FLIP, "p"},
+    {"random_crop", DN_OP_RANDOM_CROP, "size pad"},
+    {"random_resized_crop", DN_OP_RANDOM_RESIZED_CROP, "size scale_min scale_max ratio_min ratio_max"},
+    {"color_jitter", DN_OP_COLOR_JITTER, "brightness contrast"},
+    {"pca_lighting", DN_OP_PCA_LIGHTING, "std"},
 };
 #define NAUGS ((int)(sizeof augs / sizeof augs[0]))
 
@@ -292,7 +291,7 @@ static DnValue *aug_call(Lower *L, Scope *sc, const AugInfo *ai, const AstExpr *
         c.args.data = e->args.data + 1;
         c.args.len = e->args.len - 1;
     }
-    if (!dn_bind_args(L, sc, ai->name, ai->schema, &c, pos, npos, a, 8)) return NULL;
+    if (!dn_bind_op_args(L, sc, ai->name, ai->op, ai->schema, &c, pos, npos, a, 8)) return NULL;
     DnAttr at[8];
     int n = 0;
     int64_t hw[2];
@@ -315,7 +314,8 @@ static DnValue *aug_call(Lower *L, Scope *sc, const AugInfo *ai, const AstExpr *
         at[n++] = dn_attr_float("brightness", a[0].f);
         at[n++] = dn_attr_float("contrast", a[1].f);
         break;
-    default: at[n++] = dn_attr_float("std", a[0].f); break;
+    case DN_OP_PCA_LIGHTING: at[n++] = dn_attr_float("std", a[0].f); break;
+    default: DN_UNREACHABLE();
     }
     at[n++] = dn_attr_int("salt", L->next_salt++);
     return dn_build1(L->cx, L->g, ai->op, 1, &x, n, at, e->loc);

@@ -1,12 +1,16 @@
-/* attrs.c -- op attributes: schemas (parsed from ops.def), constructors,
- * accessors, and completion of a user's attribute list with defaults.
+/* attrs.c -- op attributes: schemas (parsed from ops.def, defaults included),
+ * constructors, accessors, and completion of a user's attribute list with
+ * defaults.
  *
  * Used by the builder (shape.c) and the IR reader before an op exists, by
- * the frontend for the optimizer spec, and by every later stage through the
- * accessors.  A completed list holds exactly the schema's attributes, in
- * schema order, with the schema's kinds.
+ * the frontend (the optimizer spec, and the defaults of layer arguments
+ * that are op attributes), and by every later stage through the accessors.
+ * A completed list holds exactly the schema's attributes, in schema order,
+ * with the schema's kinds.
  */
 #include "ir.h"
+
+#include <stdlib.h>
 
 const char *dn_attr_kind_name(DnAttrKind k)
 {
@@ -14,28 +18,151 @@ const char *dn_attr_kind_name(DnAttrKind k)
     return (unsigned)k < 4 ? names[k] : "?";
 }
 
+/* ---- schemas -------------------------------------------------------------
+ * The syntax is in ops.def's header.  dn_schema_parse checks everything the
+ * completion below relies on, so filling a default needs no further checks. */
+
+enum { MAX_DEFAULT_INTS = 8 }; /* most values an ints default lists */
+
+static const char *kind_phrase(DnAttrKind k)
+{
+    static const char *p[] = {"an int", "a list of ints", "a float", "a string"};
+    return p[k];
+}
+
+static bool fail(char *err, size_t errlen, const char *fmt, ...) DN_PRINTF(3, 4);
+static bool fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static bool is_name_char(char c, bool first)
+{
+    return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9');
+}
+
+static bool is_name(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!is_name_char(s[i], i == 0)) return false;
+    return n > 0;
+}
+
+/* Parses "v,v,..." into 'v' (at most 'max'); returns the count, or -1 when
+ * 's' is not such a list. */
+static int parse_ints(const char *s, int64_t *v, int max)
+{
+    int n = 0;
+    for (;;) {
+        char *end;
+        long long x = strtoll(s, &end, 10);
+        if (end == s || n == max) return -1;
+        v[n++] = x;
+        if (!*end) return n;
+        if (*end != ',') return -1;
+        s = end + 1;
+    }
+}
+
+/* True when literal 'def' reads as a value of kind 'k'. */
+static bool literal_ok(DnAttrKind k, const char *def)
+{
+    char *end;
+    int64_t v[MAX_DEFAULT_INTS];
+    switch (k) {
+    case DN_ATTR_INT: (void)strtoll(def, &end, 10); return end != def && !*end;
+    case DN_ATTR_FLOAT: (void)strtod(def, &end); return end != def && !*end;
+    case DN_ATTR_INTS: return parse_ints(def, v, MAX_DEFAULT_INTS) > 0;
+    case DN_ATTR_STR: return true;
+    }
+    return false;
+}
+
+/* Sets spec[n].ref to the earlier entry that default spec[n].def names. */
+static bool resolve_ref(DnAttrSpec *spec, int n, char *err, size_t errlen)
+{
+    DnAttrSpec *s = &spec[n];
+    for (int j = 0; j < n; j++)
+        if (!strcmp(spec[j].name, s->def)) {
+            if (spec[j].kind != s->kind)
+                return fail(err, errlen, "'%s': default '%s' names an attribute of another kind", s->name, s->def);
+            s->ref = j;
+            return true;
+        }
+    return fail(err, errlen, "'%s': default '%s' is neither %s nor an attribute listed before it", s->name, s->def,
+                kind_phrase(s->kind));
+}
+
+/* The DnAttrKind spelled by the 'n' bytes at 's', or -1. */
+static int kind_of(const char *s, size_t n)
+{
+    for (int k = 0; k < 4; k++)
+        if (strlen(dn_attr_kind_name((DnAttrKind)k)) == n && !strncmp(s, dn_attr_kind_name((DnAttrKind)k), n)) return k;
+    return -1;
+}
+
+/* Parses entry 'w' ('len' bytes, "name:kind[=default]") into spec[n];
+ * spec[0..n-1] are the entries before it. */
+static bool parse_entry(const char *w, size_t len, DnAttrSpec *spec, int n, char *err, size_t errlen)
+{
+    DnAttrSpec *s = &spec[n];
+    memset(s, 0, sizeof *s);
+    s->ref = -1;
+    const char *colon = memchr(w, ':', len), *eq = memchr(w, '=', len), *stop = w + len;
+    if (!colon || (eq && eq < colon)) return fail(err, errlen, "'%.*s' is not name:kind[=default]", (int)len, w);
+    size_t nlen = (size_t)(colon - w), klen = (size_t)((eq ? eq : stop) - colon - 1);
+    if (!is_name(w, nlen) || nlen >= sizeof s->name)
+        return fail(err, errlen, "'%.*s': the name must be a C identifier of at most %d characters", (int)len, w,
+                    (int)sizeof s->name - 1);
+    memcpy(s->name, w, nlen);
+    for (int j = 0; j < n; j++)
+        if (!strcmp(spec[j].name, s->name)) return fail(err, errlen, "'%s' is listed twice", s->name);
+    int k = kind_of(colon + 1, klen);
+    if (k < 0)
+        return fail(err, errlen, "'%s': unknown kind '%.*s' (int, ints, float, str)", s->name, (int)klen, colon + 1);
+    s->kind = (DnAttrKind)k;
+    if (!eq) return true;
+    size_t dlen = (size_t)(stop - eq - 1);
+    if (dlen == 0 || dlen >= sizeof s->def)
+        return fail(err, errlen, "'%s': a default must have 1 to %d characters", s->name, (int)sizeof s->def - 1);
+    memcpy(s->def, eq + 1, dlen);
+    s->has_default = true;
+    if (s->kind != DN_ATTR_STR && is_name_char(s->def[0], true)) return resolve_ref(spec, n, err, errlen);
+    if (!literal_ok(s->kind, s->def))
+        return fail(err, errlen, "'%s': default '%s' is not %s", s->name, s->def, kind_phrase(s->kind));
+    return true;
+}
+
+int dn_schema_parse(const char *schema, DnAttrSpec *out, char *err, size_t errlen)
+{
+    int n = 0;
+    for (const char *p = schema; *p;) {
+        if (*p == ' ') {
+            p++;
+            continue;
+        }
+        size_t len = strcspn(p, " ");
+        if (n == DN_MAX_ATTRS) {
+            fail(err, errlen, "more than %d attributes", DN_MAX_ATTRS);
+            return -1;
+        }
+        if (!parse_entry(p, len, out, n, err, errlen)) return -1;
+        n++;
+        p += len;
+    }
+    return n;
+}
+
 int dn_op_schema(DnOpKind kind, DnAttrSpec *out)
 {
     DN_ASSERT(kind >= 0 && kind < DN_OP_COUNT);
-    const char *p = dn_op_info[kind].attrs;
-    int n = 0;
-    while (*p) {
-        while (*p == ' ') p++;
-        if (!*p) break;
-        const char *colon = strchr(p, ':');
-        DN_ASSERT(colon && colon - p < (int)sizeof out->name && n < DN_MAX_ATTRS);
-        const char *end = colon + strcspn(colon, " ");
-        memcpy(out[n].name, p, (size_t)(colon - p));
-        out[n].name[colon - p] = 0;
-        size_t klen = (size_t)(end - colon - 1);
-        DnAttrKind k = DN_ATTR_INT;
-        for (int j = 0; j < 4; j++)
-            if (strlen(dn_attr_kind_name((DnAttrKind)j)) == klen &&
-                strncmp(colon + 1, dn_attr_kind_name((DnAttrKind)j), klen) == 0)
-                k = (DnAttrKind)j;
-        out[n++].kind = k;
-        p = end;
-    }
+    char err[160];
+    int n = dn_schema_parse(dn_op_info[kind].attrs, out, err, sizeof err);
+    if (n < 0) dn_die(__FILE__, __LINE__, "ops.def: the schema of %s: %s", dn_op_info[kind].name, err);
     return n;
 }
 
@@ -78,76 +205,12 @@ const int64_t *dn_op_ints(const DnOp *op, const char *name, int *n)
     return a->ints;
 }
 
-/* ---- defaults ------------------------------------------------------------
- * First matching row wins; op DN_OP_COUNT matches any op.  The value is
- * read per the schema's kind: int -> (int64_t)v, float -> v, ints -> [v, v],
- * str -> s.  Attributes without a row are required.  Two defaults depend on
- * other things and live in code: pool 'stride' (= kernel) and 'axis'
- * (= last axis of the first operand). */
-static const struct {
-    DnOpKind op;
-    const char *name;
-    double v;
-    const char *s;
-} defaults[] = {
-    {DN_OP_ADAM_UPDATE, "eps", 1e-8, NULL},
-    {DN_OP_ADAM_UPDATE, "lr", 1e-3, NULL},
-    {DN_OP_BATCHNORM_TRAIN, "momentum", 0.1, NULL},
-    {DN_OP_BATCHNORM, "momentum", 0.1, NULL},
-    {DN_OP_RANDOM_RESIZED_CROP, "scale_min", 0.08, NULL},
-    {DN_OP_RANDOM_RESIZED_CROP, "scale_max", 1.0, NULL},
-    {DN_OP_RANDOM_RESIZED_CROP, "ratio_min", 3.0 / 4.0, NULL},
-    {DN_OP_RANDOM_RESIZED_CROP, "ratio_max", 4.0 / 3.0, NULL},
-    {DN_OP_COLOR_JITTER, "brightness", 0, NULL},
-    {DN_OP_COLOR_JITTER, "contrast", 0, NULL},
-    {DN_OP_PCA_LIGHTING, "std", 0.1, NULL},
-    {DN_OP_PCA_LIGHTING, "eigval0", 0.2175, NULL}, /* ImageNet's, as AlexNet-style code uses */
-    {DN_OP_PCA_LIGHTING, "eigval1", 0.0188, NULL},
-    {DN_OP_PCA_LIGHTING, "eigval2", 0.0045, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec00", -0.5675, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec01", 0.7192, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec02", 0.4009, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec10", -0.5808, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec11", -0.0045, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec12", -0.8140, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec20", -0.5836, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec21", -0.6948, NULL},
-    {DN_OP_PCA_LIGHTING, "eigvec22", 0.4203, NULL},
-    {DN_OP_COUNT, "stride", 1, NULL},
-    {DN_OP_COUNT, "pad", 0, NULL},
-    {DN_OP_COUNT, "dilation", 1, NULL},
-    {DN_OP_COUNT, "groups", 1, NULL},
-    {DN_OP_COUNT, "act", 0, "none"},
-    {DN_OP_COUNT, "trans_a", 0, NULL},
-    {DN_OP_COUNT, "trans_b", 0, NULL},
-    {DN_OP_COUNT, "p", 0.5, NULL},
-    {DN_OP_COUNT, "salt", 0, NULL},
-    {DN_OP_COUNT, "eps", 1e-5, NULL},
-    {DN_OP_COUNT, "momentum", 0, NULL},
-    {DN_OP_COUNT, "smoothing", 0, NULL},
-    {DN_OP_COUNT, "dampening", 0, NULL},
-    {DN_OP_COUNT, "nesterov", 0, NULL},
-    {DN_OP_COUNT, "weight_decay", 0, NULL},
-    {DN_OP_COUNT, "beta1", 0.9, NULL},
-    {DN_OP_COUNT, "beta2", 0.999, NULL},
-    {DN_OP_COUNT, "decoupled", 0, NULL},
-    {DN_OP_COUNT, "sched", 0, "const"},
-    {DN_OP_COUNT, "step_size", 1, NULL},
-    {DN_OP_COUNT, "gamma", 1, NULL},
-    {DN_OP_COUNT, "total_steps", 1, NULL},
-    {DN_OP_COUNT, "warmup", 0, NULL},
-    {DN_OP_COUNT, "min_lr", 0, NULL},
-};
+/* ---- completion ---------------------------------------------------------- */
 
 /* See ir.h. */
 bool dn_attr_is_window(const char *name)
 {
     return !strcmp(name, "stride") || !strcmp(name, "pad") || !strcmp(name, "dilation") || !strcmp(name, "kernel");
-}
-
-static bool is_pool(DnOpKind k)
-{
-    return k == DN_OP_MAXPOOL2D || k == DN_OP_AVGPOOL2D || k == DN_OP_MAXPOOL2D_BWD || k == DN_OP_AVGPOOL2D_BWD;
 }
 
 static int64_t *ints_dup(DnGraph *g, int n, const int64_t *v)
@@ -157,43 +220,31 @@ static int64_t *ints_dup(DnGraph *g, int n, const int64_t *v)
     return d;
 }
 
-/* Fills 'out' (schema kind already set) with the default of attribute
- * 'out->name' of 'kind'; false when it has none. */
-static bool fill_default(DnGraph *g, DnOpKind kind, DnValue *const *in, const DnAttr *done, int ndone, DnAttr *out)
+/* Copies the value of 'from' into 'to' (same kind) in g's arena. */
+static void copy_value(DnGraph *g, const DnAttr *from, DnAttr *to)
 {
-    if (!strcmp(out->name, "stride") && is_pool(kind)) {
-        for (int i = 0; i < ndone; i++)
-            if (!strcmp(done[i].name, "kernel")) {
-                out->nints = done[i].nints;
-                out->ints = ints_dup(g, done[i].nints, done[i].ints);
-                return true;
-            }
-        return false;
-    }
-    if (!strcmp(out->name, "axis")) {
-        out->i = in && in[0] ? in[0]->shape.rank - 1 : -1;
-        return true;
-    }
-    for (size_t r = 0; r < sizeof defaults / sizeof defaults[0]; r++) {
-        if ((defaults[r].op != kind && defaults[r].op != DN_OP_COUNT) || strcmp(defaults[r].name, out->name)) continue;
-        switch (out->kind) {
-        case DN_ATTR_INT: out->i = (int64_t)defaults[r].v; break;
-        case DN_ATTR_FLOAT: out->f = defaults[r].v; break;
-        case DN_ATTR_STR: out->s = defaults[r].s; break;
-        case DN_ATTR_INTS:
-            out->nints = 2;
-            out->ints = ints_dup(g, 2, (int64_t[]){(int64_t)defaults[r].v, (int64_t)defaults[r].v});
-            break;
-        }
-        return true;
-    }
-    return false;
+    to->i = from->i;
+    to->f = from->f;
+    to->nints = from->nints;
+    if (from->kind == DN_ATTR_INTS) to->ints = ints_dup(g, from->nints, from->ints);
+    if (from->kind == DN_ATTR_STR) to->s = dn_arena_strdup(&g->arena, from->s ? from->s : "");
 }
 
-static const char *kind_phrase(DnAttrKind k)
+/* Literal default of schema entry 's' as the attribute a user would write;
+ * ints go in 'buf' (MAX_DEFAULT_INTS entries). */
+static DnAttr literal_default(const DnAttrSpec *s, int64_t *buf)
 {
-    static const char *p[] = {"an int", "a list of ints", "a float", "a string"};
-    return p[k];
+    DnAttr a = {.name = s->name, .kind = s->kind};
+    switch (s->kind) {
+    case DN_ATTR_INT: a.i = strtoll(s->def, NULL, 10); break;
+    case DN_ATTR_FLOAT: a.f = strtod(s->def, NULL); break;
+    case DN_ATTR_STR: a.s = s->def; break;
+    case DN_ATTR_INTS:
+        a.nints = parse_ints(s->def, buf, MAX_DEFAULT_INTS);
+        a.ints = buf;
+        break;
+    }
+    return a;
 }
 
 /* Converts given attribute 'a' to the schema's kind into 'out'. */
@@ -201,11 +252,7 @@ static bool convert(DnCtx *cx, DnGraph *g, DnOpKind kind, const DnAttr *a, DnAtt
 {
     const char *op = dn_op_info[kind].name;
     if (a->kind == out->kind) {
-        out->i = a->i;
-        out->f = a->f;
-        out->nints = a->nints;
-        if (a->kind == DN_ATTR_INTS) out->ints = ints_dup(g, a->nints, a->ints);
-        if (a->kind == DN_ATTR_STR) out->s = dn_arena_strdup(&g->arena, a->s ? a->s : "");
+        copy_value(g, a, out);
     } else if (a->kind == DN_ATTR_INT && out->kind == DN_ATTR_FLOAT) {
         out->f = (double)a->i;
     } else if (a->kind == DN_ATTR_INT && out->kind == DN_ATTR_INTS) {
@@ -249,6 +296,29 @@ static bool check_names(DnCtx *cx, DnOpKind kind, const DnAttrSpec *spec, int ns
     return ok;
 }
 
+/* Completes entry 'j' of the schema into out[j] (out[0..j-1] are complete):
+ * the attribute given in 'attrs', else the default, else an error. */
+static bool complete_one(DnCtx *cx, DnGraph *g, DnOpKind kind, const DnAttrSpec *spec, int j, int nattrs,
+                         const DnAttr *attrs, DnAttr *out, DnLoc loc)
+{
+    const DnAttrSpec *s = &spec[j];
+    out[j].name = dn_arena_strdup(&g->arena, s->name);
+    out[j].kind = s->kind;
+    for (int i = 0; i < nattrs; i++)
+        if (!strcmp(attrs[i].name, s->name)) return convert(cx, g, kind, &attrs[i], &out[j], loc);
+    if (!s->has_default) {
+        dn_error(cx, loc, "%s: missing attribute '%s'", dn_op_info[kind].name, s->name);
+        return false;
+    }
+    if (s->ref >= 0) { /* already complete (or already reported) */
+        copy_value(g, &out[s->ref], &out[j]);
+        return true;
+    }
+    int64_t buf[MAX_DEFAULT_INTS];
+    DnAttr def = literal_default(s, buf);
+    return convert(cx, g, kind, &def, &out[j], loc);
+}
+
 DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs, const DnAttr *attrs,
                           DnLoc loc, int *nout)
 {
@@ -258,18 +328,8 @@ DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *
     DnAttr *out = dn_arena_alloc(&g->arena, (size_t)(nspec ? nspec : 1) * sizeof *out);
     bool ok = true;
     for (int j = 0; j < nspec; j++) {
-        out[j].name = dn_arena_strdup(&g->arena, spec[j].name);
-        out[j].kind = spec[j].kind;
-        const DnAttr *given = NULL;
-        for (int i = 0; i < nattrs; i++)
-            if (!strcmp(attrs[i].name, spec[j].name)) given = &attrs[i];
-        if (given)
-            ok &= convert(cx, g, kind, given, &out[j], loc);
-        else if (!fill_default(g, kind, in, out, j, &out[j])) {
-            dn_error(cx, loc, "%s: missing attribute '%s'", dn_op_info[kind].name, spec[j].name);
-            ok = false;
-        }
-        if (!strcmp(spec[j].name, "axis") && given && in && in[0] && out[j].i < 0)
+        ok &= complete_one(cx, g, kind, spec, j, nattrs, attrs, out, loc);
+        if (!strcmp(spec[j].name, "axis") && in && in[0] && out[j].i < 0)
             out[j].i += in[0]->shape.rank; /* axis -1 = last */
     }
     *nout = nspec;

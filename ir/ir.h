@@ -70,6 +70,7 @@ typedef enum {
     DN_OP_COUNT
 } DnOpKind;
 
+/* ORDER DN_OPF: the flag names in ir/ops_help.c */
 enum {
     DN_OPF_ELEMWISE = 1 << 0,    /* pointwise (with broadcasting): fusable */
     DN_OPF_VIEW = 1 << 1,        /* result aliases the operand's bytes (reshape) */
@@ -272,10 +273,23 @@ DnGraph *dn_graph_read(DnCtx *cx, const char *file, const char *text);
 typedef struct DnAttrSpec {
     char name[32];
     DnAttrKind kind;
+    bool has_default; /* false: the attribute is required */
+    char def[32];     /* has_default: the default as written in ops.def */
+    int ref;          /* has_default: index of the earlier entry whose value is
+                         the default (def is its name), or -1 for a literal */
 } DnAttrSpec;
 
-/* Parses op 'kind's schema into 'out' (DN_MAX_ATTRS entries); returns the count. */
+/* Parses op 'kind's schema into 'out' (DN_MAX_ATTRS entries); returns the
+ * count.  A malformed schema is a bug in ops.def (dn_die). */
 int dn_op_schema(DnOpKind kind, DnAttrSpec *out);
+/* Parses schema text 'schema' (the syntax of ops.def's header) into 'out'
+ * (DN_MAX_ATTRS entries) and returns the count, checking every default
+ * against its kind; on a malformed schema returns -1 with a message in
+ * 'err' ('errlen' bytes). */
+int dn_schema_parse(const char *schema, DnAttrSpec *out, char *err, size_t errlen);
+/* Prints every op of ops.def with its operand and result counts, flags and
+ * attributes (kinds and defaults): the text of `dnnc --help-ops`. */
+void dn_ops_print(FILE *out);
 /* "int", "ints", "float", "str". */
 const char *dn_attr_kind_name(DnAttrKind k);
 /* Appends a fresh value (id g->nvalues++) in g's arena; the caller sets
@@ -292,9 +306,10 @@ DnLoc dn_graph_loc(DnGraph *g, DnLoc loc);
  * checks names (unknown or repeated: error) and kinds (an int is accepted
  * where a float is expected, and as a one-element list where ints are;
  * stride/pad/dilation/kernel given as one int apply to both axes), fills
- * defaults (softmax axis = last axis of in[0], pool stride = kernel),
- * normalizes negative axes, and copies everything into g's arena in
- * schema order.  'in' may be NULL when no default depends on operands.
+ * the schema's defaults (ops.def: e.g. pool stride = kernel, axis = -1),
+ * normalizes negative axes against in[0], and copies everything into g's
+ * arena in schema order.  'in' may be NULL (then 'axis' stays as given or
+ * defaulted, e.g. -1).
  * Returns the array and its length in *nout, or NULL after reporting. */
 DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *in, int nattrs, const DnAttr *attrs,
                           DnLoc loc, int *nout);

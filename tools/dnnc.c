@@ -72,6 +72,7 @@ static void usage(FILE *out)
                  "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
                  "                      (slower; a reference for A/B runs)\n"
                  "  -h, --help          this text\n"
+                 "  --help-ops          list the IR ops: operands, results, attributes and defaults\n"
                  "  --version           print the version\n"
                  "\n"
                  "stages (default pipeline, in order):\n");
@@ -162,6 +163,9 @@ static int parse_args(int argc, char **argv, Options *o)
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
+            exit(0);
+        } else if (!strcmp(a, "--help-ops")) {
+            dn_ops_print(stdout);
             exit(0);
         } else if (!strcmp(a, "--version")) {
             printf("dnnc %s (LLVM 19)\n", DNNC_VERSION);

@@ -40,6 +40,27 @@ Test(driver, help_lists_every_pass_and_emit_kind)
                   dn_backend_table[i]->name);
 }
 
+/* --help-ops: a line per op of ops.def, starting with its name, with its
+ * attributes and defaults as the schema gives them. */
+Test(driver, help_ops_lists_every_op_with_its_defaults)
+{
+    cr_assert_eq(dnnc("--help-ops"), 0, "%s", out);
+    for (int k = 0; k < DN_OP_COUNT; k++) {
+        char line[64];
+        snprintf(line, sizeof line, "\n%s ", dn_op_info[k].name);
+        cr_expect(strstr(out, line), "--help-ops does not list op '%s'", dn_op_info[k].name);
+    }
+    const char *conv = strstr(out, "\nconv2d ");
+    cr_assert_not_null(conv);
+    const char *eol = strchr(conv + 1, '\n');
+    const char *stride = strstr(conv, "stride:ints=1 ");
+    cr_expect(stride && stride < eol, "conv2d's line lacks stride:ints=1: %.*s", (int)(eol - conv), conv);
+    cr_expect(strstr(out, "kernel:ints stride:ints=kernel pad:ints=0"), "%s", out);
+    cr_expect(strstr(out, "axis:int=-1"), "%s", out);
+    cr_assert_eq(dnnc("--help"), 0);
+    cr_expect(strstr(out, "--help-ops"), "--help does not mention --help-ops");
+}
+
 Test(driver, every_stage_prints)
 {
     static const struct {

@@ -296,6 +296,129 @@ Test(frontend, batchnorm_and_dropout)
     dn_graph_free(g);
 }
 
+static const DnOp *op_of(const DnGraph *g, DnOpKind k)
+{
+    for (int i = 0; i < g->ops.len; i++)
+        if (g->ops.data[i]->kind == k) return g->ops.data[i];
+    cr_assert_fail("no %s op", dn_op_info[k].name);
+    return NULL;
+}
+
+static void assert_pair(const DnOp *op, const char *name, int64_t a, int64_t b)
+{
+    int n;
+    const int64_t *v = dn_op_ints(op, name, &n);
+    cr_assert(n == 2 && v[0] == a && v[1] == b, "%s %s is not [%lld, %lld]", dn_op_info[op->kind].name, name,
+              (long long)a, (long long)b);
+}
+
+/* Layer arguments that are op attributes take their defaults from ops.def
+ * (the values PyTorch's layers default to). */
+Test(frontend, layer_arguments_default_as_their_ops)
+{
+    DnGraph *g = lower("model m(x: f32[N, 3, 8, 8]) -> (y: f32[N, 4]) {\n"
+                       "  y = x |> c: conv2d(4, 3) |> bn: batchnorm |> maxpool(2) |> avgpool(kernel=[3, 1])\n"
+                       "    |> dropout |> flatten |> d: dense(4) |> softmax\n}\n",
+                       NULL);
+    cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
+    const DnOp *conv = op_of(g, DN_OP_CONV2D);
+    assert_pair(conv, "stride", 1, 1);
+    assert_pair(conv, "pad", 0, 0);
+    assert_pair(conv, "dilation", 1, 1);
+    cr_expect_eq(dn_op_int(conv, "groups"), 1);
+    cr_expect_str_eq(dn_op_str(conv, "act"), "none");
+    cr_expect_float_eq(dn_op_float(op_of(g, DN_OP_BATCHNORM), "eps"), 1e-5, 1e-15);
+    cr_expect_float_eq(dn_op_float(op_of(g, DN_OP_BATCHNORM), "momentum"), 0.1, 1e-15);
+    assert_pair(op_of(g, DN_OP_MAXPOOL2D), "stride", 2, 2); /* stride = kernel */
+    assert_pair(op_of(g, DN_OP_MAXPOOL2D), "pad", 0, 0);
+    assert_pair(op_of(g, DN_OP_AVGPOOL2D), "stride", 3, 1);
+    cr_expect_float_eq(dn_op_float(op_of(g, DN_OP_DROPOUT), "p"), 0.5, 1e-15);
+    cr_expect_str_eq(dn_op_str(op_of(g, DN_OP_DENSE), "act"), "none");
+    cr_expect_eq(dn_op_int(op_of(g, DN_OP_SOFTMAX), "axis"), 1); /* the last axis */
+    dn_graph_free(g);
+}
+
+/* Labels may be numbers, as PyTorch names the children of an nn.Sequential,
+ * at the top level of a model as in blocks; "0.1" (one number token) is two
+ * parts of a path. */
+Test(frontend, numeric_labels_name_parameters_as_sequential_does)
+{
+    DnGraph *g = lower("model m(x: f32[N, 16]) -> (y: f32[N, 4]) {\n"
+                       "  y = x |> 0: dense(8) |> relu |> 2: dense(4)\n}\n",
+                       NULL);
+    cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
+    static const char *const want[] = {"0.weight", "0.bias", "2.weight", "2.bias"};
+    cr_assert_eq(g->params.len, 4);
+    for (int i = 0; i < 4; i++) cr_expect_str_eq(g->params.data[i]->name, want[i]);
+    assert_shape(&param(g, "0.weight")->shape, 2, (int64_t[]){8, 16});
+    assert_shape(&param(g, "2.weight")->shape, 2, (int64_t[]){4, 8});
+    dn_graph_free(g);
+    g = lower("block pair(x) {\n  return x |> 0: dense(8) |> relu\n}\n"
+              "model m(x: f32[N, 16]) -> (y: f32[N, 4]) {\n"
+              "  y = x |> 0: pair |> 1.0.1: dense(4)\n}\n"
+              "train m {\n  t: f32[N, 4]\n  loss = mse(y, t)\n  optimizer = sgd(lr=1)\n  freeze 0, 1.0\n}\n",
+              NULL);
+    cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
+    cr_expect_not(param(g, "0.0.weight")->trainable);
+    cr_expect_not(param(g, "1.0.1.bias")->trainable);
+    dn_graph_free(g);
+}
+
+/* Golden: the parameter names, shapes and order equal the state_dict() keys
+ * of the PyTorch modules in the comments (written down from PyTorch; no
+ * Python at test time). */
+Test(frontend, sequential_names_are_pytorch_state_dict_keys)
+{
+    static const struct {
+        const char *src; /* model body: y = x |> ... */
+        const char *in, *out;
+        int n;
+        struct {
+            const char *name;
+            int rank;
+            int64_t dim[4];
+        } want[8];
+    } cases[] = {
+        /* nn.Sequential(nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4)) */
+        {"0: dense(8) |> relu |> 2: dense(4)",
+         "f32[N, 16]",
+         "f32[N, 4]",
+         4,
+         {{"0.weight", 2, {8, 16}}, {"0.bias", 1, {8}}, {"2.weight", 2, {4, 8}}, {"2.bias", 1, {4}}}},
+        /* nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU()) */
+        {"0: conv2d(8, 3) |> 1: batchnorm |> relu",
+         "f32[N, 3, 8, 8]",
+         "f32[N, 8, 6, 6]",
+         7,
+         {{"0.weight", 4, {8, 3, 3, 3}},
+          {"0.bias", 1, {8}},
+          {"1.weight", 1, {8}},
+          {"1.bias", 1, {8}},
+          {"1.running_mean", 1, {8}},
+          {"1.running_var", 1, {8}},
+          {"1.num_batches_tracked", 0, {0}}}},
+        /* nn.Sequential(nn.Sequential(nn.Linear(16, 8), nn.ReLU()), nn.Linear(8, 4)) */
+        {"0.0: dense(8) |> relu |> 1: dense(4)",
+         "f32[N, 16]",
+         "f32[N, 4]",
+         4,
+         {{"0.0.weight", 2, {8, 16}}, {"0.0.bias", 1, {8}}, {"1.weight", 2, {4, 8}}, {"1.bias", 1, {4}}}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char src[512];
+        snprintf(src, sizeof src, "model m(x: %s) -> (y: %s) {\n  y = x |> %s\n}\n", cases[c].in, cases[c].out,
+                 cases[c].src);
+        DnGraph *g = lower(src, NULL);
+        cr_assert_not_null(g, "%s: %s", cases[c].src, cx.diags ? cx.diags->msg : "");
+        cr_assert_eq(g->params.len, cases[c].n, "%s", cases[c].src);
+        for (int i = 0; i < cases[c].n; i++) {
+            cr_expect_str_eq(g->params.data[i]->name, cases[c].want[i].name, "%s", cases[c].src);
+            assert_shape(&g->params.data[i]->shape, cases[c].want[i].rank, cases[c].want[i].dim);
+        }
+        dn_graph_free(g);
+    }
+}
+
 Test(frontend, freeze_marks_label_prefixes)
 {
     DnGraph *g = lower("model m(x: f32[N, 4]) -> (y: f32[N, 4]) {\n"
@@ -372,6 +495,15 @@ Test(frontend, optimizer_specs)
     cr_assert_float_eq(optim_attr(o, "weight_decay")->f, 1e-2, 1e-12);
     cr_assert_float_eq(optim_attr(o, "lr")->f, 1e-3, 1e-12);
     cr_assert_str_eq(optim_attr(o, "sched")->s, "const");
+    o = optim_of("adam()"); /* every default from adam_update's schema */
+    cr_assert_eq(optim_attr(o, "lr")->f, 1e-3);
+    cr_assert_eq(optim_attr(o, "beta1")->f, 0.9);
+    cr_assert_eq(optim_attr(o, "beta2")->f, 0.999);
+    cr_assert_eq(optim_attr(o, "eps")->f, 1e-8);
+    cr_assert_eq(optim_attr(o, "weight_decay")->f, 0.0);
+    o = optim_of("sgd(lr=0.5)");
+    cr_assert_eq(optim_attr(o, "momentum")->f, 0.0);
+    cr_assert_eq(optim_attr(o, "nesterov")->i, 0);
 }
 
 Test(frontend, model_choice)
