@@ -508,7 +508,7 @@ static const LayerInfo layers[] = {
     {"mse", 2, "", false, build_simple, DN_OP_MSE},
 };
 
-/* Operators of the language (DSL.md) that parse but do not lower yet. */
+/* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
     "lstm",
     "gru",
