@@ -357,21 +357,24 @@ static int cmd_info(const Opts *o)
 
 /* ---- data ------------------------------------------------------------------- */
 
+/* Loads a split and checks it is Fashion-MNIST: 28x28 images, labels 0..9.
+ * On failure 'set' is released and the message names the file. */
 static int load_split(const Opts *o, int train, DnIdxSet *set)
 {
     char ip[4096], lp[4096], err[4600];
     dn_idx_paths(o->data_dir, train, ip, lp, sizeof ip);
     if (dn_idx_load(ip, lp, o->limit, set, err, sizeof err)) return runtime_error("%s", err);
-    if (set->rows != 28 || set->cols != 28) {
-        dn_idx_free(set);
-        return runtime_error("%s: images are %dx%d, the model needs 28x28", ip, set->rows, set->cols);
-    }
-    for (int64_t i = 0; i < set->count; i++)
-        if (set->labels[i] >= FMNIST_CLASSES) {
-            dn_idx_free(set);
-            return runtime_error("%s: label %d at index %lld is not a class 0..9", lp, set->labels[i], (long long)i);
-        }
-    return 0;
+    err[0] = 0;
+    if (set->rows != 28 || set->cols != 28)
+        snprintf(err, sizeof err, "%s: images are %dx%d, the model needs 28x28", ip, set->rows, set->cols);
+    else
+        for (int64_t i = 0; i < set->count && !err[0]; i++)
+            if (set->labels[i] >= FMNIST_CLASSES)
+                snprintf(err, sizeof err, "%s: label %d at index %lld is not a class 0..%d", lp, set->labels[i],
+                         (long long)i, FMNIST_CLASSES - 1);
+    if (!err[0]) return 0;
+    dn_idx_free(set); /* after the message: it reads the set */
+    return runtime_error("%s", err);
 }
 
 /* Converts examples idx[0..n) of 'set' to floats and int32 labels. */

@@ -4,7 +4,8 @@
  * file at fault: damaged IDX files (made here, small), a library without
  * dnnc_descriptor, a model that does not fit Fashion-MNIST.  With the real
  * dnnc-compiled LeNet: `info`, a short `train`, `eval` and `infer` on the
- * saved weights, and a failed save that leaves the previous weights intact. */
+ * saved weights, and a failed save that leaves the previous weights intact.
+ * Bad labels and image sizes are errors naming the file, not crashes. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,5 +224,69 @@ Test(dnnrun, train_eval_infer_and_safe_save)
     free(after);
     snprintf(args, sizeof args, "eval %s --weights %s --limit 100", so, w);
     cr_expect_eq(dnnrun(args), 0, "old weights unreadable after a failed save: %s", out);
+    dn_test_rmtree(dir);
+}
+
+/* ---- data, libraries and weights that must not crash or hang ------------------- */
+
+/* Writes the 'split' ("train" or "t10k") of a small data set into 'dir':
+ * 'n' images of 'side' x 'side' pixels with labels i % 10, but 'bad' at
+ * index 'at' (none when 'at' < 0). */
+static void write_fashion(const char *dir, const char *split, uint32_t n, uint32_t side, int at, int bad)
+{
+    char path[600];
+    uint32_t idims[3] = {n, side, side};
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, split);
+    write_idx(path, 0x803, idims, 3, (size_t)n * side * side);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, split);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    uint8_t head[8] = {0, 0, 8, 1, n >> 24, n >> 16, n >> 8, n};
+    fwrite(head, 1, 8, f);
+    for (uint32_t i = 0; i < n; i++) fputc((int)i == at ? bad : (int)(i % 10), f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Runs 'dnnrun ARGS' under a 10 s timeout (status 124: it hung). */
+static int dnnrun_timed(const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "timeout 10 '%s' %s", DNNRUN_BIN, args);
+    return dn_test_run(cmd, out, sizeof out);
+}
+
+/* A label outside 0..9 (10, 200, 255) or images that are not 28x28, in
+ * either split, is an error naming the file, the label and its index, or
+ * the image size; they used to be read from the freed data set (a crash,
+ * or "images are 0x0"). */
+Test(dnnrun, labels_and_image_sizes_checked)
+{
+    char so[512], dir[64], args[1400], want[600];
+    compile_lenet(so, sizeof so);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-labels");
+    snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s --epochs 1", so, dir, dir);
+    static const char *const splits[] = {"train", "t10k"};
+    static const int bad[] = {10, 200, 255};
+    for (int s = 0; s < 2; s++)
+        for (int b = 0; b < 3; b++) {
+            write_fashion(dir, "train", 4, 28, s == 0 ? 2 : -1, bad[b]);
+            write_fashion(dir, "t10k", 4, 28, s == 1 ? 2 : -1, bad[b]);
+            cr_expect_eq(dnnrun_timed(args), 1, "%s label %d: %s", splits[s], bad[b], out);
+            snprintf(want, sizeof want,
+                     "dnnrun: error: %s/%s-labels-idx1-ubyte: label %d at index 2 is not a class 0..9", dir, splits[s],
+                     bad[b]);
+            cr_expect(strstr(out, want), "%s label %d: %s", splits[s], bad[b], out);
+        }
+    for (int s = 0; s < 2; s++) {
+        write_fashion(dir, "train", 4, s == 0 ? 32 : 28, -1, 0);
+        write_fashion(dir, "t10k", 4, s == 1 ? 32 : 28, -1, 0);
+        cr_expect_eq(dnnrun_timed(args), 1, "%s 32x32: %s", splits[s], out);
+        snprintf(want, sizeof want, "dnnrun: error: %s/%s-images-idx3-ubyte: images are 32x32, the model needs 28x28",
+                 dir, splits[s]);
+        cr_expect(strstr(out, want), "%s 32x32: %s", splits[s], out);
+    }
+    write_fashion(dir, "train", 4, 28, -1, 0);
+    write_fashion(dir, "t10k", 4, 28, -1, 0);
+    cr_expect_eq(dnnrun_timed(args), 0, "valid data: %s", out);
     dn_test_rmtree(dir);
 }
