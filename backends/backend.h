@@ -59,8 +59,9 @@ DnStatus dn_backend_check(DnCtx *cx, const DnBackend *b, const DnModule *m);
  * The library and then the header are each replaced only once written in
  * full (the header is written before the link), so a failed check,
  * emission, link or write leaves both as they were; no temporary file is
- * left behind.  Either path existing as something other than a regular
- * file (a device, a FIFO, a folder) is an error. */
+ * left behind.  A symbolic link is followed (its target is replaced).
+ * Either path existing as something other than a regular file (a device,
+ * a FIFO, a folder) is an error. */
 DnStatus dn_build_library(DnCtx *cx, const DnBackend *b, const DnModule *m, const DnBackendOptions *o,
                           const char *runtime_lib, const char *out_so);
 /* The header dn_build_library writes beside 'out_so': its name with ".h"

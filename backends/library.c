@@ -74,17 +74,18 @@ DnStatus dn_build_library(DnCtx *cx, const DnBackend *b, const DnModule *m, cons
                           const char *runtime_lib, const char *out_so)
 {
     if (!runtime_lib) runtime_lib = getenv("DNNC_RUNTIME") ? getenv("DNNC_RUNTIME") : DNNC_RUNTIME_LIB;
-    char *h = dn_library_header_path(out_so);
+    char *h = dn_library_header_path(out_so), *so = dn_output_target(out_so);
     DnOutput header = {0};
     DnStatus st = check_destination(cx, out_so) | check_destination(cx, h);
     if (st == DN_OK) st = dn_backend_check(cx, b, m);
     if (st == DN_OK) st = stage_header(cx, m, h, &header);
-    if (st == DN_OK) st = emit_and_link(cx, b, m, o, runtime_lib, out_so);
+    if (st == DN_OK) st = emit_and_link(cx, b, m, o, runtime_lib, so);
     if (st == DN_OK && dn_output_commit(&header) != 0) {
         dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", h, strerror(errno));
         st = DN_ERR;
     }
     dn_output_discard(&header);
+    free(so);
     free(h);
     return st;
 }

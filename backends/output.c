@@ -38,6 +38,19 @@ int dn_path_is_special(const char *path)
     return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
 }
 
+char *dn_output_target(const char *path)
+{
+    struct stat st;
+    char *real = lstat(path, &st) == 0 && S_ISLNK(st.st_mode) ? realpath(path, NULL) : NULL;
+    if (real && (stat(real, &st) != 0 || !S_ISREG(st.st_mode))) {
+        free(real); /* only a regular file is ever renamed over: never a device, even by mistake */
+        real = NULL;
+    }
+    if (!real) real = strdup(path);
+    if (!real) dn_die(__FILE__, __LINE__, "out of memory");
+    return real;
+}
+
 /* Removes from 'dir' this user's regular files named 'prefix' PID (then
  * nothing, or '.' and anything when 'any_tail') whose PID is not a running
  * process. */
@@ -119,8 +132,10 @@ int dn_output_stage(DnOutput *o, const char *path)
         o->f = NULL;
         if (rc != 0) return -1;
     }
-    if (!path || dn_path_is_special(path)) return 0;
-    o->tmp = dn_tmp_name(path);
+    if (!path) return 0;
+    o->dest = dn_output_target(path);
+    if (dn_path_is_special(o->dest)) return 0;
+    o->tmp = dn_tmp_name(o->dest);
     int fd = create_fresh(o->tmp);
     int rc = fd < 0 ? -1 : dn_write_all(fd, o->data, o->len);
     int e = errno;
@@ -152,7 +167,7 @@ int dn_output_commit(DnOutput *o)
 {
     int rc;
     if (o->tmp) {
-        rc = rename(o->tmp, o->path);
+        rc = rename(o->tmp, o->dest);
         if (rc == 0) {
             free(o->tmp);
             o->tmp = NULL;
@@ -182,6 +197,7 @@ void dn_output_discard(DnOutput *o)
     if (o->f) fclose(o->f);
     if (o->tmp) unlink(o->tmp);
     free(o->tmp);
+    free(o->dest);
     free(o->data);
     *o = (DnOutput){0};
 }

@@ -4,9 +4,10 @@
  * An output (an --emit file, the header) is collected in memory (DnOutput)
  * and only then written: to a temporary name beside its destination, every
  * write and the close checked, then renamed over it.  A failure anywhere
- * removes the temporary and leaves the destination as it was.  Existing
- * destinations that are not regular files (/dev/null, /dev/full, a
- * terminal, a FIFO) are written in place instead, and never waited on.
+ * removes the temporary and leaves the destination as it was.  A symbolic
+ * link is followed: its target is the destination.  Existing destinations
+ * that are not regular files (/dev/null, /dev/full, a terminal, a FIFO)
+ * are written in place instead, never renamed over, and never waited on.
  *
  * Temporaries carry "dnnc-tmp" and the PID of the process writing them:
  * NAME.dnnc-tmp.PID beside an output NAME (the library, linked by the C
@@ -25,16 +26,18 @@ typedef struct DnOutput {
     FILE *f;    /* write the contents here (a memory stream until staged) */
     char *data; /* what was written, once staged */
     size_t len;
-    const char *path; /* the destination; NULL: standard output */
-    char *tmp;        /* the written temporary beside 'path', when staged; else NULL */
+    const char *path; /* the destination as named; NULL: standard output */
+    char *dest;       /* where it is, symbolic links followed (dn_output_target), once staged */
+    char *tmp;        /* the written temporary beside 'dest', when staged; else NULL */
 } DnOutput;
 
 /* Starts collecting an output in memory in 'o'->f.  Returns 0, or -1 with
  * errno set (out of memory). */
 int dn_output_open(DnOutput *o);
-/* Closes 'o'->f and, when 'path' is missing or a regular file, writes the
- * contents to its temporary (dn_tmp_name('path')); 'path' NULL (standard
- * output) or an existing non-regular file is written only by the commit.
+/* Closes 'o'->f and, when 'path' (a link: its target) is missing or a
+ * regular file, writes the contents to its temporary (dn_tmp_name);
+ * 'path' NULL (standard output) or an existing non-regular file is
+ * written only by the commit.
  * Returns 0, or -1 with errno set and no temporary left ('o' still needs
  * dn_output_discard). */
 int dn_output_stage(DnOutput *o, const char *path);
@@ -53,6 +56,11 @@ void dn_output_discard(DnOutput *o);
 
 /* 1 when 'path' exists (following symbolic links) and is not a regular file. */
 int dn_path_is_special(const char *path);
+/* The file that writing 'path' by renaming over it must replace: the
+ * target of a symbolic link when that is a regular file (/dev/stdout's
+ * too: renaming over the link itself would replace it for everyone), else
+ * 'path'.  Malloc'd; dies on out of memory. */
+char *dn_output_target(const char *path);
 /* Removes the temporaries of 'path' that dead processes left (see above),
  * then returns the name of this process's: "PATH.dnnc-tmp.PID", malloc'd
  * (dies on out of memory); the caller removes the file it makes. */

@@ -432,36 +432,54 @@ Test(driver, output_that_is_the_input_is_refused)
     dn_test_rmtree(dir);
 }
 
-/* Every --emit kind checks its writes: to /dev/full (written in place: it
- * is not a regular file) and to a full standard output they fail with
- * status 1; a file that cannot grow (ulimit -f) leaves the previous one
- * whole and no temporary beside it. */
+/* 1 when 'path' is a character device (asserted around the cases that
+ * reach /dev/null and /dev/full through links of the test's folder: -o
+ * never names them, so that a broken dnnc run as root cannot replace them). */
+static int is_chardev(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+/* Every --emit kind checks its writes: to /dev/full (through a link; a
+ * device is written in place, not renamed over) and to a full standard
+ * output they fail with status 1; a file that cannot grow (ulimit -f)
+ * keeps its previous contents and gets no temporary beside it; a link to
+ * a file is followed, the link kept. */
 Test(driver, emit_write_errors_exit_1_and_keep_the_old_file)
 {
     const char *lenet = dn_test_src("examples/lenet.dnn");
-    char dir[64], ll[128], args[1024];
+    char dir[64], ll[128], full[128], null[128], args[1024], want[256];
     static const char *const kinds[] = {"ast", "ir", "ir-opt", "plan", "code", "header"};
-    if (access("/dev/full", W_OK) == 0)
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-full");
+    snprintf(full, sizeof full, "%s/full", dir);
+    snprintf(null, sizeof null, "%s/null", dir);
+    cr_assert(is_chardev("/dev/null"));
+    cr_assert_eq(symlink("/dev/full", full), 0);
+    cr_assert_eq(symlink("/dev/null", null), 0);
+    if (is_chardev("/dev/full") && access("/dev/full", W_OK) == 0)
         for (int i = 0; i < 6; i++) {
-            snprintf(args, sizeof args, "'%s' --emit=%s -o /dev/full", lenet, kinds[i]);
+            snprintf(args, sizeof args, "'%s' --emit=%s -o '%s'", lenet, kinds[i], full);
             cr_expect_eq(dnnc(args), 1, "--emit=%s to /dev/full: %s", kinds[i], out);
-            cr_expect(strstr(out, "dnnc: error: cannot write '/dev/full': No space left on device"), "--emit=%s: %s",
-                      kinds[i], out);
+            snprintf(want, sizeof want, "dnnc: error: cannot write '%s': No space left on device", full);
+            cr_expect(strstr(out, want), "--emit=%s: %s", kinds[i], out);
             snprintf(args, sizeof args, "'%s' '%s' --emit=%s >/dev/full", DNNC_BIN, lenet, kinds[i]);
             cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "--emit=%s >/dev/full: %s", kinds[i], out);
             cr_expect(strstr(out, "cannot write the standard output: No space left on device"), "%s", out);
         }
     else
         cr_log_warn("no writable /dev/full: its cases skipped");
-    snprintf(args, sizeof args, "'%s' --emit=ir -o /dev/null", lenet);
+    snprintf(args, sizeof args, "'%s' --emit=ir -o '%s'", lenet, null);
     cr_expect_eq(dnnc(args), 0, "%s", out);
+    cr_assert(is_chardev("/dev/null") && is_chardev("/dev/full"), "a device was replaced");
+    cr_expect_str_eq(listing(dir), "full\nnull\n", "leftovers in %s", dir);
+    unlink(full);
+    unlink(null);
 
-    dn_test_tmpdir(dir, sizeof dir, "dnnc-full");
     snprintf(ll, sizeof ll, "%s/x.ll", dir);
     put(ll, "old");
     snprintf(args, sizeof args, "ulimit -f 1; '%s' '%s' --emit=code -o '%s'", DNNC_BIN, lenet, ll);
     cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
-    char want[256];
     snprintf(want, sizeof want, "dnnc: error: cannot write '%s': File too large", ll);
     cr_expect(strstr(out, want), "%s", out);
     char *text = slurp(ll);
@@ -469,12 +487,17 @@ Test(driver, emit_write_errors_exit_1_and_keep_the_old_file)
     free(text);
     cr_expect_str_eq(listing(dir), "x.ll\n", "leftovers in %s", dir);
 
-    snprintf(args, sizeof args, "'%s' --emit=ir -o '%s'", lenet, ll);
+    snprintf(args, sizeof args, "%s/link.ll", dir);
+    cr_assert_eq(symlink("x.ll", args), 0);
+    snprintf(args, sizeof args, "'%s' --emit=ir -o '%s/link.ll'", lenet, dir);
     cr_expect_eq(dnnc(args), 0, "%s", out);
     text = slurp(ll);
     cr_expect(!strncmp(text, "func @lenet", 11), "%s", text);
     free(text);
-    cr_expect_str_eq(listing(dir), "x.ll\n", "leftovers in %s", dir);
+    struct stat st;
+    snprintf(args, sizeof args, "%s/link.ll", dir);
+    cr_expect(lstat(args, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced by the file");
+    cr_expect_str_eq(listing(dir), "link.ll\nx.ll\n", "leftovers in %s", dir);
     dn_test_rmtree(dir);
 }
 
@@ -508,7 +531,8 @@ static void expect_old_outputs(const char *dir, const char *why)
  * (ulimit -f 16: the header fits) or the library (the linker writes part
  * of it, then fails) leaves the old library and header as they were and
  * no temporary, neither beside them nor in $TMPDIR; a library or header
- * path that is a device is refused (renaming over it would replace it). */
+ * path that is a device or a FIFO is refused (renaming over it would
+ * replace it). */
 Test(driver, library_write_errors_keep_the_old_library)
 {
     const char *mlp = dn_test_src("examples/mlp.dnn");
@@ -543,19 +567,27 @@ Test(driver, library_write_errors_keep_the_old_library)
     dn_test_rmtree(bin);
     expect_old_outputs(dir, "link failed");
 
+    /* Non-regular destinations: FIFOs of the test's folder stand for
+     * devices, which a broken dnnc run as root would replace. */
     snprintf(args, sizeof args, "%s/n.h", dir);
-    cr_assert_eq(symlink("/dev/null", args), 0);
-    snprintf(args, sizeof args, "'%s' -o '%s/n.so'", mlp, dir);
-    cr_expect_eq(dnnc(args), 1, "%s", out);
+    cr_assert_eq(mkfifo(args, 0600), 0);
+    snprintf(args, sizeof args, "timeout 10 '%s' '%s' -o '%s/n.so'", DNNC_BIN, mlp, dir);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
     snprintf(want, sizeof want, "dnnc: error: cannot write '%s/n.h': not a regular file", dir);
     cr_expect(strstr(out, want), "%s", out);
     snprintf(args, sizeof args, "%s/n.so", dir);
     cr_expect_neq(access(args, F_OK), 0, "n.so was written although n.h cannot be");
-    snprintf(args, sizeof args, "'%s' -o /dev/null", mlp);
-    cr_expect_eq(dnnc(args), 1, "%s", out);
-    cr_expect(strstr(out, "cannot write '/dev/null': not a regular file"), "%s", out);
+    snprintf(args, sizeof args, "%s/p.so", dir);
+    cr_assert_eq(mkfifo(args, 0600), 0);
+    snprintf(args, sizeof args, "timeout 10 '%s' '%s' -o '%s/p.so'", DNNC_BIN, mlp, dir);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnc: error: cannot write '%s/p.so': not a regular file", dir);
+    cr_expect(strstr(out, want), "%s", out);
     struct stat st;
-    cr_expect(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode), "/dev/null was replaced");
+    snprintf(args, sizeof args, "%s/p.so", dir);
+    cr_expect(stat(args, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    snprintf(args, sizeof args, "%s/n.h", dir);
+    cr_expect(stat(args, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
     dn_test_rmtree(dir);
 }
 
