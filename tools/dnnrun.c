@@ -234,11 +234,13 @@ static int not_regular(const char *what, const char *path)
 
 /* Fails unless a file can be created beside --save 'path', so that a path
  * that cannot be written costs no training: creates and removes
- * PATH.dnnrun-check.XXXXXX. */
+ * PATH.dnnrun-check.XXXXXX.  'path' must not be anything but a regular
+ * file: the save renames its temporary over it (over /dev/null too). */
 static int check_save(const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return runtime_error("--save %s: is a folder", path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return runtime_error("--save %s: not a regular file", path);
     size_t n = strlen(path);
     char *probe = malloc(n + 32);
     if (!probe) return runtime_error("out of memory");

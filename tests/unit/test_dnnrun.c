@@ -331,8 +331,8 @@ Test(dnnrun, fifos_are_refused)
 
 /* A --save path that cannot be written fails before any training (it used
  * to fail after the first epoch): a missing folder, a "folder" that is a
- * file, a folder as the file, and (not as root, who may write anywhere) a
- * read-only folder.  The check leaves no file behind. */
+ * file, a folder or a FIFO as the file, and (not as root, who may write
+ * anywhere) a read-only folder.  The check leaves no file behind. */
 Test(dnnrun, save_path_checked_before_training)
 {
     char so[512], dir[64], args[1400], path[256], want[600];
@@ -370,6 +370,16 @@ Test(dnnrun, save_path_checked_before_training)
     snprintf(want, sizeof want, "dnnrun: error: --save %s: is a folder", dir);
     cr_expect(strstr(out, want), "%s", out);
     cr_expect_null(strstr(out, "training "), "%s", out);
+    /* A FIFO stands for a device such as /dev/null, which the save's rename
+     * would replace. */
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    snprintf(args, sizeof args, "train %s --save %s --data fashion-mnist:%s", so, path, dir);
+    cr_expect_eq(dnnrun_timed(args), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnrun: error: --save %s: not a regular file", path);
+    cr_expect(strstr(out, want), "%s", out);
+    cr_expect_null(strstr(out, "training "), "%s", out);
+    unlink(path);
 
     snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s", so, dir, dir);
     cr_expect_eq(dnnrun_timed(args), 0, "%s", out);
