@@ -61,8 +61,9 @@ static void sweep(const char *dir, const char *prefix, int any_tail)
     size_t plen = strlen(prefix);
     struct dirent *e;
     while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, plen)) continue;
         const char *num = e->d_name + plen;
-        if (strncmp(e->d_name, prefix, plen) || !isdigit((unsigned char)*num)) continue;
+        if (!isdigit((unsigned char)*num)) continue;
         char *end;
         errno = 0;
         long pid = strtol(num, &end, 10);
