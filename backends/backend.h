@@ -55,12 +55,18 @@ DnStatus dn_backend_check(DnCtx *cx, const DnBackend *b, const DnModule *m);
  * .so) from 'm': dn_backend_check, then 'b'->emit_object into a temporary
  * object file, dn_link_shared with 'runtime_lib' (NULL: $DNNC_RUNTIME, else
  * the build's DNNC_RUNTIME_LIB), and the header written to a temporary name
- * and renamed.  Returns DN_ERR after reporting through 'cx'.  The library
- * and then the header are each replaced only once written in full, so a
- * failed check, emission or link leaves both as they were; no temporary
- * file is left behind. */
+ * and renamed (output.h).  Returns DN_ERR after reporting through 'cx'.
+ * The library and then the header are each replaced only once written in
+ * full (the header is written before the link), so a failed check,
+ * emission, link or write leaves both as they were; no temporary file is
+ * left behind.  A symbolic link is followed (its target is replaced).
+ * Either path existing as something other than a regular file (a device,
+ * a FIFO, a folder) is an error. */
 DnStatus dn_build_library(DnCtx *cx, const DnBackend *b, const DnModule *m, const DnBackendOptions *o,
                           const char *runtime_lib, const char *out_so);
+/* The header dn_build_library writes beside 'out_so': its name with ".h"
+ * for ".so" (or ".h" appended); malloc'd, the caller frees. */
+char *dn_library_header_path(const char *out_so);
 
 /* header.c: writes the typed C header of 'm' (needs only <stdint.h>). */
 void dn_emit_header(const DnModule *m, FILE *out);

@@ -2,9 +2,11 @@
  * link with the runtime archive into <model>.so, and the typed header
  * <model>.h beside it (dn_build_library).
  *
- * The object goes to a temporary file that is always removed; the library
- * (link.c) and the header are written to temporary names and renamed, so a
- * failed compile never destroys an existing library or header.
+ * The object goes to a temporary file that is always removed; the header
+ * is written to its temporary first, then the library is linked to its own
+ * (link.c), then both are renamed into place (output.h), so a failed
+ * compile never destroys an existing library or header, and a full disk
+ * is found before the library is replaced.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -12,53 +14,56 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "output.h"
 
 #ifndef DNNC_RUNTIME_LIB
 #define DNNC_RUNTIME_LIB "libdnnrt.a"
 #endif
 
-/* Derives "dir/name.h" from "dir/name.so" (or appends .h); caller frees. */
-static char *header_path(const char *so)
+char *dn_library_header_path(const char *out_so)
 {
-    size_t n = strlen(so);
+    size_t n = strlen(out_so);
     char *h = malloc(n + 3);
     if (!h) dn_die(__FILE__, __LINE__, "out of memory");
-    if (n > 3 && !strcmp(so + n - 3, ".so")) n -= 3;
-    memcpy(h, so, n);
+    if (n > 3 && !strcmp(out_so + n - 3, ".so")) n -= 3;
+    memcpy(h, out_so, n);
     strcpy(h + n, ".h");
     return h;
 }
 
-/* Writes the header through a temporary file and a rename. */
-static DnStatus write_header(DnCtx *cx, const DnModule *m, const char *path)
+/* Collects the header of 'm' in 'out' and writes it to its temporary
+ * beside 'path' (renamed once the library is in place). */
+static DnStatus stage_header(DnCtx *cx, const DnModule *m, const char *path, DnOutput *out)
 {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", tmp, strerror(errno));
-        return DN_ERR;
+    if (dn_output_open(out) == 0) {
+        dn_emit_header(m, out->f);
+        if (dn_output_stage(out, path) == 0) return DN_OK;
     }
-    dn_emit_header(m, f);
-    if (fclose(f) != 0 || rename(tmp, path) != 0) {
-        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", path, strerror(errno));
-        unlink(tmp);
-        return DN_ERR;
-    }
-    return DN_OK;
+    dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", path, strerror(errno));
+    return DN_ERR;
+}
+
+/* Both outputs are renamed into place, so neither may be a device, a FIFO
+ * or a folder (renaming over /dev/null would replace it). */
+static DnStatus check_destination(DnCtx *cx, const char *path)
+{
+    if (!dn_path_is_special(path)) return DN_OK;
+    dn_error(cx, (DnLoc){0},
+             "cannot write '%s': not a regular file (a library and its header are written to a "
+             "temporary file and renamed over it)",
+             path);
+    return DN_ERR;
 }
 
 /* Emits 'm' with 'b' into a temporary object and links it into 'out_so'. */
 static DnStatus emit_and_link(DnCtx *cx, const DnBackend *b, const DnModule *m, const DnBackendOptions *o,
                               const char *runtime_lib, const char *out_so)
 {
-    char obj[] = "/tmp/dnnc-XXXXXX.o";
-    int fd = mkstemps(obj, 2);
-    if (fd < 0) {
+    char obj[4096];
+    if (dn_tmp_create(obj, sizeof obj, ".o") != 0) {
         dn_error(cx, (DnLoc){0}, "cannot create a temporary object file: %s", strerror(errno));
         return DN_ERR;
     }
-    close(fd);
     DnStatus st = b->emit_object(cx, m, o, obj);
     if (st == DN_OK) st = dn_link_shared(cx, obj, runtime_lib, out_so);
     unlink(obj);
@@ -69,9 +74,18 @@ DnStatus dn_build_library(DnCtx *cx, const DnBackend *b, const DnModule *m, cons
                           const char *runtime_lib, const char *out_so)
 {
     if (!runtime_lib) runtime_lib = getenv("DNNC_RUNTIME") ? getenv("DNNC_RUNTIME") : DNNC_RUNTIME_LIB;
-    if (dn_backend_check(cx, b, m) || emit_and_link(cx, b, m, o, runtime_lib, out_so)) return DN_ERR;
-    char *h = header_path(out_so);
-    DnStatus st = write_header(cx, m, h);
+    char *h = dn_library_header_path(out_so), *so = dn_output_target(out_so);
+    DnOutput header = {0};
+    DnStatus st = check_destination(cx, out_so) | check_destination(cx, h);
+    if (st == DN_OK) st = dn_backend_check(cx, b, m);
+    if (st == DN_OK) st = stage_header(cx, m, h, &header);
+    if (st == DN_OK) st = emit_and_link(cx, b, m, o, runtime_lib, so);
+    if (st == DN_OK && dn_output_commit(&header) != 0) {
+        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", h, strerror(errno));
+        st = DN_ERR;
+    }
+    dn_output_discard(&header);
+    free(so);
     free(h);
     return st;
 }

@@ -3,8 +3,9 @@
  *
  * The compiler is $DNNC_CC, else the one dnnc was built with
  * (DNNC_C_COMPILER), else "cc"; it runs through fork/execvp, never a shell.
- * The library is written to a temporary name beside 'out_so' and renamed
- * over it only on success, so a failed link never damages an old library.
+ * The library is written to a temporary name beside 'out_so'
+ * (dn_tmp_name: out_so.dnnc-tmp.PID) and renamed over it only on success,
+ * so a failed link never damages an old library.
  * -Wl,--exclude-libs,ALL keeps the runtime's symbols out of the dynamic
  * symbol table; -z defs turns any unresolved symbol into a link error.
  */
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "output.h"
 
 #ifndef DNNC_C_COMPILER
 #define DNNC_C_COMPILER "cc"
@@ -45,10 +47,8 @@ DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, con
     const char *cc = getenv("DNNC_CC");
     if (!cc || !*cc) cc = DNNC_C_COMPILER;
     if (!cc || !*cc) cc = "cc";
-    size_t len = strlen(out_so) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) dn_die(__FILE__, __LINE__, "out of memory");
-    snprintf(tmp, len, "%s.tmp%ld", out_so, (long)getpid());
+    char *tmp = dn_tmp_name(out_so);
+    unlink(tmp); /* a leftover of this PID, or a link planted there: never written through */
     /* The soname is the file's own name, so a program linked against it
      * records "lenet.so", not the path it was linked from. */
     const char *base = strrchr(out_so, '/') ? strrchr(out_so, '/') + 1 : out_so;

@@ -6,17 +6,23 @@
  *
  * Every stage can be printed (--emit, --print-after) and every optimization
  * pass skipped (-fno-NAME), so the effect of each is visible.  Outputs are
- * written to a temporary name and renamed, so a failed compile never
- * destroys an existing library or header.
+ * written to a temporary name and renamed (backends/output.h), so a failed
+ * compile or a full disk never destroys an existing library, header or
+ * --emit file, and no output may be the input file itself.  The input must
+ * be a regular file: a FIFO or a device is refused, never waited on.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "backends/output.h"
 #include "frontend/frontend.h"
 #include "passes/pipeline.h"
 
@@ -198,29 +204,59 @@ static int parse_args(int argc, char **argv, Options *o)
     return 0;
 }
 
-/* Reads a whole file; NULL with errno set on failure. */
-static char *read_file(const char *path)
+/* Reads all of 'fd' into a malloc'd string; NULL with errno set. */
+static char *read_all(int fd)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len - 1 == 0) buf = realloc(buf, cap *= 2);
+    for (;;) {
+        if (buf && len + 1 == cap) {
+            char *more = realloc(buf, cap *= 2);
+            if (!more) free(buf);
+            buf = more;
+        }
+        if (!buf) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        ssize_t got = read(fd, buf + len, cap - len - 1);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) {
+            int e = errno;
+            free(buf);
+            errno = e;
+            return NULL;
+        }
+        if (got == 0) break;
+        len += (size_t)got;
     }
-    if (buf) buf[len] = 0;
-    if (ferror(f)) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(f);
+    buf[len] = 0;
     return buf;
+}
+
+/* Reads the input file 'path' whole, its identity into 'st'; NULL after
+ * saying why.  The open does not wait (a FIFO without a writer would block
+ * it) and anything but a regular file is refused before it is read. */
+static char *read_input(const char *path, struct stat *st)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    char *text = NULL;
+    const char *why = NULL;
+    if (fd < 0 || fstat(fd, st) != 0)
+        why = strerror(errno);
+    else if (!S_ISREG(st->st_mode))
+        why = "not a regular file";
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(text = read_all(fd)))
+        why = strerror(errno);
+    if (fd >= 0) close(fd);
+    if (why) fprintf(stderr, "dnnc: cannot read '%s': %s\n", path, why);
+    return text;
 }
 
 /* ---- outputs ------------------------------------------------------------ */
 
+/* The library's default name: the input's base name with .so, in the
+ * current folder; malloc'd. */
 static char *default_output(const char *input)
 {
     const char *base = strrchr(input, '/');
@@ -228,18 +264,61 @@ static char *default_output(const char *input)
     const char *dot = strrchr(base, '.');
     size_t n = dot ? (size_t)(dot - base) : strlen(base);
     char *out = malloc(n + 4);
+    if (!out) dn_die(__FILE__, __LINE__, "out of memory");
     memcpy(out, base, n);
     strcpy(out + n, ".so");
     return out;
 }
 
-/* Opens -o PATH for --emit output (stdout by default). */
-static FILE *emit_stream(const Options *o)
+/* 1, after saying so, when 'path' is the input file ('in', under any of
+ * its names or through a link), which writing 'path' would destroy. */
+static int is_input(const char *path, const char *input, const struct stat *in)
 {
-    if (!o->output) return stdout;
-    FILE *f = fopen(o->output, "w");
-    if (!f) fprintf(stderr, "dnnc: cannot write '%s': %s\n", o->output, strerror(errno));
-    return f;
+    struct stat st;
+    if (stat(path, &st) != 0 || st.st_dev != in->st_dev || st.st_ino != in->st_ino) return 0;
+    fprintf(stderr, "dnnc: output '%s' is the input file '%s': refusing to overwrite it\n", path, input);
+    return 1;
+}
+
+/* 1 when a file this run would write (the -o file, or the library and its
+ * header) is the input. */
+static int outputs_overwrite_input(const Options *o, const struct stat *in)
+{
+    if (!o->output) return 0;
+    int bad = is_input(o->output, o->input, in);
+    if (o->emit == EMIT_LIB) {
+        char *h = dn_library_header_path(o->output);
+        bad |= is_input(h, o->input, in);
+        free(h);
+    }
+    return bad;
+}
+
+/* Starts an --emit output, collected in memory until it is complete. */
+static FILE *emit_begin(DnOutput *out)
+{
+    if (dn_output_open(out) != 0) dn_die(__FILE__, __LINE__, "out of memory");
+    return out->f;
+}
+
+/* Writes the --emit output 'out' to -o PATH (standard output without -o)
+ * when 'st' is DN_OK, else drops it; a failed write is DN_ERR with a
+ * diagnostic, PATH as it was. */
+static DnStatus emit_end(DnCtx *cx, const Options *o, DnOutput *out, DnStatus st)
+{
+    if (st != DN_OK) {
+        dn_output_discard(out);
+        return st;
+    }
+    if (dn_output_write(out, o->output) == 0) return DN_OK;
+    if (o->output && errno == ENXIO)
+        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s (no process has it open for reading)", o->output,
+                 strerror(errno));
+    else if (o->output)
+        dn_error(cx, (DnLoc){0}, "cannot write '%s': %s", o->output, strerror(errno));
+    else
+        dn_error(cx, (DnLoc){0}, "cannot write the standard output: %s", strerror(errno));
+    return DN_ERR;
 }
 
 /* --emit=code: the target's code, after the check that it has every kernel. */
@@ -280,10 +359,9 @@ static DnStatus emit_ast(DnCtx *cx, const Options *o, const DnInputFormat *fmt, 
     }
     DnAst *ast = dn_parse(cx, o->input, text, a);
     if (!ast || cx->nerr) return DN_ERR;
-    FILE *out = emit_stream(o);
-    if (!out) return DN_ERR;
-    dn_ast_print(ast, out);
-    return out == stdout || fclose(out) == 0 ? DN_OK : DN_ERR;
+    DnOutput out;
+    dn_ast_print(ast, emit_begin(&out));
+    return emit_end(cx, o, &out, DN_OK);
 }
 
 /* The verified graph through the pipeline, then printed or built. */
@@ -292,13 +370,11 @@ static DnStatus emit_module(DnCtx *cx, const Options *o, const DnGraph *g, DnAre
     DnModule m;
     DnStatus st = dn_compile(cx, g, &o->compile, &m, a);
     if (st == DN_OK && o->emit != EMIT_LIB) {
-        FILE *out = emit_stream(o);
-        st = out ? emit_stage(cx, o, &m, out) : DN_ERR;
-        if (out && out != stdout) fclose(out);
+        DnOutput out;
+        FILE *f = emit_begin(&out);
+        st = emit_end(cx, o, &out, emit_stage(cx, o, &m, f));
     } else if (st == DN_OK) {
-        char *def = o->output ? NULL : default_output(o->input);
-        st = dn_build_library(cx, o->target, &m, &o->backend, NULL, o->output ? o->output : def);
-        free(def);
+        st = dn_build_library(cx, o->target, &m, &o->backend, NULL, o->output);
     }
     dn_module_free(&m);
     return st;
@@ -312,10 +388,9 @@ static DnStatus compile(DnCtx *cx, const Options *o, const char *text, DnArena *
     if (!g || cx->nerr || dn_verify(cx, g)) return DN_ERR;
     DnStatus st = DN_OK;
     if (o->emit == EMIT_IR) {
-        FILE *out = emit_stream(o);
-        if (out) dn_graph_print(g, out);
-        if (out && out != stdout) fclose(out);
-        st = out ? DN_OK : DN_ERR;
+        DnOutput out;
+        dn_graph_print(g, emit_begin(&out));
+        st = emit_end(cx, o, &out, DN_OK);
     } else {
         st = emit_module(cx, o, g, a);
     }
@@ -328,9 +403,16 @@ int main(int argc, char **argv)
     Options o = {0};
     int rc = parse_args(argc, argv, &o);
     if (rc) return rc;
-    char *text = read_file(o.input);
-    if (!text) {
-        fprintf(stderr, "dnnc: cannot read '%s': %s\n", o.input, strerror(errno));
+    /* A write beyond the file size limit fails with EFBIG, reported like a
+     * full disk, instead of killing dnnc half-way through an output. */
+    signal(SIGXFSZ, SIG_IGN);
+    char *def = o.emit == EMIT_LIB && !o.output ? default_output(o.input) : NULL;
+    if (def) o.output = def;
+    struct stat in;
+    char *text = read_input(o.input, &in);
+    if (!text || outputs_overwrite_input(&o, &in)) {
+        free(text);
+        free(def);
         return 1;
     }
     DnCtx cx;
@@ -344,5 +426,6 @@ int main(int argc, char **argv)
     rc = st == DN_OK && cx.nerr == 0 ? 0 : 1;
     dn_arena_free(&a);
     dn_ctx_free(&cx);
+    free(def);
     return rc;
 }

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -218,12 +219,53 @@ static void parse_args(int argc, char **argv, Opts *o)
         usage_error("%s: --weights W.safetensors is required", o->cmd);
 }
 
+/* ---- files --------------------------------------------------------------------- */
+
+/* Fails, naming 'path' after 'what', when it exists but is not a regular
+ * file: dlopen and the runtime's weights reader open files plainly, which
+ * waits forever on a FIFO without a writer.  A missing file is theirs to
+ * report. */
+static int not_regular(const char *what, const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return 0;
+    return runtime_error("%s%s: not a regular file", what, path);
+}
+
+/* Fails unless a file can be created beside --save 'path', so that a path
+ * that cannot be written costs no training: creates and removes
+ * PATH.dnnrun-check.XXXXXX.  'path' must not be anything but a regular
+ * file: the save renames its temporary over it (over /dev/null too). */
+static int check_save(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return runtime_error("--save %s: is a folder", path);
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) return runtime_error("--save %s: not a regular file", path);
+    size_t n = strlen(path);
+    char *probe = malloc(n + 32);
+    if (!probe) return runtime_error("out of memory");
+    snprintf(probe, n + 32, "%s.dnnrun-check.XXXXXX", path);
+    int fd = mkstemp(probe);
+    int e = errno;
+    if (fd >= 0) {
+        close(fd);
+        unlink(probe);
+    }
+    free(probe);
+    if (fd >= 0) return 0;
+    const char *slash = strrchr(path, '/');
+    int dlen = slash ? (slash == path ? 1 : (int)(slash - path)) : 1;
+    return runtime_error("--save %s: cannot create a file in the folder '%.*s': %s", path, dlen, slash ? path : ".",
+                         strerror(e));
+}
+
 /* ---- the library ------------------------------------------------------------ */
 
 static int open_model(const char *path, Model *m)
 {
     memset(m, 0, sizeof *m);
     if (access(path, R_OK) != 0) return runtime_error("%s: %s", path, strerror(errno));
+    if (not_regular("", path)) return 1;
     /* dlopen searches the library path for names without a slash. */
     char buf[4096];
     if (!strchr(path, '/'))
@@ -357,21 +399,24 @@ static int cmd_info(const Opts *o)
 
 /* ---- data ------------------------------------------------------------------- */
 
+/* Loads a split and checks it is Fashion-MNIST: 28x28 images, labels 0..9.
+ * On failure 'set' is released and the message names the file. */
 static int load_split(const Opts *o, int train, DnIdxSet *set)
 {
     char ip[4096], lp[4096], err[4600];
     dn_idx_paths(o->data_dir, train, ip, lp, sizeof ip);
     if (dn_idx_load(ip, lp, o->limit, set, err, sizeof err)) return runtime_error("%s", err);
-    if (set->rows != 28 || set->cols != 28) {
-        dn_idx_free(set);
-        return runtime_error("%s: images are %dx%d, the model needs 28x28", ip, set->rows, set->cols);
-    }
-    for (int64_t i = 0; i < set->count; i++)
-        if (set->labels[i] >= FMNIST_CLASSES) {
-            dn_idx_free(set);
-            return runtime_error("%s: label %d at index %lld is not a class 0..9", lp, set->labels[i], (long long)i);
-        }
-    return 0;
+    err[0] = 0;
+    if (set->rows != 28 || set->cols != 28)
+        snprintf(err, sizeof err, "%s: images are %dx%d, the model needs 28x28", ip, set->rows, set->cols);
+    else
+        for (int64_t i = 0; i < set->count && !err[0]; i++)
+            if (set->labels[i] >= FMNIST_CLASSES)
+                snprintf(err, sizeof err, "%s: label %d at index %lld is not a class 0..%d", lp, set->labels[i],
+                         (long long)i, FMNIST_CLASSES - 1);
+    if (!err[0]) return 0;
+    dn_idx_free(set); /* after the message: it reads the set */
+    return runtime_error("%s", err);
 }
 
 /* Converts examples idx[0..n) of 'set' to floats and int32 labels. */
@@ -415,8 +460,14 @@ typedef struct Batch {
     int32_t *y;
 } Batch;
 
-static int batch_alloc(Batch *b, int64_t cap, int64_t classes)
+/* Buffers for batches of --batch 'batch' examples, or 'most' when fewer:
+ * no batch holds more than the largest split, so the sizes cannot
+ * overflow whatever --batch says. */
+static int batch_alloc(Batch *b, int64_t batch, int64_t most, int64_t classes)
 {
+    int64_t cap = batch < most ? batch : most;
+    if (classes > INT64_MAX / (int64_t)sizeof(float) / cap)
+        return runtime_error("%lld logits per batch of %lld: too large", (long long)classes, (long long)cap);
     b->cap = cap;
     b->idx = malloc(sizeof *b->idx * cap);
     b->x = malloc(sizeof *b->x * cap * 784);
@@ -584,13 +635,16 @@ static int cmd_train(const Opts *o)
     Model m;
     DnIdxSet train = {0}, test = {0};
     Batch b = {0};
-    int rc = open_model(o->model, &m) || check_fashion(o->model, &m, 1) || create_session(&m, o);
+    int rc = open_model(o->model, &m) || check_fashion(o->model, &m, 1) || check_save(o->save) ||
+             (o->resume && not_regular("--resume: ", o->resume)) || create_session(&m, o);
     if (!rc && o->resume) {
         dnrt_error err = {0};
         if (m.api->load(m.s, o->resume, &err)) rc = runtime_error("--resume: %s", err.message);
     }
     if (!rc && o->has_lr) m.api->set_lr(m.s, o->lr);
-    if (!rc) rc = load_split(o, 1, &train) || load_split(o, 0, &test) || batch_alloc(&b, o->batch, m.classes);
+    if (!rc)
+        rc = load_split(o, 1, &train) || load_split(o, 0, &test) ||
+             batch_alloc(&b, o->batch, train.count > test.count ? train.count : test.count, m.classes);
     if (!rc) {
         printf("training %s on %lld images (test %lld), batch %lld, %lld epoch(s), lr %g, %s inputs\n", m.d->name,
                (long long)train.count, (long long)test.count, (long long)o->batch, (long long)o->epochs,
@@ -609,10 +663,12 @@ static int cmd_train(const Opts *o)
 
 static int open_with_weights(const Opts *o, Model *m, DnIdxSet *test, Batch *b)
 {
-    if (open_model(o->model, m) || check_fashion(o->model, m, 0) || create_session(m, o)) return 1;
+    if (open_model(o->model, m) || check_fashion(o->model, m, 0) || not_regular("--weights: ", o->weights) ||
+        create_session(m, o))
+        return 1;
     dnrt_error err = {0};
     if (m->api->load(m->s, o->weights, &err)) return runtime_error("--weights: %s", err.message);
-    return load_split(o, 0, test) || batch_alloc(b, o->batch, m->classes);
+    return load_split(o, 0, test) || batch_alloc(b, o->batch, test->count, m->classes);
 }
 
 static int cmd_eval(const Opts *o)

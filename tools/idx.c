@@ -1,18 +1,23 @@
 /* idx.c -- IDX reader (see idx.h).  Reads gzip'd or raw files through zlib,
- * checks magic, dimensions and exact size, and returns uint8 arrays. */
+ * checks magic, dimensions and exact size, and returns uint8 arrays.  Only
+ * regular files are read: a FIFO or a device is refused, never waited on. */
+#define _GNU_SOURCE
 #include "idx.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #define IDX_MAGIC_IMAGES 0x00000803u
 #define IDX_MAGIC_LABELS 0x00000801u
 #define IDX_MAX_DIM      100000u
+#define IDX_MAX_BYTES    ((size_t)1 << 34)
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
@@ -23,7 +28,43 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
-/* Reads exactly 'len' bytes; returns the count actually read (short on EOF). */
+/* Opens 'path' for zlib without waiting on it (a FIFO without a writer
+ * would block a plain open) and only when it is a regular file; NULL with
+ * 'err' set otherwise. */
+static gzFile open_regular(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        fail(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        fail(err, errlen, "%s: cannot open: not a regular file", path);
+    } else {
+        gzFile g = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 ? gzdopen(fd, "rb") : NULL;
+        if (g) return g; /* it owns 'fd' now */
+        fail(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
+    }
+    if (fd >= 0) close(fd);
+    return NULL;
+}
+
+/* After a short read of 'g': 1 with 'err' set when it was an error (an
+ * I/O error, damaged gzip data), 0 at the end of the data (a gzip stream
+ * cut short: Z_BUF_ERROR), whose truncation the caller reports. */
+static int read_error(gzFile g, const char *path, char *err, size_t errlen)
+{
+    int code;
+    const char *msg = gzerror(g, &code);
+    if (code == Z_OK || code == Z_BUF_ERROR) return 0;
+    if (code == Z_ERRNO)
+        fail(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    else
+        fail(err, errlen, "%s: damaged gzip data: %s", path, msg);
+    return 1;
+}
+
+/* Reads exactly 'len' bytes; returns the count actually read (short at the
+ * end of the data or on an error, see read_error). */
 static size_t read_full(gzFile g, void *buf, size_t len)
 {
     size_t got = 0;
@@ -45,16 +86,15 @@ static uint32_t be32(const uint8_t *p)
  * dims[] receives the dimensions.  Returns the data or NULL with 'err' set. */
 static uint8_t *read_idx(const char *path, uint32_t magic, int rank, uint32_t *dims, char *err, size_t errlen)
 {
-    gzFile g = gzopen(path, "rb");
-    if (!g) {
-        fail(err, errlen, "%s: cannot open: %s", path, errno ? strerror(errno) : "out of memory");
-        return NULL;
-    }
+    gzFile g = open_regular(path, err, errlen);
+    if (!g) return NULL;
     uint8_t head[16];
     size_t hlen = 4 + 4 * (size_t)rank;
     size_t got = read_full(g, head, hlen);
     uint8_t *data = NULL;
-    if (got < 4) {
+    if (got < hlen && read_error(g, path, err, errlen)) {
+        /* reported */
+    } else if (got < 4) {
         fail(err, errlen, "%s: truncated: %zu bytes, no IDX header", path, got);
     } else if (be32(head) != magic) {
         fail(err, errlen, "%s: wrong magic 0x%08x, expected 0x%08x (%s)", path, be32(head), magic,
@@ -63,18 +103,26 @@ static uint8_t *read_idx(const char *path, uint32_t magic, int rank, uint32_t *d
         fail(err, errlen, "%s: truncated header (%zu of %zu bytes)", path, got, hlen);
     } else {
         size_t total = 1;
-        int bad = 0;
+        int bad = 0, huge = 0;
         for (int i = 0; i < rank; i++) {
             dims[i] = be32(head + 4 + 4 * i);
-            if (dims[i] == 0 || (i > 0 && dims[i] > IDX_MAX_DIM)) bad = 1;
-            total *= dims[i];
+            if (dims[i] == 0 || (i > 0 && dims[i] > IDX_MAX_DIM))
+                bad = 1;
+            else if (total > IDX_MAX_BYTES / dims[i]) /* tested before the product, which must not wrap around */
+                huge = 1;
+            else
+                total *= dims[i];
         }
-        if (bad || total > ((size_t)1 << 34)) {
+        if (bad) {
             fail(err, errlen, "%s: inconsistent dimensions in the header", path);
+        } else if (huge) {
+            fail(err, errlen, "%s: the header's dimensions make more than %zu bytes", path, IDX_MAX_BYTES);
         } else if (!(data = malloc(total))) {
             fail(err, errlen, "%s: out of memory for %zu bytes", path, total);
         } else if ((got = read_full(g, data, total)) < total) {
-            fail(err, errlen, "%s: truncated: %zu of %zu data bytes (header says %u items)", path, got, total, dims[0]);
+            if (!read_error(g, path, err, errlen))
+                fail(err, errlen, "%s: truncated: %zu of %zu data bytes (header says %u items)", path, got, total,
+                     dims[0]);
             free(data);
             data = NULL;
         } else {

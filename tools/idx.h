@@ -22,8 +22,9 @@ typedef struct DnIdxSet {
  * 'set' (owned by the caller, release with dn_idx_free).  'limit' > 0 keeps
  * only the first 'limit' examples (the files are still checked for size).
  * Returns 0, or -1 with a message naming the file in 'err' (at most
- * 'errlen' bytes): cannot open, wrong magic, truncated, dimensions
- * inconsistent, or image and label counts differ. */
+ * 'errlen' bytes): cannot open, not a regular file (a FIFO is refused, not
+ * waited on), wrong magic, truncated or damaged (with zlib's words),
+ * dimensions inconsistent or too large, or image and label counts differ. */
 int dn_idx_load(const char *images_path, const char *labels_path, int64_t limit, DnIdxSet *set, char *err,
                 size_t errlen);
 

@@ -3,6 +3,8 @@
  * (default<O0..3>), and writing the module as an object file or IR text.
  * Diagnostics say "llvm backend": the host code always goes through LLVM.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +13,7 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include "../output.h"
 #include "host.h"
 
 static const DnLoc noloc = {0};
@@ -131,14 +134,23 @@ DnStatus dn_host_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm,
 /* Object emission through 'tm' (contract: host.h). */
 DnStatus dn_host_write_object(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *path)
 {
+    /* Through memory, with every write checked here: LLVM's own file stream
+     * aborts the process on a write error (a full disk). */
     char *msg = NULL;
-    DnStatus st = DN_OK;
-    if (LLVMTargetMachineEmitToFile(tm, mod, (char *)path, LLVMObjectFile, &msg)) {
+    LLVMMemoryBufferRef buf = NULL;
+    if (LLVMTargetMachineEmitToMemoryBuffer(tm, mod, LLVMObjectFile, &msg, &buf)) {
         dn_error(cx, noloc, "llvm backend: cannot write '%s': %s", path, msg);
-        st = DN_ERR;
+        LLVMDisposeMessage(msg);
+        return DN_ERR;
     }
-    LLVMDisposeMessage(msg);
-    return st;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    int rc = fd < 0 ? -1 : dn_write_all(fd, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -1, e = errno;
+    LLVMDisposeMemoryBuffer(buf);
+    if (rc == 0) return DN_OK;
+    dn_error(cx, noloc, "cannot write '%s': %s", path, strerror(e));
+    return DN_ERR;
 }
 
 /* The module's text, as --emit=llvm prints it. */

@@ -4,7 +4,11 @@
  * file at fault: damaged IDX files (made here, small), a library without
  * dnnc_descriptor, a model that does not fit Fashion-MNIST.  With the real
  * dnnc-compiled LeNet: `info`, a short `train`, `eval` and `infer` on the
- * saved weights, and a failed save that leaves the previous weights intact. */
+ * saved weights, and a failed save that leaves the previous weights intact.
+ * Nothing crashes or hangs: bad labels and image sizes, FIFOs as data,
+ * library or weights, an unwritable --save path (found before training),
+ * oversized IDX headers, damaged gzip data and huge batches are errors
+ * naming the file, with status 1. */
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,5 +227,204 @@ Test(dnnrun, train_eval_infer_and_safe_save)
     free(after);
     snprintf(args, sizeof args, "eval %s --weights %s --limit 100", so, w);
     cr_expect_eq(dnnrun(args), 0, "old weights unreadable after a failed save: %s", out);
+    dn_test_rmtree(dir);
+}
+
+/* ---- data, libraries and weights that must not crash or hang ------------------- */
+
+/* Writes the 'split' ("train" or "t10k") of a small data set into 'dir':
+ * 'n' images of 'side' x 'side' pixels with labels i % 10, but 'bad' at
+ * index 'at' (none when 'at' < 0). */
+static void write_fashion(const char *dir, const char *split, uint32_t n, uint32_t side, int at, int bad)
+{
+    char path[600];
+    uint32_t idims[3] = {n, side, side};
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, split);
+    write_idx(path, 0x803, idims, 3, (size_t)n * side * side);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, split);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "%s", path);
+    uint8_t head[8] = {0, 0, 8, 1, n >> 24, n >> 16, n >> 8, n};
+    fwrite(head, 1, 8, f);
+    for (uint32_t i = 0; i < n; i++) fputc((int)i == at ? bad : (int)(i % 10), f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Runs 'dnnrun ARGS' under a 10 s timeout (status 124: it hung). */
+static int dnnrun_timed(const char *args)
+{
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "timeout 10 '%s' %s", DNNRUN_BIN, args);
+    return dn_test_run(cmd, out, sizeof out);
+}
+
+/* A label outside 0..9 (10, 200, 255) or images that are not 28x28, in
+ * either split, is an error naming the file, the label and its index, or
+ * the image size; they used to be read from the freed data set (a crash,
+ * or "images are 0x0"). */
+Test(dnnrun, labels_and_image_sizes_checked)
+{
+    char so[512], dir[64], args[1400], want[600];
+    compile_lenet(so, sizeof so);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-labels");
+    snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s --epochs 1", so, dir, dir);
+    static const char *const splits[] = {"train", "t10k"};
+    static const int bad[] = {10, 200, 255};
+    for (int s = 0; s < 2; s++)
+        for (int b = 0; b < 3; b++) {
+            write_fashion(dir, "train", 4, 28, s == 0 ? 2 : -1, bad[b]);
+            write_fashion(dir, "t10k", 4, 28, s == 1 ? 2 : -1, bad[b]);
+            cr_expect_eq(dnnrun_timed(args), 1, "%s label %d: %s", splits[s], bad[b], out);
+            snprintf(want, sizeof want,
+                     "dnnrun: error: %s/%s-labels-idx1-ubyte: label %d at index 2 is not a class 0..9", dir, splits[s],
+                     bad[b]);
+            cr_expect(strstr(out, want), "%s label %d: %s", splits[s], bad[b], out);
+        }
+    for (int s = 0; s < 2; s++) {
+        write_fashion(dir, "train", 4, s == 0 ? 32 : 28, -1, 0);
+        write_fashion(dir, "t10k", 4, s == 1 ? 32 : 28, -1, 0);
+        cr_expect_eq(dnnrun_timed(args), 1, "%s 32x32: %s", splits[s], out);
+        snprintf(want, sizeof want, "dnnrun: error: %s/%s-images-idx3-ubyte: images are 32x32, the model needs 28x28",
+                 dir, splits[s]);
+        cr_expect(strstr(out, want), "%s 32x32: %s", splits[s], out);
+    }
+    write_fashion(dir, "train", 4, 28, -1, 0);
+    write_fashion(dir, "t10k", 4, 28, -1, 0);
+    cr_expect_eq(dnnrun_timed(args), 0, "valid data: %s", out);
+    dn_test_rmtree(dir);
+}
+
+/* A FIFO as a data file, the library, --weights or --resume is refused
+ * at once (each open used to wait forever for a writer). */
+Test(dnnrun, fifos_are_refused)
+{
+    char so[512], dir[64], args[1400], want[600], fifo[128];
+    compile_lenet(so, sizeof so);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-fifo");
+    write_fashion(dir, "train", 4, 28, -1, 0);
+    write_fashion(dir, "t10k", 4, 28, -1, 0);
+    snprintf(fifo, sizeof fifo, "%s/t10k-images-idx3-ubyte", dir);
+    cr_assert_eq(unlink(fifo), 0);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s", so, dir, dir);
+    cr_expect_eq(dnnrun_timed(args), 1, "FIFO data (124: it hung): %s", out);
+    snprintf(want, sizeof want, "dnnrun: error: %s: cannot open: not a regular file", fifo);
+    cr_expect(strstr(out, want), "%s", out);
+
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(args, sizeof args, "info %s", fifo);
+    cr_expect_eq(dnnrun_timed(args), 1, "FIFO library (124: it hung): %s", out);
+    snprintf(want, sizeof want, "dnnrun: error: %s: not a regular file", fifo);
+    cr_expect(strstr(out, want), "%s", out);
+    snprintf(args, sizeof args, "eval %s --weights %s --data fashion-mnist:%s", so, fifo, dir);
+    cr_expect_eq(dnnrun_timed(args), 1, "FIFO weights (124: it hung): %s", out);
+    snprintf(want, sizeof want, "dnnrun: error: --weights: %s: not a regular file", fifo);
+    cr_expect(strstr(out, want), "%s", out);
+    snprintf(args, sizeof args, "train %s --resume %s --save %s/w.safetensors --data fashion-mnist:%s", so, fifo, dir,
+             dir);
+    cr_expect_eq(dnnrun_timed(args), 1, "FIFO --resume (124: it hung): %s", out);
+    snprintf(want, sizeof want, "dnnrun: error: --resume: %s: not a regular file", fifo);
+    cr_expect(strstr(out, want), "%s", out);
+    dn_test_rmtree(dir);
+}
+
+/* A --save path that cannot be written fails before any training (it used
+ * to fail after the first epoch): a missing folder, a "folder" that is a
+ * file, a folder or a FIFO as the file, and (not as root, who may write
+ * anywhere) a read-only folder.  The check leaves no file behind. */
+Test(dnnrun, save_path_checked_before_training)
+{
+    char so[512], dir[64], args[1400], path[256], want[600];
+    compile_lenet(so, sizeof so);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-save");
+    write_fashion(dir, "train", 4, 28, -1, 0);
+    write_fashion(dir, "t10k", 4, 28, -1, 0);
+    snprintf(path, sizeof path, "%s/file", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/ro", dir);
+    cr_assert_eq(mkdir(path, 0555), 0);
+    static const struct {
+        const char *save, *folder, *why;
+    } cases[] = {
+        {"missing/w.safetensors", "missing", "No such file or directory"},
+        {"file/w.safetensors", "file", "Not a directory"},
+        {"ro/w.safetensors", "ro", "Permission denied"},
+    };
+    for (int i = 0; i < 3; i++) {
+        if (i == 2 && geteuid() == 0) {
+            cr_log_info("running as root: the read-only folder case is skipped");
+            continue;
+        }
+        snprintf(args, sizeof args, "train %s --save %s/%s --data fashion-mnist:%s", so, dir, cases[i].save, dir);
+        cr_expect_eq(dnnrun_timed(args), 1, "%s: %s", cases[i].save, out);
+        snprintf(want, sizeof want, "dnnrun: error: --save %s/%s: cannot create a file in the folder '%s/%s': %s", dir,
+                 cases[i].save, dir, cases[i].folder, cases[i].why);
+        cr_expect(strstr(out, want), "%s: %s", cases[i].save, out);
+        cr_expect_null(strstr(out, "training "), "%s: training started: %s", cases[i].save, out);
+    }
+    snprintf(args, sizeof args, "train %s --save %s --data fashion-mnist:%s", so, dir, dir);
+    cr_expect_eq(dnnrun_timed(args), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnrun: error: --save %s: is a folder", dir);
+    cr_expect(strstr(out, want), "%s", out);
+    cr_expect_null(strstr(out, "training "), "%s", out);
+    /* A FIFO stands for a device such as /dev/null, which the save's rename
+     * would replace. */
+    snprintf(path, sizeof path, "%s/fifo", dir);
+    cr_assert_eq(mkfifo(path, 0600), 0);
+    snprintf(args, sizeof args, "train %s --save %s --data fashion-mnist:%s", so, path, dir);
+    cr_expect_eq(dnnrun_timed(args), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnrun: error: --save %s: not a regular file", path);
+    cr_expect(strstr(out, want), "%s", out);
+    cr_expect_null(strstr(out, "training "), "%s", out);
+    unlink(path);
+
+    snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s", so, dir, dir);
+    cr_expect_eq(dnnrun_timed(args), 0, "%s", out);
+    cr_expect(strstr(out, "saved "), "%s", out);
+    snprintf(args, sizeof args, "ls -A '%s'", dir);
+    dn_test_run(args, out, sizeof out);
+    cr_expect_str_eq(out,
+                     "file\nro\nt10k-images-idx3-ubyte\nt10k-labels-idx1-ubyte\ntrain-images-idx3-ubyte\n"
+                     "train-labels-idx1-ubyte\nw.safetensors\n",
+                     "leftovers: %s", out);
+    dn_test_rmtree(dir);
+}
+
+/* Dimensions whose product wraps around 64 bits (used to pass the size
+ * check), damaged gzip data, and a --batch far beyond the data (its
+ * buffer sizes used to overflow) are errors or work, never crashes. */
+Test(dnnrun, oversized_headers_damaged_gzip_and_huge_batches)
+{
+    char so[512], dir[64], args[1400], want[600], path[256];
+    compile_lenet(so, sizeof so);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-huge");
+    write_fashion(dir, "train", 4, 28, -1, 0);
+    write_fashion(dir, "t10k", 4, 28, -1, 0);
+    snprintf(args, sizeof args, "train %s --save %s/w.safetensors --data fashion-mnist:%s --batch 4611686018427387904",
+             so, dir, dir);
+    cr_expect_eq(dnnrun_timed(args), 0, "%s", out);
+    cr_expect(strstr(out, "epoch 1/1  step 1/1"), "%s", out);
+
+    /* 2147479016 * 92682 * 92682 = 2^64 + 8504094368 */
+    uint32_t wrap[3] = {2147479016u, 92682, 92682};
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte", dir);
+    write_idx(path, 0x803, wrap, 3, 0);
+    cr_expect_eq(dnnrun_timed(args), 1, "%s", out);
+    snprintf(want, sizeof want, "%s: the header's dimensions make more than 17179869184 bytes", path);
+    cr_expect(strstr(out, want), "%s", out);
+
+    write_fashion(dir, "train", 4, 28, -1, 0);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte.gz", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    static const uint8_t junk[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    fwrite(junk, 1, sizeof junk, f);
+    fclose(f);
+    cr_expect_eq(dnnrun_timed(args), 1, "%s", out);
+    snprintf(want, sizeof want, "%s: damaged gzip data: ", path);
+    cr_expect(strstr(out, want), "%s", out);
     dn_test_rmtree(dir);
 }

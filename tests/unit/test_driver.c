@@ -4,7 +4,10 @@
  * the library or header it would have replaced, targets chosen by name,
  * and the IR text as input: for every model of examples/ and tests/golden/,
  * compiling its --emit=ir text gives the same optimized graphs as compiling
- * its source. */
+ * its source.  Nothing hangs or loses data: a FIFO input is refused, an
+ * output that is the input is refused, write errors (a full disk, a file
+ * size limit, a failing linker) exit 1 and leave the old outputs whole, and
+ * temporaries are removed, a killed run's by the next run. */
 #include <criterion/criterion.h>
 #include <glob.h>
 #include <stdio.h>
@@ -322,5 +325,307 @@ Test(driver, dnir_input_gives_the_same_optimized_ir)
     cr_expect_geq(nmodels, 10, "only %d models", nmodels);
     cr_expect_gt(ngraphs, nmodels, "no training graph compared (%d graphs)", ngraphs);
     cr_log_info("%d models, %d graphs compared", nmodels, ngraphs);
+    dn_test_rmtree(dir);
+}
+
+/* ---- inputs and outputs that must not hang or lose data ------------------------ */
+
+static void put(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "cannot write %s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* What 'ls -A DIR' prints, one name a line. */
+static const char *listing(const char *dir)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "ls -A '%s'", dir);
+    dn_test_run(cmd, out, sizeof out);
+    return out;
+}
+
+/* A FIFO or a folder as the input is refused at once (a FIFO used to block
+ * the open forever), and so is an -o FIFO that no process reads. */
+Test(driver, input_that_is_not_a_regular_file_is_refused)
+{
+    char dir[64], fifo[128], args[512], want[256];
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-fifo");
+    snprintf(fifo, sizeof fifo, "%s/f.dnn", dir);
+    cr_assert_eq(mkfifo(fifo, 0600), 0);
+    snprintf(args, sizeof args, "timeout 10 '%s' '%s'", DNNC_BIN, fifo);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "a FIFO input (124: it hung): %s", out);
+    snprintf(want, sizeof want, "dnnc: cannot read '%s': not a regular file", fifo);
+    cr_expect(strstr(out, want), "%s", out);
+
+    snprintf(args, sizeof args, "'%s'", dir);
+    cr_expect_eq(dnnc(args), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnc: cannot read '%s': not a regular file", dir);
+    cr_expect(strstr(out, want), "%s", out);
+
+    snprintf(args, sizeof args, "timeout 10 '%s' '%s' --emit=ir -o '%s'", DNNC_BIN, dn_test_src("examples/mlp.dnn"),
+             fifo);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "-o FIFO without a reader (124: it hung): %s", out);
+    snprintf(want, sizeof want, "cannot write '%s': No such device or address (no process has it open", fifo);
+    cr_expect(strstr(out, want), "%s", out);
+    dn_test_rmtree(dir);
+}
+
+/* No output may be the input: -o naming it, under another spelling, through
+ * a symbolic or a hard link, or as the header of the library (-o <x>.so
+ * writes <x>.h; an input <m>.h has the default output <m>.so, whose header
+ * is the input).  Each is refused with status 1 before anything is written. */
+Test(driver, output_that_is_the_input_is_refused)
+{
+    char dir[64], m[128], path[256], args[1024], want[512];
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-self");
+    char *source = slurp(dn_test_src("examples/mlp.dnn"));
+    snprintf(m, sizeof m, "%s/m.dnn", dir);
+    put(m, source);
+    snprintf(path, sizeof path, "%s/link.ll", dir);
+    cr_assert_eq(symlink("m.dnn", path), 0);
+    snprintf(path, sizeof path, "%s/x.h", dir);
+    cr_assert_eq(link(m, path), 0);
+    snprintf(args, sizeof args, "'%s' --emit=ir -o '%s/m.dnir'", m, dir);
+    cr_assert_eq(dnnc(args), 0, "%s", out);
+    snprintf(path, sizeof path, "%s/h", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    snprintf(path, sizeof path, "%s/h/m.h", dir);
+    put(path, source);
+
+    static const struct {
+        const char *input, *flags, *culprit;
+    } cases[] = {
+        {"m.dnn", "-o %s/m.dnn", "m.dnn"},
+        {"m.dnn", "--emit=ir -o %s/m.dnn", "m.dnn"},
+        {"m.dnn", "--emit=ast -o %s/./h/../m.dnn", "m.dnn"},
+        {"m.dnn", "--emit=ir-opt -o %s/link.ll", "link.ll"},
+        {"m.dnn", "-o %s/x.so", "x.h"},
+        {"m.dnir", "--emit=ir -o %s/m.dnir", "m.dnir"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char flags[300];
+        snprintf(flags, sizeof flags, cases[i].flags, dir);
+        snprintf(args, sizeof args, "'%s/%s' %s", dir, cases[i].input, flags);
+        cr_expect_eq(dnnc(args), 1, "dnnc %s: %s", args, out);
+        snprintf(want, sizeof want, "/%s' is the input file '%s/%s': refusing to overwrite it", cases[i].culprit, dir,
+                 cases[i].input);
+        cr_expect(strstr(out, want), "dnnc %s: %s", args, out);
+    }
+    snprintf(args, sizeof args, "cd '%s/h' && '%s' m.h", dir, DNNC_BIN);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    cr_expect(strstr(out, "dnnc: output 'm.h' is the input file 'm.h'"), "%s", out);
+
+    char *after = slurp(m);
+    cr_expect_str_eq(after, source, "the input was changed");
+    free(after);
+    snprintf(path, sizeof path, "%s/h/m.h", dir);
+    after = slurp(path);
+    cr_expect_str_eq(after, source, "the input m.h was changed");
+    free(after);
+    cr_expect_str_eq(listing(dir), "h\nlink.ll\nm.dnir\nm.dnn\nx.h\n", "files written in %s", dir);
+    snprintf(path, sizeof path, "%s/h", dir);
+    cr_expect_str_eq(listing(path), "m.h\n");
+    free(source);
+    dn_test_rmtree(dir);
+}
+
+/* 1 when 'path' is a character device (asserted around the cases that
+ * reach /dev/null and /dev/full through links of the test's folder: -o
+ * never names them, so that a broken dnnc run as root cannot replace them). */
+static int is_chardev(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISCHR(st.st_mode);
+}
+
+/* Every --emit kind checks its writes: to /dev/full (through a link; a
+ * device is written in place, not renamed over) and to a full standard
+ * output they fail with status 1; a file that cannot grow (ulimit -f)
+ * keeps its previous contents and gets no temporary beside it; a link to
+ * a file is followed, the link kept. */
+Test(driver, emit_write_errors_exit_1_and_keep_the_old_file)
+{
+    const char *lenet = dn_test_src("examples/lenet.dnn");
+    char dir[64], ll[128], full[128], null[128], args[1024], want[256];
+    static const char *const kinds[] = {"ast", "ir", "ir-opt", "plan", "code", "header"};
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-full");
+    snprintf(full, sizeof full, "%s/full", dir);
+    snprintf(null, sizeof null, "%s/null", dir);
+    cr_assert(is_chardev("/dev/null"));
+    cr_assert_eq(symlink("/dev/full", full), 0);
+    cr_assert_eq(symlink("/dev/null", null), 0);
+    if (is_chardev("/dev/full") && access("/dev/full", W_OK) == 0)
+        for (int i = 0; i < 6; i++) {
+            snprintf(args, sizeof args, "'%s' --emit=%s -o '%s'", lenet, kinds[i], full);
+            cr_expect_eq(dnnc(args), 1, "--emit=%s to /dev/full: %s", kinds[i], out);
+            snprintf(want, sizeof want, "dnnc: error: cannot write '%s': No space left on device", full);
+            cr_expect(strstr(out, want), "--emit=%s: %s", kinds[i], out);
+            snprintf(args, sizeof args, "'%s' '%s' --emit=%s >/dev/full", DNNC_BIN, lenet, kinds[i]);
+            cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "--emit=%s >/dev/full: %s", kinds[i], out);
+            cr_expect(strstr(out, "cannot write the standard output: No space left on device"), "%s", out);
+        }
+    else
+        cr_log_warn("no writable /dev/full: its cases skipped");
+    snprintf(args, sizeof args, "'%s' --emit=ir -o '%s'", lenet, null);
+    cr_expect_eq(dnnc(args), 0, "%s", out);
+    cr_assert(is_chardev("/dev/null") && is_chardev("/dev/full"), "a device was replaced");
+    cr_expect_str_eq(listing(dir), "full\nnull\n", "leftovers in %s", dir);
+    unlink(full);
+    unlink(null);
+
+    snprintf(ll, sizeof ll, "%s/x.ll", dir);
+    put(ll, "old");
+    snprintf(args, sizeof args, "ulimit -f 1; '%s' '%s' --emit=code -o '%s'", DNNC_BIN, lenet, ll);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnc: error: cannot write '%s': File too large", ll);
+    cr_expect(strstr(out, want), "%s", out);
+    char *text = slurp(ll);
+    cr_expect_str_eq(text, "old", "a failed --emit damaged the previous file");
+    free(text);
+    cr_expect_str_eq(listing(dir), "x.ll\n", "leftovers in %s", dir);
+
+    snprintf(args, sizeof args, "%s/link.ll", dir);
+    cr_assert_eq(symlink("x.ll", args), 0);
+    snprintf(args, sizeof args, "'%s' --emit=ir -o '%s/link.ll'", lenet, dir);
+    cr_expect_eq(dnnc(args), 0, "%s", out);
+    text = slurp(ll);
+    cr_expect(!strncmp(text, "func @lenet", 11), "%s", text);
+    free(text);
+    struct stat st;
+    snprintf(args, sizeof args, "%s/link.ll", dir);
+    cr_expect(lstat(args, &st) == 0 && S_ISLNK(st.st_mode), "the link was replaced by the file");
+    cr_expect_str_eq(listing(dir), "link.ll\nx.ll\n", "leftovers in %s", dir);
+    dn_test_rmtree(dir);
+}
+
+/* Writes "old library" to m.so in 'dir' and "old header" to its header. */
+static void old_outputs(const char *dir)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/m.so", dir);
+    put(path, "old library");
+    snprintf(path, sizeof path, "%s/m.h", dir);
+    put(path, "old header");
+}
+
+static void expect_old_outputs(const char *dir, const char *why)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/m.so", dir);
+    char *text = slurp(path);
+    cr_expect_str_eq(text, "old library", "%s: the library was replaced", why);
+    free(text);
+    snprintf(path, sizeof path, "%s/m.h", dir);
+    text = slurp(path);
+    cr_expect_str_eq(text, "old header", "%s: the header was replaced", why);
+    free(text);
+    cr_expect_str_eq(listing(dir), "m.h\nm.so\ntmp\n", "%s: leftovers in %s", why, dir);
+    snprintf(path, sizeof path, "%s/tmp", dir);
+    cr_expect_str_eq(listing(path), "", "%s: leftovers in the temporary folder", why);
+}
+
+/* A library build that cannot write the header (ulimit -f 1), the object
+ * (ulimit -f 16: the header fits) or the library (the linker writes part
+ * of it, then fails) leaves the old library and header as they were and
+ * no temporary, neither beside them nor in $TMPDIR; a library or header
+ * path that is a device or a FIFO is refused (renaming over it would
+ * replace it). */
+Test(driver, library_write_errors_keep_the_old_library)
+{
+    const char *mlp = dn_test_src("examples/mlp.dnn");
+    char dir[64], args[1024], want[256], cc[128];
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-libfull");
+    snprintf(args, sizeof args, "%s/tmp", dir);
+    cr_assert_eq(mkdir(args, 0700), 0);
+    old_outputs(dir);
+
+    snprintf(args, sizeof args, "ulimit -f 1; TMPDIR='%s/tmp' '%s' '%s' -o '%s/m.so'", dir, DNNC_BIN, mlp, dir);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnc: error: cannot write '%s/m.h': File too large", dir);
+    cr_expect(strstr(out, want), "%s", out);
+    expect_old_outputs(dir, "header too large");
+
+    snprintf(args, sizeof args, "ulimit -f 16; TMPDIR='%s/tmp' '%s' '%s' -o '%s/m.so'", dir, DNNC_BIN, mlp, dir);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnc: error: cannot write '%s/tmp/dnnc-tmp.", dir);
+    cr_expect(strstr(out, want) && strstr(out, ".o': File too large"), "%s", out);
+    expect_old_outputs(dir, "object too large");
+
+    /* A "compiler" that writes part of a library to its -o and fails. */
+    char bin[64];
+    dn_test_tmpdir(bin, sizeof bin, "dnnc-cc");
+    snprintf(cc, sizeof cc, "%s/cc", bin);
+    put(cc, "#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = -o ] && echo partial >\"$2\"; shift; done; exit 1\n");
+    cr_assert_eq(chmod(cc, 0700), 0);
+    snprintf(args, sizeof args, "DNNC_CC='%s' TMPDIR='%s/tmp' '%s' '%s' -o '%s/m.so'", cc, dir, DNNC_BIN, mlp, dir);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "linking '%s/m.so': '%s' exited with status 1", dir, cc);
+    cr_expect(strstr(out, want), "%s", out);
+    dn_test_rmtree(bin);
+    expect_old_outputs(dir, "link failed");
+
+    /* Non-regular destinations: FIFOs of the test's folder stand for
+     * devices, which a broken dnnc run as root would replace. */
+    snprintf(args, sizeof args, "%s/n.h", dir);
+    cr_assert_eq(mkfifo(args, 0600), 0);
+    snprintf(args, sizeof args, "timeout 10 '%s' '%s' -o '%s/n.so'", DNNC_BIN, mlp, dir);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnc: error: cannot write '%s/n.h': not a regular file", dir);
+    cr_expect(strstr(out, want), "%s", out);
+    snprintf(args, sizeof args, "%s/n.so", dir);
+    cr_expect_neq(access(args, F_OK), 0, "n.so was written although n.h cannot be");
+    snprintf(args, sizeof args, "%s/p.so", dir);
+    cr_assert_eq(mkfifo(args, 0600), 0);
+    snprintf(args, sizeof args, "timeout 10 '%s' '%s' -o '%s/p.so'", DNNC_BIN, mlp, dir);
+    cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
+    snprintf(want, sizeof want, "dnnc: error: cannot write '%s/p.so': not a regular file", dir);
+    cr_expect(strstr(out, want), "%s", out);
+    struct stat st;
+    snprintf(args, sizeof args, "%s/p.so", dir);
+    cr_expect(stat(args, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    snprintf(args, sizeof args, "%s/n.h", dir);
+    cr_expect(stat(args, &st) == 0 && S_ISFIFO(st.st_mode), "the FIFO was replaced");
+    dn_test_rmtree(dir);
+}
+
+/* Temporaries are named after their output and the PID writing them, so a
+ * later run removes those a killed run left (PID 999999999 is above any
+ * pid_max) and keeps those of running processes (this test's PID) and
+ * files that merely look alike. */
+Test(driver, stale_temporaries_are_removed)
+{
+    const char *mlp = dn_test_src("examples/mlp.dnn");
+    char dir[64], path[256], args[1024];
+    dn_test_tmpdir(dir, sizeof dir, "dnnc-stale");
+    snprintf(path, sizeof path, "%s/tmp", dir);
+    cr_assert_eq(mkdir(path, 0700), 0);
+    static const char *const stale[] = {"m.so.dnnc-tmp.999999999", "m.h.dnnc-tmp.999999999", "x.ll.dnnc-tmp.999999999",
+                                        "tmp/dnnc-tmp.999999999.abcdef.o"};
+    char live[2][64];
+    snprintf(live[0], sizeof live[0], "m.so.dnnc-tmp.%d", (int)getpid());
+    snprintf(live[1], sizeof live[1], "tmp/dnnc-tmp.%d.abcdef.o", (int)getpid());
+    static const char *const alike[] = {"m.so.tmp.999999999", "m.so.dnnc-tmp.999999999x", "tmp/other.o"};
+    const char *names[9];
+    for (int i = 0; i < 4; i++) names[i] = stale[i];
+    for (int i = 0; i < 2; i++) names[4 + i] = live[i];
+    for (int i = 0; i < 3; i++) names[6 + i] = alike[i];
+    for (int i = 0; i < 9; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        put(path, "left over");
+    }
+
+    snprintf(args, sizeof args, "TMPDIR='%s/tmp' '%s' '%s' -o '%s/m.so' && '%s' '%s' --emit=ir -o '%s/x.ll'", dir,
+             DNNC_BIN, mlp, dir, DNNC_BIN, mlp, dir);
+    cr_assert_eq(dn_test_run(args, out, sizeof out), 0, "%s", out);
+    for (int i = 0; i < 9; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (i < 4)
+            cr_expect_neq(access(path, F_OK), 0, "stale %s was kept", names[i]);
+        else
+            cr_expect_eq(access(path, F_OK), 0, "%s was removed", names[i]);
+    }
     dn_test_rmtree(dir);
 }
