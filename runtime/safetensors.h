@@ -3,7 +3,8 @@
  * Runtime-internal (hidden in generated libraries), also linked by tests and
  * tools through libdnnrt.a.  Every failure fills *err with a message naming
  * the file (and the tensor), never aborts.  The limits the reader enforces
- * (DNRT_ST_MAX_HEADER, DNRT_ST_MAX_ENTRIES) are in dnrt.h, "weights files". */
+ * (DNRT_ST_MAX_HEADER, DNRT_ST_MAX_ENTRIES) and the names of the writer's
+ * temporary files are in dnrt.h, "weights files". */
 #ifndef DNRT_SAFETENSORS_H
 #define DNRT_SAFETENSORS_H
 
@@ -62,9 +63,16 @@ void dnrt_st_free(dnrt_st_file *f);
 const dnrt_st_tensor *dnrt_st_find(const dnrt_st_file *f, const char *name);
 const char *dnrt_st_meta(const dnrt_st_file *f, const char *key);
 /* Writes 'n' tensors and 'nmeta' metadata pairs to 'path' atomically
- * (temporary file in the same folder, fsync, rename): an interrupted or
- * failed write leaves any previous file intact.  0 on success. */
+ * (temporary file in the same folder, fsync, rename, fsync of the folder):
+ * an interrupted or failed write leaves any previous file intact.  First
+ * removes the temporary files of earlier saves to 'path' whose process is
+ * gone (dnrt.h, "weights files").  0 on success. */
 int dnrt_st_write(const char *path, int n, const dnrt_st_tensor *t, int nmeta, const char *const *keys,
                   const char *const *values, dnrt_error *err);
+/* Writes into 'buf' the name prefix of the temporary files a save to 'path'
+ * creates, folder included: "<folder>/.<name>.dnrt-tmp.<host>." (the pid
+ * and a unique suffix follow).  Returns the length, or -1 if it does not
+ * fit in 'len' bytes. */
+int dnrt_st_temp_prefix(const char *path, char *buf, size_t len);
 
 #endif

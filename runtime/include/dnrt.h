@@ -160,6 +160,15 @@ extern const dnrt_api dnrt_api_v1;
  * [0, DNRT_MAX_STEP]: exact in double, as the learning-rate schedules use it,
  * and far from int64 overflow however long training goes on. */
 #define DNRT_MAX_STEP (INT64_C(1) << 53)
+/* Saving writes a temporary file in the destination's folder, named
+ *   .<name>.dnrt-tmp.<host>.<pid>.<XXXXXX>
+ * (<name> the destination's file name, cut at 160 bytes; <host> this
+ * machine's host name, cut at 32 bytes, characters other than letters,
+ * digits and '-' as '_'; <pid> the saving process; <XXXXXX> unique), then
+ * renames it over the destination.  A process killed while saving leaves its
+ * temporary file behind; the next save to the same destination from the same
+ * host removes every such file of that destination whose process is gone
+ * (regular files of the saving user only).  Loading never removes files. */
 
 /* Called by generated code: runs fn(c, b, e) over [0, count) split among the
  * pool's threads (the caller takes part); returns when all are done. */
