@@ -45,6 +45,14 @@ char *dnrt_type_str(const char *dtype, int32_t rank, const int64_t *dim, char *b
  * product overflows int64. */
 int64_t dnrt_numel(int32_t rank, const int64_t *dim);
 
+/* ---- decimal.c ------------------------------------------------------------ */
+enum { DNRT_DEC_SYNTAX = 1, DNRT_DEC_RANGE = 2 };
+/* Parses all of 's' as a decimal integer: an optional '-', then digits, and
+ * nothing else (no spaces, no '+').  Returns 0 with '*out' set when it lies
+ * in [lo, hi]; DNRT_DEC_SYNTAX when 's' (or NULL) is not such a number;
+ * DNRT_DEC_RANGE when it is one outside [lo, hi], however many digits. */
+int dnrt_decimal(const char *s, int64_t lo, int64_t hi, int64_t *out);
+
 /* ---- fault.c: allocation and I/O, failing on demand (see fault.h) -------- */
 void *dnrt_malloc(size_t size);
 void *dnrt_realloc(void *p, size_t size);

@@ -9,8 +9,11 @@
 
 int dnrt_json_fail(dnrt_json *j, const char *msg)
 {
-    return dnrt_fail(j->err, DNRT_ERR_FORMAT, "%s: header: %s at byte %lld", j->path, msg,
-                     j->base_pos + (long long)(j->p - j->base));
+    long long at = j->base_pos + (long long)(j->p - j->base);
+    if (j->ctx_tensor)
+        return dnrt_fail(j->err, DNRT_ERR_FORMAT, "%s: header: tensor '%.120s': %s: %s at byte %lld", j->path,
+                         j->ctx_tensor, j->ctx_field, msg, at);
+    return dnrt_fail(j->err, DNRT_ERR_FORMAT, "%s: header: %s at byte %lld", j->path, msg, at);
 }
 
 int dnrt_json_peek(dnrt_json *j)

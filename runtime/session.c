@@ -12,16 +12,13 @@
 
 #include "internal.h"
 
-/* Thread count: 'requested', else $DNRT_THREADS, else the online CPUs. */
+/* Thread count: 'requested', else $DNRT_THREADS (when it is a number from
+ * 1 to 1024), else the online CPUs. */
 static int thread_count(int32_t requested)
 {
     if (requested > 0) return requested;
-    const char *env = getenv("DNRT_THREADS");
-    if (env && *env) {
-        char *end;
-        long v = strtol(env, &end, 10);
-        if (*end == 0 && v > 0 && v <= 1024) return (int)v;
-    }
+    int64_t v;
+    if (dnrt_decimal(getenv("DNRT_THREADS"), 1, 1024, &v) == 0) return (int)v;
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     return cpus > 0 ? (int)(cpus < 1024 ? cpus : 1024) : 1;
 }

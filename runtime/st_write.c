@@ -4,11 +4,18 @@
  * contiguous data_offsets) is built in memory and padded with spaces so the
  * data section starts at a multiple of 8.  Everything goes to a temporary
  * file in the destination's folder, which is flushed, fsync'ed and renamed
- * over the destination; on any failure the temporary file is removed and
- * the previous file is untouched.
+ * over the destination, and the folder is fsync'ed so the rename lasts; on
+ * any failure the temporary file is removed and the previous file is
+ * untouched.  Temporary files are named after the destination, the host and
+ * the process (dnrt.h, "weights files"), so that a save can tell the ones a
+ * killed process left behind from those of a save still running, and
+ * removes the former before it writes.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -174,15 +181,105 @@ static int fill_and_rename(int fd, const char *tmp, const char *path, const sbuf
     return rc;
 }
 
+#define TMP_NAME_MAX 160 /* bytes of the destination's name kept in a temporary's name */
+#define TMP_HOST_MAX 32
+
+/* This machine's host name as it appears in temporary names. */
+static void host_tag(char *buf, size_t len)
+{
+    char host[256] = "";
+    if (gethostname(host, sizeof host - 1) != 0 || !host[0]) strcpy(host, "unknown");
+    size_t i = 0;
+    for (; host[i] && i < TMP_HOST_MAX && i + 1 < len; i++) {
+        char c = host[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+        buf[i] = ok ? c : '_';
+    }
+    buf[i] = 0;
+}
+
+int dnrt_st_temp_prefix(const char *path, char *buf, size_t len)
+{
+    const char *slash = strrchr(path, '/'), *name = slash ? slash + 1 : path;
+    size_t nlen = strlen(name);
+    char host[TMP_HOST_MAX + 1];
+    host_tag(host, sizeof host);
+    int n = snprintf(buf, len, "%.*s.%.*s.dnrt-tmp.%s.", (int)(name - path), path,
+                     (int)(nlen < TMP_NAME_MAX ? nlen : TMP_NAME_MAX), name, host);
+    return n < 0 || (size_t)n >= len ? -1 : n;
+}
+
+/* Does the rest of a temporary's name after its prefix, "<pid>.XXXXXX",
+ * name a process that is gone?  Never for this process or a malformed rest. */
+static int stale_rest(const char *rest)
+{
+    const char *dot = strchr(rest, '.');
+    if (!dot || dot == rest || dot - rest > 10 || strlen(dot + 1) != 6) return 0;
+    for (const char *c = dot + 1; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9'))) return 0;
+    char digits[12];
+    memcpy(digits, rest, (size_t)(dot - rest));
+    digits[dot - rest] = 0;
+    int64_t pid;
+    if (dnrt_decimal(digits, 1, INT_MAX, &pid) || pid == (int64_t)getpid()) return 0;
+    return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Removes the temporary files of earlier saves to 'path' from this host
+ * whose process is gone: regular files of this user only.  Best effort:
+ * nothing here makes the save fail. */
+static void remove_stale(const char *path)
+{
+    char prefix[PATH_MAX];
+    if (dnrt_st_temp_prefix(path, prefix, sizeof prefix) < 0) return;
+    char *slash = strrchr(prefix, '/');
+    const char *name = slash ? slash + 1 : prefix;
+    if (slash) *slash = 0;
+    DIR *d = opendir(slash ? (prefix[0] ? prefix : "/") : ".");
+    if (!d) return;
+    size_t nlen = strlen(name);
+    for (struct dirent *e; (e = readdir(d));) {
+        struct stat st;
+        if (strncmp(e->d_name, name, nlen) != 0 || !stale_rest(e->d_name + nlen)) continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+            st.st_uid == geteuid())
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
+/* Makes the rename into the folder of 'path' durable; best effort (some
+ * file systems cannot fsync a folder, and the file is in place anyway). */
+static void sync_folder(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (!slash)
+        strcpy(dir, ".");
+    else if ((size_t)(slash - path) < sizeof dir)
+        snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    else
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return;
+    fsync(fd);
+    close(fd);
+}
+
 /* Writes 'h' and the tensors to a temporary file next to 'path' and
  * renames it over 'path'; on failure removes the temporary file. */
 static int write_file(const char *path, const sbuf *h, int n, const dnrt_st_tensor *t, dnrt_error *err)
 {
-    size_t plen = strlen(path);
-    char *tmp = dnrt_malloc(plen + 16);
+    size_t cap = strlen(path) + TMP_HOST_MAX + 96; /* ".", ".dnrt-tmp.", ".", pid, ".XXXXXX" */
+    char *tmp = dnrt_malloc(cap);
     if (!tmp) return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp.XXXXXX", 12);
+    int len = dnrt_st_temp_prefix(path, tmp, cap); /* 'cap' fits the longest prefix */
+    if (len < 0) {
+        dnrt_free(tmp);
+        return dnrt_fail(err, DNRT_ERR_ARG, "%s: path too long for a temporary name", path);
+    }
+    snprintf(tmp + len, cap - (size_t)len, "%lld.XXXXXX", (long long)getpid());
+    remove_stale(path);
     int fd = injected() ? -1 : mkstemp(tmp);
     if (fd < 0) {
         int e = errno;
@@ -194,6 +291,8 @@ static int write_file(const char *path, const sbuf *h, int n, const dnrt_st_tens
         int e = errno;
         unlink(tmp);
         dnrt_fail(err, DNRT_ERR_IO, "%s: write failed (%s); the previous file is unchanged", path, strerror(e));
+    } else {
+        sync_folder(path);
     }
     dnrt_free(tmp);
     return rc;

@@ -146,6 +146,30 @@ int64_t dnrt_session_get_step(const dnrt_session *s);
 void *dnrt_session_state(dnrt_session *s, const char *name);
 extern const dnrt_api dnrt_api_v1;
 
+/* ---- weights files ----------------------------------------------------------
+ * load and save read and write safetensors files (runtime/safetensors.h).
+ * Loading reads the 8-byte length and the header first, checks them against
+ * the model and the file's real size, and only then reads the bytes of the
+ * model's tensors; a failed load leaves the session exactly as it was.  Only
+ * a regular file is read (a FIFO, device or folder is refused at once).
+ * Limits, each refused with DNRT_ERR_FORMAT and a message naming the file
+ * and the limit: */
+#define DNRT_ST_MAX_HEADER  100000000 /* header bytes: the safetensors format's own limit (100 MB) */
+#define DNRT_ST_MAX_ENTRIES 100000    /* tensors in one file, and "__metadata__" pairs */
+/* The metadata "dnnc.step" (the step counter) is a decimal integer in
+ * [0, DNRT_MAX_STEP]: exact in double, as the learning-rate schedules use it,
+ * and far from int64 overflow however long training goes on. */
+#define DNRT_MAX_STEP (INT64_C(1) << 53)
+/* Saving writes a temporary file in the destination's folder, named
+ *   .<name>.dnrt-tmp.<host>.<pid>.<XXXXXX>
+ * (<name> the destination's file name, cut at 160 bytes; <host> this
+ * machine's host name, cut at 32 bytes, characters other than letters,
+ * digits and '-' as '_'; <pid> the saving process; <XXXXXX> unique), then
+ * renames it over the destination.  A process killed while saving leaves its
+ * temporary file behind; the next save to the same destination from the same
+ * host removes every such file of that destination whose process is gone
+ * (regular files of the saving user only).  Loading never removes files. */
+
 /* Called by generated code: runs fn(c, b, e) over [0, count) split among the
  * pool's threads (the caller takes part); returns when all are done. */
 void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count);

@@ -3,17 +3,21 @@
  *     y = w * x + b  (per feature, x: f32[N, 4]),  loss = mean((y - t)^2),
  * trained by plain SGD.  Covers create/infer/train_step/set_lr/step, the
  * argument errors and their messages, dnrt_parallel_for's coverage of
- * [0, count), initializer statistics, and fault injection on create.
+ * [0, count), initializer statistics, fault injection on create, and the
+ * strict decimal parser behind $DNRT_THREADS and "dnnc.step" (issue 7).
  * Weight files (load/save) are in test_safetensors.c.
  */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dnrt.h"
 #include "runtime/fault.h"
+#include "runtime/internal.h"
 
 #define F 4 /* features */
 
@@ -317,6 +321,71 @@ Test(errors, threads_from_environment)
     void *outs[] = {y};
     cr_assert_eq(dnrt_session_infer(s, 8, ins, outs, NULL), 0);
     dnrt_session_destroy(s);
+}
+
+/* Anything but a plain number from 1 to 1024 is ignored: the session gets
+ * every online CPU, as without the variable. */
+Test(errors, threads_from_environment_are_range_checked)
+{
+    dnrt_model_desc d = model_desc(0);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int all = cpus > 0 ? (int)(cpus < 1024 ? cpus : 1024) : 1;
+    struct {
+        const char *value;
+        int threads;
+    } cases[] = {{"3", 3},    {"17", 17},  {"99999999999999999999", all},
+                 {"3x", all}, {" 3", all}, {"+3", all},
+                 {"0", all},  {"-2", all}, {"1025", all},
+                 {"", all}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        setenv("DNRT_THREADS", cases[i].value, 1);
+        dnrt_error err;
+        dnrt_session *s = dnrt_session_create(&d, NULL, &err);
+        unsetenv("DNRT_THREADS");
+        cr_assert_not_null(s, "%s", err.message);
+        cr_expect_eq(dnrt_pool_threads(s->pool), cases[i].threads, "DNRT_THREADS='%s': %d threads", cases[i].value,
+                     dnrt_pool_threads(s->pool));
+        dnrt_session_destroy(s);
+    }
+}
+
+Test(errors, decimal_parser_is_strict)
+{
+    struct {
+        const char *s;
+        int64_t lo, hi;
+        int rc;
+        int64_t v;
+    } cases[] = {
+        {"0", 0, 10, 0, 0},
+        {"10", 0, 10, 0, 10},
+        {"11", 0, 10, DNRT_DEC_RANGE, 0},
+        {"-1", 0, 10, DNRT_DEC_RANGE, 0},
+        {"-5", -5, 5, 0, -5},
+        {"9223372036854775807", 0, INT64_MAX, 0, INT64_MAX},
+        {"-9223372036854775808", INT64_MIN, 0, 0, INT64_MIN},
+        {"9223372036854775808", 0, INT64_MAX, DNRT_DEC_RANGE, 0},
+        {"-9223372036854775809", INT64_MIN, 0, DNRT_DEC_RANGE, 0},
+        {"99999999999999999999999999999999", 0, INT64_MAX, DNRT_DEC_RANGE, 0},
+        {"007", 0, 10, 0, 7},
+        {"", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {"-", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {"+1", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {" 1", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {"1 ", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {"1x", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {"0x1", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {"1.0", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {"99999999999999999999999x", 0, 10, DNRT_DEC_SYNTAX, 0},
+        {NULL, 0, 10, DNRT_DEC_SYNTAX, 0},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int64_t v = 12345;
+        int rc = dnrt_decimal(cases[i].s, cases[i].lo, cases[i].hi, &v);
+        cr_expect_eq(rc, cases[i].rc, "'%s': rc %d", cases[i].s ? cases[i].s : "(null)", rc);
+        if (rc == 0) cr_expect_eq(v, cases[i].v, "'%s': %lld", cases[i].s, (long long)v);
+        if (rc != 0) cr_expect_eq(v, 12345, "'%s': *out written on failure", cases[i].s ? cases[i].s : "(null)");
+    }
 }
 
 /* ---- fault injection ------------------------------------------------------- */
