@@ -31,12 +31,8 @@ typedef struct Range {
 
 static Range value_range(const DnPlan *plan, const DnValue *v, bool written)
 {
-    DnBuf b = plan->buf[v->id];
-    int64_t bytes = dn_shape_numel_static(&v->shape) * dn_dtype_size(v->dtype);
-    bool has_n = dn_shape_has_n(&v->shape);
-    Range r = {b.kind, b.index, b.kind == DN_BUF_ARENA ? b.coef_n : 0, b.offset, has_n ? bytes : 0, has_n ? 0 : bytes,
-               written};
-    return r;
+    DnBufLoc l = dn_plan_locate(plan, v);
+    return (Range){l.kind, l.index, l.at_n, l.at_b, l.span_n, l.span_b, written};
 }
 
 static bool overlap_at(const Range *a, const Range *b, int64_t n)
@@ -81,33 +77,42 @@ static int input_slot(DnLlvm *L, const DnGraph *g, int idx)
     return slot;
 }
 
-/* Emits the address of 'v's buffer at the builder's position in a function
- * whose call pointer is 'c' and batch size 'n'. */
+/* Emits the address  buffer + at_n * n + at_b  of location 'l' (views
+ * resolved; see dn_plan_locate) at the builder's position in a function
+ * whose call pointer is 'c' and batch size 'n'.  'what' names the value in
+ * the IR. */
+static LLVMValueRef loc_ptr(DnLlvm *L, const DnGraph *g, DnBufLoc l, LLVMValueRef c, LLVMValueRef n, const char *what)
+{
+    if (l.kind == DN_BUF_INPUT) l.index = input_slot(L, g, l.index);
+    LLVMBuilderRef bd = L->b;
+    int field = l.kind == DN_BUF_ARENA   ? DN_CALL_ARENA
+                : l.kind == DN_BUF_STATE ? DN_CALL_STATE
+                : l.kind == DN_BUF_INPUT ? DN_CALL_INPUTS
+                                         : DN_CALL_OUTPUTS;
+    LLVMValueRef fp = LLVMBuildStructGEP2(bd, L->call_t, c, (unsigned)field, "");
+    LLVMValueRef base = LLVMBuildLoad2(bd, L->ptr, fp, "");
+    if (l.kind == DN_BUF_INPUT || l.kind == DN_BUF_OUTPUT) {
+        LLVMValueRef idx = LLVMConstInt(L->i64, (unsigned long long)l.index, 0);
+        LLVMValueRef slot = LLVMBuildInBoundsGEP2(bd, L->ptr, base, &idx, 1, "");
+        base = LLVMBuildLoad2(bd, L->ptr, slot, l.at_n || l.at_b ? "" : what);
+        if (!l.at_n && !l.at_b) return base;
+    }
+    LLVMValueRef off = LLVMConstInt(L->i64, (unsigned long long)l.at_b, 1);
+    if (l.at_n)
+        off = LLVMBuildNSWAdd(bd, LLVMBuildNSWMul(bd, n, LLVMConstInt(L->i64, (unsigned long long)l.at_n, 1), ""), off,
+                              "");
+    return LLVMBuildInBoundsGEP2(bd, L->i8, base, &off, 1, "");
+}
+
+/* Emits the address of 'v's buffer (see loc_ptr). */
 static LLVMValueRef buf_ptr(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const DnValue *v, LLVMValueRef c,
                             LLVMValueRef n)
 {
-    DnBuf b = plan->buf[v->id];
-    if (b.kind == DN_BUF_INPUT) b.index = input_slot(L, g, b.index);
-    LLVMBuilderRef bd = L->b;
-    int field = b.kind == DN_BUF_ARENA   ? DN_CALL_ARENA
-                : b.kind == DN_BUF_STATE ? DN_CALL_STATE
-                : b.kind == DN_BUF_INPUT ? DN_CALL_INPUTS
-                                         : DN_CALL_OUTPUTS;
-    if (b.kind == DN_BUF_NONE)
+    DnBufLoc l = dn_plan_locate(plan, v);
+    if (l.kind == DN_BUF_NONE)
         dn_die(__FILE__, __LINE__, "llvm backend: value %%%d (%s) has no buffer in the plan", v->id,
                v->name ? v->name : "?");
-    LLVMValueRef fp = LLVMBuildStructGEP2(bd, L->call_t, c, (unsigned)field, "");
-    LLVMValueRef base = LLVMBuildLoad2(bd, L->ptr, fp, "");
-    if (b.kind == DN_BUF_INPUT || b.kind == DN_BUF_OUTPUT) {
-        LLVMValueRef idx = LLVMConstInt(L->i64, (unsigned long long)b.index, 0);
-        LLVMValueRef slot = LLVMBuildInBoundsGEP2(bd, L->ptr, base, &idx, 1, "");
-        return LLVMBuildLoad2(bd, L->ptr, slot, v->name ? v->name : "");
-    }
-    LLVMValueRef off = LLVMConstInt(L->i64, (unsigned long long)b.offset, 1);
-    if (b.kind == DN_BUF_ARENA && b.coef_n)
-        off = LLVMBuildNSWAdd(bd, LLVMBuildNSWMul(bd, n, LLVMConstInt(L->i64, (unsigned long long)b.coef_n, 1), ""),
-                              off, "");
-    return LLVMBuildInBoundsGEP2(bd, L->i8, base, &off, 1, "");
+    return loc_ptr(L, g, l, c, n, v->name ? v->name : "");
 }
 
 static void add_attr(DnLlvm *L, LLVMValueRef fn, unsigned idx, const char *name, uint64_t val)
