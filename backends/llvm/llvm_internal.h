@@ -3,7 +3,7 @@
  * wrappers, object emission) and the kernel generators (kernel_*.c).
  *
  * Every op of a planned graph becomes one internal function
- *     void kernel(const dnrt_call *c, int64_t begin, int64_t end)
+ *     void kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
  * that computes iterations [begin, end) of the op's parallel loop.  The
  * generator of the op's kind (dn_llvm_kernels[kind]) fills the body and
  * sets how many iterations there are (par_n * N + par_b); the entry

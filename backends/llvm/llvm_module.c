@@ -9,8 +9,8 @@
  * A kernel is two functions: the generator fills an always-inline body
  *     void kN_op.body(ptr c, i64 begin, i64 end, i64 n, ptr p0, ...)
  * whose operand pointers carry noalias/nonnull/align attributes (from the
- * memory plan), and a wrapper  void kN_op(ptr c, i64 begin, i64 end)
- * (the dnrt_kernel_fn) computes the pointers from the plan and calls it.
+ * memory plan), and a wrapper  void kN_op(ptr c, i64 begin, i64 end,
+ * i32 worker) (the dnrt_kernel_fn) computes the pointers from the plan and calls it.
  * After inlining, the noalias facts survive as scoped alias metadata.
  */
 #include <stdlib.h>
@@ -156,7 +156,7 @@ static void mark_pointers(DnLlvm *L, LLVMValueRef body, const DnPlan *plan, cons
     }
 }
 
-/* Builds the wrapper  void name(ptr c, i64 begin, i64 end)  that computes
+/* Builds the wrapper  void name(ptr c, i64 begin, i64 end, i32 worker)  that computes
  * the operand pointers of 'op' and calls 'body'. */
 static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body, LLVMTypeRef body_t, const DnGraph *g,
                                   const DnPlan *plan, const DnValue **vals, int np)
@@ -234,11 +234,12 @@ static LLVMValueRef runtime_fn(DnLlvm *L, const char *name, LLVMTypeRef t)
  * take (LeNet at batch 1 was slower on 2 threads than on 1 without it). */
 #define SERIAL_GRAIN (INT64_C(1) << 17)
 
-/* Calls kernel 'kfn' of 'op' over its pn*n + pb iterations: directly when
- * its work is small or it has one iteration, else through
- * dnrt_parallel_for.  Returns the block the entry continues in. */
+/* Calls kernel 'kfn' of 'op' over its pn*n + pb iterations: directly (as
+ * worker 0) when its work is small or it has one iteration, else through
+ * dnrt_parallel_for with at most 'workers' workers (0: no limit).  Returns
+ * the block the entry continues in. */
 static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef c, const DnOp *op, LLVMValueRef kfn,
-                                     int64_t pn, int64_t pb, LLVMTypeRef pf_t, LLVMValueRef pf)
+                                     int64_t pn, int64_t pb, int workers, LLVMTypeRef pf_t, LLVMValueRef pf)
 {
     DnCost cost;
     dn_op_cost(op, &cost);
@@ -263,12 +264,12 @@ static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef
     LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->ctx, entry, "next");
     LLVMBuildCondBr(L->b, serial, one, many);
     LLVMPositionBuilderAtEnd(L->b, one);
-    LLVMValueRef kargs[3] = {c, LLVMConstInt(L->i64, 0, 0), cnt};
-    LLVMBuildCall2(L->b, L->kernel_fn_t, kfn, kargs, 3, "");
+    LLVMValueRef kargs[4] = {c, LLVMConstInt(L->i64, 0, 0), cnt, LLVMConstInt(L->i32, 0, 0)};
+    LLVMBuildCall2(L->b, L->kernel_fn_t, kfn, kargs, 4, "");
     LLVMBuildBr(L->b, next);
     LLVMPositionBuilderAtEnd(L->b, many);
-    LLVMValueRef pargs[3] = {c, kfn, cnt};
-    LLVMBuildCall2(L->b, pf_t, pf, pargs, 3, "");
+    LLVMValueRef pargs[4] = {c, kfn, cnt, LLVMConstInt(L->i32, (unsigned long long)workers, 0)};
+    LLVMBuildCall2(L->b, pf_t, pf, pargs, 4, "");
     LLVMBuildBr(L->b, next);
     LLVMPositionBuilderAtEnd(L->b, next);
     return next;
@@ -277,8 +278,8 @@ static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef
 static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const char *name)
 {
     LLVMTypeRef entry_t = LLVMFunctionType(L->void_t, &L->ptr, 1, 0);
-    LLVMTypeRef pf_args[3] = {L->ptr, L->ptr, L->i64};
-    LLVMTypeRef pf_t = LLVMFunctionType(L->void_t, pf_args, 3, 0);
+    LLVMTypeRef pf_args[4] = {L->ptr, L->ptr, L->i64, L->i32};
+    LLVMTypeRef pf_t = LLVMFunctionType(L->void_t, pf_args, 4, 0);
     LLVMValueRef pf = runtime_fn(L, "dnrt_parallel_for", pf_t);
     LLVMValueRef entry = LLVMAddFunction(L->mod, name, entry_t);
     LLVMSetLinkage(entry, LLVMInternalLinkage);
@@ -296,7 +297,7 @@ static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, 
             continue;
         }
         LLVMPositionBuilderAtEnd(L->b, bb);
-        bb = call_kernel(L, entry, c, op, kfn, pn, pb, pf_t, pf);
+        bb = call_kernel(L, entry, c, op, kfn, pn, pb, 0, pf_t, pf);
     }
     LLVMPositionBuilderAtEnd(L->b, bb);
     LLVMBuildRetVoid(L->b);
@@ -321,8 +322,8 @@ static void llvm_init(DnLlvm *L, DnCtx *cx, const DnModule *m)
     L->ptr = LLVMPointerTypeInContext(L->ctx, 0);
     L->void_t = LLVMVoidTypeInContext(L->ctx);
     L->call_t = dn_llvm_call_type(L->ctx);
-    LLVMTypeRef kargs[3] = {L->ptr, L->i64, L->i64};
-    L->kernel_fn_t = LLVMFunctionType(L->void_t, kargs, 3, 0);
+    LLVMTypeRef kargs[4] = {L->ptr, L->i64, L->i64, L->i32};
+    L->kernel_fn_t = LLVMFunctionType(L->void_t, kargs, 4, 0);
 }
 
 static void llvm_dispose(DnLlvm *L)

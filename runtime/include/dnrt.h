@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define DNRT_ABI_VERSION 2
+#define DNRT_ABI_VERSION 3
 
 /* The types a generated header repeats (same guard, identical text). */
 #ifndef DNRT_COMMON_TYPES
@@ -91,8 +91,11 @@ typedef struct dnrt_call {
 } dnrt_call;
 
 typedef void (*dnrt_entry_fn)(const dnrt_call *c);
-/* A kernel runs iterations [begin, end) of its parallel loop. */
-typedef void (*dnrt_kernel_fn)(const dnrt_call *c, int64_t begin, int64_t end);
+/* A kernel runs iterations [begin, end) of its parallel loop as worker
+ * 'worker': calls of one dnrt_parallel_for that may run at the same time
+ * get distinct workers in [0, max_workers), so a kernel may keep one
+ * workspace slice per worker (ABI 3; before, kernels had no worker). */
+typedef void (*dnrt_kernel_fn)(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker);
 
 typedef struct dnrt_session dnrt_session;
 typedef struct dnrt_model_desc dnrt_model_desc;
@@ -146,9 +149,12 @@ int64_t dnrt_session_get_step(const dnrt_session *s);
 void *dnrt_session_state(dnrt_session *s, const char *name);
 extern const dnrt_api dnrt_api_v1;
 
-/* Called by generated code: runs fn(c, b, e) over [0, count) split among the
- * pool's threads (the caller takes part); returns when all are done. */
-void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count);
+/* Called by generated code: runs fn(c, b, e, w) over [0, count) split into
+ * at most min(threads, max_workers) contiguous chunks (max_workers <= 0:
+ * as many as the pool has threads), chunk w on one thread (the caller
+ * takes part, as worker 0); returns when all are done.  A call that finds
+ * the pool busy (nested or concurrent) runs fn(c, 0, count, 0) inline. */
+void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count, int32_t max_workers);
 
 /* Philox 4x32-10, the random stream of initializers and dropout (identical
  * on every backend): returns 4 words for (key, counter). */
