@@ -29,6 +29,9 @@ typedef struct DnBackend {
     /* --emit=llvm (or cuda): the generated code as text, after optimization. */
     DnStatus (*emit_text)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out);
     bool (*supports_op)(const DnOp *op); /* optional */
+    /* optional: the workspace each op's kernel needs, for dn_plan_memory_ws;
+     * its backend_data is the const DnBackendOptions * the backend is given */
+    DnWorkspaceFn workspace;
 } DnBackend;
 
 extern const DnBackend dn_backend_llvm;

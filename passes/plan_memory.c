@@ -65,6 +65,18 @@ static int64_t pool_alloc(DnArena *a, Pool *p, int64_t size)
     return at;
 }
 
+/* Whether first fit finds room for 'size' below the pool's high-water mark
+ * (so taking it costs no arena bytes). */
+static bool pool_fits(const Pool *p, int64_t size)
+{
+    int64_t at = 0;
+    for (int pos = 0; pos < p->live.len; pos++) {
+        if (p->live.data[pos].offset - at >= size) return true;
+        at = p->live.data[pos].offset + p->live.data[pos].size;
+    }
+    return p->extent - at >= size;
+}
+
 static void pool_free(Pool *p, int64_t offset)
 {
     for (int i = 0; i < p->live.len; i++)
@@ -188,22 +200,31 @@ static void release_buf(Planner *pl, const DnBuf *b, bool per_n)
 static void release(Planner *pl, DnValue *r) { release_buf(pl, &pl->plan->buf[r->id], dn_shape_has_n(&r->shape)); }
 
 /* Asks the backend for the workspace of 'op' (position 'at') and reserves
- * it; the caller releases it once the op's results are placed and before
- * the next op. */
-static void place_workspace(Planner *pl, const DnOp *op, int at)
+ * it; returns whether it went to the per-N pool.  The caller releases it
+ * once the op's results are placed and before the next op.  A fixed-size
+ * request takes a gap of the fixed pool, else a gap of the per-N pool of
+ * at least its size per item (a hole that holds it for every N >= 1), and
+ * only then grows the fixed pool: dead activations' bytes are reused. */
+static bool place_workspace(Planner *pl, const DnOp *op, int at)
 {
     DnWorkspace *w = &pl->plan->workspace[at];
     int64_t bn = 0, bb = 0;
-    if (!pl->ws || !pl->ws(op, pl->ws_data, &bn, &bb) || bn < 0 || bb < 0 || (bn == 0 && bb == 0)) return;
+    if (!pl->ws || !pl->ws(op, pl->ws_data, &bn, &bb) || bn < 0 || bb < 0 || (bn == 0 && bb == 0)) return false;
     w->buf = (DnBuf){.kind = DN_BUF_ARENA};
     if (bn > 0) { /* per item; a fixed part rides along per item (N >= 1) */
         w->bytes_n = align_up(bn + bb);
         w->buf.coef_n = pool_alloc(pl->a, &pl->per_n, w->bytes_n);
         w->buf.offset = PER_N;
-    } else {
-        w->bytes_b = align_up(bb);
-        w->buf.offset = pool_alloc(pl->a, &pl->fixed, w->bytes_b);
+        return true;
     }
+    w->bytes_b = align_up(bb);
+    if (!pool_fits(&pl->fixed, w->bytes_b) && pool_fits(&pl->per_n, w->bytes_b)) {
+        w->buf.coef_n = pool_alloc(pl->a, &pl->per_n, w->bytes_b);
+        w->buf.offset = PER_N;
+        return true;
+    }
+    w->buf.offset = pool_alloc(pl->a, &pl->fixed, w->bytes_b);
+    return false;
 }
 
 /* Whether value 'x' (root 'r') covers all of its root's bytes, in the same
@@ -256,8 +277,8 @@ static void assign(Planner *pl)
                 pl->plan->naive_b += align_up(value_bytes(reuse));
         }
         for (int r = reuse ? 1 : 0; r < op->nout; r++) place(pl, op->out[r]);
-        place_workspace(pl, op, i); /* while every operand and result is still held */
-        release_buf(pl, &pl->plan->workspace[i].buf, pl->plan->workspace[i].bytes_n > 0);
+        bool ws_per_n = place_workspace(pl, op, i); /* while every operand and result is still held */
+        release_buf(pl, &pl->plan->workspace[i].buf, ws_per_n);
         for (int r = 0; r < op->nout; r++) /* results nobody reads die at once */
             if (pl->root[op->out[r]->id] == op->out[r] && pl->last[op->out[r]->id] < 0) release(pl, op->out[r]);
         for (int k = 0; k < op->nin; k++) {

@@ -231,8 +231,9 @@ static DnStatus build_module(DnCtx *cx, const Options *o, DnGraph *g, DnModule *
         if (i >= m->state_graph->params.len ||
             strcmp(m->infer->params.data[i]->name, m->state_graph->params.data[i]->name))
             dn_die(__FILE__, __LINE__, "inference parameters are not a prefix of the training parameters");
-    m->infer_plan = dn_plan_memory(m->infer, &m->state, a);
-    if (m->train) m->train_plan = dn_plan_memory(m->train, &m->state, a);
+    void *ws_data = (void *)&o->backend; /* the workspace each LLVM kernel takes depends on the options */
+    m->infer_plan = dn_plan_memory_ws(m->infer, &m->state, dn_backend_llvm.workspace, ws_data, a);
+    if (m->train) m->train_plan = dn_plan_memory_ws(m->train, &m->state, dn_backend_llvm.workspace, ws_data, a);
     return DN_OK;
 }
 

@@ -157,9 +157,10 @@ static void mark_pointers(DnLlvm *L, LLVMValueRef body, const DnPlan *plan, cons
 }
 
 /* Builds the wrapper  void name(ptr c, i64 begin, i64 end, i32 worker)  that computes
- * the operand pointers of 'op' and calls 'body'. */
+ * the operand pointers of 'op' and calls 'body'; with a workspace at 'ws'
+ * (or NULL), also its address and the worker index. */
 static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body, LLVMTypeRef body_t, const DnGraph *g,
-                                  const DnPlan *plan, const DnValue **vals, int np)
+                                  const DnPlan *plan, const DnValue **vals, int np, const DnBufLoc *ws)
 {
     LLVMValueRef fn = LLVMAddFunction(L->mod, name, L->kernel_fn_t);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -168,19 +169,26 @@ static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body
     LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, fn, "entry"));
     LLVMValueRef c = LLVMGetParam(fn, 0);
     LLVMValueRef nptr = LLVMBuildStructGEP2(L->b, L->call_t, c, DN_CALL_N, "");
-    LLVMValueRef args[4 + DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
+    LLVMValueRef args[6 + DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
     args[0] = c, args[1] = LLVMGetParam(fn, 1), args[2] = LLVMGetParam(fn, 2);
     args[3] = LLVMBuildLoad2(L->b, L->i64, nptr, "n");
     for (int i = 0; i < np; i++) args[4 + i] = buf_ptr(L, g, plan, vals[i], c, args[3]);
-    LLVMBuildCall2(L->b, body_t, body, args, (unsigned)(4 + np), "");
+    if (ws) {
+        args[4 + np] = loc_ptr(L, g, *ws, c, args[3], "ws");
+        args[5 + np] = LLVMBuildSExt(L->b, LLVMGetParam(fn, 3), L->i64, "worker");
+    }
+    LLVMBuildCall2(L->b, body_t, body, args, (unsigned)(4 + np + (ws ? 2 : 0)), "");
     LLVMBuildRetVoid(L->b);
     return fn;
 }
 
-/* Emits the kernel of 'op'; returns its wrapper (the dnrt_kernel_fn) and
- * the iteration count in *par_n, *par_b, or NULL with a diagnostic. */
-static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const DnOp *op, int64_t *par_n,
-                                int64_t *par_b)
+/* Emits the kernel of 'op' (position 'at' in g->ops); returns its wrapper
+ * (the dnrt_kernel_fn), the iteration count in *par_n, *par_b and the cap
+ * on its workers in *workers (0: none), or NULL with a diagnostic.  With a
+ * workspace in the plan, the body takes two more parameters after the
+ * operands: the workspace pointer and the worker index (i64). */
+static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const DnOp *op, int at, int64_t *par_n,
+                                int64_t *par_b, int *workers)
 {
     DnKernelGen gen = dn_llvm_kernels[op->kind];
     const char *opname = dn_op_info[op->kind].name;
@@ -191,9 +199,12 @@ static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan,
     const DnValue *vals[DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
     bool written[DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT];
     int np = op_values(op, vals, written);
-    LLVMTypeRef pt[4 + DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT] = {L->ptr, L->i64, L->i64, L->i64};
+    DnOpWorkspace ws = dn_llvm_op_workspace(L, plan, op, at);
+    int nws = ws.in_plan ? 2 : 0;
+    LLVMTypeRef pt[6 + DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT] = {L->ptr, L->i64, L->i64, L->i64};
     for (int i = 0; i < np; i++) pt[4 + i] = L->ptr;
-    LLVMTypeRef body_t = LLVMFunctionType(L->void_t, pt, (unsigned)(4 + np), 0);
+    if (nws) pt[4 + np] = L->ptr, pt[5 + np] = L->i64;
+    LLVMTypeRef body_t = LLVMFunctionType(L->void_t, pt, (unsigned)(4 + np + nws), 0);
     char name[96], bname[112];
     snprintf(name, sizeof name, "k%d_%s", L->nkernels++, opname);
     snprintf(bname, sizeof bname, "%s.body", name);
@@ -202,17 +213,24 @@ static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan,
     add_attr(L, body, (unsigned)LLVMAttributeFunctionIndex, "alwaysinline", 0);
     add_attr(L, body, (unsigned)LLVMAttributeFunctionIndex, "nounwind", 0);
     mark_pointers(L, body, plan, vals, written, np);
+    if (nws) { /* the plan keeps the workspace apart from every value live at this op */
+        add_attr(L, body, 5 + (unsigned)np, "noalias", 0);
+        add_attr(L, body, 5 + (unsigned)np, "nonnull", 0);
+        add_attr(L, body, 5 + (unsigned)np, "align", 64);
+    }
 
-    DnKernel k = {.L = L, .g = g, .plan = plan, .op = op, .fn = body, .par_n = 0, .par_b = 1};
+    DnKernel k = {.L = L, .g = g, .plan = plan, .op = op, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
     k.c = LLVMGetParam(body, 0), k.begin = LLVMGetParam(body, 1), k.end = LLVMGetParam(body, 2);
     k.n = LLVMGetParam(body, 3);
     for (int i = 0; i < op->nin; i++) k.in[i] = LLVMGetParam(body, 4 + (unsigned)i);
     for (int i = 0; i < op->nout; i++) k.out[i] = LLVMGetParam(body, 4 + (unsigned)(op->nin + i));
+    if (nws) k.ws = LLVMGetParam(body, 4 + (unsigned)np), k.worker = LLVMGetParam(body, 5 + (unsigned)np);
     LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, body, "entry"));
     gen(&k);
     LLVMBuildRetVoid(L->b); /* generators leave the builder at the end of their last block */
-    *par_n = k.par_n, *par_b = k.par_b;
-    return build_wrapper(L, name, body, body_t, g, plan, vals, np);
+    dn_llvm_check_scratch(&k);
+    *par_n = k.par_n, *par_b = k.par_b, *workers = ws.workers;
+    return build_wrapper(L, name, body, body_t, g, plan, vals, np, nws ? &ws.loc : NULL);
 }
 
 /* ---- entry functions -------------------------------------------------------- */
@@ -291,13 +309,14 @@ static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, 
         const DnOp *op = g->ops.data[i];
         if (op->dead) continue;
         int64_t pn, pb;
-        LLVMValueRef kfn = emit_kernel(L, g, plan, op, &pn, &pb);
+        int workers;
+        LLVMValueRef kfn = emit_kernel(L, g, plan, op, i, &pn, &pb, &workers);
         if (!kfn) {
             ok = false;
             continue;
         }
         LLVMPositionBuilderAtEnd(L->b, bb);
-        bb = call_kernel(L, entry, c, op, kfn, pn, pb, 0, pf_t, pf);
+        bb = call_kernel(L, entry, c, op, kfn, pn, pb, workers, pf_t, pf);
     }
     LLVMPositionBuilderAtEnd(L->b, bb);
     LLVMBuildRetVoid(L->b);
@@ -392,4 +411,4 @@ static DnStatus llvm_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOpti
 
 static bool llvm_supports_op(const DnOp *op) { return dn_llvm_kernels[op->kind] != NULL; }
 
-const DnBackend dn_backend_llvm = {"llvm", llvm_emit_object, llvm_emit_text, llvm_supports_op};
+const DnBackend dn_backend_llvm = {"llvm", llvm_emit_object, llvm_emit_text, llvm_supports_op, dn_llvm_workspace};
