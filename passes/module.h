@@ -44,30 +44,46 @@ typedef struct DnBuf {
     int64_t stride; /* VIEW of a value with N: bytes from one batch item to the next; else 0 */
 } DnBuf;
 
-/* The scratch an op needs while it runs (a backend's request), placed in
- * the arena by the plan: it lives only during its op, so it may reuse the
- * bytes of values dead by then, and never overlaps a value the op reads or
- * writes, nor any other value live at that op. */
+/* The scratch an op needs while it runs (a backend's request), in two
+ * parts:
+ *   - one copy for the whole op (bytes_n * n + bytes_b), placed in the
+ *     arena's pools like a value that lives only during its op: it may
+ *     reuse the bytes of values dead by then, and never overlaps a value
+ *     the op reads or writes, nor any other value live at that op;
+ *   - 'per_worker' bytes for each worker thread (dnrt_kernel_fn's worker
+ *     index), in the worker section at the end of the arena, one slice of
+ *     arena_t bytes per thread, which all ops share (one op runs at a time).
+ *     Its size depends on the session's thread count, known only at run
+ *     time, so it cannot fit in a dead value's bytes planned at compile time.
+ * The arena is [ fixed pool: arena_b ][ per-N pool: arena_n * N ][ T slices of arena_t ]. */
 typedef struct DnWorkspace {
-    DnBuf buf;                /* NONE (no workspace) or ARENA */
-    int64_t bytes_n, bytes_b; /* the bytes reserved, bytes_n * n + bytes_b: the request rounded up to
-                                 64 (a request with both terms takes bytes_n + bytes_b per item) */
+    DnBuf buf;                /* the whole-op part: NONE (none) or ARENA */
+    int64_t bytes_n, bytes_b; /* its bytes, bytes_n * n + bytes_b: the request rounded up to 64
+                                 (a request with both terms takes bytes_n + bytes_b per item) */
+    int64_t per_worker;       /* bytes of each worker's slice it uses (from the slice's start), 64-aligned */
 } DnWorkspace;
 
 typedef struct DnPlan {
     DnBuf *buf;               /* indexed by value id, g->nvalues entries */
-    DnWorkspace *workspace;   /* indexed by op position in g->ops, g->ops.len entries (all NONE without a query) */
-    int64_t arena_n, arena_b; /* arena bytes = arena_n * n + arena_b, workspaces included */
+    DnWorkspace *workspace;   /* indexed by op position in g->ops, g->ops.len entries (all empty without a query) */
+    int64_t arena_n, arena_b; /* the pools' bytes = arena_n * n + arena_b, whole-op workspaces included */
+    int64_t arena_t;          /* bytes of each worker's slice: the arena takes arena_n*n + arena_b + arena_t*threads */
     int64_t naive_n, naive_b; /* what one buffer per value would take (for the report) */
 } DnPlan;
 
+/* What a backend's workspace query asks for one op (see DnWorkspace). */
+typedef struct DnWorkspaceReq {
+    int64_t bytes_n, bytes_b; /* one copy for the op: bytes_n * n + bytes_b */
+    int64_t per_worker;       /* and this many bytes for each worker thread */
+} DnWorkspaceReq;
+
 /* A backend's workspace query, called by the planner once per live op:
- * sets the bytes that 'op' needs as *bytes_n * n + *bytes_b and returns
- * true, or returns false when it needs none.  'backend_data' is what the
- * caller of dn_plan_memory_ws passed (e.g. the backend's options).  The
- * backend must later use at most that many bytes, at the place
- * plan->workspace[op position] says. */
-typedef bool (*DnWorkspaceFn)(const DnOp *op, void *backend_data, int64_t *bytes_n, int64_t *bytes_b);
+ * fills *req (zeroed on entry) and returns true, or returns false when
+ * 'op' needs no workspace.  'backend_data' is what the caller of
+ * dn_plan_memory_ws passed (e.g. the backend's options).  The backend must
+ * later use at most that many bytes, where dn_plan_locate_workspace and
+ * dn_plan_locate_worker say. */
+typedef bool (*DnWorkspaceFn)(const DnOp *op, void *backend_data, DnWorkspaceReq *req);
 
 /* State layout: one block holding every parameter, buffer and optimizer
  * state tensor of 'g' at 64-aligned offsets, in g->params order.  Filled by
@@ -88,7 +104,7 @@ void dn_state_layout(const DnGraph *g, DnArena *a, DnStateLayout *out);
  * plan lives in 'a'; 'g' must not change afterwards. */
 DnPlan *dn_plan_memory(DnGraph *g, const DnStateLayout *state, DnArena *a);
 /* The same, and every live op for which 'ws' (may be NULL) asks for bytes
- * gets a workspace in the arena (DnPlan.workspace). */
+ * gets a workspace in the arena (DnPlan.workspace, DnPlan.arena_t). */
 DnPlan *dn_plan_memory_ws(DnGraph *g, const DnStateLayout *state, DnWorkspaceFn ws, void *backend_data, DnArena *a);
 /* --emit=plan (plan_print.c): one line per op result (numbered as the IR
  * text numbers them), where it lives, each workspace, and the arena size. */
@@ -104,11 +120,17 @@ typedef struct DnBufLoc {
     int index;              /* INPUT/OUTPUT: the slot */
     int64_t at_n, at_b;     /* byte offset in that buffer */
     int64_t span_n, span_b; /* byte extent */
-    int64_t stride;         /* bytes between batch items of a strided view; 0 when the bytes are contiguous */
+    int64_t stride;         /* bytes between batch items of a strided view (between worker slices for
+                               dn_plan_locate_worker); 0 when the bytes are contiguous */
 } DnBufLoc;
 DnBufLoc dn_plan_locate(const DnPlan *p, const DnValue *v);
-/* The same for the workspace of the op at position 'op_index' (NONE when it has none). */
+/* The same for the whole-op workspace of the op at position 'op_index'
+ * (NONE when it has none). */
 DnBufLoc dn_plan_locate_workspace(const DnPlan *p, int op_index);
+/* Worker 0's slice for the op at 'op_index' (NONE when it has none): worker
+ * w's starts 'stride' (= arena_t) bytes after worker 0's; span_b = the
+ * bytes the op uses of it. */
+DnBufLoc dn_plan_locate_worker(const DnPlan *p, int op_index);
 
 /* ---- the module the backends consume ----------------------------------- */
 typedef struct DnModule {

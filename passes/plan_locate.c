@@ -51,3 +51,11 @@ DnBufLoc dn_plan_locate_workspace(const DnPlan *p, int op_index)
     l.span_n = w->bytes_n, l.span_b = w->bytes_b;
     return l;
 }
+
+DnBufLoc dn_plan_locate_worker(const DnPlan *p, int op_index)
+{
+    const DnWorkspace *w = &p->workspace[op_index];
+    if (w->per_worker <= 0) return (DnBufLoc){.kind = DN_BUF_NONE};
+    return (DnBufLoc){
+        .kind = DN_BUF_ARENA, .at_n = p->arena_n, .at_b = p->arena_b, .span_b = w->per_worker, .stride = p->arena_t};
+}

@@ -6,16 +6,17 @@
  * dimension take bytes in proportion to N; the others a fixed size.  Two
  * pools, one per kind, are planned separately by greedy first-fit over
  * lifetimes (a value lives from the op that writes it to its last reader;
- * a workspace only during its op); the arena is
- *     [ fixed pool: arena_b bytes ][ per-N pool: arena_n * N bytes ]
+ * a whole-op workspace only during its op); after them come the worker
+ * slices, one per thread, as large as the largest per-worker request:
+ *     [ fixed pool: arena_b ][ per-N pool: arena_n * N ][ threads x arena_t ]
  * so every offset has the form coef_n * N + offset and one plan serves
- * every batch size.  An elementwise op writes over an operand that dies at
- * it when the types are equal (in place).  A view op's result (reshape) is
- * a VIEW of its operand's buffer, and a read of the view counts as a read
- * of the buffer's owner, which therefore lives as long as its views are
- * used.  Graph inputs, outputs and params are pinned to the caller's
- * buffers and the state block.  Printing is in plan_print.c, resolving
- * views to addresses in plan_locate.c.
+ * every batch size and thread count.  An elementwise op writes over an
+ * operand that dies at it when the types are equal (in place).  A view
+ * op's result (reshape) is a VIEW of its operand's buffer, and a read of
+ * the view counts as a read of the buffer's owner, which therefore lives
+ * as long as its views are used.  Graph inputs, outputs and params are
+ * pinned to the caller's buffers and the state block.  Printing is in
+ * plan_print.c, resolving views to addresses in plan_locate.c.
  * Runs last: after it, the graph must not change.
  */
 #include "passes.h"
@@ -199,25 +200,30 @@ static void release_buf(Planner *pl, const DnBuf *b, bool per_n)
 
 static void release(Planner *pl, DnValue *r) { release_buf(pl, &pl->plan->buf[r->id], dn_shape_has_n(&r->shape)); }
 
-/* Asks the backend for the workspace of 'op' (position 'at') and reserves
- * it; returns whether it went to the per-N pool.  The caller releases it
- * once the op's results are placed and before the next op.  A fixed-size
- * request takes a gap of the fixed pool, else a gap of the per-N pool of
- * at least its size per item (a hole that holds it for every N >= 1), and
- * only then grows the fixed pool: dead activations' bytes are reused. */
+/* Asks the backend for the workspace of 'op' (position 'at'), reserves its
+ * whole-op part and widens the worker slices to its per-worker part;
+ * returns whether the whole-op part went to the per-N pool.  The caller
+ * releases it once the op's results are placed and before the next op.  A
+ * fixed-size part takes a gap of the fixed pool, else a gap of the per-N
+ * pool of at least its size per item (a hole that holds it for every
+ * N >= 1), and only then grows the fixed pool: dead activations' bytes are
+ * reused. */
 static bool place_workspace(Planner *pl, const DnOp *op, int at)
 {
     DnWorkspace *w = &pl->plan->workspace[at];
-    int64_t bn = 0, bb = 0;
-    if (!pl->ws || !pl->ws(op, pl->ws_data, &bn, &bb) || bn < 0 || bb < 0 || (bn == 0 && bb == 0)) return false;
+    DnWorkspaceReq q = {0};
+    if (!pl->ws || !pl->ws(op, pl->ws_data, &q) || q.bytes_n < 0 || q.bytes_b < 0 || q.per_worker < 0) return false;
+    w->per_worker = align_up(q.per_worker);
+    if (w->per_worker > pl->plan->arena_t) pl->plan->arena_t = w->per_worker;
+    if (q.bytes_n == 0 && q.bytes_b == 0) return false;
     w->buf = (DnBuf){.kind = DN_BUF_ARENA};
-    if (bn > 0) { /* per item; a fixed part rides along per item (N >= 1) */
-        w->bytes_n = align_up(bn + bb);
+    if (q.bytes_n > 0) { /* per item; a fixed part rides along per item (N >= 1) */
+        w->bytes_n = align_up(q.bytes_n + q.bytes_b);
         w->buf.coef_n = pool_alloc(pl->a, &pl->per_n, w->bytes_n);
         w->buf.offset = PER_N;
         return true;
     }
-    w->bytes_b = align_up(bb);
+    w->bytes_b = align_up(q.bytes_b);
     if (!pool_fits(&pl->fixed, w->bytes_b) && pool_fits(&pl->per_n, w->bytes_b)) {
         w->buf.coef_n = pool_alloc(pl->a, &pl->per_n, w->bytes_b);
         w->buf.offset = PER_N;

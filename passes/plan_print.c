@@ -8,8 +8,9 @@
  *     view %3 + 256 stride 1024 ... with that many bytes between batch items
  *                               (only when it differs from its own item size)
  *     state + 128, input 0, output 0
- * then one line for the op's workspace when it has one, and the arena's
- * total size.  Deterministic: no pointers, so tests compare the text.
+ * then a line for each part of the op's workspace it has (whole-op, and
+ * per worker), and the arena's total size (with its bytes per thread when
+ * some op uses the worker slices).  Deterministic: no pointers, so tests compare the text.
  */
 #include <stdlib.h>
 
@@ -85,18 +86,24 @@ static const char *buf_str(const Names *nm, const DnValue *v, const DnBuf *b, ch
     return s;
 }
 
-/* The workspace line of the op at position 'at', if it has one. */
+/* The workspace lines of the op at position 'at': its whole-op part and
+ * its part of each worker's slice, when it has them. */
 static void print_workspace(const DnPlan *p, int at, FILE *out)
 {
     const DnWorkspace *w = &p->workspace[at];
-    if (w->buf.kind != DN_BUF_ARENA) return;
     char size[48], where[96];
-    if (w->bytes_n)
-        snprintf(size, sizeof size, "%lld*N bytes", (long long)w->bytes_n);
-    else
-        snprintf(size, sizeof size, "%lld bytes", (long long)w->bytes_b);
-    arena_str(&w->buf, where, sizeof where);
-    fprintf(out, "  %-5s %-18s %-28s %s\n", "", "workspace", size, where);
+    if (w->buf.kind == DN_BUF_ARENA) {
+        if (w->bytes_n)
+            snprintf(size, sizeof size, "%lld*N bytes", (long long)w->bytes_n);
+        else
+            snprintf(size, sizeof size, "%lld bytes", (long long)w->bytes_b);
+        arena_str(&w->buf, where, sizeof where);
+        fprintf(out, "  %-5s %-18s %-28s %s\n", "", "workspace", size, where);
+    }
+    if (w->per_worker > 0) {
+        snprintf(size, sizeof size, "%lld bytes", (long long)w->per_worker);
+        fprintf(out, "  %-5s %-18s %-28s %s\n", "", "workspace/worker", size, "worker slices");
+    }
 }
 
 void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
@@ -116,8 +123,10 @@ void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
         }
         print_workspace(p, i, out);
     }
-    fprintf(out, "  arena: %lld*N + %lld bytes (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,
-            (long long)p->arena_b, (long long)p->naive_n, (long long)p->naive_b);
+    char slices[48] = ""; /* the worker slices follow the pools */
+    if (p->arena_t) snprintf(slices, sizeof slices, " + %lld*threads", (long long)p->arena_t);
+    fprintf(out, "  arena: %lld*N + %lld%s bytes (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,
+            (long long)p->arena_b, slices, (long long)p->naive_n, (long long)p->naive_b);
     free(nm.num);
     free(nm.value);
 }

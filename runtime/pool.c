@@ -42,7 +42,6 @@ struct dnrt_pool {
     const dnrt_call *c;
     dnrt_kernel_fn fn;
     int64_t count;
-    int nchunks; /* <= nthreads: workers past it sit this job out */
 };
 
 /* One round of a spin-wait: a pause, and now and then a yield. */
@@ -59,12 +58,10 @@ static inline void cpu_relax(int round)
 #endif
 }
 
-/* Runs chunk 'i' of the current job as worker i: [count*i/nt, count*(i+1)/nt)
- * with nt = nchunks (nothing for i >= nchunks). */
+/* Runs chunk 'i' of the current job as worker i: [count*i/nt, count*(i+1)/nt). */
 static void run_chunk(dnrt_pool *p, int i)
 {
-    int64_t nt = p->nchunks, count = p->count;
-    if (i >= nt) return;
+    int64_t nt = p->nthreads, count = p->count;
     int64_t b = count / nt * i + count % nt * i / nt;
     int64_t e = count / nt * (i + 1) + count % nt * (i + 1) / nt;
     if (b < e) p->fn(p->c, b, e, i);
@@ -160,18 +157,17 @@ static void wait_done(dnrt_pool *p)
     pthread_mutex_unlock(&p->mu);
 }
 
-void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count, int32_t max_workers)
+void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count)
 {
     dnrt_pool *p = c->pool;
     if (count <= 0) return;
-    if (count == 1 || max_workers == 1 || !p || p->nthreads <= 1 || atomic_exchange(&p->busy, 1)) {
+    if (count == 1 || !p || p->nthreads <= 1 || atomic_exchange(&p->busy, 1)) {
         fn(c, 0, count, 0);
         return;
     }
     p->c = c;
     p->fn = fn;
     p->count = count;
-    p->nchunks = max_workers > 0 && max_workers < p->nthreads ? max_workers : p->nthreads;
     atomic_store_explicit(&p->pending, p->nthreads - 1, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);

@@ -161,9 +161,7 @@ bool dn_conv_bwd_filter_dot_scratch(const DnOp *op, DnScratch *s)
 {
     Dot d;
     if (!dot_setup(op, &d)) return false;
-    *s = (DnScratch){.shared = dn_ws_f32_bytes(dot_nacc(&d)),
-                     .slice = d.pad ? dn_ws_f32_bytes(dot_nxpad(&d)) : 0,
-                     .iters = d.c.G * d.ntile};
+    *s = (DnScratch){.shared = dn_ws_f32_bytes(dot_nacc(&d)), .slice = d.pad ? dn_ws_f32_bytes(dot_nxpad(&d)) : 0};
     return true;
 }
 

@@ -350,14 +350,12 @@ bool dn_conv_bwd_filter_gemm_scratch(const DnOp *op, DnScratch *s)
     FBand b;
     if (filter_setup(op, &f)) {
         *s = (DnScratch){.slice = dn_ws_f32_bytes(filter_nacc(&f)) + dn_ws_f32_bytes(filter_ndyt(&f)) +
-                                  (f.pad ? dn_ws_f32_bytes(filter_nxpad(&f)) : 0),
-                         .iters = f.c.G * f.ntile};
+                                  (f.pad ? dn_ws_f32_bytes(filter_nxpad(&f)) : 0)};
         return true;
     }
     if (!fband_setup(&f.c, &b)) return false;
     *s = (DnScratch){.slice = dn_ws_f32_bytes(fband_nacc(&b)) + dn_ws_f32_bytes(fband_ndyt(&b)) +
-                              dn_ws_f32_bytes(fband_nbuf(&b)),
-                     .iters = b.c.G * b.ntile};
+                              dn_ws_f32_bytes(fband_nbuf(&b))};
     return true;
 }
 

@@ -52,20 +52,17 @@ enum {
 #define DN_KERNEL_MAX_OUT 4
 
 /* ---- llvm_workspace.c: per-op workspace -------------------------------------
- * A kernel's large scratch arrays live in its op's workspace, which the
- * memory plan places in the arena: dn_llvm_workspace is the backend's
- * DnWorkspaceFn (passes/module.h), from dn_llvm_scratch.  Layout: one part
- * all workers share (indexed by iteration: workers touch disjoint bytes),
- * then one slice per worker (dnrt_kernel_fn's worker index), for
- * dn_llvm_workers slices; the entry caps the op's dnrt_parallel_for at that
- * many workers.  A plan without that workspace (dn_plan_memory) leaves
- * 'ws' NULL and the same arrays go on the kernel's stack, as before. */
-enum { DN_LLVM_MAX_WORKERS = 64 }; /* slices of a workspace: the most threads one such op uses */
-
+ * A kernel's large scratch arrays live in the arena, in two parts the
+ * memory plan places (dn_llvm_workspace is the backend's DnWorkspaceFn,
+ * passes/module.h): a part one copy of which serves all workers (indexed
+ * by iteration, so workers touch disjoint bytes), placed for the op's
+ * duration, and a part in each worker's slice (dnrt_kernel_fn's worker
+ * index picks the slice).  A plan without them (dn_plan_memory) leaves
+ * the pointers NULL and the same arrays go on the kernel's stack, as
+ * before. */
 typedef struct DnScratch {
     int64_t shared; /* bytes all workers share */
     int64_t slice;  /* bytes each worker has for itself */
-    int64_t iters;  /* the kernel's parallel iteration count when static; 0 when it grows with N */
 } DnScratch;
 
 typedef struct DnKernel {
@@ -79,9 +76,9 @@ typedef struct DnKernel {
     LLVMValueRef in[DN_KERNEL_MAX_IN];   /* operand base pointers (NULL for absent optional operands) */
     LLVMValueRef out[DN_KERNEL_MAX_OUT]; /* result base pointers */
     int64_t par_n, par_b;                /* set by the generator; default 0, 1 (serial) */
-    /* workspace: 'ws' the op's workspace and 'worker' (i64) this call's worker, or both NULL
-     * (stack scratch); 'scratch' the layout dn_llvm_scratch gave, 'used' what the generator took */
-    LLVMValueRef ws, worker;
+    /* workspace: the shared part and this call's worker slice, or both NULL (stack scratch);
+     * 'scratch' the sizes dn_llvm_scratch gave, 'used' what the generator took */
+    LLVMValueRef ws_shared, ws_slice;
     DnScratch scratch, used;
 } DnKernel;
 
@@ -98,27 +95,22 @@ extern const DnKernelGen dn_llvm_kernels[DN_OP_COUNT];
  * defaults); all zero for none.  Follows the generators' own choices (the
  * driver dies when a generator takes other amounts: a compiler bug). */
 DnScratch dn_llvm_scratch(const DnOp *op, const DnBackendOptions *o);
-/* Workspace slices for 's': min(iters, DN_LLVM_MAX_WORKERS), or the maximum
- * when iters grows with N; and the whole workspace's bytes. */
-int dn_llvm_workers(const DnScratch *s);
-int64_t dn_llvm_workspace_bytes(const DnScratch *s);
 /* The DnWorkspaceFn of the LLVM backend; 'backend_data' is a const
  * DnBackendOptions * (or NULL). */
-bool dn_llvm_workspace(const DnOp *op, void *backend_data, int64_t *bytes_n, int64_t *bytes_b);
+bool dn_llvm_workspace(const DnOp *op, void *backend_data, DnWorkspaceReq *req);
 /* Bytes an f32 array of 'n' elements takes in a workspace (64-aligned). */
 int64_t dn_ws_f32_bytes(int64_t n);
 /* Generators' scratch arrays of 'n' f32: in the shared part / this worker's
- * slice of the workspace, next to the ones taken before; on the stack
- * (dn_scratch_f32) when the kernel has no workspace. */
+ * slice of the workspace, after the ones taken before (64-aligned); on
+ * the stack (dn_scratch_f32) when the kernel has no workspace. */
 LLVMValueRef dn_ws_shared_f32(DnKernel *k, int64_t n, const char *name);
 LLVMValueRef dn_ws_slice_f32(DnKernel *k, int64_t n, const char *name);
 /* How the driver sets up the workspace of the op at position 'at': what
  * the kernel needs, and whether (and where) the plan provides it. */
 typedef struct DnOpWorkspace {
     DnScratch need;
-    bool in_plan; /* the plan holds a workspace of at least dn_llvm_workspace_bytes(&need) */
-    DnBufLoc loc; /* where, when in_plan */
-    int workers;  /* the dnrt_parallel_for cap: dn_llvm_workers when in_plan, else 0 (none) */
+    bool in_plan;           /* the plan holds both parts, at least as large as 'need' */
+    DnBufLoc shared, slice; /* where (dn_plan_locate_workspace, dn_plan_locate_worker); NONE for an unused part */
 } DnOpWorkspace;
 DnOpWorkspace dn_llvm_op_workspace(const DnLlvm *L, const DnPlan *plan, const DnOp *op, int at);
 /* Dies unless the generator of k->op took exactly k->scratch. */

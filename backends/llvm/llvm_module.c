@@ -157,10 +157,11 @@ static void mark_pointers(DnLlvm *L, LLVMValueRef body, const DnPlan *plan, cons
 }
 
 /* Builds the wrapper  void name(ptr c, i64 begin, i64 end, i32 worker)  that computes
- * the operand pointers of 'op' and calls 'body'; with a workspace at 'ws'
- * (or NULL), also its address and the worker index. */
+ * the operand pointers of 'op' and calls 'body'; with a workspace 'ws' (or
+ * NULL), also the address of its shared part and of this worker's slice
+ * (worker 0's + worker * stride; null for a part the kernel does not use). */
 static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body, LLVMTypeRef body_t, const DnGraph *g,
-                                  const DnPlan *plan, const DnValue **vals, int np, const DnBufLoc *ws)
+                                  const DnPlan *plan, const DnValue **vals, int np, const DnOpWorkspace *ws)
 {
     LLVMValueRef fn = LLVMAddFunction(L->mod, name, L->kernel_fn_t);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -174,8 +175,15 @@ static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body
     args[3] = LLVMBuildLoad2(L->b, L->i64, nptr, "n");
     for (int i = 0; i < np; i++) args[4 + i] = buf_ptr(L, g, plan, vals[i], c, args[3]);
     if (ws) {
-        args[4 + np] = loc_ptr(L, g, *ws, c, args[3], "ws");
-        args[5 + np] = LLVMBuildSExt(L->b, LLVMGetParam(fn, 3), L->i64, "worker");
+        args[4 + np] = ws->shared.kind ? loc_ptr(L, g, ws->shared, c, args[3], "ws") : LLVMConstNull(L->ptr);
+        args[5 + np] = LLVMConstNull(L->ptr);
+        if (ws->slice.kind) {
+            LLVMValueRef w = LLVMBuildSExt(L->b, LLVMGetParam(fn, 3), L->i64, "worker");
+            LLVMValueRef off =
+                LLVMBuildNSWMul(L->b, w, LLVMConstInt(L->i64, (unsigned long long)ws->slice.stride, 1), "");
+            args[5 + np] =
+                LLVMBuildInBoundsGEP2(L->b, L->i8, loc_ptr(L, g, ws->slice, c, args[3], ""), &off, 1, "slice");
+        }
     }
     LLVMBuildCall2(L->b, body_t, body, args, (unsigned)(4 + np + (ws ? 2 : 0)), "");
     LLVMBuildRetVoid(L->b);
@@ -183,12 +191,12 @@ static LLVMValueRef build_wrapper(DnLlvm *L, const char *name, LLVMValueRef body
 }
 
 /* Emits the kernel of 'op' (position 'at' in g->ops); returns its wrapper
- * (the dnrt_kernel_fn), the iteration count in *par_n, *par_b and the cap
- * on its workers in *workers (0: none), or NULL with a diagnostic.  With a
- * workspace in the plan, the body takes two more parameters after the
- * operands: the workspace pointer and the worker index (i64). */
+ * (the dnrt_kernel_fn) and the iteration count in *par_n, *par_b, or NULL
+ * with a diagnostic.  With a workspace in the plan, the body takes two
+ * more pointers after the operands: the workspace's shared part and the
+ * calling worker's slice. */
 static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const DnOp *op, int at, int64_t *par_n,
-                                int64_t *par_b, int *workers)
+                                int64_t *par_b)
 {
     DnKernelGen gen = dn_llvm_kernels[op->kind];
     const char *opname = dn_op_info[op->kind].name;
@@ -203,7 +211,7 @@ static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan,
     int nws = ws.in_plan ? 2 : 0;
     LLVMTypeRef pt[6 + DN_KERNEL_MAX_IN + DN_KERNEL_MAX_OUT] = {L->ptr, L->i64, L->i64, L->i64};
     for (int i = 0; i < np; i++) pt[4 + i] = L->ptr;
-    if (nws) pt[4 + np] = L->ptr, pt[5 + np] = L->i64;
+    if (nws) pt[4 + np] = L->ptr, pt[5 + np] = L->ptr;
     LLVMTypeRef body_t = LLVMFunctionType(L->void_t, pt, (unsigned)(4 + np + nws), 0);
     char name[96], bname[112];
     snprintf(name, sizeof name, "k%d_%s", L->nkernels++, opname);
@@ -213,10 +221,9 @@ static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan,
     add_attr(L, body, (unsigned)LLVMAttributeFunctionIndex, "alwaysinline", 0);
     add_attr(L, body, (unsigned)LLVMAttributeFunctionIndex, "nounwind", 0);
     mark_pointers(L, body, plan, vals, written, np);
-    if (nws) { /* the plan keeps the workspace apart from every value live at this op */
-        add_attr(L, body, 5 + (unsigned)np, "noalias", 0);
-        add_attr(L, body, 5 + (unsigned)np, "nonnull", 0);
-        add_attr(L, body, 5 + (unsigned)np, "align", 64);
+    for (int i = 0; i < nws; i++) { /* the plan keeps both parts apart from every value live at this op */
+        add_attr(L, body, 5 + (unsigned)(np + i), "noalias", 0);
+        add_attr(L, body, 5 + (unsigned)(np + i), "align", 64);
     }
 
     DnKernel k = {.L = L, .g = g, .plan = plan, .op = op, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
@@ -224,13 +231,14 @@ static LLVMValueRef emit_kernel(DnLlvm *L, const DnGraph *g, const DnPlan *plan,
     k.n = LLVMGetParam(body, 3);
     for (int i = 0; i < op->nin; i++) k.in[i] = LLVMGetParam(body, 4 + (unsigned)i);
     for (int i = 0; i < op->nout; i++) k.out[i] = LLVMGetParam(body, 4 + (unsigned)(op->nin + i));
-    if (nws) k.ws = LLVMGetParam(body, 4 + (unsigned)np), k.worker = LLVMGetParam(body, 5 + (unsigned)np);
+    if (nws && ws.need.shared) k.ws_shared = LLVMGetParam(body, 4 + (unsigned)np);
+    if (nws && ws.need.slice) k.ws_slice = LLVMGetParam(body, 5 + (unsigned)np);
     LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->ctx, body, "entry"));
     gen(&k);
     LLVMBuildRetVoid(L->b); /* generators leave the builder at the end of their last block */
     dn_llvm_check_scratch(&k);
-    *par_n = k.par_n, *par_b = k.par_b, *workers = ws.workers;
-    return build_wrapper(L, name, body, body_t, g, plan, vals, np, nws ? &ws.loc : NULL);
+    *par_n = k.par_n, *par_b = k.par_b;
+    return build_wrapper(L, name, body, body_t, g, plan, vals, np, nws ? &ws : NULL);
 }
 
 /* ---- entry functions -------------------------------------------------------- */
@@ -254,10 +262,9 @@ static LLVMValueRef runtime_fn(DnLlvm *L, const char *name, LLVMTypeRef t)
 
 /* Calls kernel 'kfn' of 'op' over its pn*n + pb iterations: directly (as
  * worker 0) when its work is small or it has one iteration, else through
- * dnrt_parallel_for with at most 'workers' workers (0: no limit).  Returns
- * the block the entry continues in. */
+ * dnrt_parallel_for.  Returns the block the entry continues in. */
 static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef c, const DnOp *op, LLVMValueRef kfn,
-                                     int64_t pn, int64_t pb, int workers, LLVMTypeRef pf_t, LLVMValueRef pf)
+                                     int64_t pn, int64_t pb, LLVMTypeRef pf_t, LLVMValueRef pf)
 {
     DnCost cost;
     dn_op_cost(op, &cost);
@@ -286,8 +293,8 @@ static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef
     LLVMBuildCall2(L->b, L->kernel_fn_t, kfn, kargs, 4, "");
     LLVMBuildBr(L->b, next);
     LLVMPositionBuilderAtEnd(L->b, many);
-    LLVMValueRef pargs[4] = {c, kfn, cnt, LLVMConstInt(L->i32, (unsigned long long)workers, 0)};
-    LLVMBuildCall2(L->b, pf_t, pf, pargs, 4, "");
+    LLVMValueRef pargs[3] = {c, kfn, cnt};
+    LLVMBuildCall2(L->b, pf_t, pf, pargs, 3, "");
     LLVMBuildBr(L->b, next);
     LLVMPositionBuilderAtEnd(L->b, next);
     return next;
@@ -296,8 +303,8 @@ static LLVMBasicBlockRef call_kernel(DnLlvm *L, LLVMValueRef entry, LLVMValueRef
 static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, const char *name)
 {
     LLVMTypeRef entry_t = LLVMFunctionType(L->void_t, &L->ptr, 1, 0);
-    LLVMTypeRef pf_args[4] = {L->ptr, L->ptr, L->i64, L->i32};
-    LLVMTypeRef pf_t = LLVMFunctionType(L->void_t, pf_args, 4, 0);
+    LLVMTypeRef pf_args[3] = {L->ptr, L->ptr, L->i64};
+    LLVMTypeRef pf_t = LLVMFunctionType(L->void_t, pf_args, 3, 0);
     LLVMValueRef pf = runtime_fn(L, "dnrt_parallel_for", pf_t);
     LLVMValueRef entry = LLVMAddFunction(L->mod, name, entry_t);
     LLVMSetLinkage(entry, LLVMInternalLinkage);
@@ -309,14 +316,13 @@ static LLVMValueRef emit_entry(DnLlvm *L, const DnGraph *g, const DnPlan *plan, 
         const DnOp *op = g->ops.data[i];
         if (op->dead) continue;
         int64_t pn, pb;
-        int workers;
-        LLVMValueRef kfn = emit_kernel(L, g, plan, op, i, &pn, &pb, &workers);
+        LLVMValueRef kfn = emit_kernel(L, g, plan, op, i, &pn, &pb);
         if (!kfn) {
             ok = false;
             continue;
         }
         LLVMPositionBuilderAtEnd(L->b, bb);
-        bb = call_kernel(L, entry, c, op, kfn, pn, pb, workers, pf_t, pf);
+        bb = call_kernel(L, entry, c, op, kfn, pn, pb, pf_t, pf);
     }
     LLVMPositionBuilderAtEnd(L->b, bb);
     LLVMBuildRetVoid(L->b);

@@ -9,8 +9,9 @@
  * shares no byte with any value live at that op, for several batch sizes.
  * The same check runs on the training graphs of examples/lenet.dnn and
  * examples/resnet.dnn with the LLVM backend's query; and a small conv net
- * whose weight gradients use the three workspace forms trains to the same
- * bytes on 1, 2, 5 and 70 threads (more than the 64 workspace slices).
+ * whose weight gradients use the three forms of the GEMM kernels (all of
+ * them in worker slices) trains to the same bytes on 1, 2, 5 and 70
+ * threads.
  */
 #include <criterion/criterion.h>
 #include <stdarg.h>
@@ -187,16 +188,18 @@ static const DnValue **arena_values(const DnGraph *g, const DnPlan *p, int *coun
 static const int64_t batches[] = {1, 2, 3, 8, 64};
 #define NBATCH ((int)(sizeof batches / sizeof batches[0]))
 
-/* Everything in the arena lies inside it; buffers and workspaces whose
- * lifetimes overlap share no byte (in-place results aside); a view's base
- * owns its buffer.  Returns the number of workspaces seen. */
+/* Values and whole-op workspaces lie in the pools, worker slices after
+ * them (so apart from every value, whatever the thread count); buffers and
+ * workspaces whose lifetimes overlap share no byte (in-place results
+ * aside); a view's base owns its buffer.  Returns the number of ops with a
+ * workspace. */
 static int check_plan(const DnGraph *g, const DnPlan *p)
 {
     Life l = lifetimes(g, p);
     int nv, nws = 0;
     const DnValue **vals = arena_values(g, p, &nv);
     for (int bi = 0; bi < NBATCH; bi++) {
-        int64_t n = batches[bi], arena = p->arena_n * n + p->arena_b;
+        int64_t n = batches[bi], arena = p->arena_n * n + p->arena_b; /* the pools; the worker slices follow */
         for (int i = 0; i < nv; i++) {
             Span a = span_of(dn_plan_locate(p, vals[i]), n);
             cr_assert(a.lo >= 0 && a.hi <= arena, "%%%d outside the arena (n = %lld)", vals[i]->id, (long long)n);
@@ -210,9 +213,15 @@ static int check_plan(const DnGraph *g, const DnPlan *p)
             }
         }
         for (int at = 0; at < g->ops.len; at++) {
-            DnBufLoc wl = dn_plan_locate_workspace(p, at);
+            DnBufLoc wl = dn_plan_locate_workspace(p, at), sl = dn_plan_locate_worker(p, at);
+            nws += bi == 0 && (wl.kind != DN_BUF_NONE || sl.kind != DN_BUF_NONE);
+            if (sl.kind != DN_BUF_NONE) { /* slice w of T threads: after the pools, inside the arena */
+                Span s0 = span_of(sl, n);
+                cr_assert(s0.lo == arena && sl.stride == p->arena_t && sl.span_b <= p->arena_t,
+                          "op %d: worker slice at %lld (pools end at %lld), %lld of %lld bytes", at, (long long)s0.lo,
+                          (long long)arena, (long long)sl.span_b, (long long)p->arena_t);
+            }
             if (wl.kind == DN_BUF_NONE) continue;
-            nws += bi == 0;
             Span ws = span_of(wl, n);
             cr_assert(ws.lo >= 0 && ws.hi <= arena && ws.lo < ws.hi, "workspace of op %d outside the arena", at);
             for (int i = 0; i < nv; i++) {
@@ -370,21 +379,21 @@ Test(views, of_inputs_and_parameters)
 
 /* ---- workspaces ------------------------------------------------------------- */
 
-/* A test query: 'bytes_n'/'bytes_b' for every op of kind 'kind' (only
- * for op 'only' when set). */
+/* A test query: 'bytes_n'/'bytes_b' and 'per_worker' for every op of
+ * kind 'kind' (only for op 'only' when set). */
 typedef struct Ask {
     DnOpKind kind;
-    int64_t bytes_n, bytes_b;
+    int64_t bytes_n, bytes_b, per_worker;
     const DnOp *only;
     int calls;
 } Ask;
 
-static bool ask(const DnOp *o, void *data, int64_t *bytes_n, int64_t *bytes_b)
+static bool ask(const DnOp *o, void *data, DnWorkspaceReq *req)
 {
     Ask *q = data;
     q->calls++;
     if (o->kind != q->kind || (q->only && o != q->only)) return false;
-    *bytes_n = q->bytes_n, *bytes_b = q->bytes_b;
+    *req = (DnWorkspaceReq){q->bytes_n, q->bytes_b, q->per_worker};
     return true;
 }
 
@@ -411,7 +420,7 @@ Test(workspace, reuses_dead_bytes_not_live_ones)
     dead_then_workspace(&t, &a, &b, &c);
     DnPlan *p0 = plan(&t, NULL, NULL);
     int64_t arena0 = p0->arena_b;
-    Ask q = {DN_OP_MATMUL, 0, 8192, c->def, 0};
+    Ask q = {DN_OP_MATMUL, 0, 8192, 0, c->def, 0};
     DnPlan *p = plan(&t, ask, &q);
     cr_expect_eq(q.calls, t.g->ops.len, "the query is asked once per live op");
     int at = def_pos(t.g, c);
@@ -426,7 +435,7 @@ Test(workspace, reuses_dead_bytes_not_live_ones)
                  (long long)arena0);
     cr_expect_eq(p->workspace[def_pos(t.g, b)].buf.kind, DN_BUF_NONE);
     cr_expect_eq(check_plan(t.g, p), 1);
-    Ask all = {DN_OP_MATMUL, 0, 8192, NULL, 0}; /* b's op too: a is its operand, so that one grows the arena */
+    Ask all = {DN_OP_MATMUL, 0, 8192, 0, NULL, 0}; /* b's op too: a is its operand, so that one grows the arena */
     p = plan(&t, ask, &all);
     cr_expect_eq(p->workspace[def_pos(t.g, b)].buf.kind, DN_BUF_ARENA);
     cr_expect_eq(check_plan(t.g, p), 2);
@@ -441,7 +450,7 @@ Test(workspace, arena_total_includes_workspace)
     DnValue *a, *b, *c;
     dead_then_workspace(&t, &a, &b, &c);
     int64_t arena0 = plan(&t, NULL, NULL)->arena_b;
-    Ask q = {DN_OP_RELU, 0, 100000, NULL, 0};
+    Ask q = {DN_OP_RELU, 0, 100000, 0, NULL, 0};
     DnPlan *p = plan(&t, ask, &q);
     for (int at = 0; at < t.g->ops.len; at++) {
         const DnWorkspace *w = &p->workspace[at];
@@ -480,7 +489,7 @@ Test(workspace, per_item_request)
     T t;
     DnValue *c;
     per_n_graph(&t, &c);
-    Ask q = {DN_OP_MATMUL, 100, 0, NULL, 0};
+    Ask q = {DN_OP_MATMUL, 100, 0, 0, NULL, 0};
     DnPlan *p = plan(&t, ask, &q);
     const DnWorkspace *w = &p->workspace[def_pos(t.g, c)];
     cr_assert_eq(w->buf.kind, DN_BUF_ARENA);
@@ -500,7 +509,7 @@ Test(workspace, fixed_request_in_a_dead_activation)
     per_n_graph(&t, &c);
     DnPlan *p0 = plan(&t, NULL, NULL);
     int64_t an = p0->arena_n, ab = p0->arena_b;
-    Ask q = {DN_OP_MATMUL, 0, 2048, c->def, 0};
+    Ask q = {DN_OP_MATMUL, 0, 2048, 0, c->def, 0};
     DnPlan *p = plan(&t, ask, &q);
     const DnWorkspace *w = &p->workspace[def_pos(t.g, c)];
     cr_assert_eq(w->buf.kind, DN_BUF_ARENA);
@@ -509,6 +518,39 @@ Test(workspace, fixed_request_in_a_dead_activation)
     cr_expect(p->arena_n == an && p->arena_b == ab, "arena %lld*N + %lld, before %lld*N + %lld", (long long)p->arena_n,
               (long long)p->arena_b, (long long)an, (long long)ab);
     check_plan(t.g, p);
+    finish(&t);
+}
+
+/* Per-worker requests widen the worker slices to the largest; each op's
+ * part starts at the slice's start, after the pools, one slice per thread. */
+Test(workspace, worker_slices_follow_the_pools)
+{
+    T t;
+    DnValue *c;
+    per_n_graph(&t, &c);
+    DnPlan *p0 = plan(&t, NULL, NULL);
+    cr_expect_eq(p0->arena_t, 0);
+    Ask q = {DN_OP_MATMUL, 0, 0, 1000, NULL, 0};
+    DnPlan *p = plan(&t, ask, &q);
+    cr_expect(p->arena_n == p0->arena_n && p->arena_b == p0->arena_b, "the pools grew");
+    cr_expect_eq(p->arena_t, 1024);
+    int at = def_pos(t.g, c);
+    cr_expect_eq(p->workspace[at].buf.kind, DN_BUF_NONE, "no whole-op part was asked for");
+    cr_expect_eq(p->workspace[at].per_worker, 1024);
+    DnBufLoc sl = dn_plan_locate_worker(p, at);
+    cr_expect(sl.kind == DN_BUF_ARENA && sl.at_n == p->arena_n && sl.at_b == p->arena_b && sl.span_b == 1024 &&
+              sl.stride == 1024);
+    cr_expect_eq(dn_plan_locate_worker(p, 0).kind, DN_BUF_NONE, "relu asked for nothing");
+    Ask both = {DN_OP_MATMUL, 0, 256, 5000, c->def, 0};
+    p = plan(&t, ask, &both);
+    cr_expect(p->arena_t == 5056 && p->workspace[at].buf.kind == DN_BUF_ARENA && p->workspace[at].bytes_b == 256);
+    cr_expect_eq(check_plan(t.g, p), 1);
+    char text[8192] = {0};
+    FILE *f = fmemopen(text, sizeof text - 1, "w");
+    dn_plan_print(t.g, p, f);
+    fclose(f);
+    cr_expect(strstr(text, "workspace/worker   5056 bytes                   worker slices\n"), "%s", text);
+    cr_expect(strstr(text, "  arena: 4160*N + 0 + 5056*threads bytes"), "%s", text);
     finish(&t);
 }
 
@@ -568,7 +610,7 @@ Test(workspace, llvm_query_on_lenet_and_resnet, .timeout = 120)
         int nws = 0;
         for (int i = 0; i < g->ops.len; i++)
             if (!g->ops.data[i]->dead && g->ops.data[i]->kind == DN_OP_CONV2D_BWD_FILTER)
-                nws += p->workspace[i].buf.kind == DN_BUF_ARENA;
+                nws += p->workspace[i].buf.kind == DN_BUF_ARENA || p->workspace[i].per_worker > 0;
         cr_expect_eq(nws, nconv, "%s: %d of %d weight gradients have a workspace", models[m], nws, nconv);
         cr_expect_eq(check_plan(g, p), nconv, "%s: workspaces on other ops", models[m]);
         DnPlan *pd = plan(&t, dn_backend_llvm.workspace, &direct);
@@ -625,9 +667,11 @@ Test(workspace, slices_give_the_same_bytes_on_any_thread_count, .timeout = 300)
     *strrchr(dir, '/') = 0;
     snprintf(cmd, sizeof cmd, "'%s' '%s/model.dnn' --emit=plan --graph=train", DNNC_BIN, dir);
     cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s", out);
-    int nws = 0;
-    for (const char *q = out; (q = strstr(q, "workspace ")); q++) nws++;
-    cr_assert_eq(nws, 3, "one workspace per weight gradient:\n%s", out);
+    int nslice = 0, nshared = 0;
+    for (const char *q = out; (q = strstr(q, "workspace/worker ")); q++) nslice++;
+    for (const char *q = out; (q = strstr(q, "workspace ")); q++) nshared++;
+    cr_assert_eq(nslice, 3, "worker slices for each weight gradient:\n%s", out);
+    cr_assert_eq(nshared, 1, "a shared part for the dot form's partial sums:\n%s", out);
     int64_t nx = 3 * 3 * 64 * 64, nt = 3 * 6 * 16 * 16;
     float *x = malloc(sizeof *x * (size_t)nx), *t = malloc(sizeof *t * (size_t)nt);
     uint32_t r = 99;

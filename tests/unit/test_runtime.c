@@ -30,7 +30,7 @@ static void affine_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_
     for (int64_t i = begin; i < end; i++) y[i] = w[i % F] * x[i] + b[i % F];
 }
 
-static void model_infer(const dnrt_call *c) { dnrt_parallel_for(c, affine_kernel, c->n * F, 0); }
+static void model_infer(const dnrt_call *c) { dnrt_parallel_for(c, affine_kernel, c->n * F); }
 
 /* One SGD step on mean squared error; also accumulates squared gradients
  * (optimizer state) and counts steps (an i64 buffer). */
@@ -39,8 +39,8 @@ static void model_train(const dnrt_call *c)
     const float *x = c->inputs[0], *t = c->inputs[1];
     float *w = (float *)(c->state + OFF_W), *b = (float *)(c->state + OFF_B);
     float *ow = (float *)(c->state + OFF_OW), *ob = (float *)(c->state + OFF_OB);
-    float *y = (float *)c->arena;              /* n * F floats of scratch */
-    dnrt_parallel_for(c, affine_kernel, 0, 0); /* count 0: nothing to do */
+    float *y = (float *)c->arena;           /* n * F floats of scratch */
+    dnrt_parallel_for(c, affine_kernel, 0); /* count 0: nothing to do */
     double loss = 0, gw[F] = {0}, gb[F] = {0};
     int64_t m = c->n * F;
     for (int64_t i = 0; i < m; i++) {
@@ -406,7 +406,7 @@ static void coverage_probe(const dnrt_call *c)
         for (int rep = 0; rep < 20; rep++) {
             memset(hits, 0, sizeof hits);
             atomic_store(&chunks, 0);
-            dnrt_parallel_for(c, count_kernel, n, 0);
+            dnrt_parallel_for(c, count_kernel, n);
             for (int64_t i = 0; i < n; i++)
                 cr_assert_eq(atomic_load(&hits[i]), 1, "threads %d count %lld index %lld", current_threads,
                              (long long)n, (long long)i);
@@ -436,7 +436,7 @@ static int ncalls;
 static void many_calls_probe(const dnrt_call *c)
 {
     atomic_store(&total, 0);
-    for (int i = 0; i < ncalls; i++) dnrt_parallel_for(c, sum_kernel, 2 + i % 5, 0);
+    for (int i = 0; i < ncalls; i++) dnrt_parallel_for(c, sum_kernel, 2 + i % 5);
     int64_t expect = 0;
     for (int i = 0; i < ncalls; i++) expect += 2 + i % 5;
     cr_assert_eq(atomic_load(&total), expect);
@@ -454,29 +454,27 @@ Test(pool, many_small_calls, .timeout = 60)
 static void inner_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
 {
     (void)worker;
-    for (int64_t i = begin; i < end; i++) dnrt_parallel_for(c, sum_kernel, 3, 0);
+    for (int64_t i = begin; i < end; i++) dnrt_parallel_for(c, sum_kernel, 3);
 }
 
 static void nested_probe(const dnrt_call *c)
 {
     atomic_store(&total, 0);
-    dnrt_parallel_for(c, inner_kernel, 10, 0);
+    dnrt_parallel_for(c, inner_kernel, 10);
     cr_assert_eq(atomic_load(&total), 30);
 }
 
 Test(pool, nested_calls_run_inline) { run_probe(3, nested_probe); }
 
-/* Workers: the chunks of one call run as distinct workers below
- * max_workers (so kernels may keep one workspace slice each), there are
- * min(threads, max_workers, count) of them, and they still cover [0, count). */
+/* Workers: the chunks of one call run as distinct workers below the
+ * thread count (so kernels may keep scratch in their worker's slice), one
+ * chunk per thread that has work, and they cover [0, count). */
 static _Atomic int worker_hits[64];
-static int current_cap;
 
 static void worker_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
 {
     (void)c;
-    int cap = current_cap > 0 && current_cap < current_threads ? current_cap : current_threads;
-    if (worker < 0 || worker >= cap) atomic_fetch_add(&chunks, 1000000);
+    if (worker < 0 || worker >= current_threads) atomic_fetch_add(&chunks, 1000000);
     if (worker >= 0 && worker < 64) atomic_fetch_add(&worker_hits[worker], 1);
     for (int64_t i = begin; i < end; i++) atomic_fetch_add(&hits[i], 1);
     atomic_fetch_add(&chunks, 1);
@@ -485,25 +483,21 @@ static void worker_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_
 static void worker_probe(const dnrt_call *c)
 {
     int64_t counts[] = {1, 2, 3, 7, 64, 1000};
-    int caps[] = {0, 1, 2, 3, 100};
-    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++)
-        for (size_t j = 0; j < sizeof caps / sizeof caps[0]; j++) {
-            int64_t n = counts[k];
-            current_cap = caps[j];
-            memset(hits, 0, sizeof hits);
-            memset(worker_hits, 0, sizeof worker_hits);
-            atomic_store(&chunks, 0);
-            dnrt_parallel_for(c, worker_kernel, n, current_cap);
-            for (int64_t i = 0; i < n; i++) cr_assert_eq(atomic_load(&hits[i]), 1);
-            int cap = current_cap > 0 && current_cap < current_threads ? current_cap : current_threads;
-            int expect = n < cap ? (int)n : cap;
-            cr_assert_eq(atomic_load(&chunks), expect, "threads %d cap %d count %lld: %d chunks", current_threads,
-                         current_cap, (long long)n, atomic_load(&chunks));
-            for (int w = 0; w < 64; w++) cr_assert_leq(atomic_load(&worker_hits[w]), 1, "worker %d ran twice", w);
-        }
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        int64_t n = counts[k];
+        memset(hits, 0, sizeof hits);
+        memset(worker_hits, 0, sizeof worker_hits);
+        atomic_store(&chunks, 0);
+        dnrt_parallel_for(c, worker_kernel, n);
+        for (int64_t i = 0; i < n; i++) cr_assert_eq(atomic_load(&hits[i]), 1);
+        int expect = n < current_threads ? (int)n : current_threads;
+        cr_assert_eq(atomic_load(&chunks), expect, "threads %d count %lld: %d chunks", current_threads, (long long)n,
+                     atomic_load(&chunks));
+        for (int w = 0; w < 64; w++) cr_assert_leq(atomic_load(&worker_hits[w]), 1, "worker %d ran twice", w);
+    }
 }
 
-Test(pool, chunks_run_as_distinct_workers_below_the_cap)
+Test(pool, chunks_run_as_distinct_workers)
 {
-    for (current_threads = 1; current_threads <= 5; current_threads++) run_probe(current_threads, worker_probe);
+    for (current_threads = 1; current_threads <= 6; current_threads++) run_probe(current_threads, worker_probe);
 }
