@@ -15,10 +15,11 @@
  * reads A from band buffers (a few output rows, im2col along W only;
  * dn_conv_band_copy) and transposes dy one band at a time: same sums, same
  * order.  dn_conv_bwd_filter_gemm_scratch sizes the slice from the same
- * setup functions the generators use.
+ * setup functions the generators use; the data gradient's scratch (col)
+ * is in the worker slices the same way (dn_conv_bwd_data_gemm_scratch).
  *
  * conv2d_bwd_data, per item n and group g:  col[m, p] = sum_o w[o, m] dy[o, p]
- * (one GEMM into a stack buffer), then col2im adds col into dx.  Parallel
+ * (one GEMM into a scratch buffer), then col2im adds col into dx.  Parallel
  * over the batch.  When col does not fit: at stride 1, the band form of a
  * forward convolution with the kernel flipped and transposed (data_band,
  * parallel within an item); at other strides, col one band of rows and
@@ -408,7 +409,7 @@ static void col2im(DnKernel *k, const DnConvGeom *c, LLVMValueRef col, int64_t l
 
 /* Other strides, any size: per item, per band of R output rows and block
  * of mb rows m, col[m, r, ow] = sum_o w[o, m] dy[o, r0 + r, ow] (one GEMM per
- * output row into a bounded stack buffer), then col2im of that piece adds
+ * output row into a bounded scratch buffer), then col2im of that piece adds
  * into dx.  Items are the parallel iterations and each item's pieces are
  * added in a fixed order, so results do not depend on the thread count. */
 enum { DATA_BAND_COL = 32768 };
@@ -474,21 +475,35 @@ static void dband_piece(DnKernel *k, const DBand *d, LLVMValueRef col, LLVMValue
     dband_col2im(k, d, col, n, g, m0, rows, r0, nrows);
 }
 
-static bool data_colband(DnKernel *k, const DnConvGeom *geom)
+/* The layout for geometry 'geom'; false when one output row of col exceeds
+ * its budget. */
+static bool dband_setup(const DnConvGeom *geom, DBand *dp)
 {
     DBand d = {.c = *geom};
     const DnConvGeom *c = &d.c;
-    LLVMBuilderRef b = k->L->b;
     d.KK = c->KH * c->KW, d.CKK = c->Cg * d.KK, d.P = c->OH * c->OW, d.OWp = round_up(c->OW, 8);
     if (d.OWp > DATA_BAND_COL) return false;
     d.mb = d.CKK * d.OWp <= DATA_BAND_COL ? d.CKK : DATA_BAND_COL / d.OWp;
     d.R = DATA_BAND_COL / (d.mb * d.OWp);
     if (d.R > c->OH) d.R = c->OH;
+    *dp = d;
+    return true;
+}
+
+/* The col piece (floats), per worker. */
+static int64_t dband_ncol(const DBand *d) { return d->mb * d->R * d->OWp; }
+
+static bool data_colband(DnKernel *k, const DnConvGeom *geom)
+{
+    DBand d;
+    if (!dband_setup(geom, &d)) return false;
+    const DnConvGeom *c = &d.c;
+    LLVMBuilderRef b = k->L->b;
     int64_t nb = (c->OH + d.R - 1) / d.R, nfull = d.CKK / d.mb, mrem = d.CKK % d.mb;
     bool has_n = dn_shape_has_n(&k->op->out[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : k->op->out[0]->shape.dim[0];
-    LLVMValueRef col = dn_scratch_f32(k, d.mb * d.R * d.OWp, "col");
+    LLVMValueRef col = dn_ws_slice_f32(k, dband_ncol(&d), "col");
     DnLoop ln = dn_loop_begin(k, k->begin, k->end, "n");
     dn_zero_f32(k, k->out[0], dn_mul(k, ln.i, dn_i64(k, c->C * c->H * c->W)), c->C * c->H * c->W);
     DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
@@ -505,30 +520,37 @@ static bool data_colband(DnKernel *k, const DnConvGeom *geom)
     return true;
 }
 
-/* Stride 1: dx is the convolution of dy with the kernel flipped and its two
- * channel axes swapped, padding dh*(KH-1) - ph (dn_conv_band): no col
- * buffer, any size.  Other strides: false (the direct kernel). */
+/* The geometry of the forward convolution that computes dx at stride 1:
+ * dy convolved with the kernel flipped and its two channel axes swapped,
+ * padding dh*(KH-1) - ph. */
+static DnConvGeom flipped_geom(const DnConvGeom *c)
+{
+    return (DnConvGeom){.C = c->O,
+                        .H = c->OH,
+                        .W = c->OW,
+                        .O = c->C,
+                        .OH = c->H,
+                        .OW = c->W,
+                        .KH = c->KH,
+                        .KW = c->KW,
+                        .G = c->G,
+                        .Cg = c->Og,
+                        .Og = c->Cg,
+                        .sh = 1,
+                        .sw = 1,
+                        .ph = c->dh * (c->KH - 1) - c->ph,
+                        .pw = c->dw * (c->KW - 1) - c->pw,
+                        .dh = c->dh,
+                        .dw = c->dw};
+}
+
+/* Stride 1: the band form of the flipped convolution (dn_conv_band): no
+ * col buffer, any size.  Other strides: data_colband. */
 static bool data_band(DnKernel *k, const DnConvGeom *c)
 {
     if (c->sh != 1 || c->sw != 1) return data_colband(k, c);
     int64_t KK = c->KH * c->KW;
-    DnConvGeom t = {.C = c->O,
-                    .H = c->OH,
-                    .W = c->OW,
-                    .O = c->C,
-                    .OH = c->H,
-                    .OW = c->W,
-                    .KH = c->KH,
-                    .KW = c->KW,
-                    .G = c->G,
-                    .Cg = c->Og,
-                    .Og = c->Cg,
-                    .sh = 1,
-                    .sw = 1,
-                    .ph = c->dh * (c->KH - 1) - c->ph,
-                    .pw = c->dw * (c->KW - 1) - c->pw,
-                    .dh = c->dh,
-                    .dw = c->dw};
+    DnConvGeom t = flipped_geom(c);
     DnConvBand bo = {.x = k->in[0],
                      .w = k->in[1],
                      .y = k->out[0],
@@ -541,6 +563,24 @@ static bool data_band(DnKernel *k, const DnConvGeom *c)
     return dn_conv_band(k, &t, &bo, k->op->in[0]);
 }
 
+bool dn_conv_bwd_data_gemm_scratch(const DnOp *op, DnScratch *s)
+{
+    DnConvGeom c = dn_conv_geom(op, op->out[0], op->in[1], op->in[0]);
+    int64_t CKK = c.Cg * c.KH * c.KW, ldc = round_up(c.OH * c.OW, 8);
+    if (CKK * ldc <= DATA_COL_MAX) {
+        *s = (DnScratch){.slice = dn_ws_f32_bytes(CKK * ldc)};
+        return true;
+    }
+    if (c.sh == 1 && c.sw == 1) {
+        DnConvGeom t = flipped_geom(&c);
+        return dn_conv_band_scratch(&t, s);
+    }
+    DBand d;
+    if (!dband_setup(&c, &d)) return false;
+    *s = (DnScratch){.slice = dn_ws_f32_bytes(dband_ncol(&d))};
+    return true;
+}
+
 bool dn_conv_bwd_data_gemm(DnKernel *k)
 {
     const DnOp *op = k->op;
@@ -551,7 +591,7 @@ bool dn_conv_bwd_data_gemm(DnKernel *k)
     bool has_n = dn_shape_has_n(&op->out[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : op->out[0]->shape.dim[0];
-    LLVMValueRef col = dn_scratch_f32(k, CKK * ldc, "col");
+    LLVMValueRef col = dn_ws_slice_f32(k, CKK * ldc, "col");
     DnLoop ln = dn_loop_begin(k, k->begin, k->end, "n");
     dn_zero_f32(k, k->out[0], dn_mul(k, ln.i, dn_i64(k, c.C * c.H * c.W)), c.C * c.H * c.W);
     DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c.G), "g");

@@ -18,8 +18,14 @@ DnScratch dn_llvm_scratch(const DnOp *op, const DnBackendOptions *o)
 {
     DnScratch s = {0};
     bool fast = !(o && o->direct_kernels);
-    switch (op->kind) {
-    case DN_OP_CONV2D_BWD_FILTER: /* ORDER dn_kernel_conv2d_bwd_filter: dot, GEMM, then the direct loops (none) */
+    switch (op->kind) { /* ORDER the generators' own choices: the fast forms in turn, then the direct loops (none) */
+    case DN_OP_CONV2D:
+        if (fast && dn_conv_fwd_gemm_scratch(op, &s)) return s;
+        return (DnScratch){0};
+    case DN_OP_CONV2D_BWD_DATA:
+        if (fast && dn_conv_bwd_data_gemm_scratch(op, &s)) return s;
+        return (DnScratch){0};
+    case DN_OP_CONV2D_BWD_FILTER:
         if (fast && (dn_conv_bwd_filter_dot_scratch(op, &s) || dn_conv_bwd_filter_gemm_scratch(op, &s))) return s;
         return (DnScratch){0};
     default: return s;

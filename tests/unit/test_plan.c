@@ -9,9 +9,9 @@
  * shares no byte with any value live at that op, for several batch sizes.
  * The same check runs on the training graphs of examples/lenet.dnn and
  * examples/resnet.dnn with the LLVM backend's query; and a small conv net
- * whose weight gradients use the three forms of the GEMM kernels (all of
- * them in worker slices) trains to the same bytes on 1, 2, 5 and 70
- * threads.
+ * whose convolution kernels take their scratch from worker slices in
+ * every form of the GEMM kernels trains to the same bytes on 1, 2, 5 and
+ * 70 threads.
  */
 #include <criterion/criterion.h>
 #include <stdarg.h>
@@ -593,9 +593,10 @@ static int count_kind(const DnGraph *g, DnOpKind kind)
     return n;
 }
 
-/* Every conv2d_bwd_filter of LeNet's and ResNet-18's training steps gets a
- * workspace from the LLVM backend (none under --direct-kernels), and the
- * plans keep every invariant above. */
+/* Every convolution kernel of LeNet's and ResNet-18's training steps
+ * (conv2d and its two gradients) gets a workspace from the LLVM backend,
+ * no other op does, none does under --direct-kernels, and the plans keep
+ * every invariant above. */
 Test(workspace, llvm_query_on_lenet_and_resnet, .timeout = 120)
 {
     const char *models[] = {"examples/lenet.dnn", "examples/resnet.dnn"};
@@ -604,14 +605,18 @@ Test(workspace, llvm_query_on_lenet_and_resnet, .timeout = 120)
         DnGraph *g = model_graph(&t, models[m], true);
         DnBackendOptions fast = {.opt_level = 3}, direct = {.opt_level = 3, .direct_kernels = true};
         cr_assert_not_null(dn_backend_llvm.workspace);
-        int nconv = count_kind(g, DN_OP_CONV2D_BWD_FILTER);
-        cr_assert_gt(nconv, 0);
+        int nconv =
+            count_kind(g, DN_OP_CONV2D) + count_kind(g, DN_OP_CONV2D_BWD_DATA) + count_kind(g, DN_OP_CONV2D_BWD_FILTER);
+        cr_assert_gt(count_kind(g, DN_OP_CONV2D_BWD_FILTER), 0);
         DnPlan *p = plan(&t, dn_backend_llvm.workspace, &fast);
         int nws = 0;
-        for (int i = 0; i < g->ops.len; i++)
-            if (!g->ops.data[i]->dead && g->ops.data[i]->kind == DN_OP_CONV2D_BWD_FILTER)
+        for (int i = 0; i < g->ops.len; i++) {
+            DnOpKind kind = g->ops.data[i]->kind;
+            bool conv = kind == DN_OP_CONV2D || kind == DN_OP_CONV2D_BWD_DATA || kind == DN_OP_CONV2D_BWD_FILTER;
+            if (!g->ops.data[i]->dead && conv)
                 nws += p->workspace[i].buf.kind == DN_BUF_ARENA || p->workspace[i].per_worker > 0;
-        cr_expect_eq(nws, nconv, "%s: %d of %d weight gradients have a workspace", models[m], nws, nconv);
+        }
+        cr_expect_eq(nws, nconv, "%s: %d of %d convolutions have a workspace", models[m], nws, nconv);
         cr_expect_eq(check_plan(g, p), nconv, "%s: workspaces on other ops", models[m]);
         DnPlan *pd = plan(&t, dn_backend_llvm.workspace, &direct);
         cr_expect_eq(check_plan(g, pd), 0, "%s: workspaces under --direct-kernels", models[m]);
@@ -623,7 +628,9 @@ Test(workspace, llvm_query_on_lenet_and_resnet, .timeout = 120)
 
 /* The weight gradients take the band form (64x64 image: dy of one item is
  * too large for the plain form), the plain GEMM form with a padded image,
- * and the dot form (6 output channels on 16-wide rows). */
+ * and the dot form (6 output channels on 16-wide rows); the forward
+ * convolutions the band form, packed wᵀ and the row form; the data
+ * gradients the col form.  All keep scratch in worker slices. */
 static const char *conv_net = "model m(x: f32[N, 3, 64, 64]) -> (y: f32[N, 6, 16, 16]) {\n"
                               "  y = x |> c1: conv2d(16, kernel=3, pad=1) |> relu |> maxpool(4)\n"
                               "        |> c2: conv2d(16, kernel=3, pad=1) |> relu |> c3: conv2d(6, kernel=3, pad=1)\n"
@@ -670,7 +677,7 @@ Test(workspace, slices_give_the_same_bytes_on_any_thread_count, .timeout = 300)
     int nslice = 0, nshared = 0;
     for (const char *q = out; (q = strstr(q, "workspace/worker ")); q++) nslice++;
     for (const char *q = out; (q = strstr(q, "workspace ")); q++) nshared++;
-    cr_assert_eq(nslice, 3, "worker slices for each weight gradient:\n%s", out);
+    cr_assert_eq(nslice, 8, "worker slices for each conv2d, conv2d_bwd_data and conv2d_bwd_filter:\n%s", out);
     cr_assert_eq(nshared, 1, "a shared part for the dot form's partial sums:\n%s", out);
     int64_t nx = 3 * 3 * 64 * 64, nt = 3 * 6 * 16 * 16;
     float *x = malloc(sizeof *x * (size_t)nx), *t = malloc(sizeof *t * (size_t)nt);
