@@ -33,6 +33,9 @@ typedef struct DnBackend {
     /* --emit=code: the generated code as text, after optimization. */
     DnStatus (*emit_text)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out);
     bool (*supports_op)(const DnOp *op); /* optional (NULL: every op) */
+    /* optional: the workspace each op's kernel needs, for dn_plan_memory_ws;
+     * its backend_data is the const DnBackendOptions * the backend is given */
+    DnWorkspaceFn workspace;
 } DnBackend;
 
 extern const DnBackend dn_backend_llvm; /* llvm/llvm_module.c; the row named "cpu" */

@@ -133,8 +133,10 @@ void dn_module_plan(DnModule *m, DnArena *a, const DnCompileOptions *o)
     m->state_graph = m->train ? m->train : m->infer;
     dn_state_layout(m->state_graph, a, &m->state);
     check_prefix(m);
-    m->infer_plan = dn_plan_memory(m->infer, &m->state, a);
-    if (m->train) m->train_plan = dn_plan_memory(m->train, &m->state, a);
+    DnWorkspaceFn ws = o ? o->workspace : NULL;
+    void *ws_data = o ? o->workspace_data : NULL;
+    m->infer_plan = dn_plan_memory_ws(m->infer, &m->state, ws, ws_data, a);
+    if (m->train) m->train_plan = dn_plan_memory_ws(m->train, &m->state, ws, ws_data, a);
     if (!o || !prints_after(o, &dn_pass_table[DN_PASS_ROW_plan_memory])) return;
     print_plan(o, m->infer, m->infer_plan, false);
     if (m->train) print_plan(o, m->train, m->train_plan, true);

@@ -31,6 +31,11 @@ typedef struct DnCompileOptions {
     FILE *print_to;          /* where print_after writes; NULL: stderr */
     DnPassHook after_pass;   /* optional */
     void *after_pass_arg;
+    /* The target's workspace query (DnBackend.workspace) and its data, so
+     * plan-memory places each kernel's scratch in the arena; NULL: kernels
+     * keep their scratch on the stack. */
+    DnWorkspaceFn workspace;
+    void *workspace_data;
 } DnCompileOptions;
 
 /* Compiles the verified graph 'g' (not modified) into 'm': a clone of 'g'
@@ -45,7 +50,8 @@ DnStatus dn_compile(DnCtx *cx, const DnGraph *g, const DnCompileOptions *o, DnMo
 
 /* The plan-memory stage: sets m->state_graph (m->train if set, else
  * m->infer), lays out the state of that graph's params and plans the memory
- * of m->infer and m->train (if set), all in 'a'; prints the plans when
+ * of m->infer and m->train (if set), all in 'a', with o->workspace's
+ * per-op workspaces ('o' may be NULL: none); prints the plans when
  * o->print_after asks for plan-memory ('o' may be NULL).  The graphs must
  * be final (no pass may run after it), and the inference graph's params a
  * prefix of the training graph's (a bug otherwise: dn_die).  Never fails. */

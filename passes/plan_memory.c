@@ -2,15 +2,21 @@
  *
  * The state block holds every parameter, buffer and optimizer tensor at
  * 64-aligned offsets in params order.  The arena holds every intermediate
- * value.  Values whose shape has the batch dimension take bytes in
- * proportion to N; the others a fixed size.  Two pools, one per kind, are
- * planned separately by greedy first-fit over lifetimes (a value lives from
- * the op that writes it to its last reader); the arena is
- *     [ fixed pool: arena_b bytes ][ per-N pool: arena_n * N bytes ]
+ * value and every op's workspace.  Values whose shape has the batch
+ * dimension take bytes in proportion to N; the others a fixed size.  Two
+ * pools, one per kind, are planned separately by greedy first-fit over
+ * lifetimes (a value lives from the op that writes it to its last reader;
+ * a whole-op workspace only during its op); after them come the worker
+ * slices, one per thread, as large as the largest per-worker request:
+ *     [ fixed pool: arena_b ][ per-N pool: arena_n * N ][ threads x arena_t ]
  * so every offset has the form coef_n * N + offset and one plan serves
- * every batch size.  An elementwise op writes over an operand that dies at
- * it when the types are equal (in place).  Reshape results alias their operand; graph inputs,
- * outputs and params are pinned to the caller's buffers and the state block.
+ * every batch size and thread count.  An elementwise op writes over an
+ * operand that dies at it when the types are equal (in place).  A view
+ * op's result (reshape) is a VIEW of its operand's buffer, and a read of
+ * the view counts as a read of the buffer's owner, which therefore lives
+ * as long as its views are used.  Graph inputs, outputs and params are
+ * pinned to the caller's buffers and the state block.  Printing is in
+ * plan_print.c, resolving views to addresses in plan_locate.c.
  * Runs last: after it, the graph must not change.
  */
 #include "passes.h"
@@ -60,6 +66,18 @@ static int64_t pool_alloc(DnArena *a, Pool *p, int64_t size)
     return at;
 }
 
+/* Whether first fit finds room for 'size' below the pool's high-water mark
+ * (so taking it costs no arena bytes). */
+static bool pool_fits(const Pool *p, int64_t size)
+{
+    int64_t at = 0;
+    for (int pos = 0; pos < p->live.len; pos++) {
+        if (p->live.data[pos].offset - at >= size) return true;
+        at = p->live.data[pos].offset + p->live.data[pos].size;
+    }
+    return p->extent - at >= size;
+}
+
 static void pool_free(Pool *p, int64_t offset)
 {
     for (int i = 0; i < p->live.len; i++)
@@ -78,8 +96,11 @@ typedef struct Planner {
     DnGraph *g;
     DnPlan *plan;
     DnArena *a;
-    DnValue **root; /* by value id: the value whose storage it uses (views) */
-    int *last;      /* by root id: index of the last op reading it; INT32_MAX = never free */
+    DnWorkspaceFn ws; /* the backend's workspace query, or NULL */
+    void *ws_data;
+    DnValue **root;    /* by value id: the value whose storage it uses (views) */
+    int64_t *view_off; /* by value id: byte offset of a view inside its root's first item */
+    int *last;         /* by root id: index of the last op reading it; INT32_MAX = never free */
     Pool fixed, per_n;
 } Planner;
 
@@ -96,19 +117,33 @@ static void pin_boundaries(Planner *pl, const DnStateLayout *state)
     }
 }
 
+/* Whether result 'r' of 'op' is a view of its operand 0, and at which
+ * byte offset inside the operand's (first) batch item.  One case per view
+ * op; reshape is the whole operand. */
+static bool view_rule(const DnOp *op, int r, int64_t *offset)
+{
+    if (!(dn_op_info[op->kind].flags & DN_OPF_VIEW)) return false;
+    switch (op->kind) {
+    case DN_OP_RESHAPE: *offset = 0; return r == 0;
+    default: return false;
+    }
+}
+
 /* Views share their operand's storage unless they are pinned outputs. */
 static void find_roots(Planner *pl)
 {
     DnGraph *g = pl->g;
-    for (int i = 0; i < g->nvalues; i++) pl->root[i] = NULL;
+    for (int i = 0; i < g->nvalues; i++) pl->root[i] = NULL, pl->view_off[i] = 0;
     for (int i = 0; i < g->ops.len; i++) {
         DnOp *op = g->ops.data[i];
         if (op->dead) continue;
         for (int r = 0; r < op->nout; r++) {
             DnValue *v = op->out[r];
-            bool view = (dn_op_info[op->kind].flags & DN_OPF_VIEW) && pl->plan->buf[v->id].kind != DN_BUF_OUTPUT;
+            int64_t off = 0;
+            bool view = view_rule(op, r, &off) && pl->plan->buf[v->id].kind != DN_BUF_OUTPUT;
             DnValue *src = op->in[0];
             pl->root[v->id] = view ? (pl->root[src->id] ? pl->root[src->id] : src) : v;
+            if (view) pl->view_off[v->id] = pl->view_off[src->id] + off;
         }
     }
 }
@@ -133,8 +168,9 @@ static void place(Planner *pl, DnValue *v)
     DnBuf *b = &pl->plan->buf[v->id];
     if (b->kind == DN_BUF_OUTPUT) return;
     DnValue *r = pl->root[v->id];
-    if (r != v) { /* a view: same storage as its root */
-        *b = pl->plan->buf[r->id];
+    if (r != v) { /* a view: inside its root's buffer, with the root's batch stride */
+        int64_t stride = dn_shape_has_n(&r->shape) ? value_bytes(r) : 0;
+        *b = (DnBuf){.kind = DN_BUF_VIEW, .base = r->id, .offset = pl->view_off[v->id], .stride = stride};
         return;
     }
     int64_t size = align_up(value_bytes(v));
@@ -152,21 +188,65 @@ static void place(Planner *pl, DnValue *v)
         pl->plan->naive_b += size;
 }
 
-static void release(Planner *pl, DnValue *r)
+/* Returns arena block 'b' (per-N pool when 'per_n') to its pool. */
+static void release_buf(Planner *pl, const DnBuf *b, bool per_n)
 {
-    const DnBuf *b = &pl->plan->buf[r->id];
     if (b->kind != DN_BUF_ARENA) return;
-    if (dn_shape_has_n(&r->shape))
+    if (per_n)
         pool_free(&pl->per_n, b->coef_n);
     else
         pool_free(&pl->fixed, b->offset);
 }
 
+static void release(Planner *pl, DnValue *r) { release_buf(pl, &pl->plan->buf[r->id], dn_shape_has_n(&r->shape)); }
+
+/* Asks the backend for the workspace of 'op' (position 'at'), reserves its
+ * whole-op part and widens the worker slices to its per-worker part;
+ * returns whether the whole-op part went to the per-N pool.  The caller
+ * releases it once the op's results are placed and before the next op.  A
+ * fixed-size part takes a gap of the fixed pool, else a gap of the per-N
+ * pool of at least its size per item (a hole that holds it for every
+ * N >= 1), and only then grows the fixed pool: dead activations' bytes are
+ * reused. */
+static bool place_workspace(Planner *pl, const DnOp *op, int at)
+{
+    DnWorkspace *w = &pl->plan->workspace[at];
+    DnWorkspaceReq q = {0};
+    if (!pl->ws || !pl->ws(op, pl->ws_data, &q) || q.bytes_n < 0 || q.bytes_b < 0 || q.per_worker < 0) return false;
+    w->per_worker = align_up(q.per_worker);
+    if (w->per_worker > pl->plan->arena_t) pl->plan->arena_t = w->per_worker;
+    if (q.bytes_n == 0 && q.bytes_b == 0) return false;
+    w->buf = (DnBuf){.kind = DN_BUF_ARENA};
+    if (q.bytes_n > 0) { /* per item; a fixed part rides along per item (N >= 1) */
+        w->bytes_n = align_up(q.bytes_n + q.bytes_b);
+        w->buf.coef_n = pool_alloc(pl->a, &pl->per_n, w->bytes_n);
+        w->buf.offset = PER_N;
+        return true;
+    }
+    w->bytes_b = align_up(q.bytes_b);
+    if (!pool_fits(&pl->fixed, w->bytes_b) && pool_fits(&pl->per_n, w->bytes_b)) {
+        w->buf.coef_n = pool_alloc(pl->a, &pl->per_n, w->bytes_b);
+        w->buf.offset = PER_N;
+        return true;
+    }
+    w->buf.offset = pool_alloc(pl->a, &pl->fixed, w->bytes_b);
+    return false;
+}
+
+/* Whether value 'x' (root 'r') covers all of its root's bytes, in the same
+ * layout: the root itself or a view at offset 0 of the same size (reshape),
+ * not a slice of it. */
+static bool covers_root(const Planner *pl, const DnValue *x, const DnValue *r)
+{
+    return x == r || (pl->view_off[x->id] == 0 && value_bytes(x) == value_bytes(r) &&
+                      dn_shape_has_n(&x->shape) == dn_shape_has_n(&r->shape));
+}
+
 /* An elementwise op may write its result over an operand's storage when
- * that operand dies at this op, lives in the arena, has the result's exact
- * type (so element i is read before element i is written, and nothing is
- * broadcast from it) and is the only operand with that storage.  Returns
- * the operand's root, or NULL. */
+ * that operand dies at this op, lives in the arena, covers its whole
+ * storage, has the result's exact type (so element i is read before
+ * element i is written, and nothing is broadcast from it) and is the only
+ * operand with that storage.  Returns the operand's root, or NULL. */
 static DnValue *in_place_operand(Planner *pl, const DnOp *op, int at)
 {
     if (!(dn_op_info[op->kind].flags & DN_OPF_ELEMWISE) || op->nout != 1) return NULL;
@@ -175,7 +255,7 @@ static DnValue *in_place_operand(Planner *pl, const DnOp *op, int at)
     for (int k = 0; k < op->nin; k++) {
         DnValue *x = op->in[k], *r = pl->root[x->id];
         if (!r || pl->last[r->id] != at || pl->plan->buf[r->id].kind != DN_BUF_ARENA || x->dtype != y->dtype ||
-            !dn_shape_eq(&x->shape, &y->shape))
+            !dn_shape_eq(&x->shape, &y->shape) || !covers_root(pl, x, r))
             continue;
         bool shared = false;
         for (int j = 0; j < op->nin; j++) shared |= j != k && pl->root[op->in[j]->id] == r;
@@ -203,6 +283,8 @@ static void assign(Planner *pl)
                 pl->plan->naive_b += align_up(value_bytes(reuse));
         }
         for (int r = reuse ? 1 : 0; r < op->nout; r++) place(pl, op->out[r]);
+        bool ws_per_n = place_workspace(pl, op, i); /* while every operand and result is still held */
+        release_buf(pl, &pl->plan->workspace[i].buf, ws_per_n);
         for (int r = 0; r < op->nout; r++) /* results nobody reads die at once */
             if (pl->root[op->out[r]->id] == op->out[r] && pl->last[op->out[r]->id] < 0) release(pl, op->out[r]);
         for (int k = 0; k < op->nin; k++) {
@@ -215,13 +297,16 @@ static void assign(Planner *pl)
     }
 }
 
-DnPlan *dn_plan_memory(DnGraph *g, const DnStateLayout *state, DnArena *a)
+DnPlan *dn_plan_memory_ws(DnGraph *g, const DnStateLayout *state, DnWorkspaceFn ws, void *backend_data, DnArena *a)
 {
+    size_t nv = (size_t)(g->nvalues ? g->nvalues : 1), nops = (size_t)(g->ops.len ? g->ops.len : 1);
     DnPlan *plan = dn_arena_alloc(a, sizeof *plan);
-    plan->buf = dn_arena_alloc(a, sizeof(DnBuf) * (size_t)(g->nvalues ? g->nvalues : 1));
-    Planner pl = {.g = g, .plan = plan, .a = a};
-    pl.root = dn_arena_alloc(a, sizeof(DnValue *) * (size_t)(g->nvalues ? g->nvalues : 1));
-    pl.last = dn_arena_alloc(a, sizeof(int) * (size_t)(g->nvalues ? g->nvalues : 1));
+    plan->buf = dn_arena_alloc(a, sizeof(DnBuf) * nv);
+    plan->workspace = dn_arena_alloc(a, sizeof(DnWorkspace) * nops);
+    Planner pl = {.g = g, .plan = plan, .a = a, .ws = ws, .ws_data = backend_data};
+    pl.root = dn_arena_alloc(a, sizeof(DnValue *) * nv);
+    pl.view_off = dn_arena_alloc(a, sizeof(int64_t) * nv);
+    pl.last = dn_arena_alloc(a, sizeof(int) * nv);
     pin_boundaries(&pl, state);
     find_roots(&pl);
     find_last_uses(&pl);
@@ -230,44 +315,13 @@ DnPlan *dn_plan_memory(DnGraph *g, const DnStateLayout *state, DnArena *a)
     plan->arena_n = pl.per_n.extent;
     for (int i = 0; i < g->nvalues; i++) /* the per-N pool starts after the fixed one */
         if (plan->buf[i].kind == DN_BUF_ARENA && plan->buf[i].offset == PER_N) plan->buf[i].offset = plan->arena_b;
+    for (int i = 0; i < g->ops.len; i++)
+        if (plan->workspace[i].buf.kind == DN_BUF_ARENA && plan->workspace[i].buf.offset == PER_N)
+            plan->workspace[i].buf.offset = plan->arena_b;
     return plan;
 }
 
-static const char *buf_str(const DnBuf *b, char *s, size_t len)
+DnPlan *dn_plan_memory(DnGraph *g, const DnStateLayout *state, DnArena *a)
 {
-    switch (b->kind) {
-    case DN_BUF_NONE: snprintf(s, len, "-"); break;
-    case DN_BUF_ARENA:
-        if (b->coef_n)
-            snprintf(s, len, "arena + %lld*N + %lld", (long long)b->coef_n, (long long)b->offset);
-        else
-            snprintf(s, len, "arena + %lld", (long long)b->offset);
-        break;
-    case DN_BUF_STATE: snprintf(s, len, "state + %lld", (long long)b->offset); break;
-    case DN_BUF_INPUT: snprintf(s, len, "input %d", b->index); break;
-    case DN_BUF_OUTPUT: snprintf(s, len, "output %d", b->index); break;
-    }
-    return s;
-}
-
-/* Writes plan 'p' of graph 'g' to 'out': one line per op result, led by its
- * %n from dn_graph_print (so plan and --emit=ir-opt text join on it), then
- * the arena size and what one buffer per value would take. */
-void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
-{
-    fprintf(out, "plan @%s {\n", g->name);
-    int num = 0; /* %num as dn_graph_print numbers op results: in op order, dead ops skipped */
-    for (int i = 0; i < g->ops.len; i++) {
-        const DnOp *op = g->ops.data[i];
-        if (op->dead) continue;
-        for (int r = 0; r < op->nout; r++) {
-            char id[16], ty[128], where[96];
-            const DnValue *v = op->out[r];
-            snprintf(id, sizeof id, "%%%d", num++);
-            fprintf(out, "  %-5s %-18s %-28s %s\n", id, dn_op_info[op->kind].name,
-                    dn_type_str(v->dtype, &v->shape, ty, sizeof ty), buf_str(&p->buf[v->id], where, sizeof where));
-        }
-    }
-    fprintf(out, "  arena: %lld*N + %lld bytes (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,
-            (long long)p->arena_b, (long long)p->naive_n, (long long)p->naive_b);
+    return dn_plan_memory_ws(g, state, NULL, NULL, a);
 }

@@ -58,13 +58,13 @@ static inline void cpu_relax(int round)
 #endif
 }
 
-/* Runs chunk 'i' of the current job: [count*i/nt, count*(i+1)/nt). */
+/* Runs chunk 'i' of the current job as worker i: [count*i/nt, count*(i+1)/nt). */
 static void run_chunk(dnrt_pool *p, int i)
 {
     int64_t nt = p->nthreads, count = p->count;
     int64_t b = count / nt * i + count % nt * i / nt;
     int64_t e = count / nt * (i + 1) + count % nt * (i + 1) / nt;
-    if (b < e) p->fn(p->c, b, e);
+    if (b < e) p->fn(p->c, b, e, i);
 }
 
 /* Waits until gen differs from 'seen' or the pool stops; returns the new
@@ -162,7 +162,7 @@ void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count)
     dnrt_pool *p = c->pool;
     if (count <= 0) return;
     if (count == 1 || !p || p->nthreads <= 1 || atomic_exchange(&p->busy, 1)) {
-        fn(c, 0, count);
+        fn(c, 0, count, 0);
         return;
     }
     p->c = c;

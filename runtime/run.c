@@ -3,14 +3,21 @@
  * dnrt_call and hand it to the generated entry function.
  *
  * The arena is shared by both entries and only grows (to n * arena_n +
- * arena_b for the largest n seen), so steady-state calls allocate nothing.
+ * arena_b + threads * arena_t for the largest n seen: the pools, then one
+ * worker slice per pool thread), so steady-state calls allocate nothing.
  */
 #include "internal.h"
 
-/* Grows the arena to hold 'n' rows of entry (an, ab); 0 or -1. */
-static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t an, int64_t ab, dnrt_error *err)
+/* Grows the arena to hold 'n' rows of entry (an, ab) and the worker slices
+ * of 'at' bytes per thread; 0 or -1. */
+static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t an, int64_t ab, int64_t at,
+                         dnrt_error *err)
 {
-    if (an < 0 || ab < 0 || (an > 0 && n > (INT64_MAX - ab) / an))
+    int64_t threads = dnrt_pool_threads(s->pool);
+    if (an < 0 || ab < 0 || at < 0 || (at > 0 && threads > (INT64_MAX - ab) / at))
+        return dnrt_fail(err, DNRT_ERR_ARG, "%s: the arena is too large for this model", what);
+    ab += at * threads;
+    if (an > 0 && n > (INT64_MAX - ab) / an)
         return dnrt_fail(err, DNRT_ERR_ARG, "%s: n = %lld is too large for this model", what, (long long)n);
     int64_t need = n * an + ab;
     if (need <= s->arena_bytes && s->arena) return 0;
@@ -69,7 +76,7 @@ int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, vo
         check_args(s, "infer", n, (const void *const *)outputs, s->d->noutputs, s->d->outputs, "output", err))
         return -1;
     const dnrt_model_desc *d = s->d;
-    if (reserve_arena(s, "infer", n, d->infer_arena_n, d->infer_arena_b, err)) return -1;
+    if (reserve_arena(s, "infer", n, d->infer_arena_n, d->infer_arena_b, d->infer_arena_t, err)) return -1;
     dnrt_call c = {.n = n,
                    .arena = s->arena,
                    .state = s->state,
@@ -92,7 +99,7 @@ int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *input
     if (check_args(s, "train_step", n, inputs, s ? s->d->ninputs : 0, s ? s->d->inputs : NULL, "input", err)) return -1;
     const dnrt_model_desc *d = s->d;
     if (!loss) return dnrt_fail(err, DNRT_ERR_ARG, "train_step: loss is NULL");
-    if (reserve_arena(s, "train_step", n, d->train_arena_n, d->train_arena_b, err)) return -1;
+    if (reserve_arena(s, "train_step", n, d->train_arena_n, d->train_arena_b, d->train_arena_t, err)) return -1;
     void *outs[1] = {loss};
     dnrt_call c = {.n = n,
                    .arena = s->arena,

@@ -368,7 +368,10 @@ static DnStatus emit_ast(DnCtx *cx, const Options *o, const DnInputFormat *fmt, 
 static DnStatus emit_module(DnCtx *cx, const Options *o, const DnGraph *g, DnArena *a)
 {
     DnModule m;
-    DnStatus st = dn_compile(cx, g, &o->compile, &m, a);
+    DnCompileOptions copt = o->compile;
+    copt.workspace = o->target->workspace; /* the target's kernels' scratch goes in the arena */
+    copt.workspace_data = (void *)&o->backend;
+    DnStatus st = dn_compile(cx, g, &copt, &m, a);
     if (st == DN_OK && o->emit != EMIT_LIB) {
         DnOutput out;
         FILE *f = emit_begin(&out);

@@ -387,10 +387,14 @@ static int cmd_info(const Opts *o)
     print_tensors("state", d->nstate, d->state, 1);
     printf("parameters: %lld\n", (long long)params);
     printf("state bytes: %lld\n", (long long)d->state_bytes);
-    printf("infer arena bytes: %lld * n + %lld\n", (long long)d->infer_arena_n, (long long)d->infer_arena_b);
+    printf("infer arena bytes: %lld * n + %lld", (long long)d->infer_arena_n, (long long)d->infer_arena_b);
+    if (d->infer_arena_t) printf(" + %lld * threads", (long long)d->infer_arena_t);
+    printf("\n");
     if (d->trains) {
         printf("trains: yes (base learning rate %g)\n", d->lr);
-        printf("train arena bytes: %lld * n + %lld\n", (long long)d->train_arena_n, (long long)d->train_arena_b);
+        printf("train arena bytes: %lld * n + %lld", (long long)d->train_arena_n, (long long)d->train_arena_b);
+        if (d->train_arena_t) printf(" + %lld * threads", (long long)d->train_arena_t);
+        printf("\n");
     } else {
         printf("trains: no\n");
     }

@@ -27,7 +27,7 @@ typedef struct DnHost {
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i32, i64, f32, f64, ptr, void_t;
     LLVMTypeRef call_t;      /* struct dnrt_call, field order as in dnrt.h */
-    LLVMTypeRef kernel_fn_t; /* void (ptr, i64, i64): dnrt_kernel_fn, what dnrt_parallel_for runs */
+    LLVMTypeRef kernel_fn_t; /* void (ptr, i64, i64, i32): dnrt_kernel_fn, what dnrt_parallel_for runs */
     const DnModule *m;
     const DnBackendOptions *opt; /* may be NULL (defaults) */
     DnCtx *cx;
@@ -53,26 +53,27 @@ enum {
 #define DN_LAUNCH_MAX_OUT  4
 #define DN_LAUNCH_MAX_PTRS (DN_LAUNCH_MAX_IN + DN_LAUNCH_MAX_OUT)
 
-/* One pointer an op's code receives, with what the memory plan says of it.
- * It points at 'buf' (dn_host_launch_ptrs emits the address) and spans
- * bytes_n * N + bytes_b bytes. */
+/* One pointer an op's code receives, with what the memory plan says of it:
+ * 'loc' is where it points, views resolved to their owner's buffer
+ * (dn_plan_locate; dn_host_launch_ptrs emits the address), and the bytes it
+ * spans (for a strided view, first item to last, gaps included). */
 typedef struct DnLaunchPtr {
-    const DnValue *v;         /* the operand or result (NULL for a buffer that is no value's) */
-    DnBuf buf;                /* the plan's entry (an input's index is the graph's, not the descriptor's) */
-    int64_t bytes_n, bytes_b; /* size */
-    bool written;             /* the op writes through it */
-    bool noalias;             /* no other pointer of the op may overlap it where either is written */
-    bool align64;             /* 64-byte aligned for every N */
+    const DnValue *v; /* the operand or result (NULL for a buffer that is no value's) */
+    DnBufLoc loc;     /* an input's index is the graph's, not the descriptor's */
+    bool written;     /* the op writes through it */
+    bool noalias;     /* no other pointer of the op may overlap it where either is written */
+    bool align64;     /* 64-byte aligned for every N */
 } DnLaunchPtr;
 
 /* What the host hands the launch hook for one op.  ptr[] lists the op's
  * operands, then its results: ptr[i] is op->in[i] for i < op->nin and
- * op->out[i - op->nin] after.  (A per-op workspace from the plan would be
- * one more entry after the results, with DN_LAUNCH_MAX_PTRS grown by one.) */
+ * op->out[i - op->nin] after.  The op's workspace, if the plan gives it
+ * one, is found by its position 'at' (dn_plan_locate_workspace/_worker). */
 typedef struct DnLaunch {
     const DnGraph *g;
     const DnPlan *plan;
     const DnOp *op;
+    int at;             /* op's position in g->ops */
     int seq;            /* 0, 1, ... over the whole module, in launch order: for unique names */
     LLVMValueRef entry; /* the entry function being built */
     LLVMValueRef c;     /* its parameter: ptr to the dnrt_call */
@@ -154,6 +155,11 @@ void dn_host_launch_fill(DnLaunch *l);
  * is 'c' and batch size (i64) is 'n', the address of every pointer of 'l'
  * into out[0 .. l->nptrs). */
 void dn_host_launch_ptrs(DnHost *H, const DnLaunch *l, LLVMValueRef c, LLVMValueRef n, LLVMValueRef *out);
+/* The address  buffer + loc.at_n * n + loc.at_b  of location 'loc' of graph
+ * 'g' (kind not NONE), emitted likewise; 'name' names it in the IR.  For
+ * buffers that are no value's, such as an op's workspace. */
+LLVMValueRef dn_host_loc_addr(DnHost *H, const DnGraph *g, DnBufLoc loc, LLVMValueRef c, LLVMValueRef n,
+                              const char *name);
 
 /* ---- host_desc.c: the descriptor and the typed wrappers -------------------- */
 

@@ -22,10 +22,8 @@ typedef struct Range {
 
 static Range ptr_range(const DnLaunchPtr *p)
 {
-    const DnBuf *b = &p->buf;
-    Range r = {b->kind,    b->index,  b->kind == DN_BUF_ARENA ? b->coef_n : 0, b->offset, p->bytes_n,
-               p->bytes_b, p->written};
-    return r;
+    const DnBufLoc *l = &p->loc;
+    return (Range){l->kind, l->index, l->at_n, l->at_b, l->span_n, l->span_b, p->written};
 }
 
 static bool overlap_at(const Range *a, const Range *b, int64_t n)
@@ -59,11 +57,7 @@ static bool may_overlap(const Range *a, const Range *b)
 
 static DnLaunchPtr value_ptr(const DnPlan *plan, const DnValue *v, bool written)
 {
-    int64_t bytes = dn_shape_numel_static(&v->shape) * dn_dtype_size(v->dtype);
-    bool has_n = dn_shape_has_n(&v->shape);
-    DnLaunchPtr p = {.v = v, .buf = plan->buf[v->id], .written = written};
-    p.bytes_n = has_n ? bytes : 0, p.bytes_b = has_n ? 0 : bytes;
-    return p;
+    return (DnLaunchPtr){.v = v, .loc = dn_plan_locate(plan, v), .written = written};
 }
 
 /* Sets noalias and align64 on every pointer of 'l' from their ranges. */
@@ -112,33 +106,36 @@ static int input_slot(const DnModule *m, const DnGraph *g, int idx)
     return slot;
 }
 
-/* Emits the address of pointer 'p' of graph 'g' at the builder's position
- * in a function whose call pointer is 'c' and batch size 'n'. */
-static LLVMValueRef ptr_addr(DnHost *H, const DnGraph *g, const DnLaunchPtr *p, LLVMValueRef c, LLVMValueRef n)
+LLVMValueRef dn_host_loc_addr(DnHost *H, const DnGraph *g, DnBufLoc l, LLVMValueRef c, LLVMValueRef n, const char *name)
 {
-    DnBuf b = p->buf;
-    const char *name = p->v && p->v->name ? p->v->name : "";
-    if (b.kind == DN_BUF_INPUT) b.index = input_slot(H->m, g, b.index);
+    if (l.kind == DN_BUF_INPUT) l.index = input_slot(H->m, g, l.index);
     LLVMBuilderRef bd = H->b;
-    int field = b.kind == DN_BUF_ARENA   ? DN_CALL_ARENA
-                : b.kind == DN_BUF_STATE ? DN_CALL_STATE
-                : b.kind == DN_BUF_INPUT ? DN_CALL_INPUTS
+    int field = l.kind == DN_BUF_ARENA   ? DN_CALL_ARENA
+                : l.kind == DN_BUF_STATE ? DN_CALL_STATE
+                : l.kind == DN_BUF_INPUT ? DN_CALL_INPUTS
                                          : DN_CALL_OUTPUTS;
-    if (b.kind == DN_BUF_NONE)
-        dn_die(__FILE__, __LINE__, "host: value %%%d (%s) has no buffer in the plan", p->v ? p->v->id : -1,
-               p->v && p->v->name ? p->v->name : "?");
     LLVMValueRef fp = LLVMBuildStructGEP2(bd, H->call_t, c, (unsigned)field, "");
     LLVMValueRef base = LLVMBuildLoad2(bd, H->ptr, fp, "");
-    if (b.kind == DN_BUF_INPUT || b.kind == DN_BUF_OUTPUT) {
-        LLVMValueRef idx = LLVMConstInt(H->i64, (unsigned long long)b.index, 0);
+    if (l.kind == DN_BUF_INPUT || l.kind == DN_BUF_OUTPUT) {
+        LLVMValueRef idx = LLVMConstInt(H->i64, (unsigned long long)l.index, 0);
         LLVMValueRef slot = LLVMBuildInBoundsGEP2(bd, H->ptr, base, &idx, 1, "");
-        return LLVMBuildLoad2(bd, H->ptr, slot, name);
+        base = LLVMBuildLoad2(bd, H->ptr, slot, l.at_n || l.at_b ? "" : name);
+        if (!l.at_n && !l.at_b) return base;
     }
-    LLVMValueRef off = LLVMConstInt(H->i64, (unsigned long long)b.offset, 1);
-    if (b.kind == DN_BUF_ARENA && b.coef_n)
-        off = LLVMBuildNSWAdd(bd, LLVMBuildNSWMul(bd, n, LLVMConstInt(H->i64, (unsigned long long)b.coef_n, 1), ""),
-                              off, "");
+    LLVMValueRef off = LLVMConstInt(H->i64, (unsigned long long)l.at_b, 1);
+    if (l.at_n)
+        off = LLVMBuildNSWAdd(bd, LLVMBuildNSWMul(bd, n, LLVMConstInt(H->i64, (unsigned long long)l.at_n, 1), ""), off,
+                              "");
     return LLVMBuildInBoundsGEP2(bd, H->i8, base, &off, 1, "");
+}
+
+/* The address of pointer 'p' of graph 'g' (see dn_host_loc_addr). */
+static LLVMValueRef ptr_addr(DnHost *H, const DnGraph *g, const DnLaunchPtr *p, LLVMValueRef c, LLVMValueRef n)
+{
+    if (p->loc.kind == DN_BUF_NONE)
+        dn_die(__FILE__, __LINE__, "host: value %%%d (%s) has no buffer in the plan", p->v ? p->v->id : -1,
+               p->v && p->v->name ? p->v->name : "?");
+    return dn_host_loc_addr(H, g, p->loc, c, n, p->v && p->v->name ? p->v->name : "");
 }
 
 /* The addresses of l's pointers, in order. */

@@ -42,7 +42,8 @@ LLVMTypeRef dn_host_model_desc_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
     LLVMTypeRef f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {i32, ptr, i32, ptr, i32, ptr, i32, ptr, i64, i64, i64, ptr, i32, i64, i64, ptr, f32, ptr};
+    LLVMTypeRef f[] = {i32, ptr, i32, ptr, i32, ptr, i32, ptr, i64, i64,
+                       i64, ptr, i32, i64, i64, ptr, f32, ptr, i64, i64};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -154,7 +155,7 @@ LLVMValueRef dn_host_emit_descriptor(DnHost *H, LLVMValueRef infer_entry, LLVMVa
         LLVMSetVisibility(api, LLVMHiddenVisibility);
         LLVMSetGlobalConstant(api, 1);
     }
-    LLVMValueRef f[18] = {
+    LLVMValueRef f[20] = {
         ci32(H, DNRT_ABI_VERSION),
         cstring(H, m->name),
         ci32(H, nin),
@@ -173,12 +174,14 @@ LLVMValueRef dn_host_emit_descriptor(DnHost *H, LLVMValueRef infer_entry, LLVMVa
         train_entry ? train_entry : LLVMConstNull(H->ptr),
         LLVMConstReal(H->f32, m->lr),
         api,
+        ci64(H, m->infer_plan->arena_t),
+        ci64(H, m->train ? m->train_plan->arena_t : 0),
     };
     LLVMTypeRef dt = dn_host_model_desc_type(H->ctx);
     char name[256];
     snprintf(name, sizeof name, "%s_descriptor", m->name);
     LLVMValueRef g = LLVMAddGlobal(H->mod, dt, name);
-    LLVMSetInitializer(g, LLVMConstNamedStruct(dt, f, 18));
+    LLVMSetInitializer(g, LLVMConstNamedStruct(dt, f, 20));
     LLVMSetGlobalConstant(g, 1);
     LLVMSetAlignment(g, 8);
     LLVMAddAlias2(H->mod, dt, 0, g, "dnnc_descriptor");

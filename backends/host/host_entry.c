@@ -56,8 +56,8 @@ void dn_host_call_kernel(DnHost *H, const DnLaunch *l, LLVMValueRef kfn, int64_t
     LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(H->ctx, l->entry, "next");
     LLVMBuildCondBr(H->b, serial, one, many);
     LLVMPositionBuilderAtEnd(H->b, one);
-    LLVMValueRef kargs[3] = {c, LLVMConstInt(H->i64, 0, 0), cnt};
-    LLVMBuildCall2(H->b, H->kernel_fn_t, kfn, kargs, 3, "");
+    LLVMValueRef kargs[4] = {c, LLVMConstInt(H->i64, 0, 0), cnt, LLVMConstInt(H->i32, 0, 0)}; /* as worker 0 */
+    LLVMBuildCall2(H->b, H->kernel_fn_t, kfn, kargs, 4, "");
     LLVMBuildBr(H->b, next);
     LLVMPositionBuilderAtEnd(H->b, many);
     LLVMValueRef pargs[3] = {c, kfn, cnt};
@@ -78,7 +78,7 @@ LLVMValueRef dn_host_emit_entry(DnHost *H, const DnGraph *g, const DnPlan *plan,
     bool ok = true;
     for (int i = 0; i < g->ops.len; i++) {
         if (g->ops.data[i]->dead) continue;
-        l.op = g->ops.data[i];
+        l.op = g->ops.data[i], l.at = i;
         l.seq = H->nlaunch++;
         dn_host_launch_fill(&l);
         LLVMPositionBuilderAtEnd(H->b, bb);

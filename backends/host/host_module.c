@@ -43,8 +43,8 @@ static void host_init(DnHost *H, DnCtx *cx, const DnModule *m, const DnBackendOp
     H->ptr = LLVMPointerTypeInContext(H->ctx, 0);
     H->void_t = LLVMVoidTypeInContext(H->ctx);
     H->call_t = dn_host_call_type(H->ctx);
-    LLVMTypeRef kargs[3] = {H->ptr, H->i64, H->i64};
-    H->kernel_fn_t = LLVMFunctionType(H->void_t, kargs, 3, 0);
+    LLVMTypeRef kargs[4] = {H->ptr, H->i64, H->i64, H->i32};
+    H->kernel_fn_t = LLVMFunctionType(H->void_t, kargs, 4, 0);
 }
 
 static void host_dispose(DnHost *H)

@@ -6,8 +6,9 @@
  * kw), as dot products whose vectors run along ow: both dy and the image
  * (zero-padded copy when pad > 0) are contiguous there, so a tile of TI
  * channels x TJ filter taps loads TI + TJ vectors per TI * TJ fmas and
- * needs no transpose.  The vector partial sums live in a stack block
- * across the batch; each lane sum is reduced (fixed tree) at the end.
+ * needs no transpose.  The vector partial sums live in a workspace block
+ * (one for all workers, indexed by tile) across the batch; each lane sum
+ * is reduced (fixed tree) at the end.
  * Parallel over tiles; every tile sums in the same order whatever the
  * split.  dn_conv_bwd_filter_dot returns false (emitting nothing) for the
  * shapes it does not take; kernel_conv_bwd_gemm.c handles those.
@@ -22,10 +23,15 @@ typedef struct Dot {
     DnConvGeom c;
     int64_t KK, CKK, P, Hp, Wp, ntj, ntile; /* ntile: tiles per group, ntj of them per row of TI channels */
     bool pad;
-    LLVMValueRef acc, xp; /* stack blocks: partial sums [tile][TI][TJ][8], padded image */
+    LLVMValueRef acc, xp; /* scratch: partial sums [tile][TI][TJ][8], padded image */
 } Dot;
 
 static double lane_use(int64_t n) { return (double)n / (double)((n + 7) / 8 * 8); }
+
+/* The scratch arrays (floats): the partial sums of every tile (shared: a
+ * worker touches only its tiles' slots), the padded image (per worker). */
+static int64_t dot_nacc(const Dot *d) { return d->c.G * d->ntile * TI * TJ * 8; }
+static int64_t dot_nxpad(const Dot *d) { return d->c.Cg * d->Hp * d->Wp; }
 
 static LLVMValueRef imin(DnKernel *k, LLVMValueRef a, int64_t b)
 {
@@ -138,23 +144,37 @@ static void store_tiles(DnKernel *k, const Dot *d)
     dn_loop_end(k, &lt);
 }
 
-bool dn_conv_bwd_filter_dot(DnKernel *k)
+/* The layout for 'op'; false for the shapes this form does not take. */
+static bool dot_setup(const DnOp *op, Dot *dp)
 {
-    const DnOp *op = k->op;
-    if (!dn_llvm_fast_kernels(k)) return false;
     Dot d = {.c = dn_conv_geom(op, op->in[0], op->out[0], op->in[1])};
     const DnConvGeom *c = &d.c;
     d.KK = c->KH * c->KW, d.CKK = c->Cg * d.KK, d.P = c->OH * c->OW;
     d.pad = c->ph > 0 || c->pw > 0, d.Hp = c->H + 2 * c->ph, d.Wp = c->W + 2 * c->pw;
     d.ntj = (d.CKK + TJ - 1) / TJ, d.ntile = (c->Og + TI - 1) / TI * d.ntj;
-    int64_t nacc = c->G * d.ntile * TI * TJ * 8;
-    if (c->sw != 1 || lane_use(c->OW) <= lane_use(c->Og) || nacc > DOT_ACC_MAX ||
-        (d.pad && c->Cg * d.Hp * d.Wp > DOT_XPAD_MAX))
-        return false;
+    *dp = d;
+    return !(c->sw != 1 || lane_use(c->OW) <= lane_use(c->Og) || dot_nacc(&d) > DOT_ACC_MAX ||
+             (d.pad && dot_nxpad(&d) > DOT_XPAD_MAX));
+}
+
+bool dn_conv_bwd_filter_dot_scratch(const DnOp *op, DnScratch *s)
+{
+    Dot d;
+    if (!dot_setup(op, &d)) return false;
+    *s = (DnScratch){.shared = dn_ws_f32_bytes(dot_nacc(&d)), .slice = d.pad ? dn_ws_f32_bytes(dot_nxpad(&d)) : 0};
+    return true;
+}
+
+bool dn_conv_bwd_filter_dot(DnKernel *k)
+{
+    const DnOp *op = k->op;
+    Dot d;
+    if (!dn_llvm_fast_kernels(k) || !dot_setup(op, &d)) return false;
+    const DnConvGeom *c = &d.c;
     k->par_n = 0, k->par_b = c->G * d.ntile;
-    d.acc = dn_scratch_f32(k, nacc, "dacc");
-    d.xp = d.pad ? dn_scratch_f32(k, c->Cg * d.Hp * d.Wp, "xpad") : NULL;
-    if (d.pad) dn_zero_f32(k, d.xp, dn_i64(k, 0), c->Cg * d.Hp * d.Wp);
+    d.acc = dn_ws_shared_f32(k, dot_nacc(&d), "dacc"); /* workers touch only their own tiles' slots */
+    d.xp = d.pad ? dn_ws_slice_f32(k, dot_nxpad(&d), "xpad") : NULL;
+    if (d.pad) dn_zero_f32(k, d.xp, dn_i64(k, 0), dot_nxpad(&d));
     DnLoop lz =
         dn_loop_begin(k, dn_mul(k, k->begin, dn_i64(k, TI * TJ * 8)), dn_mul(k, k->end, dn_i64(k, TI * TJ * 8)), "z");
     dn_store_f32(k, d.acc, lz.i, dn_f32(k, 0));

@@ -7,15 +7,19 @@
  * with m = (c, kh, kw), p = (oh, ow) and A[m, p] = x[c, oh*s - pad + kh*d,
  * ...]: the input image seen as im2col rows without building them (a
  * zero-padded copy of the image when pad > 0).  Parallel over tiles of MR
- * rows m; each thread accumulates its rows over the whole batch in a stack
- * block, in a fixed order (results do not depend on the thread count), and
- * writes them transposed into dw at the end.  When dyᵀ of an item or the
- * padded image would not fit the stack, filter_band reads A from band
- * buffers (a few output rows, im2col along W only; dn_conv_band_copy) and
- * transposes dy one band at a time: same sums, same order.
+ * rows m; each worker accumulates its rows over the whole batch in a
+ * block of its workspace slice (llvm_workspace.c; the kernel's stack when
+ * the plan has no workspace), in a fixed order (results do not depend on
+ * the thread count), and writes them transposed into dw at the end.  When
+ * dyᵀ of an item or the padded image would exceed its budget, filter_band
+ * reads A from band buffers (a few output rows, im2col along W only;
+ * dn_conv_band_copy) and transposes dy one band at a time: same sums, same
+ * order.  dn_conv_bwd_filter_gemm_scratch sizes the slice from the same
+ * setup functions the generators use; the data gradient's scratch (col)
+ * is in the worker slices the same way (dn_conv_bwd_data_gemm_scratch).
  *
  * conv2d_bwd_data, per item n and group g:  col[m, p] = sum_o w[o, m] dy[o, p]
- * (one GEMM into a stack buffer), then col2im adds col into dx.  Parallel
+ * (one GEMM into a scratch buffer), then col2im adds col into dx.  Parallel
  * over the batch.  When col does not fit: at stride 1, the band form of a
  * forward convolution with the kernel flipped and transposed (data_band,
  * parallel within an item); at other strides, col one band of rows and
@@ -48,7 +52,7 @@ static LLVMValueRef srem(DnKernel *k, LLVMValueRef a, int64_t d) { return LLVMBu
 typedef struct Filter {
     DnConvGeom c;
     int mr, nv;
-    int64_t KK, CKK, P, NB, Hp, Wp, TB; /* NB: padded Og; Hp, Wp: padded image; TB: tiles a block */
+    int64_t KK, CKK, P, NB, Hp, Wp, TB, ntile; /* NB: padded Og; Hp, Wp: padded image; TB: tiles a block */
     bool pad;
     LLVMValueRef xbase, tb0; /* per item: offset of the group's image in A; first tile of the block */
 } Filter;
@@ -171,7 +175,7 @@ enum { FBAND_ACC = 65536, FBAND_DYT = 32768, FBAND_BUF = 32768 };
 typedef struct FBand {
     DnConvGeom c;
     int mr, nv;
-    int64_t KK, CKK, NB, TB, R, BH, OWp, nb, nch;
+    int64_t KK, CKK, NB, TB, R, BH, OWp, nb, nch, ntile;
     LLVMValueRef tb0, clo; /* per block: its first tile; the band's first channel (within the group) */
 } FBand;
 
@@ -251,17 +255,19 @@ static void fband_block(DnKernel *k, FBand *f, LLVMValueRef g, LLVMValueRef nt, 
     dn_loop_end(k, &li);
 }
 
-static bool filter_band(DnKernel *k, const DnConvGeom *geom)
+/* The band form's layout for geometry 'geom'; false when even one output
+ * row's buffers exceed their budgets. */
+static bool fband_setup(const DnConvGeom *geom, FBand *fp)
 {
     FBand f = {.c = *geom};
     const DnConvGeom *c = &f.c;
     f.KK = c->KH * c->KW, f.CKK = c->Cg * f.KK;
     dn_gemm_shape(f.CKK, c->Og, &f.mr, &f.nv);
     f.NB = round_up(c->Og, 8 * f.nv), f.OWp = round_up(c->OW, 8);
-    int64_t ntile = (f.CKK + f.mr - 1) / f.mr;
+    f.ntile = (f.CKK + f.mr - 1) / f.mr;
     f.TB = FBAND_ACC / (f.mr * f.NB);
     if (f.TB < 1) return false;
-    if (f.TB > ntile) f.TB = ntile;
+    if (f.TB > f.ntile) f.TB = f.ntile;
     /* The largest block (fewest re-transposes of dy) whose band buffer lets
      * the bands be as tall as dyᵀ allows (long reductions per pass); else
      * the largest block that fits at all. */
@@ -288,22 +294,37 @@ static bool filter_band(DnKernel *k, const DnConvGeom *geom)
         if (f.nch * f.BH * c->KW * f.OWp <= FBAND_BUF) break;
     }
     f.nb = (c->OH + f.R - 1) / f.R;
-    k->par_n = 0, k->par_b = c->G * ntile;
-    LLVMValueRef acc = dn_scratch_f32(k, f.TB * f.mr * f.NB, "acc");
-    LLVMValueRef dyt = dn_scratch_f32(k, f.R * c->OW * f.NB, "dyt");
-    LLVMValueRef buf = dn_scratch_f32(k, f.nch * f.BH * c->KW * f.OWp, "band");
-    if (f.NB > c->Og) dn_zero_f32(k, dyt, dn_i64(k, 0), f.R * c->OW * f.NB);
-    TileBlocks t = tile_blocks_begin(k, c->G, ntile, f.TB);
+    *fp = f;
+    return true;
+}
+
+/* The scratch arrays of the band form, per worker: the accumulator block,
+ * dyᵀ of one band, the band buffer. */
+static int64_t fband_nacc(const FBand *f) { return f->TB * f->mr * f->NB; }
+static int64_t fband_ndyt(const FBand *f) { return f->R * f->c.OW * f->NB; }
+static int64_t fband_nbuf(const FBand *f) { return f->nch * f->BH * f->c.KW * f->OWp; }
+
+static bool filter_band(DnKernel *k, const DnConvGeom *geom)
+{
+    FBand f;
+    if (!fband_setup(geom, &f)) return false;
+    const DnConvGeom *c = &f.c;
+    k->par_n = 0, k->par_b = c->G * f.ntile;
+    LLVMValueRef acc = dn_ws_slice_f32(k, fband_nacc(&f), "acc");
+    LLVMValueRef dyt = dn_ws_slice_f32(k, fband_ndyt(&f), "dyt");
+    LLVMValueRef buf = dn_ws_slice_f32(k, fband_nbuf(&f), "band");
+    if (f.NB > c->Og) dn_zero_f32(k, dyt, dn_i64(k, 0), fband_ndyt(&f));
+    TileBlocks t = tile_blocks_begin(k, c->G, f.ntile, f.TB);
     f.tb0 = t.tb0;
     fband_block(k, &f, t.lg.i, t.nt, acc, dyt, buf);
     tile_blocks_end(k, &t);
     return true;
 }
 
-bool dn_conv_bwd_filter_gemm(DnKernel *k)
+/* The plain form's layout for 'op'; false when dyᵀ of an item or the
+ * padded image exceeds its budget (then the band form). */
+static bool filter_setup(const DnOp *op, Filter *fp)
 {
-    const DnOp *op = k->op;
-    if (!dn_llvm_fast_kernels(k)) return false;
     Filter f = {.c = dn_conv_geom(op, op->in[0], op->out[0], op->in[1])};
     const DnConvGeom *c = &f.c;
     f.KK = c->KH * c->KW, f.CKK = c->Cg * f.KK;
@@ -312,16 +333,46 @@ bool dn_conv_bwd_filter_gemm(DnKernel *k)
     f.pad = c->ph > 0 || c->pw > 0;
     f.Hp = c->H + 2 * c->ph, f.Wp = c->W + 2 * c->pw;
     f.TB = FILTER_ACC / (f.mr * f.NB);
-    if (f.P * f.NB > FILTER_DYT_MAX || (f.pad && c->Cg * f.Hp * f.Wp > FILTER_XPAD_MAX) || f.TB < 1)
-        return filter_band(k, c);
-    int64_t ntile = (f.CKK + f.mr - 1) / f.mr;
-    k->par_n = 0, k->par_b = c->G * ntile;
-    LLVMValueRef acc = dn_scratch_f32(k, f.TB * f.mr * f.NB, "acc");
-    LLVMValueRef dyt = dn_scratch_f32(k, f.P * f.NB, "dyt");
-    LLVMValueRef xp = f.pad ? dn_scratch_f32(k, c->Cg * f.Hp * f.Wp, "xpad") : NULL;
-    if (f.NB > c->Og) dn_zero_f32(k, dyt, dn_i64(k, 0), f.P * f.NB);
-    if (f.pad) dn_zero_f32(k, xp, dn_i64(k, 0), c->Cg * f.Hp * f.Wp);
-    TileBlocks t = tile_blocks_begin(k, c->G, ntile, f.TB);
+    f.ntile = (f.CKK + f.mr - 1) / f.mr;
+    if (f.TB > f.ntile) f.TB = f.ntile; /* a block never holds more tiles than the op has */
+    *fp = f;
+    return !(f.P * f.NB > FILTER_DYT_MAX || (f.pad && c->Cg * f.Hp * f.Wp > FILTER_XPAD_MAX) || f.TB < 1);
+}
+
+/* The plain form's scratch arrays, per worker: the accumulator block, dyᵀ
+ * of one item, the padded image (when padded). */
+static int64_t filter_nacc(const Filter *f) { return f->TB * f->mr * f->NB; }
+static int64_t filter_ndyt(const Filter *f) { return f->P * f->NB; }
+static int64_t filter_nxpad(const Filter *f) { return f->pad ? f->c.Cg * f->Hp * f->Wp : 0; }
+
+bool dn_conv_bwd_filter_gemm_scratch(const DnOp *op, DnScratch *s)
+{
+    Filter f;
+    FBand b;
+    if (filter_setup(op, &f)) {
+        *s = (DnScratch){.slice = dn_ws_f32_bytes(filter_nacc(&f)) + dn_ws_f32_bytes(filter_ndyt(&f)) +
+                                  (f.pad ? dn_ws_f32_bytes(filter_nxpad(&f)) : 0)};
+        return true;
+    }
+    if (!fband_setup(&f.c, &b)) return false;
+    *s = (DnScratch){.slice = dn_ws_f32_bytes(fband_nacc(&b)) + dn_ws_f32_bytes(fband_ndyt(&b)) +
+                              dn_ws_f32_bytes(fband_nbuf(&b))};
+    return true;
+}
+
+bool dn_conv_bwd_filter_gemm(DnKernel *k)
+{
+    if (!dn_llvm_fast_kernels(k)) return false;
+    Filter f;
+    if (!filter_setup(k->op, &f)) return filter_band(k, &f.c);
+    const DnConvGeom *c = &f.c;
+    k->par_n = 0, k->par_b = c->G * f.ntile;
+    LLVMValueRef acc = dn_ws_slice_f32(k, filter_nacc(&f), "acc");
+    LLVMValueRef dyt = dn_ws_slice_f32(k, filter_ndyt(&f), "dyt");
+    LLVMValueRef xp = f.pad ? dn_ws_slice_f32(k, filter_nxpad(&f), "xpad") : NULL;
+    if (f.NB > c->Og) dn_zero_f32(k, dyt, dn_i64(k, 0), filter_ndyt(&f));
+    if (f.pad) dn_zero_f32(k, xp, dn_i64(k, 0), filter_nxpad(&f));
+    TileBlocks t = tile_blocks_begin(k, c->G, f.ntile, f.TB);
     f.tb0 = t.tb0;
     filter_block(k, &f, t.lg.i, t.nt, acc, dyt, xp);
     tile_blocks_end(k, &t);
@@ -358,7 +409,7 @@ static void col2im(DnKernel *k, const DnConvGeom *c, LLVMValueRef col, int64_t l
 
 /* Other strides, any size: per item, per band of R output rows and block
  * of mb rows m, col[m, r, ow] = sum_o w[o, m] dy[o, r0 + r, ow] (one GEMM per
- * output row into a bounded stack buffer), then col2im of that piece adds
+ * output row into a bounded scratch buffer), then col2im of that piece adds
  * into dx.  Items are the parallel iterations and each item's pieces are
  * added in a fixed order, so results do not depend on the thread count. */
 enum { DATA_BAND_COL = 32768 };
@@ -424,21 +475,35 @@ static void dband_piece(DnKernel *k, const DBand *d, LLVMValueRef col, LLVMValue
     dband_col2im(k, d, col, n, g, m0, rows, r0, nrows);
 }
 
-static bool data_colband(DnKernel *k, const DnConvGeom *geom)
+/* The layout for geometry 'geom'; false when one output row of col exceeds
+ * its budget. */
+static bool dband_setup(const DnConvGeom *geom, DBand *dp)
 {
     DBand d = {.c = *geom};
     const DnConvGeom *c = &d.c;
-    LLVMBuilderRef b = k->L->b;
     d.KK = c->KH * c->KW, d.CKK = c->Cg * d.KK, d.P = c->OH * c->OW, d.OWp = round_up(c->OW, 8);
     if (d.OWp > DATA_BAND_COL) return false;
     d.mb = d.CKK * d.OWp <= DATA_BAND_COL ? d.CKK : DATA_BAND_COL / d.OWp;
     d.R = DATA_BAND_COL / (d.mb * d.OWp);
     if (d.R > c->OH) d.R = c->OH;
+    *dp = d;
+    return true;
+}
+
+/* The col piece (floats), per worker. */
+static int64_t dband_ncol(const DBand *d) { return d->mb * d->R * d->OWp; }
+
+static bool data_colband(DnKernel *k, const DnConvGeom *geom)
+{
+    DBand d;
+    if (!dband_setup(geom, &d)) return false;
+    const DnConvGeom *c = &d.c;
+    LLVMBuilderRef b = k->L->b;
     int64_t nb = (c->OH + d.R - 1) / d.R, nfull = d.CKK / d.mb, mrem = d.CKK % d.mb;
     bool has_n = dn_shape_has_n(&k->op->out[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : k->op->out[0]->shape.dim[0];
-    LLVMValueRef col = dn_scratch_f32(k, d.mb * d.R * d.OWp, "col");
+    LLVMValueRef col = dn_ws_slice_f32(k, dband_ncol(&d), "col");
     DnLoop ln = dn_loop_begin(k, k->begin, k->end, "n");
     dn_zero_f32(k, k->out[0], dn_mul(k, ln.i, dn_i64(k, c->C * c->H * c->W)), c->C * c->H * c->W);
     DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
@@ -455,30 +520,37 @@ static bool data_colband(DnKernel *k, const DnConvGeom *geom)
     return true;
 }
 
-/* Stride 1: dx is the convolution of dy with the kernel flipped and its two
- * channel axes swapped, padding dh*(KH-1) - ph (dn_conv_band): no col
- * buffer, any size.  Other strides: false (the direct kernel). */
+/* The geometry of the forward convolution that computes dx at stride 1:
+ * dy convolved with the kernel flipped and its two channel axes swapped,
+ * padding dh*(KH-1) - ph. */
+static DnConvGeom flipped_geom(const DnConvGeom *c)
+{
+    return (DnConvGeom){.C = c->O,
+                        .H = c->OH,
+                        .W = c->OW,
+                        .O = c->C,
+                        .OH = c->H,
+                        .OW = c->W,
+                        .KH = c->KH,
+                        .KW = c->KW,
+                        .G = c->G,
+                        .Cg = c->Og,
+                        .Og = c->Cg,
+                        .sh = 1,
+                        .sw = 1,
+                        .ph = c->dh * (c->KH - 1) - c->ph,
+                        .pw = c->dw * (c->KW - 1) - c->pw,
+                        .dh = c->dh,
+                        .dw = c->dw};
+}
+
+/* Stride 1: the band form of the flipped convolution (dn_conv_band): no
+ * col buffer, any size.  Other strides: data_colband. */
 static bool data_band(DnKernel *k, const DnConvGeom *c)
 {
     if (c->sh != 1 || c->sw != 1) return data_colband(k, c);
     int64_t KK = c->KH * c->KW;
-    DnConvGeom t = {.C = c->O,
-                    .H = c->OH,
-                    .W = c->OW,
-                    .O = c->C,
-                    .OH = c->H,
-                    .OW = c->W,
-                    .KH = c->KH,
-                    .KW = c->KW,
-                    .G = c->G,
-                    .Cg = c->Og,
-                    .Og = c->Cg,
-                    .sh = 1,
-                    .sw = 1,
-                    .ph = c->dh * (c->KH - 1) - c->ph,
-                    .pw = c->dw * (c->KW - 1) - c->pw,
-                    .dh = c->dh,
-                    .dw = c->dw};
+    DnConvGeom t = flipped_geom(c);
     DnConvBand bo = {.x = k->in[0],
                      .w = k->in[1],
                      .y = k->out[0],
@@ -491,6 +563,24 @@ static bool data_band(DnKernel *k, const DnConvGeom *c)
     return dn_conv_band(k, &t, &bo, k->op->in[0]);
 }
 
+bool dn_conv_bwd_data_gemm_scratch(const DnOp *op, DnScratch *s)
+{
+    DnConvGeom c = dn_conv_geom(op, op->out[0], op->in[1], op->in[0]);
+    int64_t CKK = c.Cg * c.KH * c.KW, ldc = round_up(c.OH * c.OW, 8);
+    if (CKK * ldc <= DATA_COL_MAX) {
+        *s = (DnScratch){.slice = dn_ws_f32_bytes(CKK * ldc)};
+        return true;
+    }
+    if (c.sh == 1 && c.sw == 1) {
+        DnConvGeom t = flipped_geom(&c);
+        return dn_conv_band_scratch(&t, s);
+    }
+    DBand d;
+    if (!dband_setup(&c, &d)) return false;
+    *s = (DnScratch){.slice = dn_ws_f32_bytes(dband_ncol(&d))};
+    return true;
+}
+
 bool dn_conv_bwd_data_gemm(DnKernel *k)
 {
     const DnOp *op = k->op;
@@ -501,7 +591,7 @@ bool dn_conv_bwd_data_gemm(DnKernel *k)
     bool has_n = dn_shape_has_n(&op->out[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : op->out[0]->shape.dim[0];
-    LLVMValueRef col = dn_scratch_f32(k, CKK * ldc, "col");
+    LLVMValueRef col = dn_ws_slice_f32(k, CKK * ldc, "col");
     DnLoop ln = dn_loop_begin(k, k->begin, k->end, "n");
     dn_zero_f32(k, k->out[0], dn_mul(k, ln.i, dn_i64(k, c.C * c.H * c.W)), c.C * c.H * c.W);
     DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c.G), "g");

@@ -2,7 +2,7 @@
  * micro-kernel (llvm_gemm.c), for every shape in practice
  * (dnnc --direct-kernels forces the direct kernel of kernel_conv.c, for A/B).
  *
- * Small images (the scratch below fits the stack budget): per item n and
+ * Small images (the scratch below fits its budget): per item n and
  * group g,  yᵀ[p, o] = bias[o] + sum_m A[p, m] wᵀ[m, o]
  * with p = (oh, ow), m = (c, kh, kw) and A[p, m] = x[c, oh*s - pad + kh*d,
  * ...]: the image seen as im2col rows without building them (a zero-padded
@@ -18,7 +18,10 @@
  * Larger shapes (ResNet's 56x56x64 and up) take the band form (dn_conv_band,
  * below): bounded scratch whatever the image, no padded copy, parallel
  * within an item too.  kernel_conv_bwd_gemm.c also uses it for
- * conv2d_bwd_data at stride 1. */
+ * conv2d_bwd_data at stride 1.  The scratch arrays are in the caller's
+ * worker slice of the arena (dn_ws_slice_f32; the stack without a plan
+ * workspace), sized by dn_conv_fwd_gemm_scratch / dn_conv_band_scratch
+ * from the same setup functions. */
 #include <stdlib.h>
 
 #include "llvm_gemm.h"
@@ -31,7 +34,7 @@ enum {
 typedef struct Fwd {
     DnConvGeom c;
     int64_t CKK, P, ldw, Hp, Wp;
-    bool pad;
+    bool pad, rows;     /* rows: fwd_rows (vectors along ow), no packed wᵀ */
     LLVMValueRef xbase; /* offset of the group's image in A (per item) */
 } Fwd;
 
@@ -322,7 +325,7 @@ bool dn_conv_band(DnKernel *k, const DnConvGeom *geom, const DnConvBand *op, con
     bool has_n = dn_shape_has_n(&x->shape);
     k->par_n = has_n ? per : 0;
     k->par_b = has_n ? 0 : per * x->shape.dim[0];
-    LLVMValueRef buf = dn_scratch_f32(k, band_size(&b), "band");
+    LLVMValueRef buf = dn_ws_slice_f32(k, band_size(&b), "band");
     DnLoop lu = dn_loop_begin(k, k->begin, k->end, "unit");
     LLVMValueRef n = LLVMBuildSDiv(bld, lu.i, dn_i64(k, per), "n"), rem = LLVMBuildSRem(bld, lu.i, dn_i64(k, per), "");
     LLVMValueRef g = LLVMBuildSDiv(bld, rem, dn_i64(k, b.OB * b.nb), "g");
@@ -349,18 +352,58 @@ bool dn_conv_band(DnKernel *k, const DnConvGeom *geom, const DnConvBand *op, con
     return true;
 }
 
-bool dn_conv_fwd_gemm(DnKernel *k)
+bool dn_conv_band_scratch(const DnConvGeom *geom, DnScratch *s)
 {
-    const DnOp *op = k->op;
+    Band b = {.c = *geom};
+    if (!band_plan(&b)) return false;
+    *s = (DnScratch){.slice = dn_ws_f32_bytes(band_size(&b))};
+    return true;
+}
+
+/* Whether the GEMM forms take 'op' (their epilogues: none, relu). */
+static bool fwd_act_ok(const DnOp *op)
+{
     const char *act = dn_op_str(op, "act");
-    if (!dn_llvm_fast_kernels(k) || (strcmp(act, "none") && strcmp(act, "relu"))) return false;
+    return !strcmp(act, "none") || !strcmp(act, "relu");
+}
+
+/* The small-image form's layout for 'op'; false when its packed wᵀ or
+ * padded image exceeds its budget (then the band form). */
+static bool fwd_setup(const DnOp *op, Fwd *fp)
+{
     Fwd f = {.c = dn_conv_geom(op, op->in[0], op->in[1], op->out[0])};
     const DnConvGeom *c = &f.c;
     f.CKK = c->Cg * c->KH * c->KW, f.P = c->OH * c->OW, f.ldw = (c->Og + 7) / 8 * 8;
     f.pad = c->ph > 0 || c->pw > 0;
     f.Hp = c->H + 2 * c->ph, f.Wp = c->W + 2 * c->pw;
-    bool rows = c->sw == 1 && lane_use(c->OW) > lane_use(c->Og); /* fwd_rows, no packed wᵀ */
-    if ((!rows && f.CKK * f.ldw > FWD_WT_MAX) || (f.pad && c->Cg * f.Hp * f.Wp > FWD_XPAD_MAX)) {
+    f.rows = c->sw == 1 && lane_use(c->OW) > lane_use(c->Og);
+    *fp = f;
+    return !((!f.rows && f.CKK * f.ldw > FWD_WT_MAX) || (f.pad && c->Cg * f.Hp * f.Wp > FWD_XPAD_MAX));
+}
+
+/* Its scratch arrays, per worker: packed wᵀ (unless rows), the padded image (when padded). */
+static int64_t fwd_nwt(const Fwd *f) { return f->CKK * f->ldw; }
+static int64_t fwd_nxpad(const Fwd *f) { return f->c.Cg * f->Hp * f->Wp; }
+
+bool dn_conv_fwd_gemm_scratch(const DnOp *op, DnScratch *s)
+{
+    Fwd f;
+    if (!fwd_act_ok(op)) return false;
+    if (!fwd_setup(op, &f)) return dn_conv_band_scratch(&f.c, s);
+    *s = (DnScratch){.slice =
+                         (f.rows ? 0 : dn_ws_f32_bytes(fwd_nwt(&f))) + (f.pad ? dn_ws_f32_bytes(fwd_nxpad(&f)) : 0)};
+    return true;
+}
+
+bool dn_conv_fwd_gemm(DnKernel *k)
+{
+    const DnOp *op = k->op;
+    const char *act = dn_op_str(op, "act");
+    if (!dn_llvm_fast_kernels(k) || !fwd_act_ok(op)) return false;
+    Fwd f;
+    bool small = fwd_setup(op, &f);
+    const DnConvGeom *c = &f.c;
+    if (!small) {
         int64_t KK = c->KH * c->KW;
         DnConvBand bo = {.x = k->in[0],
                          .w = k->in[1],
@@ -377,13 +420,13 @@ bool dn_conv_fwd_gemm(DnKernel *k)
     bool has_n = dn_shape_has_n(&op->in[0]->shape);
     k->par_n = has_n ? 1 : 0;
     k->par_b = has_n ? 0 : op->in[0]->shape.dim[0];
-    LLVMValueRef wt = rows ? NULL : dn_scratch_f32(k, f.CKK * f.ldw, "wt");
-    LLVMValueRef xp = f.pad ? dn_scratch_f32(k, c->Cg * f.Hp * f.Wp, "xpad") : NULL;
-    if (f.pad) dn_zero_f32(k, xp, dn_i64(k, 0), c->Cg * f.Hp * f.Wp);
-    if (c->G == 1 && !rows) pack_w(k, &f, wt, dn_i64(k, 0));
+    LLVMValueRef wt = f.rows ? NULL : dn_ws_slice_f32(k, fwd_nwt(&f), "wt");
+    LLVMValueRef xp = f.pad ? dn_ws_slice_f32(k, fwd_nxpad(&f), "xpad") : NULL;
+    if (f.pad) dn_zero_f32(k, xp, dn_i64(k, 0), fwd_nxpad(&f));
+    if (c->G == 1 && !f.rows) pack_w(k, &f, wt, dn_i64(k, 0));
     DnLoop ln = dn_loop_begin(k, k->begin, k->end, "n");
     DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
-    if (rows) {
+    if (f.rows) {
         fwd_rows(k, &f, ln.i, lg.i, xp);
     } else {
         if (c->G > 1) pack_w(k, &f, wt, lg.i);

@@ -38,8 +38,8 @@ static void split_axis0(DnKernel *k, const DnValue *v)
 void dn_kernel_reshape(DnKernel *k)
 {
     const DnValue *x = k->op->in[0], *y = k->op->out[0];
-    DnBuf a = k->plan->buf[x->id], b = k->plan->buf[y->id];
-    if (a.kind == b.kind && a.index == b.index && a.coef_n == b.coef_n && a.offset == b.offset) return;
+    DnBufLoc a = dn_plan_locate(k->plan, x), b = dn_plan_locate(k->plan, y);
+    if (a.kind == b.kind && a.index == b.index && a.at_n == b.at_n && a.at_b == b.at_b) return; /* a view */
     /* a copy: iterate over batch items (or one block without N) */
     int64_t item = dn_shape_numel_static(&y->shape) * dn_dtype_size(y->dtype);
     bool has_n = dn_shape_has_n(&y->shape);

@@ -96,7 +96,8 @@ void dn_gemm_rows(DnKernel *k, const DnGemm *g, LLVMValueRef tiles, int mr, int 
 void dn_gemm_range(DnKernel *k, const DnGemm *g, LLVMValueRef lo, LLVMValueRef hi, int64_t N);
 
 /* An f32 scratch array of 'n' elements on the kernel's stack (entry-block
- * alloca, 64-byte aligned); 'n' is static. */
+ * alloca, 64-byte aligned); 'n' is static.  Large arrays belong in the
+ * op's workspace instead (dn_ws_slice_f32, llvm_internal.h). */
 LLVMValueRef dn_scratch_f32(DnKernel *k, int64_t n, const char *name);
 /* buf[off + i] = 0 for i < n ('off' an i64 value). */
 void dn_zero_f32(DnKernel *k, LLVMValueRef buf, LLVMValueRef off, int64_t n);
@@ -122,6 +123,9 @@ void dn_conv_valid_range(DnKernel *k, LLVMValueRef t, int64_t s, int64_t p, int6
  * emitting nothing, for an epilogue other than none/relu or a shape whose
  * one-channel, one-row band does not fit the stack budget. */
 bool dn_conv_fwd_gemm(DnKernel *k);
+/* Its scratch (per worker), or false exactly when it declines the op (the
+ * --direct-kernels test is the caller's). */
+bool dn_conv_fwd_gemm_scratch(const DnOp *op, DnScratch *s);
 /* Copies channels g*Cg .. g*Cg+Cg-1 of item 'n' of the NCHW tensor 'x' into
  * 'xp' laid out [Cg, H + 2 ph, W + 2 pw] at offset (ph, pw) of each plane;
  * the border of 'xp' is left as it is (the caller zeroes it once). */
@@ -142,6 +146,9 @@ typedef struct DnConvBand {
     int64_t a_sg, a_sm, a_s0, a_s1, a_s2, a_base;
 } DnConvBand;
 bool dn_conv_band(DnKernel *k, const DnConvGeom *c, const DnConvBand *op, const DnValue *xv);
+/* The band form's scratch for geometry 'c' (its band buffer, per worker),
+ * or false exactly when dn_conv_band would decline. */
+bool dn_conv_band_scratch(const DnConvGeom *c, DnScratch *s);
 /* The band buffer of dn_conv_band: buf[(cc*BH + t)*KW + kw)*OWp + ow] =
  * x[ch0 + cc, ih0 + t, ow*sw - pw + kw*dw] (channel index with the item's
  * offset included; 0 outside the image) for cc < nch, t < BH, ow < OW. */
@@ -150,12 +157,19 @@ void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMVal
 
 /* kernel_conv_bwd_gemm.c: GEMM forms of conv2d's gradient kernels.  Each
  * returns false, emitting nothing, when even its banded scratch buffers
- * would not fit the stack budget (the caller then emits the direct kernel). */
+ * would not fit the scratch budget (the caller then emits the direct kernel).
+ * Their scratch is workspace (dn_ws_slice_f32); ..._scratch says how
+ * much, or returns false exactly when the generator would (the
+ * --direct-kernels test is the caller's). */
 bool dn_conv_bwd_filter_gemm(DnKernel *k);
+bool dn_conv_bwd_filter_gemm_scratch(const DnOp *op, DnScratch *s);
 bool dn_conv_bwd_data_gemm(DnKernel *k);
+bool dn_conv_bwd_data_gemm_scratch(const DnOp *op, DnScratch *s);
 /* kernel_conv_bwd_dot.c: conv2d_bwd_filter for narrow output groups (see
- * there); false, emitting nothing, for the other shapes. */
+ * there); false, emitting nothing, for the other shapes; its scratch as
+ * for the GEMM form. */
 bool dn_conv_bwd_filter_dot(DnKernel *k);
+bool dn_conv_bwd_filter_dot_scratch(const DnOp *op, DnScratch *s);
 /* kernel_matmul_gemm.c: matmul of two matrices (rank 2, no trans_b) on
  * the micro-kernel; false, emitting nothing, for the other forms. */
 bool dn_matmul_gemm(DnKernel *k);

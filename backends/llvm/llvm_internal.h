@@ -3,7 +3,7 @@
  * generators (kernel_*.c), and the building blocks generators share.
  *
  * Every op of a planned graph becomes one internal function
- *     void kernel(const dnrt_call *c, int64_t begin, int64_t end)
+ *     void kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
  * that computes iterations [begin, end) of the op's parallel loop.  The
  * generator of the op's kind (dn_llvm_kernels[kind]) fills the body and
  * sets how many iterations there are (par_n * N + par_b); the entry
@@ -31,6 +31,20 @@ typedef DnHost DnLlvm;
 #define DN_KERNEL_MAX_IN  DN_LAUNCH_MAX_IN
 #define DN_KERNEL_MAX_OUT DN_LAUNCH_MAX_OUT
 
+/* ---- llvm_workspace.c: per-op workspace -------------------------------------
+ * A kernel's large scratch arrays live in the arena, in two parts the
+ * memory plan places (dn_llvm_workspace is the backend's DnWorkspaceFn,
+ * passes/module.h): a part one copy of which serves all workers (indexed
+ * by iteration, so workers touch disjoint bytes), placed for the op's
+ * duration, and a part in each worker's slice (dnrt_kernel_fn's worker
+ * index picks the slice).  A plan without them (dn_plan_memory) leaves
+ * the pointers NULL and the same arrays go on the kernel's stack, as
+ * before. */
+typedef struct DnScratch {
+    int64_t shared; /* bytes all workers share */
+    int64_t slice;  /* bytes each worker has for itself */
+} DnScratch;
+
 typedef struct DnKernel {
     DnLlvm *L;
     const DnGraph *g;
@@ -42,6 +56,10 @@ typedef struct DnKernel {
     LLVMValueRef in[DN_KERNEL_MAX_IN];   /* operand base pointers (NULL for absent optional operands) */
     LLVMValueRef out[DN_KERNEL_MAX_OUT]; /* result base pointers */
     int64_t par_n, par_b;                /* set by the generator; default 0, 1 (serial) */
+    /* workspace: the shared part and this call's worker slice, or both NULL (stack scratch);
+     * 'scratch' the sizes dn_llvm_scratch gave, 'used' what the generator took */
+    LLVMValueRef ws_shared, ws_slice;
+    DnScratch scratch, used;
 } DnKernel;
 
 typedef void (*DnKernelGen)(DnKernel *k);
@@ -56,6 +74,32 @@ extern const DnKernelGen dn_llvm_kernels[DN_OP_COUNT];
 /* begin_module declares dnrt_parallel_for; launch emits the kernel of the op
  * (through dn_llvm_kernels) and its call (dn_host_call_kernel). */
 extern const DnHostHooks dn_llvm_hooks;
+
+/* ---- llvm_workspace.c ----------------------------------------------------- */
+/* The scratch the kernel of 'op' takes under options 'o' (NULL: the
+ * defaults); all zero for none.  Follows the generators' own choices (the
+ * driver dies when a generator takes other amounts: a compiler bug). */
+DnScratch dn_llvm_scratch(const DnOp *op, const DnBackendOptions *o);
+/* The DnWorkspaceFn of the LLVM backend; 'backend_data' is a const
+ * DnBackendOptions * (or NULL). */
+bool dn_llvm_workspace(const DnOp *op, void *backend_data, DnWorkspaceReq *req);
+/* Bytes an f32 array of 'n' elements takes in a workspace (64-aligned). */
+int64_t dn_ws_f32_bytes(int64_t n);
+/* Generators' scratch arrays of 'n' f32: in the shared part / this worker's
+ * slice of the workspace, after the ones taken before (64-aligned); on
+ * the stack (dn_scratch_f32) when the kernel has no workspace. */
+LLVMValueRef dn_ws_shared_f32(DnKernel *k, int64_t n, const char *name);
+LLVMValueRef dn_ws_slice_f32(DnKernel *k, int64_t n, const char *name);
+/* How the driver sets up the workspace of the op at position 'at': what
+ * the kernel needs, and whether (and where) the plan provides it. */
+typedef struct DnOpWorkspace {
+    DnScratch need;
+    bool in_plan;           /* the plan holds both parts, at least as large as 'need' */
+    DnBufLoc shared, slice; /* where (dn_plan_locate_workspace, dn_plan_locate_worker); NONE for an unused part */
+} DnOpWorkspace;
+DnOpWorkspace dn_llvm_op_workspace(const DnLlvm *L, const DnPlan *plan, const DnOp *op, int at);
+/* Dies unless the generator of k->op took exactly k->scratch. */
+void dn_llvm_check_scratch(const DnKernel *k);
 
 /* ---- llvm_util.c: building blocks for generators -------------------------- */
 /* False under --direct-kernels: fast kernels then decline every op. */

@@ -4,12 +4,14 @@
  *
  * A kernel is two functions: the generator (dn_llvm_kernels, kernels.c)
  * fills an always-inline body
- *     void kN_op.body(ptr c, i64 begin, i64 end, i64 n, ptr p0, ...)
+ *     void kN_op.body(ptr c, i64 begin, i64 end, i64 n, ptr p0, ... [, ptr ws, ptr slice])
  * whose operand pointers carry noalias/nonnull/align attributes (the facts
  * dn_host_launch_fill read from the memory plan), and a wrapper
- *     void kN_op(ptr c, i64 begin, i64 end)
+ *     void kN_op(ptr c, i64 begin, i64 end, i32 worker)
  * (the dnrt_kernel_fn) computes the pointers (dn_host_launch_ptrs) and
- * calls it.  After inlining, the noalias facts survive as scoped alias
+ * calls it.  When the plan holds the op's workspace (llvm_workspace.c),
+ * the body takes two more pointers: the workspace's shared part and the
+ * calling worker's slice.  After inlining, the noalias facts survive as scoped alias
  * metadata.
  */
 #include "llvm_internal.h"
@@ -29,9 +31,13 @@ static void mark_pointers(DnHost *H, LLVMValueRef body, const DnLaunch *l)
     }
 }
 
-/* Builds the wrapper  void name(ptr c, i64 begin, i64 end)  that computes
- * the pointers of 'l' and calls 'body'. */
-static LLVMValueRef build_wrapper(DnHost *H, const char *name, LLVMValueRef body, LLVMTypeRef body_t, const DnLaunch *l)
+/* Builds the wrapper  void name(ptr c, i64 begin, i64 end, i32 worker)
+ * that computes the pointers of 'l' and calls 'body'; with a workspace
+ * 'ws' (or NULL), also the address of its shared part and of this worker's
+ * slice (worker 0's + worker * stride; null for a part the kernel does not
+ * use). */
+static LLVMValueRef build_wrapper(DnHost *H, const char *name, LLVMValueRef body, LLVMTypeRef body_t, const DnLaunch *l,
+                                  const DnOpWorkspace *ws)
 {
     LLVMValueRef fn = LLVMAddFunction(H->mod, name, H->kernel_fn_t);
     LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -40,21 +46,34 @@ static LLVMValueRef build_wrapper(DnHost *H, const char *name, LLVMValueRef body
     LLVMPositionBuilderAtEnd(H->b, LLVMAppendBasicBlockInContext(H->ctx, fn, "entry"));
     LLVMValueRef c = LLVMGetParam(fn, 0);
     LLVMValueRef nptr = LLVMBuildStructGEP2(H->b, H->call_t, c, DN_CALL_N, "");
-    LLVMValueRef args[4 + DN_LAUNCH_MAX_PTRS];
+    LLVMValueRef args[6 + DN_LAUNCH_MAX_PTRS];
     args[0] = c, args[1] = LLVMGetParam(fn, 1), args[2] = LLVMGetParam(fn, 2);
-    args[3] = LLVMBuildLoad2(H->b, H->i64, nptr, "n");
-    dn_host_launch_ptrs(H, l, c, args[3], args + 4);
-    LLVMBuildCall2(H->b, body_t, body, args, (unsigned)(4 + l->nptrs), "");
+    LLVMValueRef n = args[3] = LLVMBuildLoad2(H->b, H->i64, nptr, "n");
+    dn_host_launch_ptrs(H, l, c, n, args + 4);
+    int np = l->nptrs;
+    if (ws) {
+        args[4 + np] = ws->shared.kind ? dn_host_loc_addr(H, l->g, ws->shared, c, n, "ws") : LLVMConstNull(H->ptr);
+        args[5 + np] = LLVMConstNull(H->ptr);
+        if (ws->slice.kind) {
+            LLVMValueRef w = LLVMBuildSExt(H->b, LLVMGetParam(fn, 3), H->i64, "worker");
+            LLVMValueRef off =
+                LLVMBuildNSWMul(H->b, w, LLVMConstInt(H->i64, (unsigned long long)ws->slice.stride, 1), "");
+            LLVMValueRef base = dn_host_loc_addr(H, l->g, ws->slice, c, n, "");
+            args[5 + np] = LLVMBuildInBoundsGEP2(H->b, H->i8, base, &off, 1, "slice");
+        }
+    }
+    LLVMBuildCall2(H->b, body_t, body, args, (unsigned)(4 + np + (ws ? 2 : 0)), "");
     LLVMBuildRetVoid(H->b);
     return fn;
 }
 
-/* Adds the (empty) body function of the kernel named 'name'. */
-static LLVMValueRef add_body(DnHost *H, const char *name, const DnLaunch *l, LLVMTypeRef *body_t)
+/* Adds the (empty) body function of the kernel named 'name', with 'nws'
+ * (0 or 2) workspace pointers after the operands. */
+static LLVMValueRef add_body(DnHost *H, const char *name, const DnLaunch *l, int nws, LLVMTypeRef *body_t)
 {
-    LLVMTypeRef pt[4 + DN_LAUNCH_MAX_PTRS] = {H->ptr, H->i64, H->i64, H->i64};
-    for (int i = 0; i < l->nptrs; i++) pt[4 + i] = H->ptr;
-    *body_t = LLVMFunctionType(H->void_t, pt, (unsigned)(4 + l->nptrs), 0);
+    LLVMTypeRef pt[6 + DN_LAUNCH_MAX_PTRS] = {H->ptr, H->i64, H->i64, H->i64};
+    for (int i = 0; i < l->nptrs + nws; i++) pt[4 + i] = H->ptr;
+    *body_t = LLVMFunctionType(H->void_t, pt, (unsigned)(4 + l->nptrs + nws), 0);
     char bname[112];
     snprintf(bname, sizeof bname, "%s.body", name);
     LLVMValueRef body = LLVMAddFunction(H->mod, bname, *body_t);
@@ -62,6 +81,10 @@ static LLVMValueRef add_body(DnHost *H, const char *name, const DnLaunch *l, LLV
     dn_host_add_attr(H, body, (unsigned)LLVMAttributeFunctionIndex, "alwaysinline", 0);
     dn_host_add_attr(H, body, (unsigned)LLVMAttributeFunctionIndex, "nounwind", 0);
     mark_pointers(H, body, l);
+    for (int i = 0; i < nws; i++) { /* the plan keeps both parts apart from every value live at this op */
+        dn_host_add_attr(H, body, 5 + (unsigned)(l->nptrs + i), "noalias", 0);
+        dn_host_add_attr(H, body, 5 + (unsigned)(l->nptrs + i), "align", 64);
+    }
     return body;
 }
 
@@ -78,19 +101,24 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
     }
     char name[96];
     snprintf(name, sizeof name, "k%d_%s", l->seq, opname);
+    DnOpWorkspace ws = dn_llvm_op_workspace(H, l->plan, op, l->at);
+    int nws = ws.in_plan ? 2 : 0, np = l->nptrs;
     LLVMTypeRef body_t;
-    LLVMValueRef body = add_body(H, name, l, &body_t);
+    LLVMValueRef body = add_body(H, name, l, nws, &body_t);
 
-    DnKernel k = {.L = H, .g = l->g, .plan = l->plan, .op = op, .fn = body, .par_n = 0, .par_b = 1};
+    DnKernel k = {.L = H, .g = l->g, .plan = l->plan, .op = op, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
     k.c = LLVMGetParam(body, 0), k.begin = LLVMGetParam(body, 1), k.end = LLVMGetParam(body, 2);
     k.n = LLVMGetParam(body, 3);
     for (int i = 0; i < op->nin; i++) k.in[i] = LLVMGetParam(body, 4 + (unsigned)i);
     for (int i = 0; i < op->nout; i++) k.out[i] = LLVMGetParam(body, 4 + (unsigned)(op->nin + i));
+    if (nws && ws.need.shared) k.ws_shared = LLVMGetParam(body, 4 + (unsigned)np);
+    if (nws && ws.need.slice) k.ws_slice = LLVMGetParam(body, 5 + (unsigned)np);
     LLVMPositionBuilderAtEnd(H->b, LLVMAppendBasicBlockInContext(H->ctx, body, "entry"));
     gen(&k);
     LLVMBuildRetVoid(H->b); /* generators leave the builder at the end of their last block */
+    dn_llvm_check_scratch(&k);
     *par_n = k.par_n, *par_b = k.par_b;
-    return build_wrapper(H, name, body, body_t, l);
+    return build_wrapper(H, name, body, body_t, l, nws ? &ws : NULL);
 }
 
 /* The launch hook: the kernel, then its call at the op's place in the entry. */

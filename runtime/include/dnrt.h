@@ -23,7 +23,7 @@
 extern "C" {
 #endif
 
-#define DNRT_ABI_VERSION 2
+#define DNRT_ABI_VERSION 3
 
 /* The types a generated header repeats (same guard, identical text). */
 #ifndef DNRT_COMMON_TYPES
@@ -80,7 +80,7 @@ typedef struct dnrt_tensor_desc {
 /* What generated code receives.  Buffers are 64-byte aligned. */
 typedef struct dnrt_call {
     int64_t n;                 /* batch size */
-    uint8_t *arena;            /* scratch, arena_n * n + arena_b bytes */
+    uint8_t *arena;            /* scratch, arena_n * n + arena_b + arena_t * threads bytes */
     uint8_t *state;            /* the state block */
     const void *const *inputs; /* in the entry's input order */
     void *const *outputs;
@@ -91,8 +91,11 @@ typedef struct dnrt_call {
 } dnrt_call;
 
 typedef void (*dnrt_entry_fn)(const dnrt_call *c);
-/* A kernel runs iterations [begin, end) of its parallel loop. */
-typedef void (*dnrt_kernel_fn)(const dnrt_call *c, int64_t begin, int64_t end);
+/* A kernel runs iterations [begin, end) of its parallel loop as worker
+ * 'worker', in [0, threads): calls of one dnrt_parallel_for that may run
+ * at the same time get distinct workers, so a kernel may keep scratch in
+ * its worker's slice of the arena (ABI 3; before, kernels had no worker). */
+typedef void (*dnrt_kernel_fn)(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker);
 
 typedef struct dnrt_session dnrt_session;
 typedef struct dnrt_model_desc dnrt_model_desc;
@@ -129,6 +132,8 @@ struct dnrt_model_desc {
     dnrt_entry_fn train; /* outputs[0] = loss (f32 scalar) */
     float lr;            /* compiled base learning rate */
     const dnrt_api *api;
+    /* worker slices after the rest of the arena (ABI 3): arena_t bytes per thread */
+    int64_t infer_arena_t, train_arena_t;
 };
 
 /* ---- the runtime functions (hidden inside generated libraries; linked
@@ -170,8 +175,10 @@ extern const dnrt_api dnrt_api_v1;
  * host removes every such file of that destination whose process is gone
  * (regular files of the saving user only).  Loading never removes files. */
 
-/* Called by generated code: runs fn(c, b, e) over [0, count) split among the
- * pool's threads (the caller takes part); returns when all are done. */
+/* Called by generated code: runs fn(c, b, e, w) over [0, count) split into
+ * one contiguous chunk per pool thread, chunk w as worker w (the caller
+ * takes part, as worker 0); returns when all are done.  A call that finds
+ * the pool busy (nested or concurrent) runs fn(c, 0, count, 0) inline. */
 void dnrt_parallel_for(const dnrt_call *c, dnrt_kernel_fn fn, int64_t count);
 
 /* Philox 4x32-10, the random stream of initializers and dropout (identical

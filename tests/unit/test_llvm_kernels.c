@@ -237,6 +237,8 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_model_desc, md, 15, train);
     CHECK(dnrt_model_desc, md, 16, lr);
     CHECK(dnrt_model_desc, md, 17, api);
+    CHECK(dnrt_model_desc, md, 18, infer_arena_t);
+    CHECK(dnrt_model_desc, md, 19, train_arena_t);
     cr_expect_eq(LLVMABISizeOfType(td, md), sizeof(dnrt_model_desc));
 #undef CHECK
     LLVMContextDispose(ctx);

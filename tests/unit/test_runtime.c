@@ -26,8 +26,9 @@
 /* Offsets in the state block: w, b, optim.w.grad_sq, optim.b.grad_sq, steps. */
 enum { OFF_W = 0, OFF_B = 64, OFF_OW = 128, OFF_OB = 192, OFF_COUNT = 256, STATE_BYTES = 320 };
 
-static void affine_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+static void affine_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
 {
+    (void)worker;
     const float *x = c->inputs[0], *w = (const float *)(c->state + OFF_W), *b = (const float *)(c->state + OFF_B);
     float *y = c->outputs[0];
     for (int64_t i = begin; i < end; i++) y[i] = w[i % F] * x[i] + b[i % F];
@@ -458,9 +459,9 @@ static _Atomic int hits[5000];
 static _Atomic int chunks;
 static int current_threads;
 
-static void count_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+static void count_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
 {
-    (void)c;
+    (void)c, (void)worker;
     if (begin >= end) atomic_fetch_add(&chunks, 1000000); /* an empty chunk must not be run */
     for (int64_t i = begin; i < end; i++) atomic_fetch_add(&hits[i], 1);
     atomic_fetch_add(&chunks, 1);
@@ -494,9 +495,9 @@ Test(pool, covers_every_index_exactly_once)
 /* Many tiny calls in a row: no lost wake-ups, and cheap enough (the bound
  * is loose: 200k calls take about 50 ms on 2 cores). */
 static _Atomic int64_t total;
-static void sum_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+static void sum_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
 {
-    (void)c;
+    (void)c, (void)worker;
     atomic_fetch_add(&total, end - begin);
 }
 
@@ -519,8 +520,9 @@ Test(pool, many_small_calls, .timeout = 60)
 }
 
 /* A kernel that itself calls dnrt_parallel_for runs the inner loop inline. */
-static void inner_kernel(const dnrt_call *c, int64_t begin, int64_t end)
+static void inner_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
 {
+    (void)worker;
     for (int64_t i = begin; i < end; i++) dnrt_parallel_for(c, sum_kernel, 3);
 }
 
@@ -532,3 +534,39 @@ static void nested_probe(const dnrt_call *c)
 }
 
 Test(pool, nested_calls_run_inline) { run_probe(3, nested_probe); }
+
+/* Workers: the chunks of one call run as distinct workers below the
+ * thread count (so kernels may keep scratch in their worker's slice), one
+ * chunk per thread that has work, and they cover [0, count). */
+static _Atomic int worker_hits[64];
+
+static void worker_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_t worker)
+{
+    (void)c;
+    if (worker < 0 || worker >= current_threads) atomic_fetch_add(&chunks, 1000000);
+    if (worker >= 0 && worker < 64) atomic_fetch_add(&worker_hits[worker], 1);
+    for (int64_t i = begin; i < end; i++) atomic_fetch_add(&hits[i], 1);
+    atomic_fetch_add(&chunks, 1);
+}
+
+static void worker_probe(const dnrt_call *c)
+{
+    int64_t counts[] = {1, 2, 3, 7, 64, 1000};
+    for (size_t k = 0; k < sizeof counts / sizeof counts[0]; k++) {
+        int64_t n = counts[k];
+        memset(hits, 0, sizeof hits);
+        memset(worker_hits, 0, sizeof worker_hits);
+        atomic_store(&chunks, 0);
+        dnrt_parallel_for(c, worker_kernel, n);
+        for (int64_t i = 0; i < n; i++) cr_assert_eq(atomic_load(&hits[i]), 1);
+        int expect = n < current_threads ? (int)n : current_threads;
+        cr_assert_eq(atomic_load(&chunks), expect, "threads %d count %lld: %d chunks", current_threads, (long long)n,
+                     atomic_load(&chunks));
+        for (int w = 0; w < 64; w++) cr_assert_leq(atomic_load(&worker_hits[w]), 1, "worker %d ran twice", w);
+    }
+}
+
+Test(pool, chunks_run_as_distinct_workers)
+{
+    for (current_threads = 1; current_threads <= 6; current_threads++) run_probe(current_threads, worker_probe);
+}
