@@ -101,11 +101,11 @@ static void print_stmt(FILE *out, const AstStmt *s, int ind)
     case STMT_IF: fputs("if", out); break;
     case STMT_PARAM:
         fprintf(out, "param %s ", s->name);
-        print_type(out, &s->type);
+        print_type(out, s->type);
         break;
     case STMT_INPUT:
         fprintf(out, "input %s ", s->name);
-        print_type(out, &s->type);
+        print_type(out, s->type);
         break;
     case STMT_FREEZE:
         fputs("freeze", out);

@@ -244,7 +244,7 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
                       const int64_t *dims, DnInit init, DnLoc loc)
 {
     const char *name = dn_arena_printf(L->a, "%s.%s", layer, leaf);
-    if (dn_graph_find_param(L->g, name)) {
+    if (dn_lower_find_param(L, name)) {
         dn_error(L->cx, loc, "duplicate parameter name '%s' (label the layers, blocks or repeats apart)", name);
         return NULL;
     }
@@ -257,7 +257,7 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
         s.dim[i] = dims[i];
     }
     if (!dn_lower_check_size(L, t, &s, loc, name)) return NULL;
-    return dn_graph_add_param(L->g, name, k, t, &s, init, loc)->value;
+    return dn_lower_add_param(L, name, k, t, &s, init, loc)->value;
 }
 
 static DnInit kaiming(int64_t fan_in)
@@ -558,13 +558,10 @@ static const char *layer_name(Lower *L, const LayerInfo *li, const AstExpr *e)
     }
     if (!li->has_params) return "";
     const char *key = dn_arena_printf(L->a, "%s|%s", L->prefix, li->name);
-    Counter *c = L->counters;
-    while (c && strcmp(c->key, key)) c = c->next;
+    Counter *c = dn_namemap_get(&L->counters, key);
     if (!c) {
         c = dn_arena_alloc(L->a, sizeof *c);
-        c->key = key;
-        c->next = L->counters;
-        L->counters = c;
+        dn_namemap_put(L->a, &L->counters, key, c);
     }
     return dn_arena_printf(L->a, "%s%s_%d", L->prefix, li->name, c->n++);
 }

@@ -33,9 +33,10 @@ const char *dn_val_kind_name(ValKind k)
 /* Looks 'name' up in 'sc' and its parents; NULL when unbound. */
 Binding *dn_scope_find(Scope *sc, const char *name)
 {
-    for (; sc; sc = sc->parent)
-        for (Binding *b = sc->vars; b; b = b->next)
-            if (strcmp(b->name, name) == 0) return b;
+    for (; sc; sc = sc->parent) {
+        Binding *b = dn_namemap_get(&sc->vars, name);
+        if (b) return b;
+    }
     return NULL;
 }
 
@@ -46,30 +47,34 @@ void dn_scope_set(Lower *L, Scope *sc, const char *name, Val v)
     if (!b) {
         b = dn_arena_alloc(L->a, sizeof *b);
         b->name = name;
-        b->next = sc->vars;
-        sc->vars = b;
+        dn_namemap_put(L->a, &sc->vars, name, b);
     }
     b->v = v;
+}
+
+DnParam *dn_lower_find_param(Lower *L, const char *name) { return dn_namemap_get(&L->params, name); }
+
+DnParam *dn_lower_add_param(Lower *L, const char *name, DnParamKind kind, DnDType t, const DnShape *s, DnInit init,
+                            DnLoc loc)
+{
+    DnParam *p = dn_graph_add_param(L->g, name, kind, t, s, init, loc);
+    dn_namemap_put(L->a, &L->params, p->name, p);
+    return p;
 }
 
 /* Registers label path 'full'; reports a second use of the same path. */
 bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc)
 {
-    for (int i = 0; i < L->labels.len; i++)
-        if (strcmp(L->labels.data[i], full) == 0) {
-            dn_error(L->cx, loc, "duplicate label '%s'", full);
-            return false;
-        }
-    dn_vec_push(L->a, &L->labels, full);
+    if (dn_namemap_get(&L->labels, full)) {
+        dn_error(L->cx, loc, "duplicate label '%s'", full);
+        return false;
+    }
+    dn_namemap_put(L->a, &L->labels, full, (void *)full);
     return true;
 }
 
-static const AstDecl *find_decl(const DnAst *ast, DeclKind k, const char *name)
-{
-    for (int i = 0; i < ast->decls.len; i++)
-        if (ast->decls.data[i]->kind == k && strcmp(ast->decls.data[i]->name, name) == 0) return ast->decls.data[i];
-    return NULL;
-}
+/* The first block named 'name', or NULL. */
+static const AstDecl *find_block(Lower *L, const char *name) { return dn_namemap_get(&L->blocks, name); }
 
 /* Counts one unit of unrolling work; false (reported once) when the model
  * unrolls past the limits, so no input makes the compiler run for ages. */
@@ -235,7 +240,7 @@ static Val lower_name(Lower *L, Scope *sc, const AstExpr *e)
     if (b) return b->v;
     if (L->in_train)
         dn_error(L->cx, e->loc, "'%s' is not a model output or a train input", e->s);
-    else if (dn_layer_find(e->s) || find_decl(L->ast, DECL_BLOCK, e->s))
+    else if (dn_layer_find(e->s) || find_block(L, e->s))
         dn_error(L->cx, e->loc, "'%s' is a layer or block; call it, e.g. x |> %s", e->s, e->s);
     else
         dn_error(L->cx, e->loc, "unknown name '%s'", e->s);
@@ -290,20 +295,20 @@ static void exec_param(Lower *L, Scope *sc, const AstStmt *s)
 {
     DnInit init = {DN_INIT_ZEROS, 0, 0};
     if (s->e && eval_init(L, sc, s->e, &init).kind == VAL_POISON) return;
-    if (dn_shape_has_n(&s->type.shape)) {
-        dn_error(L->cx, s->type.loc, "a parameter's shape cannot use the batch dimension N");
+    if (dn_shape_has_n(&s->type->shape)) {
+        dn_error(L->cx, s->type->loc, "a parameter's shape cannot use the batch dimension N");
         return;
     }
     const char *name = dn_arena_printf(L->a, "%s%s", L->prefix, s->name);
-    if (dn_graph_find_param(L->g, name)) {
+    if (dn_lower_find_param(L, name)) {
         dn_error(L->cx, s->name_loc, "duplicate parameter name '%s'", name);
         return;
     }
-    if (!dn_lower_check_size(L, s->type.dtype, &s->type.shape, s->name_loc, s->name)) {
+    if (!dn_lower_check_size(L, s->type->dtype, &s->type->shape, s->name_loc, s->name)) {
         dn_scope_set(L, sc, s->name, dn_val_poison()); /* no "unknown name" cascade */
         return;
     }
-    DnParam *p = dn_graph_add_param(L->g, name, DN_PARAM_WEIGHT, s->type.dtype, &s->type.shape, init, s->name_loc);
+    DnParam *p = dn_lower_add_param(L, name, DN_PARAM_WEIGHT, s->type->dtype, &s->type->shape, init, s->name_loc);
     dn_scope_set(L, sc, s->name, vtensor(p->value));
 }
 
@@ -518,7 +523,7 @@ static Val lower_call(Lower *L, Scope *sc, const AstExpr *e)
         pos[npos] = dn_lower_expr(L, sc, e->args.data[i].value);
         poisoned |= pos[npos++].kind == VAL_POISON;
     }
-    const AstDecl *d = find_decl(L->ast, DECL_BLOCK, e->s);
+    const AstDecl *d = find_block(L, e->s);
     if (d) return poisoned ? dn_val_poison() : lower_block_call(L, sc, d, e, pos, npos);
     Val q;
     if (shape_query(L, pos, npos, e, &q)) return q;
@@ -617,22 +622,27 @@ static const AstDecl *pick_model(DnCtx *cx, const DnAst *ast, const char *model)
     return found;
 }
 
-/* Reports duplicate declarations and train sections naming no model. */
-static void check_decls(DnCtx *cx, const DnAst *ast)
+/* Reports duplicate declarations and train sections naming no model; fills
+ * L->blocks.  A model and a block may not share a name; a train section
+ * may share its model's. */
+static void check_decls(Lower *L)
 {
+    const DnAst *ast = L->ast;
+    NameMap models = {0}, decls = {0}, trains = {0}; /* decls: models and blocks */
+    for (int i = 0; i < ast->decls.len; i++)
+        if (ast->decls.data[i]->kind == DECL_MODEL)
+            dn_namemap_put(L->a, &models, ast->decls.data[i]->name, ast->decls.data[i]);
     for (int i = 0; i < ast->decls.len; i++) {
-        const AstDecl *d = ast->decls.data[i];
-        if (d->kind == DECL_TRAIN && !find_decl(ast, DECL_MODEL, d->name))
-            dn_error(cx, d->loc, "train section for unknown model '%s'", d->name);
-        for (int j = 0; j < i; j++) {
-            const AstDecl *o = ast->decls.data[j];
-            bool clash = strcmp(o->name, d->name) == 0 &&
-                         (d->kind == o->kind || (d->kind != DECL_TRAIN && o->kind != DECL_TRAIN));
-            if (clash) {
-                dn_error(cx, d->loc, "'%s' is defined twice (first at line %d)", d->name, o->loc.line);
-                break;
-            }
-        }
+        AstDecl *d = ast->decls.data[i];
+        if (d->kind == DECL_TRAIN && !dn_namemap_get(&models, d->name))
+            dn_error(L->cx, d->loc, "train section for unknown model '%s'", d->name);
+        NameMap *m = d->kind == DECL_TRAIN ? &trains : &decls;
+        const AstDecl *o = dn_namemap_get(m, d->name);
+        if (o)
+            dn_error(L->cx, d->loc, "'%s' is defined twice (first at line %d)", d->name, o->loc.line);
+        else
+            dn_namemap_put(L->a, m, d->name, d);
+        if (d->kind == DECL_BLOCK && !dn_namemap_get(&L->blocks, d->name)) dn_namemap_put(L->a, &L->blocks, d->name, d);
     }
 }
 
@@ -641,9 +651,7 @@ static void lower_outputs(Lower *L, const AstDecl *md, Scope *sc, Scope *outs)
 {
     for (int i = 0; i < md->outputs.len; i++) {
         const AstParam *o = &md->outputs.data[i];
-        Binding *b = NULL;
-        for (Binding *x = sc->vars; x && !b; x = x->next)
-            if (!strcmp(x->name, o->name)) b = x;
+        Binding *b = dn_namemap_get(&sc->vars, o->name);
         if (!b) {
             dn_error(L->cx, o->loc, "output '%s' is never assigned", o->name);
             continue;
@@ -688,7 +696,8 @@ DnGraph *dn_lower(DnCtx *cx, const DnAst *ast, const char *model)
 {
     if (!ast) return NULL;
     int nerr0 = cx->nerr;
-    check_decls(cx, ast);
+    Lower L = {.cx = cx, .ast = ast, .a = ast->arena, .prefix = "", .next_salt = 1};
+    check_decls(&L);
     const AstDecl *md = pick_model(cx, ast, model);
     if (!md) return NULL;
     const AstDecl *td = NULL;
@@ -696,7 +705,6 @@ DnGraph *dn_lower(DnCtx *cx, const DnAst *ast, const char *model)
         const AstDecl *d = ast->decls.data[i];
         if (d->kind == DECL_TRAIN && !strcmp(d->name, md->name) && !td) td = d;
     }
-    Lower L = {.cx = cx, .ast = ast, .a = ast->arena, .prefix = "", .next_salt = 1};
     L.g = dn_graph_new(md->name);
     Scope outs = {0};
     lower_model(&L, md, &outs);
