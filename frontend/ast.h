@@ -274,11 +274,17 @@ typedef struct Lower {
     int next_salt;                 /* dropout salts count from 1 */
     int64_t work;                  /* block calls + repeat iterations so far (budget) */
     bool over_budget;              /* the budget error was reported */
+    int depth;                     /* expressions and bodies being lowered (limit) */
+    bool too_deep;                 /* the depth error was reported */
+    DN_VEC(const AstExpr *) chain; /* links of chains being evaluated (dn_lower_expr) */
     bool in_train;                 /* lowering the train section's loss */
 } Lower;
 
 /* lower.c */
 Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e);
+/* False (reported once) when the graph has more ops than lowering allows;
+ * called as ops are built, so nothing goes on building past it. */
+bool dn_lower_op_budget(Lower *L, DnLoc loc);
 /* Poison constructor and printable kind name ("int", "tensor"). */
 Val dn_val_poison(void);
 const char *dn_val_kind_name(ValKind k);

@@ -40,8 +40,10 @@ typedef struct Spec {
 } Spec;
 
 /* Fills 's' from attribute 'name' of op 'op': its kind and default as
- * ops.def gives them.  An op without that attribute is a bug in a schema. */
-static void from_op(DnOpKind op, const char *name, Spec *s)
+ * ops.def gives them.  An op without that attribute is a bug in a schema.
+ * Not inlined: its table would stay on the stack while keyword arguments,
+ * which may nest, are lowered. */
+__attribute__((noinline)) static void from_op(DnOpKind op, const char *name, Spec *s)
 {
     DN_ASSERT(op >= 0 && op < DN_OP_COUNT);
     DnAttrSpec spec[DN_MAX_ATTRS];

@@ -13,7 +13,7 @@
 
 #include <math.h>
 
-enum { MAX_INLINE_DEPTH = 64, MAX_REPEAT = 10000, MAX_WORK = 1000000, MAX_OPS = 20000 };
+enum { MAX_INLINE_DEPTH = 64, MAX_REPEAT = 10000, MAX_WORK = 1000000, MAX_OPS = 20000, MAX_EVAL_DEPTH = 500 };
 
 /* ---- values and scopes -------------------------------------------------- */
 
@@ -76,15 +76,44 @@ bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc)
 /* The first block named 'name', or NULL. */
 static const AstDecl *find_block(Lower *L, const char *name) { return dn_namemap_get(&L->blocks, name); }
 
-/* Counts one unit of unrolling work; false (reported once) when the model
- * unrolls past the limits, so no input makes the compiler run for ages. */
-static bool budget(Lower *L, DnLoc loc)
+static bool over_budget(Lower *L, DnLoc loc)
 {
-    if (++L->work <= MAX_WORK && L->g->ops.len <= MAX_OPS) return true;
     if (!L->over_budget)
         dn_error(L->cx, loc, "the model unrolls to more than %d ops or %d block calls and repeat iterations", MAX_OPS,
                  MAX_WORK);
     L->over_budget = true;
+    return false;
+}
+
+/* Counts one unit of unrolling work; false (reported once) when the model
+ * unrolls past the limits, so no input makes the compiler run for ages. */
+static bool budget(Lower *L, DnLoc loc)
+{
+    if (++L->work <= MAX_WORK && L->g->ops.len <= MAX_OPS && !L->over_budget) return true;
+    return over_budget(L, loc);
+}
+
+bool dn_lower_op_budget(Lower *L, DnLoc loc)
+{
+    if (L->g->ops.len <= MAX_OPS && !L->over_budget) return true;
+    return over_budget(L, loc);
+}
+
+/* Enters one level of lowering recursion (an expression evaluated, a body
+ * run); false (reported once) past MAX_EVAL_DEPTH, which keeps the C stack
+ * bounded however blocks, repeats and expressions nest.  The caller
+ * decrements L->depth when it returns true. */
+static bool deeper(Lower *L, DnLoc loc)
+{
+    if (L->too_deep) return false;
+    if (L->depth < MAX_EVAL_DEPTH) {
+        L->depth++;
+        return true;
+    }
+    dn_error(L->cx, loc,
+             "the model nests too deeply (more than %d levels of expressions and bodies, counting inlined blocks)",
+             MAX_EVAL_DEPTH);
+    L->too_deep = true;
     return false;
 }
 
@@ -177,9 +206,9 @@ static Val tensor_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
     return vtensor(dn_build1(L->cx, L->g, k, 2, in, 0, NULL, loc));
 }
 
-static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e)
+/* Binary operator 'e' applied to its left operand's value 'a'. */
+static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e, Val a)
 {
-    Val a = dn_lower_expr(L, sc, e->a);
     if (e->op == TOK_AND || e->op == TOK_OR) { /* short-circuit, so guards work */
         if (a.kind == VAL_POISON) return a;
         if (a.kind != VAL_BOOL) goto notbool;
@@ -341,14 +370,17 @@ static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
         x->ret = dn_lower_expr(L, sc, s->e);
         x->returned = true;
         break;
-    case STMT_IF: {
-        int c = eval_cond(L, sc, s->e, "an 'if' condition");
-        if (c == 1)
-            exec_body(L, sc, &s->then, x);
-        else if (c == 0)
-            exec_body(L, sc, &s->els, x);
+    case STMT_IF:
+        for (;;) { /* an else-if chain, in a loop */
+            int c = eval_cond(L, sc, s->e, "an 'if' condition");
+            if (c == 0 && s->els.len == 1 && s->els.data[0]->kind == STMT_IF) {
+                s = s->els.data[0];
+                continue;
+            }
+            if (c >= 0) exec_body(L, sc, c ? &s->then : &s->els, x);
+            break;
+        }
         break;
-    }
     case STMT_PARAM: exec_param(L, sc, s); break;
     default: dn_error(L->cx, s->loc, "this statement is only allowed in a train section"); break;
     }
@@ -356,7 +388,14 @@ static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
 
 static void exec_body(Lower *L, Scope *sc, const AstBody *body, Exec *x)
 {
+    if (!body->len) return;
+    if (!deeper(L, body->data[0]->loc)) { /* poison, so no "ends without 'return'" follows */
+        x->returned = true;
+        x->ret = x->last = dn_val_poison();
+        return;
+    }
     for (int i = 0; i < body->len && !x->returned; i++) exec_stmt(L, sc, body->data[i], x);
+    L->depth--;
 }
 
 /* repeat K [as i] { body }: unrolled K times, each in a fresh scope with the
@@ -432,9 +471,9 @@ static bool bind_block_args(Lower *L, Scope *caller, Scope *sc, const AstDecl *d
         return false;
     }
     bool ok = true;
-    Val given[64];
-    DnLoc at[64];
     int np = d->params.len < 64 ? d->params.len : 64;
+    Val given[np ? np : 1]; /* sized to the block: this frame is live while arguments are lowered */
+    DnLoc at[np ? np : 1];
     for (int i = 0; i < np; i++) {
         given[i] = (Val){.kind = VAL_NONE};
         at[i] = e->loc;
@@ -509,9 +548,13 @@ static Val lower_block_call(Lower *L, Scope *sc, const AstDecl *d, const AstExpr
 
 /* ---- calls -------------------------------------------------------------------- */
 
-static Val lower_call(Lower *L, Scope *sc, const AstExpr *e)
+/* Call 'e'; 'first' (or NULL) is the value of its first argument, which is
+ * positional, already evaluated. */
+static Val lower_call(Lower *L, Scope *sc, const AstExpr *e, const Val *first)
 {
-    Val pos[32];
+    int n = 0;
+    for (int i = 0; i < e->args.len && n < 32; i++) n += !e->args.data[i].name;
+    Val pos[n ? n : 1]; /* sized to the call: this frame is live while a block's body is lowered */
     int npos = 0;
     bool poisoned = false;
     for (int i = 0; i < e->args.len; i++) {
@@ -520,7 +563,7 @@ static Val lower_call(Lower *L, Scope *sc, const AstExpr *e)
             dn_error(L->cx, e->args.data[i].loc, "too many arguments (at most 32)");
             return dn_val_poison();
         }
-        pos[npos] = dn_lower_expr(L, sc, e->args.data[i].value);
+        pos[npos] = i == 0 && first ? *first : dn_lower_expr(L, sc, e->args.data[i].value);
         poisoned |= pos[npos++].kind == VAL_POISON;
     }
     const AstDecl *d = find_block(L, e->s);
@@ -549,8 +592,8 @@ static Val lower_list(Lower *L, Scope *sc, const AstExpr *e)
     return v;
 }
 
-/* Evaluates 'e' in 'sc': a compile-time value, or a tensor built in L->g. */
-Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
+/* An expression that is not a link of a chain (below). */
+static Val lower_leaf(Lower *L, Scope *sc, const AstExpr *e)
 {
     switch (e->kind) {
     case EXPR_INT: return vint(e->i);
@@ -558,19 +601,64 @@ Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
     case EXPR_BOOL: return vbool(e->i != 0);
     case EXPR_STR: return (Val){.kind = VAL_STR, .s = e->s};
     case EXPR_NAME: return lower_name(L, sc, e);
-    case EXPR_CALL: return lower_call(L, sc, e);
-    case EXPR_BINARY: return lower_binary(L, sc, e);
+    case EXPR_CALL: return lower_call(L, sc, e, NULL);
     case EXPR_UNARY: return lower_unary(L, sc, e);
     case EXPR_LIST: return lower_list(L, sc, e);
-    case EXPR_TERNARY: {
-        int c = eval_cond(L, sc, e->a, "the condition of '?:'");
-        return c < 0 ? dn_val_poison() : dn_lower_expr(L, sc, c ? e->b : e->c);
-    }
     case EXPR_REPEAT: return lower_repeat(L, sc, e, NULL);
     case EXPR_INDEX: dn_error(L->cx, e->loc, "indexing and slicing are not supported yet"); return dn_val_poison();
     case EXPR_SLICE: dn_error(L->cx, e->loc, "a slice is only allowed inside [ ]"); return dn_val_poison();
+    case EXPR_BINARY:
+    case EXPR_TERNARY: break;
     }
-    return dn_val_poison();
+    DN_UNREACHABLE();
+}
+
+/* A link of a left-deep chain: a binary operator (a + b + c nests in 'a')
+ * or a call whose first argument is positional (x |> f |> g nests there).
+ * Returns that operand, or NULL. */
+static const AstExpr *chain_operand(const AstExpr *e)
+{
+    if (e->kind == EXPR_BINARY) return e->a;
+    if (e->kind == EXPR_CALL && e->args.len && !e->args.data[0].name) return e->args.data[0].value;
+    return NULL;
+}
+
+/* Evaluates 'e' in 'sc': a compile-time value, or a tensor built in L->g.
+ * Chains of any length are walked with an explicit stack (L->chain): down
+ * to the innermost operand, then back up applying each link, which is the
+ * order of a recursive walk.  What still recurses (other operands, blocks
+ * being inlined) is limited to MAX_EVAL_DEPTH levels.  Stops at the op
+ * budget as soon as the graph passes it. */
+Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
+{
+    if (L->over_budget || !deeper(L, e->loc)) return dn_val_poison();
+    DnLoc loc = e->loc;
+    int base = L->chain.len;
+    Val v;
+    for (;;) {
+        for (const AstExpr *x; (x = chain_operand(e)); e = x) dn_vec_push(L->a, &L->chain, e);
+        if (e->kind != EXPR_TERNARY) {
+            v = lower_leaf(L, sc, e);
+            break;
+        }
+        int c = eval_cond(L, sc, e->a, "the condition of '?:'");
+        if (c < 0) {
+            v = dn_val_poison();
+            break;
+        }
+        e = c ? e->b : e->c; /* a ? b : c ? d : e goes on in the loop */
+    }
+    while (L->chain.len > base) {
+        const AstExpr *link = L->chain.data[--L->chain.len];
+        v = link->kind == EXPR_BINARY ? lower_binary(L, sc, link, v) : lower_call(L, sc, link, &v);
+        if (!dn_lower_op_budget(L, link->loc)) {
+            v = dn_val_poison();
+            L->chain.len = base;
+        }
+    }
+    if (!dn_lower_op_budget(L, loc)) v = dn_val_poison();
+    L->depth--;
+    return v;
 }
 
 /* ---- raw parameter initializers --------------------------------------------- */

@@ -321,23 +321,33 @@ static DnValue *aug_call(Lower *L, Scope *sc, const AugInfo *ai, const AstExpr *
     return dn_build1(L->cx, L->g, ai->op, 1, &x, n, at, e->loc);
 }
 
-/* Lowers the chain 'e' (stage |> stage ...) applied to 'x'; NULL after errors. */
+/* Lowers the chain 'e' (stage |> stage ...) applied to 'x'; NULL after
+ * errors.  The stages are collected on L->chain (a chain may be long) and
+ * applied from the first. */
 static DnValue *aug_chain(Lower *L, Scope *sc, const AstExpr *e, DnValue *x)
 {
-    const AugInfo *ai = find_aug(e);
-    if (!ai) {
-        if (e->kind == EXPR_CALL || e->kind == EXPR_NAME)
-            dn_error(L->cx, e->loc,
-                     "unknown augmentation '%s' (expected random_flip, random_crop, "
-                     "random_resized_crop, color_jitter or pca_lighting)",
-                     e->s);
-        else
-            dn_error(L->cx, e->loc, "an augmentation must be a call such as random_crop(28, pad=2)");
-        return NULL;
+    int base = L->chain.len;
+    for (; e; e = piped_stage(e)) {
+        if (!find_aug(e)) {
+            if (e->kind == EXPR_CALL || e->kind == EXPR_NAME)
+                dn_error(L->cx, e->loc,
+                         "unknown augmentation '%s' (expected random_flip, random_crop, "
+                         "random_resized_crop, color_jitter or pca_lighting)",
+                         e->s);
+            else
+                dn_error(L->cx, e->loc, "an augmentation must be a call such as random_crop(28, pad=2)");
+            L->chain.len = base;
+            return NULL;
+        }
+        dn_vec_push(L->a, &L->chain, e);
     }
-    const AstExpr *prev = piped_stage(e);
-    if (prev && !(x = aug_chain(L, sc, prev, x))) return NULL;
-    return aug_call(L, sc, ai, e, x);
+    for (int i = L->chain.len - 1; i >= base && x; i--) {
+        const AstExpr *stage = L->chain.data[i]; /* re-read: nested lowering may grow the vector */
+        x = aug_call(L, sc, find_aug(stage), stage, x);
+        if (x && !dn_lower_op_budget(L, stage->loc)) x = NULL;
+    }
+    L->chain.len = base;
+    return x;
 }
 
 /* Moves ops [from, g->ops.len) to just after the op defining 'v' (or to the
