@@ -262,9 +262,9 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
     return dn_lower_add_param(L, name, k, t, &s, init, loc)->value;
 }
 
-static DnInit kaiming(int64_t fan_in)
+static DnInit kaiming(double fan_in)
 {
-    double b = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
+    double b = 1.0 / sqrt(fan_in > 0 ? fan_in : 1);
     return (DnInit){DN_INIT_UNIFORM, -b, b};
 }
 
@@ -293,10 +293,11 @@ static DnValue *build_conv2d(Lower *L, const AstExpr *e, const char *name, DnVal
         return NULL;
     }
     int64_t wd[4] = {out, in / groups, k[0], k[1]};
-    DnValue *in3[3] = {
-        x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 4, wd, kaiming(wd[1] * k[0] * k[1]), e->loc)};
+    DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 4, wd,
+                                   kaiming((double)wd[1] * (double)k[0] * (double)k[1]), e->loc)};
     if (a[6].i)
-        in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(wd[1] * k[0] * k[1]), e->loc);
+        in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out,
+                       kaiming((double)wd[1] * (double)k[0] * (double)k[1]), e->loc);
     if (!in3[1] || (a[6].i && !in3[2])) return NULL;
     DnAttr at[] = {dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p), dn_attr_ints("dilation", 2, d),
                    dn_attr_int("groups", groups)};
@@ -313,8 +314,9 @@ static DnValue *build_dense(Lower *L, const AstExpr *e, const char *name, DnValu
         return NULL;
     }
     int64_t wd[2] = {out, in};
-    DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming(in), e->loc)};
-    if (a[1].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(in), e->loc);
+    DnValue *in3[3] = {x[0],
+                       param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming((double)in), e->loc)};
+    if (a[1].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming((double)in), e->loc);
     if (!in3[1] || (a[1].i && !in3[2])) return NULL;
     return dn_build1(L->cx, L->g, DN_OP_DENSE, a[1].i ? 3 : 2, in3, 0, NULL, e->loc);
 }

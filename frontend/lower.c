@@ -122,18 +122,44 @@ static bool deeper(Lower *L, DnLoc loc)
 static bool is_num(Val v) { return v.kind == VAL_INT || v.kind == VAL_FLOAT; }
 static double num(Val v) { return v.kind == VAL_INT ? (double)v.i : v.f; }
 
+static Val int_overflow(Lower *L, DnLoc loc, const char *what)
+{
+    dn_error(L->cx, loc, "integer overflow: %s does not fit in a 64-bit int", what);
+    return dn_val_poison();
+}
+
+/* int op int: + - * exactly, / exactly when it divides (else as floats);
+ * a result outside int64 is an error at the operator. */
+static bool int_arith(Lower *L, TokKind op, int64_t x, int64_t y, DnLoc loc, Val *out)
+{
+    int64_t r = 0;
+    bool over = op == TOK_PLUS    ? __builtin_add_overflow(x, y, &r)
+                : op == TOK_MINUS ? __builtin_sub_overflow(x, y, &r)
+                : op == TOK_STAR  ? __builtin_mul_overflow(x, y, &r)
+                                  : x == INT64_MIN && y == -1;
+    if (over) {
+        char what[96];
+        snprintf(what, sizeof what, "%lld %s %lld", (long long)x, dn_tok_spelling(op), (long long)y);
+        *out = int_overflow(L, loc, what);
+        return true;
+    }
+    if (op != TOK_SLASH)
+        *out = vint(r);
+    else if (x % y == 0) /* y == -1 with x == INT64_MIN is excluded above */
+        *out = vint(x / y);
+    else
+        return false;
+    return true;
+}
+
 static Val const_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 {
     if (op == TOK_SLASH && num(b) == 0) {
         dn_error(L->cx, loc, "division by zero");
         return dn_val_poison();
     }
-    if (a.kind == VAL_INT && b.kind == VAL_INT && op != TOK_SLASH) {
-        uint64_t x = (uint64_t)a.i, y = (uint64_t)b.i; /* wrap instead of UB */
-        return vint((int64_t)(op == TOK_PLUS ? x + y : op == TOK_MINUS ? x - y : x * y));
-    }
-    if (a.kind == VAL_INT && b.kind == VAL_INT && b.i != -1 && a.i % b.i == 0) return vint(a.i / b.i);
-    if (a.kind == VAL_INT && b.kind == VAL_INT && b.i == -1) return vint((int64_t)(0 - (uint64_t)a.i));
+    Val v;
+    if (a.kind == VAL_INT && b.kind == VAL_INT && int_arith(L, op, a.i, b.i, loc, &v)) return v;
     double x = num(a), y = num(b);
     return vfloat(op == TOK_PLUS ? x + y : op == TOK_MINUS ? x - y : op == TOK_STAR ? x * y : x / y);
 }
@@ -141,7 +167,9 @@ static Val const_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 static Val const_compare(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 {
     int c;
-    if (is_num(a) && is_num(b))
+    if (a.kind == VAL_INT && b.kind == VAL_INT) /* exactly: doubles lose ints past 2^53 */
+        c = a.i < b.i ? -1 : a.i > b.i;
+    else if (is_num(a) && is_num(b))
         c = num(a) < num(b) ? -1 : num(a) > num(b);
     else if (a.kind == VAL_STR && b.kind == VAL_STR)
         c = strcmp(a.s, b.s);
@@ -244,7 +272,8 @@ static Val lower_unary(Lower *L, Scope *sc, const AstExpr *e)
         dn_error(L->cx, e->loc, "'not' needs a bool, got %s", dn_val_kind_name(a.kind));
         return dn_val_poison();
     }
-    if (a.kind == VAL_INT) return vint((int64_t)(0 - (uint64_t)a.i));
+    if (a.kind == VAL_INT && a.i == INT64_MIN) return int_overflow(L, e->loc, "-(-9223372036854775808)");
+    if (a.kind == VAL_INT) return vint(-a.i);
     if (a.kind == VAL_FLOAT) return vfloat(-a.f);
     if (a.kind == VAL_TENSOR) return vtensor(scale(L, a.t, -1.0, e->loc));
     dn_error(L->cx, e->loc, "'-' needs a number or tensor, got %s", dn_val_kind_name(a.kind));
