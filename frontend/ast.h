@@ -274,6 +274,7 @@ typedef struct Lower {
     int next_salt;                 /* dropout salts count from 1 */
     int64_t work;                  /* block calls + repeat iterations so far (budget) */
     bool over_budget;              /* the budget error was reported */
+    size_t str_bytes;              /* made by string concatenation so far (limit) */
     int depth;                     /* expressions and bodies being lowered (limit) */
     bool too_deep;                 /* the depth error was reported */
     DN_VEC(const AstExpr *) chain; /* links of chains being evaluated (dn_lower_expr) */

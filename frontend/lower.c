@@ -14,6 +14,7 @@
 #include <math.h>
 
 enum { MAX_INLINE_DEPTH = 64, MAX_REPEAT = 10000, MAX_WORK = 1000000, MAX_OPS = 20000, MAX_EVAL_DEPTH = 500 };
+#define MAX_STR_BYTES ((size_t)16 << 20) /* made by string '+' in one model */
 
 /* ---- values and scopes -------------------------------------------------- */
 
@@ -234,6 +235,22 @@ static Val tensor_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
     return vtensor(dn_build1(L->cx, L->g, k, 2, in, 0, NULL, loc));
 }
 
+/* "a" + "b".  The bytes so made are counted (a chain of n '+' makes about
+ * n^2/2), and past MAX_STR_BYTES that is an error at the operator. */
+static Val concat(Lower *L, const char *a, const char *b, DnLoc loc)
+{
+    size_t na = strlen(a), nb = strlen(b);
+    L->str_bytes += na + nb;
+    if (L->str_bytes > MAX_STR_BYTES) {
+        dn_error(L->cx, loc, "string concatenation makes more than %zu bytes of compile-time strings", MAX_STR_BYTES);
+        return dn_val_poison();
+    }
+    char *s = dn_arena_alloc(L->a, na + nb + 1);
+    memcpy(s, a, na);
+    memcpy(s + na, b, nb + 1);
+    return (Val){.kind = VAL_STR, .s = s};
+}
+
 /* Binary operator 'e' applied to its left operand's value 'a'. */
 static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e, Val a)
 {
@@ -255,8 +272,7 @@ static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e, Val a)
         (b.kind == VAL_TENSOR || is_num(b)))
         return tensor_arith(L, e->op, a, b, e->loc);
     if (arith && e->op != TOK_AT && is_num(a) && is_num(b)) return const_arith(L, e->op, a, b, e->loc);
-    if (arith && e->op == TOK_PLUS && a.kind == VAL_STR && b.kind == VAL_STR)
-        return (Val){.kind = VAL_STR, .s = dn_arena_printf(L->a, "%s%s", a.s, b.s)};
+    if (arith && e->op == TOK_PLUS && a.kind == VAL_STR && b.kind == VAL_STR) return concat(L, a.s, b.s, e->loc);
     if (!arith && a.kind != VAL_TENSOR && b.kind != VAL_TENSOR) return const_compare(L, e->op, a, b, e->loc);
     dn_error(L->cx, e->loc, "'%s' cannot combine %s and %s", dn_tok_spelling(e->op), dn_val_kind_name(a.kind),
              dn_val_kind_name(b.kind));
