@@ -209,6 +209,7 @@ struct DnAst {
     const char *file;
     DN_VEC(AstDecl *) decls;
     DnArena *arena;
+    int64_t nodes; /* expressions and statements: one pass of lowering is about this much work */
 };
 
 /* ---- lower.c / layers.c / train.c: shared lowering state ----------------- */
@@ -273,6 +274,7 @@ typedef struct Lower {
     DN_VEC(const AstDecl *) stack; /* blocks being inlined (recursion check) */
     int next_salt;                 /* dropout salts count from 1 */
     int64_t work;                  /* block calls + repeat iterations so far (budget) */
+    int64_t steps;                 /* statements and expressions lowered so far (budget) */
     bool over_budget;              /* the budget error was reported */
     size_t str_bytes;              /* made by string concatenation so far (limit) */
     int depth;                     /* expressions and bodies being lowered (limit) */

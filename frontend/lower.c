@@ -14,6 +14,7 @@
 #include <math.h>
 
 enum { MAX_INLINE_DEPTH = 64, MAX_REPEAT = 10000, MAX_WORK = 1000000, MAX_OPS = 20000, MAX_EVAL_DEPTH = 500 };
+#define MAX_STEPS     INT64_C(4000000)   /* statements and expressions lowered, beyond one per AST node */
 #define MAX_STR_BYTES ((size_t)16 << 20) /* made by string '+' in one model */
 
 /* ---- values and scopes -------------------------------------------------- */
@@ -92,6 +93,20 @@ static bool budget(Lower *L, DnLoc loc)
 {
     if (++L->work <= MAX_WORK && L->g->ops.len <= MAX_OPS && !L->over_budget) return true;
     return over_budget(L, loc);
+}
+
+/* Counts one statement or expression lowered.  Without blocks and repeats
+ * lowering visits each AST node at most once; what they unroll may add
+ * MAX_STEPS, so a small body repeated a million times stops in time. */
+static bool step(Lower *L, DnLoc loc)
+{
+    if (++L->steps <= L->ast->nodes + MAX_STEPS && !L->over_budget) return true;
+    if (!L->over_budget)
+        dn_error(L->cx, loc,
+                 "the model unrolls to more than %lld statements and expressions (%lld beyond those written)",
+                 (long long)(L->ast->nodes + MAX_STEPS), (long long)MAX_STEPS);
+    L->over_budget = true;
+    return false;
 }
 
 bool dn_lower_op_budget(Lower *L, DnLoc loc)
@@ -439,7 +454,8 @@ static void exec_body(Lower *L, Scope *sc, const AstBody *body, Exec *x)
         x->ret = x->last = dn_val_poison();
         return;
     }
-    for (int i = 0; i < body->len && !x->returned; i++) exec_stmt(L, sc, body->data[i], x);
+    for (int i = 0; i < body->len && !x->returned && step(L, body->data[i]->loc); i++)
+        exec_stmt(L, sc, body->data[i], x);
     L->depth--;
 }
 
@@ -473,7 +489,7 @@ static Val lower_repeat(Lower *L, Scope *sc, const AstExpr *e, const char *targe
         exec_body(L, &inner, &e->body, &x);
         L->prefix = saved;
         v = x.last;
-        if (target && v.kind == VAL_NONE) {
+        if (target && v.kind == VAL_NONE && !L->over_budget) {
             dn_error(L->cx, e->loc, "the body of 'repeat' must end with an expression giving the new value of '%s'",
                      target);
             v = dn_val_poison();
@@ -583,7 +599,7 @@ static Val lower_block_call(Lower *L, Scope *sc, const AstDecl *d, const AstExpr
         exec_body(L, &inner, &d->body, &x);
         if (x.returned)
             result = x.ret;
-        else
+        else if (!L->over_budget) /* the budget stops a body half way */
             dn_error(L->cx, d->loc, "block '%s' ends without 'return'", d->name);
     }
     L->stack.len--;
@@ -676,7 +692,7 @@ static const AstExpr *chain_operand(const AstExpr *e)
  * budget as soon as the graph passes it. */
 Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
 {
-    if (L->over_budget || !deeper(L, e->loc)) return dn_val_poison();
+    if (!step(L, e->loc) || !deeper(L, e->loc)) return dn_val_poison();
     DnLoc loc = e->loc;
     int base = L->chain.len;
     Val v;
@@ -696,7 +712,7 @@ Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
     while (L->chain.len > base) {
         const AstExpr *link = L->chain.data[--L->chain.len];
         v = link->kind == EXPR_BINARY ? lower_binary(L, sc, link, v) : lower_call(L, sc, link, &v);
-        if (!dn_lower_op_budget(L, link->loc)) {
+        if (!step(L, link->loc) || !dn_lower_op_budget(L, link->loc)) {
             v = dn_val_poison();
             L->chain.len = base;
         }
@@ -786,7 +802,8 @@ static void lower_outputs(Lower *L, const AstDecl *md, Scope *sc, Scope *outs)
         const AstParam *o = &md->outputs.data[i];
         Binding *b = dn_namemap_get(&sc->vars, o->name);
         if (!b) {
-            dn_error(L->cx, o->loc, "output '%s' is never assigned", o->name);
+            if (!L->over_budget && !L->too_deep) /* else lowering stopped half way */
+                dn_error(L->cx, o->loc, "output '%s' is never assigned", o->name);
             continue;
         }
         if (b->v.kind == VAL_POISON) continue;

@@ -23,8 +23,9 @@ typedef struct Parser {
     Lexer *lx;
     bool panic; /* an error was reported; suppress until sync */
     int nerr;
-    int depth;    /* expression/body nesting */
-    bool nolabel; /* 'x :' is not a label here (ternary, index) */
+    int depth;     /* expression/body nesting */
+    int64_t nodes; /* AstExpr and AstStmt made */
+    bool nolabel;  /* 'x :' is not a label here (ternary, index) */
 } Parser;
 
 static AstExpr *parse_expr(Parser *p);
@@ -118,6 +119,7 @@ static const char *expect_ident(Parser *p, const char *what, DnLoc *loc)
 static AstExpr *new_expr(Parser *p, ExprKind k, DnLoc loc)
 {
     AstExpr *e = dn_arena_alloc(p->a, sizeof *e);
+    p->nodes++;
     e->kind = k;
     e->loc = loc;
     return e;
@@ -126,6 +128,7 @@ static AstExpr *new_expr(Parser *p, ExprKind k, DnLoc loc)
 static AstStmt *new_stmt(Parser *p, StmtKind k, DnLoc loc)
 {
     AstStmt *s = dn_arena_alloc(p->a, sizeof *s);
+    p->nodes++;
     s->kind = k;
     s->loc = loc;
     return s;
@@ -829,5 +832,6 @@ DnAst *dn_parse_n(DnCtx *cx, const char *file, const char *text, size_t len, DnA
         }
     }
     free(p.toks.data);
+    ast->nodes = p.nodes;
     return cx->nerr > nerr0 ? NULL : ast;
 }
