@@ -103,8 +103,8 @@ static bool step(Lower *L, DnLoc loc)
     if (++L->steps <= L->ast->nodes + MAX_STEPS && !L->over_budget) return true;
     if (!L->over_budget)
         dn_error(L->cx, loc,
-                 "the model unrolls to more than %lld statements and expressions (%lld beyond those written)",
-                 (long long)(L->ast->nodes + MAX_STEPS), (long long)MAX_STEPS);
+                 "blocks and repeats unroll to more than %lld statements and expressions beyond those written",
+                 (long long)MAX_STEPS);
     L->over_budget = true;
     return false;
 }
