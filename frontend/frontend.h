@@ -27,7 +27,7 @@ DnAst *dn_parse(DnCtx *cx, const char *file, const char *text, DnArena *a);
  * unless it is already registered under 'file' (same pointer). */
 DnAst *dn_parse_n(DnCtx *cx, const char *file, const char *text, size_t len, DnArena *a);
 /* The largest .dnn source accepted, in bytes. */
-#define DN_MAX_SOURCE_BYTES ((size_t)256 << 20)
+#define DN_MAX_SOURCE_BYTES ((size_t)64 << 20)
 /* --emit=ast: an indented, deterministic dump. */
 void dn_ast_print(const DnAst *ast, FILE *out);
 /* Lowers model 'model' (NULL: the file's only model; an error if there are

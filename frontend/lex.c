@@ -3,9 +3,11 @@
  * First stage of the frontend (lex -> parse -> lower).  Statements end at
  * NEWLINE tokens; a newline is not a statement end inside ( ) or [ ], after
  * '|>', or before a line whose first token is '|>', so a chain of layers may
- * span lines.  '#' starts a comment.  Bad bytes, unterminated strings and
- * out-of-range numbers are diagnosed and skipped; the token array always
- * ends with TOK_EOF.
+ * span lines.  '#' starts a comment.  Bad bytes (a NUL among them, also in
+ * comments and strings), unterminated strings and out-of-range numbers are
+ * diagnosed and skipped; the token array always ends with TOK_EOF.  The
+ * parser takes tokens a statement at a time (dn_lexer_more), so it never
+ * holds the whole file's.
  */
 #include "ast.h"
 

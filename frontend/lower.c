@@ -7,7 +7,11 @@
  * compile time, and labels build the hierarchical parameter names.  Layers
  * are lowered by the table in layers.c, the train section by train.c.
  * Every error is a diagnostic; a value that failed is VAL_POISON and is
- * propagated without further messages.
+ * propagated without further messages.  Work is bounded (the limits of
+ * docs/language.md): chains are walked without recursion, what still
+ * recurses counts against MAX_EVAL_DEPTH, and ops, block calls and repeat
+ * iterations, statements run and string bytes have budgets checked as
+ * they grow.  Names are looked up in hash maps (names.c).
  */
 #include "ast.h"
 

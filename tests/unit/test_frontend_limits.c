@@ -169,9 +169,10 @@ static const DnDiag *first_error(void)
 static char dir[256];
 static char out[1 << 16];
 
-/* Writes 'src' to dir/t.dnn and runs  ulimit -s STACK_KB; dnnc FLAGS t.dnn
- * (stack_kb 0: as inherited), stdout to dir/out.txt; returns the exit
- * status (-1 on a signal), stderr in 'out'. */
+/* Writes 'src' to a file in 'dir' and runs dnnc FLAGS on it after
+ * ulimit -s STACK_KB (stack_kb 0: as inherited), stdout to another file
+ * there (out_size); returns the exit status (-1 on a signal), stderr in
+ * 'out'. */
 static int dnnc(const char *src, const char *flags, int stack_kb)
 {
     if (!dir[0]) dn_test_tmpdir(dir, sizeof dir, "dnnc-limits");
@@ -216,7 +217,7 @@ static void expect_dnnc_ok(const char *src)
     }
 }
 
-/* dnnc on 'src' exits with status 1 and prints 'want' (t.dnn:LINE:COL: error: ...). */
+/* dnnc on 'src' exits with status 1 and prints 'want' (<file>:LINE:COL: error: ...). */
 static void expect_dnnc_error(const char *src, const char *want, int stack_kb)
 {
     int rc = dnnc(src, "--emit=ir", stack_kb);
@@ -422,7 +423,7 @@ static int measure(const char *path, double *secs, long *rss_kb)
 }
 
 /* About 'mb' MB of statements made by 'stmt' (a printf format taking the
- * statement's number), written to dir/big.dnn. */
+ * statement's number), written to a file in 'dir' whose path goes to 'path'. */
 static const char *big_source(double mb, const char *stmt, char *path, size_t len)
 {
     if (!dir[0]) dn_test_tmpdir(dir, sizeof dir, "dnnc-limits");
