@@ -44,7 +44,7 @@ static bool at_ident(Parser *p, const char *s)
  * Token pointer across a call that may advance. */
 static void lex_more(Parser *p)
 {
-    ptrdiff_t at = p->tok - p->toks.data;
+    ptrdiff_t at = p->toks.data ? p->tok - p->toks.data : 0;
     dn_lexer_more(p->lx); /* may move p->toks.data */
     p->tok = p->toks.data + at;
     for (int i = p->toks.len - 1; i >= at; i--)
