@@ -66,21 +66,37 @@ typedef enum {
 
 typedef struct Token {
     TokKind kind;
+    int len; /* of 'text' */
     DnLoc loc;
     const char *text; /* points into the source; 'len' bytes */
-    int len;
-    int64_t ival;    /* TOK_INT */
-    double fval;     /* TOK_FLOAT */
-    const char *str; /* TOK_STRING: unescaped, in the arena */
+    union {
+        int64_t ival;    /* TOK_INT */
+        double fval;     /* TOK_FLOAT */
+        const char *str; /* TOK_STRING: unescaped, in the arena */
+    };
 } Token;
 
 typedef DN_VEC(Token) TokenVec;
 
-/* Tokenizes 'text' into 'out' (always ending with TOK_EOF).  Lexical errors
- * are reported through 'cx' and the offending bytes skipped.  NEWLINE
- * tokens are emitted at the end of each non-empty logical line, except
- * inside ( ) and [ ], after '|>', and before a line starting with '|>'. */
+/* Tokenizes 'text' into 'out' (always ending with TOK_EOF), the token array
+ * and string contents allocated in 'a'.  Lexical errors are reported
+ * through 'cx' and the offending bytes skipped.  NEWLINE tokens are emitted
+ * at the end of each non-empty logical line, except inside ( ) and [ ],
+ * after '|>', and before a line starting with '|>'. */
 void dn_lex(DnCtx *cx, const char *file, const char *text, DnArena *a, TokenVec *out);
+/* dn_lex over the 'len' bytes at 'text' (text[len] is NUL): a NUL byte
+ * among them is an error ("NUL byte in source") and is skipped.  String
+ * contents go to 'a'; the token array is malloc'd: free(out->data) when
+ * done with it ('out' starts empty). */
+void dn_lex_n(DnCtx *cx, const char *file, const char *text, size_t len, DnArena *a, TokenVec *out);
+/* Incremental dn_lex_n, so the parser holds only the tokens of the
+ * statement it reads: a lexer (in 'a') that appends to 'out' as asked. */
+typedef struct Lexer Lexer;
+Lexer *dn_lexer_new(DnCtx *cx, const char *file, const char *text, size_t len, DnArena *a, TokenVec *out);
+/* Appends tokens up to a NEWLINE (sometimes one more, the '}' after it),
+ * or through the final EOF; returns false, appending nothing, after EOF.
+ * 'out' may be compacted in between (tokens dropped from its front). */
+bool dn_lexer_more(Lexer *lx);
 /* "'('", "identifier 'foo'", "newline", "end of file": for messages. */
 const char *dn_tok_describe(const Token *t, char *buf, size_t len);
 /* The fixed spelling of a keyword or punctuation kind ("|>", "model"). */
@@ -116,17 +132,19 @@ typedef struct AstArg {
 
 struct AstExpr {
     ExprKind kind;
-    DnLoc loc;
-    int64_t i;
-    double f;
-    const char *s;
     TokKind op;
+    DnLoc loc;
+    union {
+        int64_t i; /* INT, BOOL */
+        double f;  /* FLOAT */
+    };
+    const char *s;
     AstExpr *a, *b, *c;
     DN_VEC(AstArg) args;
     const char *label; /* CALL/REPEAT: "conv1" or "downsample.0"; NULL if unlabelled */
     DnLoc label_loc;
-    bool parens;  /* CALL: written with an argument list */
     AstBody body; /* REPEAT */
+    bool parens;  /* CALL: written with an argument list */
 };
 
 typedef struct AstType {
@@ -152,11 +170,17 @@ struct AstStmt {
     const char *name;
     DnLoc name_loc;
     AstExpr *e;
-    AstType type;
-    AstBody then, els;
-    bool has_else;
-    DN_VEC(const char *) names; /* FREEZE */
-    DN_VEC(DnLoc) name_locs;    /* FREEZE */
+    union {            /* by 'kind' */
+        AstType *type; /* PARAM, INPUT */
+        struct {       /* IF */
+            AstBody then, els;
+            bool has_else;
+        };
+        struct { /* FREEZE */
+            DN_VEC(const char *) names;
+            DN_VEC(DnLoc) name_locs;
+        };
+    };
 };
 
 /* A model input/output, or a block parameter. */
@@ -185,6 +209,7 @@ struct DnAst {
     const char *file;
     DN_VEC(AstDecl *) decls;
     DnArena *arena;
+    int64_t nodes; /* expressions and statements: one pass of lowering is about this much work */
 };
 
 /* ---- lower.c / layers.c / train.c: shared lowering state ----------------- */
@@ -204,47 +229,76 @@ typedef struct Val {
     struct Val *items;
 } Val;
 
+/* ---- names.c: a string-keyed hash map in an arena ----------------------- */
+
+/* Zero-initialized is empty.  Keys are not copied (they must live as long
+ * as the map); values are never NULL. */
+typedef struct NameMap {
+    const char **keys;
+    void **vals;
+    int cap, len;
+} NameMap;
+
+/* The value stored under 'key', or NULL. */
+void *dn_namemap_get(const NameMap *m, const char *key);
+/* Stores 'val' under 'key', replacing any earlier value; tables live in 'a'. */
+void dn_namemap_put(DnArena *a, NameMap *m, const char *key, void *val);
+
+/* ---- lower.c / layers.c / train.c: shared lowering state (cont.) --------- */
+
 typedef struct Binding {
     const char *name;
     Val v;
-    struct Binding *next;
 } Binding;
 
 typedef struct Scope {
-    Binding *vars;
+    NameMap vars;         /* name -> Binding */
     struct Scope *parent; /* NULL at block/model top: blocks do not see callers */
 } Scope;
 
 /* Automatic-name counters: per (prefix, layer kind). */
 typedef struct Counter {
-    const char *key;
     int n;
-    struct Counter *next;
 } Counter;
 
 typedef struct Lower {
     DnCtx *cx;
     const DnAst *ast;
     DnGraph *g;
-    DnArena *a;         /* scratch: the AST's arena */
-    const char *prefix; /* current label prefix, "" or "layer1.0." */
-    Counter *counters;
-    DN_VEC(const char *) labels;   /* full label paths used so far */
+    DnArena *a;                    /* scratch: the AST's arena */
+    const char *prefix;            /* current label prefix, "" or "layer1.0." */
+    NameMap counters;              /* "prefix|kind" -> Counter */
+    NameMap labels;                /* full label paths used so far (value: the path) */
+    NameMap blocks;                /* block name -> its first AstDecl */
+    NameMap params;                /* parameter name -> DnParam, mirroring L->g */
     DN_VEC(const AstDecl *) stack; /* blocks being inlined (recursion check) */
     int next_salt;                 /* dropout salts count from 1 */
     int64_t work;                  /* block calls + repeat iterations so far (budget) */
+    int64_t steps;                 /* statements and expressions lowered so far (budget) */
     bool over_budget;              /* the budget error was reported */
+    size_t str_bytes;              /* made by string concatenation so far (limit) */
+    int depth;                     /* expressions and bodies being lowered (limit) */
+    bool too_deep;                 /* the depth error was reported */
+    DN_VEC(const AstExpr *) chain; /* links of chains being evaluated (dn_lower_expr) */
     bool in_train;                 /* lowering the train section's loss */
 } Lower;
 
 /* lower.c */
 Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e);
+/* False (reported once) when the graph has more ops than lowering allows;
+ * called as ops are built, so nothing goes on building past it. */
+bool dn_lower_op_budget(Lower *L, DnLoc loc);
 /* Poison constructor and printable kind name ("int", "tensor"). */
 Val dn_val_poison(void);
 const char *dn_val_kind_name(ValKind k);
 /* Looks 'name' up through 'sc' and its parents; NULL when unbound. */
 Binding *dn_scope_find(Scope *sc, const char *name);
 void dn_scope_set(Lower *L, Scope *sc, const char *name, Val v);
+/* The parameter of L->g named 'name', or NULL (a hash lookup). */
+DnParam *dn_lower_find_param(Lower *L, const char *name);
+/* dn_graph_add_param on L->g, recorded for dn_lower_find_param. */
+DnParam *dn_lower_add_param(Lower *L, const char *name, DnParamKind kind, DnDType t, const DnShape *s, DnInit init,
+                            DnLoc loc);
 /* Registers label path 'full' (without trailing '.'); reports a duplicate. */
 bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc);
 /* False (with a diagnostic at 'loc' naming 'name') when a tensor of this type

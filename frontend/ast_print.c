@@ -1,14 +1,28 @@
 /* ast_print.c -- the --emit=ast dump: one node per line, indented by depth,
  * each with its source position as  @LINE:COL.  Deterministic (no pointers,
  * no hashing), so tests can compare it as text.  Pipes appear desugared:
- * x |> f(a) prints as the call f(x, a).
+ * x |> f(a) prints as the call f(x, a).  Chains of any length print
+ * without recursion; past 100 levels the indentation stops growing and
+ * the line starts with its depth instead ("[150] name x @2:7").
  */
 #include "ast.h"
+
+#include <stdlib.h>
 
 static void print_expr(FILE *out, const AstExpr *e, int ind);
 static void print_body(FILE *out, const AstBody *b, int ind);
 
-static void indent(FILE *out, int ind) { fprintf(out, "%*s", 2 * ind, ""); }
+enum { MAX_INDENT = 100 };
+
+/* Indentation for depth 'ind'; past MAX_INDENT levels the depth is written
+ * as a number, so the dump of a deep chain stays linear in its size. */
+static void indent(FILE *out, int ind)
+{
+    if (ind <= MAX_INDENT)
+        fprintf(out, "%*s", 2 * ind, "");
+    else
+        fprintf(out, "%*s[%d] ", 2 * MAX_INDENT, "", ind);
+}
 
 static void print_type(FILE *out, const AstType *t)
 {
@@ -24,21 +38,8 @@ static void print_type(FILE *out, const AstType *t)
     fputc(']', out);
 }
 
-static void print_args(FILE *out, const AstExpr *e, int ind)
-{
-    for (int i = 0; i < e->args.len; i++) {
-        const AstArg *a = &e->args.data[i];
-        if (a->name) {
-            indent(out, ind);
-            fprintf(out, "%s =\n", a->name);
-            print_expr(out, a->value, ind + 1);
-        } else {
-            print_expr(out, a->value, ind);
-        }
-    }
-}
-
-static void print_expr(FILE *out, const AstExpr *e, int ind)
+/* One node's own line. */
+static void print_node(FILE *out, const AstExpr *e, int ind)
 {
     indent(out, ind);
     if (!e) {
@@ -62,68 +63,125 @@ static void print_expr(FILE *out, const AstExpr *e, int ind)
     }
     if (e->label) fprintf(out, " label=%s", e->label);
     fprintf(out, " @%d:%d\n", e->loc.line, e->loc.col);
+}
+
+/* What is left to print: an expression, the "name =" line of a keyword
+ * argument, or a repeat's body. */
+typedef struct Item {
+    enum { ITEM_EXPR, ITEM_KEYWORD, ITEM_BODY } kind;
+    const AstExpr *e; /* EXPR; BODY: the repeat */
+    const char *name; /* KEYWORD */
+    int ind;
+} Item;
+
+typedef struct Todo {
+    Item *data;
+    int len, cap;
+} Todo;
+
+static void todo_push(Todo *t, Item it)
+{
+    if (t->len == t->cap) {
+        t->cap = t->cap ? 2 * t->cap : 64;
+        t->data = realloc(t->data, (size_t)t->cap * sizeof *t->data);
+        if (!t->data) dn_die(__FILE__, __LINE__, "out of memory (%d items)", t->cap);
+    }
+    t->data[t->len++] = it;
+}
+
+/* Pushes the arguments of 'e' (printed first to last, so pushed last first). */
+static void push_args(Todo *t, const AstExpr *e, int ind)
+{
+    for (int i = e->args.len - 1; i >= 0; i--) {
+        const AstArg *a = &e->args.data[i];
+        todo_push(t, (Item){ITEM_EXPR, a->value, NULL, a->name ? ind + 1 : ind});
+        if (a->name) todo_push(t, (Item){ITEM_KEYWORD, NULL, a->name, ind});
+    }
+}
+
+/* Pushes the children of 'e' in reverse order of printing. */
+static void push_children(Todo *t, const AstExpr *e, int ind)
+{
     switch (e->kind) {
+    case EXPR_TERNARY: todo_push(t, (Item){ITEM_EXPR, e->c, NULL, ind}); /* fall through */
     case EXPR_BINARY:
-        print_expr(out, e->a, ind + 1);
-        print_expr(out, e->b, ind + 1);
-        break;
-    case EXPR_UNARY: print_expr(out, e->a, ind + 1); break;
-    case EXPR_TERNARY:
-        print_expr(out, e->a, ind + 1);
-        print_expr(out, e->b, ind + 1);
-        print_expr(out, e->c, ind + 1);
-        break;
-    case EXPR_SLICE:
-        print_expr(out, e->a, ind + 1);
-        print_expr(out, e->b, ind + 1);
-        break;
+    case EXPR_SLICE: todo_push(t, (Item){ITEM_EXPR, e->b, NULL, ind}); /* fall through */
+    case EXPR_UNARY: todo_push(t, (Item){ITEM_EXPR, e->a, NULL, ind}); break;
     case EXPR_INDEX:
-        print_expr(out, e->a, ind + 1);
-        print_args(out, e, ind + 1);
+        push_args(t, e, ind);
+        todo_push(t, (Item){ITEM_EXPR, e->a, NULL, ind});
         break;
     case EXPR_CALL:
-    case EXPR_LIST: print_args(out, e, ind + 1); break;
+    case EXPR_LIST: push_args(t, e, ind); break;
     case EXPR_REPEAT:
-        print_expr(out, e->a, ind + 1);
-        print_body(out, &e->body, ind + 1);
+        todo_push(t, (Item){ITEM_BODY, e, NULL, ind});
+        todo_push(t, (Item){ITEM_EXPR, e->a, NULL, ind});
         break;
     default: break;
     }
 }
 
+/* Prints 'e' and its subtree with an explicit stack: chains (a + b + c,
+ * x |> f |> g, x[0][0]) nest without bound.  Bodies recurse; the parser
+ * bounds their nesting. */
+static void print_expr(FILE *out, const AstExpr *e, int ind)
+{
+    Todo t = {0};
+    todo_push(&t, (Item){ITEM_EXPR, e, NULL, ind});
+    while (t.len) {
+        Item it = t.data[--t.len];
+        if (it.kind == ITEM_KEYWORD) {
+            indent(out, it.ind);
+            fprintf(out, "%s =\n", it.name);
+        } else if (it.kind == ITEM_BODY) {
+            print_body(out, &it.e->body, it.ind);
+        } else {
+            print_node(out, it.e, it.ind);
+            if (it.e) push_children(&t, it.e, it.ind + 1);
+        }
+    }
+    free(t.data);
+}
+
+/* One statement; an else-if chain in a loop, each 'if' one level deeper. */
 static void print_stmt(FILE *out, const AstStmt *s, int ind)
 {
-    indent(out, ind);
-    switch (s->kind) {
-    case STMT_ASSIGN: fprintf(out, "assign %s", s->name); break;
-    case STMT_EXPR: fputs("expr", out); break;
-    case STMT_RETURN: fputs("return", out); break;
-    case STMT_IF: fputs("if", out); break;
-    case STMT_PARAM:
-        fprintf(out, "param %s ", s->name);
-        print_type(out, &s->type);
-        break;
-    case STMT_INPUT:
-        fprintf(out, "input %s ", s->name);
-        print_type(out, &s->type);
-        break;
-    case STMT_FREEZE:
-        fputs("freeze", out);
-        for (int i = 0; i < s->names.len; i++) fprintf(out, " %s", s->names.data[i]);
-        break;
-    case STMT_AUGMENT: fprintf(out, "augment %s", s->name); break;
-    }
-    fprintf(out, " @%d:%d\n", s->loc.line, s->loc.col);
-    if (s->e) print_expr(out, s->e, ind + 1);
-    if (s->kind == STMT_IF) {
+    for (;;) {
+        indent(out, ind);
+        switch (s->kind) {
+        case STMT_ASSIGN: fprintf(out, "assign %s", s->name); break;
+        case STMT_EXPR: fputs("expr", out); break;
+        case STMT_RETURN: fputs("return", out); break;
+        case STMT_IF: fputs("if", out); break;
+        case STMT_PARAM:
+            fprintf(out, "param %s ", s->name);
+            print_type(out, s->type);
+            break;
+        case STMT_INPUT:
+            fprintf(out, "input %s ", s->name);
+            print_type(out, s->type);
+            break;
+        case STMT_FREEZE:
+            fputs("freeze", out);
+            for (int i = 0; i < s->names.len; i++) fprintf(out, " %s", s->names.data[i]);
+            break;
+        case STMT_AUGMENT: fprintf(out, "augment %s", s->name); break;
+        }
+        fprintf(out, " @%d:%d\n", s->loc.line, s->loc.col);
+        if (s->e) print_expr(out, s->e, ind + 1);
+        if (s->kind != STMT_IF) return;
         indent(out, ind);
         fputs("then\n", out);
         print_body(out, &s->then, ind + 1);
-        if (s->has_else) {
-            indent(out, ind);
-            fputs("else\n", out);
+        if (!s->has_else) return;
+        indent(out, ind);
+        fputs("else\n", out);
+        if (s->els.len != 1 || s->els.data[0]->kind != STMT_IF) {
             print_body(out, &s->els, ind + 1);
+            return;
         }
+        s = s->els.data[0];
+        ind++;
     }
 }
 

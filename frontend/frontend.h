@@ -20,6 +20,14 @@ typedef struct DnAst DnAst; /* a parsed file; private to the frontend */
  * AST allocated in 'a', or NULL when there were syntax errors (all of them
  * reported, with recovery at statement boundaries). */
 DnAst *dn_parse(DnCtx *cx, const char *file, const char *text, DnArena *a);
+/* dn_parse over the 'len' bytes at 'text' (text[len] is NUL).  A NUL byte
+ * among them, where dn_parse would stop reading, is an error ("NUL byte in
+ * source") at its line and column; so is a source longer than
+ * DN_MAX_SOURCE_BYTES (docs/language.md).  Registers the text with 'cx'
+ * unless it is already registered under 'file' (same pointer). */
+DnAst *dn_parse_n(DnCtx *cx, const char *file, const char *text, size_t len, DnArena *a);
+/* The largest .dnn source accepted, in bytes. */
+#define DN_MAX_SOURCE_BYTES ((size_t)64 << 20)
 /* --emit=ast: an indented, deterministic dump. */
 void dn_ast_print(const DnAst *ast, FILE *out);
 /* Lowers model 'model' (NULL: the file's only model; an error if there are
@@ -45,5 +53,10 @@ typedef struct DnInputFormat {
 } DnInputFormat;
 /* The format of 'path' by its extension; .dnn for any unknown one. */
 const DnInputFormat *dn_input_format(const char *path);
+/* For a reader of C strings (the 'load' functions above): reports every
+ * run of NUL bytes among the 'len' bytes of 'text' (the file 'path') as
+ * "NUL byte in source" at its line and column, since a C string would end
+ * there.  Returns DN_ERR when there was one. */
+DnStatus dn_input_check_text(DnCtx *cx, const char *path, const char *text, size_t len);
 
 #endif

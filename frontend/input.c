@@ -2,6 +2,7 @@
  * file type: a .dnn source (parse + lower) or a .dnir graph in the IR text
  * form (docs/ir.md).  A new frontend (.onnx) is one more row of 'formats'.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "frontend.h"
@@ -38,4 +39,22 @@ const DnInputFormat *dn_input_format(const char *path)
         if (n > e && !strcmp(path + n - e, formats[i].ext)) return &formats[i];
     }
     return &formats[0]; /* any other name: a .dnn source */
+}
+
+DnStatus dn_input_check_text(DnCtx *cx, const char *path, const char *text, size_t len)
+{
+    DnStatus st = DN_OK;
+    int line = 1;
+    const char *line0 = text, *end = text + len;
+    for (const char *p = text; p < end; p++) {
+        if (*p == '\n') {
+            line++;
+            line0 = p + 1;
+        } else if (*p == 0 && (p == text || p[-1] != 0)) {
+            int col = p - line0 < INT_MAX ? (int)(p - line0) + 1 : INT_MAX;
+            dn_error(cx, (DnLoc){path, line, col}, "NUL byte in source");
+            st = DN_ERR;
+        }
+    }
+    return st;
 }

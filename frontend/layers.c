@@ -40,8 +40,10 @@ typedef struct Spec {
 } Spec;
 
 /* Fills 's' from attribute 'name' of op 'op': its kind and default as
- * ops.def gives them.  An op without that attribute is a bug in a schema. */
-static void from_op(DnOpKind op, const char *name, Spec *s)
+ * ops.def gives them.  An op without that attribute is a bug in a schema.
+ * Not inlined: its table would stay on the stack while keyword arguments,
+ * which may nest, are lowered. */
+__attribute__((noinline)) static void from_op(DnOpKind op, const char *name, Spec *s)
 {
     DN_ASSERT(op >= 0 && op < DN_OP_COUNT);
     DnAttrSpec spec[DN_MAX_ATTRS];
@@ -244,7 +246,7 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
                       const int64_t *dims, DnInit init, DnLoc loc)
 {
     const char *name = dn_arena_printf(L->a, "%s.%s", layer, leaf);
-    if (dn_graph_find_param(L->g, name)) {
+    if (dn_lower_find_param(L, name)) {
         dn_error(L->cx, loc, "duplicate parameter name '%s' (label the layers, blocks or repeats apart)", name);
         return NULL;
     }
@@ -257,12 +259,12 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
         s.dim[i] = dims[i];
     }
     if (!dn_lower_check_size(L, t, &s, loc, name)) return NULL;
-    return dn_graph_add_param(L->g, name, k, t, &s, init, loc)->value;
+    return dn_lower_add_param(L, name, k, t, &s, init, loc)->value;
 }
 
-static DnInit kaiming(int64_t fan_in)
+static DnInit kaiming(double fan_in)
 {
-    double b = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
+    double b = 1.0 / sqrt(fan_in > 0 ? fan_in : 1);
     return (DnInit){DN_INIT_UNIFORM, -b, b};
 }
 
@@ -291,10 +293,11 @@ static DnValue *build_conv2d(Lower *L, const AstExpr *e, const char *name, DnVal
         return NULL;
     }
     int64_t wd[4] = {out, in / groups, k[0], k[1]};
-    DnValue *in3[3] = {
-        x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 4, wd, kaiming(wd[1] * k[0] * k[1]), e->loc)};
+    DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 4, wd,
+                                   kaiming((double)wd[1] * (double)k[0] * (double)k[1]), e->loc)};
     if (a[6].i)
-        in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(wd[1] * k[0] * k[1]), e->loc);
+        in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out,
+                       kaiming((double)wd[1] * (double)k[0] * (double)k[1]), e->loc);
     if (!in3[1] || (a[6].i && !in3[2])) return NULL;
     DnAttr at[] = {dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p), dn_attr_ints("dilation", 2, d),
                    dn_attr_int("groups", groups)};
@@ -311,8 +314,9 @@ static DnValue *build_dense(Lower *L, const AstExpr *e, const char *name, DnValu
         return NULL;
     }
     int64_t wd[2] = {out, in};
-    DnValue *in3[3] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming(in), e->loc)};
-    if (a[1].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming(in), e->loc);
+    DnValue *in3[3] = {x[0],
+                       param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming((double)in), e->loc)};
+    if (a[1].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming((double)in), e->loc);
     if (!in3[1] || (a[1].i && !in3[2])) return NULL;
     return dn_build1(L->cx, L->g, DN_OP_DENSE, a[1].i ? 3 : 2, in3, 0, NULL, e->loc);
 }
@@ -558,13 +562,10 @@ static const char *layer_name(Lower *L, const LayerInfo *li, const AstExpr *e)
     }
     if (!li->has_params) return "";
     const char *key = dn_arena_printf(L->a, "%s|%s", L->prefix, li->name);
-    Counter *c = L->counters;
-    while (c && strcmp(c->key, key)) c = c->next;
+    Counter *c = dn_namemap_get(&L->counters, key);
     if (!c) {
         c = dn_arena_alloc(L->a, sizeof *c);
-        c->key = key;
-        c->next = L->counters;
-        L->counters = c;
+        dn_namemap_put(L->a, &L->counters, key, c);
     }
     return dn_arena_printf(L->a, "%s%s_%d", L->prefix, li->name, c->n++);
 }

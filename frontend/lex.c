@@ -3,9 +3,11 @@
  * First stage of the frontend (lex -> parse -> lower).  Statements end at
  * NEWLINE tokens; a newline is not a statement end inside ( ) or [ ], after
  * '|>', or before a line whose first token is '|>', so a chain of layers may
- * span lines.  '#' starts a comment.  Bad bytes, unterminated strings and
- * out-of-range numbers are diagnosed and skipped; the token array always
- * ends with TOK_EOF.
+ * span lines.  '#' starts a comment.  Bad bytes (a NUL among them, also in
+ * comments and strings), unterminated strings and out-of-range numbers are
+ * diagnosed and skipped; the token array always ends with TOK_EOF.  The
+ * parser takes tokens a statement at a time (dn_lexer_more), so it never
+ * holds the whole file's.
  */
 #include "ast.h"
 
@@ -23,16 +25,20 @@ static const char *tok_names[TOK_COUNT] = {
     "/",           "@",       "==",         "!=",      "<",      "<=",     ">",     ">=",
 };
 
-typedef struct Lexer {
+struct Lexer {
     DnCtx *cx;
     DnArena *a;
     const char *file;
     const char *p;     /* current byte */
+    const char *end;   /* one past the last byte; *end is NUL */
     const char *line0; /* start of the current line */
     int line;
     int depth; /* ( and [ nesting */
     TokenVec *out;
-} Lexer;
+    bool heap; /* 'out' grows with realloc (dn_lex_n), else in 'a' */
+    int ends;  /* NEWLINE and EOF tokens pushed so far */
+    bool done; /* EOF pushed */
+};
 
 const char *dn_tok_spelling(TokKind k) { return tok_names[k]; }
 
@@ -56,8 +62,20 @@ static DnLoc here(Lexer *lx, const char *at) { return (DnLoc){lx->file, lx->line
 static Token *push(Lexer *lx, TokKind k, const char *start, int len)
 {
     Token t = {.kind = k, .loc = here(lx, start), .text = start, .len = len};
-    dn_vec_push(lx->a, lx->out, t);
-    return &lx->out->data[lx->out->len - 1];
+    TokenVec *v = lx->out;
+    lx->ends += k == TOK_NEWLINE || k == TOK_EOF;
+    if (!lx->heap) {
+        dn_vec_push(lx->a, v, t);
+    } else {
+        if (v->len == v->cap) {
+            DN_ASSERT(v->cap < INT32_MAX / 2); /* dn_parse_n bounds the source size */
+            v->cap = v->cap ? 2 * v->cap : 1024;
+            v->data = realloc(v->data, (size_t)v->cap * sizeof *v->data);
+            if (!v->data) dn_die(__FILE__, __LINE__, "out of memory (%d tokens)", v->cap);
+        }
+        v->data[v->len++] = t;
+    }
+    return &v->data[v->len - 1];
 }
 
 static TokKind last_kind(Lexer *lx) { return lx->out->len ? lx->out->data[lx->out->len - 1].kind : TOK_NEWLINE; }
@@ -73,6 +91,24 @@ static bool next_line_is_pipe(const char *p)
             continue;
         }
         return p[0] == '|' && p[1] == '>';
+    }
+}
+
+/* Reports the NUL byte at lx->p (before lx->end) and skips the run it starts. */
+static void nul_byte(Lexer *lx)
+{
+    dn_error(lx->cx, here(lx, lx->p), "NUL byte in source");
+    while (lx->p < lx->end && *lx->p == 0) lx->p++;
+}
+
+/* '#' to the end of the line; a NUL byte inside is reported and skipped. */
+static void comment(Lexer *lx)
+{
+    while (lx->p < lx->end && *lx->p != '\n') {
+        if (*lx->p == 0)
+            nul_byte(lx);
+        else
+            lx->p++;
     }
 }
 
@@ -102,8 +138,9 @@ static void ident(Lexer *lx)
     while (isalnum((unsigned char)*lx->p) || *lx->p == '_') lx->p++;
     int len = (int)(lx->p - s);
     TokKind k = TOK_IDENT;
-    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0]; i++)
-        if ((int)strlen(keywords[i].w) == len && memcmp(keywords[i].w, s, (size_t)len) == 0) k = keywords[i].k;
+    for (size_t i = 0; i < sizeof keywords / sizeof keywords[0] && len <= 6; i++)
+        if (keywords[i].w[0] == *s && (int)strlen(keywords[i].w) == len && memcmp(keywords[i].w, s, (size_t)len) == 0)
+            k = keywords[i].k;
     push(lx, k, s, len);
 }
 
@@ -161,13 +198,18 @@ static void number(Lexer *lx)
 /* string = '"' { char | '\' ('"' | '\' | 'n' | 't') } '"'  (one line) */
 static void string(Lexer *lx)
 {
-    const char *s = lx->p++;
-    char *buf = dn_arena_alloc(lx->a, strlen(s) + 1);
+    const char *s = lx->p++, *q = lx->p;
+    while (q < lx->end && *q != '"' && *q != '\n') q += *q == '\\' && q + 1 < lx->end ? 2 : 1;
+    char *buf = dn_arena_alloc(lx->a, (size_t)(q - s) + 1); /* unescaping only shortens */
     int n = 0;
     while (*lx->p != '"') {
-        if (*lx->p == 0 || *lx->p == '\n') {
+        if (lx->p == lx->end || *lx->p == '\n') {
             dn_error(lx->cx, here(lx, s), "unterminated string");
             break;
+        }
+        if (*lx->p == 0) {
+            nul_byte(lx);
+            continue;
         }
         char c = *lx->p++;
         if (c == '\\') {
@@ -208,8 +250,8 @@ static const struct {
 static bool punct(Lexer *lx)
 {
     for (size_t i = 0; i < sizeof puncts / sizeof puncts[0]; i++) {
-        size_t n = strlen(puncts[i].s);
-        if (strncmp(lx->p, puncts[i].s, n) != 0) continue;
+        size_t n = puncts[i].s[1] ? 2 : 1;
+        if (lx->p[0] != puncts[i].s[0] || (n == 2 && lx->p[1] != puncts[i].s[1])) continue;
         TokKind k = puncts[i].k;
         if (k == TOK_RBRACE && last_kind(lx) != TOK_NEWLINE && last_kind(lx) != TOK_LBRACE && lx->depth == 0)
             push(lx, TOK_NEWLINE, lx->p, 0); /* '}' ends the statement before it */
@@ -226,6 +268,10 @@ static bool punct(Lexer *lx)
 
 static void bad_byte(Lexer *lx)
 {
+    if (*lx->p == 0) {
+        nul_byte(lx);
+        return;
+    }
     unsigned char c = (unsigned char)*lx->p;
     if (c >= 0x80) {
         dn_error(lx->cx, here(lx, lx->p),
@@ -240,26 +286,63 @@ static void bad_byte(Lexer *lx)
     }
 }
 
+/* One token (or blank, comment, bad byte) at lx->p. */
+static void step(Lexer *lx)
+{
+    char c = *lx->p;
+    if (c == '\n')
+        newline(lx);
+    else if (c == ' ' || c == '\t' || c == '\r')
+        lx->p++;
+    else if (c == '#')
+        comment(lx);
+    else if (isalpha((unsigned char)c) || c == '_')
+        ident(lx);
+    else if (isdigit((unsigned char)c))
+        number(lx);
+    else if (c == '"')
+        string(lx);
+    else if (!punct(lx))
+        bad_byte(lx);
+}
+
+bool dn_lexer_more(Lexer *lx)
+{
+    if (lx->done) return false;
+    int ends = lx->ends;
+    while (lx->p < lx->end && lx->ends == ends) step(lx);
+    if (lx->p == lx->end) {
+        if (last_kind(lx) != TOK_NEWLINE) push(lx, TOK_NEWLINE, lx->p, 0);
+        push(lx, TOK_EOF, lx->p, 0);
+        lx->done = true;
+    }
+    return true;
+}
+
+Lexer *dn_lexer_new(DnCtx *cx, const char *file, const char *text, size_t len, DnArena *a, TokenVec *out)
+{
+    Lexer *lx = dn_arena_alloc(a, sizeof *lx);
+    *lx = (Lexer){.cx = cx,
+                  .a = a,
+                  .file = file,
+                  .p = text,
+                  .end = text + len,
+                  .line0 = text,
+                  .line = 1,
+                  .out = out,
+                  .heap = true};
+    return lx;
+}
+
 void dn_lex(DnCtx *cx, const char *file, const char *text, DnArena *a, TokenVec *out)
 {
-    Lexer lx = {.cx = cx, .a = a, .file = file, .p = text, .line0 = text, .line = 1, .out = out};
-    while (*lx.p) {
-        char c = *lx.p;
-        if (c == '\n')
-            newline(&lx);
-        else if (c == ' ' || c == '\t' || c == '\r')
-            lx.p++;
-        else if (c == '#')
-            while (*lx.p && *lx.p != '\n') lx.p++;
-        else if (isalpha((unsigned char)c) || c == '_')
-            ident(&lx);
-        else if (isdigit((unsigned char)c))
-            number(&lx);
-        else if (c == '"')
-            string(&lx);
-        else if (!punct(&lx))
-            bad_byte(&lx);
-    }
-    if (last_kind(&lx) != TOK_NEWLINE) push(&lx, TOK_NEWLINE, lx.p, 0);
-    push(&lx, TOK_EOF, lx.p, 0);
+    Lexer lx = {
+        .cx = cx, .a = a, .file = file, .p = text, .end = text + strlen(text), .line0 = text, .line = 1, .out = out};
+    while (dn_lexer_more(&lx)) continue;
+}
+
+void dn_lex_n(DnCtx *cx, const char *file, const char *text, size_t len, DnArena *a, TokenVec *out)
+{
+    Lexer *lx = dn_lexer_new(cx, file, text, len, a, out);
+    while (dn_lexer_more(lx)) continue;
 }

@@ -7,13 +7,19 @@
  * compile time, and labels build the hierarchical parameter names.  Layers
  * are lowered by the table in layers.c, the train section by train.c.
  * Every error is a diagnostic; a value that failed is VAL_POISON and is
- * propagated without further messages.
+ * propagated without further messages.  Work is bounded (the limits of
+ * docs/language.md): chains are walked without recursion, what still
+ * recurses counts against MAX_EVAL_DEPTH, and ops, block calls and repeat
+ * iterations, statements run and string bytes have budgets checked as
+ * they grow.  Names are looked up in hash maps (names.c).
  */
 #include "ast.h"
 
 #include <math.h>
 
-enum { MAX_INLINE_DEPTH = 64, MAX_REPEAT = 10000, MAX_WORK = 1000000, MAX_OPS = 20000 };
+enum { MAX_INLINE_DEPTH = 64, MAX_REPEAT = 10000, MAX_WORK = 1000000, MAX_OPS = 20000, MAX_EVAL_DEPTH = 500 };
+#define MAX_STEPS     INT64_C(4000000)   /* statements and expressions lowered, beyond one per AST node */
+#define MAX_STR_BYTES ((size_t)16 << 20) /* made by string '+' in one model */
 
 /* ---- values and scopes -------------------------------------------------- */
 
@@ -33,9 +39,10 @@ const char *dn_val_kind_name(ValKind k)
 /* Looks 'name' up in 'sc' and its parents; NULL when unbound. */
 Binding *dn_scope_find(Scope *sc, const char *name)
 {
-    for (; sc; sc = sc->parent)
-        for (Binding *b = sc->vars; b; b = b->next)
-            if (strcmp(b->name, name) == 0) return b;
+    for (; sc; sc = sc->parent) {
+        Binding *b = dn_namemap_get(&sc->vars, name);
+        if (b) return b;
+    }
     return NULL;
 }
 
@@ -46,40 +53,87 @@ void dn_scope_set(Lower *L, Scope *sc, const char *name, Val v)
     if (!b) {
         b = dn_arena_alloc(L->a, sizeof *b);
         b->name = name;
-        b->next = sc->vars;
-        sc->vars = b;
+        dn_namemap_put(L->a, &sc->vars, name, b);
     }
     b->v = v;
+}
+
+DnParam *dn_lower_find_param(Lower *L, const char *name) { return dn_namemap_get(&L->params, name); }
+
+DnParam *dn_lower_add_param(Lower *L, const char *name, DnParamKind kind, DnDType t, const DnShape *s, DnInit init,
+                            DnLoc loc)
+{
+    DnParam *p = dn_graph_add_param(L->g, name, kind, t, s, init, loc);
+    dn_namemap_put(L->a, &L->params, p->name, p);
+    return p;
 }
 
 /* Registers label path 'full'; reports a second use of the same path. */
 bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc)
 {
-    for (int i = 0; i < L->labels.len; i++)
-        if (strcmp(L->labels.data[i], full) == 0) {
-            dn_error(L->cx, loc, "duplicate label '%s'", full);
-            return false;
-        }
-    dn_vec_push(L->a, &L->labels, full);
+    if (dn_namemap_get(&L->labels, full)) {
+        dn_error(L->cx, loc, "duplicate label '%s'", full);
+        return false;
+    }
+    dn_namemap_put(L->a, &L->labels, full, (void *)full);
     return true;
 }
 
-static const AstDecl *find_decl(const DnAst *ast, DeclKind k, const char *name)
+/* The first block named 'name', or NULL. */
+static const AstDecl *find_block(Lower *L, const char *name) { return dn_namemap_get(&L->blocks, name); }
+
+static bool over_budget(Lower *L, DnLoc loc)
 {
-    for (int i = 0; i < ast->decls.len; i++)
-        if (ast->decls.data[i]->kind == k && strcmp(ast->decls.data[i]->name, name) == 0) return ast->decls.data[i];
-    return NULL;
+    if (!L->over_budget)
+        dn_error(L->cx, loc, "the model unrolls to more than %d ops or %d block calls and repeat iterations", MAX_OPS,
+                 MAX_WORK);
+    L->over_budget = true;
+    return false;
 }
 
 /* Counts one unit of unrolling work; false (reported once) when the model
  * unrolls past the limits, so no input makes the compiler run for ages. */
 static bool budget(Lower *L, DnLoc loc)
 {
-    if (++L->work <= MAX_WORK && L->g->ops.len <= MAX_OPS) return true;
+    if (++L->work <= MAX_WORK && L->g->ops.len <= MAX_OPS && !L->over_budget) return true;
+    return over_budget(L, loc);
+}
+
+/* Counts one statement or expression lowered.  Without blocks and repeats
+ * lowering visits each AST node at most once; what they unroll may add
+ * MAX_STEPS, so a small body repeated a million times stops in time. */
+static bool step(Lower *L, DnLoc loc)
+{
+    if (++L->steps <= L->ast->nodes + MAX_STEPS && !L->over_budget) return true;
     if (!L->over_budget)
-        dn_error(L->cx, loc, "the model unrolls to more than %d ops or %d block calls and repeat iterations", MAX_OPS,
-                 MAX_WORK);
+        dn_error(L->cx, loc,
+                 "blocks and repeats unroll to more than %lld statements and expressions beyond those written",
+                 (long long)MAX_STEPS);
     L->over_budget = true;
+    return false;
+}
+
+bool dn_lower_op_budget(Lower *L, DnLoc loc)
+{
+    if (L->g->ops.len <= MAX_OPS && !L->over_budget) return true;
+    return over_budget(L, loc);
+}
+
+/* Enters one level of lowering recursion (an expression evaluated, a body
+ * run); false (reported once) past MAX_EVAL_DEPTH, which keeps the C stack
+ * bounded however blocks, repeats and expressions nest.  The caller
+ * decrements L->depth when it returns true. */
+static bool deeper(Lower *L, DnLoc loc)
+{
+    if (L->too_deep) return false;
+    if (L->depth < MAX_EVAL_DEPTH) {
+        L->depth++;
+        return true;
+    }
+    dn_error(L->cx, loc,
+             "the model nests too deeply (more than %d levels of expressions and bodies, counting inlined blocks)",
+             MAX_EVAL_DEPTH);
+    L->too_deep = true;
     return false;
 }
 
@@ -88,18 +142,44 @@ static bool budget(Lower *L, DnLoc loc)
 static bool is_num(Val v) { return v.kind == VAL_INT || v.kind == VAL_FLOAT; }
 static double num(Val v) { return v.kind == VAL_INT ? (double)v.i : v.f; }
 
+static Val int_overflow(Lower *L, DnLoc loc, const char *what)
+{
+    dn_error(L->cx, loc, "integer overflow: %s does not fit in a 64-bit int", what);
+    return dn_val_poison();
+}
+
+/* int op int: + - * exactly, / exactly when it divides (else as floats);
+ * a result outside int64 is an error at the operator. */
+static bool int_arith(Lower *L, TokKind op, int64_t x, int64_t y, DnLoc loc, Val *out)
+{
+    int64_t r = 0;
+    bool over = op == TOK_PLUS    ? __builtin_add_overflow(x, y, &r)
+                : op == TOK_MINUS ? __builtin_sub_overflow(x, y, &r)
+                : op == TOK_STAR  ? __builtin_mul_overflow(x, y, &r)
+                                  : x == INT64_MIN && y == -1;
+    if (over) {
+        char what[96];
+        snprintf(what, sizeof what, "%lld %s %lld", (long long)x, dn_tok_spelling(op), (long long)y);
+        *out = int_overflow(L, loc, what);
+        return true;
+    }
+    if (op != TOK_SLASH)
+        *out = vint(r);
+    else if (x % y == 0) /* y == -1 with x == INT64_MIN is excluded above */
+        *out = vint(x / y);
+    else
+        return false;
+    return true;
+}
+
 static Val const_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 {
     if (op == TOK_SLASH && num(b) == 0) {
         dn_error(L->cx, loc, "division by zero");
         return dn_val_poison();
     }
-    if (a.kind == VAL_INT && b.kind == VAL_INT && op != TOK_SLASH) {
-        uint64_t x = (uint64_t)a.i, y = (uint64_t)b.i; /* wrap instead of UB */
-        return vint((int64_t)(op == TOK_PLUS ? x + y : op == TOK_MINUS ? x - y : x * y));
-    }
-    if (a.kind == VAL_INT && b.kind == VAL_INT && b.i != -1 && a.i % b.i == 0) return vint(a.i / b.i);
-    if (a.kind == VAL_INT && b.kind == VAL_INT && b.i == -1) return vint((int64_t)(0 - (uint64_t)a.i));
+    Val v;
+    if (a.kind == VAL_INT && b.kind == VAL_INT && int_arith(L, op, a.i, b.i, loc, &v)) return v;
     double x = num(a), y = num(b);
     return vfloat(op == TOK_PLUS ? x + y : op == TOK_MINUS ? x - y : op == TOK_STAR ? x * y : x / y);
 }
@@ -107,7 +187,9 @@ static Val const_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 static Val const_compare(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
 {
     int c;
-    if (is_num(a) && is_num(b))
+    if (a.kind == VAL_INT && b.kind == VAL_INT) /* exactly: doubles lose ints past 2^53 */
+        c = a.i < b.i ? -1 : a.i > b.i;
+    else if (is_num(a) && is_num(b))
         c = num(a) < num(b) ? -1 : num(a) > num(b);
     else if (a.kind == VAL_STR && b.kind == VAL_STR)
         c = strcmp(a.s, b.s);
@@ -172,9 +254,25 @@ static Val tensor_arith(Lower *L, TokKind op, Val a, Val b, DnLoc loc)
     return vtensor(dn_build1(L->cx, L->g, k, 2, in, 0, NULL, loc));
 }
 
-static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e)
+/* "a" + "b".  The bytes so made are counted (a chain of n '+' makes about
+ * n^2/2), and past MAX_STR_BYTES that is an error at the operator. */
+static Val concat(Lower *L, const char *a, const char *b, DnLoc loc)
 {
-    Val a = dn_lower_expr(L, sc, e->a);
+    size_t na = strlen(a), nb = strlen(b);
+    L->str_bytes += na + nb;
+    if (L->str_bytes > MAX_STR_BYTES) {
+        dn_error(L->cx, loc, "string concatenation makes more than %zu bytes of compile-time strings", MAX_STR_BYTES);
+        return dn_val_poison();
+    }
+    char *s = dn_arena_alloc(L->a, na + nb + 1);
+    memcpy(s, a, na);
+    memcpy(s + na, b, nb + 1);
+    return (Val){.kind = VAL_STR, .s = s};
+}
+
+/* Binary operator 'e' applied to its left operand's value 'a'. */
+static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e, Val a)
+{
     if (e->op == TOK_AND || e->op == TOK_OR) { /* short-circuit, so guards work */
         if (a.kind == VAL_POISON) return a;
         if (a.kind != VAL_BOOL) goto notbool;
@@ -193,8 +291,7 @@ static Val lower_binary(Lower *L, Scope *sc, const AstExpr *e)
         (b.kind == VAL_TENSOR || is_num(b)))
         return tensor_arith(L, e->op, a, b, e->loc);
     if (arith && e->op != TOK_AT && is_num(a) && is_num(b)) return const_arith(L, e->op, a, b, e->loc);
-    if (arith && e->op == TOK_PLUS && a.kind == VAL_STR && b.kind == VAL_STR)
-        return (Val){.kind = VAL_STR, .s = dn_arena_printf(L->a, "%s%s", a.s, b.s)};
+    if (arith && e->op == TOK_PLUS && a.kind == VAL_STR && b.kind == VAL_STR) return concat(L, a.s, b.s, e->loc);
     if (!arith && a.kind != VAL_TENSOR && b.kind != VAL_TENSOR) return const_compare(L, e->op, a, b, e->loc);
     dn_error(L->cx, e->loc, "'%s' cannot combine %s and %s", dn_tok_spelling(e->op), dn_val_kind_name(a.kind),
              dn_val_kind_name(b.kind));
@@ -210,7 +307,8 @@ static Val lower_unary(Lower *L, Scope *sc, const AstExpr *e)
         dn_error(L->cx, e->loc, "'not' needs a bool, got %s", dn_val_kind_name(a.kind));
         return dn_val_poison();
     }
-    if (a.kind == VAL_INT) return vint((int64_t)(0 - (uint64_t)a.i));
+    if (a.kind == VAL_INT && a.i == INT64_MIN) return int_overflow(L, e->loc, "-(-9223372036854775808)");
+    if (a.kind == VAL_INT) return vint(-a.i);
     if (a.kind == VAL_FLOAT) return vfloat(-a.f);
     if (a.kind == VAL_TENSOR) return vtensor(scale(L, a.t, -1.0, e->loc));
     dn_error(L->cx, e->loc, "'-' needs a number or tensor, got %s", dn_val_kind_name(a.kind));
@@ -235,7 +333,7 @@ static Val lower_name(Lower *L, Scope *sc, const AstExpr *e)
     if (b) return b->v;
     if (L->in_train)
         dn_error(L->cx, e->loc, "'%s' is not a model output or a train input", e->s);
-    else if (dn_layer_find(e->s) || find_decl(L->ast, DECL_BLOCK, e->s))
+    else if (dn_layer_find(e->s) || find_block(L, e->s))
         dn_error(L->cx, e->loc, "'%s' is a layer or block; call it, e.g. x |> %s", e->s, e->s);
     else
         dn_error(L->cx, e->loc, "unknown name '%s'", e->s);
@@ -290,20 +388,20 @@ static void exec_param(Lower *L, Scope *sc, const AstStmt *s)
 {
     DnInit init = {DN_INIT_ZEROS, 0, 0};
     if (s->e && eval_init(L, sc, s->e, &init).kind == VAL_POISON) return;
-    if (dn_shape_has_n(&s->type.shape)) {
-        dn_error(L->cx, s->type.loc, "a parameter's shape cannot use the batch dimension N");
+    if (dn_shape_has_n(&s->type->shape)) {
+        dn_error(L->cx, s->type->loc, "a parameter's shape cannot use the batch dimension N");
         return;
     }
     const char *name = dn_arena_printf(L->a, "%s%s", L->prefix, s->name);
-    if (dn_graph_find_param(L->g, name)) {
+    if (dn_lower_find_param(L, name)) {
         dn_error(L->cx, s->name_loc, "duplicate parameter name '%s'", name);
         return;
     }
-    if (!dn_lower_check_size(L, s->type.dtype, &s->type.shape, s->name_loc, s->name)) {
+    if (!dn_lower_check_size(L, s->type->dtype, &s->type->shape, s->name_loc, s->name)) {
         dn_scope_set(L, sc, s->name, dn_val_poison()); /* no "unknown name" cascade */
         return;
     }
-    DnParam *p = dn_graph_add_param(L->g, name, DN_PARAM_WEIGHT, s->type.dtype, &s->type.shape, init, s->name_loc);
+    DnParam *p = dn_lower_add_param(L, name, DN_PARAM_WEIGHT, s->type->dtype, &s->type->shape, init, s->name_loc);
     dn_scope_set(L, sc, s->name, vtensor(p->value));
 }
 
@@ -336,14 +434,17 @@ static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
         x->ret = dn_lower_expr(L, sc, s->e);
         x->returned = true;
         break;
-    case STMT_IF: {
-        int c = eval_cond(L, sc, s->e, "an 'if' condition");
-        if (c == 1)
-            exec_body(L, sc, &s->then, x);
-        else if (c == 0)
-            exec_body(L, sc, &s->els, x);
+    case STMT_IF:
+        for (;;) { /* an else-if chain, in a loop */
+            int c = eval_cond(L, sc, s->e, "an 'if' condition");
+            if (c == 0 && s->els.len == 1 && s->els.data[0]->kind == STMT_IF) {
+                s = s->els.data[0];
+                continue;
+            }
+            if (c >= 0) exec_body(L, sc, c ? &s->then : &s->els, x);
+            break;
+        }
         break;
-    }
     case STMT_PARAM: exec_param(L, sc, s); break;
     default: dn_error(L->cx, s->loc, "this statement is only allowed in a train section"); break;
     }
@@ -351,7 +452,15 @@ static void exec_stmt(Lower *L, Scope *sc, const AstStmt *s, Exec *x)
 
 static void exec_body(Lower *L, Scope *sc, const AstBody *body, Exec *x)
 {
-    for (int i = 0; i < body->len && !x->returned; i++) exec_stmt(L, sc, body->data[i], x);
+    if (!body->len) return;
+    if (!deeper(L, body->data[0]->loc)) { /* poison, so no "ends without 'return'" follows */
+        x->returned = true;
+        x->ret = x->last = dn_val_poison();
+        return;
+    }
+    for (int i = 0; i < body->len && !x->returned && step(L, body->data[i]->loc); i++)
+        exec_stmt(L, sc, body->data[i], x);
+    L->depth--;
 }
 
 /* repeat K [as i] { body }: unrolled K times, each in a fresh scope with the
@@ -384,7 +493,7 @@ static Val lower_repeat(Lower *L, Scope *sc, const AstExpr *e, const char *targe
         exec_body(L, &inner, &e->body, &x);
         L->prefix = saved;
         v = x.last;
-        if (target && v.kind == VAL_NONE) {
+        if (target && v.kind == VAL_NONE && !L->over_budget) {
             dn_error(L->cx, e->loc, "the body of 'repeat' must end with an expression giving the new value of '%s'",
                      target);
             v = dn_val_poison();
@@ -427,9 +536,9 @@ static bool bind_block_args(Lower *L, Scope *caller, Scope *sc, const AstDecl *d
         return false;
     }
     bool ok = true;
-    Val given[64];
-    DnLoc at[64];
     int np = d->params.len < 64 ? d->params.len : 64;
+    Val given[np ? np : 1]; /* sized to the block: this frame is live while arguments are lowered */
+    DnLoc at[np ? np : 1];
     for (int i = 0; i < np; i++) {
         given[i] = (Val){.kind = VAL_NONE};
         at[i] = e->loc;
@@ -494,7 +603,7 @@ static Val lower_block_call(Lower *L, Scope *sc, const AstDecl *d, const AstExpr
         exec_body(L, &inner, &d->body, &x);
         if (x.returned)
             result = x.ret;
-        else
+        else if (!L->over_budget) /* the budget stops a body half way */
             dn_error(L->cx, d->loc, "block '%s' ends without 'return'", d->name);
     }
     L->stack.len--;
@@ -504,9 +613,13 @@ static Val lower_block_call(Lower *L, Scope *sc, const AstDecl *d, const AstExpr
 
 /* ---- calls -------------------------------------------------------------------- */
 
-static Val lower_call(Lower *L, Scope *sc, const AstExpr *e)
+/* Call 'e'; 'first' (or NULL) is the value of its first argument, which is
+ * positional, already evaluated. */
+static Val lower_call(Lower *L, Scope *sc, const AstExpr *e, const Val *first)
 {
-    Val pos[32];
+    int n = 0;
+    for (int i = 0; i < e->args.len && n < 32; i++) n += !e->args.data[i].name;
+    Val pos[n ? n : 1]; /* sized to the call: this frame is live while a block's body is lowered */
     int npos = 0;
     bool poisoned = false;
     for (int i = 0; i < e->args.len; i++) {
@@ -515,10 +628,10 @@ static Val lower_call(Lower *L, Scope *sc, const AstExpr *e)
             dn_error(L->cx, e->args.data[i].loc, "too many arguments (at most 32)");
             return dn_val_poison();
         }
-        pos[npos] = dn_lower_expr(L, sc, e->args.data[i].value);
+        pos[npos] = i == 0 && first ? *first : dn_lower_expr(L, sc, e->args.data[i].value);
         poisoned |= pos[npos++].kind == VAL_POISON;
     }
-    const AstDecl *d = find_decl(L->ast, DECL_BLOCK, e->s);
+    const AstDecl *d = find_block(L, e->s);
     if (d) return poisoned ? dn_val_poison() : lower_block_call(L, sc, d, e, pos, npos);
     Val q;
     if (shape_query(L, pos, npos, e, &q)) return q;
@@ -544,8 +657,8 @@ static Val lower_list(Lower *L, Scope *sc, const AstExpr *e)
     return v;
 }
 
-/* Evaluates 'e' in 'sc': a compile-time value, or a tensor built in L->g. */
-Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
+/* An expression that is not a link of a chain (below). */
+static Val lower_leaf(Lower *L, Scope *sc, const AstExpr *e)
 {
     switch (e->kind) {
     case EXPR_INT: return vint(e->i);
@@ -553,19 +666,64 @@ Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
     case EXPR_BOOL: return vbool(e->i != 0);
     case EXPR_STR: return (Val){.kind = VAL_STR, .s = e->s};
     case EXPR_NAME: return lower_name(L, sc, e);
-    case EXPR_CALL: return lower_call(L, sc, e);
-    case EXPR_BINARY: return lower_binary(L, sc, e);
+    case EXPR_CALL: return lower_call(L, sc, e, NULL);
     case EXPR_UNARY: return lower_unary(L, sc, e);
     case EXPR_LIST: return lower_list(L, sc, e);
-    case EXPR_TERNARY: {
-        int c = eval_cond(L, sc, e->a, "the condition of '?:'");
-        return c < 0 ? dn_val_poison() : dn_lower_expr(L, sc, c ? e->b : e->c);
-    }
     case EXPR_REPEAT: return lower_repeat(L, sc, e, NULL);
     case EXPR_INDEX: dn_error(L->cx, e->loc, "indexing and slicing are not supported yet"); return dn_val_poison();
     case EXPR_SLICE: dn_error(L->cx, e->loc, "a slice is only allowed inside [ ]"); return dn_val_poison();
+    case EXPR_BINARY:
+    case EXPR_TERNARY: break;
     }
-    return dn_val_poison();
+    DN_UNREACHABLE();
+}
+
+/* A link of a left-deep chain: a binary operator (a + b + c nests in 'a')
+ * or a call whose first argument is positional (x |> f |> g nests there).
+ * Returns that operand, or NULL. */
+static const AstExpr *chain_operand(const AstExpr *e)
+{
+    if (e->kind == EXPR_BINARY) return e->a;
+    if (e->kind == EXPR_CALL && e->args.len && !e->args.data[0].name) return e->args.data[0].value;
+    return NULL;
+}
+
+/* Evaluates 'e' in 'sc': a compile-time value, or a tensor built in L->g.
+ * Chains of any length are walked with an explicit stack (L->chain): down
+ * to the innermost operand, then back up applying each link, which is the
+ * order of a recursive walk.  What still recurses (other operands, blocks
+ * being inlined) is limited to MAX_EVAL_DEPTH levels.  Stops at the op
+ * budget as soon as the graph passes it. */
+Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e)
+{
+    if (!step(L, e->loc) || !deeper(L, e->loc)) return dn_val_poison();
+    DnLoc loc = e->loc;
+    int base = L->chain.len;
+    Val v;
+    for (;;) {
+        for (const AstExpr *x; (x = chain_operand(e)); e = x) dn_vec_push(L->a, &L->chain, e);
+        if (e->kind != EXPR_TERNARY) {
+            v = lower_leaf(L, sc, e);
+            break;
+        }
+        int c = eval_cond(L, sc, e->a, "the condition of '?:'");
+        if (c < 0) {
+            v = dn_val_poison();
+            break;
+        }
+        e = c ? e->b : e->c; /* a ? b : c ? d : e goes on in the loop */
+    }
+    while (L->chain.len > base) {
+        const AstExpr *link = L->chain.data[--L->chain.len];
+        v = link->kind == EXPR_BINARY ? lower_binary(L, sc, link, v) : lower_call(L, sc, link, &v);
+        if (!step(L, link->loc) || !dn_lower_op_budget(L, link->loc)) {
+            v = dn_val_poison();
+            L->chain.len = base;
+        }
+    }
+    if (!dn_lower_op_budget(L, loc)) v = dn_val_poison();
+    L->depth--;
+    return v;
 }
 
 /* ---- raw parameter initializers --------------------------------------------- */
@@ -617,22 +775,27 @@ static const AstDecl *pick_model(DnCtx *cx, const DnAst *ast, const char *model)
     return found;
 }
 
-/* Reports duplicate declarations and train sections naming no model. */
-static void check_decls(DnCtx *cx, const DnAst *ast)
+/* Reports duplicate declarations and train sections naming no model; fills
+ * L->blocks.  A model and a block may not share a name; a train section
+ * may share its model's. */
+static void check_decls(Lower *L)
 {
+    const DnAst *ast = L->ast;
+    NameMap models = {0}, decls = {0}, trains = {0}; /* decls: models and blocks */
+    for (int i = 0; i < ast->decls.len; i++)
+        if (ast->decls.data[i]->kind == DECL_MODEL)
+            dn_namemap_put(L->a, &models, ast->decls.data[i]->name, ast->decls.data[i]);
     for (int i = 0; i < ast->decls.len; i++) {
-        const AstDecl *d = ast->decls.data[i];
-        if (d->kind == DECL_TRAIN && !find_decl(ast, DECL_MODEL, d->name))
-            dn_error(cx, d->loc, "train section for unknown model '%s'", d->name);
-        for (int j = 0; j < i; j++) {
-            const AstDecl *o = ast->decls.data[j];
-            bool clash = strcmp(o->name, d->name) == 0 &&
-                         (d->kind == o->kind || (d->kind != DECL_TRAIN && o->kind != DECL_TRAIN));
-            if (clash) {
-                dn_error(cx, d->loc, "'%s' is defined twice (first at line %d)", d->name, o->loc.line);
-                break;
-            }
-        }
+        AstDecl *d = ast->decls.data[i];
+        if (d->kind == DECL_TRAIN && !dn_namemap_get(&models, d->name))
+            dn_error(L->cx, d->loc, "train section for unknown model '%s'", d->name);
+        NameMap *m = d->kind == DECL_TRAIN ? &trains : &decls;
+        const AstDecl *o = dn_namemap_get(m, d->name);
+        if (o)
+            dn_error(L->cx, d->loc, "'%s' is defined twice (first at line %d)", d->name, o->loc.line);
+        else
+            dn_namemap_put(L->a, m, d->name, d);
+        if (d->kind == DECL_BLOCK && !dn_namemap_get(&L->blocks, d->name)) dn_namemap_put(L->a, &L->blocks, d->name, d);
     }
 }
 
@@ -641,11 +804,10 @@ static void lower_outputs(Lower *L, const AstDecl *md, Scope *sc, Scope *outs)
 {
     for (int i = 0; i < md->outputs.len; i++) {
         const AstParam *o = &md->outputs.data[i];
-        Binding *b = NULL;
-        for (Binding *x = sc->vars; x && !b; x = x->next)
-            if (!strcmp(x->name, o->name)) b = x;
+        Binding *b = dn_namemap_get(&sc->vars, o->name);
         if (!b) {
-            dn_error(L->cx, o->loc, "output '%s' is never assigned", o->name);
+            if (!L->over_budget && !L->too_deep) /* else lowering stopped half way */
+                dn_error(L->cx, o->loc, "output '%s' is never assigned", o->name);
             continue;
         }
         if (b->v.kind == VAL_POISON) continue;
@@ -688,7 +850,8 @@ DnGraph *dn_lower(DnCtx *cx, const DnAst *ast, const char *model)
 {
     if (!ast) return NULL;
     int nerr0 = cx->nerr;
-    check_decls(cx, ast);
+    Lower L = {.cx = cx, .ast = ast, .a = ast->arena, .prefix = "", .next_salt = 1};
+    check_decls(&L);
     const AstDecl *md = pick_model(cx, ast, model);
     if (!md) return NULL;
     const AstDecl *td = NULL;
@@ -696,7 +859,6 @@ DnGraph *dn_lower(DnCtx *cx, const DnAst *ast, const char *model)
         const AstDecl *d = ast->decls.data[i];
         if (d->kind == DECL_TRAIN && !strcmp(d->name, md->name) && !td) td = d;
     }
-    Lower L = {.cx = cx, .ast = ast, .a = ast->arena, .prefix = "", .next_salt = 1};
     L.g = dn_graph_new(md->name);
     Scope outs = {0};
     lower_model(&L, md, &outs);

@@ -10,17 +10,22 @@
 #include "ast.h"
 
 #include <ctype.h>
+#include <stdlib.h>
 
 enum { MAX_DEPTH = 200 };
 
 typedef struct Parser {
     DnCtx *cx;
     DnArena *a;
-    Token *tok; /* current token; the array ends with TOK_EOF */
+    Token *tok;    /* current token, in 'toks' */
+    TokenVec toks; /* the tokens lexed and not yet dropped; malloc'd */
+    int last_end;  /* index in 'toks' of the last NEWLINE or EOF */
+    Lexer *lx;
     bool panic; /* an error was reported; suppress until sync */
     int nerr;
-    int depth;    /* expression/body nesting */
-    bool nolabel; /* 'x :' is not a label here (ternary, index) */
+    int depth;     /* expression/body nesting */
+    int64_t nodes; /* AstExpr and AstStmt made */
+    bool nolabel;  /* 'x :' is not a label here (ternary, index) */
 } Parser;
 
 static AstExpr *parse_expr(Parser *p);
@@ -33,7 +38,43 @@ static bool at_ident(Parser *p, const char *s)
 {
     return at(p, TOK_IDENT) && p->tok->len == (int)strlen(s) && memcmp(p->tok->text, s, (size_t)p->tok->len) == 0;
 }
-static Token *advance(Parser *p) { return p->tok->kind == TOK_EOF ? p->tok : p->tok++; }
+/* Tokens are lexed a statement at a time: there is always a NEWLINE or EOF
+ * at or after p->tok in p->toks, and no lookahead goes past one, so the
+ * parser lexes more only when it moves past the last.  Functions keep no
+ * Token pointer across a call that may advance. */
+static void lex_more(Parser *p)
+{
+    ptrdiff_t at = p->toks.data ? p->tok - p->toks.data : 0;
+    dn_lexer_more(p->lx); /* may move p->toks.data */
+    p->tok = p->toks.data + at;
+    for (int i = p->toks.len - 1; i >= at; i--)
+        if (p->toks.data[i].kind == TOK_NEWLINE || p->toks.data[i].kind == TOK_EOF) {
+            p->last_end = i;
+            break;
+        }
+}
+
+/* Drops the tokens before the current one once they are many; called
+ * between statements, so memory holds about one statement's tokens. */
+static void drop_read_tokens(Parser *p)
+{
+    int at = (int)(p->tok - p->toks.data);
+    if (at < 4096 || at < p->toks.len / 2) return;
+    memmove(p->toks.data, p->tok, (size_t)(p->toks.len - at) * sizeof *p->tok);
+    p->toks.len -= at;
+    p->last_end -= at;
+    p->tok = p->toks.data;
+}
+
+/* Moves to the next token; returns a copy of the one moved past. */
+static Token advance(Parser *p)
+{
+    Token t = *p->tok;
+    if (t.kind == TOK_EOF) return t;
+    p->tok++;
+    if (p->tok - p->toks.data > p->last_end) lex_more(p);
+    return t;
+}
 static bool accept(Parser *p, TokKind k)
 {
     if (!at(p, k)) return false;
@@ -67,8 +108,8 @@ static const char *expect_ident(Parser *p, const char *what, DnLoc *loc)
 {
     if (loc) *loc = p->tok->loc;
     if (at(p, TOK_IDENT)) {
-        Token *t = advance(p);
-        return dn_arena_strndup(p->a, t->text, (size_t)t->len);
+        Token t = advance(p);
+        return dn_arena_strndup(p->a, t.text, (size_t)t.len);
     }
     char buf[80];
     error_at(p, p->tok->loc, "expected %s, got %s", what, dn_tok_describe(p->tok, buf, sizeof buf));
@@ -78,6 +119,7 @@ static const char *expect_ident(Parser *p, const char *what, DnLoc *loc)
 static AstExpr *new_expr(Parser *p, ExprKind k, DnLoc loc)
 {
     AstExpr *e = dn_arena_alloc(p->a, sizeof *e);
+    p->nodes++;
     e->kind = k;
     e->loc = loc;
     return e;
@@ -86,6 +128,7 @@ static AstExpr *new_expr(Parser *p, ExprKind k, DnLoc loc)
 static AstStmt *new_stmt(Parser *p, StmtKind k, DnLoc loc)
 {
     AstStmt *s = dn_arena_alloc(p->a, sizeof *s);
+    p->nodes++;
     s->kind = k;
     s->loc = loc;
     return s;
@@ -145,19 +188,20 @@ static const Token *path_end(const Token *t)
 static const char *parse_path(Parser *p)
 {
     if (!is_path_part(p->tok)) return expect_ident(p, "a label", NULL);
-    Token *t = advance(p);
-    const char *s = dn_arena_strndup(p->a, t->text, (size_t)t->len);
-    while (at(p, TOK_DOT)) {
+    size_t n = (size_t)p->tok->len; /* one allocation, so a long path costs linear time */
+    for (const Token *t = p->tok + 1; t[0].kind == TOK_DOT && is_path_part(&t[1]); t += 2) n += 1 + (size_t)t[1].len;
+    char *s = dn_arena_alloc(p->a, n + 1), *w = s;
+    for (;;) {
+        Token t = advance(p);
+        memcpy(w, t.text, (size_t)t.len);
+        w += t.len;
+        if (!at(p, TOK_DOT) || !is_path_part(&p->tok[1])) break;
         advance(p);
-        if (is_path_part(p->tok)) {
-            t = advance(p);
-            s = dn_arena_printf(p->a, "%s.%.*s", s, t->len, t->text);
-        } else {
-            char buf[80];
-            error_at(p, p->tok->loc, "expected a label part after '.', got %s",
-                     dn_tok_describe(p->tok, buf, sizeof buf));
-            break;
-        }
+        *w++ = '.';
+    }
+    if (accept(p, TOK_DOT)) {
+        char buf[80];
+        error_at(p, p->tok->loc, "expected a label part after '.', got %s", dn_tok_describe(p->tok, buf, sizeof buf));
     }
     return s;
 }
@@ -194,8 +238,14 @@ static void parse_args(Parser *p, AstExpr *call)
 static AstExpr *parse_or(Parser *p);
 static AstExpr *parse_repeat(Parser *p)
 {
-    AstExpr *e = new_expr(p, EXPR_REPEAT, advance(p)->loc);
+    AstExpr *e = new_expr(p, EXPR_REPEAT, advance(p).loc);
+    if (!enter(p)) { /* the count may itself be a repeat */
+        p->depth--;
+        e->a = new_expr(p, EXPR_INT, e->loc);
+        return e;
+    }
     e->a = parse_or(p);
+    p->depth--;
     if (accept(p, TOK_AS)) e->s = expect_ident(p, "an index name after 'as'", NULL);
     parse_body(p, &e->body, false);
     return e;
@@ -240,7 +290,7 @@ static AstExpr *parse_callee(Parser *p, bool force_call)
 /* list = "[" [ expr { "," expr } ] "]" */
 static AstExpr *parse_list(Parser *p)
 {
-    AstExpr *e = new_expr(p, EXPR_LIST, advance(p)->loc);
+    AstExpr *e = new_expr(p, EXPR_LIST, advance(p).loc);
     bool save = p->nolabel;
     p->nolabel = false;
     while (!at(p, TOK_RBRACKET) && !p->panic) {
@@ -320,7 +370,7 @@ static AstExpr *parse_postfix(Parser *p)
 {
     AstExpr *e = parse_primary(p);
     while (at(p, TOK_LBRACKET) && !p->panic) {
-        AstExpr *ix = new_expr(p, EXPR_INDEX, advance(p)->loc);
+        AstExpr *ix = new_expr(p, EXPR_INDEX, advance(p).loc);
         ix->a = e;
         bool save = p->nolabel;
         p->nolabel = true;
@@ -339,7 +389,7 @@ static AstExpr *parse_postfix(Parser *p)
 static AstExpr *parse_unary(Parser *p)
 {
     if (!at(p, TOK_MINUS)) return parse_postfix(p);
-    AstExpr *e = new_expr(p, EXPR_UNARY, advance(p)->loc);
+    AstExpr *e = new_expr(p, EXPR_UNARY, advance(p).loc);
     e->op = TOK_MINUS;
     if (enter(p))
         e->a = parse_unary(p);
@@ -349,7 +399,7 @@ static AstExpr *parse_unary(Parser *p)
     return e;
 }
 
-static AstExpr *binary(Parser *p, Token *op, AstExpr *l, AstExpr *r)
+static AstExpr *binary(Parser *p, const Token *op, AstExpr *l, AstExpr *r)
 {
     AstExpr *e = new_expr(p, EXPR_BINARY, op->loc);
     e->op = op->kind;
@@ -363,8 +413,8 @@ static AstExpr *parse_mul(Parser *p)
 {
     AstExpr *e = parse_unary(p);
     while ((at(p, TOK_STAR) || at(p, TOK_SLASH) || at(p, TOK_AT)) && !p->panic) {
-        Token *op = advance(p);
-        e = binary(p, op, e, parse_unary(p));
+        Token op = advance(p);
+        e = binary(p, &op, e, parse_unary(p));
     }
     return e;
 }
@@ -374,8 +424,8 @@ static AstExpr *parse_add(Parser *p)
 {
     AstExpr *e = parse_mul(p);
     while ((at(p, TOK_PLUS) || at(p, TOK_MINUS)) && !p->panic) {
-        Token *op = advance(p);
-        e = binary(p, op, e, parse_mul(p));
+        Token op = advance(p);
+        e = binary(p, &op, e, parse_mul(p));
     }
     return e;
 }
@@ -385,8 +435,8 @@ static AstExpr *parse_cmp(Parser *p)
 {
     AstExpr *e = parse_add(p);
     if (p->tok->kind >= TOK_EQ && p->tok->kind <= TOK_GE) {
-        Token *op = advance(p);
-        e = binary(p, op, e, parse_add(p));
+        Token op = advance(p);
+        e = binary(p, &op, e, parse_add(p));
     }
     return e;
 }
@@ -395,7 +445,7 @@ static AstExpr *parse_cmp(Parser *p)
 static AstExpr *parse_not(Parser *p)
 {
     if (!at(p, TOK_NOT)) return parse_cmp(p);
-    AstExpr *e = new_expr(p, EXPR_UNARY, advance(p)->loc);
+    AstExpr *e = new_expr(p, EXPR_UNARY, advance(p).loc);
     e->op = TOK_NOT;
     if (enter(p))
         e->a = parse_not(p);
@@ -410,8 +460,8 @@ static AstExpr *parse_and(Parser *p)
 {
     AstExpr *e = parse_not(p);
     while (at(p, TOK_AND) && !p->panic) {
-        Token *op = advance(p);
-        e = binary(p, op, e, parse_not(p));
+        Token op = advance(p);
+        e = binary(p, &op, e, parse_not(p));
     }
     return e;
 }
@@ -421,26 +471,35 @@ static AstExpr *parse_or(Parser *p)
 {
     AstExpr *e = parse_and(p);
     while (at(p, TOK_OR) && !p->panic) {
-        Token *op = advance(p);
-        e = binary(p, op, e, parse_and(p));
+        Token op = advance(p);
+        e = binary(p, &op, e, parse_and(p));
     }
     return e;
 }
 
-/* ternary = or [ "?" ternary ":" ternary ] */
+/* ternary = or [ "?" ternary ":" ternary ]
+ * A chain a ? b : c ? d : e is read in a loop (it nests to the right
+ * without bound); the middle operand nests within the depth limit. */
 static AstExpr *parse_ternary(Parser *p)
 {
-    AstExpr *c = parse_or(p);
-    if (!at(p, TOK_QUESTION) || p->panic) return c;
-    AstExpr *e = new_expr(p, EXPR_TERNARY, advance(p)->loc);
-    e->a = c;
-    bool save = p->nolabel;
-    p->nolabel = true;
-    e->b = parse_ternary(p);
-    p->nolabel = save;
-    expect(p, TOK_COLON, "in conditional expression");
-    e->c = parse_ternary(p);
-    return e;
+    AstExpr *c = parse_or(p), *top = c, **slot = &top;
+    while (at(p, TOK_QUESTION) && !p->panic) {
+        AstExpr *e = new_expr(p, EXPR_TERNARY, advance(p).loc);
+        e->a = c;
+        bool save = p->nolabel;
+        p->nolabel = true;
+        if (enter(p))
+            e->b = parse_ternary(p);
+        else
+            e->b = new_expr(p, EXPR_INT, e->loc);
+        p->depth--;
+        p->nolabel = save;
+        expect(p, TOK_COLON, "in conditional expression");
+        *slot = e;
+        slot = &e->c;
+        c = *slot = parse_or(p);
+    }
+    return top;
 }
 
 /* expr = ternary { "|>" callee } */
@@ -515,29 +574,36 @@ static void parse_type(Parser *p, AstType *ty)
 
 static AstStmt *parse_stmt(Parser *p, bool train);
 
-/* if = "if" expr body [ "else" ( body | if ) ] */
+/* if = "if" expr body [ "else" ( body | if ) ]
+ * An else-if chain is read in a loop: each 'if' after 'else' is the only
+ * statement of the previous one's else body. */
 static AstStmt *parse_if(Parser *p)
 {
-    AstStmt *s = new_stmt(p, STMT_IF, advance(p)->loc);
-    s->e = parse_expr(p);
-    parse_body(p, &s->then, false);
-    if (accept(p, TOK_ELSE)) {
+    AstStmt *top = new_stmt(p, STMT_IF, advance(p).loc), *s = top;
+    for (;;) {
+        s->e = parse_expr(p);
+        parse_body(p, &s->then, false);
+        if (!accept(p, TOK_ELSE)) break;
         s->has_else = true;
-        if (at(p, TOK_IF))
-            dn_vec_push(p->a, &s->els, parse_if(p));
-        else
+        if (!at(p, TOK_IF)) {
             parse_body(p, &s->els, false);
+            break;
+        }
+        AstStmt *next = new_stmt(p, STMT_IF, advance(p).loc);
+        dn_vec_push(p->a, &s->els, next);
+        s = next;
     }
-    return s;
+    return top;
 }
 
 /* param = "param" IDENT ":" type [ "=" expr ] */
 static AstStmt *parse_param(Parser *p)
 {
-    AstStmt *s = new_stmt(p, STMT_PARAM, advance(p)->loc);
+    AstStmt *s = new_stmt(p, STMT_PARAM, advance(p).loc);
     s->name = expect_ident(p, "a parameter name", &s->name_loc);
     expect(p, TOK_COLON, "after the parameter name");
-    if (!p->panic) parse_type(p, &s->type);
+    s->type = dn_arena_alloc(p->a, sizeof *s->type);
+    if (!p->panic) parse_type(p, s->type);
     if (accept(p, TOK_ASSIGN)) s->e = parse_expr(p);
     return s;
 }
@@ -550,11 +616,12 @@ static AstStmt *parse_train_stmt(Parser *p)
         AstStmt *s = new_stmt(p, STMT_INPUT, loc);
         s->name = expect_ident(p, "an input name", &s->name_loc);
         advance(p);
-        parse_type(p, &s->type);
+        s->type = dn_arena_alloc(p->a, sizeof *s->type);
+        parse_type(p, s->type);
         return s;
     }
     if (at_ident(p, "freeze") && is_path_part(&p->tok[1])) {
-        AstStmt *s = new_stmt(p, STMT_FREEZE, advance(p)->loc);
+        AstStmt *s = new_stmt(p, STMT_FREEZE, advance(p).loc);
         do {
             DnLoc nl = p->tok->loc;
             dn_vec_push(p->a, &s->names, parse_path(p));
@@ -563,7 +630,7 @@ static AstStmt *parse_train_stmt(Parser *p)
         return s;
     }
     if (at_ident(p, "augment") && p->tok[1].kind == TOK_IDENT) {
-        AstStmt *s = new_stmt(p, STMT_AUGMENT, advance(p)->loc);
+        AstStmt *s = new_stmt(p, STMT_AUGMENT, advance(p).loc);
         s->name = expect_ident(p, "an input name", &s->name_loc);
         expect(p, TOK_COLON, "after the augmented input's name");
         if (!p->panic) s->e = parse_expr(p);
@@ -609,6 +676,7 @@ static void parse_body(Parser *p, AstBody *body, bool train)
         return;
     }
     while (!at(p, TOK_RBRACE) && !at(p, TOK_EOF)) {
+        drop_read_tokens(p);
         if (accept(p, TOK_NEWLINE)) continue;
         AstStmt *s = parse_stmt(p, train);
         if (s && !p->panic) dn_vec_push(p->a, body, s);
@@ -689,7 +757,7 @@ static void parse_block(Parser *p, AstDecl *d)
 static AstDecl *parse_decl(Parser *p)
 {
     AstDecl *d = dn_arena_alloc(p->a, sizeof *d);
-    TokKind k = advance(p)->kind;
+    TokKind k = advance(p).kind;
     d->kind = k == TOK_MODEL ? DECL_MODEL : k == TOK_BLOCK ? DECL_BLOCK : DECL_TRAIN;
     d->name = expect_ident(p, k == TOK_TRAIN ? "the name of the model to train" : "a name", &d->loc);
     if (d->kind == DECL_MODEL)
@@ -706,19 +774,50 @@ static AstDecl *parse_decl(Parser *p)
     return d;
 }
 
-/* file = { decl } EOF */
+/* The name under which 'text' is registered in 'cx' for carets: this very
+ * text's registration under 'file' when there is one (the driver registers
+ * a file before parsing it), else a new copy, NUL bytes shown as spaces. */
+static const char *register_source(DnCtx *cx, const char *file, const char *text, size_t len)
+{
+    for (DnSource *s = cx->sources; s; s = s->next)
+        if (s->text == text && !strcmp(s->name, file)) return s->name;
+    if (!memchr(text, 0, len)) {
+        dn_ctx_add_source(cx, file, text);
+        return cx->sources->name;
+    }
+    char *shown = malloc(len + 1);
+    if (!shown) dn_die(__FILE__, __LINE__, "out of memory (%zu bytes)", len + 1);
+    for (size_t i = 0; i < len; i++) shown[i] = text[i] ? text[i] : ' ';
+    shown[len] = 0;
+    dn_ctx_add_source(cx, file, shown);
+    free(shown);
+    return cx->sources->name;
+}
+
 DnAst *dn_parse(DnCtx *cx, const char *file, const char *text, DnArena *a)
 {
-    dn_ctx_add_source(cx, file, text);
-    file = cx->sources->name; /* lives as long as 'cx', like the diagnostics that point to it */
-    TokenVec toks = {0};
+    return dn_parse_n(cx, file, text, strlen(text), a);
+}
+
+/* file = { decl } EOF */
+DnAst *dn_parse_n(DnCtx *cx, const char *file, const char *text, size_t len, DnArena *a)
+{
+    file = register_source(cx, file, text, len); /* lives as long as 'cx', like the diagnostics that point to it */
     int nerr0 = cx->nerr;
-    dn_lex(cx, file, text, a, &toks);
-    Parser p = {.cx = cx, .a = a, .tok = toks.data};
+    if (len > DN_MAX_SOURCE_BYTES) {
+        dn_error(cx, (DnLoc){file, 1, 1}, "the source is %zu bytes, more than the %lld a .dnn file may have", len,
+                 (long long)DN_MAX_SOURCE_BYTES);
+        return NULL;
+    }
+    Parser p = {.cx = cx, .a = a};
+    p.lx = dn_lexer_new(cx, file, text, len, a, &p.toks);
+    p.tok = p.toks.data;
+    lex_more(&p);
     DnAst *ast = dn_arena_alloc(a, sizeof *ast);
     ast->file = file;
     ast->arena = a;
     while (!at(&p, TOK_EOF)) {
+        drop_read_tokens(&p);
         if (accept(&p, TOK_NEWLINE)) continue;
         if (at(&p, TOK_MODEL) || at(&p, TOK_BLOCK) || at(&p, TOK_TRAIN)) {
             dn_vec_push(a, &ast->decls, parse_decl(&p));
@@ -732,5 +831,7 @@ DnAst *dn_parse(DnCtx *cx, const char *file, const char *text, DnArena *a)
             p.panic = false;
         }
     }
+    free(p.toks.data);
+    ast->nodes = p.nodes;
     return cx->nerr > nerr0 ? NULL : ast;
 }

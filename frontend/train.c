@@ -13,6 +13,8 @@
  */
 #include "ast.h"
 
+#include <stdlib.h>
+
 /* Arguments of the optimizers; bare names are attributes of the update op,
  * with its kinds and defaults (ops.def; dn_bind_op_args). */
 static const char *const sgd_schema = "lr momentum dampening nesterov:bool=false weight_decay warmup";
@@ -166,42 +168,68 @@ static void lower_loss(Lower *L, Scope *sc, const AstStmt *s)
     L->g->loss = v.t;
 }
 
-/* Marks every parameter under label 'prefix' (name starts with "prefix.") frozen. */
-static void freeze(Lower *L, const char *prefix, DnLoc loc)
+/* Name lookups of a train section, made once: a section may list many
+ * inputs, augmentations and freeze paths. */
+typedef struct Train {
+    const AstDecl *md;
+    NameMap inputs;   /* model input name -> its AstParam */
+    NameMap outputs;  /* model output name -> its AstParam */
+    NameMap slots;    /* model input name -> its slot in 'cur' (see lower_augment) */
+    NameMap frozen;   /* freeze paths done (value: the path) */
+    DnParam **sorted; /* the parameters by name, made at the first freeze */
+    int nsorted;
+} Train;
+
+static int by_name(const void *a, const void *b)
 {
-    size_t n = strlen(prefix);
-    int hits = 0;
-    for (int i = 0; i < L->g->params.len; i++) {
-        DnParam *p = L->g->params.data[i];
-        if (!strncmp(p->name, prefix, n) && p->name[n] == '.') {
-            hits++;
-            if (p->kind == DN_PARAM_WEIGHT) p->trainable = false;
-        }
+    return strcmp((*(DnParam *const *)a)->name, (*(DnParam *const *)b)->name);
+}
+
+/* Marks every parameter under label 'prefix' (name starts with "prefix.")
+ * frozen.  Those names are one run of the parameters sorted by name. */
+static void freeze(Lower *L, Train *T, const char *prefix, DnLoc loc)
+{
+    if (!T->sorted) {
+        T->nsorted = L->g->params.len;
+        T->sorted = dn_arena_alloc(L->a, (size_t)(T->nsorted + 1) * sizeof *T->sorted);
+        memcpy(T->sorted, L->g->params.data, (size_t)T->nsorted * sizeof *T->sorted);
+        qsort(T->sorted, (size_t)T->nsorted, sizeof *T->sorted, by_name);
     }
-    if (!hits) dn_error(L->cx, loc, "freeze: no parameters under label '%s'", prefix);
+    if (dn_namemap_get(&T->frozen, prefix)) return; /* done, and it had parameters */
+    size_t n = strlen(prefix);
+    int lo = 0, hi = T->nsorted, hits = 0;
+    while (lo < hi) { /* the first name >= "prefix." */
+        int mid = lo + (hi - lo) / 2;
+        int c = strncmp(T->sorted[mid]->name, prefix, n);
+        if (c < 0 || (c == 0 && (unsigned char)T->sorted[mid]->name[n] < '.'))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (int i = lo; i < T->nsorted && !strncmp(T->sorted[i]->name, prefix, n) && T->sorted[i]->name[n] == '.'; i++) {
+        hits++;
+        if (T->sorted[i]->kind == DN_PARAM_WEIGHT) T->sorted[i]->trainable = false;
+    }
+    if (!hits)
+        dn_error(L->cx, loc, "freeze: no parameters under label '%s'", prefix);
+    else
+        dn_namemap_put(L->a, &T->frozen, prefix, (void *)prefix);
 }
 
-static bool is_model_input(const AstDecl *md, const char *name)
+static void add_input(Lower *L, Train *T, Scope *ts, const AstStmt *s)
 {
-    for (int i = 0; i < md->params.len; i++)
-        if (!strcmp(md->params.data[i].name, name)) return true;
-    return false;
-}
-
-static void add_input(Lower *L, const AstDecl *md, Scope *ts, const AstStmt *s)
-{
-    bool clash = is_model_input(md, s->name) || dn_scope_find(ts, s->name);
-    for (int i = 0; i < md->outputs.len && !clash; i++) clash = !strcmp(md->outputs.data[i].name, s->name);
+    bool clash =
+        dn_namemap_get(&T->inputs, s->name) || dn_namemap_get(&T->outputs, s->name) || dn_scope_find(ts, s->name);
     if (clash) {
         dn_error(L->cx, s->name_loc, "train input '%s' has the name of a model input, output or another train input",
                  s->name);
         return;
     }
-    if (!dn_lower_check_size(L, s->type.dtype, &s->type.shape, s->name_loc, s->name)) {
+    if (!dn_lower_check_size(L, s->type->dtype, &s->type->shape, s->name_loc, s->name)) {
         dn_scope_set(L, ts, s->name, dn_val_poison()); /* no "unknown name" cascade */
         return;
     }
-    DnValue *v = dn_graph_add_input(L->g, s->name, s->type.dtype, &s->type.shape, s->name_loc);
+    DnValue *v = dn_graph_add_input(L->g, s->name, s->type->dtype, &s->type->shape, s->name_loc);
     v->train_only = true;
     dn_scope_set(L, ts, s->name, (Val){.kind = VAL_TENSOR, .t = v});
 }
@@ -321,23 +349,33 @@ static DnValue *aug_call(Lower *L, Scope *sc, const AugInfo *ai, const AstExpr *
     return dn_build1(L->cx, L->g, ai->op, 1, &x, n, at, e->loc);
 }
 
-/* Lowers the chain 'e' (stage |> stage ...) applied to 'x'; NULL after errors. */
+/* Lowers the chain 'e' (stage |> stage ...) applied to 'x'; NULL after
+ * errors.  The stages are collected on L->chain (a chain may be long) and
+ * applied from the first. */
 static DnValue *aug_chain(Lower *L, Scope *sc, const AstExpr *e, DnValue *x)
 {
-    const AugInfo *ai = find_aug(e);
-    if (!ai) {
-        if (e->kind == EXPR_CALL || e->kind == EXPR_NAME)
-            dn_error(L->cx, e->loc,
-                     "unknown augmentation '%s' (expected random_flip, random_crop, "
-                     "random_resized_crop, color_jitter or pca_lighting)",
-                     e->s);
-        else
-            dn_error(L->cx, e->loc, "an augmentation must be a call such as random_crop(28, pad=2)");
-        return NULL;
+    int base = L->chain.len;
+    for (; e; e = piped_stage(e)) {
+        if (!find_aug(e)) {
+            if (e->kind == EXPR_CALL || e->kind == EXPR_NAME)
+                dn_error(L->cx, e->loc,
+                         "unknown augmentation '%s' (expected random_flip, random_crop, "
+                         "random_resized_crop, color_jitter or pca_lighting)",
+                         e->s);
+            else
+                dn_error(L->cx, e->loc, "an augmentation must be a call such as random_crop(28, pad=2)");
+            L->chain.len = base;
+            return NULL;
+        }
+        dn_vec_push(L->a, &L->chain, e);
     }
-    const AstExpr *prev = piped_stage(e);
-    if (prev && !(x = aug_chain(L, sc, prev, x))) return NULL;
-    return aug_call(L, sc, ai, e, x);
+    for (int i = L->chain.len - 1; i >= base && x; i--) {
+        const AstExpr *stage = L->chain.data[i]; /* re-read: nested lowering may grow the vector */
+        x = aug_call(L, sc, find_aug(stage), stage, x);
+        if (x && !dn_lower_op_budget(L, stage->loc)) x = NULL;
+    }
+    L->chain.len = base;
+    return x;
 }
 
 /* Moves ops [from, g->ops.len) to just after the op defining 'v' (or to the
@@ -355,25 +393,24 @@ static void hoist(DnArena *scratch, DnGraph *g, int from, const DnValue *v)
     memcpy(g->ops.data + at, tmp, (size_t)n * sizeof *tmp);
 }
 
-/* augment NAME: chain.  'cur[i]' is model input i's current (augmented) value. */
-static void lower_augment(Lower *L, const AstDecl *md, Scope *ts, const AstStmt *s, DnValue **cur)
+/* augment NAME: chain.  T->slots maps each model input to its current
+ * (augmented) value. */
+static void lower_augment(Lower *L, Train *T, Scope *ts, const AstStmt *s)
 {
     DnGraph *g = L->g;
-    int idx = -1;
-    for (int i = 0; i < g->inputs.len; i++)
-        if (!g->inputs.data[i]->train_only && !strcmp(g->inputs.data[i]->name, s->name)) idx = i;
-    if (!is_model_input(md, s->name) || idx < 0) {
-        dn_error(L->cx, s->name_loc, "augment: '%s' is not an input of model '%s'", s->name, md->name);
+    DnValue **cur = dn_namemap_get(&T->slots, s->name);
+    if (!dn_namemap_get(&T->inputs, s->name) || !cur) {
+        dn_error(L->cx, s->name_loc, "augment: '%s' is not an input of model '%s'", s->name, T->md->name);
         return;
     }
     int first = g->ops.len;
-    DnValue *old = cur[idx], *y = aug_chain(L, ts, s->e, old);
+    DnValue *old = *cur, *y = aug_chain(L, ts, s->e, old);
     if (!y) return;
     for (int i = first; i < g->ops.len; i++) g->ops.data[i]->dead = true; /* not rewritten */
     dn_graph_replace_uses(g, old, y);
     for (int i = first; i < g->ops.len; i++) g->ops.data[i]->dead = false;
     hoist(L->a, g, first, old);
-    cur[idx] = y;
+    *cur = y;
 }
 
 bool dn_lower_train(Lower *L, const AstDecl *md, const AstDecl *td, Scope *outs)
@@ -381,18 +418,26 @@ bool dn_lower_train(Lower *L, const AstDecl *md, const AstDecl *td, Scope *outs)
     int nerr = L->cx->nerr;
     Scope ts = {.parent = outs};
     bool seen[2] = {false, false};
+    Train T = {.md = md};
+    for (int i = 0; i < md->params.len; i++)
+        dn_namemap_put(L->a, &T.inputs, md->params.data[i].name, &md->params.data[i]);
+    for (int i = 0; i < md->outputs.len; i++)
+        dn_namemap_put(L->a, &T.outputs, md->outputs.data[i].name, &md->outputs.data[i]);
     DnValue **cur = dn_arena_alloc(L->a, (size_t)(L->g->inputs.len + 1) * sizeof *cur);
-    for (int i = 0; i < L->g->inputs.len; i++) cur[i] = L->g->inputs.data[i];
+    for (int i = 0; i < L->g->inputs.len; i++) {
+        cur[i] = L->g->inputs.data[i];
+        if (!dn_namemap_get(&T.slots, cur[i]->name)) dn_namemap_put(L->a, &T.slots, cur[i]->name, &cur[i]);
+    }
     for (int i = 0; i < td->body.len; i++)
-        if (td->body.data[i]->kind == STMT_INPUT) add_input(L, md, &ts, td->body.data[i]);
+        if (td->body.data[i]->kind == STMT_INPUT) add_input(L, &T, &ts, td->body.data[i]);
     for (int i = 0; i < td->body.len; i++) {
         const AstStmt *s = td->body.data[i];
         if (s->kind == STMT_ASSIGN)
             lower_setting(L, &ts, s, seen);
         else if (s->kind == STMT_FREEZE)
-            for (int j = 0; j < s->names.len; j++) freeze(L, s->names.data[j], s->name_locs.data[j]);
+            for (int j = 0; j < s->names.len; j++) freeze(L, &T, s->names.data[j], s->name_locs.data[j]);
         else if (s->kind == STMT_AUGMENT)
-            lower_augment(L, md, &ts, s, cur);
+            lower_augment(L, &T, &ts, s);
     }
     if (!seen[0]) dn_error(L->cx, td->loc, "train section of '%s' has no 'loss = ...'", td->name);
     if (!seen[1]) dn_error(L->cx, td->loc, "train section of '%s' has no 'optimizer = ...'", td->name);
