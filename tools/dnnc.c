@@ -204,8 +204,9 @@ static int parse_args(int argc, char **argv, Options *o)
     return 0;
 }
 
-/* Reads all of 'fd' into a malloc'd string; NULL with errno set. */
-static char *read_all(int fd)
+/* Reads all of 'fd' into a malloc'd string, its length (NULs included) in
+ * *lenp; NULL with errno set. */
+static char *read_all(int fd, size_t *lenp)
 {
     size_t cap = 4096, len = 0;
     char *buf = malloc(cap);
@@ -231,13 +232,14 @@ static char *read_all(int fd)
         len += (size_t)got;
     }
     buf[len] = 0;
+    *lenp = len;
     return buf;
 }
 
-/* Reads the input file 'path' whole, its identity into 'st'; NULL after
- * saying why.  The open does not wait (a FIFO without a writer would block
+/* Reads the input file 'path' whole, its identity into 'st' and its
+ * length into *lenp; NULL after saying why.  The open does not wait (a FIFO without a writer would block
  * it) and anything but a regular file is refused before it is read. */
-static char *read_input(const char *path, struct stat *st)
+static char *read_input(const char *path, struct stat *st, size_t *lenp)
 {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     char *text = NULL;
@@ -246,7 +248,7 @@ static char *read_input(const char *path, struct stat *st)
         why = strerror(errno);
     else if (!S_ISREG(st->st_mode))
         why = "not a regular file";
-    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(text = read_all(fd)))
+    else if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) != 0 || !(text = read_all(fd, lenp)))
         why = strerror(errno);
     if (fd >= 0) close(fd);
     if (why) fprintf(stderr, "dnnc: cannot read '%s': %s\n", path, why);
@@ -412,7 +414,8 @@ int main(int argc, char **argv)
     char *def = o.emit == EMIT_LIB && !o.output ? default_output(o.input) : NULL;
     if (def) o.output = def;
     struct stat in;
-    char *text = read_input(o.input, &in);
+    size_t len = 0;
+    char *text = read_input(o.input, &in, &len);
     if (!text || outputs_overwrite_input(&o, &in)) {
         free(text);
         free(def);
@@ -421,9 +424,10 @@ int main(int argc, char **argv)
     DnCtx cx;
     dn_ctx_init(&cx);
     const char *src = dn_ctx_add_source(&cx, o.input, text);
+    DnStatus st = dn_input_check_text(&cx, o.input, text, len); /* a NUL would end the text early */
     free(text);
     DnArena a = {0};
-    DnStatus st = compile(&cx, &o, src, &a);
+    if (st == DN_OK) st = compile(&cx, &o, src, &a);
     dn_ctx_print_diags(&cx, stderr);
     if (st != DN_OK && cx.nerr == 0) fprintf(stderr, "dnnc: compilation failed\n");
     rc = st == DN_OK && cx.nerr == 0 ? 0 : 1;
