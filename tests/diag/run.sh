@@ -33,13 +33,13 @@ for f in *.dnn; do
         echo "FAIL $f: exit status $rc, expected 1"
         ok=0
     fi
-    if ! grep -q '^# expect: ' "$f"; then
+    if ! grep -aq '^# expect: ' "$f"; then
         echo "FAIL $f: no '# expect:' line"
         ok=0
     fi
-    grep '^# expect: ' "$f" | sed 's/^# expect: //' >"$tmp/want"
+    grep -a '^# expect: ' "$f" | sed 's/^# expect: //' >"$tmp/want"
     while IFS= read -r want; do
-        if ! grep -qF -- "$f:$want" "$tmp/err"; then
+        if ! grep -aqF -- "$f:$want" "$tmp/err"; then
             echo "FAIL $f: missing diagnostic: $f:$want"
             ok=0
         fi
