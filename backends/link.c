@@ -8,6 +8,9 @@
  * so a failed link never damages an old library.
  * -Wl,--exclude-libs,ALL keeps the runtime's symbols out of the dynamic
  * symbol table; -z defs turns any unresolved symbol into a link error.
+ * DNNC_LINK_FLAGS (one flag, empty by default) is what the build's runtime
+ * needs besides: -fsanitize=address,undefined in a sanitizer build
+ * (CMakeLists.txt, DNNC_SANITIZE).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -20,6 +23,9 @@
 
 #ifndef DNNC_C_COMPILER
 #define DNNC_C_COMPILER "cc"
+#endif
+#ifndef DNNC_LINK_FLAGS
+#define DNNC_LINK_FLAGS ""
 #endif
 
 static const DnLoc noloc = {0};
@@ -68,6 +74,7 @@ DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, con
                     "-Wl,-z,defs",
                     "-Wl,-z,noexecstack",
                     soname,
+                    DNNC_LINK_FLAGS[0] ? DNNC_LINK_FLAGS : NULL,
                     NULL};
     int rc = run_argv(argv);
     free(soname);

@@ -1,13 +1,13 @@
 # tests/fuzz/fuzz.cmake -- libFuzzer harnesses for the untrusted inputs:
-# .dnn sources (fuzz_frontend), IR text (fuzz_ir_read) and safetensors files
-# (fuzz_safetensors).  Built only when configured with -DDNNC_FUZZ=ON and a
+# .dnn sources (fuzz_frontend), IR text (fuzz_ir_read), safetensors files
+# (fuzz_safetensors) and IDX data files (fuzz_idx, over tools/idx.c).  Built only when configured with -DDNNC_FUZZ=ON and a
 # clang C compiler:
 #     CC=clang cmake -S . -B build-fuzz -DDNNC_FUZZ=ON
 #     cmake --build build-fuzz --target fuzzers
-# The code under test (ir/, frontend/, passes/, runtime/) is compiled a
-# second time, into libraries private to the fuzzers, with coverage
+# The code under test (ir/, frontend/, passes/, runtime/; tools/idx.c for
+# fuzz_idx) is compiled a second time, into libraries private to the fuzzers, with coverage
 # instrumentation and ASan + UBSan; the rest of the build is unchanged.
-# How to run them: tests/fuzz/README.md.
+# How to run them: tests/fuzz/README.md (tests/fuzz/run.sh builds and runs).
 option(DNNC_FUZZ "build the libFuzzer harnesses of tests/fuzz (needs clang)" OFF)
 
 if(DNNC_FUZZ)
@@ -33,5 +33,13 @@ if(DNNC_FUZZ)
       target_link_libraries(${name} PRIVATE dnnc_fuzz_lib)
       add_dependencies(fuzzers ${name})
     endforeach()
+
+    # The IDX reader of dnnrun and the example program, with zlib.
+    add_executable(fuzz_idx ${CMAKE_SOURCE_DIR}/tests/fuzz/fuzz_idx.c ${CMAKE_SOURCE_DIR}/tools/idx.c)
+    target_include_directories(fuzz_idx PRIVATE ${CMAKE_SOURCE_DIR}/tools)
+    target_compile_options(fuzz_idx PRIVATE ${DN_FUZZ_SAN} -fsanitize=fuzzer)
+    target_link_options(fuzz_idx PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(fuzz_idx PRIVATE ZLIB::ZLIB)
+    add_dependencies(fuzzers fuzz_idx)
   endif()
 endif()

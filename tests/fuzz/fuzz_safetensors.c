@@ -1,31 +1,33 @@
 /* fuzz_safetensors.c -- libFuzzer harness: bytes as a safetensors file.
- * They are written to one temporary file per process, which dnrt_st_read
- * must either accept with a consistent result (offsets inside the file,
- * sizes matching dtype and shape) or reject with a message that starts
- * with the path (invariants of robust.h).  Build and run: see README.md. */
-#include <unistd.h>
+ * They are written to one in-memory file per process (memfd_create), which
+ * dnrt_st_read opens through its /proc/self/fd path (a file on disk, truncated
+ * and rewritten for every input, made the disk the bottleneck), and must
+ * either accept with a consistent result (offsets inside the file, sizes
+ * matching dtype and shape) or reject with a message that starts with the
+ * path (invariants of robust.h).  Build and run: see README.md. */
+#include "robust.h" /* first: it defines _GNU_SOURCE, which memfd_create needs */
 
-#include "robust.h"
+#include <sys/mman.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char path[64];
-
-static void remove_file(void) { unlink(path); }
+static int fd = -1;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!path[0]) {
-        strcpy(path, "/tmp/fuzz_st_XXXXXX");
-        int fd = mkstemp(path);
+    if (fd < 0) {
+        fd = memfd_create("safetensors", 0);
         if (fd < 0) abort();
-        close(fd);
-        atexit(remove_file);
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     }
-    FILE *f = fopen(path, "wb");
-    if (!f) abort();
-    if (size && fwrite(data, 1, size, f) != size) abort();
-    if (fclose(f) != 0) abort();
+    if (ftruncate(fd, 0) != 0) abort();
+    for (size_t done = 0; done < size;) {
+        ssize_t w = pwrite(fd, data + done, size - done, (off_t)done);
+        if (w <= 0) abort();
+        done += (size_t)w;
+    }
     const char *why = rb_check_st(path, size);
     if (why) {
         fprintf(stderr, "fuzz_safetensors: invariant broken: %s\n", why);

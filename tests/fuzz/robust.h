@@ -217,6 +217,7 @@ static inline const char *rb_check_ir(const char *file, const char *text)
     const char *why = NULL;
     DnCtx cx;
     dn_ctx_init(&cx);
+    rb_stats.inputs++;
     DnGraph *g = dn_graph_read(&cx, file, text), *h = NULL;
     char *p1 = NULL, *p2 = NULL;
     if (!g) {

@@ -124,8 +124,8 @@ Test(example, two_libraries_in_one_program)
     snprintf(path, sizeof path, "%s/prog.c", dir);
     write_file(path, two_lib_prog, strlen(two_lib_prog));
     snprintf(cmd, sizeof cmd,
-             "cd %s && cc -std=c11 -Wall -Wextra -Werror -I. prog.c %s/lenet.so %s/mlp.so -Wl,-rpath,%s -o prog", dir,
-             dir, dir, dir);
+             "cd %s && cc -std=c11 -Wall -Wextra -Werror -I. prog.c %s/lenet.so %s/mlp.so -Wl,-rpath,%s -o prog %s",
+             dir, dir, dir, dir, DNNC_LINK_FLAGS);
     cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s", out);
 
     /* Inputs and reference logits from the golden files (tests/golden/). */

@@ -10,6 +10,7 @@
 
 static DnCtx cx;
 static DnArena ar;
+static DnGraph *optim_graph; /* the graph of optim_of's last spec */
 
 static void setup(void)
 {
@@ -19,6 +20,8 @@ static void setup(void)
 
 static void teardown(void)
 {
+    if (optim_graph) dn_graph_free(optim_graph);
+    optim_graph = NULL;
     dn_arena_free(&ar);
     dn_ctx_free(&cx);
 }
@@ -465,11 +468,12 @@ static const DnOptimSpec *optim_of(const char *opt)
              "model m(x: f32[N, 4]) -> (y: f32[N, 4]) {\n  y = x |> dense(4)\n}\n"
              "train m {\n  t: f32[N, 4]\n  loss = mse(y, t)\n  optimizer = %s\n}\n",
              opt);
-    DnGraph *g = lower(src, NULL);
+    if (optim_graph) dn_graph_free(optim_graph);
+    DnGraph *g = optim_graph = lower(src, NULL);
     cr_assert_not_null(g, "%s", cx.diags ? cx.diags->msg : "");
     cr_assert_not_null(g->optim);
     assert_complete(g->optim);
-    return g->optim; /* graph leaks for the test's duration: fine */
+    return g->optim; /* valid until the next call (its graph is freed then, or at teardown) */
 }
 
 Test(frontend, optimizer_specs)

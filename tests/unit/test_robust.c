@@ -654,7 +654,7 @@ Test(robust, training_ir_mutants_never_crash, .timeout = 120)
     }
     cr_assert_geq(ntrain, 4, "only %d models with a train section", ntrain);
     cr_expect_gt(rb_stats.ir_read, 0);
-    cr_log_info("ir sweep: %ld texts read back", rb_stats.ir_read);
+    cr_log_info("ir sweep: %ld texts, %ld read back", rb_stats.inputs, rb_stats.ir_read);
     corpus_free(&c);
 }
 
@@ -814,6 +814,7 @@ Test(robust, safetensors_mutants_never_crash, .timeout = 120)
             if (++fails > 10) break;
         }
     }
+    cr_log_info("safetensors sweep: %d damaged files", nmut);
     free(h.p);
     free(whole.p);
     free(img);

@@ -145,7 +145,7 @@ void ref_softmax(int is_log, const float *x, float *y, int64_t outer, int64_t le
 
 void ref_transpose(const float *x, const int64_t *xd, int r, const int64_t *perm, float *y)
 {
-    int64_t yd[8], idx[8], xidx[8];
+    int64_t yd[8] = {0}, idx[8], xidx[8];
     for (int i = 0; i < r; i++) yd[i] = xd[perm[i]];
     for (int64_t f = 0; f < numel(yd, r); f++) {
         unravel(f, yd, r, idx);
