@@ -227,6 +227,11 @@ static void grad_reshape(DnAd *a, const DnOp *op, DnValue *const *dy)
     dn_ad_acc(a, op->in[0], reshape(a, dy[0], &op->in[0]->shape));
 }
 
+static void grad_copy(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    dn_ad_acc(a, op->in[0], dy[0]); /* y = x: dx = dy */
+}
+
 static void grad_transpose(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     int n;
@@ -304,6 +309,7 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_LOG_SOFTMAX         grad_log_softmax
 #define GRAD_RESHAPE             grad_reshape
 #define GRAD_TRANSPOSE           grad_transpose
+#define GRAD_COPY                grad_copy
 #define GRAD_FILL                NONE
 #define GRAD_SUM_TO              grad_sum_to
 #define GRAD_DROPOUT             grad_dropout

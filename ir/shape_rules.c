@@ -437,6 +437,8 @@ RULE(transpose)
     return true;
 }
 
+RULE(copy) { return like(r, 0); }
+
 RULE(fill)
 {
     r->dt[0] = DN_DTYPE_F32;

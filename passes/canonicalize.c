@@ -1,7 +1,9 @@
 /* canonicalize.c -- dead code elimination and trivial identities.
- * Identities: scale by 1 and reshape to the operand's own shape become
- * their operand, except where the identity is what writes an output (its
- * operand an input, a parameter or another output).  Then every op whose
+ * Identities: copy, scale by 1 and reshape to the operand's own shape
+ * become their operand, except where the identity is what writes an output
+ * (its operand an input, a parameter or another output): so the copies
+ * plan-memory gives such outputs (passes/plan_outputs.c) stay when a graph
+ * printed after them is compiled again.  Then every op whose
  * results are unused (not an operand of a live op, not an output, not the
  * loss) and that has no side effect is marked dead.  Requires: nothing.
  * Preserves: shapes, locations. */
@@ -10,6 +12,7 @@
 /* Returns the operand an identity op can be replaced by, or NULL. */
 static DnValue *identity_of(const DnOp *op)
 {
+    if (op->kind == DN_OP_COPY) return op->in[0];
     if (op->kind == DN_OP_SCALE && dn_op_float(op, "alpha") == 1.0) return op->in[0];
     if (op->kind == DN_OP_RESHAPE && dn_shape_eq(&op->in[0]->shape, &op->out[0]->shape)) return op->in[0];
     return NULL;

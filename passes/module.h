@@ -98,7 +98,8 @@ typedef struct DnStateLayout {
 
 void dn_state_layout(const DnGraph *g, DnArena *a, DnStateLayout *out);
 /* Plans 'g' (after all other passes): every op result gets a DnBuf;
- * inputs, outputs and params are pinned; reshape is a view of its operand
+ * inputs, outputs and params are pinned (every output must be a distinct
+ * op result, as dn_plan_outputs in passes.h makes them; dies otherwise); reshape is a view of its operand
  * (the operand's buffer lives as long as any view of it is used); arena
  * buffers reuse memory once their last use has run.  No workspaces.  The
  * plan lives in 'a'; 'g' must not change afterwards. */

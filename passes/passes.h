@@ -62,4 +62,13 @@ const DnPassInfo *dn_pass_defining(bool training);
 /* canonicalize.c: marks dead every unused op without side effects. */
 void dn_dce(DnGraph *g, DnArena *scratch);
 
+/* plan_outputs.c: gives every output of 'g' that is not a distinct op result
+ * (an input, a parameter, an op result an earlier output names) a copy op
+ * of its own, placed before any op that writes parameters (for an input or
+ * a parameter) or right after the op (for an op result), and makes the
+ * output name it.  Returns the number of copies added (0 when every output
+ * already is a distinct op result).  The first step of plan-memory
+ * (dn_module_plan); the planner requires it. */
+int dn_plan_outputs(DnGraph *g);
+
 #endif

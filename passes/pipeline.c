@@ -4,7 +4,9 @@
  * optimizations), or as an explicit list.  The pass of kind DEFINE_TRAIN or
  * DEFINE_INFER that makes a copy its graph always runs, first when the list
  * leaves it out.  The plan-memory stage (dn_module_plan) runs once per
- * module, after every graph pass of both graphs.  Every stage can be printed
+ * module, after every graph pass of both graphs: it first gives every
+ * output that is not a distinct op result a copy (dn_plan_outputs), then
+ * lays out the state and plans both graphs.  Every stage can be printed
  * by name (print_after), and the verifier runs at the end of each graph's
  * pipeline (after every pass with verify_each).
  */
@@ -130,6 +132,8 @@ static void print_plan(const DnCompileOptions *o, const DnGraph *g, const DnPlan
 
 void dn_module_plan(DnModule *m, DnArena *a, const DnCompileOptions *o)
 {
+    dn_plan_outputs(m->infer);
+    if (m->train) dn_plan_outputs(m->train);
     m->state_graph = m->train ? m->train : m->infer;
     dn_state_layout(m->state_graph, a, &m->state);
     check_prefix(m);

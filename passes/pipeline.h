@@ -48,8 +48,10 @@ typedef struct DnCompileOptions {
  * still be freed with dn_module_free. */
 DnStatus dn_compile(DnCtx *cx, const DnGraph *g, const DnCompileOptions *o, DnModule *m, DnArena *a);
 
-/* The plan-memory stage: sets m->state_graph (m->train if set, else
- * m->infer), lays out the state of that graph's params and plans the memory
+/* The plan-memory stage: gives every output of m->infer and m->train that
+ * is not a distinct op result a copy op (dn_plan_outputs, so the graphs
+ * change: --emit=ir-opt shows the copies), sets m->state_graph (m->train
+ * if set, else m->infer), lays out the state of that graph's params and plans the memory
  * of m->infer and m->train (if set), all in 'a', with o->workspace's
  * per-op workspaces ('o' may be NULL: none); prints the plans when
  * o->print_after asks for plan-memory ('o' may be NULL).  The graphs must

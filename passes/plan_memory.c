@@ -15,7 +15,9 @@
  * op's result (reshape) is a VIEW of its operand's buffer, and a read of
  * the view counts as a read of the buffer's owner, which therefore lives
  * as long as its views are used.  Graph inputs, outputs and params are
- * pinned to the caller's buffers and the state block.  Printing is in
+ * pinned to the caller's buffers and the state block; every output must
+ * be a distinct op result (dn_plan_outputs, plan_outputs.c, runs first),
+ * whose op then writes the output's buffer.  Printing is in
  * plan_print.c, resolving views to addresses in plan_locate.c.
  * Runs last: after it, the graph must not change.
  */
@@ -111,9 +113,12 @@ static void pin_boundaries(Planner *pl, const DnStateLayout *state)
         pl->plan->buf[g->inputs.data[i]->id] = (DnBuf){.kind = DN_BUF_INPUT, .index = i};
     for (int i = 0; i < g->params.len; i++)
         pl->plan->buf[g->params.data[i]->value->id] = (DnBuf){.kind = DN_BUF_STATE, .offset = state->offset[i]};
-    for (int i = 0; i < g->outputs.len; i++) {
+    for (int i = 0; i < g->outputs.len; i++) { /* distinct op results: dn_plan_outputs made them so */
         DnValue *v = g->outputs.data[i];
-        if (v->kind == DN_VAL_OP) pl->plan->buf[v->id] = (DnBuf){.kind = DN_BUF_OUTPUT, .index = i};
+        if (v->kind != DN_VAL_OP || pl->plan->buf[v->id].kind == DN_BUF_OUTPUT)
+            dn_die(__FILE__, __LINE__, "output '%s' is not a distinct op result: no op would write its buffer",
+                   g->output_names.data[i]);
+        pl->plan->buf[v->id] = (DnBuf){.kind = DN_BUF_OUTPUT, .index = i};
     }
 }
 

@@ -1,6 +1,6 @@
-/* kernel_shape.c -- data movement ops: reshape (nothing to do when the
- * plan aliases the result to its operand, else a copy), transpose, fill and
- * sum_to (the reverse of broadcasting, used by gradients).
+/* kernel_shape.c -- data movement ops: reshape and copy (nothing to do when
+ * the plan aliases the result to its operand, else a memcpy), transpose,
+ * fill and sum_to (the reverse of broadcasting, used by gradients).
  *
  * Elements are moved as integers of the dtype's size, so these kernels work
  * for every dtype.  Parallel over axis 0 (par_n = 1 when it is N) except
@@ -35,12 +35,15 @@ static void split_axis0(DnKernel *k, const DnValue *v)
     k->par_b = has_n ? 0 : (v->shape.rank ? v->shape.dim[0] : 1);
 }
 
-void dn_kernel_reshape(DnKernel *k)
+/* y = x byte for byte (reshape's and copy's kernel): nothing when the plan
+ * puts both at the same address (a view, or a copy written in place), else
+ * one memcpy per batch item (or one block without N). */
+static void move_bytes(DnKernel *k)
 {
     const DnValue *x = k->op->in[0], *y = k->op->out[0];
     DnBufLoc a = dn_plan_locate(k->plan, x), b = dn_plan_locate(k->plan, y);
-    if (a.kind == b.kind && a.index == b.index && a.at_n == b.at_n && a.at_b == b.at_b) return; /* a view */
-    /* a copy: iterate over batch items (or one block without N) */
+    if (a.kind == b.kind && a.index == b.index && a.at_n == b.at_n && a.at_b == b.at_b) return;
+    DN_ASSERT(a.stride == 0 && b.stride == 0); /* items are contiguous: no view today has gaps */
     int64_t item = dn_shape_numel_static(&y->shape) * dn_dtype_size(y->dtype);
     bool has_n = dn_shape_has_n(&y->shape);
     k->par_n = has_n ? 1 : 0, k->par_b = has_n ? 0 : 1;
@@ -50,6 +53,10 @@ void dn_kernel_reshape(DnKernel *k)
     LLVMValueRef src = LLVMBuildInBoundsGEP2(k->L->b, k->L->i8, k->in[0], &off, 1, "");
     LLVMBuildMemCpy(k->L->b, dst, 4, src, 4, len);
 }
+
+void dn_kernel_reshape(DnKernel *k) { move_bytes(k); }
+
+void dn_kernel_copy(DnKernel *k) { move_bytes(k); }
 
 void dn_kernel_fill(DnKernel *k)
 {

@@ -133,6 +133,8 @@ static void build_all(bool *seen)
     EXPECT_TYPE(ls, "f32[N, 10]");
     cr_expect_eq(dn_op_int(ls->def, "axis"), 1);
     EXPECT_TYPE(BA(TRANSPOSE, (c), IS("perm", 0, 2, 3, 1)), "f32[N, 8, 8, 4]");
+    EXPECT_TYPE(B0(COPY, c), "f32[N, 4, 8, 8]");
+    EXPECT_TYPE(B0(COPY, label), "i32[N]");
     DnValue *fl = BA(FILL, (), FL("value", 1.5), IS("shape", -1, 10));
     EXPECT_TYPE(fl, "f32[N, 10]");
     EXPECT_TYPE(BA(SUM_TO, (a), IS("shape", 10)), "f32[10]");

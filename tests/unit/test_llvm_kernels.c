@@ -573,6 +573,45 @@ Test(llvm, reshape_alias_and_copy)
     }
 }
 
+/* copy as an output (a memcpy into the output buffer), and inside the
+ * graph, where the plan writes it in place over the relu that dies at it
+ * (so its kernel has nothing to move). */
+Test(llvm, copy_to_output_and_in_place)
+{
+    for (int inside = 0; inside < 2; inside++) {
+        Case t;
+        start(&t, "cp");
+        DnValue *x = input(&t, "x", S(3, NN, I(5), I(7)));
+        DnValue *r = inside ? build(&t, DN_OP_RELU, 1, &x, 0, NULL) : x;
+        DnValue *c = build(&t, DN_OP_COPY, 1, &r, 0, NULL);
+        DnValue *y = inside ? build(&t, DN_OP_TANH, 1, &c, 0, NULL) : c;
+        dn_graph_add_output(t.g, "y", y);
+        compile(&t);
+        if (inside) {
+            const DnBuf *br = &t.m.infer_plan->buf[r->id], *bc = &t.m.infer_plan->buf[c->id];
+            cr_expect(br->kind == DN_BUF_ARENA && bc->kind == DN_BUF_ARENA && br->coef_n == bc->coef_n &&
+                          br->offset == bc->offset,
+                      "the copy is not in place over the relu");
+        }
+        for (int bi = 0; bi < 2; bi++) {
+            int64_t n = batches[bi];
+            float *ins[MAXT];
+            float *got = run(&t, n, ins);
+            int64_t k = count(y, n);
+            float *ref = malloc(sizeof(float) * (size_t)k);
+            if (inside) {
+                ref_unary('r', ins[0], ref, k, 0);
+                ref_unary('t', ref, ref, k, 0);
+            } else {
+                memcpy(ref, ins[0], sizeof(float) * (size_t)k);
+            }
+            expect_close(got, ref, k, inside ? "relu, copy, tanh" : "copy of the input", n);
+            free(ref), free(got), free_ins(&t, ins);
+        }
+        finish(&t);
+    }
+}
+
 static void transpose_case(DnShape xs, const int64_t *perm)
 {
     Case t;

@@ -14,6 +14,7 @@
  * 70 threads.
  */
 #include <criterion/criterion.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,6 +376,69 @@ Test(views, of_inputs_and_parameters)
     fclose(f);
     cr_expect(strstr(text, "view %x + 0\n") && strstr(text, "view @w + 0\n"), "%s", text);
     finish(&t);
+}
+
+/* ---- outputs ----------------------------------------------------------------- */
+
+/* dn_plan_outputs gives each output that is an input, a parameter or a
+ * value an earlier output names a copy (an input's and a parameter's first,
+ * in output order; an op result's right after its op), and nothing to the
+ * others; the graph verifies, a second call adds nothing, and the plan pins
+ * every output to its own buffer. */
+Test(outputs, every_output_gets_an_op_of_its_own)
+{
+    T t;
+    start(&t);
+    DnValue *x = input(&t, "x", S(2, NN, 4));
+    DnValue *w = param(&t, "w", S(2, 1, 4));
+    DnValue *a = op1(&t, DN_OP_TANH, x);
+    DnValue *b = op2(&t, DN_OP_ADD, a, w);
+    DnValue *outs[] = {a, x, a, w, b, x};
+    static const char *const names[] = {"a", "x", "a2", "w", "b", "x2"};
+    for (int i = 0; i < 6; i++) dn_graph_add_output(t.g, names[i], outs[i]);
+    cr_assert_eq(dn_plan_outputs(t.g), 4);
+    cr_assert_eq(dn_verify(&t.cx, t.g), DN_OK);
+    static const DnOpKind kinds[] = {DN_OP_COPY, DN_OP_COPY, DN_OP_COPY, DN_OP_TANH, DN_OP_COPY, DN_OP_ADD};
+    const DnValue *reads[] = {x, w, x, x, a, a};
+    cr_assert_eq(t.g->ops.len, 6);
+    for (int i = 0; i < 6; i++) {
+        const DnOp *op = t.g->ops.data[i];
+        cr_expect(op->kind == kinds[i] && op->in[0] == reads[i] && op->id == i, "op %d: %s of %%%d (id %d)", i,
+                  dn_op_info[op->kind].name, op->in[0]->id, op->id);
+    }
+    const DnValue *want[] = {a, t.g->ops.data[0]->out[0], t.g->ops.data[4]->out[0], t.g->ops.data[1]->out[0],
+                             b, t.g->ops.data[2]->out[0]};
+    for (int i = 0; i < 6; i++) cr_expect_eq(t.g->outputs.data[i], want[i], "output %s", names[i]);
+    cr_expect_eq(dn_plan_outputs(t.g), 0, "the second call added copies");
+    DnPlan *p = plan(&t, NULL, NULL);
+    for (int i = 0; i < 6; i++) {
+        const DnBuf *buf = &p->buf[t.g->outputs.data[i]->id];
+        cr_expect(buf->kind == DN_BUF_OUTPUT && buf->index == i, "output %s is not pinned to its buffer", names[i]);
+    }
+    check_plan(t.g, p);
+    finish(&t);
+}
+
+/* The planner pins outputs through the op results they name: an output
+ * that names an input is a compiler bug once dn_plan_outputs has run. */
+Test(outputs, planner_refuses_an_output_without_an_op, .signal = SIGABRT)
+{
+    T t;
+    start(&t);
+    DnValue *x = input(&t, "x", S(2, NN, 4));
+    dn_graph_add_output(t.g, "y", x);
+    plan(&t, NULL, NULL);
+}
+
+/* The same for one op result named as two outputs. */
+Test(outputs, planner_refuses_one_result_for_two_outputs, .signal = SIGABRT)
+{
+    T t;
+    start(&t);
+    DnValue *y = op1(&t, DN_OP_TANH, input(&t, "x", S(2, NN, 4)));
+    dn_graph_add_output(t.g, "y", y);
+    dn_graph_add_output(t.g, "z", y);
+    plan(&t, NULL, NULL);
 }
 
 /* ---- workspaces ------------------------------------------------------------- */
