@@ -77,6 +77,28 @@ static size_t read_full(gzFile g, void *buf, size_t len)
     return got;
 }
 
+/* Reads up to 'total' bytes into a malloc'd buffer that grows with what
+ * actually arrives (from 16 MiB, doubling), so a header that declares more
+ * than the file holds costs memory for the file, not for the header's
+ * claim.  Returns the buffer (NULL when out of memory) and the count read
+ * in *got (short at the end of the data or on an error, see read_error). */
+static uint8_t *read_data(gzFile g, size_t total, size_t *got)
+{
+    size_t cap = total < ((size_t)1 << 24) ? total : (size_t)1 << 24;
+    uint8_t *buf = malloc(cap ? cap : 1);
+    *got = 0;
+    while (buf) {
+        size_t r = read_full(g, buf + *got, cap - *got);
+        *got += r;
+        if (*got < cap || cap == total) break;
+        size_t next = cap > total / 2 ? total : cap * 2;
+        uint8_t *more = realloc(buf, next);
+        if (!more) free(buf);
+        buf = more, cap = next;
+    }
+    return buf;
+}
+
 static uint32_t be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -117,9 +139,9 @@ static uint8_t *read_idx(const char *path, uint32_t magic, int rank, uint32_t *d
             fail(err, errlen, "%s: inconsistent dimensions in the header", path);
         } else if (huge) {
             fail(err, errlen, "%s: the header's dimensions make more than %zu bytes", path, IDX_MAX_BYTES);
-        } else if (!(data = malloc(total))) {
+        } else if (!(data = read_data(g, total, &got))) {
             fail(err, errlen, "%s: out of memory for %zu bytes", path, total);
-        } else if ((got = read_full(g, data, total)) < total) {
+        } else if (got < total) {
             if (!read_error(g, path, err, errlen))
                 fail(err, errlen, "%s: truncated: %zu of %zu data bytes (header says %u items)", path, got, total,
                      dims[0]);

@@ -156,6 +156,16 @@ Test(dnnrun, damaged_idx_files_named)
     cr_expect_eq(dnnrun(args), 1, "%s", out);
     cr_expect(strstr(out, path), "truncated: %s", out);
 
+    /* A header that declares 800 MB over 10 images' bytes: memory follows the
+     * data that arrives, not the claim (under a 400 MB address-space limit
+     * the claim could not be allocated, and the error would be "out of memory"). */
+    write_split(dir, 0x803, 1000000, 10, 1000000);
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "ulimit -v 400000; '%s' %s", DNNRUN_BIN, args);
+    cr_expect_eq(dn_test_run(cmd, out, sizeof out), 1, "%s", out);
+    snprintf(path, sizeof path, "%s/train-images-idx3-ubyte: truncated", dir);
+    cr_expect(strstr(out, path), "a huge header over a short file: %s", out);
+
     write_split(dir, 0x803, 100, 100, 90);
     snprintf(path, sizeof path, "%s/train-images-idx3-ubyte holds 100 images but %s/train-labels-idx1-ubyte holds 90",
              dir, dir);
