@@ -275,20 +275,6 @@ static void check_text(const char *file, const char *text, Scan *sc)
     }
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    s[n] = 0;
-    return s;
-}
-
 /* Checks every .c and .h file under 'dir' (relative to the source tree). */
 static void check_dir(const char *dir, Scan *sc)
 {
@@ -307,7 +293,7 @@ static void check_dir(const char *dir, Scan *sc)
             closedir(sub);
             check_dir(rel, sc);
         } else if (n > 2 && e->d_name[n - 2] == '.' && (e->d_name[n - 1] == 'c' || e->d_name[n - 1] == 'h')) {
-            char *text = slurp(path);
+            char *text = dn_test_slurp(path, NULL);
             check_text(rel, text, sc);
             free(text);
         }

@@ -189,20 +189,6 @@ Test(driver, plan_reuses_dying_operands_in_place)
 /* ---- the memory plan as a stage --------------------------------------------- */
 
 /* Reads 'path' into a malloc'd string (asserts it can). */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot read %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 /* --print-after=plan-memory writes each graph's plan to stderr exactly as
  * --emit=plan prints it. */
 Test(driver, print_after_plan_memory_prints_each_plan)
@@ -219,7 +205,7 @@ Test(driver, print_after_plan_memory_prints_each_plan)
         cr_assert_eq(dnnc(args), 0, "%s", out);
         snprintf(args, sizeof args, "'%s' --emit=header -o '%s/m.h' --print-after=plan-memory", lenet, dir);
         cr_assert_eq(dnnc(args), 0, "%s", out);
-        char *want = slurp(plan), *at = strstr(out, headings[i]);
+        char *want = dn_test_slurp(plan, NULL), *at = strstr(out, headings[i]);
         cr_expect(at && !strncmp(at + strlen(headings[i]), want, strlen(want)),
                   "no '%s' followed by the --emit=plan text in:\n%s", headings[i], out);
         cr_expect_null(strstr(out, "// after canonicalize"), "printed more than the plan:\n%s", out);
@@ -264,7 +250,7 @@ Test(driver, target_by_name)
     snprintf(b, sizeof b, "%s/llvm.ll", dir);
     snprintf(args, sizeof args, "'%s' --emit=code -o '%s' && '%s' '%s' --emit=llvm -o '%s'", mlp, a, DNNC_BIN, mlp, b);
     cr_assert_eq(dnnc(args), 0, "%s", out);
-    char *code = slurp(a), *llvm = slurp(b);
+    char *code = dn_test_slurp(a, NULL), *llvm = dn_test_slurp(b, NULL);
     cr_expect(strstr(code, "define"), "--emit=code printed no LLVM IR");
     cr_expect_str_eq(code, llvm, "--emit=code and --emit=llvm differ");
     free(code);
@@ -301,7 +287,7 @@ static int check_round_trip(const char *dnn, const char *dir)
         cr_expect_eq(ra, 0, "%s --graph=%s: %s", dnn, graphs[i], out);
         cr_expect_eq(optimized(ir, graphs[i], b), 0, "%s (as .dnir) --graph=%s: %s", dnn, graphs[i], out);
         if (ra != 0) continue;
-        char *from_dnn = slurp(a), *from_ir = slurp(b);
+        char *from_dnn = dn_test_slurp(a, NULL), *from_ir = dn_test_slurp(b, NULL);
         cr_expect_str_eq(from_ir, from_dnn, "%s --graph=%s: the .dnir compiles to other IR", dnn, graphs[i]);
         free(from_dnn);
         free(from_ir);
@@ -381,7 +367,7 @@ Test(driver, output_that_is_the_input_is_refused)
 {
     char dir[64], m[128], path[256], args[1024], want[512];
     dn_test_tmpdir(dir, sizeof dir, "dnnc-self");
-    char *source = slurp(dn_test_src("examples/mlp.dnn"));
+    char *source = dn_test_slurp(dn_test_src("examples/mlp.dnn"), NULL);
     snprintf(m, sizeof m, "%s/m.dnn", dir);
     put(m, source);
     snprintf(path, sizeof path, "%s/link.ll", dir);
@@ -418,11 +404,11 @@ Test(driver, output_that_is_the_input_is_refused)
     cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
     cr_expect(strstr(out, "dnnc: output 'm.h' is the input file 'm.h'"), "%s", out);
 
-    char *after = slurp(m);
+    char *after = dn_test_slurp(m, NULL);
     cr_expect_str_eq(after, source, "the input was changed");
     free(after);
     snprintf(path, sizeof path, "%s/h/m.h", dir);
-    after = slurp(path);
+    after = dn_test_slurp(path, NULL);
     cr_expect_str_eq(after, source, "the input m.h was changed");
     free(after);
     cr_expect_str_eq(listing(dir), "h\nlink.ll\nm.dnir\nm.dnn\nx.h\n", "files written in %s", dir);
@@ -482,7 +468,7 @@ Test(driver, emit_write_errors_exit_1_and_keep_the_old_file)
     cr_expect_eq(dn_test_run(args, out, sizeof out), 1, "%s", out);
     snprintf(want, sizeof want, "dnnc: error: cannot write '%s': File too large", ll);
     cr_expect(strstr(out, want), "%s", out);
-    char *text = slurp(ll);
+    char *text = dn_test_slurp(ll, NULL);
     cr_expect_str_eq(text, "old", "a failed --emit damaged the previous file");
     free(text);
     cr_expect_str_eq(listing(dir), "x.ll\n", "leftovers in %s", dir);
@@ -491,7 +477,7 @@ Test(driver, emit_write_errors_exit_1_and_keep_the_old_file)
     cr_assert_eq(symlink("x.ll", args), 0);
     snprintf(args, sizeof args, "'%s' --emit=ir -o '%s/link.ll'", lenet, dir);
     cr_expect_eq(dnnc(args), 0, "%s", out);
-    text = slurp(ll);
+    text = dn_test_slurp(ll, NULL);
     cr_expect(!strncmp(text, "func @lenet", 11), "%s", text);
     free(text);
     struct stat st;
@@ -515,11 +501,11 @@ static void expect_old_outputs(const char *dir, const char *why)
 {
     char path[128];
     snprintf(path, sizeof path, "%s/m.so", dir);
-    char *text = slurp(path);
+    char *text = dn_test_slurp(path, NULL);
     cr_expect_str_eq(text, "old library", "%s: the library was replaced", why);
     free(text);
     snprintf(path, sizeof path, "%s/m.h", dir);
-    text = slurp(path);
+    text = dn_test_slurp(path, NULL);
     cr_expect_str_eq(text, "old header", "%s: the header was replaced", why);
     free(text);
     cr_expect_str_eq(listing(dir), "m.h\nm.so\ntmp\n", "%s: leftovers in %s", why, dir);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../fuzz/robust.h"
+#include "testlib.h"
 
 /* ---- the input under test, shown if the process dies ------------------------ */
 
@@ -239,21 +240,6 @@ static void mutate(Buf *b, const char *const *vocab, size_t nvocab)
 
 /* ---- reading the inputs --------------------------------------------------------- */
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    cr_assert_not_null(f, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    cr_assert_eq(fread(s, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    s[n] = 0;
-    if (len) *len = (size_t)n;
-    return s;
-}
-
 typedef struct Corpus {
     char *path[64], *name[64];
     int n;
@@ -437,7 +423,7 @@ static void check_dnn(const char *file, const Buf *b, const char *what)
 static void sweep_dnn(const char *path, const char *name, int nmut)
 {
     size_t len;
-    char *orig = slurp(path, &len);
+    char *orig = dn_test_slurp(path, &len);
     Buf b = {0};
     char what[256];
     const char *file = strrchr(name, '/') + 1;
@@ -628,7 +614,7 @@ Test(robust, training_ir_mutants_never_crash, .timeout = 120)
     rb_stats = (RbStats){0};
     int ntrain = 0;
     for (int i = 0; i < c.n; i++) {
-        char *src = slurp(c.path[i], NULL);
+        char *src = dn_test_slurp(c.path[i], NULL);
         DnCtx cx;
         dn_ctx_init(&cx);
         DnArena a = {0};
@@ -735,7 +721,7 @@ Test(robust, safetensors_mutants_never_crash, .timeout = 120)
     dnrt_error err = {0};
     cr_assert_eq(dnrt_st_write(good, 5, t, 2, keys, vals, &err), 0, "%s", err.message);
     size_t size;
-    char *img = slurp(good, &size);
+    char *img = dn_test_slurp(good, &size);
     uint64_t hlen = 0;
     for (int i = 0; i < 8; i++) hlen |= (uint64_t)(unsigned char)img[i] << (8 * i);
     cr_assert(hlen + 8 <= size);
@@ -807,7 +793,7 @@ Test(robust, safetensors_mutants_never_crash, .timeout = 120)
         cur_what = what;
         why = rb_check_st(path, (size_t)stt.st_size);
         if (why) {
-            char *bytes = slurp(path, NULL);
+            char *bytes = dn_test_slurp(path, NULL);
             cr_expect_null(why, "%s: %s (header: %.*s)", what, why, (int)(stt.st_size > 8 ? stt.st_size - 8 : 0),
                            bytes + 8);
             free(bytes);

@@ -49,5 +49,9 @@ void dn_test_expect_close(const char *what, const float *got, const float *ref, 
 void dn_test_tmpdir(char *dir, size_t len, const char *tag);
 /* Removes 'dir' and everything in it. */
 void dn_test_rmtree(const char *dir);
+/* The whole file 'path', NUL-terminated, malloc'd (caller frees); its
+ * length in *len when 'len' is not NULL.  A file that cannot be read fails
+ * the calling test. */
+char *dn_test_slurp(const char *path, size_t *len);
 
 #endif
