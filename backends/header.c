@@ -86,9 +86,10 @@ static void train_decls(FILE *out, const DnModule *m, const char *M)
     fprintf(out, ",\n    float *loss, dnrt_error *err);\n\n");
     fprintf(out,
             "/* Overrides the base learning rate (compiled: %g), which must be finite\n"
-            " * and >= 0.  set_learning_rate returns -1 (DNRT_ERR_ARG) for any other\n"
-            " * value and keeps the rate; set_lr, which cannot report, keeps the rate\n"
-            " * and makes every train_step fail (DNRT_ERR_ARG) until a valid one is set. */\n"
+            " * and >= 0.  set_learning_rate returns -1 (err->code DNRT_ERR_ARG, 1) for\n"
+            " * any other value and keeps the rate; set_lr, which cannot report, keeps\n"
+            " * the rate and makes every train_step fail (DNRT_ERR_ARG) until a valid\n"
+            " * one is set. */\n"
             "int %s_set_learning_rate(%s *m, float lr, dnrt_error *err);\n"
             "void %s_set_lr(%s *m, float lr);\n"
             "float %s_get_lr(%s *m);\n"
@@ -119,7 +120,7 @@ void dn_emit_header(const DnModule *m, FILE *out)
             "%s *%s_create(const dnrt_options *opt, dnrt_error *err);\n"
             "void %s_destroy(%s *m);\n"
             "/* Reads / writes the state (parameters) as a safetensors file; save\n"
-            " * refuses (DNRT_ERR_NONFINITE) state holding a NaN or an infinity. */\n"
+            " * refuses (DNRT_ERR_NONFINITE, 6) state holding a NaN or an infinity. */\n"
             "int %s_load(%s *m, const char *path, dnrt_error *err);\n"
             "int %s_save(%s *m, const char *path, dnrt_error *err);\n\n",
             M, M, M, M, M, M, M, M);
