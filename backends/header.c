@@ -4,8 +4,8 @@
  * block verbatim (same guard, so both headers can be included together) and
  * declares the functions every backend exports for model M (the wrappers of
  * backends/host/host_desc.c): M_create, M_destroy, M_load, M_save,
- * M_infer, M_describe and, with training, M_train_step, M_set_lr, M_get_lr,
- * M_step.  Inputs come in descriptor order (model inputs, then train-only).
+ * M_infer, M_describe and, with training, M_train_step, M_set_lr,
+ * M_set_learning_rate, M_get_lr, M_step.  Inputs come in descriptor order (model inputs, then train-only).
  */
 #include <ctype.h>
 
@@ -71,7 +71,11 @@ static void train_decls(FILE *out, const DnModule *m, const char *M)
     fprintf(out,
             "/* One compiled training step (forward, backward, optimizer update) on a\n"
             " * batch of n items; *loss receives the mean loss.\n"
-            " * Returns 0, or -1 with *err filled. */\n"
+            " * Returns 0, or -1 with *err filled.  A step whose loss, a gradient or a\n"
+            " * new batchnorm running statistic is NaN or infinite is refused with\n"
+            " * err->code DNRT_ERR_NONFINITE (6): parameters, optimizer state, running\n"
+            " * statistics and the step counter stay exactly as they were (*loss still\n"
+            " * receives the loss). */\n"
             "int %s_train_step(%s *m, int64_t n",
             M, M);
     for (int i = 0; i < m->infer->inputs.len; i++)
@@ -81,12 +85,17 @@ static void train_decls(FILE *out, const DnModule *m, const char *M)
             param(out, m->train->inputs.data[i], m->train->inputs.data[i]->name, true);
     fprintf(out, ",\n    float *loss, dnrt_error *err);\n\n");
     fprintf(out,
-            "/* Overrides the base learning rate (compiled: %g). */\n"
+            "/* Overrides the base learning rate (compiled: %g), which must be finite\n"
+            " * and >= 0.  set_learning_rate returns -1 (err->code DNRT_ERR_ARG, 1) for\n"
+            " * any other value and keeps the rate; set_lr, which cannot report, keeps\n"
+            " * the rate and makes every train_step fail (DNRT_ERR_ARG) until a valid\n"
+            " * one is set. */\n"
+            "int %s_set_learning_rate(%s *m, float lr, dnrt_error *err);\n"
             "void %s_set_lr(%s *m, float lr);\n"
             "float %s_get_lr(%s *m);\n"
-            "/* Training steps taken so far. */\n"
+            "/* Training steps taken so far (refused steps do not count). */\n"
             "int64_t %s_step(%s *m);\n\n",
-            (double)m->lr, M, M, M, M, M, M);
+            (double)m->lr, M, M, M, M, M, M, M, M);
 }
 
 /* Writes the header of 'm' to 'out'. */
@@ -110,7 +119,8 @@ void dn_emit_header(const DnModule *m, FILE *out)
             " * Returns NULL with *err filled on failure. */\n"
             "%s *%s_create(const dnrt_options *opt, dnrt_error *err);\n"
             "void %s_destroy(%s *m);\n"
-            "/* Reads / writes the state (parameters) as a safetensors file. */\n"
+            "/* Reads / writes the state (parameters) as a safetensors file; save\n"
+            " * refuses (DNRT_ERR_NONFINITE, 6) state holding a NaN or an infinity. */\n"
             "int %s_load(%s *m, const char *path, dnrt_error *err);\n"
             "int %s_save(%s *m, const char *path, dnrt_error *err);\n\n",
             M, M, M, M, M, M, M, M);

@@ -2,7 +2,8 @@
  * a function of the batch size n (coefficient of n + fixed part).
  * Backends use it to keep tiny kernels off the thread pool; reports and a
  * future scheduler can use it too.  FLOPs count a multiply-add as 2;
- * elementwise and data-movement ops count one FLOP per result element. */
+ * elementwise and data-movement ops count one FLOP per result element,
+ * check_finite one per element it tests. */
 #include "ir.h"
 
 /* Adds 'per' times the element count of 'v' to *c_n / *c_b. */
@@ -49,4 +50,6 @@ void dn_op_cost(const DnOp *op, DnCost *c)
                          : op->nout                            ? op->out[0]
                                                                : op->in[0];
     add_elems(ref, macs ? 2 * macs : 1, &c->flops_n, &c->flops_b);
+    if (op->kind == DN_OP_CHECK_FINITE) /* a reduction: one test per element it reads */
+        for (int i = 0; i < op->nin; i++) add_elems(op->in[i], 1, &c->flops_n, &c->flops_b);
 }

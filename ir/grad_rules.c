@@ -289,8 +289,8 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 /* ---- the table ---------------------------------------------------------------
  * ORDER DN_OP: one line per op of ops.def.  NONE: no gradient (fill has no
  * operands; augmentations only ever apply to model inputs; batchnorm is
- * replaced by batchnorm_train before autodiff; the backward ops and updates
- * are never differentiated). */
+ * replaced by batchnorm_train before autodiff; the backward ops, the
+ * updates and the guards are never differentiated). */
 #define NONE                     NULL
 #define GRAD_CONV2D              grad_conv2d
 #define GRAD_MAXPOOL2D           grad_maxpool2d
@@ -337,6 +337,7 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_MSE_BWD             NONE
 #define GRAD_SGD_UPDATE          NONE
 #define GRAD_ADAM_UPDATE         NONE
+#define GRAD_CHECK_FINITE        NONE
 
 const DnGradRule dn_grad_rules[DN_OP_COUNT] = {
 #define OP(E, name, mi, ma, no, fl, at) [DN_OP_##E] = GRAD_##E,

@@ -76,6 +76,8 @@ enum {
     DN_OPF_VIEW = 1 << 1,        /* result aliases the operand's bytes (reshape) */
     DN_OPF_SIDE_EFFECT = 1 << 2, /* writes operands in place; never dead */
     DN_OPF_RANDOM = 1 << 3,      /* uses the philox stream (seed, salt, step) */
+    DN_OPF_GUARD = 1 << 4,       /* result 0 is an i32[] status: when it is non-zero after the op, the
+                                    entry function skips every later op and returns it; never dead */
 };
 
 typedef struct DnOpInfo {

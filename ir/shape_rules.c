@@ -589,6 +589,30 @@ RULE(adam_update)
     return like_param(r) && check_sched(r);
 }
 
+/* ---- guards ---------------------------------------------------------------- */
+
+/* The largest code a check_finite may give: it becomes the entry's int32 status. */
+#define MAX_GUARD_CODE (INT64_C(1) << 30)
+
+RULE(check_finite)
+{
+    int k;
+    const int64_t *codes = dn_op_ints(r->op, "codes", &k);
+    if (k < 1 || k > r->op->nin || r->op->nin > k + 1)
+        return fail(r, "%s: %d codes for %d operands (one per checked operand, then an optional earlier flag)", OPN, k,
+                    r->op->nin);
+    for (int i = 0; i < k; i++)
+        if (codes[i] < 1 || codes[i] > MAX_GUARD_CODE)
+            return fail(r, "%s: code %lld is outside [1, %lld]", OPN, (long long)codes[i], (long long)MAX_GUARD_CODE);
+    for (int i = 0; i < k; i++)
+        if (IN(i)->dtype != DN_DTYPE_F32) return fail(r, "%s expects f32 operands to check, got %s", OPN, TY(IN(i)));
+    if (r->op->nin == k + 1 && (IN(k)->dtype != DN_DTYPE_I32 || IN(k)->shape.rank != 0))
+        return fail(r, "%s: the operand after the checked ones must be an earlier flag, i32[], got %s", OPN, TY(IN(k)));
+    r->dt[0] = DN_DTYPE_I32;
+    r->sh[0] = (DnShape){0};
+    return true;
+}
+
 /* ---- the table ------------------------------------------------------------- */
 
 static bool (*const rules[DN_OP_COUNT])(Rule *) = {

@@ -5,7 +5,8 @@
  * plan-memory gives such outputs (passes/plan_outputs.c) stay when a graph
  * printed after them is compiled again.  Then every op whose
  * results are unused (not an operand of a live op, not an output, not the
- * loss) and that has no side effect is marked dead.  Requires: nothing.
+ * loss) and that has no side effect and is no guard is marked dead.
+ * Requires: nothing.
  * Preserves: shapes, locations. */
 #include "passes.h"
 
@@ -58,14 +59,15 @@ static bool is_used(const DnGraph *g, const int *uses, const DnOp *op)
     return false;
 }
 
-/* Marks dead every op with no use and no side effect, back to front, so a
- * chain of dead ops dies in one sweep. */
+/* Marks dead every op with no use, no side effect and no guard, back to
+ * front, so a chain of dead ops dies in one sweep. */
 void dn_dce(DnGraph *g, DnArena *scratch)
 {
     int *uses = dn_fill_uses(g, scratch);
     for (int i = g->ops.len - 1; i >= 0; i--) {
         DnOp *op = g->ops.data[i];
-        if (op->dead || (dn_op_info[op->kind].flags & DN_OPF_SIDE_EFFECT) || is_used(g, uses, op)) continue;
+        if (op->dead || (dn_op_info[op->kind].flags & (DN_OPF_SIDE_EFFECT | DN_OPF_GUARD)) || is_used(g, uses, op))
+            continue;
         op->dead = true;
         for (int k = 0; k < op->nin; k++)
             if (op->in[k]) uses[op->in[k]->id]--;

@@ -59,7 +59,7 @@ const DnPassInfo *dn_pass_lookup(const char *name);
  * graph: the first of kind DN_PASS_DEFINE_TRAIN / DN_PASS_DEFINE_INFER. */
 const DnPassInfo *dn_pass_defining(bool training);
 
-/* canonicalize.c: marks dead every unused op without side effects. */
+/* canonicalize.c: marks dead every unused op without side effects that is no guard. */
 void dn_dce(DnGraph *g, DnArena *scratch);
 
 /* plan_outputs.c: gives every output of 'g' that is not a distinct op result

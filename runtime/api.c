@@ -13,4 +13,5 @@ const dnrt_api dnrt_api_v1 = {
     .set_lr = dnrt_session_set_lr,
     .get_lr = dnrt_session_get_lr,
     .get_step = dnrt_session_get_step,
+    .set_learning_rate = dnrt_session_set_learning_rate,
 };

@@ -27,6 +27,15 @@ int dnrt_ok(dnrt_error *err)
     return 0;
 }
 
+const char *dnrt_num(float v, char *buf, size_t len)
+{
+    if (v != v)
+        snprintf(buf, len, "nan");
+    else
+        snprintf(buf, len, "%g", (double)v);
+    return buf;
+}
+
 /* ORDER DN_DTYPE */
 static const int dtype_size[] = {4, 4, 8};
 static const char *const dtype_name[] = {"f32", "i32", "i64"};

@@ -1,6 +1,8 @@
 /* init.c -- state tensors at session creation: descriptor checks and the
  * initializers (zeros, ones, uniform(a, b), normal(mean a, std b)).
  *
+ * dnrt_state_nonfinite finds a NaN or an infinity in the state (save and
+ * a refused train_step use it).
  * Random initializers draw from the Philox stream of philox.h keyed by the
  * session seed with the tensor's index as stream, so a tensor's values
  * depend only on (seed, index, shape), not on thread count or on other
@@ -14,6 +16,27 @@
 #include "philox.h"
 
 int64_t dnrt_state_nbytes(const dnrt_tensor_desc *t) { return dnrt_numel(t->rank, t->dim) * dnrt_dtype_size(t->dtype); }
+
+/* By the bits, not isfinite, so no compiler flag can fold the test away. */
+int32_t dnrt_state_nonfinite(const dnrt_model_desc *d, const uint8_t *state, int64_t *elem, float *value)
+{
+    for (int32_t i = 0; i < d->nstate; i++) {
+        const dnrt_tensor_desc *t = &d->state[i];
+        if (t->dtype != DNRT_F32) continue;
+        const uint8_t *p = state + t->offset;
+        int64_t n = dnrt_numel(t->rank, t->dim);
+        for (int64_t k = 0; k < n; k++) {
+            uint32_t u;
+            memcpy(&u, p + 4 * k, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) {
+                *elem = k;
+                memcpy(value, &u, 4);
+                return i;
+            }
+        }
+    }
+    return -1;
+}
 
 int dnrt_check_state_desc(const dnrt_model_desc *d, int32_t index, dnrt_error *err)
 {

@@ -23,10 +23,14 @@ struct dnrt_session {
     uint8_t *state;      /* d->state_bytes, 64-aligned */
     uint8_t *arena;      /* NULL until the first call needs it */
     int64_t arena_bytes; /* capacity of 'arena' */
+    uint8_t *saved;      /* the buffers (DNRT_STATE_BUFFER) before the current train step, packed;
+                            NULL until the first train_step of a model that has buffers */
     struct dnrt_pool *pool;
     int64_t step;
     uint64_t seed;
     float lr;
+    int lr_refused;   /* set_lr refused 'refused_lr': train_step fails until a valid rate is set */
+    float refused_lr; /* the last refused rate */
 };
 
 /* ---- error.c -------------------------------------------------------------- */
@@ -35,6 +39,9 @@ struct dnrt_session {
 int dnrt_fail(dnrt_error *err, int code, const char *fmt, ...) DNRT_PRINTF(3, 4);
 /* Marks 'err' (may be NULL) as success; returns 0. */
 int dnrt_ok(dnrt_error *err);
+/* Writes 'v' into 'buf' as "%g" does, but every NaN as "nan" (printf may
+ * write "-nan"); returns 'buf'. */
+const char *dnrt_num(float v, char *buf, size_t len);
 /* Bytes per element of a dnrt_dtype; 0 for an invalid one. */
 int dnrt_dtype_size(int32_t dtype);
 /* "f32", "i32", "i64"; "?" for an invalid one. */
@@ -80,5 +87,9 @@ void dnrt_init_tensor(const dnrt_model_desc *d, int32_t index, uint8_t *state, u
 int dnrt_check_state_desc(const dnrt_model_desc *d, int32_t index, dnrt_error *err);
 /* Bytes of state tensor 't' (its shape is static). */
 int64_t dnrt_state_nbytes(const dnrt_tensor_desc *t);
+/* The first f32 state tensor of 'd' in 'state' holding a NaN or an
+ * infinity: returns its index with the element's index in *elem and value
+ * in *value, or -1 when every f32 state tensor is finite. */
+int32_t dnrt_state_nonfinite(const dnrt_model_desc *d, const uint8_t *state, int64_t *elem, float *value);
 
 #endif

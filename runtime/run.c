@@ -2,10 +2,21 @@
  * arguments, make sure the arena is big enough for this batch size, fill a
  * dnrt_call and hand it to the generated entry function.
  *
+ * A training step whose guard (check_finite, before the optimizer updates)
+ * finds a NaN or an infinity stops there and returns its code: the updates
+ * did not run, so parameters and optimizer state are untouched, and the
+ * buffers batchnorm_train wrote during the forward pass are copied back
+ * from the snapshot taken before the step (ResNet-18's 40 running
+ * statistics and 20 counters are 38 KB; the copy costs microseconds of a
+ * step of a second).  The step counter does not advance.
+ *
  * The arena is shared by both entries and only grows (to n * arena_n +
  * arena_b + threads * arena_t for the largest n seen: the pools, then one
  * worker slice per pool thread), so steady-state calls allocate nothing.
  */
+#include <stdio.h>
+#include <string.h>
+
 #include "internal.h"
 
 /* Grows the arena to hold 'n' rows of entry (an, ab) and the worker slices
@@ -70,6 +81,62 @@ static int32_t infer_inputs(const dnrt_model_desc *d)
     return k;
 }
 
+/* Copies every buffer (DNRT_STATE_BUFFER) of the state into s->saved, or
+ * back when 'restore'; allocates s->saved at the first call.  0 or -1. */
+static int copy_buffers(dnrt_session *s, int restore, dnrt_error *err)
+{
+    const dnrt_model_desc *d = s->d;
+    if (!s->saved) {
+        int64_t bytes = 0;
+        for (int32_t i = 0; i < d->nstate; i++)
+            if (d->state[i].kind == DNRT_STATE_BUFFER) bytes += dnrt_state_nbytes(&d->state[i]);
+        if (bytes == 0) return 0;
+        s->saved = dnrt_malloc((size_t)bytes);
+        if (!s->saved)
+            return dnrt_fail(err, DNRT_ERR_NOMEM, "train_step: out of memory for a %lld-byte copy of the buffers",
+                             (long long)bytes);
+    }
+    uint8_t *at = s->saved;
+    for (int32_t i = 0; i < d->nstate; i++) {
+        const dnrt_tensor_desc *t = &d->state[i];
+        if (t->kind != DNRT_STATE_BUFFER) continue;
+        size_t nb = (size_t)dnrt_state_nbytes(t);
+        if (restore)
+            memcpy(s->state + t->offset, at, nb);
+        else
+            memcpy(at, s->state + t->offset, nb);
+        at += nb;
+    }
+    return 0;
+}
+
+/* The message of a step refused by guard 'code' (dnrt.h: DNRT_GUARD_*). */
+static int refused(dnrt_session *s, int32_t code, float loss, dnrt_error *err)
+{
+    char nb[32];
+    const dnrt_model_desc *d = s->d;
+    char what[200], note[240] = "";
+    int32_t i = code - DNRT_GUARD_STATE;
+    if (code == DNRT_GUARD_LOSS)
+        snprintf(what, sizeof what, "the loss is not finite (%s)", dnrt_num(loss, nb, sizeof nb));
+    else if (i >= 0 && i < d->nstate && d->state[i].kind == DNRT_STATE_BUFFER)
+        snprintf(what, sizeof what, "the new value of '%.120s' is not finite", d->state[i].name);
+    else if (i >= 0 && i < d->nstate)
+        snprintf(what, sizeof what, "the gradient of '%.120s' is not finite", d->state[i].name);
+    else
+        snprintf(what, sizeof what, "a guard found a value that is not finite (code %d)", code);
+    int64_t elem;
+    float bad;
+    int32_t at = dnrt_state_nonfinite(d, s->state, &elem, &bad);
+    if (at >= 0)
+        snprintf(note, sizeof note, "; state tensor '%.120s' was not finite before the step (element %lld is %s)",
+                 d->state[at].name, (long long)elem, dnrt_num(bad, nb, sizeof nb));
+    return dnrt_fail(err, DNRT_ERR_NONFINITE,
+                     "train_step: %s at step %lld (after %lld); parameters, optimizer state and statistics "
+                     "unchanged (the step counter stays %lld)%s",
+                     what, (long long)s->step + 1, (long long)s->step, (long long)s->step, note);
+}
+
 int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs, dnrt_error *err)
 {
     if (check_args(s, "infer", n, inputs, s ? infer_inputs(s->d) : 0, s ? s->d->inputs : NULL, "input", err) ||
@@ -86,7 +153,9 @@ int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, vo
                    .step = s->step,
                    .seed = s->seed,
                    .lr = s->lr};
-    d->infer(&c);
+    int32_t code = d->infer(&c);
+    if (code)
+        return dnrt_fail(err, DNRT_ERR_NONFINITE, "infer: a guard of the inference graph stopped it (code %d)", code);
     return dnrt_ok(err);
 }
 
@@ -99,7 +168,14 @@ int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *input
     if (check_args(s, "train_step", n, inputs, s ? s->d->ninputs : 0, s ? s->d->inputs : NULL, "input", err)) return -1;
     const dnrt_model_desc *d = s->d;
     if (!loss) return dnrt_fail(err, DNRT_ERR_ARG, "train_step: loss is NULL");
-    if (reserve_arena(s, "train_step", n, d->train_arena_n, d->train_arena_b, d->train_arena_t, err)) return -1;
+    if (s->lr_refused)
+        return dnrt_fail(err, DNRT_ERR_ARG,
+                         "train_step: set_lr(%s) was refused (the learning rate must be finite and >= 0); the rate "
+                         "is still %g, and no step runs until a valid one is set",
+                         dnrt_num(s->refused_lr, (char[32]){0}, 32), (double)s->lr);
+    if (reserve_arena(s, "train_step", n, d->train_arena_n, d->train_arena_b, d->train_arena_t, err) ||
+        copy_buffers(s, 0, err))
+        return -1;
     void *outs[1] = {loss};
     dnrt_call c = {.n = n,
                    .arena = s->arena,
@@ -110,7 +186,11 @@ int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *input
                    .step = s->step,
                    .seed = s->seed,
                    .lr = s->lr};
-    d->train(&c);
+    int32_t code = d->train(&c);
+    if (code) {
+        copy_buffers(s, 1, NULL);
+        return refused(s, code, *loss, err);
+    }
     s->step++;
     return dnrt_ok(err);
 }

@@ -3,9 +3,11 @@
  * A session is one instance of a compiled model: the state block (every
  * weight, buffer and optimizer tensor at the offsets the compiler planned),
  * a scratch arena grown on demand (run.c), a thread pool (pool.c), the step
- * counter and the learning rate.  Running it is in run.c, weights I/O in
+ * counter and the learning rate (set_lr and set_learning_rate refuse NaN,
+ * infinite and negative rates).  Running it is in run.c, weights I/O in
  * weights.c.
  */
+#include <float.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -70,14 +72,36 @@ void dnrt_session_destroy(dnrt_session *s)
 {
     if (!s) return;
     dnrt_pool_free(s->pool);
+    dnrt_free(s->saved);
     dnrt_free(s->arena);
     dnrt_free(s->state);
     dnrt_free(s);
 }
 
+/* A rate the optimizers can use: finite and >= 0 (0 is allowed: gradient
+ * checks take a step that changes nothing). */
+static int valid_lr(float lr) { return lr >= 0 && lr <= FLT_MAX; }
+
 void dnrt_session_set_lr(dnrt_session *s, float lr)
 {
-    if (s) s->lr = lr;
+    if (!s) return;
+    s->lr_refused = !valid_lr(lr);
+    if (s->lr_refused)
+        s->refused_lr = lr;
+    else
+        s->lr = lr;
+}
+
+int dnrt_session_set_learning_rate(dnrt_session *s, float lr, dnrt_error *err)
+{
+    if (!s) return dnrt_fail(err, DNRT_ERR_ARG, "set_learning_rate: session is NULL");
+    if (!valid_lr(lr))
+        return dnrt_fail(err, DNRT_ERR_ARG,
+                         "set_learning_rate: lr = %s refused: the learning rate must be finite and >= 0 (it stays %g)",
+                         dnrt_num(lr, (char[32]){0}, 32), (double)s->lr);
+    s->lr = lr;
+    s->lr_refused = 0;
+    return dnrt_ok(err);
 }
 
 float dnrt_session_get_lr(const dnrt_session *s) { return s ? s->lr : 0.0f; }

@@ -9,7 +9,9 @@
  * damaged or huge file costs only its header), the model's tensors are then
  * read into a staging block, and only when every read succeeded is the
  * staging block copied into the session: a failed load changes nothing.
- * Saving writes every state tensor plus "dnnc.model" and "dnnc.step".
+ * Saving writes every state tensor plus "dnnc.model" and "dnnc.step", and
+ * refuses state holding a NaN or an infinity (a diverged run's weights must
+ * not replace a good file).
  * Names in messages are cut at 120 bytes, like the reader's.
  */
 #include <ctype.h>
@@ -152,6 +154,14 @@ int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err)
 {
     if (!s || !path) return dnrt_fail(err, DNRT_ERR_ARG, "save: %s is NULL", s ? "path" : "session");
     const dnrt_model_desc *d = s->d;
+    int64_t elem;
+    float bad;
+    int32_t at = dnrt_state_nonfinite(d, s->state, &elem, &bad);
+    if (at >= 0)
+        return dnrt_fail(err, DNRT_ERR_NONFINITE,
+                         "%s: not saved: state tensor '%.120s' element %lld is %s; refusing to write state that is "
+                         "not finite (the file is unchanged)",
+                         path, d->state[at].name, (long long)elem, dnrt_num(bad, (char[32]){0}, 32));
     dnrt_st_tensor *t = dnrt_malloc(sizeof *t * (size_t)(d->nstate ? d->nstate : 1));
     if (!t) return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
     for (int32_t i = 0; i < d->nstate; i++) {

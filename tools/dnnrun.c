@@ -8,8 +8,12 @@
  *
  * Data: Fashion-MNIST IDX files (gzip'd or raw, tools/idx.c), images scaled
  * to [0, 1] and standardised with the training set's mean 0.2860 and std
- * 0.3530 unless --no-standardize.  Exit status: 0 ok, 1 runtime error
- * (files, library, training), 2 wrong usage. */
+ * 0.3530 unless --no-standardize.  Training stops at the first step the
+ * library refuses as non-finite (DNRT_ERR_NONFINITE) and at the first loss
+ * above --diverge times the mean of the run's first DIVERGE_BASE steps;
+ * either way nothing more is saved, so --save keeps the last good epoch's
+ * weights (or what it held before).  Exit status: 0 ok, 1 runtime error
+ * (files, library, training, a non-finite or diverged run), 2 wrong usage. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
@@ -30,6 +34,8 @@
 #define FMNIST_MEAN      0.2860f
 #define FMNIST_STD       0.3530f
 #define FMNIST_CLASSES   10
+#define DIVERGE_FACTOR   1e4 /* default --diverge */
+#define DIVERGE_BASE     10  /* steps whose mean loss divergence is measured against */
 
 static const char *const class_names[FMNIST_CLASSES] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -54,6 +60,8 @@ static const char usage_text[] =
     "  --batch B         batch size for training and evaluation (default 64)\n"
     "  --seed S          seed of the shuffle and of the session (default 1)\n"
     "  --lr X            override the compiled base learning rate\n"
+    "  --diverge F       stop when a step's loss exceeds F times the mean loss of\n"
+    "                    the run's first 10 steps (default 1e4; 0 turns it off)\n"
     "  --threads T       worker threads (default: $DNRT_THREADS or all cores)\n"
     "  --save W          weights file written after each epoch (train; required)\n"
     "  --resume W        load weights (and optimizer state, if present) before training\n"
@@ -67,7 +75,13 @@ static const char usage_text[] =
     "\n"
     "Weights are safetensors files named by the model's parameters and are\n"
     "written atomically: a failed save leaves the previous file intact.\n"
-    "exit status: 0 success, 1 runtime error, 2 wrong usage\n";
+    "Training stops at the first step whose loss or gradients are NaN or\n"
+    "infinite (the library refuses it and keeps its state) or whose loss\n"
+    "diverged (--diverge), names the epoch and step, and exits 1 without\n"
+    "saving again: --save W keeps the last good epoch's weights, or what it held\n"
+    "before.  Weights that are not finite are never saved.\n"
+    "exit status: 0 success, 1 runtime error (or a non-finite or diverged run),\n"
+    "2 wrong usage\n";
 
 typedef struct Opts {
     const char *cmd, *model;
@@ -75,6 +89,7 @@ typedef struct Opts {
     int64_t epochs, batch, limit, count, acc_every, threads;
     uint64_t seed;
     float lr;
+    double diverge;
     int has_lr, standardize;
     const char *save, *resume, *weights;
 } Opts;
@@ -148,9 +163,9 @@ static void parse_option(Opts *o, int argc, char **argv, int *i)
         o->standardize = 0;
         return;
     }
-    static const char *const with_value[] = {"--data",    "--epochs",    "--batch",  "--seed",    "--lr",
-                                             "--threads", "--save",      "--resume", "--weights", "--limit",
-                                             "--count",   "--acc-every", NULL};
+    static const char *const with_value[] = {"--data",    "--epochs",    "--batch",   "--seed",    "--lr",
+                                             "--threads", "--save",      "--resume",  "--weights", "--limit",
+                                             "--count",   "--acc-every", "--diverge", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++) known |= strcmp(a, with_value[k]) == 0;
     if (!known) usage_error("unknown option '%s'", a);
@@ -178,7 +193,12 @@ static void parse_option(Opts *o, int argc, char **argv, int *i)
         o->resume = v;
     else if (!strcmp(a, "--weights"))
         o->weights = v;
-    else {
+    else if (!strcmp(a, "--diverge")) {
+        char *end;
+        o->diverge = strtod(v, &end);
+        if (*end || end == v || !(o->diverge == 0 || o->diverge > 1) || !isfinite(o->diverge))
+            usage_error("--diverge expects 0 (off) or a factor > 1, got '%s'", v);
+    } else {
         char *end;
         o->lr = strtof(v, &end);
         if (*end || end == v || !(o->lr > 0) || !isfinite(o->lr))
@@ -195,6 +215,7 @@ static void parse_args(int argc, char **argv, Opts *o)
                 .count = 10,
                 .acc_every = 20,
                 .seed = 1,
+                .diverge = DIVERGE_FACTOR,
                 .standardize = 1};
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
@@ -536,6 +557,8 @@ typedef struct Progress {
     double loss_sum;
     int64_t acc_correct, acc_seen;
     double t0, last_draw;
+    double base_sum; /* the losses of the run's first base_n (<= DIVERGE_BASE) steps */
+    int64_t base_n;
 } Progress;
 
 static void fmt_time(char *buf, size_t len, double s)
@@ -567,6 +590,27 @@ static void progress_show(Progress *p, int final)
     fflush(stdout);
 }
 
+/* What --save holds once training stops in epoch p->epoch. */
+static const char *kept(const Progress *p, char *buf, size_t len)
+{
+    if (p->epoch > 1)
+        snprintf(buf, len, "the weights saved after epoch %lld", (long long)p->epoch - 1);
+    else
+        snprintf(buf, len, "what it held before");
+    return buf;
+}
+
+/* Whether 'loss' exceeds o->diverge times the mean loss of the run's first
+ * DIVERGE_BASE steps (of those taken so far, from the second step on);
+ * otherwise counts it among them while there are fewer. */
+static int diverged(const Opts *o, Progress *p, float loss, double *ref)
+{
+    *ref = p->base_n ? p->base_sum / p->base_n : 0;
+    if (o->diverge > 0 && *ref > 0 && loss > o->diverge * *ref) return 1;
+    if (p->base_n < DIVERGE_BASE) p->base_sum += loss, p->base_n++;
+    return 0;
+}
+
 static int train_epoch(Model *m, const Opts *o, const DnIdxSet *train, int64_t *order, Batch *b, Progress *p)
 {
     p->t0 = now_s();
@@ -584,10 +628,25 @@ static int train_epoch(Model *m, const Opts *o, const DnIdxSet *train, int64_t *
         dnrt_error err = {0};
         const void *in[2] = {b->x, b->y};
         float loss = 0;
+        char why[64];
+        double ref;
         if (m->api->train_step(m->s, n, in, &loss, &err)) {
             if (p->tty) putchar('\n');
+            if (err.code == DNRT_ERR_NONFINITE)
+                return runtime_error("epoch %lld, step %lld of %lld went non-finite: %s; training stopped, --save %s "
+                                     "not written (it keeps %s)",
+                                     (long long)p->epoch, (long long)p->step + 1, (long long)p->steps, err.message,
+                                     o->save, kept(p, why, sizeof why));
             return runtime_error("train_step (epoch %lld, step %lld): %s", (long long)p->epoch, (long long)p->step + 1,
                                  err.message);
+        }
+        if (diverged(o, p, loss, &ref)) {
+            if (p->tty) putchar('\n');
+            return runtime_error("epoch %lld, step %lld of %lld: the loss %g is more than %g times the mean loss %g of "
+                                 "the run's first %lld steps: training diverged (--diverge); stopped, --save %s not "
+                                 "written (it keeps %s)",
+                                 (long long)p->epoch, (long long)p->step + 1, (long long)p->steps, (double)loss,
+                                 o->diverge, ref, (long long)p->base_n, o->save, kept(p, why, sizeof why));
         }
         p->loss_sum += loss;
         p->step++;
@@ -645,7 +704,10 @@ static int cmd_train(const Opts *o)
         dnrt_error err = {0};
         if (m.api->load(m.s, o->resume, &err)) rc = runtime_error("--resume: %s", err.message);
     }
-    if (!rc && o->has_lr) m.api->set_lr(m.s, o->lr);
+    if (!rc && o->has_lr) {
+        dnrt_error err = {0};
+        if (m.api->set_learning_rate(m.s, o->lr, &err)) rc = runtime_error("--lr: %s", err.message);
+    }
     if (!rc)
         rc = load_split(o, 1, &train) || load_split(o, 0, &test) ||
              batch_alloc(&b, o->batch, train.count > test.count ? train.count : test.count, m.classes);

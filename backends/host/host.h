@@ -131,8 +131,12 @@ void dn_host_add_attr(DnHost *H, LLVMValueRef fn, unsigned idx, const char *name
 
 /* ---- host_entry.c: entry functions and the CPU's serial/parallel policy --- */
 
-/* Emits the entry function 'name' (void (ptr c), internal) of graph 'g':
- * one launch per live op, in order.  Returns it, or NULL when some launch
+/* Emits the entry function 'name' (i32 (ptr c), internal: dnrt_entry_fn)
+ * of graph 'g': one launch per live op, in order; after a guard op
+ * (DN_OPF_GUARD) it returns the op's i32 result when that is non-zero, and
+ * 0 after the last op.  A backend whose launches leave results off the
+ * host must make a guard's result readable at its plan address when the
+ * launch hook returns.  Returns the function, or NULL when some launch
  * failed (diagnostics reported). */
 LLVMValueRef dn_host_emit_entry(DnHost *H, const DnGraph *g, const DnPlan *plan, const char *name);
 /* Declares (once) void dnrt_parallel_for(ptr c, ptr kernel, i64 count) and

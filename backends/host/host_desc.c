@@ -270,7 +270,7 @@ static void run_fns(DnHost *H)
 /* The exported typed functions; see header.c for their C declarations. */
 void dn_host_emit_wrappers(DnHost *H, LLVMValueRef desc)
 {
-    LLVMTypeRef p = H->ptr, pp[3] = {p, p, p}, pf[2] = {p, H->f32};
+    LLVMTypeRef p = H->ptr, pp[3] = {p, p, p}, pf[2] = {p, H->f32}, pfp[3] = {p, H->f32, p};
     forward_fn(H, "create", "dnrt_session_create", p, pp, 2, desc);
     forward_fn(H, "destroy", "dnrt_session_destroy", H->void_t, pp, 1, NULL);
     forward_fn(H, "load", "dnrt_session_load", H->i32, pp, 3, NULL);
@@ -278,6 +278,7 @@ void dn_host_emit_wrappers(DnHost *H, LLVMValueRef desc)
     run_fns(H);
     if (H->m->train) {
         forward_fn(H, "set_lr", "dnrt_session_set_lr", H->void_t, pf, 2, NULL);
+        forward_fn(H, "set_learning_rate", "dnrt_session_set_learning_rate", H->i32, pfp, 3, NULL);
         forward_fn(H, "get_lr", "dnrt_session_get_lr", H->f32, pp, 1, NULL);
         forward_fn(H, "step", "dnrt_session_get_step", H->i64, pp, 1, NULL);
     }

@@ -1,10 +1,13 @@
 /* host_entry.c -- the entry functions, and the CPU's serial/parallel policy.
  *
- * The entry function of a graph, void entry(const dnrt_call *c), runs the
- * graph's live ops in order: for each, the host fills a DnLaunch from the
- * memory plan (host_addr.c) and the backend's launch hook emits what runs
- * the op at that point.  A hook that runs a dnrt_kernel_fn on the CPU calls
- * dn_host_call_kernel, which picks the calling thread or the runtime's pool.
+ * The entry function of a graph, int32_t entry(const dnrt_call *c), runs
+ * the graph's live ops in order: for each, the host fills a DnLaunch from
+ * the memory plan (host_addr.c) and the backend's launch hook emits what
+ * runs the op at that point.  After a guard op (DN_OPF_GUARD: check_finite)
+ * it reads the op's i32 result and, when that is non-zero, returns it
+ * without running any later op; otherwise the entry returns 0 at the end.
+ * A hook that runs a dnrt_kernel_fn on the CPU calls dn_host_call_kernel,
+ * which picks the calling thread or the runtime's pool.
  */
 #include "host.h"
 
@@ -66,10 +69,29 @@ void dn_host_call_kernel(DnHost *H, const DnLaunch *l, LLVMValueRef kfn, int64_t
     LLVMPositionBuilderAtEnd(H->b, next);
 }
 
+/* After guard op 'l' (DN_OPF_GUARD): loads its i32 result and returns it
+ * from the entry when it is non-zero; the builder continues in the block
+ * where the entry goes on with the next op. */
+static void emit_guard(DnHost *H, const DnLaunch *l)
+{
+    const DnLaunchPtr *res = &l->ptr[l->op->nin];
+    DN_ASSERT(l->op->nout >= 1 && res->v->dtype == DN_DTYPE_I32 && res->v->shape.rank == 0);
+    LLVMValueRef n = LLVMBuildLoad2(H->b, H->i64, LLVMBuildStructGEP2(H->b, H->call_t, l->c, DN_CALL_N, ""), "n");
+    LLVMValueRef addr = dn_host_loc_addr(H, l->g, res->loc, l->c, n, "guard");
+    LLVMValueRef flag = LLVMBuildLoad2(H->b, H->i32, addr, "flag");
+    LLVMSetAlignment(flag, 4);
+    LLVMBasicBlockRef stop = LLVMAppendBasicBlockInContext(H->ctx, l->entry, "guard.stop");
+    LLVMBasicBlockRef go = LLVMAppendBasicBlockInContext(H->ctx, l->entry, "guard.ok");
+    LLVMBuildCondBr(H->b, LLVMBuildICmp(H->b, LLVMIntNE, flag, LLVMConstInt(H->i32, 0, 0), ""), stop, go);
+    LLVMPositionBuilderAtEnd(H->b, stop);
+    LLVMBuildRet(H->b, flag);
+    LLVMPositionBuilderAtEnd(H->b, go);
+}
+
 /* One launch per live op; the builder returns to where each hook left it. */
 LLVMValueRef dn_host_emit_entry(DnHost *H, const DnGraph *g, const DnPlan *plan, const char *name)
 {
-    LLVMTypeRef entry_t = LLVMFunctionType(H->void_t, &H->ptr, 1, 0);
+    LLVMTypeRef entry_t = LLVMFunctionType(H->i32, &H->ptr, 1, 0);
     LLVMValueRef entry = LLVMAddFunction(H->mod, name, entry_t);
     LLVMSetLinkage(entry, LLVMInternalLinkage);
     dn_host_add_attr(H, entry, 1, "nonnull", 0);
@@ -86,9 +108,10 @@ LLVMValueRef dn_host_emit_entry(DnHost *H, const DnGraph *g, const DnPlan *plan,
             ok = false;
             continue;
         }
+        if (dn_op_info[l.op->kind].flags & DN_OPF_GUARD) emit_guard(H, &l);
         bb = LLVMGetInsertBlock(H->b);
     }
     LLVMPositionBuilderAtEnd(H->b, bb);
-    LLVMBuildRetVoid(H->b);
+    LLVMBuildRet(H->b, LLVMConstInt(H->i32, 0, 0));
     return ok ? entry : NULL;
 }

@@ -13,6 +13,18 @@
  * failure, filling *err (which may be NULL) with a message that names the
  * file, tensor or argument at fault.  The runtime never aborts and never
  * exits.
+ *
+ * Non-finite training (ABI 4): a training step whose loss, one of whose
+ * gradients or one of whose new batchnorm running statistics holds a NaN
+ * or an infinity is refused: train_step returns -1 with
+ * DNRT_ERR_NONFINITE and leaves the state block (parameters, buffers,
+ * optimizer state) bit-identical and the step counter unchanged, so the
+ * next step, with other data or a smaller learning rate, goes on as if
+ * the refused one had never been called.  set_lr refuses a rate that is
+ * NaN, infinite or negative, and save refuses to write state that is not
+ * finite.  One thing the check cannot see: an update that overflows a
+ * parameter from a finite gradient (an SGD rate near 1e30); the parameter
+ * is then infinite, the next step is refused and save refuses the state.
  */
 #ifndef DNRT_H
 #define DNRT_H
@@ -23,7 +35,7 @@
 extern "C" {
 #endif
 
-#define DNRT_ABI_VERSION 3
+#define DNRT_ABI_VERSION 4
 
 /* The types a generated header repeats (same guard, identical text). */
 #ifndef DNRT_COMMON_TYPES
@@ -45,7 +57,9 @@ typedef enum dnrt_status {
     DNRT_ERR_IO = 2,     /* cannot open, read or write a file */
     DNRT_ERR_FORMAT = 3, /* a damaged or mismatched file */
     DNRT_ERR_NOMEM = 4,
-    DNRT_ERR_STATE = 5, /* e.g. train_step on an inference-only library */
+    DNRT_ERR_STATE = 5,     /* e.g. train_step on an inference-only library */
+    DNRT_ERR_NONFINITE = 6, /* train_step: a NaN or an infinity in the loss, a gradient or a running
+                               statistic; the state is unchanged.  save: the state holds one */
 } dnrt_status;
 
 typedef enum dnrt_dtype { DNRT_F32 = 0, DNRT_I32 = 1, DNRT_I64 = 2 } dnrt_dtype; /* ORDER DN_DTYPE */
@@ -90,7 +104,16 @@ typedef struct dnrt_call {
     float lr;               /* base learning rate (set_lr) */
 } dnrt_call;
 
-typedef void (*dnrt_entry_fn)(const dnrt_call *c);
+/* An entry function runs a graph's ops in order and returns 0, or (ABI 4)
+ * the non-zero code of the guard op that stopped it before the ops after
+ * it ran.  The training graph's guards (check_finite, before the optimizer
+ * updates) return DNRT_GUARD_LOSS when the loss is not finite and
+ * DNRT_GUARD_STATE + i for state tensor i: a weight whose gradient, or a
+ * buffer whose new value (batchnorm's running statistics, written earlier
+ * in the step), is not finite.  The runtime then restores the buffers. */
+typedef int32_t (*dnrt_entry_fn)(const dnrt_call *c);
+#define DNRT_GUARD_LOSS  1
+#define DNRT_GUARD_STATE 2
 /* A kernel runs iterations [begin, end) of its parallel loop as worker
  * 'worker', in [0, threads): calls of one dnrt_parallel_for that may run
  * at the same time get distinct workers, so a kernel may keep scratch in
@@ -108,11 +131,16 @@ typedef struct dnrt_api {
     int (*save)(dnrt_session *s, const char *path, dnrt_error *err);
     /* inputs: the non-train-only inputs in order; outputs: all outputs. */
     int (*infer)(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs, dnrt_error *err);
-    /* inputs: all inputs in order (labels included); *loss receives the mean loss. */
+    /* inputs: all inputs in order (labels included); *loss receives the mean loss, also when the
+     * step is refused as DNRT_ERR_NONFINITE (then possibly not finite). */
     int (*train_step)(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err);
+    /* The rate must be finite and >= 0.  A refused one leaves the rate as it was and makes every
+     * train_step fail with DNRT_ERR_ARG until a valid rate is set (set_lr cannot report it);
+     * set_learning_rate reports it instead (-1, DNRT_ERR_ARG) and has no such after-effect. */
     void (*set_lr)(dnrt_session *s, float lr);
     float (*get_lr)(const dnrt_session *s);
     int64_t (*get_step)(const dnrt_session *s);
+    int (*set_learning_rate)(dnrt_session *s, float lr, dnrt_error *err); /* ABI 4 */
 } dnrt_api;
 
 struct dnrt_model_desc {
@@ -143,8 +171,15 @@ void dnrt_session_destroy(dnrt_session *s);
 int dnrt_session_load(dnrt_session *s, const char *path, dnrt_error *err);
 int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err);
 int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs, dnrt_error *err);
+/* -1 with DNRT_ERR_NONFINITE when the step is refused (see "Non-finite training" above): the
+ * message names the loss or the tensor at fault and the step counter, e.g.
+ *   train_step: the loss is not finite (nan) at step 1235 (after 1234); parameters, optimizer
+ *   state and statistics unchanged (the step counter stays 1234)
+ * or "the gradient of 'fc.weight' is not finite", "the new value of 'bn1.running_var' is not
+ * finite", with a note when some state tensor was already not finite before the step. */
 int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err);
 void dnrt_session_set_lr(dnrt_session *s, float lr);
+int dnrt_session_set_learning_rate(dnrt_session *s, float lr, dnrt_error *err);
 float dnrt_session_get_lr(const dnrt_session *s);
 int64_t dnrt_session_get_step(const dnrt_session *s);
 /* Direct access for tools and tests: the state tensor 'name' (NULL if absent). */
@@ -165,7 +200,9 @@ extern const dnrt_api dnrt_api_v1;
  * [0, DNRT_MAX_STEP]: exact in double, as the learning-rate schedules use it,
  * and far from int64 overflow however long training goes on. */
 #define DNRT_MAX_STEP (INT64_C(1) << 53)
-/* Saving writes a temporary file in the destination's folder, named
+/* Saving refuses (DNRT_ERR_NONFINITE, the destination untouched) state whose f32 tensors hold a
+ * NaN or an infinity, naming the first such tensor and element.
+ * Saving writes a temporary file in the destination's folder, named
  *   .<name>.dnrt-tmp.<host>.<pid>.<XXXXXX>
  * (<name> the destination's file name, cut at 160 bytes; <host> this
  * machine's host name, cut at 32 bytes, characters other than letters,

@@ -8,8 +8,10 @@
  * Nothing crashes or hangs: bad labels and image sizes, FIFOs as data,
  * library or weights, an unwritable --save path (found before training),
  * oversized IDX headers, damaged gzip data and huge batches are errors
- * naming the file, with status 1. */
+ * naming the file, with status 1.  Training that goes non-finite or
+ * diverges stops with status 1 and never saves over the weights. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +239,95 @@ Test(dnnrun, train_eval_infer_and_safe_save)
     free(after);
     snprintf(args, sizeof args, "eval %s --weights %s --limit 100", so, w);
     cr_expect_eq(dnnrun(args), 0, "old weights unreadable after a failed save: %s", out);
+    dn_test_rmtree(dir);
+}
+
+/* ---- training that goes non-finite or diverges ---------------------------------- */
+
+/* Expects 'path' to hold exactly 'len' bytes 'data'. */
+static void expect_unchanged(const char *path, const char *data, long len, const char *when)
+{
+    char *now;
+    long nnow;
+    cr_assert_eq(read_file(path, &now, &nnow), 0, "%s: %s unreadable", when, path);
+    cr_expect(nnow == len && memcmp(now, data, len) == 0, "%s: %s changed", when, path);
+    free(now);
+}
+
+/* --lr 1e30 sends LeNet's weights to ~1e30 in the first step, and the
+ * second step's loss is NaN: dnnrun stops there, names the epoch and step,
+ * exits 1 and leaves --save (here also --resume) byte-identical; so does a
+ * run that diverges (--diverge), and one resumed from weights that are
+ * already NaN.  --diverge takes 0 or a factor > 1. */
+Test(dnnrun, nonfinite_or_diverged_training_keeps_the_weights)
+{
+    char so[512], dir[64], args[1400], w[128], wnan[128];
+    compile_lenet(so, sizeof so);
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-nonfinite");
+    snprintf(w, sizeof w, "%s/w.safetensors", dir);
+    snprintf(args, sizeof args, "train %s --data fashion-mnist:%s --limit 512 --save %s", so, FMNIST_DIR, w);
+    cr_assert_eq(dnnrun(args), 0, "%s", out);
+    char *good;
+    long ngood;
+    cr_assert_eq(read_file(w, &good, &ngood), 0);
+
+    snprintf(args, sizeof args, "train %s --data fashion-mnist:%s --limit 512 --lr 1e30 --resume %s --save %s", so,
+             FMNIST_DIR, w, w);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "dnnrun: error: epoch 1, step 2 of 8 went non-finite: train_step: the loss is not finite "
+                          "(nan) at step 10 (after 9); parameters, optimizer state and statistics unchanged"),
+              "%s", out);
+    cr_expect(strstr(out, "training stopped, --save") && strstr(out, "not written (it keeps what it held before)"),
+              "%s", out);
+    cr_expect_null(strstr(out, "saved "), "%s", out);
+    expect_unchanged(w, good, ngood, "--lr 1e30");
+
+    snprintf(args, sizeof args,
+             "train %s --data fashion-mnist:%s --limit 512 --lr 0.5 --diverge 10 --resume %s --save %s", so, FMNIST_DIR,
+             w, w);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "dnnrun: error: epoch 1, step ") && strstr(out, "training diverged (--diverge)") &&
+                  strstr(out, "more than 10 times the mean loss"),
+              "%s", out);
+    cr_expect_null(strstr(out, "saved "), "%s", out);
+    expect_unchanged(w, good, ngood, "--diverge 10");
+
+    /* the same weights with one NaN in conv1.weight */
+    dnrt_st_file f;
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_read(w, &f, &err), 0, "%s", err.message);
+    dnrt_st_tensor *t = malloc(sizeof *t * (size_t)f.ntensors);
+    float *bad = NULL;
+    for (int i = 0; i < f.ntensors; i++) {
+        t[i] = f.tensors[i];
+        if (!strcmp(t[i].name, "conv1.weight")) {
+            bad = malloc(t[i].nbytes);
+            memcpy(bad, t[i].data, t[i].nbytes);
+            bad[7] = NAN;
+            t[i].data = bad;
+        }
+    }
+    cr_assert_not_null(bad);
+    snprintf(wnan, sizeof wnan, "%s/nan.safetensors", dir);
+    cr_assert_eq(dnrt_st_write(wnan, f.ntensors, t, f.nmeta, f.meta_keys, f.meta_values, &err), 0, "%s", err.message);
+    free(t), free(bad);
+    dnrt_st_free(&f);
+    snprintf(args, sizeof args, "train %s --data fashion-mnist:%s --limit 512 --resume %s --save %s", so, FMNIST_DIR,
+             wnan, w);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "epoch 1, step 1 of 8 went non-finite") &&
+                  strstr(out, "state tensor 'conv1.weight' was not finite before the step (element 7 is nan)"),
+              "%s", out);
+    expect_unchanged(w, good, ngood, "--resume with a NaN");
+
+    snprintf(args, sizeof args, "train %s --save %s --diverge 1", so, w);
+    cr_expect_eq(dnnrun(args), 2, "%s", out);
+    cr_expect(strstr(out, "--diverge expects 0 (off) or a factor > 1, got '1'"), "%s", out);
+    snprintf(args, sizeof args, "train %s --save %s --diverge nan", so, w);
+    cr_expect_eq(dnnrun(args), 2, "%s", out);
+    cr_expect_eq(dnnrun("--help"), 0, "%s", out);
+    cr_expect(strstr(out, "--diverge F") && strstr(out, "infinite (the library refuses it"), "%s", out);
+    free(good);
     dn_test_rmtree(dir);
 }
 

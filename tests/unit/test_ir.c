@@ -181,6 +181,9 @@ static void build_all(bool *seen)
     EXPECT_TYPE(gw, "f32[10, 64]");
     cr_expect_not_null(BOP(ADAM_UPDATE, (fcw, gw, am, av), S("sched", "cosine"), I("total_steps", 100)), "%s",
                        first_error());
+    DnValue *ok = BA(CHECK_FINITE, (ce, gw, c), IS("codes", 1, 2, 3));
+    EXPECT_TYPE(ok, "i32[]");
+    EXPECT_TYPE(BA(CHECK_FINITE, (dw, ok), IS("codes", 4)), "i32[]");
 
     dn_graph_add_output(g, "logits", d);
     dn_graph_add_output(g, "probs", sm);
@@ -379,6 +382,34 @@ Test(build, shape_errors)
         if (d) cr_expect(d->loc.line == 3 && d->loc.col == 7 && !strcmp(d->loc.file, "t.dnn"));
     }
     cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* check_finite: one code (>= 1) per checked f32 operand, then at most one
+ * earlier flag (i32[]). */
+Test(build, check_finite_errors)
+{
+    DnValue *x = input("x", F32, SHAPE(N, 784)), *lab = input("lab", I32, SHAPE(N));
+    DnValue *flag = BA(CHECK_FINITE, (x), IS("codes", 1));
+    EXPECT_TYPE(flag, "i32[]");
+    EXPECT_TYPE(BA(CHECK_FINITE, (x, x, flag), IS("codes", 2, 3)), "i32[]");
+    struct {
+        DnValue *got;
+        const char *msg;
+    } cases[] = {
+        {BA(CHECK_FINITE, (x, lab), IS("codes", 1, 2)), "check_finite expects f32 operands to check, got i32[N]"},
+        {BA(CHECK_FINITE, (x), IS("codes", 1, 2)),
+         "check_finite: 2 codes for 1 operands (one per checked operand, then an optional earlier flag)"},
+        {BA(CHECK_FINITE, (x, x, x), IS("codes", 1)),
+         "check_finite: 1 codes for 3 operands (one per checked operand, then an optional earlier flag)"},
+        {BA(CHECK_FINITE, (x), IS("codes", 0)), "check_finite: code 0 is outside [1, 1073741824]"},
+        {BA(CHECK_FINITE, (x, x), IS("codes", 1)),
+         "check_finite: the operand after the checked ones must be an earlier flag, i32[], got f32[N, 784]"},
+    };
+    const DnDiag *d = cx.diags;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++, d = d ? d->next : NULL) {
+        cr_expect_null(cases[i].got, "case %zu built", i);
+        cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu", i);
+    }
 }
 
 /* ---- broadcasting ------------------------------------------------------------ */

@@ -49,7 +49,11 @@ Test(philox, counter_and_key_change_everything)
 #define NS 100000
 enum { OFF_U = 0, OFF_N = 400000, OFF_U2 = 800000, OFF_I = 1200000, OFF_ONES = 1200064, BYTES = 1200128 };
 
-static void nothing(const dnrt_call *c) { (void)c; }
+static int32_t nothing(const dnrt_call *c)
+{
+    (void)c;
+    return 0;
+}
 
 static const dnrt_tensor_desc state[] = {
     {.name = "u",

@@ -34,11 +34,15 @@ static void affine_kernel(const dnrt_call *c, int64_t begin, int64_t end, int32_
     for (int64_t i = begin; i < end; i++) y[i] = w[i % F] * x[i] + b[i % F];
 }
 
-static void model_infer(const dnrt_call *c) { dnrt_parallel_for(c, affine_kernel, c->n * F); }
+static int32_t model_infer(const dnrt_call *c)
+{
+    dnrt_parallel_for(c, affine_kernel, c->n * F);
+    return 0;
+}
 
 /* One SGD step on mean squared error; also accumulates squared gradients
  * (optimizer state) and counts steps (an i64 buffer). */
-static void model_train(const dnrt_call *c)
+static int32_t model_train(const dnrt_call *c)
 {
     const float *x = c->inputs[0], *t = c->inputs[1];
     float *w = (float *)(c->state + OFF_W), *b = (float *)(c->state + OFF_B);
@@ -62,6 +66,7 @@ static void model_train(const dnrt_call *c)
     }
     *(int64_t *)(c->state + OFF_COUNT) += 1;
     *(float *)c->outputs[0] = (float)(loss / (double)m);
+    return 0;
 }
 
 static const dnrt_tensor_desc model_inputs[] = {
@@ -440,7 +445,11 @@ Test(fault, arena_allocation_failure_is_reported)
 /* The pool reaches kernels only through dnrt_call, so these tests run inside
  * an infer entry that hands its call to 'probe'. */
 static void (*probe)(const dnrt_call *c);
-static void probe_infer(const dnrt_call *c) { probe(c); }
+static int32_t probe_infer(const dnrt_call *c)
+{
+    probe(c);
+    return 0;
+}
 
 static void run_probe(int threads, void (*fn)(const dnrt_call *c))
 {

@@ -363,12 +363,17 @@ Test(st, read_survives_fault_injection)
  * functions are never the point here (train adds 1 to every weight). */
 enum { OFF_W = 0, OFF_B = 64, OFF_N = 128, OFF_MW = 192, OFF_MB = 256, BYTES = 320 };
 
-static void infer_nothing(const dnrt_call *c) { (void)c; }
-static void train_bump(const dnrt_call *c)
+static int32_t infer_nothing(const dnrt_call *c)
+{
+    (void)c;
+    return 0;
+}
+static int32_t train_bump(const dnrt_call *c)
 {
     float *w = (float *)(c->state + OFF_W), *m = (float *)(c->state + OFF_MW);
     for (int i = 0; i < 6; i++) w[i] += 1.0f, m[i] += 0.5f;
     *(float *)c->outputs[0] = 0.0f;
+    return 0;
 }
 
 static const dnrt_tensor_desc state[] = {
