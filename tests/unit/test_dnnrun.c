@@ -247,8 +247,8 @@ Test(dnnrun, train_eval_infer_and_safe_save)
 /* Expects 'path' to hold exactly 'len' bytes 'data'. */
 static void expect_unchanged(const char *path, const char *data, long len, const char *when)
 {
-    char *now;
-    long nnow;
+    char *now = NULL;
+    long nnow = 0;
     cr_assert_eq(read_file(path, &now, &nnow), 0, "%s: %s unreadable", when, path);
     cr_expect(nnow == len && memcmp(now, data, len) == 0, "%s: %s changed", when, path);
     free(now);
