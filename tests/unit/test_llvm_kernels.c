@@ -13,7 +13,6 @@
 #include <criterion/criterion.h>
 #include <dlfcn.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -40,18 +39,10 @@ typedef struct Case {
     float *pdata[MAXT]; /* parameter values, by param index */
 } Case;
 
-static DnShape shp(int rank, ...)
-{
-    DnShape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int64_t);
-    va_end(ap);
-    return s;
-}
-#define S(...) shp(__VA_ARGS__)
-#define NN     ((int64_t)DN_DIM_N)
-#define I(x)   ((int64_t)(x))
+/* S(rank, dims...): a shape literal, e.g. S(2, NN, I(4)). */
+#define S(rank, ...) dn_shape_make(rank, (int64_t[]){__VA_ARGS__})
+#define NN           ((int64_t)DN_DIM_N)
+#define I(x)         ((int64_t)(x))
 
 static void start(Case *t, const char *name)
 {

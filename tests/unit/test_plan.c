@@ -15,7 +15,6 @@
  */
 #include <criterion/criterion.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,16 +28,8 @@
 
 #define NN ((int64_t)DN_DIM_N)
 
-static DnShape shp(int rank, ...)
-{
-    DnShape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dim[i] = va_arg(ap, int64_t);
-    va_end(ap);
-    return s;
-}
-#define S(...) shp(__VA_ARGS__)
+/* S(rank, dims...): a shape literal, e.g. S(2, NN, I(4)). */
+#define S(rank, ...) dn_shape_make(rank, (int64_t[]){__VA_ARGS__})
 
 /* ---- building and planning ------------------------------------------------ */
 
