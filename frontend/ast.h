@@ -312,7 +312,10 @@ const LayerInfo *dn_layer_find(const char *name);
 /* True when 'name' is an operator of the language that has no lowering yet. */
 bool dn_layer_unsupported(const char *name);
 /* Lowers call 'e' to layer 'li' with evaluated positional 'pos' (tensors
- * first) and the call's keyword arguments evaluated in 'sc'. */
+ * first) and the call's keyword arguments evaluated in 'sc'.  'pos' has
+ * room for npos + 1 entries: a layer whose schema gathers the trailing
+ * positionals into one list (reshape's dims) writes it after the tensors,
+ * which is pos[npos] when there are none. */
 Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds

@@ -619,7 +619,8 @@ static Val lower_call(Lower *L, Scope *sc, const AstExpr *e, const Val *first)
 {
     int n = 0;
     for (int i = 0; i < e->args.len && n < 32; i++) n += !e->args.data[i].name;
-    Val pos[n ? n : 1]; /* sized to the call: this frame is live while a block's body is lowered */
+    Val pos[n + 1]; /* sized to the call (this frame is live while a block's body is lowered), + 1 for
+                     * dn_layer_call's gathered list */
     int npos = 0;
     bool poisoned = false;
     for (int i = 0; i < e->args.len; i++) {
