@@ -32,23 +32,6 @@ static void compile(const char *src, DnTestLib *lib)
     cr_assert_eq(dn_test_compile_text(src, "", lib, log, sizeof log), 0, "compile failed: %s", log);
 }
 
-static dnrt_session *open_session(const DnTestLib *lib, uint64_t seed)
-{
-    dnrt_error err = {0};
-    dnrt_options opt = {.threads = 2, .seed = seed};
-    dnrt_session *s = lib->desc->api->create(lib->desc, &opt, &err);
-    cr_assert(s, "create: %s", err.message);
-    return s;
-}
-
-static float step(const DnTestLib *lib, dnrt_session *s, int64_t n, const void *const *in)
-{
-    dnrt_error err = {0};
-    float loss = NAN;
-    cr_assert_eq(lib->desc->api->train_step(s, n, in, &loss, &err), 0, "train_step: %s", err.message);
-    return loss;
-}
-
 /* Runs a step that must be refused as non-finite; returns the message. */
 static const char *refused_step(const DnTestLib *lib, dnrt_session *s, int64_t n, const void *const *in,
                                 dnrt_error *err)
@@ -136,9 +119,9 @@ Test(nonfinite, nan_pixel_is_refused_and_changes_nothing)
     conv_data();
     const void *in0[2] = {conv_x[0], conv_label[0]}, *in1[2] = {conv_x[1], conv_label[1]};
     const void *in2[2] = {conv_x[2], conv_label[2]};
-    dnrt_session *a = open_session(&lib, 5), *b = open_session(&lib, 5);
-    step(&lib, a, CN, in0), step(&lib, a, CN, in1);
-    step(&lib, b, CN, in0), step(&lib, b, CN, in1);
+    dnrt_session *a = dn_test_session(&lib, 2, 5), *b = dn_test_session(&lib, 2, 5);
+    dn_test_train_step(&lib, a, CN, in0), dn_test_train_step(&lib, a, CN, in1);
+    dn_test_train_step(&lib, b, CN, in0), dn_test_train_step(&lib, b, CN, in1);
 
     static float bad[CN * 36];
     memcpy(bad, conv_x[2], sizeof bad);
@@ -156,7 +139,7 @@ Test(nonfinite, nan_pixel_is_refused_and_changes_nothing)
     refused_step(&lib, a, CN, inb, &err);
     expect_state(&lib, a, before, "after a second refused step");
 
-    float la = step(&lib, a, CN, in2), lb = step(&lib, b, CN, in2);
+    float la = dn_test_train_step(&lib, a, CN, in2), lb = dn_test_train_step(&lib, b, CN, in2);
     cr_expect(isfinite(la) && memcmp(&la, &lb, 4) == 0, "loss %.9g after the refused step, %.9g without it", la, lb);
     uint8_t *sb = state_copy(&lib, b);
     expect_state(&lib, a, sb, "the step after the refused one, against a session that never saw it");
@@ -175,7 +158,7 @@ Test(nonfinite, infinite_pixel_is_refused)
     conv_data();
     conv_x[0][3] = INFINITY;
     const void *in[2] = {conv_x[0], conv_label[0]};
-    dnrt_session *s = open_session(&lib, 1);
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
     uint8_t *before = state_copy(&lib, s);
     dnrt_error err = {0};
     float loss = 0;
@@ -202,7 +185,7 @@ Test(nonfinite, gradient_overflow_names_the_tensor)
     float x[16], t[16];
     for (int i = 0; i < 16; i++) x[i] = 3e38f, t[i] = -10;
     const void *in[2] = {x, t};
-    dnrt_session *s = open_session(&lib, 1);
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
     uint8_t *before = state_copy(&lib, s);
     dnrt_error err = {0};
     float loss = 0;
@@ -214,7 +197,7 @@ Test(nonfinite, gradient_overflow_names_the_tensor)
     expect_state(&lib, s, before, "after the refused step");
     /* the same data at a tenth of the scale trains */
     for (int i = 0; i < 16; i++) x[i] = 3e37f;
-    step(&lib, s, 4, in);
+    dn_test_train_step(&lib, s, 4, in);
     cr_expect_eq(lib.desc->api->get_step(s), 1);
     free(before);
     lib.desc->api->destroy(s);
@@ -251,8 +234,8 @@ Test(nonfinite, set_lr_refuses_nan_negative_and_infinite)
     compile_mlp("sgd(lr=0.05, momentum=0.9)", &lib);
     const dnrt_api *api = lib.desc->api;
     const void *in[2] = {mlp_x, mlp_label};
-    dnrt_session *s = open_session(&lib, 2);
-    step(&lib, s, MN, in);
+    dnrt_session *s = dn_test_session(&lib, 2, 2);
+    dn_test_train_step(&lib, s, MN, in);
     const float bad[] = {NAN, -1.0f, INFINITY, -INFINITY, -1e-30f};
     const char *shown[] = {"set_lr(nan)", "set_lr(-1)", "set_lr(inf)", "set_lr(-inf)", "set_lr(-1e-30)"};
     for (int i = 0; i < 5; i++) {
@@ -268,7 +251,7 @@ Test(nonfinite, set_lr_refuses_nan_negative_and_infinite)
         expect_state(&lib, s, before, shown[i]);
         cr_expect_eq(api->get_step(s), 1 + i);
         api->set_lr(s, 0.05f); /* a valid rate lifts it */
-        step(&lib, s, MN, in);
+        dn_test_train_step(&lib, s, MN, in);
         free(before);
     }
     for (int i = 0; i < 5; i++) {
@@ -277,7 +260,7 @@ Test(nonfinite, set_lr_refuses_nan_negative_and_infinite)
         cr_expect_eq(err.code, DNRT_ERR_ARG);
         cr_expect(strstr(err.message, "the learning rate must be finite and >= 0 (it stays 0.05)"), "%s", err.message);
         cr_expect_eq(api->get_lr(s), 0.05f);
-        step(&lib, s, MN, in); /* no after-effect */
+        dn_test_train_step(&lib, s, MN, in); /* no after-effect */
     }
     dnrt_error err = {0};
     cr_expect_eq(api->set_learning_rate(s, 0.0f, &err), 0, "%s", err.message);
@@ -312,7 +295,7 @@ Test(nonfinite, huge_learning_rate_refused_at_the_first_overflow)
         compile_mlp(optims[o], &lib);
         const dnrt_api *api = lib.desc->api;
         const void *in[2] = {mlp_x, mlp_label};
-        dnrt_session *s = open_session(&lib, 4);
+        dnrt_session *s = dn_test_session(&lib, 2, 4);
         dnrt_error err = {0};
         cr_assert_eq(api->set_learning_rate(s, 1e30f, &err), 0, "%s", err.message);
         int64_t refused_at = -1;
@@ -359,8 +342,8 @@ Test(nonfinite, running_statistic_overflow_is_refused_and_restored)
     float x[4 * 8], t[4 * 8];
     for (int i = 0; i < 32; i++) x[i] = urand(), t[i] = urand();
     const void *in[2] = {x, t};
-    dnrt_session *s = open_session(&lib, 3);
-    step(&lib, s, 4, in);
+    dnrt_session *s = dn_test_session(&lib, 2, 3);
+    dn_test_train_step(&lib, s, 4, in);
     for (int i = 0; i < 32; i++) x[i] = (i / 4 % 2 ? 3e38f : -3e38f) * (i % 2 ? 1.0f : 0.5f);
     uint8_t *before = state_copy(&lib, s);
     dnrt_error err = {0};
@@ -387,8 +370,8 @@ Test(nonfinite, nonfinite_weights_load_but_never_save)
     compile_mlp("adam(lr=1e-2)", &lib);
     const dnrt_api *api = lib.desc->api;
     const void *in[2] = {mlp_x, mlp_label};
-    dnrt_session *s = open_session(&lib, 6);
-    step(&lib, s, MN, in);
+    dnrt_session *s = dn_test_session(&lib, 2, 6);
+    dn_test_train_step(&lib, s, MN, in);
     char good[600], poisoned[600];
     snprintf(good, sizeof good, "%s.good.safetensors", lib.so_path);
     snprintf(poisoned, sizeof poisoned, "%s.nan.safetensors", lib.so_path);
@@ -415,7 +398,7 @@ Test(nonfinite, nonfinite_weights_load_but_never_save)
     free(t), free(w);
     dnrt_st_free(&f);
 
-    dnrt_session *p = open_session(&lib, 6);
+    dnrt_session *p = dn_test_session(&lib, 2, 6);
     cr_assert_eq(api->load(p, poisoned, &err), 0, "%s", err.message);
     uint8_t *before = state_copy(&lib, p);
     const char *msg = refused_step(&lib, p, MN, in, &err);

@@ -24,23 +24,6 @@ static void compile(const char *src, const char *flags, DnTestLib *lib)
     cr_assert_eq(rc, 0, "compile failed: %s", log);
 }
 
-static dnrt_session *open_session(const DnTestLib *lib, uint64_t seed)
-{
-    dnrt_error err = {0};
-    dnrt_options opt = {.threads = 2, .seed = seed};
-    dnrt_session *s = lib->desc->api->create(lib->desc, &opt, &err);
-    cr_assert(s, "create: %s", err.message);
-    return s;
-}
-
-static float step(const DnTestLib *lib, dnrt_session *s, int64_t n, const void *const *in)
-{
-    dnrt_error err = {0};
-    float loss = NAN;
-    cr_assert_eq(lib->desc->api->train_step(s, n, in, &loss, &err), 0, "train_step: %s", err.message);
-    return loss;
-}
-
 /* Saves 's' next to the library as 'tag'.safetensors and reads it back. */
 static void snapshot(const DnTestLib *lib, dnrt_session *s, const char *tag, dnrt_st_file *f, char *path, size_t len)
 {
@@ -85,9 +68,9 @@ static DropRun dropout_run(const DnTestLib *lib, uint64_t seed)
     float *x = malloc(DK * 4), *t = calloc(DK, 4);
     for (int i = 0; i < DK; i++) x[i] = 1;
     const void *in[2] = {x, t};
-    dnrt_session *s = open_session(lib, seed);
+    dnrt_session *s = dn_test_session(lib, 2, seed);
     lib->desc->api->set_lr(s, 0);
-    DropRun r = {malloc(DK), step(lib, s, 1, in), 0, 0};
+    DropRun r = {malloc(DK), dn_test_train_step(lib, s, 1, in), 0, 0};
     dnrt_st_file f;
     char path[600];
     snapshot(lib, s, "drop", &f, path, sizeof path);
@@ -174,9 +157,9 @@ Test(training, loss_decreases)
     compile_mlp(&lib, "", "adam(lr=1e-2)", "");
     mlp_data();
     const void *in[2] = {mlp_x, mlp_label};
-    dnrt_session *s = open_session(&lib, 7);
-    float first = step(&lib, s, MN, in), last = first;
-    for (int i = 1; i < 20; i++) last = step(&lib, s, MN, in);
+    dnrt_session *s = dn_test_session(&lib, 2, 7);
+    float first = dn_test_train_step(&lib, s, MN, in), last = first;
+    for (int i = 1; i < 20; i++) last = dn_test_train_step(&lib, s, MN, in);
     cr_expect(isfinite(first) && isfinite(last), "loss not finite: %g -> %g", first, last);
     cr_expect_lt(last, 0.7f * first, "loss did not decrease: %g -> %g over 20 steps", first, last);
     cr_expect_eq(lib.desc->api->get_step(s), 20);
@@ -190,9 +173,9 @@ Test(training, sgd_loss_decreases)
     compile_mlp(&lib, "", "sgd(lr=0.1, momentum=0.9, weight_decay=1e-4)", "");
     mlp_data();
     const void *in[2] = {mlp_x, mlp_label};
-    dnrt_session *s = open_session(&lib, 7);
-    float first = step(&lib, s, MN, in), last = first;
-    for (int i = 1; i < 20; i++) last = step(&lib, s, MN, in);
+    dnrt_session *s = dn_test_session(&lib, 2, 7);
+    float first = dn_test_train_step(&lib, s, MN, in), last = first;
+    for (int i = 1; i < 20; i++) last = dn_test_train_step(&lib, s, MN, in);
     cr_expect_lt(last, 0.7f * first, "loss did not decrease: %g -> %g over 20 steps", first, last);
     lib.desc->api->destroy(s);
     dn_test_close(&lib);
@@ -204,11 +187,11 @@ Test(training, frozen_params_do_not_change)
     compile_mlp(&lib, "  freeze fc1\n", "sgd(lr=0.1, momentum=0.9)", "");
     mlp_data();
     const void *in[2] = {mlp_x, mlp_label};
-    dnrt_session *s = open_session(&lib, 3);
+    dnrt_session *s = dn_test_session(&lib, 2, 3);
     dnrt_st_file f0, f1;
     char p0[600], p1[600];
     snapshot(&lib, s, "before", &f0, p0, sizeof p0);
-    for (int i = 0; i < 3; i++) step(&lib, s, MN, in);
+    for (int i = 0; i < 3; i++) dn_test_train_step(&lib, s, MN, in);
     snapshot(&lib, s, "after", &f1, p1, sizeof p1);
     cr_expect_eq(memcmp(state(&f0, "fc1.weight"), state(&f1, "fc1.weight"), 16 * 8 * 4), 0,
                  "frozen fc1.weight changed");
@@ -232,20 +215,20 @@ Test(training, resume_is_exact)
     mlp_data();
     const void *in[2] = {mlp_x, mlp_label};
     dnrt_error err = {0};
-    dnrt_session *a = open_session(&lib, 11);
+    dnrt_session *a = dn_test_session(&lib, 2, 11);
     float la[3];
-    for (int i = 0; i < 3; i++) la[i] = step(&lib, a, MN, in);
-    dnrt_session *b = open_session(&lib, 11);
-    step(&lib, b, MN, in), step(&lib, b, MN, in);
+    for (int i = 0; i < 3; i++) la[i] = dn_test_train_step(&lib, a, MN, in);
+    dnrt_session *b = dn_test_session(&lib, 2, 11);
+    dn_test_train_step(&lib, b, MN, in), dn_test_train_step(&lib, b, MN, in);
     char mid[600];
     dnrt_st_file fm;
     snapshot(&lib, b, "mid", &fm, mid, sizeof mid);
     dnrt_st_free(&fm);
     lib.desc->api->destroy(b);
-    dnrt_session *c = open_session(&lib, 11);
+    dnrt_session *c = dn_test_session(&lib, 2, 11);
     cr_assert_eq(lib.desc->api->load(c, mid, &err), 0, "load: %s", err.message);
     cr_expect_eq(lib.desc->api->get_step(c), 2, "the step counter was not restored");
-    float lc = step(&lib, c, MN, in);
+    float lc = dn_test_train_step(&lib, c, MN, in);
     cr_expect_eq(memcmp(&lc, &la[2], 4), 0, "resumed loss %.9g, uninterrupted %.9g", lc, la[2]);
     dnrt_st_file fa, fc;
     char pa[600], pc[600];
@@ -270,7 +253,7 @@ Test(training, no_train_library)
     cr_expect_eq(lib.desc->trains, 0, "--no-train library says it trains");
     mlp_data();
     const void *in[2] = {mlp_x, mlp_label};
-    dnrt_session *s = open_session(&lib, 1);
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
     dnrt_error err = {0};
     float loss = 0;
     cr_expect_eq(lib.desc->api->train_step(s, MN, in, &loss, &err), -1, "train_step succeeded without a train entry");
@@ -294,7 +277,7 @@ Test(training, label_out_of_range_is_an_error)
     memcpy(bad, mlp_label, sizeof bad);
     bad[3] = 3;
     const void *in[2] = {mlp_x, bad};
-    dnrt_session *s = open_session(&lib, 1);
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
     dnrt_error err = {0};
     float loss = 0;
     cr_expect_eq(lib.desc->api->train_step(s, MN, in, &loss, &err), -1, "a label of 3 was accepted");
@@ -336,8 +319,8 @@ Test(training, batchnorm_running_stats)
     float x[N * C * S], t[N * C * S], y[N * C * S];
     for (int i = 0; i < N * C * S; i++) x[i] = urand() * 2 + (float)(i / S % C), t[i] = urand();
     const void *in[2] = {x, t};
-    dnrt_session *s = open_session(&lib, 5);
-    step(&lib, s, N, in);
+    dnrt_session *s = dn_test_session(&lib, 2, 5);
+    dn_test_train_step(&lib, s, N, in);
     dnrt_st_file f;
     char path[600];
     snapshot(&lib, s, "bn", &f, path, sizeof path);

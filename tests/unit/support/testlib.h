@@ -54,4 +54,11 @@ void dn_test_rmtree(const char *dir);
  * the calling test. */
 char *dn_test_slurp(const char *path, size_t *len);
 
+/* session.c: a session of 'lib' with 'threads' threads and 'seed' (a failed
+ * create fails the calling test). */
+dnrt_session *dn_test_session(const DnTestLib *lib, int threads, uint64_t seed);
+/* One training step over inputs 'in' (descriptor order) at batch 'n'; a
+ * step that fails fails the calling test.  Returns the loss. */
+float dn_test_train_step(const DnTestLib *lib, dnrt_session *s, int64_t n, const void *const *in);
+
 #endif
