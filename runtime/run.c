@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "device.h"
 #include "internal.h"
 
 /* Grows the arena to hold 'n' rows of entry (an, ab) and the worker slices
@@ -31,6 +32,10 @@ static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t a
     if (an > 0 && n > (INT64_MAX - ab) / an)
         return dnrt_fail(err, DNRT_ERR_ARG, "%s: n = %lld is too large for this model", what, (long long)n);
     int64_t need = n * an + ab;
+    if (s->dev) { /* the arena is device memory (dnrt_gpu_run) */
+        s->arena_bytes = need;
+        return 0;
+    }
     if (need <= s->arena_bytes && s->arena) return 0;
     uint8_t *a = dnrt_alloc_aligned((size_t)need);
     if (!a)
@@ -82,7 +87,9 @@ static int32_t infer_inputs(const dnrt_model_desc *d)
 }
 
 /* Copies every buffer (DNRT_STATE_BUFFER) of the state into s->saved, or
- * back when 'restore'; allocates s->saved at the first call.  0 or -1. */
+ * back when 'restore'; allocates s->saved at the first call.  On a GPU the
+ * buffers are the device's (or the host copy's, while that is newer).
+ * 0 or -1. */
 static int copy_buffers(dnrt_session *s, int restore, dnrt_error *err)
 {
     const dnrt_model_desc *d = s->d;
@@ -101,7 +108,9 @@ static int copy_buffers(dnrt_session *s, int restore, dnrt_error *err)
         const dnrt_tensor_desc *t = &d->state[i];
         if (t->kind != DNRT_STATE_BUFFER) continue;
         size_t nb = (size_t)dnrt_state_nbytes(t);
-        if (restore)
+        if (s->dev && !s->dev->dev_stale) {
+            if (dnrt_gpu_state_io(s, restore, (size_t)t->offset, at, nb, err)) return -1;
+        } else if (restore)
             memcpy(s->state + t->offset, at, nb);
         else
             memcpy(at, s->state + t->offset, nb);
@@ -127,7 +136,7 @@ static int refused(dnrt_session *s, int32_t code, float loss, dnrt_error *err)
         snprintf(what, sizeof what, "a guard found a value that is not finite (code %d)", code);
     int64_t elem;
     float bad;
-    int32_t at = dnrt_state_nonfinite(d, s->state, &elem, &bad);
+    int32_t at = dnrt_gpu_state_to_host(s, NULL) ? -1 : dnrt_state_nonfinite(d, s->state, &elem, &bad);
     if (at >= 0)
         snprintf(note, sizeof note, "; state tensor '%.120s' was not finite before the step (element %lld is %s)",
                  d->state[at].name, (long long)elem, dnrt_num(bad, nb, sizeof nb));
@@ -153,7 +162,10 @@ int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, vo
                    .step = s->step,
                    .seed = s->seed,
                    .lr = s->lr};
-    int32_t code = d->infer(&c);
+    int32_t code = s->dev ? dnrt_gpu_run(s, d->infer, n, inputs, d->inputs, infer_inputs(d), outputs, d->outputs,
+                                         d->noutputs, 0, s->arena_bytes, err)
+                          : d->infer(&c);
+    if (code < 0) return -1;
     if (code)
         return dnrt_fail(err, DNRT_ERR_NONFINITE, "infer: a guard of the inference graph stopped it (code %d)", code);
     return dnrt_ok(err);
@@ -186,7 +198,12 @@ int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *input
                    .step = s->step,
                    .seed = s->seed,
                    .lr = s->lr};
-    int32_t code = d->train(&c);
+    static const dnrt_tensor_desc loss_desc = {.name = "loss", .dtype = DNRT_F32, .rank = 0};
+    int32_t code = s->dev ? dnrt_gpu_run(s, d->train, n, inputs, d->inputs, d->ninputs, outs, &loss_desc, 1, 1,
+                                         s->arena_bytes, err)
+                          : d->train(&c);
+    if (code < 0) return -1;
+    if (s->dev) s->dev->host_stale = 1; /* the step wrote the device's state (or a refused one its buffers) */
     if (code) {
         copy_buffers(s, 1, NULL);
         return refused(s, code, *loss, err);

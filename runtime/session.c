@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "device.h"
 #include "internal.h"
 
 /* Thread count: 'requested', else $DNRT_THREADS (when it is a number from
@@ -59,8 +60,9 @@ dnrt_session *dnrt_session_create(const dnrt_model_desc *d, const dnrt_options *
         return NULL;
     }
     for (int32_t i = 0; i < d->nstate; i++) dnrt_init_tensor(d, i, s->state, s->seed);
-    s->pool = dnrt_pool_new(thread_count(opt ? opt->threads : 0), err);
-    if (!s->pool) {
+    /* a GPU session's host threads only stage data: one is enough */
+    s->pool = dnrt_pool_new(d->gpu ? 1 : thread_count(opt ? opt->threads : 0), err);
+    if (!s->pool || (d->gpu && dnrt_gpu_open(s, opt, err))) {
         dnrt_session_destroy(s);
         return NULL;
     }
@@ -71,6 +73,7 @@ dnrt_session *dnrt_session_create(const dnrt_model_desc *d, const dnrt_options *
 void dnrt_session_destroy(dnrt_session *s)
 {
     if (!s) return;
+    dnrt_gpu_close(s);
     dnrt_pool_free(s->pool);
     dnrt_free(s->saved);
     dnrt_free(s->arena);
@@ -112,6 +115,11 @@ void *dnrt_session_state(dnrt_session *s, const char *name)
 {
     if (!s || !name) return NULL;
     for (int32_t i = 0; i < s->d->nstate; i++)
-        if (strcmp(s->d->state[i].name, name) == 0) return s->state + s->d->state[i].offset;
+        if (strcmp(s->d->state[i].name, name) == 0) {
+            /* the caller may read or write it: the host copy is made current, then counts as changed */
+            if (dnrt_gpu_state_to_host(s, NULL)) return NULL;
+            dnrt_gpu_state_changed(s);
+            return s->state + s->d->state[i].offset;
+        }
     return NULL;
 }

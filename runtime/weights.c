@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "device.h"
 #include "internal.h"
 #include "safetensors.h"
 
@@ -144,6 +145,7 @@ int dnrt_session_load(dnrt_session *s, const char *path, dnrt_error *err)
     int rc = p.src ? validate(s->d, path, &f, &p, err) : dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
     if (!rc) rc = read_tensors(s->d, &f, &p, &stage, err);
     if (!rc) apply(s, &p, stage);
+    if (!rc) dnrt_gpu_state_changed(s); /* apply rewrote every tensor of the host copy */
     dnrt_free(stage);
     dnrt_free(p.src);
     dnrt_st_free(&f);
@@ -154,6 +156,7 @@ int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err)
 {
     if (!s || !path) return dnrt_fail(err, DNRT_ERR_ARG, "save: %s is NULL", s ? "path" : "session");
     const dnrt_model_desc *d = s->d;
+    if (dnrt_gpu_state_to_host(s, err)) return -1;
     int64_t elem;
     float bad;
     int32_t at = dnrt_state_nonfinite(d, s->state, &elem, &bad);

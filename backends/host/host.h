@@ -34,6 +34,8 @@ typedef struct DnHost {
     const DnHostHooks *hooks; /* the backend's */
     void *be;                 /* the backend's own state, set by its hooks (allocate it in cx->arena) */
     int nlaunch;              /* launches so far in the module (DnLaunch.seq of the next one) */
+    LLVMValueRef gpu_program; /* GPU backends: the dnrt_gpu_program the descriptor points to (set by
+                                 end_module); NULL for the CPU */
 } DnHost;
 
 /* Field numbers of call_t (LLVMBuildStructGEP2). */
@@ -46,7 +48,8 @@ enum {
     DN_CALL_POOL,
     DN_CALL_STEP,
     DN_CALL_SEED,
-    DN_CALL_LR
+    DN_CALL_LR,
+    DN_CALL_DEV
 }; /* ORDER dnrt_call fields */
 
 #define DN_LAUNCH_MAX_IN   8

@@ -26,7 +26,7 @@ _Static_assert((int)DN_INIT_ZEROS == DNRT_INIT_ZEROS && (int)DN_INIT_ONES == DNR
 LLVMTypeRef dn_host_call_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i64 = LLVMInt64TypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {i64, ptr, ptr, ptr, ptr, ptr, i64, i64, LLVMFloatTypeInContext(ctx)};
+    LLVMTypeRef f[] = {i64, ptr, ptr, ptr, ptr, ptr, i64, i64, LLVMFloatTypeInContext(ctx), ptr};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -42,8 +42,8 @@ LLVMTypeRef dn_host_model_desc_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
     LLVMTypeRef f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {i32, ptr, i32, ptr, i32, ptr, i32, ptr, i64, i64,
-                       i64, ptr, i32, i64, i64, ptr, f32, ptr, i64, i64};
+    LLVMTypeRef f[] = {i32, ptr, i32, ptr, i32, ptr, i32, ptr, i64, i64, i64,
+                       ptr, i32, i64, i64, ptr, f32, ptr, i64, i64, ptr};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -155,7 +155,7 @@ LLVMValueRef dn_host_emit_descriptor(DnHost *H, LLVMValueRef infer_entry, LLVMVa
         LLVMSetVisibility(api, LLVMHiddenVisibility);
         LLVMSetGlobalConstant(api, 1);
     }
-    LLVMValueRef f[20] = {
+    LLVMValueRef f[21] = {
         ci32(H, DNRT_ABI_VERSION),
         cstring(H, m->name),
         ci32(H, nin),
@@ -176,12 +176,13 @@ LLVMValueRef dn_host_emit_descriptor(DnHost *H, LLVMValueRef infer_entry, LLVMVa
         api,
         ci64(H, m->infer_plan->arena_t),
         ci64(H, m->train ? m->train_plan->arena_t : 0),
+        H->gpu_program ? H->gpu_program : LLVMConstNull(H->ptr),
     };
     LLVMTypeRef dt = dn_host_model_desc_type(H->ctx);
     char name[256];
     snprintf(name, sizeof name, "%s_descriptor", m->name);
     LLVMValueRef g = LLVMAddGlobal(H->mod, dt, name);
-    LLVMSetInitializer(g, LLVMConstNamedStruct(dt, f, 20));
+    LLVMSetInitializer(g, LLVMConstNamedStruct(dt, f, 21));
     LLVMSetGlobalConstant(g, 1);
     LLVMSetAlignment(g, 8);
     LLVMAddAlias2(H->mod, dt, 0, g, "dnnc_descriptor");

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define DNRT_ABI_VERSION 4
+#define DNRT_ABI_VERSION 5
 
 /* The types a generated header repeats (same guard, identical text). */
 #ifndef DNRT_COMMON_TYPES
@@ -43,6 +43,9 @@ extern "C" {
 typedef struct dnrt_options {
     int32_t threads; /* worker threads incl. the caller; 0 = $DNRT_THREADS or all cores */
     uint64_t seed;   /* initializers and dropout; 0 is a valid seed */
+    /* GPU targets (ABI 5): 1 = infer and train_step take device buffers instead of host pointers
+     * (CUDA: a CUdeviceptr cast to void *; OpenCL: a cl_mem), used where they are; 0 = host pointers */
+    int32_t device_io;
 } dnrt_options;
 
 typedef struct dnrt_error {
@@ -60,6 +63,7 @@ typedef enum dnrt_status {
     DNRT_ERR_STATE = 5,     /* e.g. train_step on an inference-only library */
     DNRT_ERR_NONFINITE = 6, /* train_step: a NaN or an infinity in the loss, a gradient or a running
                                statistic; the state is unchanged.  save: the state holds one */
+    DNRT_ERR_DEVICE = 7,    /* GPU targets: no usable device or driver, or the device failed */
 } dnrt_status;
 
 typedef enum dnrt_dtype { DNRT_F32 = 0, DNRT_I32 = 1, DNRT_I64 = 2 } dnrt_dtype; /* ORDER DN_DTYPE */
@@ -102,6 +106,7 @@ typedef struct dnrt_call {
     int64_t step;           /* training step counter before this step */
     uint64_t seed;          /* session seed (dropout) */
     float lr;               /* base learning rate (set_lr) */
+    struct dnrt_device *dev; /* GPU targets (ABI 5): the session's device (runtime-private); else NULL */
 } dnrt_call;
 
 /* An entry function runs a graph's ops in order and returns 0, or (ABI 4)
@@ -162,7 +167,72 @@ struct dnrt_model_desc {
     const dnrt_api *api;
     /* worker slices after the rest of the arena (ABI 3): arena_t bytes per thread */
     int64_t infer_arena_t, train_arena_t;
+    /* GPU targets (ABI 5): the kernels the entries launch; NULL for the CPU target */
+    const struct dnrt_gpu_program *gpu;
 };
+
+/* ---- GPU targets (ABI 5) ------------------------------------------------------
+ * A library built for --target=cuda or --target=opencl has the same
+ * descriptor, entries and API as a CPU one, but its state block, arena,
+ * inputs and outputs live in device memory (the runtime stages host
+ * pointers through them), and its entry functions run each op as one or
+ * more kernel launches: dnrt_gpu_launch(c, &launch) per launch, in order.
+ * A kernel's parameters are  i64 n  then one pair (u8 *base, i64 offset)
+ * per buffer argument, an i64 per integer argument and a float per float
+ * argument, in the order of its dnrt_gpu_arg list. */
+typedef enum dnrt_gpu_api { DNRT_GPU_CUDA = 1, DNRT_GPU_OPENCL = 2 } dnrt_gpu_api;
+
+typedef enum dnrt_gpu_arg_kind {
+    DNRT_ARG_ARENA = 0,  /* buffer: the arena, at a * n + b bytes */
+    DNRT_ARG_STATE = 1,  /* buffer: the state block, at a * n + b bytes */
+    DNRT_ARG_INPUT = 2,  /* buffer: inputs[index] (descriptor order), at a * n + b bytes */
+    DNRT_ARG_OUTPUT = 3, /* buffer: outputs[index] of the entry, at a * n + b bytes */
+    DNRT_ARG_I64 = 4,    /* i64: a * n + b */
+    DNRT_ARG_F32 = 5,    /* float: f */
+    DNRT_ARG_STEP = 6,   /* i64: the step counter (dnrt_call.step) */
+    DNRT_ARG_SEED = 7,   /* i64: the session seed's 64 bits (dnrt_call.seed) */
+    DNRT_ARG_LR = 8,     /* float: the base learning rate (dnrt_call.lr) */
+} dnrt_gpu_arg_kind;
+
+typedef struct dnrt_gpu_arg {
+    int32_t kind; /* dnrt_gpu_arg_kind */
+    int32_t index;
+    int64_t a, b;
+    float f;
+} dnrt_gpu_arg;
+
+typedef struct dnrt_gpu_launch {
+    int32_t kernel; /* index in dnrt_gpu_program.kernels */
+    int32_t nargs;
+    const dnrt_gpu_arg *args;
+    int64_t items_n, items_b; /* work items: items_n * n + items_b, rounded up to a multiple of 'group' */
+    int32_t group;            /* work-group (CUDA block) size, 1..1024 */
+    int32_t guard;            /* -1; or the index of a buffer argument holding an i32 that, when non-zero,
+                                 dnrt_gpu_launch returns (a guard op's result, see dnrt_entry_fn) */
+} dnrt_gpu_launch;
+
+/* One compiled form of the program: a cubin for a real architecture
+ * ("sm_90"), or PTX for a virtual one ("compute_80"), JIT-compiled by the
+ * driver for any newer GPU. */
+typedef struct dnrt_gpu_image {
+    const char *arch;
+    const uint8_t *data;
+    int64_t size;
+} dnrt_gpu_image;
+
+typedef struct dnrt_gpu_program {
+    int32_t api;        /* dnrt_gpu_api */
+    const char *source; /* the rendered kernel source (OpenCL builds it when a session is created) */
+    int32_t nkernels;
+    const char *const *kernels; /* kernel names */
+    int32_t nimages;
+    const dnrt_gpu_image *images; /* CUDA: cubins and PTX */
+} dnrt_gpu_program;
+
+/* Called by generated GPU entries: runs one launch on c->dev; returns 0, the
+ * launch's non-zero guard value, or -1 when the device failed (the message
+ * is kept in the session and reported by the infer or train_step call). */
+int32_t dnrt_gpu_launch_kernel(const dnrt_call *c, const dnrt_gpu_launch *l);
 
 /* ---- the runtime functions (hidden inside generated libraries; linked
  *      directly only by tests and by code built with libdnnrt.a) ---------- */
@@ -182,7 +252,9 @@ void dnrt_session_set_lr(dnrt_session *s, float lr);
 int dnrt_session_set_learning_rate(dnrt_session *s, float lr, dnrt_error *err);
 float dnrt_session_get_lr(const dnrt_session *s);
 int64_t dnrt_session_get_step(const dnrt_session *s);
-/* Direct access for tools and tests: the state tensor 'name' (NULL if absent). */
+/* Direct access for tools and tests: the state tensor 'name' (NULL if absent).  GPU targets: the
+ * session's host copy, brought up to date first; the device's copy is rewritten from it before
+ * the next infer or train_step, so writes through the pointer take effect. */
 void *dnrt_session_state(dnrt_session *s, const char *name);
 extern const dnrt_api dnrt_api_v1;
 

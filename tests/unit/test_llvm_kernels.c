@@ -193,6 +193,7 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_call, call, DN_CALL_STEP, step);
     CHECK(dnrt_call, call, DN_CALL_SEED, seed);
     CHECK(dnrt_call, call, DN_CALL_LR, lr);
+    CHECK(dnrt_call, call, DN_CALL_DEV, dev);
     cr_expect_eq(LLVMABISizeOfType(td, call), sizeof(dnrt_call));
     LLVMTypeRef td_t = dn_host_tensor_desc_type(ctx);
     CHECK(dnrt_tensor_desc, td_t, 0, name);
@@ -230,6 +231,7 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_model_desc, md, 17, api);
     CHECK(dnrt_model_desc, md, 18, infer_arena_t);
     CHECK(dnrt_model_desc, md, 19, train_arena_t);
+    CHECK(dnrt_model_desc, md, 20, gpu);
     cr_expect_eq(LLVMABISizeOfType(td, md), sizeof(dnrt_model_desc));
 #undef CHECK
     LLVMContextDispose(ctx);
