@@ -20,10 +20,13 @@
 #include "../passes/module.h"
 
 typedef struct DnBackendOptions {
-    const char *cpu;      /* LLVM CPU name; NULL = host */
-    const char *features; /* LLVM feature string; NULL = host's (or none when cpu is set) */
-    int opt_level;        /* 0..3 */
-    bool direct_kernels;  /* plain loop nests only, no GEMM-based kernels (A/B, reference) */
+    const char *cpu;       /* LLVM CPU name; NULL = host */
+    const char *features;  /* LLVM feature string; NULL = host's (or none when cpu is set) */
+    int opt_level;         /* 0..3 */
+    bool direct_kernels;   /* plain loop nests only, no GEMM-based kernels (A/B, reference) */
+    const char *gpu_arch;  /* cuda: --gpu-arch, comma-separated ("sm_80,sm_90"); NULL = that default */
+    const char *precision; /* cuda: --precision (fp32, tf32, fp16, bf16); NULL = fp32 */
+    int gpu_api;           /* set by the GPU backends themselves: dnrt_gpu_api */
 } DnBackendOptions;
 
 typedef struct DnBackend {
@@ -38,7 +41,9 @@ typedef struct DnBackend {
     DnWorkspaceFn workspace;
 } DnBackend;
 
-extern const DnBackend dn_backend_llvm; /* llvm/llvm_module.c; the row named "cpu" */
+extern const DnBackend dn_backend_llvm;   /* llvm/llvm_module.c; the row named "cpu" */
+extern const DnBackend dn_backend_cuda;   /* gpu/gpu_module.c: CUDA C through NVRTC */
+extern const DnBackend dn_backend_opencl; /* gpu/gpu_module.c: OpenCL C */
 
 /* ---- backends.c: the targets, by name ------------------------------------ */
 

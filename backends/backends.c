@@ -7,7 +7,7 @@
  */
 #include "backend.h"
 
-const DnBackend *const dn_backend_table[] = {&dn_backend_llvm};
+const DnBackend *const dn_backend_table[] = {&dn_backend_llvm, &dn_backend_cuda, &dn_backend_opencl};
 const int dn_backend_count = (int)(sizeof dn_backend_table / sizeof dn_backend_table[0]);
 
 const DnBackend *dn_backend_lookup(const char *name)

@@ -34,6 +34,7 @@ typedef struct DnHost {
     const DnHostHooks *hooks; /* the backend's */
     void *be;                 /* the backend's own state, set by its hooks (allocate it in cx->arena) */
     int nlaunch;              /* launches so far in the module (DnLaunch.seq of the next one) */
+    LLVMTargetMachineRef tm;  /* the target machine, once the module is optimized */
     LLVMValueRef gpu_program; /* GPU backends: the dnrt_gpu_program the descriptor points to (set by
                                  end_module); NULL for the CPU */
 } DnHost;
@@ -112,6 +113,11 @@ struct DnHostHooks {
     /* Optional.  E.g. embed the kernel image the launches collected and add
      * the function that loads it at session creation. */
     DnStatus (*end_module)(DnHost *H);
+    /* true: the launch hook itself returns the entry's status after a guard
+     * op (and after any launch that fails), because the guard's result is
+     * not in host memory (GPU backends); false: the host reads the result
+     * at its plan address after the launch (the CPU). */
+    bool launch_returns;
 };
 
 /* ---- host_module.c: module setup and the emission of a whole DnModule ---- */
@@ -124,6 +130,11 @@ DnStatus dn_host_emit_object(DnCtx *cx, const DnModule *m, const DnBackendOption
 /* The same module, optimized, as LLVM IR text on 'out'. */
 DnStatus dn_host_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
                            FILE *out);
+/* The same module, optimized, handed to 'write' (which reports its own
+ * failures); for backends whose output is more than the host module
+ * (the GPU targets' --emit=code prints the kernels' source from H->be). */
+DnStatus dn_host_emit_with(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
+                           DnStatus (*write)(DnHost *H, void *arg), void *arg);
 /* Declares (once) the hidden runtime function 'name' of type 't' in H->mod
  * (libdnnrt.a defines it) and returns it. */
 LLVMValueRef dn_host_runtime_fn(DnHost *H, const char *name, LLVMTypeRef t);
@@ -162,6 +173,9 @@ void dn_host_launch_fill(DnLaunch *l);
  * is 'c' and batch size (i64) is 'n', the address of every pointer of 'l'
  * into out[0 .. l->nptrs). */
 void dn_host_launch_ptrs(DnHost *H, const DnLaunch *l, LLVMValueRef c, LLVMValueRef n, LLVMValueRef *out);
+/* Position in dnrt_call.inputs (descriptor order: the inference graph's
+ * inputs, then the training graph's train-only ones) of input 'idx' of 'g'. */
+int dn_host_input_slot(const DnModule *m, const DnGraph *g, int idx);
 /* The address  buffer + loc.at_n * n + loc.at_b  of location 'loc' of graph
  * 'g' (kind not NONE), emitted likewise; 'name' names it in the IR.  For
  * buffers that are no value's, such as an op's workspace. */

@@ -91,9 +91,7 @@ void dn_host_launch_fill(DnLaunch *l)
 
 /* ---- addresses ------------------------------------------------------------------ */
 
-/* Position in c->inputs (descriptor order: the inference graph's inputs,
- * then the training graph's train-only ones) of input 'idx' of 'g'. */
-static int input_slot(const DnModule *m, const DnGraph *g, int idx)
+int dn_host_input_slot(const DnModule *m, const DnGraph *g, int idx)
 {
     const DnGraph *inf = m->infer;
     if (g == inf) return idx;
@@ -108,7 +106,7 @@ static int input_slot(const DnModule *m, const DnGraph *g, int idx)
 
 LLVMValueRef dn_host_loc_addr(DnHost *H, const DnGraph *g, DnBufLoc l, LLVMValueRef c, LLVMValueRef n, const char *name)
 {
-    if (l.kind == DN_BUF_INPUT) l.index = input_slot(H->m, g, l.index);
+    if (l.kind == DN_BUF_INPUT) l.index = dn_host_input_slot(H->m, g, l.index);
     LLVMBuilderRef bd = H->b;
     int field = l.kind == DN_BUF_ARENA   ? DN_CALL_ARENA
                 : l.kind == DN_BUF_STATE ? DN_CALL_STATE

@@ -108,7 +108,7 @@ LLVMValueRef dn_host_emit_entry(DnHost *H, const DnGraph *g, const DnPlan *plan,
             ok = false;
             continue;
         }
-        if (dn_op_info[l.op->kind].flags & DN_OPF_GUARD) emit_guard(H, &l);
+        if ((dn_op_info[l.op->kind].flags & DN_OPF_GUARD) && !H->hooks->launch_returns) emit_guard(H, &l);
         bb = LLVMGetInsertBlock(H->b);
     }
     LLVMPositionBuilderAtEnd(H->b, bb);

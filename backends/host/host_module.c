@@ -87,29 +87,36 @@ static DnStatus build_module(DnHost *H, LLVMTargetMachineRef *tm)
     return dn_host_optimize(H->cx, H->mod, *tm, H->opt ? H->opt->opt_level : 3);
 }
 
-/* The module, optimized, into an object file. */
-DnStatus dn_host_emit_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
-                             const char *obj_path)
+DnStatus dn_host_emit_with(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
+                           DnStatus (*write)(DnHost *H, void *arg), void *arg)
 {
     DnHost H;
     LLVMTargetMachineRef tm = NULL;
     host_init(&H, cx, m, o, hooks);
     DnStatus st = build_module(&H, &tm);
-    if (st == DN_OK) st = dn_host_write_object(cx, H.mod, tm, obj_path);
+    H.tm = tm;
+    if (st == DN_OK) st = write(&H, arg);
     if (tm) LLVMDisposeTargetMachine(tm);
     host_dispose(&H);
     return st;
 }
 
-/* The module, optimized, as IR text. */
+/* The module, optimized, into an object file or as IR text. */
+static DnStatus write_object(DnHost *H, void *path) { return dn_host_write_object(H->cx, H->mod, H->tm, path); }
+
+static DnStatus write_text(DnHost *H, void *out)
+{
+    dn_host_write_text(H->mod, out);
+    return DN_OK;
+}
+
+DnStatus dn_host_emit_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
+                             const char *obj_path)
+{
+    return dn_host_emit_with(cx, m, o, hooks, write_object, (void *)obj_path);
+}
+
 DnStatus dn_host_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks, FILE *out)
 {
-    DnHost H;
-    LLVMTargetMachineRef tm = NULL;
-    host_init(&H, cx, m, o, hooks);
-    DnStatus st = build_module(&H, &tm);
-    if (st == DN_OK) dn_host_write_text(H.mod, out);
-    if (tm) LLVMDisposeTargetMachine(tm);
-    host_dispose(&H);
-    return st;
+    return dn_host_emit_with(cx, m, o, hooks, write_text, out);
 }

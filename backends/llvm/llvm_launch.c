@@ -142,4 +142,4 @@ static DnStatus llvm_begin_module(DnHost *H)
     return DN_OK;
 }
 
-const DnHostHooks dn_llvm_hooks = {llvm_begin_module, llvm_launch, NULL};
+const DnHostHooks dn_llvm_hooks = {llvm_begin_module, llvm_launch, NULL, false};

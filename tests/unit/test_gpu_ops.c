@@ -1,0 +1,160 @@
+/* test_gpu_ops.c -- the cross-backend test: every model in tests/gpu_ops/
+ * (small models on odd shapes, together using every op kind, forward and
+ * backward) is compiled for the CPU and for OpenCL, run on the same
+ * deterministic inputs, and the OpenCL results must match the CPU's:
+ * inference outputs, and for models with a train section, the loss of
+ * three training steps and every state tensor (weights, buffers,
+ * optimizer state) after them.  OpenCL runs on whatever device the ICD
+ * loader offers (PoCL on the CPU in CI), which executes the same kernel
+ * text NVIDIA GPUs get.
+ *
+ * Tolerance: |gpu - cpu| <= 1e-4 * max|cpu| + 1e-5 per tensor (the two
+ * backends sum in different orders).  Integer results must be equal.
+ */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ref_ops.h"
+#include "testlib.h"
+
+#define BATCH 3
+#define STEPS 3
+
+/* Deterministic inputs for every input of 'd' at batch BATCH (labels inside
+ * their valid range); each malloc'd into bufs[i]. */
+static void make_inputs(const dnrt_model_desc *d, void **bufs)
+{
+    for (int32_t i = 0; i < d->ninputs; i++) {
+        const dnrt_tensor_desc *t = &d->inputs[i];
+        int64_t count = 1;
+        for (int32_t k = 0; k < t->rank; k++) count *= t->dim[k] < 0 ? BATCH : t->dim[k];
+        bufs[i] = calloc((size_t)count, 8);
+        if (t->dtype == DNRT_F32) {
+            ref_fill(bufs[i], count, 1234u + (uint32_t)i, -1.0f, 1.0f);
+        } else {
+            int64_t lo = t->valid_min < t->valid_max ? t->valid_min : 0;
+            int64_t hi = t->valid_min < t->valid_max ? t->valid_max : 1;
+            for (int64_t e = 0; e < count; e++) {
+                int64_t v = lo + (e * 7 + i * 3) % (hi - lo + 1);
+                if (t->dtype == DNRT_I32)
+                    ((int32_t *)bufs[i])[e] = (int32_t)v;
+                else
+                    ((int64_t *)bufs[i])[e] = v;
+            }
+        }
+    }
+}
+
+static int64_t count_at(const dnrt_tensor_desc *t, int64_t n)
+{
+    int64_t c = 1;
+    for (int32_t k = 0; k < t->rank; k++) c *= t->dim[k] < 0 ? n : t->dim[k];
+    return c;
+}
+
+/* Compares 'count' elements of dtype 'dtype'; reports under 'what'. */
+static void compare(const char *what, int32_t dtype, const void *gpu, const void *cpu, int64_t count)
+{
+    if (dtype == DNRT_F32) {
+        dn_test_expect_close(what, gpu, cpu, count, 1e-4, 1e-5);
+        return;
+    }
+    size_t es = dtype == DNRT_I32 ? 4 : 8;
+    cr_expect(memcmp(gpu, cpu, (size_t)count * es) == 0, "%s: integer results differ", what);
+}
+
+/* The session's state, saved to a temporary file and read back into 'f'. */
+static void saved_state(const DnTestLib *lib, dnrt_session *s, dnrt_st_file *f)
+{
+    char path[] = "/tmp/dnnc-gpu-ops-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(lib->desc->api->save(s, path, &err), 0, "save: %s", err.message);
+    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "reading back the saved state: %s", err.message);
+    unlink(path);
+}
+
+/* Runs the case 'file' on both targets. */
+static void run_case(const char *file)
+{
+    char log[8192];
+    DnTestLib cpu, gpu;
+    cr_assert_eq(dn_test_compile_file(file, "--target=cpu", &cpu, log, sizeof log), 0, "%s (cpu): %s", file, log);
+    cr_assert_eq(dn_test_compile_file(file, "--target=opencl", &gpu, log, sizeof log), 0, "%s (opencl): %s", file, log);
+    const dnrt_model_desc *d = cpu.desc;
+    void *in[16] = {0};
+    cr_assert(d->ninputs <= 16);
+    make_inputs(d, in);
+    dnrt_session *sc = dn_test_session(&cpu, 1, 7), *sg = dn_test_session(&gpu, 1, 7);
+    dnrt_error err = {0};
+    void *oc[8], *og[8];
+    cr_assert(d->noutputs <= 8);
+    for (int32_t i = 0; i < d->noutputs; i++) {
+        size_t bytes = (size_t)count_at(&d->outputs[i], BATCH) * 8;
+        oc[i] = calloc(bytes, 1), og[i] = calloc(bytes, 1);
+    }
+    cr_assert_eq(d->api->infer(sc, BATCH, (const void *const *)in, oc, &err), 0, "%s cpu infer: %s", file, err.message);
+    cr_assert_eq(gpu.desc->api->infer(sg, BATCH, (const void *const *)in, og, &err), 0, "%s opencl infer: %s", file,
+                 err.message);
+    for (int32_t i = 0; i < d->noutputs; i++) {
+        char what[800];
+        snprintf(what, sizeof what, "%s: output '%s'", file, d->outputs[i].name);
+        compare(what, d->outputs[i].dtype, og[i], oc[i], count_at(&d->outputs[i], BATCH));
+        free(oc[i]), free(og[i]);
+    }
+    if (d->trains) {
+        for (int s = 0; s < STEPS; s++) {
+            float lc = dn_test_train_step(&cpu, sc, BATCH, (const void *const *)in);
+            float lg = dn_test_train_step(&gpu, sg, BATCH, (const void *const *)in);
+            cr_expect(fabsf(lc - lg) <= 1e-4f * fabsf(lc) + 1e-5f, "%s: step %d loss cpu %.9g opencl %.9g", file, s,
+                      (double)lc, (double)lg);
+        }
+        dnrt_st_file fc, fg;
+        saved_state(&cpu, sc, &fc);
+        saved_state(&gpu, sg, &fg);
+        for (int32_t i = 0; i < d->nstate; i++) {
+            const dnrt_tensor_desc *t = &d->state[i];
+            const dnrt_st_tensor *tc = dnrt_st_find(&fc, t->name), *tg = dnrt_st_find(&fg, t->name);
+            cr_assert(tc && tg, "%s: state '%s' not saved", file, t->name);
+            char what[800];
+            snprintf(what, sizeof what, "%s: state '%s' after %d steps", file, t->name, STEPS);
+            compare(what, t->dtype, tg->data, tc->data, count_at(t, 1));
+        }
+        dnrt_st_free(&fc), dnrt_st_free(&fg);
+    }
+    for (int32_t i = 0; i < d->ninputs; i++) free(in[i]);
+    d->api->destroy(sc), gpu.desc->api->destroy(sg);
+    dn_test_close(&cpu), dn_test_close(&gpu);
+}
+
+static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+Test(gpu_ops, every_case_matches_the_cpu, .timeout = 1200)
+{
+    const char *dir = dn_test_src("tests/gpu_ops");
+    DIR *dp = opendir(dir);
+    cr_assert(dp, "cannot open %s", dir);
+    char *names[256];
+    int n = 0;
+    for (struct dirent *e; (e = readdir(dp)) && n < 256;) {
+        size_t len = strlen(e->d_name);
+        if (len > 4 && !strcmp(e->d_name + len - 4, ".dnn")) names[n++] = strdup(e->d_name);
+    }
+    closedir(dp);
+    cr_assert(n > 0, "no cases in %s", dir);
+    qsort(names, (size_t)n, sizeof *names, by_name);
+    for (int i = 0; i < n; i++) {
+        char path[600];
+        snprintf(path, sizeof path, "tests/gpu_ops/%s", names[i]);
+        cr_log_info("case %s", path);
+        run_case(path);
+        free(names[i]);
+    }
+}
