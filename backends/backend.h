@@ -30,7 +30,11 @@ typedef struct DnBackendOptions {
 } DnBackendOptions;
 
 typedef struct DnBackend {
-    const char *name; /* --target=NAME: "cpu" (the LLVM backend) */
+    const char *name; /* --target=NAME: "cpu" (the LLVM backend), "cuda", "opencl" */
+    const char *help; /* one line for dnnc --help */
+    /* optional (NULL: always): whether this machine can build for the target;
+     * when not, *why (static storage) says what is missing and how to fix it */
+    bool (*available)(const char **why);
     /* Writes an object file to 'obj_path'. */
     DnStatus (*emit_object)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj_path);
     /* --emit=code: the generated code as text, after optimization. */

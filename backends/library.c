@@ -77,6 +77,11 @@ DnStatus dn_build_library(DnCtx *cx, const DnBackend *b, const DnModule *m, cons
     char *h = dn_library_header_path(out_so), *so = dn_output_target(out_so);
     DnOutput header = {0};
     DnStatus st = check_destination(cx, out_so) | check_destination(cx, h);
+    const char *why = NULL;
+    if (st == DN_OK && b->available && !b->available(&why)) {
+        dn_error(cx, (DnLoc){0}, "target '%s' is unavailable on this machine: %s", b->name, why);
+        st = DN_ERR;
+    }
     if (st == DN_OK) st = dn_backend_check(cx, b, m);
     if (st == DN_OK) st = stage_header(cx, m, h, &header);
     if (st == DN_OK) st = emit_and_link(cx, b, m, o, runtime_lib, so);

@@ -77,6 +77,11 @@ static void usage(FILE *out)
                  "  -O0 -O1 -O2 -O3     LLVM optimization level (default -O3)\n"
                  "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
                  "                      (slower; a reference for A/B runs)\n"
+                 "  --gpu-arch=LIST     cuda: the GPU architectures to build cubins for, comma-\n"
+                 "                      separated (default sm_80,sm_90); PTX for the first one's\n"
+                 "                      virtual architecture is embedded too, for newer GPUs\n"
+                 "  --precision=P       cuda: fp32 (default), or tf32, bf16, fp16: the operands of\n"
+                 "                      convolutions and matrix products rounded to P, sums in fp32\n"
                  "  -h, --help          this text\n"
                  "  --help-ops          list the IR ops: operands, results, attributes and defaults\n"
                  "  --version           print the version\n"
@@ -84,7 +89,13 @@ static void usage(FILE *out)
                  "stages (default pipeline, in order):\n");
     for (int i = 0; i < dn_pass_count; i++) fprintf(out, "  %-16s %s\n", dn_pass_table[i].name, dn_pass_table[i].help);
     fprintf(out, "\ntargets (--target=NAME):\n");
-    for (int i = 0; i < dn_backend_count; i++) fprintf(out, "  %s\n", dn_backend_table[i]->name);
+    for (int i = 0; i < dn_backend_count; i++) {
+        const DnBackend *b = dn_backend_table[i];
+        const char *why = NULL;
+        bool ok = !b->available || b->available(&why);
+        fprintf(out, "  %-8s %s%s%s%s\n", b->name, b->help, ok ? "" : "\n           unavailable here: ", ok ? "" : why,
+                "");
+    }
     fprintf(out, "\nenvironment: DNNC_RUNTIME (runtime archive, default %s), DNNC_CC (C compiler used to link)\n",
             DNNC_RUNTIME_LIB);
 }
@@ -154,6 +165,10 @@ static int parse_compile_flag(Options *o, const char *a)
         o->backend.cpu = a + 6;
     else if (!strncmp(a, "--features=", 11))
         o->backend.features = a + 11;
+    else if (!strncmp(a, "--gpu-arch=", 11))
+        o->backend.gpu_arch = a + 11;
+    else if (!strncmp(a, "--precision=", 12))
+        o->backend.precision = a + 12;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
         o->backend.opt_level = a[2] - '0';
     else
@@ -199,6 +214,13 @@ static int parse_args(int argc, char **argv, Options *o)
             o->input = a;
     }
     if (!o->input) return bad_usage("%s", "no input file");
+    const char *prec = o->backend.precision;
+    if (prec && strcmp(prec, "fp32") && strcmp(prec, "tf32") && strcmp(prec, "bf16") && strcmp(prec, "fp16"))
+        return bad_usage("unknown --precision '%s' (fp32, tf32, bf16 or fp16)", prec);
+    if (prec && strcmp(prec, "fp32") && strcmp(o->target->name, "cuda"))
+        return bad_usage("--precision=%s needs --target=cuda (other targets compute in fp32)", prec);
+    if (o->backend.gpu_arch && strcmp(o->target->name, "cuda"))
+        return bad_usage("--gpu-arch=%s needs --target=cuda", o->backend.gpu_arch);
     const char *pa = o->compile.print_after;
     if (pa && strcmp(pa, "all") && !dn_pass_lookup(pa)) return bad_usage("unknown pass '%s' in --print-after", pa);
     return 0;

@@ -5,6 +5,7 @@
  * rendered kernel source.
  */
 #include "gpu_internal.h"
+#include "nvrtc.h"
 
 /* 'o' with the row's API filled in. */
 static DnBackendOptions with_api(const DnBackendOptions *o, int api)
@@ -50,5 +51,10 @@ static DnStatus opencl_text(DnCtx *cx, const DnModule *m, const DnBackendOptions
 
 static bool gpu_supports_op(const DnOp *op) { return dn_gpu_kernels[op->kind] != NULL; }
 
-const DnBackend dn_backend_cuda = {"cuda", cuda_object, cuda_text, gpu_supports_op, dn_gpu_workspace};
-const DnBackend dn_backend_opencl = {"opencl", opencl_object, opencl_text, gpu_supports_op, dn_gpu_workspace};
+const DnBackend dn_backend_cuda = {
+    "cuda",      "NVIDIA GPUs: CUDA C compiled by NVRTC to cubins (--gpu-arch) and PTX; runs with the driver",
+    dn_nvrtc_available, cuda_object, cuda_text, gpu_supports_op, dn_gpu_workspace};
+const DnBackend dn_backend_opencl = {"opencl", "any OpenCL 1.2 device (the same kernels; PoCL runs them on a CPU)",
+                                     NULL,     opencl_object,
+                                     opencl_text, gpu_supports_op,
+                                     dn_gpu_workspace};

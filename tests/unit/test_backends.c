@@ -104,7 +104,7 @@ static DnStatus no_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o,
     return DN_ERR;
 }
 
-static const DnBackend partial = {"partial", no_object, no_text, lacks_tanh_sgd, NULL};
+static const DnBackend partial = {"partial", "a test row", NULL, no_object, no_text, lacks_tanh_sgd, NULL};
 
 static const char model[] = "model m(x: f32[N, 4]) -> (y: f32[N, 2]) {\n"
                             "  h = x |> dense(8)\n"
