@@ -37,10 +37,24 @@ foreach(script ${DN_SHELL_SUITES})
   set_tests_properties(${suite} PROPERTIES TIMEOUT 600)
 endforeach()
 
+# The suites that check numbers against PyTorch and against formulas run a
+# second time on the OpenCL target (PoCL in CI), so every GPU kernel meets the
+# tolerances the CPU's do (tests/unit/support/compile.c: DNNC_TEST_TARGET).
+# test_resnet's OpenCL run keeps to the tiny ResNet.
+set(DN_OPENCL_SUITES test_golden test_optim_golden test_augment test_training test_nonfinite test_resnet)
+foreach(name ${DN_OPENCL_SUITES})
+  set(filter "")
+  if(name STREQUAL "test_resnet")
+    set(filter --filter "resnet/tiny_*")
+  endif()
+  add_test(NAME ${name}_opencl COMMAND ${name} --jobs 1 ${filter})
+  set_tests_properties(${name}_opencl PROPERTIES TIMEOUT 900 ENVIRONMENT DNNC_TEST_TARGET=opencl)
+endforeach()
+
 # Suites too slow for .ci/run's sanitizer build (DNNC_SANITIZE): they spend
 # their time in generated kernels, which the sanitizers do not instrument.
 # `ctest -LE slow` leaves them out.
-set(DN_SLOW_TESTS test_gemm test_resnet)
+set(DN_SLOW_TESTS test_gemm test_resnet test_resnet_opencl)
 set_tests_properties(${DN_SLOW_TESTS} PROPERTIES LABELS slow)
 
 # Under the sanitizers, a report fails its test even where the exit status

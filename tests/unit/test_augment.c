@@ -54,13 +54,14 @@ static void build_case(Case *t, DnOpKind kind, int64_t C, int64_t H, int64_t W, 
     dn_graph_add_output(t->g, "y", y);
     t->C = C, t->H = H, t->W = W, t->h = y->shape.dim[2], t->w = y->shape.dim[3];
     t->m = (DnModule){.name = "aug", .infer = t->g};
-    dn_module_plan(&t->m, &t->a, NULL);
+    DnCompileOptions copt = {.workspace = dn_backend_lookup(dn_test_target())->workspace};
+    dn_module_plan(&t->m, &t->a, &copt); /* the target's kernels may ask for workspace */
     snprintf(t->dir, sizeof t->dir, "/tmp/dnnc-aug-XXXXXX");
     cr_assert_not_null(mkdtemp(t->dir));
     char so[300];
     snprintf(so, sizeof so, "%s/m.so", t->dir);
     DnBackendOptions o = {.opt_level = 3};
-    DnStatus rc = dn_build_library(&t->cx, dn_backend_lookup("cpu"), &t->m, &o, DNNC_RUNTIME_LIB, so);
+    DnStatus rc = dn_build_library(&t->cx, dn_backend_lookup(dn_test_target()), &t->m, &o, DNNC_RUNTIME_LIB, so);
     if (rc != DN_OK) dn_ctx_print_diags(&t->cx, stderr);
     cr_assert_eq(rc, DN_OK, "compile failed");
     t->lib = dlopen(so, RTLD_NOW | RTLD_LOCAL);

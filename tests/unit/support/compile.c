@@ -42,13 +42,21 @@ const char *dn_test_src(const char *rel)
     return s;
 }
 
+const char *dn_test_target(void)
+{
+    const char *t = getenv("DNNC_TEST_TARGET");
+    return t && *t ? t : "cpu";
+}
+
 static int compile_path(const char *dnn, const char *dir, const char *flags, DnTestLib *lib, char *log, size_t loglen)
 {
     memset(lib, 0, sizeof *lib);
+    char target[128] = "";
+    if (!flags || !strstr(flags, "--target=")) snprintf(target, sizeof target, "--target=%s", dn_test_target());
     snprintf(lib->so_path, sizeof lib->so_path, "%s/model.so", dir);
     snprintf(lib->h_path, sizeof lib->h_path, "%s/model.h", dir);
     char cmd[4096], out[8192];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' -o '%s' %s", DNNC_BIN, dnn, lib->so_path, flags ? flags : "");
+    snprintf(cmd, sizeof cmd, "'%s' '%s' -o '%s' %s %s", DNNC_BIN, dnn, lib->so_path, target, flags ? flags : "");
     int rc = dn_test_run(cmd, out, sizeof out);
     if (rc != 0) {
         if (log) snprintf(log, loglen, "dnnc exited %d:\n%s", rc, out);

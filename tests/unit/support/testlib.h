@@ -22,8 +22,13 @@ typedef struct DnTestLib {
  * copies dnnc's stderr (or the dlopen error) into 'log' (may be NULL). */
 int dn_test_compile_text(const char *source, const char *flags, DnTestLib *lib, char *log, size_t loglen);
 /* Same for an existing file (path relative to the source tree if not absolute). */
+/* Both compile for dn_test_target() unless 'flags' names a --target. */
 int dn_test_compile_file(const char *path, const char *flags, DnTestLib *lib, char *log, size_t loglen);
 void dn_test_close(DnTestLib *lib);
+/* The target the suites compile for: $DNNC_TEST_TARGET, else "cpu".  tests.cmake
+ * runs the golden, optimizer, augmentation, training and non-finite suites a
+ * second time with DNNC_TEST_TARGET=opencl (their *_opencl tests). */
+const char *dn_test_target(void);
 /* Runs a shell command, captures stdout+stderr into 'out'; returns the exit status (or -1). */
 int dn_test_run(const char *cmd, char *out, size_t outlen);
 /* Max-abs-scaled comparison of docs/design.md: |got - ref| <= rtol * max|ref| + atol for all i.
