@@ -14,4 +14,5 @@ const dnrt_api dnrt_api_v1 = {
     .get_lr = dnrt_session_get_lr,
     .get_step = dnrt_session_get_step,
     .set_learning_rate = dnrt_session_set_learning_rate,
+    .device_info = dnrt_session_device_info,
 };

@@ -337,5 +337,11 @@ static int cl_sync(void *impl, dnrt_error *err)
 
 static void cl_describe(void *impl, char *buf, size_t len) { snprintf(buf, len, "%s", ((Cl *)impl)->desc); }
 
-const dnrt_device_ops dnrt_device_opencl = {"OpenCL", cl_open, cl_close,  cl_alloc, cl_free,    cl_write,
-                                            cl_read,  cl_zero, cl_launch, cl_sync,  cl_describe};
+static void cl_handles(void *impl, void **context, void **queue, void **device)
+{
+    Cl *c = impl;
+    *context = c->ctx, *queue = c->q, *device = c->device;
+}
+
+const dnrt_device_ops dnrt_device_opencl = {"OpenCL", cl_open, cl_close,  cl_alloc, cl_free,     cl_write,
+                                            cl_read,  cl_zero, cl_launch, cl_sync,  cl_describe, cl_handles};

@@ -50,6 +50,8 @@ typedef struct dnrt_device_ops {
     int (*sync)(void *impl, dnrt_error *err); /* waits for every enqueued launch */
     /* Writes a one-line description of the device in use into 'buf'. */
     void (*describe)(void *impl, char *buf, size_t len);
+    /* The API's own handles, for dnrt_device_info. */
+    void (*handles)(void *impl, void **context, void **queue, void **device);
 } dnrt_device_ops;
 
 extern const dnrt_device_ops dnrt_device_cuda;   /* dev_cuda.c */

@@ -218,3 +218,15 @@ int dnrt_gpu_state_io(dnrt_session *s, int to_device, size_t off, void *host, si
     return to_device ? dev->ops->write(dev->impl, dev->state, off, host, n, err)
                      : dev->ops->read(dev->impl, dev->state, off, host, n, err);
 }
+
+int dnrt_session_device_info(dnrt_session *s, dnrt_device_info *info, dnrt_error *err)
+{
+    if (!s || !info) return dnrt_fail(err, DNRT_ERR_ARG, "device_info: %s is NULL", s ? "info" : "session");
+    memset(info, 0, sizeof *info);
+    struct dnrt_device *dev = s->dev;
+    if (!dev) return dnrt_ok(err);
+    info->api = s->d->gpu->api;
+    dev->ops->handles(dev->impl, &info->context, &info->queue, &info->device);
+    dev->ops->describe(dev->impl, info->name, sizeof info->name);
+    return dnrt_ok(err);
+}

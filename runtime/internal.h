@@ -29,8 +29,8 @@ struct dnrt_session {
     int64_t step;
     uint64_t seed;
     float lr;
-    int lr_refused;   /* set_lr refused 'refused_lr': train_step fails until a valid rate is set */
-    float refused_lr; /* the last refused rate */
+    int lr_refused;          /* set_lr refused 'refused_lr': train_step fails until a valid rate is set */
+    float refused_lr;        /* the last refused rate */
     struct dnrt_device *dev; /* GPU targets (device.h): the device side; NULL for the CPU */
 };
 

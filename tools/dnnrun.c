@@ -390,6 +390,24 @@ static void print_tensors(const char *title, int n, const dnrt_tensor_desc *t, i
     }
 }
 
+/* The target line: cpu, or the GPU API with its kernels and compiled images. */
+static void print_target(const dnrt_model_desc *d)
+{
+    if (!d->gpu) {
+        printf("target: cpu\n");
+        return;
+    }
+    int api = d->gpu->api;
+    printf("target: %s, %d kernels (state, arena, inputs and outputs in device memory)",
+           api == DNRT_GPU_CUDA     ? "cuda"
+           : api == DNRT_GPU_OPENCL ? "opencl"
+                                    : "unknown GPU API",
+           d->gpu->nkernels);
+    for (int i = 0; i < d->gpu->nimages; i++)
+        printf("%s%s (%lld bytes)", i ? ", " : "; images: ", d->gpu->images[i].arch, (long long)d->gpu->images[i].size);
+    printf("\n");
+}
+
 static int cmd_info(const Opts *o)
 {
     Model m;
@@ -403,6 +421,7 @@ static int cmd_info(const Opts *o)
         params += c;
     }
     printf("model %s (%s, ABI %u)\n", d->name, o->model, d->abi_version);
+    print_target(d);
     print_tensors("inputs", d->ninputs, d->inputs, 0);
     print_tensors("outputs", d->noutputs, d->outputs, 0);
     print_tensors("state", d->nstate, d->state, 1);

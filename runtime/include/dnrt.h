@@ -102,10 +102,10 @@ typedef struct dnrt_call {
     uint8_t *state;            /* the state block */
     const void *const *inputs; /* in the entry's input order */
     void *const *outputs;
-    struct dnrt_pool *pool; /* thread pool (runtime-private) */
-    int64_t step;           /* training step counter before this step */
-    uint64_t seed;          /* session seed (dropout) */
-    float lr;               /* base learning rate (set_lr) */
+    struct dnrt_pool *pool;  /* thread pool (runtime-private) */
+    int64_t step;            /* training step counter before this step */
+    uint64_t seed;           /* session seed (dropout) */
+    float lr;                /* base learning rate (set_lr) */
     struct dnrt_device *dev; /* GPU targets (ABI 5): the session's device (runtime-private); else NULL */
 } dnrt_call;
 
@@ -128,6 +128,16 @@ typedef void (*dnrt_kernel_fn)(const dnrt_call *c, int64_t begin, int64_t end, i
 typedef struct dnrt_session dnrt_session;
 typedef struct dnrt_model_desc dnrt_model_desc;
 
+/* The device a GPU session runs on (ABI 5), for programs that keep their data
+ * on it (dnrt_options.device_io): buffers they pass must belong to 'context'. */
+typedef struct dnrt_device_info {
+    int32_t api;    /* 0: a CPU session (nothing else is set); DNRT_GPU_CUDA or DNRT_GPU_OPENCL */
+    void *context;  /* CUDA: the CUcontext (the device's primary context); OpenCL: the cl_context */
+    void *queue;    /* OpenCL: the cl_command_queue the session enqueues on (in order); CUDA: NULL (stream 0) */
+    void *device;   /* OpenCL: the cl_device_id; CUDA: the CUdevice ordinal, cast */
+    char name[200]; /* e.g. "OpenCL device 'cpu-haswell-AMD EPYC 7B13'" */
+} dnrt_device_info;
+
 /* The generic interface; every generated library carries its own copy. */
 typedef struct dnrt_api {
     dnrt_session *(*create)(const dnrt_model_desc *d, const dnrt_options *opt, dnrt_error *err);
@@ -145,7 +155,8 @@ typedef struct dnrt_api {
     void (*set_lr)(dnrt_session *s, float lr);
     float (*get_lr)(const dnrt_session *s);
     int64_t (*get_step)(const dnrt_session *s);
-    int (*set_learning_rate)(dnrt_session *s, float lr, dnrt_error *err); /* ABI 4 */
+    int (*set_learning_rate)(dnrt_session *s, float lr, dnrt_error *err);         /* ABI 4 */
+    int (*device_info)(dnrt_session *s, dnrt_device_info *info, dnrt_error *err); /* ABI 5 */
 } dnrt_api;
 
 struct dnrt_model_desc {
@@ -252,6 +263,7 @@ void dnrt_session_set_lr(dnrt_session *s, float lr);
 int dnrt_session_set_learning_rate(dnrt_session *s, float lr, dnrt_error *err);
 float dnrt_session_get_lr(const dnrt_session *s);
 int64_t dnrt_session_get_step(const dnrt_session *s);
+int dnrt_session_device_info(dnrt_session *s, dnrt_device_info *info, dnrt_error *err);
 /* Direct access for tools and tests: the state tensor 'name' (NULL if absent).  GPU targets: the
  * session's host copy, brought up to date first; the device's copy is rewritten from it before
  * the next infer or train_step, so writes through the pointer take effect. */

@@ -1,0 +1,155 @@
+/* test_gpu_session.c -- the runtime side of a GPU library, on OpenCL (PoCL
+ * in CI): a clear error at create when no device can be had; the state's
+ * round trips between the host copy and the device (load, direct access,
+ * training, save); and device_io, where the caller passes buffers of the
+ * session's own OpenCL context (dnrt_device_info) instead of host pointers.
+ */
+#include <criterion/criterion.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+/* y = relu(x * p + b) with p, b parameters, and a train section. */
+static const char src[] = "model m(x: f32[N, 5]) -> (y: f32[N, 5]) {\n"
+                          "  param p: f32[5] = ones\n"
+                          "  param b: f32[5] = zeros\n"
+                          "  y = relu(x * p + b)\n"
+                          "}\n"
+                          "train m {\n  t: f32[N, 5]\n  loss = mse(y, t)\n  optimizer = sgd(lr=0.5)\n}\n";
+
+static void compile_gpu(DnTestLib *lib)
+{
+    char log[8192];
+    cr_assert_eq(dn_test_compile_text(src, "--target=opencl", lib, log, sizeof log), 0, "%s", log);
+    cr_assert(lib->desc->gpu && lib->desc->gpu->api == DNRT_GPU_OPENCL, "not an OpenCL library");
+}
+
+static void reference(const float *x, const float *p, const float *b, float *y, int n)
+{
+    for (int i = 0; i < n * 5; i++) {
+        float v = x[i] * p[i % 5] + b[i % 5];
+        y[i] = v > 0 ? v : 0;
+    }
+}
+
+Test(gpu_session, no_platform_is_a_clear_error_at_create)
+{
+    DnTestLib lib;
+    compile_gpu(&lib);
+    /* the ICD loader finds no platform in an empty vendor folder */
+    char dir[] = "/tmp/dnnc-no-icd-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    setenv("OCL_ICD_VENDORS", dir, 1);
+    dnrt_error err = {0};
+    dnrt_options o = {0};
+    dnrt_session *s = lib.desc->api->create(lib.desc, &o, &err);
+    cr_expect_null(s, "create succeeded without an OpenCL platform");
+    cr_expect_eq(err.code, DNRT_ERR_DEVICE);
+    cr_expect(strstr(err.message, "model 'm' was built for OpenCL") && strstr(err.message, "no platform"),
+              "message: %s", err.message);
+    rmdir(dir);
+    dn_test_close(&lib);
+}
+
+Test(gpu_session, state_follows_load_direct_access_training_and_save)
+{
+    DnTestLib lib;
+    compile_gpu(&lib);
+    const dnrt_api *api = lib.desc->api;
+    dnrt_session *s = dn_test_session(&lib, 1, 3);
+    float x[2 * 5], y[2 * 5], want[2 * 5], p[5] = {1, 1, 1, 1, 1}, b[5] = {0};
+    for (int i = 0; i < 10; i++) x[i] = (float)(i - 4) * 0.25f;
+    const void *in[1] = {x};
+    void *out[1] = {y};
+    dnrt_error err = {0};
+    /* a write through the state pointer reaches the device before the next call */
+    float *pp = dnrt_session_state(s, "p");
+    cr_assert(pp);
+    for (int i = 0; i < 5; i++) pp[i] = p[i] = 0.5f + (float)i;
+    cr_assert_eq(api->infer(s, 2, in, out, &err), 0, "%s", err.message);
+    reference(x, p, b, want, 2);
+    dn_test_expect_close("infer after a direct write", y, want, 10, 0, 0);
+    /* training changes the device's copy; save brings it to the host */
+    float t[10] = {0}, loss;
+    const void *tin[2] = {x, t};
+    cr_assert_eq(api->train_step(s, 2, tin, &loss, &err), 0, "%s", err.message);
+    char path[] = "/tmp/dnnc-gpu-session-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    cr_assert_eq(api->save(s, path, &err), 0, "%s", err.message);
+    dnrt_st_file f;
+    cr_assert_eq(dnrt_st_read(path, &f, &err), 0, "%s", err.message);
+    const float *sp = dn_test_tensor(&f, "p", DNRT_F32, 5);
+    int changed = 0;
+    for (int i = 0; i < 5; i++) changed += sp[i] != p[i];
+    cr_expect_gt(changed, 0, "the saved weights are those before the step");
+    /* a second session loads them and computes what the first now does */
+    dnrt_session *s2 = dn_test_session(&lib, 1, 9);
+    cr_assert_eq(api->load(s2, path, &err), 0, "%s", err.message);
+    float y1[10], y2[10];
+    void *o1[1] = {y1}, *o2[1] = {y2};
+    cr_assert_eq(api->infer(s, 2, in, o1, &err), 0, "%s", err.message);
+    cr_assert_eq(api->infer(s2, 2, in, o2, &err), 0, "%s", err.message);
+    dn_test_expect_close("loaded session", y2, y1, 10, 0, 0);
+    dnrt_st_free(&f);
+    unlink(path);
+    api->destroy(s), api->destroy(s2);
+    dn_test_close(&lib);
+}
+
+/* The few OpenCL entry points the caller of device_io needs. */
+typedef void *(*create_buffer_fn)(void *ctx, uint64_t flags, size_t size, void *host, int32_t *err);
+typedef int32_t (*write_fn)(void *q, void *mem, uint32_t blocking, size_t off, size_t n, const void *p, uint32_t ne,
+                            const void *ev, void *e);
+typedef int32_t (*release_fn)(void *mem);
+
+Test(gpu_session, device_io_uses_the_callers_buffers)
+{
+    DnTestLib lib;
+    compile_gpu(&lib);
+    const dnrt_api *api = lib.desc->api;
+    dnrt_options o = {.threads = 1, .seed = 1, .device_io = 1};
+    dnrt_error err = {0};
+    dnrt_session *s = api->create(lib.desc, &o, &err);
+    cr_assert(s, "%s", err.message);
+    dnrt_device_info info;
+    cr_assert_eq(api->device_info(s, &info, &err), 0, "%s", err.message);
+    cr_assert_eq(info.api, DNRT_GPU_OPENCL);
+    cr_assert(info.context && info.queue && info.device && strstr(info.name, "OpenCL device"), "info: %s", info.name);
+    void *cl = dlopen("libOpenCL.so.1", RTLD_NOW | RTLD_LOCAL);
+    cr_assert(cl, "%s", dlerror());
+    create_buffer_fn create = (create_buffer_fn)dlsym(cl, "clCreateBuffer");
+    write_fn wr = (write_fn)dlsym(cl, "clEnqueueWriteBuffer");
+    write_fn rd = (write_fn)dlsym(cl, "clEnqueueReadBuffer");
+    release_fn rel = (release_fn)dlsym(cl, "clReleaseMemObject");
+    cr_assert(create && wr && rd && rel);
+    float x[3 * 5], y[3 * 5], want[3 * 5], p[5] = {1, 1, 1, 1, 1}, b[5] = {0};
+    for (int i = 0; i < 15; i++) x[i] = (float)(i - 7) * 0.5f;
+    int32_t e1 = 0, e2 = 0;
+    void *dx = create(info.context, 1 /* CL_MEM_READ_WRITE */, sizeof x, NULL, &e1);
+    void *dy = create(info.context, 1, sizeof y, NULL, &e2);
+    cr_assert(dx && dy && !e1 && !e2);
+    cr_assert_eq(wr(info.queue, dx, 1, 0, sizeof x, x, 0, NULL, NULL), 0);
+    const void *in[1] = {dx};
+    void *out[1] = {dy};
+    cr_assert_eq(api->infer(s, 3, in, out, &err), 0, "%s", err.message);
+    cr_assert_eq(rd(info.queue, dy, 1, 0, sizeof y, y, 0, NULL, NULL), 0);
+    reference(x, p, b, want, 3);
+    dn_test_expect_close("device_io infer", y, want, 15, 0, 0);
+    /* a CPU session has no device */
+    rel(dx), rel(dy);
+    api->destroy(s);
+    dn_test_close(&lib);
+    char log[8192];
+    cr_assert_eq(dn_test_compile_text(src, "--target=cpu", &lib, log, sizeof log), 0, "%s", log);
+    s = dn_test_session(&lib, 1, 1);
+    cr_assert_eq(lib.desc->api->device_info(s, &info, &err), 0);
+    cr_expect_eq(info.api, 0);
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
+}
