@@ -6,8 +6,12 @@
  * The device: the first GPU of any platform, else the first device of any
  * kind; $DNRT_OPENCL_DEVICE = "P:D" picks device D of platform P (both
  * counted from 0).  The program is built from the embedded source when
- * the session is created (the platform may cache the binary; PoCL does,
- * in its kernel cache).  One in-order queue: launches and copies run in
+ * the session is created, and its binary kept in a cache folder
+ * ($DNRT_CACHE_DIR, else $XDG_CACHE_HOME/dnnc, else ~/.cache/dnnc;
+ * DNRT_CACHE_DIR=off: none) under a name hashed from the source, the
+ * device and its driver, so the next session on that device loads it
+ * instead of compiling; a cached binary that does not load or build is
+ * ignored (and rewritten).  One in-order queue: launches and copies run in
  * the order they are enqueued, and reads block.
  *
  * The few OpenCL types and constants used are declared here, with the
@@ -15,6 +19,8 @@
  */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,15 +40,18 @@ typedef struct _cl_program *cl_program;
 typedef struct _cl_kernel *cl_kernel;
 typedef struct _cl_event *cl_event;
 
-#define CL_SUCCESS                  0
-#define CL_DEVICE_TYPE_GPU          (1 << 2)
-#define CL_DEVICE_TYPE_ALL          0xFFFFFFFF
-#define CL_DEVICE_NAME              0x102B
-#define CL_PLATFORM_NAME            0x0902
-#define CL_MEM_READ_WRITE           (1 << 0)
-#define CL_PROGRAM_BUILD_LOG        0x1183
-#define CL_TRUE                     1
-#define CL_DEVICE_MAX_WORK_GROUP_SZ 0x1004
+#define CL_SUCCESS              0
+#define CL_DEVICE_TYPE_GPU      (1 << 2)
+#define CL_DEVICE_TYPE_ALL      0xFFFFFFFF
+#define CL_DEVICE_NAME          0x102B
+#define CL_PLATFORM_NAME        0x0902
+#define CL_MEM_READ_WRITE       (1 << 0)
+#define CL_PROGRAM_BUILD_LOG    0x1183
+#define CL_TRUE                 1
+#define CL_DEVICE_VERSION       0x102F
+#define CL_DRIVER_VERSION       0x102D
+#define CL_PROGRAM_BINARY_SIZES 0x1165
+#define CL_PROGRAM_BINARIES     0x1166
 
 /* The entry points used, loaded by name. */
 #define CL_FUNCS(X)                                                                                                    \
@@ -54,6 +63,9 @@ typedef struct _cl_event *cl_event;
     X(cl_command_queue, clCreateCommandQueue, (cl_context, cl_device_id, cl_bitfield, cl_int *))                       \
     X(cl_program, clCreateProgramWithSource, (cl_context, cl_uint, const char **, const size_t *, cl_int *))           \
     X(cl_int, clBuildProgram, (cl_program, cl_uint, const cl_device_id *, const char *, void *, void *))               \
+    X(cl_program, clCreateProgramWithBinary,                                                                           \
+      (cl_context, cl_uint, const cl_device_id *, const size_t *, const unsigned char **, cl_int *, cl_int *))         \
+    X(cl_int, clGetProgramInfo, (cl_program, cl_uint, size_t, void *, size_t *))                                       \
     X(cl_int, clGetProgramBuildInfo, (cl_program, cl_device_id, cl_uint, size_t, void *, size_t *))                    \
     X(cl_kernel, clCreateKernel, (cl_program, const char *, cl_int *))                                                 \
     X(cl_mem, clCreateBuffer, (cl_context, cl_bitfield, size_t, void *, cl_int *))                                     \
@@ -186,22 +198,117 @@ static int pick_device(Cl *c, dnrt_error *err)
     return 0;
 }
 
-/* Builds the program; a build failure quotes the start of the build log. */
+/* ---- the binary cache ---------------------------------------------------------- */
+
+static uint64_t fnv1a(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* The cache file of 'src' on this device into 'path'; 0, or -1 when there is no cache folder. */
+static int cache_path(Cl *c, const char *src, char *path, size_t len)
+{
+    const char *dir = getenv("DNRT_CACHE_DIR"), *base = NULL, *sub = "";
+    if (dir && !strcmp(dir, "off")) return -1;
+    if (dir && *dir)
+        base = dir;
+    else if ((base = getenv("XDG_CACHE_HOME")) && *base)
+        sub = "/dnnc";
+    else if ((base = getenv("HOME")) && *base)
+        sub = "/.cache/dnnc";
+    else
+        return -1;
+    char info[3][256] = {"", "", ""};
+    c->clGetDeviceInfo(c->device, CL_DEVICE_NAME, sizeof info[0] - 1, info[0], NULL);
+    c->clGetDeviceInfo(c->device, CL_DEVICE_VERSION, sizeof info[1] - 1, info[1], NULL);
+    c->clGetDeviceInfo(c->device, CL_DRIVER_VERSION, sizeof info[2] - 1, info[2], NULL);
+    uint64_t h = fnv1a(0xcbf29ce484222325ull, src, strlen(src));
+    for (int i = 0; i < 3; i++) h = fnv1a(h, info[i], sizeof info[i]);
+    char folder[1024];
+    snprintf(folder, sizeof folder, "%s%s", base, sub);
+    if (!strcmp(sub, "/.cache/dnnc")) { /* make ~/.cache if needed, then the folder */
+        char parent[1024];
+        snprintf(parent, sizeof parent, "%s/.cache", base);
+        mkdir(parent, 0700);
+    }
+    mkdir(folder, 0700);
+    snprintf(path, len, "%s/opencl-%016llx.bin", folder, (unsigned long long)h);
+    return 0;
+}
+
+/* The cached binary at 'path' as a built program, or NULL. */
+static cl_program load_cached(Cl *c, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    unsigned char *bin = NULL;
+    long n = -1;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1L << 30) && fseek(f, 0, SEEK_SET) == 0 &&
+        (bin = dnrt_malloc((size_t)n)) && fread(bin, 1, (size_t)n, f) != (size_t)n) {
+        dnrt_free(bin);
+        bin = NULL;
+    }
+    fclose(f);
+    if (!bin) return NULL;
+    size_t len = (size_t)n;
+    const unsigned char *bp = bin;
+    cl_int status = 0, e = 0;
+    cl_program p = c->clCreateProgramWithBinary(c->ctx, 1, &c->device, &len, &bp, &status, &e);
+    dnrt_free(bin);
+    if (e != CL_SUCCESS || status != CL_SUCCESS) return NULL;
+    if (c->clBuildProgram(p, 1, &c->device, "-cl-std=CL1.2", NULL, NULL) != CL_SUCCESS) {
+        c->clReleaseProgram(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Writes the built program's binary to 'path' (a temporary name, then
+ * rename); any failure only leaves the cache without it. */
+static void store_cached(Cl *c, const char *path)
+{
+    size_t n = 0;
+    if (c->clGetProgramInfo(c->prog, CL_PROGRAM_BINARY_SIZES, sizeof n, &n, NULL) != CL_SUCCESS || n == 0) return;
+    unsigned char *bin = dnrt_malloc(n);
+    if (!bin) return;
+    unsigned char *bins[1] = {bin};
+    char tmp[1200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = NULL;
+    if (c->clGetProgramInfo(c->prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS &&
+        (f = fopen(tmp, "wb"))) {
+        int ok = fwrite(bin, 1, n, f) == n;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0) unlink(tmp);
+    }
+    dnrt_free(bin);
+}
+
+/* Builds the program, from the cache when it holds it; a build failure
+ * quotes the start of the build log. */
 static int build_program(Cl *c, const dnrt_gpu_program *prog, dnrt_error *err)
 {
     cl_int e;
     const char *src = prog->source;
     size_t len = strlen(src);
-    c->prog = c->clCreateProgramWithSource(c->ctx, 1, &src, &len, &e);
-    if (e != CL_SUCCESS) return cl_fail(err, "clCreateProgramWithSource", e);
-    e = c->clBuildProgram(c->prog, 1, &c->device, "-cl-std=CL1.2", NULL, NULL);
-    if (e != CL_SUCCESS) {
-        char log[400] = "";
-        size_t got = 0;
-        c->clGetProgramBuildInfo(c->prog, c->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, &got);
-        log[sizeof log - 1] = 0;
-        return dnrt_fail(err, DNRT_ERR_DEVICE, "OpenCL: the kernels do not build on %s (error %d): %s", c->desc, (int)e,
-                         log);
+    char cpath[1100];
+    int cached = cache_path(c, src, cpath, sizeof cpath) == 0;
+    if (cached) c->prog = load_cached(c, cpath);
+    if (!c->prog) {
+        c->prog = c->clCreateProgramWithSource(c->ctx, 1, &src, &len, &e);
+        if (e != CL_SUCCESS) return cl_fail(err, "clCreateProgramWithSource", e);
+        e = c->clBuildProgram(c->prog, 1, &c->device, "-cl-std=CL1.2", NULL, NULL);
+        if (e != CL_SUCCESS) {
+            char log[400] = "";
+            size_t got = 0;
+            c->clGetProgramBuildInfo(c->prog, c->device, CL_PROGRAM_BUILD_LOG, sizeof log - 1, log, &got);
+            log[sizeof log - 1] = 0;
+            return dnrt_fail(err, DNRT_ERR_DEVICE, "OpenCL: the kernels do not build on %s (error %d): %s", c->desc,
+                             (int)e, log);
+        }
+        if (cached) store_cached(c, cpath);
     }
     c->nkernels = prog->nkernels;
     c->names = prog->kernels;

@@ -1,8 +1,9 @@
 /* test_gpu_session.c -- the runtime side of a GPU library, on OpenCL (PoCL
  * in CI): a clear error at create when no device can be had; the state's
  * round trips between the host copy and the device (load, direct access,
- * training, save); and device_io, where the caller passes buffers of the
- * session's own OpenCL context (dnrt_device_info) instead of host pointers.
+ * training, save); device_io, where the caller passes buffers of the
+ * session's own OpenCL context (dnrt_device_info) instead of host pointers;
+ * and the cache of program binaries.
  */
 #include <criterion/criterion.h>
 #include <dlfcn.h>
@@ -151,5 +152,59 @@ Test(gpu_session, device_io_uses_the_callers_buffers)
     cr_assert_eq(lib.desc->api->device_info(s, &info, &err), 0);
     cr_expect_eq(info.api, 0);
     lib.desc->api->destroy(s);
+    dn_test_close(&lib);
+}
+
+/* Runs one inference of 'lib' in a fresh session; returns y[0..9]. */
+static void infer_once(const DnTestLib *lib, float *y)
+{
+    dnrt_session *s = dn_test_session(lib, 1, 1);
+    float x[10];
+    for (int i = 0; i < 10; i++) x[i] = (float)i - 3;
+    const void *in[1] = {x};
+    void *out[1] = {y};
+    dnrt_error err = {0};
+    cr_assert_eq(lib->desc->api->infer(s, 2, in, out, &err), 0, "%s", err.message);
+    lib->desc->api->destroy(s);
+}
+
+/* The one regular file in 'dir' into 'path'; returns how many there are. */
+static int only_file(const char *dir, char *path, size_t len)
+{
+    char cmd[600], out[1024];
+    snprintf(cmd, sizeof cmd, "ls '%s'", dir);
+    cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0);
+    int n = 0;
+    for (char *save, *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save), n++)
+        snprintf(path, len, "%s/%s", dir, l);
+    return n;
+}
+
+Test(gpu_session, program_binaries_are_cached_and_a_bad_one_is_replaced)
+{
+    DnTestLib lib;
+    compile_gpu(&lib);
+    char dir[] = "/tmp/dnnc-clcache-XXXXXX", bin[700];
+    cr_assert(mkdtemp(dir));
+    setenv("DNRT_CACHE_DIR", dir, 1);
+    float y0[10], y1[10], y2[10];
+    infer_once(&lib, y0);
+    cr_assert_eq(only_file(dir, bin, sizeof bin), 1, "no binary cached in %s", dir);
+    cr_expect(strstr(bin, "/opencl-") && strstr(bin, ".bin"), "%s", bin);
+    infer_once(&lib, y1); /* from the cached binary */
+    dn_test_expect_close("cached program", y1, y0, 10, 0, 0);
+    FILE *f = fopen(bin, "wb");
+    cr_assert(f);
+    fputs("not a program binary", f);
+    fclose(f);
+    infer_once(&lib, y2); /* the damaged binary is ignored and rewritten */
+    dn_test_expect_close("after a damaged cache", y2, y0, 10, 0, 0);
+    size_t len = 0;
+    free(dn_test_slurp(bin, &len));
+    cr_expect_gt(len, 100, "the damaged binary was not replaced (%zu bytes)", len);
+    setenv("DNRT_CACHE_DIR", "off", 1);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    dn_test_run(cmd, NULL, 0);
     dn_test_close(&lib);
 }
