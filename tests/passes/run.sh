@@ -1,9 +1,10 @@
 #!/bin/sh
-# tests/passes/run.sh -- FileCheck tests of the graph passes and the memory plan.
+# tests/passes/run.sh -- FileCheck tests of the graph passes and the memory plan
+# (and, run by tests/kernels/run.sh on that folder, of the rendered GPU kernels).
 #
-# usage: sh tests/passes/run.sh DNNC [FILECHECK]
+# usage: sh tests/passes/run.sh DNNC [FILECHECK [FOLDER]]
 #
-# Each tests/passes/<pass>_<behaviour>.dnir is a graph in the IR text form
+# Each FOLDER/<name>.dnir (default FOLDER: this one) is a graph in the IR text form
 # (docs/ir.md) whose comment lines hold lit-style commands and FileCheck
 # patterns:
 #     // RUN: %dnnc %s --passes=fuse-conv --emit=ir-opt | %FileCheck %s
@@ -38,11 +39,12 @@ if [ -z "$filecheck" ]; then
 fi
 case $filecheck in '' | /*) ;; *) filecheck=$(pwd)/$filecheck ;; esac
 if [ -z "$filecheck" ] || [ ! -x "$filecheck" ]; then
-    echo "FAIL passes: FileCheck not found (${filecheck:-looked for FileCheck-19};" \
+    echo "FAIL ${3:-passes}: FileCheck not found (${filecheck:-looked for FileCheck-19};" \
         "install llvm-19-tools or pass its path as the second argument)"
     exit 1
 fi
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "${3:-$(dirname "$0")}" && pwd) || exit 2
+suite=$(basename "$here")
 cd "$here" || exit 2
 tmp=$(mktemp -d) || exit 2
 trap 'rm -rf "$tmp"' EXIT
@@ -105,5 +107,5 @@ for f in *.dnir; do
     done <"$tmp/runs"
     [ $ok -eq 1 ] || failed=$((failed + 1))
 done
-echo "passes: $((total - failed)) of $total passed"
+echo "$suite: $((total - failed)) of $total passed"
 [ "$failed" -eq 0 ] && [ "$total" -gt 0 ]
