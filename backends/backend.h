@@ -25,7 +25,7 @@ typedef struct DnBackendOptions {
     int opt_level;         /* 0..3 */
     bool direct_kernels;   /* plain loop nests only, no GEMM-based kernels (A/B, reference) */
     const char *gpu_arch;  /* cuda: --gpu-arch, comma-separated ("sm_80,sm_90"); NULL = that default */
-    const char *precision; /* cuda: --precision (fp32, tf32, fp16, bf16); NULL = fp32 */
+    const char *precision; /* GPU targets: --precision (fp32, tf32, fp16, bf16); NULL = fp32 */
     int gpu_api;           /* set by the GPU backends themselves: dnrt_gpu_api */
 } DnBackendOptions;
 

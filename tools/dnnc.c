@@ -80,8 +80,9 @@ static void usage(FILE *out)
                  "  --gpu-arch=LIST     cuda: the GPU architectures to build cubins for, comma-\n"
                  "                      separated (default sm_80,sm_90); PTX for the first one's\n"
                  "                      virtual architecture is embedded too, for newer GPUs\n"
-                 "  --precision=P       cuda: fp32 (default), or tf32, bf16, fp16: the operands of\n"
-                 "                      convolutions and matrix products rounded to P, sums in fp32\n"
+                 "  --precision=P       cuda, opencl: fp32 (default), or tf32, bf16, fp16: operands\n"
+                 "                      of convolutions and matrix products rounded to P, sums in\n"
+                 "                      fp32 (emulated by rounding: no tensor-core instructions)\n"
                  "  -h, --help          this text\n"
                  "  --help-ops          list the IR ops: operands, results, attributes and defaults\n"
                  "  --version           print the version\n"
@@ -217,8 +218,8 @@ static int parse_args(int argc, char **argv, Options *o)
     const char *prec = o->backend.precision;
     if (prec && strcmp(prec, "fp32") && strcmp(prec, "tf32") && strcmp(prec, "bf16") && strcmp(prec, "fp16"))
         return bad_usage("unknown --precision '%s' (fp32, tf32, bf16 or fp16)", prec);
-    if (prec && strcmp(prec, "fp32") && strcmp(o->target->name, "cuda"))
-        return bad_usage("--precision=%s needs --target=cuda (other targets compute in fp32)", prec);
+    if (prec && strcmp(prec, "fp32") && strcmp(o->target->name, "cuda") && strcmp(o->target->name, "opencl"))
+        return bad_usage("--precision=%s needs a GPU target, cuda or opencl (the cpu computes in fp32)", prec);
     if (o->backend.gpu_arch && strcmp(o->target->name, "cuda"))
         return bad_usage("--gpu-arch=%s needs --target=cuda", o->backend.gpu_arch);
     const char *pa = o->compile.print_after;

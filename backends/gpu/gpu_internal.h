@@ -15,7 +15,10 @@
  *   i64 u64 u32 u8    integer types
  *   MULHI32(a, b)     high 32 bits of the u32 product
  *   FLOAT_AS_U32(x), U32_AS_FLOAT(u)  bit casts;  F32_INF  +infinity;  ISFINITE(x)
- *   math              expf logf sqrtf tanhf fabsf fmaxf fminf floorf powf on float,
+ *   DN_ROUND_IN(x)    an operand of a convolution or matrix product rounded to
+ *                     the --precision (the identity for fp32): GEMM-like kernels
+ *                     apply it where they load operands
+ *   math              expf logf sqrtf tanhf fabsf fmaxf fminf floorf powf rintf on float,
  *                     exp log sqrt cos sin floor on double (fp64 is required)
  * and the helpers every kernel may call (written once in the dialect):
  *   dn_philox(u32 key0, u32 key1, u32 c0, u32 c1, u32 c2, u32 c3, u32 out[4])
@@ -56,7 +59,8 @@ void dn_text_free(DnText *t);
 /* Lives in 'arena' (the compile's). */
 typedef struct DnGpuProgram {
     DnArena *arena;
-    int api; /* DNRT_GPU_CUDA or DNRT_GPU_OPENCL */
+    int api;               /* DNRT_GPU_CUDA or DNRT_GPU_OPENCL */
+    const char *precision; /* --precision; NULL: fp32 */
     int nkernels, cap;
     char **names; /* "k3_conv2d" */
     char **texts; /* the kernel's text after its name: "(i64 n, ...) { ... }" */
@@ -66,8 +70,9 @@ typedef struct DnGpuProgram {
 int dn_gpu_program_add(DnGpuProgram *p, const char *base, const char *text);
 /* The whole rendered source for p->api: prelude, helpers, every kernel. */
 void dn_gpu_program_render(const DnGpuProgram *p, DnText *out);
-/* gpu_prelude.c: the prelude of 'api' and the helpers written in the dialect. */
-const char *dn_gpu_prelude(int api);
+/* gpu_prelude.c: the prelude of 'api' with DN_ROUND_IN for 'precision'
+ * (NULL: fp32), and the helpers written in the dialect. */
+void dn_gpu_prelude_render(int api, const char *precision, DnText *out);
 extern const char dn_gpu_helpers[];
 
 /* ---- the generators' interface -------------------------------------------- */

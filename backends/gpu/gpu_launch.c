@@ -119,6 +119,7 @@ static DnStatus begin_module(DnHost *H, bool compile)
     memset(M, 0, sizeof *M);
     M->prog.arena = &H->cx->arena;
     M->prog.api = H->opt && H->opt->gpu_api ? H->opt->gpu_api : DNRT_GPU_OPENCL;
+    M->prog.precision = H->opt ? H->opt->precision : NULL;
     M->compile = compile;
     H->be = M;
     return DN_OK;

@@ -52,9 +52,17 @@ static DnStatus opencl_text(DnCtx *cx, const DnModule *m, const DnBackendOptions
 static bool gpu_supports_op(const DnOp *op) { return dn_gpu_kernels[op->kind] != NULL; }
 
 const DnBackend dn_backend_cuda = {
-    "cuda",      "NVIDIA GPUs: CUDA C compiled by NVRTC to cubins (--gpu-arch) and PTX; runs with the driver",
-    dn_nvrtc_available, cuda_object, cuda_text, gpu_supports_op, dn_gpu_workspace};
-const DnBackend dn_backend_opencl = {"opencl", "any OpenCL 1.2 device (the same kernels; PoCL runs them on a CPU)",
-                                     NULL,     opencl_object,
-                                     opencl_text, gpu_supports_op,
+    "cuda",
+    "NVIDIA GPUs: CUDA C compiled by NVRTC to cubins (--gpu-arch) and PTX; runs with the driver",
+    dn_nvrtc_available,
+    cuda_object,
+    cuda_text,
+    gpu_supports_op,
+    dn_gpu_workspace};
+const DnBackend dn_backend_opencl = {"opencl",
+                                     "any OpenCL 1.2 device (the same kernels; PoCL runs them on a CPU)",
+                                     NULL,
+                                     opencl_object,
+                                     opencl_text,
+                                     gpu_supports_op,
                                      dn_gpu_workspace};

@@ -58,7 +58,8 @@ static const char opencl_prelude[] = "/* dnnc kernels: OpenCL C prelude */\n"
                                      "#define fminf(a, b) fmin(a, b)\n"
                                      "#define floorf(x) floor(x)\n"
                                      "#define powf(a, b) pow(a, b)\n"
-                                     "#define cosf(x) cos(x)\n";
+                                     "#define cosf(x) cos(x)\n"
+                                     "#define rintf(x) rint(x)\n";
 
 /* Philox4x32-10 as runtime/philox.c computes it. */
 const char dn_gpu_helpers[] = "/* Philox4x32-10 (runtime/philox.c): out = philox(key, ctr) */\n"
@@ -77,4 +78,41 @@ const char dn_gpu_helpers[] = "/* Philox4x32-10 (runtime/philox.c): out = philox
                               "    out[0] = x0, out[1] = x1, out[2] = x2, out[3] = x3;\n"
                               "}\n";
 
-const char *dn_gpu_prelude(int api) { return api == DNRT_GPU_CUDA ? cuda_prelude : opencl_prelude; }
+/* DN_ROUND_IN(x): an operand of a convolution or matrix product as the
+ * --precision computes with it (sums stay fp32): round to nearest even to
+ * tf32's or fp16's 10 mantissa bits or bf16's 7 (fp16 also to its range:
+ * overflow to infinity, subnormals on its 2^-24 grid); the identity for
+ * fp32.  Written with bit operations, so both APIs round identically. */
+static const char round_fp32[] = "#define DN_ROUND_IN(x) (x)\n";
+static const char round_common[] = "DEVICE float dn_round_bits(float x, u32 drop)\n"
+                                   "{\n"
+                                   "    u32 u = FLOAT_AS_U32(x);\n"
+                                   "    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf, nan */\n"
+                                   "    u32 half = (1u << (drop - 1)) - 1u + ((u >> drop) & 1u);\n"
+                                   "    return U32_AS_FLOAT((u + half) & ~((1u << drop) - 1u));\n"
+                                   "}\n";
+static const char round_tf32[] = "#define DN_ROUND_IN(x) dn_round_bits(x, 13)\n";
+static const char round_bf16[] = "#define DN_ROUND_IN(x) dn_round_bits(x, 16)\n";
+static const char round_fp16[] =
+    "DEVICE float dn_round_fp16(float x)\n"
+    "{\n"
+    "    float a = fabsf(x);\n"
+    "    if (!(a < 65520.0f)) return a == a ? (x < 0.0f ? -F32_INF : F32_INF) : x;\n"
+    "    if (a < 6.103515625e-05f) return rintf(x * 16777216.0f) * 5.9604644775390625e-08f;\n"
+    "    return dn_round_bits(x, 13);\n"
+    "}\n"
+    "#define DN_ROUND_IN(x) dn_round_fp16(x)\n";
+
+void dn_gpu_prelude_render(int api, const char *precision, DnText *out)
+{
+    dn_text_printf(out, "%s", api == DNRT_GPU_CUDA ? cuda_prelude : opencl_prelude);
+    if (!precision || !strcmp(precision, "fp32")) {
+        dn_text_printf(out, "%s", round_fp32);
+        return;
+    }
+    dn_text_printf(out, "%s", round_common);
+    dn_text_printf(out, "%s",
+                   !strcmp(precision, "tf32")   ? round_tf32
+                   : !strcmp(precision, "bf16") ? round_bf16
+                                                : round_fp16);
+}

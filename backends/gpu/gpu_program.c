@@ -36,6 +36,7 @@ int dn_gpu_program_add(DnGpuProgram *p, const char *base, const char *text)
 
 void dn_gpu_program_render(const DnGpuProgram *p, DnText *out)
 {
-    dn_text_printf(out, "%s\n%s", dn_gpu_prelude(p->api), dn_gpu_helpers);
+    dn_gpu_prelude_render(p->api, p->precision, out);
+    dn_text_printf(out, "\n%s", dn_gpu_helpers);
     for (int i = 0; i < p->nkernels; i++) dn_text_printf(out, "\nKERNEL %s%s", p->names[i], p->texts[i]);
 }
