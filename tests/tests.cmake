@@ -21,6 +21,15 @@ foreach(src ${DN_UNIT_TESTS})
   set_tests_properties(${name} PROPERTIES TIMEOUT 600)
 endforeach()
 
+# test_dev_cuda drives the CUDA device layer through a fake driver on host
+# memory (tests/unit/mock/cuda_mock.c), loaded as $DNRT_CUDA_LIBRARY.
+add_library(cuda_mock MODULE ${CMAKE_SOURCE_DIR}/tests/unit/mock/cuda_mock.c)
+set_target_properties(cuda_mock PROPERTIES PREFIX "" C_VISIBILITY_PRESET hidden)
+if(TARGET test_dev_cuda)
+  add_dependencies(test_dev_cuda cuda_mock)
+  target_compile_definitions(test_dev_cuda PRIVATE DN_CUDA_MOCK="$<TARGET_FILE:cuda_mock>")
+endif()
+
 # test_example runs the example program built by examples/examples.cmake.
 if(TARGET classify AND TARGET test_example)
   add_dependencies(test_example classify)
