@@ -19,7 +19,7 @@
  * or sync, naming the last kernel launched.
  *
  * The few CUDA types and constants used are declared here, with the
- * values cuda.h gives, so that building needs no CUDA headers.
+ * values <cuda.h> gives, so that building needs no CUDA headers.
  */
 #include <dlfcn.h>
 #include <stdio.h>
