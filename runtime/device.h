@@ -57,6 +57,16 @@ typedef struct dnrt_device_ops {
 extern const dnrt_device_ops dnrt_device_cuda;   /* dev_cuda.c */
 extern const dnrt_device_ops dnrt_device_opencl; /* dev_opencl.c */
 
+/* ---- dev_cuda.c ------------------------------------------------------------ */
+
+/* Which image of CUDA program 'p' a device of compute capability
+ * major.minor runs: the cubin whose arch is exactly "sm_<major><minor>",
+ * else the PTX "compute_NN" with the highest NN <= the capability (the
+ * driver compiles it).  Returns its index, with what was picked ("the cubin
+ * for sm_90") in 'why'; or -1 with 'why' listing the architectures the
+ * program has and the device's.  'why' may be NULL. */
+int dnrt_cuda_pick_image(const dnrt_gpu_program *p, int major, int minor, char *why, size_t len);
+
 /* ---- gpu.c: the GPU side of a session ------------------------------------ */
 
 /* The device state of one session (dnrt_session.dev; dnrt_call.dev). */

@@ -21,6 +21,24 @@ foreach(src ${DN_UNIT_TESTS})
   set_tests_properties(${name} PROPERTIES TIMEOUT 600)
 endforeach()
 
+# test_dev_cuda drives the CUDA device layer through a fake driver on host
+# memory (tests/unit/mock/cuda_mock.c), loaded as $DNRT_CUDA_LIBRARY.
+add_library(cuda_mock MODULE ${CMAKE_SOURCE_DIR}/tests/unit/mock/cuda_mock.c)
+set_target_properties(cuda_mock PROPERTIES PREFIX "" C_VISIBILITY_PRESET hidden)
+if(TARGET test_dev_cuda)
+  add_dependencies(test_dev_cuda cuda_mock)
+  target_compile_definitions(test_dev_cuda PRIVATE DN_CUDA_MOCK="$<TARGET_FILE:cuda_mock>")
+endif()
+
+# tests/gpu/check.c: the output check of the GPU runs (tests/gpu/run.sh),
+# tested here against CPU libraries by test_gpu_check.
+add_executable(gpu_check ${CMAKE_SOURCE_DIR}/tests/gpu/check.c)
+target_link_libraries(gpu_check PRIVATE ${CMAKE_DL_LIBS} m)
+if(TARGET test_gpu_check)
+  add_dependencies(test_gpu_check gpu_check)
+  target_compile_definitions(test_gpu_check PRIVATE DN_GPU_CHECK="$<TARGET_FILE:gpu_check>")
+endif()
+
 # test_example runs the example program built by examples/examples.cmake.
 if(TARGET classify AND TARGET test_example)
   add_dependencies(test_example classify)
@@ -30,6 +48,9 @@ file(GLOB DN_SHELL_SUITES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/*/run.sh)
 # tests/fuzz/run.sh is the fuzzing campaign (minutes per harness, clang),
 # not a suite.
 list(REMOVE_ITEM DN_SHELL_SUITES ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh)
+# tests/gpu/run.sh runs prepared cases on a GPU machine (other arguments);
+# gpu_scripts_cpu below tests it, and prepare.sh, on CPU libraries.
+list(REMOVE_ITEM DN_SHELL_SUITES ${CMAKE_SOURCE_DIR}/tests/gpu/run.sh)
 foreach(script ${DN_SHELL_SUITES})
   get_filename_component(dir ${script} DIRECTORY)
   get_filename_component(suite ${dir} NAME)
@@ -50,6 +71,16 @@ foreach(name ${DN_OPENCL_SUITES})
   add_test(NAME ${name}_opencl COMMAND ${name} --jobs 1 ${filter})
   set_tests_properties(${name}_opencl PROPERTIES TIMEOUT 900 ENVIRONMENT DNNC_TEST_TARGET=opencl)
 endforeach()
+
+# The check program prepare.sh builds loads dnnc's libraries, so it is built
+# with the compiler and sanitizer flags they were.
+set(DN_CHECK_CFLAGS "")
+if(DNNC_SANITIZE)
+  set(DN_CHECK_CFLAGS "-fsanitize=address,undefined")
+endif()
+add_test(NAME gpu_scripts_cpu COMMAND sh ${CMAKE_SOURCE_DIR}/tests/gpu/selftest_cpu.sh $<TARGET_FILE:dnnc>)
+set_tests_properties(gpu_scripts_cpu PROPERTIES TIMEOUT 600
+  ENVIRONMENT "CC=${CMAKE_C_COMPILER};CHECK_CFLAGS=${DN_CHECK_CFLAGS}")
 
 # Suites too slow for .ci/run's sanitizer build (DNNC_SANITIZE): they spend
 # their time in generated kernels, which the sanitizers do not instrument.

@@ -63,6 +63,7 @@ lenet.so     generated: the build writes examples/lenet.so (examples/examples.cm
 prog.c       generated: the program tests/unit/test_example.c writes and compiles
 dir/name.h   placeholder path in a comment of tools/dnnc.c
 b.c          a dotted parameter name in docs/language.md (freeze a, b.c)
+cases.txt    generated: the case list tests/gpu/prepare.sh writes for tests/gpu/run.sh
 EOF
 
 # ---- the tree: tracked and untracked-but-not-ignored files ----------------

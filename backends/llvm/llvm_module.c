@@ -17,5 +17,10 @@ static DnStatus llvm_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOpti
 
 static bool llvm_supports_op(const DnOp *op) { return dn_llvm_kernels[op->kind] != NULL; }
 
-const DnBackend dn_backend_llvm = {"cpu", "native code for this machine's CPU (LLVM), or --cpu", NULL,
-                                   llvm_emit_object, llvm_emit_text, llvm_supports_op, dn_llvm_workspace};
+const DnBackend dn_backend_llvm = {"cpu",
+                                   "native code for this machine's CPU (LLVM), or --cpu",
+                                   NULL,
+                                   llvm_emit_object,
+                                   llvm_emit_text,
+                                   llvm_supports_op,
+                                   dn_llvm_workspace};
