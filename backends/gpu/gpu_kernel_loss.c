@@ -68,8 +68,9 @@ static void end_rows(DnGpuGen *G, const Rows *r)
     dn_gk_end(G, n ? r->t : 0, n ? 0 : r->x->shape.dim[0] * r->t, GROUP);
 }
 
-/* One group: 'out'[0] = (float)(sum of the 'count' values of 'src' in double
- * (after 'load', an expression of src[i]) / 'den'). */
+/* One group: loss = (float)(the sum in double of the 'count' values (text)
+ * of the workspace, of type 'ctype', / 'den' (text)), the sum a tree of
+ * 256 strided partial sums: the same order at every run. */
 static void mean_kernel(DnGpuGen *G, const char *ctype, const char *count, const char *den)
 {
     dn_gk_begin(G, "mean");

@@ -58,7 +58,8 @@ static Chan chan_of(DnGpuGen *G)
 /* A double constant as dialect text. */
 static const char *dbl(DnGpuGen *G, double v) { return text_of(G, "%.17e", v); }
 
-/* Chunks per channel: at most n * S / CHUNK + 1 (with N) or exactly (static). */
+/* Kernel 1's groups, channels x chunks: C * ceil(n S / CHUNK) <= n *
+ * ceil(C S / CHUNK) + C with N (the surplus groups return), exact without. */
 static void chunk_groups(const DnValue *x, int64_t *groups_n, int64_t *groups_b)
 {
     int64_t c = x->shape.dim[1], s = plane_of(x);
@@ -87,9 +88,10 @@ static void chunk_count(DnGpuGen *G, const Chan *ch)
     dn_gk_line(G, "i64 P = (%s + %d) / %d;", ch->m, CHUNK - 1, CHUNK);
 }
 
-/* Kernel 1's frame: c, chunk, and for each element j of the chunk
- * 'elem' with  i = x's flat index  in scope; the body (lines given) adds to
- * the doubles s0 and s1, which the group reduces and stores at
+/* Kernel 1's frame: a group per (channel c, chunk); the 'pre' lines run
+ * once per item, the 'body' lines once per element of the item's part of
+ * the chunk, with i (x's flat index) in scope, and add to the doubles s0
+ * and s1, which the group reduces and stores at
  * part[(c * P + chunk) * 2 + {0, 1}]. */
 static void chunk_kernel(DnGpuGen *G, const Chan *ch, const char *const *pre, const char *const *body)
 {
