@@ -180,3 +180,23 @@ void dn_gk_missing(DnGpuGen *G)
              G->prog->api == DNRT_GPU_CUDA ? "cuda" : "opencl", dn_op_info[G->op->kind].name);
     G->failed = true;
 }
+
+void dn_gk_tree_reduce(DnGpuGen *G, const char *arr, const char *ctype, const char *var, const char *combine,
+                       const char *slice, int slices, int stride)
+{
+    DN_ASSERT(slices >= 1 && (slices & (slices - 1)) == 0 && stride >= 1);
+    dn_gk_line(G, "%s[LOCAL_ID] = %s;", arr, var);
+    dn_gk_line(G, "BARRIER();");
+    dn_gk_line(G, "for (int h_ = %d; h_ > 0; h_ >>= 1) {", slices / 2);
+    dn_gk_line(G, "    if (%s < h_) {", slice);
+    dn_gk_line(G, "        %s a = %s[LOCAL_ID], b = %s[LOCAL_ID + h_ * %d];", ctype, arr, arr, stride);
+    dn_gk_line(G, "        %s[LOCAL_ID] = %s;", arr, combine);
+    dn_gk_line(G, "    }");
+    dn_gk_line(G, "    BARRIER();");
+    dn_gk_line(G, "}");
+    if (!strcmp(slice, "LOCAL_ID") && stride == 1) /* one sequence: the whole group */
+        dn_gk_line(G, "%s = %s[0];", var, arr);
+    else
+        dn_gk_line(G, "%s = %s[LOCAL_ID - (%s) * %d];", var, arr, slice, stride);
+    dn_gk_line(G, "BARRIER();");
+}

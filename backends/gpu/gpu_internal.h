@@ -174,4 +174,17 @@ bool dn_gpu_workspace(const DnOp *op, void *backend_data, DnWorkspaceReq *req);
 typedef bool (*DnGpuWorkspaceFn)(const DnOp *op, DnWorkspaceReq *req);
 extern const DnGpuWorkspaceFn dn_gpu_workspaces[DN_OP_COUNT];
 
+/* Tree reduction in LOCAL memory (gpu_gen.c), emitted into the open kernel
+ * at its outermost scope (it holds barriers: every item of the group must
+ * run it).  The group holds independent sequences of 'slices' items each
+ * (a power of two); 'slice' (an expression) is the item's position in its
+ * sequence and 'stride' the distance in LOCAL_ID between neighbours of one
+ * sequence (1: a sequence is adjacent items; W: W sequences interleaved).
+ * 'arr' is a LOCAL ctype array of GROUP_SIZE entries the kernel declares;
+ * 'combine' is an expression of 'a' and 'b' (e.g. "a + b", "fmaxf(a, b)").
+ * Afterwards every item's 'var' holds its sequence's reduction; 'arr' is
+ * free again. */
+void dn_gk_tree_reduce(DnGpuGen *G, const char *arr, const char *ctype, const char *var, const char *combine,
+                       const char *slice, int slices, int stride);
+
 #endif
