@@ -167,7 +167,7 @@ typedef struct DnGpuModule {
     DnGpuProgram prog;
     bool compile;
 } DnGpuModule;
-/* The GPU workspace query (gpu_workspace.c): the DnWorkspaceFn of both rows. */
+/* The GPU workspace query (gpu_kernels.c): the DnWorkspaceFn of both rows. */
 bool dn_gpu_workspace(const DnOp *op, void *backend_data, DnWorkspaceReq *req);
 /* Per-op workspace requests, one per op kind that needs one (gpu_kernel_*.c);
  * NULL: none. */

@@ -32,7 +32,7 @@ void dn_gpu_kernel_add(DnGpuGen *G) { pointwise(G, "a + b"); }
 void dn_gpu_kernel_sub(DnGpuGen *G) { pointwise(G, "a - b"); }
 void dn_gpu_kernel_mul(DnGpuGen *G) { pointwise(G, "a * b"); }
 void dn_gpu_kernel_div(DnGpuGen *G) { pointwise(G, "a / b"); }
-void dn_gpu_kernel_relu(DnGpuGen *G) { pointwise(G, "a > 0.0f ? a : 0.0f"); }
+void dn_gpu_kernel_relu(DnGpuGen *G) { pointwise(G, "a < 0.0f ? 0.0f : a"); } /* NaN stays NaN, as on the CPU */
 void dn_gpu_kernel_tanh(DnGpuGen *G) { pointwise(G, "tanhf(a)"); }
 void dn_gpu_kernel_sigmoid(DnGpuGen *G) { pointwise(G, "1.0f / (1.0f + expf(-a))"); }
 /* backwards: a = y (the forward's result), b = dy */
