@@ -8,8 +8,6 @@
     void dn_gpu_kernel_##name(DnGpuGen *G) { dn_gk_missing(G); }
 
 TODO(conv2d)
-TODO(maxpool2d)
-TODO(avgpool2d)
 TODO(dense)
 TODO(matmul)
 TODO(softmax)
@@ -28,8 +26,6 @@ TODO(cross_entropy)
 TODO(mse)
 TODO(conv2d_bwd_data)
 TODO(conv2d_bwd_filter)
-TODO(maxpool2d_bwd)
-TODO(avgpool2d_bwd)
 TODO(softmax_bwd)
 TODO(log_softmax_bwd)
 TODO(dropout_bwd)
