@@ -180,3 +180,16 @@ void dn_gk_missing(DnGpuGen *G)
              G->prog->api == DNRT_GPU_CUDA ? "cuda" : "opencl", dn_op_info[G->op->kind].name);
     G->failed = true;
 }
+
+const char *dn_gk_double(DnGpuGen *G, double v)
+{
+    char buf[48];
+    if (v != v)
+        snprintf(buf, sizeof buf, "(0.0 / 0.0)");
+    else if (v > 1.7e308 || v < -1.7e308)
+        snprintf(buf, sizeof buf, "%s(double)F32_INF", v < 0 ? "-" : "");
+    else
+        snprintf(buf, sizeof buf, "%.17e", v);
+    size_t n = strlen(buf) + 1;
+    return memcpy(dn_arena_alloc(&G->H->cx->arena, n), buf, n);
+}

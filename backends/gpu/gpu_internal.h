@@ -169,4 +169,7 @@ bool dn_gpu_workspace(const DnOp *op, void *backend_data, DnWorkspaceReq *req);
 typedef bool (*DnGpuWorkspaceFn)(const DnOp *op, DnWorkspaceReq *req);
 extern const DnGpuWorkspaceFn dn_gpu_workspaces[DN_OP_COUNT];
 
+/* A double constant as dialect text that reads back exactly ("1.50000000000000000e+00"). */
+const char *dn_gk_double(DnGpuGen *G, double v);
+
 #endif
