@@ -200,3 +200,16 @@ void dn_gk_tree_reduce(DnGpuGen *G, const char *arr, const char *ctype, const ch
         dn_gk_line(G, "%s = %s[LOCAL_ID - (%s) * %d];", var, arr, slice, stride);
     dn_gk_line(G, "BARRIER();");
 }
+
+const char *dn_gk_double(DnGpuGen *G, double v)
+{
+    char buf[48];
+    if (v != v)
+        snprintf(buf, sizeof buf, "(0.0 / 0.0)");
+    else if (v > 1.7e308 || v < -1.7e308)
+        snprintf(buf, sizeof buf, "%s(double)F32_INF", v < 0 ? "-" : "");
+    else
+        snprintf(buf, sizeof buf, "%.17e", v);
+    size_t n = strlen(buf) + 1;
+    return memcpy(dn_arena_alloc(&G->H->cx->arena, n), buf, n);
+}

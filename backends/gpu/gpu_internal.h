@@ -19,7 +19,7 @@
  *                     the --precision (the identity for fp32): GEMM-like kernels
  *                     apply it where they load operands
  *   math              expf logf sqrtf tanhf fabsf fmaxf fminf floorf powf rintf on float,
- *                     exp log sqrt cos sin floor on double (fp64 is required)
+ *                     exp log sqrt cos sin floor pow round on double (fp64 is required)
  * and the helpers every kernel may call (written once in the dialect):
  *   dn_philox(u32 key0, u32 key1, u32 c0, u32 c1, u32 c2, u32 c3, u32 out[4])
  *                     Philox4x32-10, bit-identical to runtime/philox.c.
@@ -186,5 +186,7 @@ extern const DnGpuWorkspaceFn dn_gpu_workspaces[DN_OP_COUNT];
  * free again. */
 void dn_gk_tree_reduce(DnGpuGen *G, const char *arr, const char *ctype, const char *var, const char *combine,
                        const char *slice, int slices, int stride);
+/* A double constant as dialect text that reads back exactly ("1.50000000000000000e+00"). */
+const char *dn_gk_double(DnGpuGen *G, double v);
 
 #endif
