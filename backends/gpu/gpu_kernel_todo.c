@@ -7,11 +7,8 @@
 #define TODO(name)                                                                                                     \
     void dn_gpu_kernel_##name(DnGpuGen *G) { dn_gk_missing(G); }
 
-TODO(conv2d)
 TODO(maxpool2d)
 TODO(avgpool2d)
-TODO(dense)
-TODO(matmul)
 TODO(softmax)
 TODO(log_softmax)
 TODO(transpose)
@@ -26,8 +23,6 @@ TODO(batchnorm)
 TODO(batchnorm_train)
 TODO(cross_entropy)
 TODO(mse)
-TODO(conv2d_bwd_data)
-TODO(conv2d_bwd_filter)
 TODO(maxpool2d_bwd)
 TODO(avgpool2d_bwd)
 TODO(softmax_bwd)
