@@ -12,9 +12,14 @@
  *   load_b  reads B at (bz, gk, gj) into 'float v' (likewise)
  *   store   writes C at (bz, gm, gj) from 'float v' (only in range), with
  *           the op's epilogue (bias, relu);
- * each may use n and declare locals (it is emitted inside a block).  So
- * an implicit GEMM (convolution without an im2col buffer) is just other
- * loaders.  Edge tiles are guarded, any M, K, cols work.
+ * each may use n and declare locals (it is emitted inside a block), and
+ * the locals an optional 'prologue' declares from bz (once per group); the
+ * loaders may also use the constants M and K (the store may not: the
+ * split-K sum kernel has none).  So an implicit GEMM (a convolution
+ * without an im2col buffer) is just other loaders.  Edge tiles are
+ * guarded: any M, K and cols work.  M or the batch (not both) may grow
+ * with n; the launch then has one M-tile per ceil(m_n / TM) n +
+ * ceil(m_b / TM) (an over-count for small m_n: those groups return at once).
  *
  * Split-K (splits > 1, static M and batch only): the K range is cut into
  * 'splits' chunks of fixed order; each writes its partial tile to the
@@ -38,7 +43,8 @@ struct DnGkGemm {
     /* memory order, for coalescing: whether consecutive m (A, C) or j (B)
      * are adjacent in memory, rather than consecutive k (A, B) or j (C) */
     bool a_m_fast, b_j_fast, c_m_fast;
-    DnGkGemmFn params; /* declares the op's buffers (every kernel gets all) */
+    DnGkGemmFn params_in, params_out; /* declare the buffers the loaders read, the store writes */
+    DnGkGemmFn prologue;              /* optional: per-bz values for the callbacks, emitted once bz is known */
     DnGkGemmFn load_a, load_b, store;
     const void *ctx; /* the op's own description, for the callbacks */
     int splits;      /* set by dn_gk_gemm_plan */

@@ -9,6 +9,7 @@
  * is small and K deep, as for dense's weight gradient at large batches.
  */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "gpu_gemm.h"
 
@@ -66,6 +67,34 @@ int64_t dn_gk_gemm_ws_bytes(const DnGkGemm *g)
     return g->splits > 1 ? (int64_t)g->splits * g->batch_b * g->m_b * g->cols * 4 : 0;
 }
 
+/* Indents the body lines written since 'start' by 'depth' more levels
+ * (the readability of the kernel text). */
+static void reindent(DnGpuGen *G, size_t start, int depth)
+{
+    size_t len = G->body.len - start;
+    char *lines = malloc(len + 1);
+    DN_ASSERT(lines);
+    memcpy(lines, G->body.s + start, len);
+    lines[len] = 0;
+    G->body.len = start;
+    for (char *l = lines; *l;) {
+        char *end = strchr(l, '\n');
+        size_t n = end ? (size_t)(end - l) + 1 : strlen(l);
+        dn_text_printf(&G->body, "%*s", 4 * depth, "");
+        dn_text_append(&G->body, l, n);
+        l += n;
+    }
+    free(lines);
+}
+
+/* Runs an op's callback, its lines indented by 'depth' more levels. */
+static void nested(DnGpuGen *G, const DnGkGemm *g, DnGkGemmFn fn, int depth)
+{
+    size_t start = G->body.len;
+    fn(G, g);
+    reindent(G, start, depth);
+}
+
 /* Stages one operand's tile: 'cnt' elements per item (TM x TK for A,
  * TK x TN for B), consecutive items along the operand's fast axis. */
 static void stage(DnGpuGen *G, const DnGkGemm *g, bool is_a, int width, int cnt)
@@ -81,7 +110,7 @@ static void stage(DnGpuGen *G, const DnGkGemm *g, bool is_a, int width, int cnt)
     dn_gk_line(G, "    i64 %s = %s + ww, gk = k0 + kk;", idx, base);
     dn_gk_line(G, "    float v = 0.0f;");
     dn_gk_line(G, "    if (%s < %s && gk < ke) {", idx, lim);
-    (is_a ? g->load_a : g->load_b)(G, g);
+    nested(G, g, is_a ? g->load_a : g->load_b, 2);
     dn_gk_line(G, "    }");
     dn_gk_line(G, "    %s[kk * %d + ww] = v;", is_a ? "As" : "Bs", width + 1);
     dn_gk_line(G, "}");
@@ -96,7 +125,8 @@ static void gemm_kernel(DnGpuGen *G, const DnGkGemm *g, int rm, int rn)
     int64_t lt_n = cdiv(g->m_n, tm), lt_b = cdiv(g->m_b, tm);
     bool c_m_fast = g->c_m_fast && S == 1; /* partial sums are stored along j */
     dn_gk_begin(G, S > 1 ? "part" : "");
-    g->params(G, g);
+    g->params_in(G, g);
+    if (S == 1) g->params_out(G, g);
     if (S > 1) dn_gk_ws(G, "float", "ws");
     dn_gk_line(G, "LOCAL float As[%d];", TK * (tm + 1));
     dn_gk_line(G, "LOCAL float Bs[%d];", TK * (tn + 1));
@@ -113,6 +143,7 @@ static void gemm_kernel(DnGpuGen *G, const DnGkGemm *g, int rm, int rn)
     }
     dn_gk_line(G, "i64 bz = gid;");
     dn_gk_line(G, "if (m0 >= M) return; /* the whole group: launched M tiles over-count */");
+    if (g->prologue) g->prologue(G, g);
     if (S > 1) { /* chunks of whole K-steps, in order */
         dn_gk_line(G, "i64 kc = ((K + %d) / %d + %d) / %d * %d;", S - 1, S, TK - 1, TK, TK);
         dn_gk_line(G, "i64 kb = split * kc, ke = kb + kc < K ? kb + kc : K;");
@@ -124,6 +155,7 @@ static void gemm_kernel(DnGpuGen *G, const DnGkGemm *g, int rm, int rn)
     dn_gk_line(G, "float acc[%d];", rm * rn);
     dn_gk_line(G, "for (int i = 0; i < %d; i++) acc[i] = 0.0f;", rm * rn);
     dn_gk_line(G, "for (i64 k0 = kb; k0 < ke; k0 += %d) {", TK);
+    size_t loop = G->body.len;
     stage(G, g, true, tm, rm);
     stage(G, g, false, tn, rn);
     dn_gk_line(G, "BARRIER();");
@@ -135,20 +167,23 @@ static void gemm_kernel(DnGpuGen *G, const DnGkGemm *g, int rm, int rn)
     dn_gk_line(G, "        for (int j = 0; j < %d; j++) acc[i * %d + j] += a[i] * b[j];", rn, rn);
     dn_gk_line(G, "}");
     dn_gk_line(G, "BARRIER();");
+    reindent(G, loop, 1);
     dn_gk_line(G, "}");
     dn_gk_line(G, "for (int i = 0; i < %d; i++)", rm);
-    dn_gk_line(G, "for (int j = 0; j < %d; j++) {", rn);
-    dn_gk_line(G, "    i64 gm = m0 + mi + 16 * i, gj = j0 + nj + 16 * j;");
-    dn_gk_line(G, "    if (gm >= M || gj >= COLS) continue;");
-    dn_gk_line(G, "    float v = acc[i * %d + j];", rn);
+    dn_gk_line(G, "    for (int j = 0; j < %d; j++) {", rn);
+    size_t epi = G->body.len;
+    dn_gk_line(G, "i64 gm = m0 + mi + 16 * i, gj = j0 + nj + 16 * j;");
+    dn_gk_line(G, "if (gm >= M || gj >= COLS) continue;");
+    dn_gk_line(G, "float v = acc[i * %d + j];", rn);
     if (S > 1) {
-        dn_gk_line(G, "    ws[((split * %lld + bz) * M + gm) * COLS + gj] = v;", (long long)g->batch_b);
+        dn_gk_line(G, "ws[((split * %lld + bz) * M + gm) * COLS + gj] = v;", (long long)g->batch_b);
     } else {
-        dn_gk_line(G, "    {");
-        g->store(G, g);
-        dn_gk_line(G, "    }");
+        dn_gk_line(G, "{");
+        nested(G, g, g->store, 1);
+        dn_gk_line(G, "}");
     }
-    dn_gk_line(G, "}");
+    reindent(G, epi, 2);
+    dn_gk_line(G, "    }");
     int64_t groups_n = (lt_n * (g->batch_b) + g->batch_n * lt_b) * tiles_n * S;
     int64_t groups_b = lt_b * g->batch_b * tiles_n * S;
     DN_ASSERT(!(lt_n && g->batch_n));
@@ -160,18 +195,17 @@ static void reduce_kernel(DnGpuGen *G, const DnGkGemm *g)
 {
     int64_t total = g->batch_b * g->m_b * g->cols;
     dn_gk_begin(G, "sum");
-    g->params(G, g);
     dn_gk_ws(G, "float", "ws");
-    dn_gk_line(G, "const i64 M = %lld, K = %s, COLS = %lld;", (long long)g->m_b, dn_gk_lin(G, g->k_n, g->k_b),
-               (long long)g->cols);
+    g->params_out(G, g);
     dn_gk_line(G, "i64 e = GLOBAL_ID;");
     dn_gk_line(G, "if (e >= %lld) return;", (long long)total);
     dn_gk_line(G, "float v = 0.0f;");
     dn_gk_line(G, "for (int s = 0; s < %d; s++) v += ws[s * %lld + e];", g->splits, (long long)total);
     dn_gk_line(G, "i64 gj = e %% %lld, gm = e / %lld %% %lld, bz = e / %lld;", (long long)g->cols, (long long)g->cols,
                (long long)g->m_b, (long long)(g->m_b * g->cols));
+    if (g->prologue) g->prologue(G, g);
     dn_gk_line(G, "{");
-    g->store(G, g);
+    nested(G, g, g->store, 1);
     dn_gk_line(G, "}");
     dn_gk_end(G, 0, total, WG);
 }
@@ -200,12 +234,16 @@ static Dense dense_of(const DnOp *op)
                    .relu = !strcmp(dn_op_str(op, "act"), "relu")};
 }
 
-static void dense_params(DnGpuGen *G, const DnGkGemm *g)
+static void dense_params_in(DnGpuGen *G, const DnGkGemm *g)
 {
-    const Dense *d = g->ctx;
+    (void)g;
     dn_gk_ptr(G, 0, "float", "x");
     dn_gk_ptr(G, 1, "float", "w");
-    if (d->bias) dn_gk_ptr(G, 2, "float", "bias");
+}
+
+static void dense_params_out(DnGpuGen *G, const DnGkGemm *g)
+{
+    if (((const Dense *)g->ctx)->bias) dn_gk_ptr(G, 2, "float", "bias");
     dn_gk_ptr(G, G->op->nin, "float", "y");
 }
 
@@ -237,7 +275,8 @@ static DnGkGemm dense_gemm(const DnOp *op, const Dense *d)
                   .k_b = d->in,
                   .cols = d->out,
                   .batch_b = 1,
-                  .params = dense_params,
+                  .params_in = dense_params_in,
+                  .params_out = dense_params_out,
                   .load_a = dense_load_a,
                   .load_b = dense_load_b,
                   .store = dense_store,
@@ -312,11 +351,16 @@ static DnGkGemm matmul_gemm(const DnOp *op, Matmul *mm)
     return g;
 }
 
-static void matmul_params(DnGpuGen *G, const DnGkGemm *g)
+static void matmul_params_in(DnGpuGen *G, const DnGkGemm *g)
 {
     (void)g;
     dn_gk_ptr(G, 0, "float", "a");
     dn_gk_ptr(G, 1, "float", "b");
+}
+
+static void matmul_params_out(DnGpuGen *G, const DnGkGemm *g)
+{
+    (void)g;
     dn_gk_ptr(G, 2, "float", "y");
 }
 
@@ -346,13 +390,14 @@ static void matmul_load_b(DnGpuGen *G, const DnGkGemm *g)
 static void matmul_store(DnGpuGen *G, const DnGkGemm *g)
 {
     const Matmul *mm = g->ctx;
-    dn_gk_line(G, "y[(bz * M + gm) * %lld + gj] = v;", (long long)mm->p);
+    dn_gk_line(G, "y[(bz * %s + gm) * %lld + gj] = v;", dn_gk_lin(G, mm->m_n, mm->m_b), (long long)mm->p);
 }
 
 static DnGkGemm matmul_planned(const DnOp *op, Matmul *mm)
 {
     DnGkGemm g = matmul_gemm(op, mm);
-    g.params = matmul_params, g.load_a = matmul_load_a, g.load_b = matmul_load_b, g.store = matmul_store;
+    g.params_in = matmul_params_in, g.params_out = matmul_params_out;
+    g.load_a = matmul_load_a, g.load_b = matmul_load_b, g.store = matmul_store;
     dn_gk_gemm_plan(&g);
     return g;
 }
