@@ -174,13 +174,6 @@ void dn_gk_bcast_index(DnGpuGen *G, const DnValue *x, const DnValue *r, const ch
     dn_gk_line(G, "}");
 }
 
-void dn_gk_missing(DnGpuGen *G)
-{
-    dn_error(G->H->cx, G->op->loc, "target '%s' has no kernel for op '%s' yet",
-             G->prog->api == DNRT_GPU_CUDA ? "cuda" : "opencl", dn_op_info[G->op->kind].name);
-    G->failed = true;
-}
-
 void dn_gk_tree_reduce(DnGpuGen *G, const char *arr, const char *ctype, const char *var, const char *combine,
                        const char *slice, int slices, int stride)
 {

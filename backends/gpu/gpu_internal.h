@@ -109,7 +109,7 @@ typedef struct DnGpuGen {
     /* the op's launches */
     int nlaunch;
     DnGpuLaunchRec launch[8];
-    bool failed; /* the generator reported a diagnostic */
+    bool failed; /* the generator reported a diagnostic (the op cannot run on this target) */
 } DnGpuGen;
 
 typedef void (*DnGpuKernelGen)(DnGpuGen *G);
@@ -134,8 +134,6 @@ void dn_gk_end(DnGpuGen *G, int64_t items_n, int64_t items_b, int group);
 /* Marks the last ended launch as a guard whose result is buffer parameter
  * 'arg' (the index among the parameters declared, 0-based). */
 void dn_gk_guard(DnGpuGen *G, int arg);
-/* Reports that the target has no kernel for G->op (gpu_kernel_todo.c). */
-void dn_gk_missing(DnGpuGen *G);
 /* A float constant as dialect text that reads back exactly ("0x1.8p+1f"). */
 const char *dn_gk_float(DnGpuGen *G, float v);
 
