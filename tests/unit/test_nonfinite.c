@@ -42,9 +42,17 @@ static const char *refused_step(const DnTestLib *lib, dnrt_session *s, int64_t n
     return err->message;
 }
 
+/* Makes the session's host copy of the state current (a GPU session's
+ * state lives on the device; dnrt_session_state brings it to the host). */
+static void sync_state(const DnTestLib *lib, dnrt_session *s)
+{
+    if (lib->desc->nstate) cr_assert_not_null(dnrt_session_state(s, lib->desc->state[0].name));
+}
+
 /* A copy of the whole state block of 's' (free it). */
 static uint8_t *state_copy(const DnTestLib *lib, dnrt_session *s)
 {
+    sync_state(lib, s);
     uint8_t *c = malloc((size_t)lib->desc->state_bytes);
     memcpy(c, s->state, (size_t)lib->desc->state_bytes);
     return c;
@@ -55,6 +63,7 @@ static uint8_t *state_copy(const DnTestLib *lib, dnrt_session *s)
 static void expect_state(const DnTestLib *lib, dnrt_session *s, const uint8_t *ref, const char *when)
 {
     const dnrt_model_desc *d = lib->desc;
+    sync_state(lib, s);
     if (memcmp(s->state, ref, (size_t)d->state_bytes) == 0) return;
     const char *which = "(padding)";
     for (int32_t i = 0; i < d->nstate; i++)
@@ -315,6 +324,7 @@ Test(nonfinite, huge_learning_rate_refused_at_the_first_overflow)
         cr_expect_eq(api->get_step(s), refused_at, "%s", optims[o]);
         int64_t elem;
         float v;
+        sync_state(&lib, s);
         cr_expect_lt(dnrt_state_nonfinite(lib.desc, s->state, &elem, &v), 0, "%s: the state is not finite", optims[o]);
         uint8_t *kept = state_copy(&lib, s);
         float loss = 0;
