@@ -112,7 +112,7 @@ static void stage(DnGpuGen *G, const DnGkGemm *g, bool is_a, int width, int cnt)
     dn_gk_line(G, "    if (%s < %s && gk < ke) {", idx, lim);
     nested(G, g, is_a ? g->load_a : g->load_b, 2);
     dn_gk_line(G, "    }");
-    dn_gk_line(G, "    %s[kk * %d + ww] = v;", is_a ? "As" : "Bs", width + 1);
+    dn_gk_line(G, "    %s[kk * %d + ww] = DN_ROUND_IN(v);", is_a ? "As" : "Bs", width + 1); /* --precision */
     dn_gk_line(G, "}");
 }
 

@@ -88,8 +88,8 @@ static const char round_common[] = "DEVICE float dn_round_bits(float x, u32 drop
                                    "{\n"
                                    "    u32 u = FLOAT_AS_U32(x);\n"
                                    "    if ((u & 0x7f800000u) == 0x7f800000u) return x; /* inf, nan */\n"
-                                   "    u32 half = (1u << (drop - 1)) - 1u + ((u >> drop) & 1u);\n"
-                                   "    return U32_AS_FLOAT((u + half) & ~((1u << drop) - 1u));\n"
+                                   "    u32 bias = (1u << (drop - 1)) - 1u + ((u >> drop) & 1u);\n"
+                                   "    return U32_AS_FLOAT((u + bias) & ~((1u << drop) - 1u));\n"
                                    "}\n";
 static const char round_tf32[] = "#define DN_ROUND_IN(x) dn_round_bits(x, 13)\n";
 static const char round_bf16[] = "#define DN_ROUND_IN(x) dn_round_bits(x, 16)\n";

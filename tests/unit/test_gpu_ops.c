@@ -170,3 +170,57 @@ ParameterizedTest(CaseName *c, gpu_ops, matches_the_cpu, .timeout = 600)
     cr_assert(!strstr(c->path, "(no cases found)"), "no .dnn cases in tests/gpu_ops");
     run_case(c->path);
 }
+
+/* --precision rounds the operands of products (fp32 sums): the results move
+ * off the fp32 ones by about the format's unit roundoff, never further. */
+static void infer_with(const char *flags, const void *const *in, float *y, int64_t count)
+{
+    char log[8192];
+    DnTestLib lib;
+    cr_assert_eq(dn_test_compile_file("tests/gpu_ops/conv_fwd.dnn", flags, &lib, log, sizeof log), 0, "%s: %s", flags,
+                 log);
+    dnrt_session *s = dn_test_session(&lib, 1, 7);
+    dnrt_error err = {0};
+    void *out[8];
+    float *extra[8] = {0};
+    out[0] = y;
+    for (int32_t i = 1; i < lib.desc->noutputs; i++)
+        out[i] = extra[i] = calloc((size_t)count_at(&lib.desc->outputs[i], BATCH), 4);
+    cr_assert_eq(lib.desc->api->infer(s, BATCH, in, out, &err), 0, "%s: %s", flags, err.message);
+    for (int32_t i = 1; i < lib.desc->noutputs; i++) free(extra[i]);
+    (void)count;
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
+}
+
+Test(gpu_ops, precision_rounds_the_operands_of_products, .timeout = 600)
+{
+    char log[8192];
+    DnTestLib lib;
+    cr_assert_eq(dn_test_compile_file("tests/gpu_ops/conv_fwd.dnn", "--target=cpu", &lib, log, sizeof log), 0, "%s",
+                 log);
+    void *in[16] = {0};
+    make_inputs(lib.desc, in);
+    int64_t count = count_at(&lib.desc->outputs[0], BATCH);
+    dn_test_close(&lib);
+    float *ref = calloc((size_t)count, 4), *y = calloc((size_t)count, 4);
+    infer_with("--target=opencl", (const void *const *)in, ref, count);
+    static const struct {
+        const char *p;
+        double most; /* relative to max |ref| */
+    } cases[] = {{"tf32", 4e-3}, {"fp16", 4e-3}, {"bf16", 3e-2}};
+    double scale = 0;
+    for (int64_t i = 0; i < count; i++) scale = fmax(scale, fabs(ref[i]));
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        char flags[64];
+        snprintf(flags, sizeof flags, "--target=opencl --precision=%s", cases[c].p);
+        infer_with(flags, (const void *const *)in, y, count);
+        double worst = 0;
+        for (int64_t i = 0; i < count; i++) worst = fmax(worst, fabs(y[i] - ref[i]));
+        cr_expect_gt(worst, 0, "%s: the same results as fp32: nothing was rounded", cases[c].p);
+        cr_expect_leq(worst, cases[c].most * scale, "%s: off by %g (max |y| %g)", cases[c].p, worst, scale);
+        cr_log_info("%s: max error %.3g of max |y| %.3g", cases[c].p, worst, scale);
+    }
+    free(ref), free(y);
+    for (int i = 0; i < 16; i++) free(in[i]);
+}
