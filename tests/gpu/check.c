@@ -17,6 +17,10 @@
  *     INPUTS may be "random:B": deterministic random inputs of batch B
  *     (floats in [-1, 1], integers in the descriptor's valid range, else
  *     [0, 9]).
+ *   --bench R (either form): afterwards, times R more inference calls (after
+ *     2 unmeasured ones) and, with --train, R more training steps, each
+ *     call synchronised by its return, and prints
+ *     "bench: infer batch B median M ms" (and "bench: train_step ...").
  * Sessions get threads 0 and seed S (default 1), so dropout and
  * initializers, identical on every backend, draw the same numbers.
  * Exit status: 0 all ok, 1 a mismatch or any error (named on stderr),
@@ -28,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../../runtime/include/dnrt.h"
 
@@ -346,17 +351,54 @@ static int compare(const char *name, const Tensor *got, Set *in, const char *pat
     return bad;
 }
 
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Times 'reps' calls of infer (train == 0) or train_step; prints the median. */
+static int bench(const dnrt_model_desc *d, dnrt_session *s, int64_t n, const void *const *iptr, void *const *optr,
+                 int train, int reps)
+{
+    double *ms = malloc(sizeof *ms * (size_t)reps);
+    if (!ms) return fail("%s: %s", "bench", "out of memory"), 1;
+    dnrt_error err = {0};
+    float loss;
+    for (int r = -2; r < reps; r++) {
+        double t0 = now_ms();
+        int rc = train ? d->api->train_step(s, n, iptr, &loss, &err) : d->api->infer(s, n, iptr, optr, &err);
+        if (rc) {
+            free(ms);
+            return fail("bench: %s%s", err.message, ""), 1;
+        }
+        if (r >= 0) ms[r] = now_ms() - t0;
+    }
+    qsort(ms, (size_t)reps, sizeof *ms, by_value);
+    double med = reps % 2 ? ms[reps / 2] : (ms[reps / 2 - 1] + ms[reps / 2]) / 2;
+    printf("bench: %s batch %lld median %.3f ms (%d calls)\n", train ? "train_step" : "infer", (long long)n, med, reps);
+    free(ms);
+    return 0;
+}
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: check LIB INPUTS [WEIGHTS] [--seed S] [--train N] [--atol A] [--rtol R]\n"
-                    "       check --record OUT LIB INPUTS|random:B [WEIGHTS] [--seed S] [--train N]\n");
+    fprintf(stderr, "usage: check LIB INPUTS [WEIGHTS] [--seed S] [--train N] [--atol A] [--rtol R] [--bench R]\n"
+                    "       check --record OUT LIB INPUTS|random:B [WEIGHTS] [--seed S] [--train N] [--bench R]\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
     const char *pos[3] = {0}, *record = NULL;
-    int npos = 0, train = 0;
+    int npos = 0, train = 0, reps = 0;
     unsigned long long seed = 1;
     double atol = 1e-4, rtol = 1e-4;
     for (int i = 1; i < argc; i++) {
@@ -372,12 +414,14 @@ int main(int argc, char **argv)
             atol = atof(argv[++i]);
         else if (strcmp(a, "--rtol") == 0)
             rtol = atof(argv[++i]);
+        else if (strcmp(a, "--bench") == 0)
+            reps = atoi(argv[++i]);
         else if (a[0] == '-' || npos == 3)
             usage();
         else
             pos[npos++] = a;
     }
-    if (npos < 2 || train < 0 || train > 100000) usage();
+    if (npos < 2 || train < 0 || train > 100000 || reps < 0 || reps > 100000) usage();
     const char *lib = pos[0], *inputs = pos[1], *weights = pos[2];
     char libpath[4096]; /* a bare name is a file here, not one on the search path */
     snprintf(libpath, sizeof libpath, "%s%s", strchr(lib, '/') ? "" : "./", lib);
@@ -427,6 +471,7 @@ int main(int argc, char **argv)
         }
         if (!record) bad |= compare("train_loss", loss, &in, inputs, atol, rtol);
     }
+    if (reps && (bench(d, s, n, iptr, optr, 0, reps) || (train && bench(d, s, n, iptr, optr, 1, reps)))) return 1;
     d->api->destroy(s);
     if (record) {
         for (int i = 0; i < in.n && out.n < MAX_TENSORS; i++)

@@ -18,7 +18,11 @@
 #   run.sh                      tests/gpu/run.sh, to run there
 # Environment: $CASES, a space-separated subset of the case names below (the
 # default is all of them); $DNNC_FLAGS, extra dnnc flags for TARGET (such as
-# --gpu-arch=sm_90).  Exit status: 0, or 1 when anything failed (named).
+# --gpu-arch=sm_90); BENCH=1 adds the ResNet-18 benchmark cases (minutes to
+# record on a CPU) and copies bench/gpu_torch_resnet.py, which run.sh runs
+# where PyTorch with CUDA is installed.  The dropout and augmentation cases
+# train on the recorded losses, so they pass only when the GPU's masks and
+# crops are the CPU's.  Exit status: 0, or 1 when anything failed (named).
 dnnc=$1
 out=$2
 target=${3:-cuda}
@@ -40,7 +44,17 @@ mlp_adam     tests/golden/mlp_adam.dnn   7 tests/golden/mlp_weights        3 -
 lenet_golden tests/golden/lenet_sgd.dnn  7 tests/golden/lenet_weights      3 -
 lenet_adam   tests/golden/lenet_adam.dnn 7 tests/golden/lenet_weights      3 -
 resnet_tiny  tests/golden/resnet_tiny.dnn 5 tests/golden/resnet_tiny_weights 2 --atol=1e-3,--rtol=1e-3
-'
+dropout      tests/gpu_ops/random_dropout.dnn 3 -                      3 -
+augment      tests/gpu_ops/random_flip_crop.dnn 3 -                    3 -
+resize_crop  tests/gpu_ops/random_resized_crop.dnn 3 -                 3 -
+'''
+# With BENCH=1 (tests/gpu/run.sh then times them): ResNet-18 at batch 1
+# (inference) and 64 (inference and a training step), the issue's benchmark.
+bench_cases='
+resnet18_b1  examples/resnet.dnn         1 -                               0 --bench=20,--atol=1e-3,--rtol=1e-3
+resnet18_b64 examples/resnet.dnn         64 -                              1 --bench=10,--atol=1e-3,--rtol=1e-3
+'''
+[ "$BENCH" = 1 ] && all_cases="$all_cases$bench_cases"
 
 cc=${CC:-cc}
 # shellcheck disable=SC2086 # CHECK_CFLAGS is a list of flags
@@ -51,6 +65,9 @@ fi
 
 : >"$out/cases.txt"
 cp "$src/tests/gpu/run.sh" "$out/run.sh" || exit 1
+if [ "$BENCH" = 1 ]; then
+    cp "$src/bench/gpu_torch_resnet.py" "$src/tests/golden/make_goldens.py" "$out/" || exit 1
+fi
 failed=0
 echo "$all_cases" | while read -r name model batch weights steps flags; do
     [ -n "$name" ] || continue

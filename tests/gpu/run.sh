@@ -14,7 +14,9 @@
 #     check library.so inputs.safetensors [weights.safetensors] [--train N] ...
 # under 'timeout 120' ($GPU_CASE_TIMEOUT seconds), and OUT_DIR/gpu.log gets
 # the machine (uname, nvidia-smi -L where present), each case's output and
-# a line "PASS name (S s)" or "FAIL name (why, S s)", then the totals.
+# a line "PASS name (S s)" or "FAIL name (why, S s)", then, when the folder
+# holds gpu_torch_resnet.py (prepare.sh BENCH=1) and python3 has PyTorch with
+# CUDA, PyTorch's timings of the same ResNet-18, then the totals.
 # Exit status: 0 when every case passed, 1 when one failed, 2 on wrong usage
 # or a PREPARED_DIR without check or cases.txt.
 prep=$1
@@ -91,6 +93,17 @@ while read -r line || [ -n "$line" ]; do
     fi
     tail -n 1 "$log"
 done <cases.txt
+
+# The PyTorch side of the benchmark (prepare.sh BENCH=1), where PyTorch has CUDA.
+if [ -f gpu_torch_resnet.py ]; then
+    echo "== PyTorch ResNet-18 (gpu_torch_resnet.py)" >>"$log"
+    if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 3)' >/dev/null 2>&1; then
+        # shellcheck disable=SC2086 # tmo is empty or two words
+        $tmo python3 gpu_torch_resnet.py </dev/null >>"$log" 2>&1 || echo "# gpu_torch_resnet.py failed" >>"$log"
+    else
+        echo "# PyTorch with CUDA is not installed here: no PyTorch timings" >>"$log"
+    fi
+fi
 
 echo "# $passed passed, $failed failed" >>"$log"
 echo "run: $passed passed, $failed failed (log: $log)"
