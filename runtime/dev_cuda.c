@@ -158,7 +158,8 @@ static void cu_close(void *impl)
         c->cuDevicePrimaryCtxRelease(c->dev);
     }
     dnrt_free(c->kernels);
-    if (c->lib) dlclose(c->lib);
+    /* the driver stays loaded (no dlclose): drivers keep process-wide state, and
+     * reloading one re-runs its setup without freeing the first (leaks, or worse) */
     dnrt_free(c);
 }
 

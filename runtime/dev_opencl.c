@@ -138,7 +138,8 @@ static void cl_close(void *impl)
     if (c->prog) c->clReleaseProgram(c->prog);
     if (c->q) c->clReleaseCommandQueue(c->q);
     if (c->ctx) c->clReleaseContext(c->ctx);
-    if (c->lib) dlclose(c->lib);
+    /* the ICD loader stays loaded (no dlclose): drivers keep process-wide state, and
+     * reloading one re-runs its setup without freeing the first (leaks, or worse) */
     dnrt_free(c);
 }
 
