@@ -209,3 +209,56 @@ Test(gpu_session, program_binaries_are_cached_and_a_bad_one_is_replaced)
     dn_test_run(cmd, NULL, 0);
     dn_test_close(&lib);
 }
+
+/* dnnrun drives a GPU library through the descriptor as it does a CPU one:
+ * training LeNet on the first 640 Fashion-MNIST images on OpenCL gives the
+ * CPU's loss and accuracy, and the weights files move between the two. */
+static void dnnrun(const char *args, char *out, size_t len)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' %s", DNNRUN_BIN, args);
+    cr_assert_eq(dn_test_run(cmd, out, len), 0, "dnnrun %s:\n%s", args, out);
+}
+
+/* The "test accuracy ..." line of a dnnrun output. */
+static const char *result_line(const char *out)
+{
+    const char *p = strstr(out, "test accuracy");
+    cr_assert(p, "no accuracy in:\n%s", out);
+    static char line[256];
+    snprintf(line, sizeof line, "%.*s", (int)strcspn(p, "\n"), p);
+    return line;
+}
+
+Test(gpu_session, dnnrun_trains_and_evaluates_a_gpu_library, .timeout = 300)
+{
+    char log[8192], out[16384], args[2048], cpu_line[256];
+    DnTestLib gpu, cpu;
+    cr_assert_eq(dn_test_compile_file("examples/lenet.dnn", "--target=opencl", &gpu, log, sizeof log), 0, "%s", log);
+    cr_assert_eq(dn_test_compile_file("examples/lenet.dnn", "--target=cpu", &cpu, log, sizeof log), 0, "%s", log);
+    char dir[] = "/tmp/dnnc-gpu-dnnrun-XXXXXX";
+    cr_assert(mkdtemp(dir));
+    snprintf(args, sizeof args, "info '%s'", gpu.so_path);
+    dnnrun(args, out, sizeof out);
+    cr_expect(strstr(out, "target: opencl"), "%s", out);
+    snprintf(args, sizeof args, "train '%s' --limit 640 --save '%s/cpu.safetensors'", cpu.so_path, dir);
+    dnnrun(args, out, sizeof out);
+    snprintf(cpu_line, sizeof cpu_line, "%s", result_line(out));
+    snprintf(args, sizeof args, "train '%s' --limit 640 --save '%s/gpu.safetensors'", gpu.so_path, dir);
+    dnnrun(args, out, sizeof out);
+    cr_expect_str_eq(result_line(out), cpu_line, "OpenCL training differs from the CPU's");
+    /* each side's weights evaluate the same on the other side */
+    static const char *const sides[2] = {"cpu", "gpu"};
+    for (int w = 0; w < 2; w++) {
+        char on_cpu[256];
+        snprintf(args, sizeof args, "eval '%s' --limit 640 --weights '%s/%s.safetensors'", cpu.so_path, dir, sides[w]);
+        dnnrun(args, out, sizeof out);
+        snprintf(on_cpu, sizeof on_cpu, "%s", result_line(out));
+        snprintf(args, sizeof args, "eval '%s' --limit 640 --weights '%s/%s.safetensors'", gpu.so_path, dir, sides[w]);
+        dnnrun(args, out, sizeof out);
+        cr_expect_str_eq(result_line(out), on_cpu, "the %s weights evaluate differently on OpenCL", sides[w]);
+    }
+    snprintf(args, sizeof args, "rm -rf '%s'", dir);
+    dn_test_run(args, NULL, 0);
+    dn_test_close(&gpu), dn_test_close(&cpu);
+}
