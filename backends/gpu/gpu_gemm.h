@@ -58,6 +58,25 @@ int64_t dn_gk_gemm_ws_bytes(const DnGkGemm *g);
 /* Writes the kernel(s) of g for G->op. */
 void dn_gk_gemm(DnGpuGen *G, const DnGkGemm *g);
 
+/* Defines op 'name''s generator and workspace request (gpu_kernels.c)
+ * for an op whose kernels are the GEMM that  DnGkGemm plan(const DnOp *,
+ * Ctx *)  describes, split-K included (the plan's ctx may point into the
+ * Ctx it is given, which lives while the GEMM is written). */
+#define DN_GK_GEMM_OP(name, Ctx, plan)                                                                                 \
+    bool dn_gpu_workspace_##name(const DnOp *op, DnWorkspaceReq *req)                                                  \
+    {                                                                                                                  \
+        Ctx c;                                                                                                         \
+        DnGkGemm g = plan(op, &c);                                                                                     \
+        req->bytes_b = dn_gk_gemm_ws_bytes(&g);                                                                        \
+        return req->bytes_b > 0;                                                                                       \
+    }                                                                                                                  \
+    void dn_gpu_kernel_##name(DnGpuGen *G)                                                                             \
+    {                                                                                                                  \
+        Ctx c;                                                                                                         \
+        DnGkGemm g = plan(G->op, &c);                                                                                  \
+        dn_gk_gemm(G, &g);                                                                                             \
+    }
+
 /* a * n + b as dialect text ("(n * 49)", "27", "(n * 3 + 1)"), in G's arena. */
 const char *dn_gk_lin(DnGpuGen *G, int64_t a, int64_t b);
 

@@ -168,20 +168,7 @@ static DnGkGemm fwd_gemm(const DnOp *op, Conv *c)
     return g;
 }
 
-bool dn_gpu_workspace_conv2d(const DnOp *op, DnWorkspaceReq *req)
-{
-    Conv c;
-    DnGkGemm g = fwd_gemm(op, &c);
-    req->bytes_b = dn_gk_gemm_ws_bytes(&g);
-    return req->bytes_b > 0;
-}
-
-void dn_gpu_kernel_conv2d(DnGpuGen *G)
-{
-    Conv c;
-    DnGkGemm g = fwd_gemm(G->op, &c);
-    dn_gk_gemm(G, &g);
-}
+DN_GK_GEMM_OP(conv2d, Conv, fwd_gemm)
 
 /* ---- conv2d_bwd_data -------------------------------------------------------- */
 
@@ -317,20 +304,7 @@ static DnGkGemm data_gemm(const DnOp *op, Conv *c)
     return g;
 }
 
-bool dn_gpu_workspace_conv2d_bwd_data(const DnOp *op, DnWorkspaceReq *req)
-{
-    Conv c;
-    DnGkGemm g = data_gemm(op, &c);
-    req->bytes_b = dn_gk_gemm_ws_bytes(&g);
-    return req->bytes_b > 0;
-}
-
-void dn_gpu_kernel_conv2d_bwd_data(DnGpuGen *G)
-{
-    Conv c;
-    DnGkGemm g = data_gemm(G->op, &c);
-    dn_gk_gemm(G, &g);
-}
+DN_GK_GEMM_OP(conv2d_bwd_data, Conv, data_gemm)
 
 /* ---- conv2d_bwd_filter ------------------------------------------------------ */
 
@@ -380,17 +354,4 @@ static DnGkGemm filter_gemm(const DnOp *op, Conv *c)
     return g;
 }
 
-bool dn_gpu_workspace_conv2d_bwd_filter(const DnOp *op, DnWorkspaceReq *req)
-{
-    Conv c;
-    DnGkGemm g = filter_gemm(op, &c);
-    req->bytes_b = dn_gk_gemm_ws_bytes(&g);
-    return req->bytes_b > 0;
-}
-
-void dn_gpu_kernel_conv2d_bwd_filter(DnGpuGen *G)
-{
-    Conv c;
-    DnGkGemm g = filter_gemm(G->op, &c);
-    dn_gk_gemm(G, &g);
-}
+DN_GK_GEMM_OP(conv2d_bwd_filter, Conv, filter_gemm)

@@ -285,20 +285,14 @@ static DnGkGemm dense_gemm(const DnOp *op, const Dense *d)
     return g;
 }
 
-bool dn_gpu_workspace_dense(const DnOp *op, DnWorkspaceReq *req)
+/* dense_gemm of the op's own description. */
+static DnGkGemm dense_planned(const DnOp *op, Dense *d)
 {
-    Dense d = dense_of(op);
-    DnGkGemm g = dense_gemm(op, &d);
-    req->bytes_b = dn_gk_gemm_ws_bytes(&g);
-    return req->bytes_b > 0;
+    *d = dense_of(op);
+    return dense_gemm(op, d);
 }
 
-void dn_gpu_kernel_dense(DnGpuGen *G)
-{
-    Dense d = dense_of(G->op);
-    DnGkGemm g = dense_gemm(G->op, &d);
-    dn_gk_gemm(G, &g);
-}
+DN_GK_GEMM_OP(dense, Dense, dense_planned)
 
 /* ---- matmul ----------------------------------------------------------------- */
 
@@ -402,17 +396,4 @@ static DnGkGemm matmul_planned(const DnOp *op, Matmul *mm)
     return g;
 }
 
-bool dn_gpu_workspace_matmul(const DnOp *op, DnWorkspaceReq *req)
-{
-    Matmul mm;
-    DnGkGemm g = matmul_planned(op, &mm);
-    req->bytes_b = dn_gk_gemm_ws_bytes(&g);
-    return req->bytes_b > 0;
-}
-
-void dn_gpu_kernel_matmul(DnGpuGen *G)
-{
-    Matmul mm;
-    DnGkGemm g = matmul_planned(G->op, &mm);
-    dn_gk_gemm(G, &g);
-}
+DN_GK_GEMM_OP(matmul, Matmul, matmul_planned)
