@@ -69,13 +69,18 @@ void dnrt_gpu_close(dnrt_session *s)
     s->dev = NULL;
 }
 
-/* Makes *buf hold at least 'need' bytes (64 at least); 0 or -1. */
+/* Makes *buf hold at least 'need' bytes (64 at least), zeroed when new as
+ * the CPU's arena is (so a kernel's stray read is at least repeatable); 0 or -1. */
 static int reserve(struct dnrt_device *dev, uint64_t *buf, size_t *cap, size_t need, dnrt_error *err)
 {
     if (need < 64) need = 64;
     if (*buf && *cap >= need) return 0;
     uint64_t nb;
     if (dev->ops->alloc(dev->impl, need, &nb, err)) return -1;
+    if (dev->ops->zero(dev->impl, nb, 0, need, err)) {
+        dev->ops->free(dev->impl, nb);
+        return -1;
+    }
     dev->ops->free(dev->impl, *buf);
     *buf = nb, *cap = need;
     return 0;
