@@ -317,6 +317,10 @@ bool dn_layer_unsupported(const char *name);
  * positionals into one list (reshape's dims) writes it after the tensors,
  * which is pos[npos] when there are none. */
 Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos);
+/* The same call when an operand is poisoned (an error was reported where it
+ * was made): checks what can be checked without it (the arguments, the
+ * label) and returns a poison, so one run reports every such error. */
+Val dn_layer_check(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
  * int float bool str ints, and ints* for the rest of the positionals as one

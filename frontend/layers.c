@@ -582,6 +582,16 @@ static int gather_rest(Lower *L, const LayerInfo *li, Val *pos, int npos)
     return li->ntensor + 1;
 }
 
+Val dn_layer_check(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos)
+{
+    npos = gather_rest(L, li, pos, npos);
+    Val a[MAX_ARGS] = {{0}};
+    int skip = li->ntensor < npos ? li->ntensor : npos;
+    if (dn_bind_op_args(L, sc, li->name, li->op, li->schema, e, pos + skip, npos - skip, a, MAX_ARGS))
+        layer_name(L, li, e);
+    return dn_val_poison();
+}
+
 Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos)
 {
     DnValue *x[2];

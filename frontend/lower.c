@@ -637,7 +637,7 @@ static Val lower_call(Lower *L, Scope *sc, const AstExpr *e, const Val *first)
     Val q;
     if (shape_query(L, pos, npos, e, &q)) return q;
     const LayerInfo *li = dn_layer_find(e->s);
-    if (li) return poisoned ? dn_val_poison() : dn_layer_call(L, sc, li, e, pos, npos);
+    if (li) return poisoned ? dn_layer_check(L, sc, li, e, pos, npos) : dn_layer_call(L, sc, li, e, pos, npos);
     if (dn_layer_unsupported(e->s))
         dn_error(L->cx, e->loc, "'%s' is not supported yet", e->s);
     else if (dn_scope_find(sc, e->s))
