@@ -60,9 +60,11 @@ endforeach()
 
 # The suites that check numbers against PyTorch and against formulas run a
 # second time on the OpenCL target (PoCL in CI), so every GPU kernel meets the
-# tolerances the CPU's do (tests/unit/support/compile.c: DNNC_TEST_TARGET).
+# tolerances the CPU's do (tests/unit/support/compile.c: DNNC_TEST_TARGET), and
+# the runtime, output, example and dnnrun suites check GPU sessions the same way.
 # test_resnet's OpenCL run keeps to the tiny ResNet.
-set(DN_OPENCL_SUITES test_golden test_optim_golden test_augment test_training test_nonfinite test_resnet)
+set(DN_OPENCL_SUITES test_golden test_optim_golden test_augment test_training test_nonfinite test_resnet
+    test_runtime test_outputs test_example test_dnnrun)
 foreach(name ${DN_OPENCL_SUITES})
   set(filter "")
   if(name STREQUAL "test_resnet")

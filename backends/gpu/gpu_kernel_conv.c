@@ -143,7 +143,7 @@ static void fwd_store(DnGpuGen *G, const DnGkGemm *g)
     int64_t P = c->OH * c->OW;
     dn_gk_line(G, "i64 o = bz * %lld + gj, b_ = gm / %lld, p_ = gm - b_ * %lld;", ll(c->Og), ll(P), ll(P));
     if (c->bias) dn_gk_line(G, "v += bias[o];");
-    if (c->relu) dn_gk_line(G, "v = v > 0.0f ? v : 0.0f;");
+    if (c->relu) dn_gk_line(G, "v = v < 0.0f ? 0.0f : v;"); /* NaN stays NaN, as on the CPU */
     dn_gk_line(G, "y[(b_ * %lld + o) * %lld + p_] = v;", ll(c->O), ll(P));
 }
 

@@ -261,7 +261,7 @@ static void dense_store(DnGpuGen *G, const DnGkGemm *g)
 {
     const Dense *d = g->ctx;
     if (d->bias) dn_gk_line(G, "v += bias[gj];");
-    if (d->relu) dn_gk_line(G, "v = v > 0.0f ? v : 0.0f;");
+    if (d->relu) dn_gk_line(G, "v = v < 0.0f ? 0.0f : v;"); /* NaN stays NaN, as on the CPU */
     dn_gk_line(G, "y[gm * %lld + gj] = v;", (long long)d->out);
 }
 
