@@ -503,7 +503,7 @@ static bool slice_geom(Rule *r, const DnShape *x, DnShape *y)
                     "and step >= 1",
                     OPN, (long long)start, (long long)stop, (long long)step, (long long)axis, (long long)x->dim[axis]);
     *y = *x;
-    y->dim[axis] = (stop - start + step - 1) / step;
+    y->dim[axis] = 1 + (stop - start - 1) / step; /* ceil((stop - start) / step) without overflow */
     return true;
 }
 
