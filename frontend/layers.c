@@ -128,12 +128,12 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
 
 static const char *kind_phrase(const char *k)
 {
-    return !strcmp(k, "int")       ? "an int"
-           : !strcmp(k, "float")   ? "a number"
-           : !strcmp(k, "bool")    ? "a bool"
-           : !strcmp(k, "str")     ? "a string"
-           : !strcmp(k, "tensors") ? "a list of tensors"
-                                   : "an int or a list of ints";
+    if (!strcmp(k, "tensors")) return "a list of tensors";
+    return !strcmp(k, "int")     ? "an int"
+           : !strcmp(k, "float") ? "a number"
+           : !strcmp(k, "bool")  ? "a bool"
+           : !strcmp(k, "str")   ? "a string"
+                                 : "an int or a list of ints";
 }
 
 /* Binds keyword argument 'a' (evaluated in 'sc') into its schema slot. */
@@ -496,7 +496,7 @@ static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, Dn
 
 enum { CONCAT_MAX_IN = 8 }; /* the concat op's operand limit (ops.def); longer lists chain */
 
-/* cat of the tensors of list 'v' along 'axis' (already normalized). */
+/* cat of the 'n' tensors 't' along 'axis' (already normalized), in chained concat ops of at most 8. */
 static DnValue *concat_list(Lower *L, const AstExpr *e, DnValue **t, int n, int64_t axis)
 {
     DnValue *acc = t[0];
@@ -562,6 +562,8 @@ static DnValue *build_stack(Lower *L, const AstExpr *e, const char *name, DnValu
     return concat_list(L, e, t, a[0].n, axis);
 }
 
+enum { MAX_PIECES = 4096 }; /* split and chunk: at most this many results */
+
 /* The pieces of sizes 'sz' (summing to the axis) as a list of slices of x. */
 static Val pieces(Lower *L, const AstExpr *e, DnValue *x, int64_t axis, const int64_t *sz, int n)
 {
@@ -569,11 +571,24 @@ static Val pieces(Lower *L, const AstExpr *e, DnValue *x, int64_t axis, const in
     int64_t at = 0;
     for (int i = 0; i < n; i++) {
         DnValue *p = dn_lower_slice(L, x, (int)axis, at, at + sz[i], 1, e->loc);
-        if (!p) return dn_val_poison();
+        if (!p || !dn_lower_op_budget(L, e->loc)) return dn_val_poison();
         v.items[i] = (Val){.kind = VAL_TENSOR, .t = p};
         at += sz[i];
     }
     return v;
+}
+
+/* Pieces of 'each' elements of an axis of 'd', the last one smaller. */
+static Val uniform_pieces(Lower *L, const AstExpr *e, DnValue *x, int64_t axis, int64_t d, int64_t each)
+{
+    int64_t n = 1 + (d - 1) / each;
+    if (n > MAX_PIECES) {
+        dn_error(L->cx, e->loc, "%s: %lld pieces are too many (at most %d)", e->s, (long long)n, MAX_PIECES);
+        return dn_val_poison();
+    }
+    int64_t *sz = dn_arena_alloc(L->a, (size_t)(n + 1) * sizeof *sz);
+    for (int64_t i = 0; i < n; i++) sz[i] = i < n - 1 ? each : d - (n - 1) * each;
+    return pieces(L, e, x, axis, sz, (int)n);
 }
 
 /* The static size of the axis to split, normalizing 'axis'; 0 after an error. */
@@ -593,27 +608,30 @@ static int64_t split_dim(Lower *L, const AstExpr *e, const DnValue *x, int64_t *
  * smaller); a list of tensors */
 static Val build_split(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
 {
-    int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis);
+    int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis), sum = 0;
     if (!d) return dn_val_poison();
     const Val *sv = &a[0];
-    int64_t *sz = dn_arena_alloc(L->a, (size_t)(d + sv->n) * sizeof *sz), sum = 0;
-    int n = 0;
-    for (int i = 0; i < sv->n; i++)
-        if (sv->items[i].i < 1) {
-            dn_error(L->cx, e->loc, "split: size %lld must be >= 1", (long long)sv->items[i].i);
-            return dn_val_poison();
-        }
-    if (sv->n == 1) {
-        for (int64_t at = 0; at < d; at += sv->items[0].i) sz[n++] = d - at < sv->items[0].i ? d - at : sv->items[0].i;
-    } else {
-        for (int i = 0; i < sv->n; i++) sum += (sz[n++] = sv->items[i].i);
-        if (sum != d) {
-            dn_error(L->cx, e->loc, "split: sizes sum to %lld, but axis %lld has %lld elements", (long long)sum,
-                     (long long)axis, (long long)d);
-            return dn_val_poison();
-        }
+    if (sv->n > MAX_PIECES) {
+        dn_error(L->cx, e->loc, "split: %d pieces are too many (at most %d)", sv->n, MAX_PIECES);
+        return dn_val_poison();
     }
-    return pieces(L, e, x[0], axis, sz, n);
+    int64_t *sz = dn_arena_alloc(L->a, (size_t)(sv->n + 1) * sizeof *sz);
+    for (int i = 0; i < sv->n; i++) {
+        sz[i] = sv->items[i].i;
+        if (sz[i] < 1 || sz[i] > d) {
+            dn_error(L->cx, e->loc, "split: size %lld must be between 1 and the axis' %lld", (long long)sz[i],
+                     (long long)d);
+            return dn_val_poison();
+        }
+        sum += sz[i];
+    }
+    if (sv->n == 1) return uniform_pieces(L, e, x[0], axis, d, sz[0]);
+    if (sum != d) {
+        dn_error(L->cx, e->loc, "split: sizes sum to %lld, but axis %lld has %lld elements", (long long)sum,
+                 (long long)axis, (long long)d);
+        return dn_val_poison();
+    }
+    return pieces(L, e, x[0], axis, sz, sv->n);
 }
 
 /* chunk(x, chunks, axis=0): torch.chunk, pieces of ceil(size / chunks) (the last smaller; maybe fewer) */
@@ -625,10 +643,7 @@ static Val build_chunk(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
         dn_error(L->cx, e->loc, "chunk: chunks %lld must be >= 1", (long long)c);
         return dn_val_poison();
     }
-    int64_t each = (d + c - 1) / c, *sz = dn_arena_alloc(L->a, (size_t)(c + 1) * sizeof *sz);
-    int n = 0;
-    for (int64_t at = 0; at < d; at += each) sz[n++] = d - at < each ? d - at : each;
-    return pieces(L, e, x[0], axis, sz, n);
+    return uniform_pieces(L, e, x[0], axis, d, 1 + (d - 1) / c);
 }
 
 /* ---- the table --------------------------------------------------------------- */
