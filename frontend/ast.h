@@ -115,7 +115,7 @@ typedef enum {
     EXPR_UNARY,   /* 'op' (TOK_MINUS or TOK_NOT), 'a' */
     EXPR_TERNARY, /* 'a' ? 'b' : 'c' */
     EXPR_INDEX,   /* 'a'[args...] (each arg value an expression or EXPR_SLICE) */
-    EXPR_SLICE,   /* 'a':'b' inside an index, either may be NULL */
+    EXPR_SLICE,   /* 'a':'b' or 'a':'b':'c' (start:stop:step) inside an index; each may be NULL */
     EXPR_LIST,    /* [args...] */
     EXPR_REPEAT,  /* repeat 'a' [as 's'] 'body'; 'label' may be set */
 } ExprKind;
@@ -304,6 +304,11 @@ bool dn_lower_use_label(Lower *L, const char *full, DnLoc loc);
 /* False (with a diagnostic at 'loc' naming 'name') when a tensor of this type
  * would exceed DN_MAX_TENSOR_BYTES. */
 bool dn_lower_check_size(Lower *L, DnDType t, const DnShape *s, DnLoc loc, const char *name);
+
+/* index.c: x[...] on a tensor (slice ops, then a reshape for int indices) or a list. */
+Val dn_lower_index(Lower *L, Scope *sc, const AstExpr *e);
+/* y = x[start:stop:step] on 'axis' (x itself when that is all of it); NULL after an error. */
+DnValue *dn_lower_slice(Lower *L, DnValue *x, int axis, int64_t start, int64_t stop, int64_t step, DnLoc loc);
 
 /* layers.c: the layer table. */
 typedef struct LayerInfo LayerInfo;

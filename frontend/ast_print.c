@@ -104,9 +104,13 @@ static void push_children(Todo *t, const AstExpr *e, int ind)
 {
     switch (e->kind) {
     case EXPR_TERNARY: todo_push(t, (Item){ITEM_EXPR, e->c, NULL, ind}); /* fall through */
-    case EXPR_BINARY:
-    case EXPR_SLICE: todo_push(t, (Item){ITEM_EXPR, e->b, NULL, ind}); /* fall through */
+    case EXPR_BINARY: todo_push(t, (Item){ITEM_EXPR, e->b, NULL, ind});  /* fall through */
     case EXPR_UNARY: todo_push(t, (Item){ITEM_EXPR, e->a, NULL, ind}); break;
+    case EXPR_SLICE: /* start, stop, then the step when written */
+        if (e->c) todo_push(t, (Item){ITEM_EXPR, e->c, NULL, ind});
+        todo_push(t, (Item){ITEM_EXPR, e->b, NULL, ind});
+        todo_push(t, (Item){ITEM_EXPR, e->a, NULL, ind});
+        break;
     case EXPR_INDEX:
         push_args(t, e, ind);
         todo_push(t, (Item){ITEM_EXPR, e->a, NULL, ind});

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 
 typedef DnValue *(*LayerFn)(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+typedef Val (*ListFn)(Lower *L, const AstExpr *e, DnValue **x, const Val *a);
 
 struct LayerInfo {
     const char *name;
@@ -107,6 +108,12 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
     if (!strcmp(k, "int")) return v->kind == VAL_INT;
     if (!strcmp(k, "bool")) return v->kind == VAL_BOOL;
     if (!strcmp(k, "str")) return v->kind == VAL_STR;
+    if (!strcmp(k, "tensors")) { /* a list of tensors (concat, stack) */
+        if (v->kind != VAL_LIST || v->n == 0) return false;
+        for (int i = 0; i < v->n; i++)
+            if (v->items[i].kind != VAL_TENSOR) return false;
+        return true;
+    }
     /* ints: an int or a list of ints */
     if (v->kind == VAL_INT) {
         Val *it = dn_arena_alloc(L->a, sizeof *it);
@@ -121,6 +128,7 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
 
 static const char *kind_phrase(const char *k)
 {
+    if (!strcmp(k, "tensors")) return "a list of tensors";
     return !strcmp(k, "int")     ? "an int"
            : !strcmp(k, "float") ? "a number"
            : !strcmp(k, "bool")  ? "a bool"
@@ -484,6 +492,160 @@ static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, Dn
     return dn_build1(L->cx, L->g, DN_OP_BATCHNORM, 6, in, 2, at, e->loc);
 }
 
+/* ---- shape family: concat, stack, split, chunk ------------------------------ */
+
+enum { CONCAT_MAX_IN = 8 }; /* the concat op's operand limit (ops.def); longer lists chain */
+
+/* cat of the 'n' tensors 't' along 'axis' (already normalized), in chained concat ops of at most 8. */
+static DnValue *concat_list(Lower *L, const AstExpr *e, DnValue **t, int n, int64_t axis)
+{
+    DnValue *acc = t[0];
+    DnAttr at = dn_attr_int("axis", axis);
+    for (int i = 1; i < n && acc;) {
+        DnValue *in[CONCAT_MAX_IN] = {acc};
+        int k = 1;
+        while (k < CONCAT_MAX_IN && i < n) in[k++] = t[i++];
+        acc = dn_build1(L->cx, L->g, DN_OP_CONCAT, k, in, 1, &at, e->loc);
+    }
+    return acc;
+}
+
+static DnValue **tensors_of(Lower *L, const Val *v)
+{
+    DnValue **t = dn_arena_alloc(L->a, (size_t)v->n * sizeof *t);
+    for (int i = 0; i < v->n; i++) t[i] = v->items[i].t;
+    return t;
+}
+
+/* concat([a, b, ...], axis=0): torch.cat */
+static DnValue *build_concat(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name, (void)x;
+    DnValue **t = tensors_of(L, &a[0]);
+    int64_t axis = a[1].i;
+    if (!norm_axis(L, e, t[0], &axis)) return NULL;
+    return concat_list(L, e, t, a[0].n, axis);
+}
+
+/* stack([a, b, ...], axis=0): torch.stack, a reshape of each inserting the axis, then a concat */
+static DnValue *build_stack(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name, (void)x;
+    DnValue **t = tensors_of(L, &a[0]);
+    const DnShape *s = &t[0]->shape;
+    int64_t axis = a[1].i;
+    char buf[96];
+    if (axis < -(s->rank + 1) || axis > s->rank || s->rank + 1 > DN_MAX_RANK) {
+        dn_error(L->cx, e->loc, "stack: axis %lld is out of range for inputs of type %s", (long long)axis,
+                 tstr(t[0], buf));
+        return NULL;
+    }
+    if (axis < 0) axis += s->rank + 1;
+    if (axis == 0 && dn_shape_has_n(s)) {
+        dn_error(L->cx, e->loc, "stack: axis 0 would come before the batch axis N of %s", tstr(t[0], buf));
+        return NULL;
+    }
+    for (int i = 0; i < a[0].n; i++) {
+        const DnShape *si = &t[i]->shape;
+        if (!dn_shape_eq(si, s) || t[i]->dtype != t[0]->dtype) {
+            char b2[96];
+            dn_error(L->cx, e->loc, "stack: input %d %s differs from input 0 %s (all must have one type)", i,
+                     tstr(t[i], b2), tstr(t[0], buf));
+            return NULL;
+        }
+        int64_t dims[DN_MAX_RANK];
+        for (int d = 0, k = 0; d <= si->rank; d++)
+            dims[d] = d == axis ? 1 : si->dim[k] == DN_DIM_N ? (k++, -1) : si->dim[k++];
+        t[i] = reshape(L, t[i], si->rank + 1, dims, e->loc);
+        if (!t[i]) return NULL;
+    }
+    return concat_list(L, e, t, a[0].n, axis);
+}
+
+enum { MAX_PIECES = 4096 }; /* split and chunk: at most this many results */
+
+/* The pieces of sizes 'sz' (summing to the axis) as a list of slices of x. */
+static Val pieces(Lower *L, const AstExpr *e, DnValue *x, int64_t axis, const int64_t *sz, int n)
+{
+    Val v = {.kind = VAL_LIST, .n = n, .items = dn_arena_alloc(L->a, (size_t)(n + 1) * sizeof(Val))};
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        DnValue *p = dn_lower_slice(L, x, (int)axis, at, at + sz[i], 1, e->loc);
+        if (!p || !dn_lower_op_budget(L, e->loc)) return dn_val_poison();
+        v.items[i] = (Val){.kind = VAL_TENSOR, .t = p};
+        at += sz[i];
+    }
+    return v;
+}
+
+/* Pieces of 'each' elements of an axis of 'd', the last one smaller. */
+static Val uniform_pieces(Lower *L, const AstExpr *e, DnValue *x, int64_t axis, int64_t d, int64_t each)
+{
+    int64_t n = 1 + (d - 1) / each;
+    if (n > MAX_PIECES) {
+        dn_error(L->cx, e->loc, "%s: %lld pieces are too many (at most %d)", e->s, (long long)n, MAX_PIECES);
+        return dn_val_poison();
+    }
+    int64_t *sz = dn_arena_alloc(L->a, (size_t)(n + 1) * sizeof *sz);
+    for (int64_t i = 0; i < n; i++) sz[i] = i < n - 1 ? each : d - (n - 1) * each;
+    return pieces(L, e, x, axis, sz, (int)n);
+}
+
+/* The static size of the axis to split, normalizing 'axis'; 0 after an error. */
+static int64_t split_dim(Lower *L, const AstExpr *e, const DnValue *x, int64_t *axis)
+{
+    if (!norm_axis(L, e, x, axis)) return 0;
+    if (x->shape.dim[*axis] == DN_DIM_N) {
+        char buf[96];
+        dn_error(L->cx, e->loc, "%s: cannot split the batch axis N of %s (its size is known only at run time)", e->s,
+                 tstr(x, buf));
+        return 0;
+    }
+    return x->shape.dim[*axis];
+}
+
+/* split(x, sizes, axis=0): torch.split; sizes a list summing to the axis, or one int s (pieces of s, the last
+ * smaller); a list of tensors */
+static Val build_split(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
+{
+    int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis), sum = 0;
+    if (!d) return dn_val_poison();
+    const Val *sv = &a[0];
+    if (sv->n > MAX_PIECES) {
+        dn_error(L->cx, e->loc, "split: %d pieces are too many (at most %d)", sv->n, MAX_PIECES);
+        return dn_val_poison();
+    }
+    int64_t *sz = dn_arena_alloc(L->a, (size_t)(sv->n + 1) * sizeof *sz);
+    for (int i = 0; i < sv->n; i++) {
+        sz[i] = sv->items[i].i;
+        if (sz[i] < 1 || sz[i] > d) {
+            dn_error(L->cx, e->loc, "split: size %lld must be between 1 and the axis' %lld", (long long)sz[i],
+                     (long long)d);
+            return dn_val_poison();
+        }
+        sum += sz[i];
+    }
+    if (sv->n == 1) return uniform_pieces(L, e, x[0], axis, d, sz[0]);
+    if (sum != d) {
+        dn_error(L->cx, e->loc, "split: sizes sum to %lld, but axis %lld has %lld elements", (long long)sum,
+                 (long long)axis, (long long)d);
+        return dn_val_poison();
+    }
+    return pieces(L, e, x[0], axis, sz, sv->n);
+}
+
+/* chunk(x, chunks, axis=0): torch.chunk, pieces of ceil(size / chunks) (the last smaller; maybe fewer) */
+static Val build_chunk(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
+{
+    int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis), c = a[0].i;
+    if (!d) return dn_val_poison();
+    if (c < 1) {
+        dn_error(L->cx, e->loc, "chunk: chunks %lld must be >= 1", (long long)c);
+        return dn_val_poison();
+    }
+    return uniform_pieces(L, e, x[0], axis, d, 1 + (d - 1) / c);
+}
+
 /* ---- the table --------------------------------------------------------------- */
 
 static const LayerInfo layers[] = {
@@ -510,7 +672,24 @@ static const LayerInfo layers[] = {
     {"matmul", 2, "", false, build_simple, DN_OP_MATMUL},
     {"cross_entropy", 2, "smoothing", false, build_simple, DN_OP_CROSS_ENTROPY},
     {"mse", 2, "", false, build_simple, DN_OP_MSE},
+    {"concat", 0, "tensors:tensors axis:int=0", false, build_concat, DN_OP_CONCAT},
+    {"stack", 0, "tensors:tensors axis:int=0", false, build_stack, DN_OP_CONCAT},
+    {"split", 1, "sizes:ints axis:int=0", false, NULL, DN_OP_SLICE}, /* list results: list_layers */
+    {"chunk", 1, "chunks:int axis:int=0", false, NULL, DN_OP_SLICE},
 };
+
+/* Layers of the table whose result is a list of tensors (their fn is NULL). */
+static const struct {
+    const char *name;
+    ListFn fn;
+} list_layers[] = {{"split", build_split}, {"chunk", build_chunk}};
+
+static ListFn list_fn(const char *name)
+{
+    for (size_t i = 0; i < sizeof list_layers / sizeof list_layers[0]; i++)
+        if (!strcmp(list_layers[i].name, name)) return list_layers[i].fn;
+    return NULL;
+}
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
@@ -521,8 +700,6 @@ static const char *unsupported[] = {
     "multihead_attention",
     "layernorm",
     "embedding",
-    "concat",
-    "split",
     "slice",
     "pad",
     "permute",
@@ -608,6 +785,7 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
     Val a[MAX_ARGS] = {{0}};
     if (!dn_bind_op_args(L, sc, li->name, li->op, li->schema, e, pos + li->ntensor, npos - li->ntensor, a, MAX_ARGS))
         return dn_val_poison();
+    if (!li->fn) return list_fn(li->name)(L, e, x, a);
     const char *name = layer_name(L, li, e);
     if (!name) return dn_val_poison();
     DnValue *y = li->fn(L, e, name, x, a);

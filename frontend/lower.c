@@ -671,7 +671,7 @@ static Val lower_leaf(Lower *L, Scope *sc, const AstExpr *e)
     case EXPR_UNARY: return lower_unary(L, sc, e);
     case EXPR_LIST: return lower_list(L, sc, e);
     case EXPR_REPEAT: return lower_repeat(L, sc, e, NULL);
-    case EXPR_INDEX: dn_error(L->cx, e->loc, "indexing and slicing are not supported yet"); return dn_val_poison();
+    case EXPR_INDEX: return dn_lower_index(L, sc, e);
     case EXPR_SLICE: dn_error(L->cx, e->loc, "a slice is only allowed inside [ ]"); return dn_val_poison();
     case EXPR_BINARY:
     case EXPR_TERNARY: break;

@@ -352,7 +352,7 @@ static AstExpr *parse_primary(Parser *p)
     }
 }
 
-/* index = [ expr ] [ ":" [ expr ] ] */
+/* index = [ expr ] [ ":" [ expr ] [ ":" [ expr ] ] ]   (start:stop:step) */
 static AstExpr *parse_index(Parser *p)
 {
     DnLoc loc = p->tok->loc;
@@ -361,7 +361,8 @@ static AstExpr *parse_index(Parser *p)
     if (!accept(p, TOK_COLON)) return lo;
     AstExpr *e = new_expr(p, EXPR_SLICE, loc);
     e->a = lo;
-    if (!at(p, TOK_COMMA) && !at(p, TOK_RBRACKET)) e->b = parse_expr(p);
+    if (!at(p, TOK_COMMA) && !at(p, TOK_RBRACKET) && !at(p, TOK_COLON)) e->b = parse_expr(p);
+    if (accept(p, TOK_COLON) && !at(p, TOK_COMMA) && !at(p, TOK_RBRACKET)) e->c = parse_expr(p);
     return e;
 }
 

@@ -251,6 +251,34 @@ static void grad_sum_to(DnAd *a, const DnOp *op, DnValue *const *dy)
     dn_ad_acc(a, op->in[0], b2(a, DN_OP_ADD, z, dy[0]));
 }
 
+/* ---- shape family: concat and slice -------------------------------------- */
+
+static DnValue *slice_of(DnAd *a, DnValue *d, int64_t axis, int64_t start, int64_t stop)
+{
+    DnAttr at[3] = {dn_attr_int("axis", axis), dn_attr_int("start", start), dn_attr_int("stop", stop)};
+    return d ? dn_ad_build(a, DN_OP_SLICE, 1, &d, 3, at) : NULL;
+}
+
+/* y = cat(x_i): dx_i = the slice of dy where x_i went. */
+static void grad_concat(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    int64_t axis = dn_op_int(op, "axis"), at = 0;
+    for (int i = 0; i < op->nin; i++) {
+        int64_t len = op->in[i]->shape.dim[axis];
+        if (dn_ad_needs(a, op->in[i])) dn_ad_acc(a, op->in[i], slice_of(a, dy[0], axis, at, at + len));
+        at += len;
+    }
+}
+
+/* y = x[start:stop:step]: dx = dy scattered into zeros of x's shape. */
+static void grad_slice(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *d = dy[0];
+    DnAttr at[5] = {*dn_op_attr(op, "axis"), *dn_op_attr(op, "start"), *dn_op_attr(op, "stop"), *dn_op_attr(op, "step"),
+                    dn_ad_shape_attr(a, "shape", &op->in[0]->shape)};
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_SLICE_BWD, 1, &d, 5, at));
+}
+
 /* ---- training ops and losses -------------------------------------------- */
 
 static void grad_dropout(DnAd *a, const DnOp *op, DnValue *const *dy)
@@ -312,6 +340,8 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_COPY                grad_copy
 #define GRAD_FILL                NONE
 #define GRAD_SUM_TO              grad_sum_to
+#define GRAD_CONCAT              grad_concat
+#define GRAD_SLICE               grad_slice
 #define GRAD_DROPOUT             grad_dropout
 #define GRAD_RANDOM_FLIP         NONE /* augmentations apply to inputs, which need no gradient */
 #define GRAD_RANDOM_CROP         NONE
@@ -326,6 +356,7 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_CONV2D_BWD_FILTER   NONE
 #define GRAD_MAXPOOL2D_BWD       NONE
 #define GRAD_AVGPOOL2D_BWD       NONE
+#define GRAD_SLICE_BWD           NONE
 #define GRAD_RELU_BWD            NONE
 #define GRAD_TANH_BWD            NONE
 #define GRAD_SIGMOID_BWD         NONE

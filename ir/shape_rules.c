@@ -459,6 +459,68 @@ RULE(sum_to)
     return true;
 }
 
+/* ---- shape family: concat, slice, slice_bwd -------------------------------- */
+
+RULE(concat)
+{
+    const DnValue *x0 = IN(0);
+    if (!check_axis(r, 0)) return false;
+    int axis = (int)dn_op_int(r->op, "axis");
+    if (x0->shape.dim[axis] == DN_DIM_N)
+        return fail(r, "%s: cannot concatenate along the batch axis N of %s (its size is known only at run time)", OPN,
+                    TY(x0));
+    DnShape y = x0->shape;
+    for (int i = 1; i < r->op->nin; i++) {
+        const DnValue *xi = IN(i);
+        if (xi->dtype != x0->dtype || xi->shape.rank != x0->shape.rank)
+            return fail(r, "%s: operand %d %s does not match operand 0 %s (same dtype and rank needed)", OPN, i, TY(xi),
+                        TY(x0));
+        for (int d = 0; d < y.rank; d++)
+            if (d != axis && xi->shape.dim[d] != x0->shape.dim[d])
+                return fail(r, "%s: operand %d %s differs from operand 0 %s in axis %d (only axis %d may differ)", OPN,
+                            i, TY(xi), TY(x0), d, axis);
+        y.dim[axis] += xi->shape.dim[axis];
+    }
+    r->dt[0] = x0->dtype;
+    r->sh[0] = y;
+    return true;
+}
+
+/* Checks the slice attributes against 'x' (the forward input's shape) and
+ * gives the sliced shape. */
+static bool slice_geom(Rule *r, const DnShape *x, DnShape *y)
+{
+    int64_t axis = dn_op_int(r->op, "axis"), start = dn_op_int(r->op, "start"), stop = dn_op_int(r->op, "stop"),
+            step = dn_op_int(r->op, "step");
+    if (axis < 0 || axis >= x->rank)
+        return fail(r, "%s: axis %lld is out of range for %s", OPN, (long long)axis, TYS(DN_DTYPE_F32, x));
+    if (x->dim[axis] == DN_DIM_N)
+        return fail(r, "%s: cannot slice the batch axis N of %s (its size is known only at run time)", OPN,
+                    TYS(DN_DTYPE_F32, x));
+    if (step < 1 || start < 0 || start >= stop || stop > x->dim[axis])
+        return fail(r,
+                    "%s: start %lld, stop %lld, step %lld on axis %lld of size %lld: need 0 <= start < stop <= size "
+                    "and step >= 1",
+                    OPN, (long long)start, (long long)stop, (long long)step, (long long)axis, (long long)x->dim[axis]);
+    *y = *x;
+    y->dim[axis] = 1 + (stop - start - 1) / step; /* ceil((stop - start) / step) without overflow */
+    return true;
+}
+
+RULE(slice) { return like(r, 0) && slice_geom(r, &IN(0)->shape, &r->sh[0]); }
+
+RULE(slice_bwd)
+{
+    DnShape xs, ys;
+    if (!want(r, 0, -1, "gradient") || !attr_shape(r, "shape", &xs)) return false;
+    if (xs.rank != IN(0)->shape.rank)
+        return fail(r, "%s: shape %s and gradient %s differ in rank", OPN, TYS(DN_DTYPE_F32, &xs), TY(IN(0)));
+    if (!slice_geom(r, &xs, &ys) || !want_dy(r, &ys, IN(0))) return false;
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = xs;
+    return true;
+}
+
 /* ---- normalization --------------------------------------------------------- */
 
 /* Operands first..first+count-1 are f32 [C] for x's C channels. */

@@ -156,6 +156,24 @@ Test(frontend, parser_accepts_every_construct)
     cr_assert_str_eq(m->body.data[1]->e->s, "i");
 }
 
+/* start:stop:step, each part optional; an index without a colon stays an expression. */
+Test(frontend, parser_reads_slice_steps)
+{
+    DnAst *ast =
+        parse("model m(x: f32[N, 8, 8, 8, 8]) -> (y: f32[N, 2, 3, 6, 8]) {\n  y = x[:, 1:5:2, ::3, 2::, -1]\n}\n");
+    cr_assert_not_null(ast, "%s", cx.diags ? cx.diags->msg : "");
+    const AstExpr *e = ast->decls.data[0]->body.data[0]->e;
+    cr_assert_eq(e->kind, EXPR_INDEX);
+    cr_assert_eq(e->args.len, 5);
+    const AstExpr *full = e->args.data[0].value, *a = e->args.data[1].value, *b = e->args.data[2].value,
+                  *c = e->args.data[3].value, *d = e->args.data[4].value;
+    cr_assert(full->kind == EXPR_SLICE && !full->a && !full->b && !full->c);
+    cr_assert(a->kind == EXPR_SLICE && a->a->i == 1 && a->b->i == 5 && a->c->i == 2);
+    cr_assert(b->kind == EXPR_SLICE && !b->a && !b->b && b->c->i == 3);
+    cr_assert(c->kind == EXPR_SLICE && c->a->i == 2 && !c->b && !c->c);
+    cr_assert_eq(d->kind, EXPR_UNARY);
+}
+
 Test(frontend, parser_reports_several_errors)
 {
     DnAst *ast = parse("model m(x: f32[N]) -> (y: f32[N]) {\n  a = (1 +\n)\n  b = * 2\n  c = f(1 2)\n  y = x\n}\n");

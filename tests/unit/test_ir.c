@@ -138,6 +138,13 @@ static void build_all(bool *seen)
     DnValue *fl = BA(FILL, (), FL("value", 1.5), IS("shape", -1, 10));
     EXPECT_TYPE(fl, "f32[N, 10]");
     EXPECT_TYPE(BA(SUM_TO, (a), IS("shape", 10)), "f32[10]");
+    /* shape family: concat, slice, slice_bwd */
+    EXPECT_TYPE(BA(CONCAT, (c, c, x), I("axis", 1)), "f32[N, 11, 8, 8]");
+    DnValue *sl = BA(SLICE, (c), I("axis", -1), I("start", 1), I("stop", 8), I("step", 3));
+    EXPECT_TYPE(sl, "f32[N, 4, 8, 3]");
+    cr_expect_eq(dn_op_int(sl->def, "axis"), 3);
+    EXPECT_TYPE(BA(SLICE_BWD, (sl), I("axis", 3), I("start", 1), I("stop", 8), I("step", 3), IS("shape", -1, 4, 8, 8)),
+                "f32[N, 4, 8, 8]");
     DnValue *dr = BA(DROPOUT, (ls), FL("p", 0.25), I("salt", 7));
     EXPECT_TYPE(dr, "f32[N, 10]");
     EXPECT_TYPE(BA(RANDOM_FLIP, (x), I("salt", 8)), "f32[N, 3, 8, 8]");
@@ -380,6 +387,39 @@ Test(build, shape_errors)
         for (size_t j = 0; d && j < i; j++) d = d->next;
         cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu", i);
         if (d) cr_expect(d->loc.line == 3 && d->loc.col == 7 && !strcmp(d->loc.file, "t.dnn"));
+    }
+    cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* The shape family's rules: the batch axis, mismatched operands, bounds. */
+Test(build, shape_family_errors)
+{
+    DnValue *flat = input("flat", F32, SHAPE(N, 784)), *img = input("img", F32, SHAPE(N, 3, 32, 32));
+    DnValue *lab = input("lab", I32, SHAPE(N));
+    struct {
+        DnValue *got;
+        const char *msg;
+    } cases[] = {
+        {BA(CONCAT, (img, img), I("axis", 0)), "concat: cannot concatenate along the batch axis N of f32[N, 3, 32, "
+                                               "32] (its size is known only at run time)"},
+        {BA(CONCAT, (flat, lab), I("axis", 1)),
+         "concat: operand 1 i32[N] does not match operand 0 f32[N, 784] (same dtype and rank needed)"},
+        {BA(CONCAT, (img, flat), I("axis", 1)),
+         "concat: operand 1 f32[N, 784] does not match operand 0 f32[N, 3, 32, 32] (same dtype and rank needed)"},
+        {BA(SLICE, (img), I("axis", 0), I("start", 0), I("stop", 1)),
+         "slice: cannot slice the batch axis N of f32[N, 3, 32, 32] (its size is known only at run time)"},
+        {BA(SLICE, (img), I("axis", 1), I("start", 2), I("stop", 4)),
+         "slice: start 2, stop 4, step 1 on axis 1 of size 3: need 0 <= start < stop <= size and step >= 1"},
+        {BA(SLICE, (img), I("axis", 1), I("start", 0), I("stop", 3), I("step", 0)),
+         "slice: start 0, stop 3, step 0 on axis 1 of size 3: need 0 <= start < stop <= size and step >= 1"},
+        {BA(SLICE_BWD, (img), I("axis", 1), I("start", 0), I("stop", 2), IS("shape", -1, 3, 32, 32)),
+         "slice_bwd: gradient f32[N, 3, 32, 32] does not match the forward result f32[N, 2, 32, 32]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_null(cases[i].got, "case %zu built", i);
+        const DnDiag *d = cx.diags;
+        for (size_t j = 0; d && j < i; j++) d = d->next;
+        cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu: %s", i, d ? d->msg : "(none)");
     }
     cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
 }
