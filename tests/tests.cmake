@@ -63,6 +63,7 @@ endforeach()
 # tolerances the CPU's do (tests/unit/support/compile.c: DNNC_TEST_TARGET).
 # test_resnet's OpenCL run keeps to the tiny ResNet.
 set(DN_OPENCL_SUITES test_golden test_optim_golden test_augment test_training test_nonfinite test_resnet)
+list(APPEND DN_OPENCL_SUITES test_act_golden)
 foreach(name ${DN_OPENCL_SUITES})
   set(filter "")
   if(name STREQUAL "test_resnet")
