@@ -375,9 +375,9 @@ static DnValue *build_act(Lower *L, const AstExpr *e, const char *name, DnValue 
 {
     (void)name;
     const LayerInfo *li = dn_layer_find(e->s);
-    DnAttr at = li->op == DN_OP_GELU         ? dn_attr_str("approximate", a[0].s)
-                : li->op == DN_OP_LEAKY_RELU ? dn_attr_float("negative_slope", a[0].f)
-                                             : dn_attr_float("alpha", a[0].f);
+    DnAttr at = li->op == DN_OP_GELU  ? dn_attr_str("approximate", a[0].s)
+                : li->op == DN_OP_ELU ? dn_attr_float("alpha", a[0].f)
+                                      : dn_attr_float("negative_slope", a[0].f); /* DN_OP_LEAKY_RELU */
     return dn_build1(L->cx, L->g, li->op, 1, x, 1, &at, e->loc);
 }
 

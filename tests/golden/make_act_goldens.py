@@ -15,17 +15,20 @@ every op under test as its own output --
   u = F.adaptive_avg_pool2d(r, 3)     (5x5 -> 3x3: uneven, overlapping windows)
   v = F.adaptive_avg_pool2d(s, (3, 2))  (7x5 -> 3x2)
   m = F.adaptive_max_pool2d(r, 3)     k = F.adaptive_max_pool2d(s, (3, 2))
+  w = F.adaptive_max_pool2d(0 x + c, (3, 2))  (c starts at zeros: every window a tie,
+                                       and 7 -> 3 and 5 -> 2 windows overlap)
 with s = x * p, r = z + q -- and a loss that is the sum of one mse per
 output against its own target, so the gradients of p and q go back through
-every backward op.  References are computed in float64 from the
+every backward op; the gradient of c shows PyTorch's tie rule (the first
+maximal cell of a window, row-major, gets its gradient).  References are computed in float64 from the
 float32-rounded inputs and stored as float32.  Writes act_goldens.safetensors:
 
-  p, q                       the initial parameters
+  p, q, c                    the initial parameters
   b<n>.x, b<n>.z             inference inputs at batch n = 1 and 4
-  b<n>.<output>              the 8 outputs there
-  train.<input>              one training batch of 4 (x, z, and the 8 targets t_<output>)
+  b<n>.<output>              the 9 outputs there
+  train.<input>              one training batch of 4 (x, z, and the 9 targets t_<output>)
   train.loss [1]             its loss
-  grad.p, grad.q             the gradients (= SGD's momentum buffer after the step)
+  grad.p, grad.q, grad.c     the gradients (= SGD's momentum buffer after the step)
 """
 import os
 import sys
@@ -38,9 +41,9 @@ from make_goldens import write_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-OUTPUTS = ["a", "e", "g", "h", "u", "v", "m", "k"]
+OUTPUTS = ["a", "e", "g", "h", "u", "v", "m", "k", "w"]
 SHAPES = {"a": [2, 7, 5], "e": [2, 7, 5], "g": [2, 7, 5], "h": [2, 7, 5],
-          "u": [3, 3, 3], "v": [2, 3, 2], "m": [3, 3, 3], "k": [2, 3, 2]}
+          "u": [3, 3, 3], "v": [2, 3, 2], "m": [3, 3, 3], "k": [2, 3, 2], "w": [2, 3, 2]}
 
 
 def f32(dims):
@@ -52,6 +55,7 @@ SOURCE = (
     + ", ".join(f"{o}: {f32(SHAPES[o])}" for o in OUTPUTS) + ") {\n"
     "  param p: f32[2, 7, 5] = normal(std=1)\n"
     "  param q: f32[3, 5, 5] = normal(std=1)\n"
+    "  param c: f32[2, 7, 5] = zeros\n"
     "  s = x * p\n"
     "  r = z + q\n"
     "  a = leaky_relu(s, negative_slope=0.1)\n"
@@ -62,6 +66,7 @@ SOURCE = (
     "  v = adaptive_avgpool(s, [3, 2])\n"
     "  m = adaptive_maxpool(r, 3)\n"
     "  k = adaptive_maxpool(s, [3, 2])\n"
+    "  w = adaptive_maxpool(x * 0.0 + c, [3, 2])\n"
     "}\n"
     "train act {\n"
     + "".join(f"  t_{o}: {f32(SHAPES[o])}\n" for o in OUTPUTS)
@@ -70,7 +75,7 @@ SOURCE = (
     "}\n")
 
 
-def forward(x, z, p, q):
+def forward(x, z, p, q, c):
     s, r = x * p, z + q
     return {
         "a": F.leaky_relu(s, 0.1),
@@ -81,6 +86,7 @@ def forward(x, z, p, q):
         "v": F.adaptive_avg_pool2d(s, (3, 2)),
         "m": F.adaptive_max_pool2d(r, 3),
         "k": F.adaptive_max_pool2d(s, (3, 2)),
+        "w": F.adaptive_max_pool2d(x * 0.0 + c, (3, 2)),
     }
 
 
@@ -88,15 +94,16 @@ def main():
     torch.manual_seed(5)
     p = torch.randn(2, 7, 5)
     q = torch.randn(3, 5, 5)
-    out = {"p": p, "q": q}
+    c = torch.zeros(2, 7, 5)
+    out = {"p": p, "q": q, "c": c}
     for n in (1, 4):
         x, z = torch.randn(n, 2, 7, 5) * 2, torch.randn(n, 3, 5, 5)
         out[f"b{n}.x"], out[f"b{n}.z"] = x, z
-        ys = forward(x.double(), z.double(), p.double(), q.double())
-        ys32 = forward(x, z, p, q)
+        ys = forward(x.double(), z.double(), p.double(), q.double(), c.double())
+        ys32 = forward(x, z, p, q, c)
         for o in OUTPUTS:
             out[f"b{n}.{o}"] = ys[o].float()
-            err = ((ys32[o].double() - ys[o]).abs().max() / ys[o].abs().max()).item()
+            err = ((ys32[o].double() - ys[o]).abs().max() / ys[o].abs().max().clamp_min(1e-30)).item()
             print(f"batch {n} {o}: fp32 vs fp64 {err:.2e}")
     n = 4
     x, z = torch.randn(n, 2, 7, 5) * 2, torch.randn(n, 3, 5, 5)
@@ -106,12 +113,15 @@ def main():
         out[f"train.t_{o}"] = targets[o]
     pd = p.double().requires_grad_(True)
     qd = q.double().requires_grad_(True)
-    ys = forward(x.double(), z.double(), pd, qd)
+    cd = c.double().requires_grad_(True)
+    ys = forward(x.double(), z.double(), pd, qd, cd)
     loss = sum(F.mse_loss(ys[o], targets[o].double()) for o in OUTPUTS)
     loss.backward()
     out["train.loss"] = loss.detach().float().reshape(1)
     out["grad.p"] = pd.grad.float()
     out["grad.q"] = qd.grad.float()
+    out["grad.c"] = cd.grad.float()
+    print("grad.c nonzero at", cd.grad[0].nonzero().tolist())
     print(f"loss {loss.item():.6f}")
     meta = {"script": "tests/golden/make_act_goldens.py", "source": SOURCE, "outputs": ",".join(OUTPUTS)}
     write_safetensors(os.path.join(HERE, "act_goldens.safetensors"), out, meta)

@@ -7,9 +7,11 @@
  * The golden file carries the model's source in its metadata; the test
  * compiles exactly that with the real dnnc, loads the golden parameters,
  * compares every output at batch 1 and 4, then runs one SGD step on the
- * golden training batch and compares the loss and the gradients of both
+ * golden training batch and compares the loss and the gradients of the
  * parameters (SGD's momentum buffer after the first step is the gradient),
- * which flow back through every backward op under test.
+ * which flow back through every backward op under test; parameter c starts
+ * at zeros in front of a max pool, so its gradient shows the tie rule (the
+ * first maximal cell of each window).
  * Tolerance: rtol 1e-4, atol 1e-5 (references are float64; PyTorch's own
  * fp32 run is within 1e-7 of them, make_act_goldens.py prints it).
  */
@@ -43,9 +45,9 @@ static void open_golden(Golden *G)
     int fd = mkstemp(path);
     cr_assert(fd >= 0);
     close(fd);
-    dnrt_st_tensor t[2] = {*dnrt_st_find(&G->g, "p"), *dnrt_st_find(&G->g, "q")};
+    dnrt_st_tensor t[3] = {*dnrt_st_find(&G->g, "p"), *dnrt_st_find(&G->g, "q"), *dnrt_st_find(&G->g, "c")};
     dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_write(path, 2, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+    cr_assert_eq(dnrt_st_write(path, 3, t, 0, NULL, NULL, &err), 0, "%s", err.message);
     cr_assert_eq(G->lib.desc->api->load(G->s, path, &err), 0, "load: %s", err.message);
     unlink(path);
 }
@@ -78,15 +80,15 @@ Test(act_golden, outputs_match_pytorch_at_batch_1_and_4)
     Golden G;
     open_golden(&G);
     const dnrt_model_desc *d = G.lib.desc;
-    cr_assert_eq(d->noutputs, 8);
+    cr_assert_eq(d->noutputs, 9);
     for (int64_t n = 1; n <= 4; n += 3) {
         char prefix[16], key[128];
         snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
-        const void *in[8] = {0};
+        const void *in[4] = {0};
         int nin = 0;
         for (int i = 0; i < d->ninputs; i++)
             if (!d->inputs[i].train_only) in[nin++] = golden_for(&G, prefix, &d->inputs[i], n, key, sizeof key);
-        void *out[8];
+        void *out[9];
         for (int i = 0; i < d->noutputs; i++) out[i] = calloc((size_t)count_at(&d->outputs[i], n), sizeof(float));
         dnrt_error err = {0};
         cr_assert_eq(d->api->infer(G.s, n, in, out, &err), 0, "infer: %s", err.message);
@@ -120,9 +122,9 @@ Test(act_golden, loss_and_gradients_match_pytorch)
     dnrt_st_file saved;
     cr_assert_eq(dnrt_st_read(path, &saved, &err), 0, "%s", err.message);
     unlink(path);
-    static const char *const params[] = {"p", "q"};
-    static const int64_t numel[] = {70, 75};
-    for (int i = 0; i < 2; i++) {
+    static const char *const params[] = {"p", "q", "c"};
+    static const int64_t numel[] = {70, 75, 70};
+    for (int i = 0; i < 3; i++) {
         char buf[64], ref[64];
         snprintf(buf, sizeof buf, "optim.%s.momentum_buffer", params[i]);
         snprintf(ref, sizeof ref, "grad.%s", params[i]);
