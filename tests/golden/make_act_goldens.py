@@ -17,16 +17,18 @@ every op under test as its own output --
   m = F.adaptive_max_pool2d(r, 3)     k = F.adaptive_max_pool2d(s, (3, 2))
   w = F.adaptive_max_pool2d(0 x + c, (3, 2))  (c starts at zeros: every window a tie,
                                        and 7 -> 3 and 5 -> 2 windows overlap)
+  o = F.leaky_relu(0 x + c, 0.1) + F.elu(0 x + c, alpha=1.5)  (the gradients at 0)
 with s = x * p, r = z + q -- and a loss that is the sum of one mse per
 output against its own target, so the gradients of p and q go back through
 every backward op; the gradient of c shows PyTorch's tie rule (the first
-maximal cell of a window, row-major, gets its gradient).  References are computed in float64 from the
+maximal cell of a window, row-major, gets its gradient) and the slopes of
+leaky_relu and elu at exactly 0 (negative_slope and alpha: x > 0 is false).  References are computed in float64 from the
 float32-rounded inputs and stored as float32.  Writes act_goldens.safetensors:
 
   p, q, c                    the initial parameters
   b<n>.x, b<n>.z             inference inputs at batch n = 1 and 4
-  b<n>.<output>              the 9 outputs there
-  train.<input>              one training batch of 4 (x, z, and the 9 targets t_<output>)
+  b<n>.<output>              the 10 outputs there
+  train.<input>              one training batch of 4 (x, z, and the 10 targets t_<output>)
   train.loss [1]             its loss
   grad.p, grad.q, grad.c     the gradients (= SGD's momentum buffer after the step)
 """
@@ -41,9 +43,9 @@ from make_goldens import write_safetensors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-OUTPUTS = ["a", "e", "g", "h", "u", "v", "m", "k", "w"]
+OUTPUTS = ["a", "e", "g", "h", "u", "v", "m", "k", "w", "o"]
 SHAPES = {"a": [2, 7, 5], "e": [2, 7, 5], "g": [2, 7, 5], "h": [2, 7, 5],
-          "u": [3, 3, 3], "v": [2, 3, 2], "m": [3, 3, 3], "k": [2, 3, 2], "w": [2, 3, 2]}
+          "u": [3, 3, 3], "v": [2, 3, 2], "m": [3, 3, 3], "k": [2, 3, 2], "w": [2, 3, 2], "o": [2, 7, 5]}
 
 
 def f32(dims):
@@ -67,6 +69,7 @@ SOURCE = (
     "  m = adaptive_maxpool(r, 3)\n"
     "  k = adaptive_maxpool(s, [3, 2])\n"
     "  w = adaptive_maxpool(x * 0.0 + c, [3, 2])\n"
+    "  o = leaky_relu(x * 0.0 + c, negative_slope=0.1) + elu(x * 0.0 + c, alpha=1.5)\n"
     "}\n"
     "train act {\n"
     + "".join(f"  t_{o}: {f32(SHAPES[o])}\n" for o in OUTPUTS)
@@ -87,6 +90,7 @@ def forward(x, z, p, q, c):
         "m": F.adaptive_max_pool2d(r, 3),
         "k": F.adaptive_max_pool2d(s, (3, 2)),
         "w": F.adaptive_max_pool2d(x * 0.0 + c, (3, 2)),
+        "o": F.leaky_relu(x * 0.0 + c, 0.1) + F.elu(x * 0.0 + c, alpha=1.5),
     }
 
 

@@ -10,8 +10,9 @@
  * golden training batch and compares the loss and the gradients of the
  * parameters (SGD's momentum buffer after the first step is the gradient),
  * which flow back through every backward op under test; parameter c starts
- * at zeros in front of a max pool, so its gradient shows the tie rule (the
- * first maximal cell of each window).
+ * at zeros in front of a max pool, leaky_relu and elu, so its gradient
+ * shows the tie rule (the first maximal cell of each window) and their
+ * slopes at exactly 0.
  * Tolerance: rtol 1e-4, atol 1e-5 (references are float64; PyTorch's own
  * fp32 run is within 1e-7 of them, make_act_goldens.py prints it).
  */
@@ -80,7 +81,7 @@ Test(act_golden, outputs_match_pytorch_at_batch_1_and_4)
     Golden G;
     open_golden(&G);
     const dnrt_model_desc *d = G.lib.desc;
-    cr_assert_eq(d->noutputs, 9);
+    cr_assert_eq(d->noutputs, 10);
     for (int64_t n = 1; n <= 4; n += 3) {
         char prefix[16], key[128];
         snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
@@ -88,7 +89,7 @@ Test(act_golden, outputs_match_pytorch_at_batch_1_and_4)
         int nin = 0;
         for (int i = 0; i < d->ninputs; i++)
             if (!d->inputs[i].train_only) in[nin++] = golden_for(&G, prefix, &d->inputs[i], n, key, sizeof key);
-        void *out[9];
+        void *out[10];
         for (int i = 0; i < d->noutputs; i++) out[i] = calloc((size_t)count_at(&d->outputs[i], n), sizeof(float));
         dnrt_error err = {0};
         cr_assert_eq(d->api->infer(G.s, n, in, out, &err), 0, "infer: %s", err.message);
