@@ -125,7 +125,6 @@ def main():
     out["grad.p"] = pd.grad.float()
     out["grad.q"] = qd.grad.float()
     out["grad.c"] = cd.grad.float()
-    print("grad.c nonzero at", cd.grad[0].nonzero().tolist())
     print(f"loss {loss.item():.6f}")
     meta = {"script": "tests/golden/make_act_goldens.py", "source": SOURCE, "outputs": ",".join(OUTPUTS)}
     write_safetensors(os.path.join(HERE, "act_goldens.safetensors"), out, meta)
