@@ -349,32 +349,44 @@ static DnValue *build_global_avgpool(Lower *L, const AstExpr *e, const char *nam
     return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 1, &kernel, e->loc);
 }
 
-/* adaptive_avgpool(out): PyTorch's AdaptiveAvgPool2d where the input is a
- * multiple of the output (uniform windows), i.e. an avgpool with kernel =
- * stride = input / output; other sizes need uneven windows (not yet). */
-static DnValue *build_adaptive_avgpool(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+/* adaptive_avgpool(out), adaptive_maxpool(out): PyTorch's AdaptiveAvgPool2d
+ * and AdaptiveMaxPool2d.  An average whose input is a multiple of the
+ * output (uniform windows) is an avgpool with kernel = stride = input /
+ * output; other sizes, and every max, use the adaptive op's uneven windows. */
+static DnValue *build_adaptive_pool(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     (void)name;
     int64_t o[2], k[2];
     char buf[96];
+    bool is_max = !strcmp(e->s, "adaptive_maxpool"), uniform = !is_max;
     if (!pair(L, e, "out", a[0], o, 1)) return NULL;
     if (x[0]->shape.rank != 4) {
-        dn_error(L->cx, e->loc, "adaptive_avgpool expects a 4-d input, got %s", tstr(x[0], buf));
+        dn_error(L->cx, e->loc, "%s expects a 4-d input, got %s", e->s, tstr(x[0], buf));
         return NULL;
     }
     for (int i = 0; i < 2; i++) {
         int64_t in = static_dim(x[0], 2 + i);
-        if (in < o[i] || in % o[i]) {
-            dn_error(L->cx, e->loc,
-                     "adaptive_avgpool to %lldx%lld of %s: the input must be a multiple of the output "
-                     "(uneven windows are not supported yet)",
-                     (long long)o[0], (long long)o[1], tstr(x[0], buf));
-            return NULL;
-        }
-        k[i] = in / o[i];
+        uniform = uniform && in >= o[i] && in % o[i] == 0;
+        k[i] = uniform ? in / o[i] : 0;
     }
-    DnAttr kernel = dn_attr_ints("kernel", 2, k); /* stride and pad: their defaults (kernel, 0) */
-    return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 1, &kernel, e->loc);
+    if (uniform) {
+        DnAttr kernel = dn_attr_ints("kernel", 2, k); /* stride and pad: their defaults (kernel, 0) */
+        return dn_build1(L->cx, L->g, DN_OP_AVGPOOL2D, 1, x, 1, &kernel, e->loc);
+    }
+    DnAttr out = dn_attr_ints("out", 2, o);
+    return dn_build1(L->cx, L->g, is_max ? DN_OP_ADAPTIVE_MAXPOOL2D : DN_OP_ADAPTIVE_AVGPOOL2D, 1, x, 1, &out, e->loc);
+}
+
+/* leaky_relu(negative_slope=0.01), elu(alpha=1.0), gelu(approximate="none"): the row's op
+ * with its one attribute */
+static DnValue *build_act(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    const LayerInfo *li = dn_layer_find(e->s);
+    DnAttr at = li->op == DN_OP_GELU  ? dn_attr_str("approximate", a[0].s)
+                : li->op == DN_OP_ELU ? dn_attr_float("alpha", a[0].f)
+                                      : dn_attr_float("negative_slope", a[0].f); /* DN_OP_LEAKY_RELU */
+    return dn_build1(L->cx, L->g, li->op, 1, x, 1, &at, e->loc);
 }
 
 /* relu, tanh, sigmoid, and the binary tensor functions: the op of the row */
@@ -655,7 +667,11 @@ static const LayerInfo layers[] = {
     {"maxpool", 1, "kernel stride pad", false, build_pool, DN_OP_MAXPOOL2D},
     {"avgpool", 1, "kernel stride pad", false, build_pool, DN_OP_AVGPOOL2D},
     {"global_avgpool", 1, "", false, build_global_avgpool, DN_OP_AVGPOOL2D},
-    {"adaptive_avgpool", 1, "out:ints", false, build_adaptive_avgpool, DN_OP_AVGPOOL2D},
+    {"adaptive_avgpool", 1, "out:ints", false, build_adaptive_pool, DN_OP_ADAPTIVE_AVGPOOL2D},
+    {"adaptive_maxpool", 1, "out:ints", false, build_adaptive_pool, DN_OP_ADAPTIVE_MAXPOOL2D},
+    {"leaky_relu", 1, "negative_slope", false, build_act, DN_OP_LEAKY_RELU},
+    {"elu", 1, "alpha", false, build_act, DN_OP_ELU},
+    {"gelu", 1, "approximate", false, build_act, DN_OP_GELU},
     {"relu", 1, "", false, build_simple, DN_OP_RELU},
     {"tanh", 1, "", false, build_simple, DN_OP_TANH},
     {"sigmoid", 1, "", false, build_simple, DN_OP_SIGMOID},
@@ -703,8 +719,6 @@ static const char *unsupported[] = {
     "slice",
     "pad",
     "permute",
-    "gelu",
-    "leaky_relu",
     "lrn",
     "local_response_norm",
     "broadcast",

@@ -314,6 +314,42 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
     if (dn_ad_needs(a, op->in[1])) dn_ad_acc(a, op->in[1], scale(a, dp, -1.0));
 }
 
+/* ---- activations and adaptive pooling: the backwards read the input x ------- */
+
+static void grad_leaky_relu(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *in[2] = {op->in[0], dy[0]};
+    DnAttr at = *dn_op_attr(op, "negative_slope");
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_LEAKY_RELU_BWD, 2, in, 1, &at));
+}
+
+static void grad_elu(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *in[2] = {op->in[0], dy[0]};
+    DnAttr at = *dn_op_attr(op, "alpha");
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_ELU_BWD, 2, in, 1, &at));
+}
+
+static void grad_gelu(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *in[2] = {op->in[0], dy[0]};
+    DnAttr at = *dn_op_attr(op, "approximate");
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_GELU_BWD, 2, in, 1, &at));
+}
+
+static void grad_adaptive_avgpool2d(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *d = dy[0];
+    DnAttr at = dn_ad_shape_attr(a, "shape", &op->in[0]->shape);
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_ADAPTIVE_AVGPOOL2D_BWD, 1, &d, 1, &at));
+}
+
+static void grad_adaptive_maxpool2d(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *in[2] = {op->in[0], dy[0]};
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_ADAPTIVE_MAXPOOL2D_BWD, 2, in, 0, NULL));
+}
+
 /* ---- the table ---------------------------------------------------------------
  * ORDER DN_OP: one line per op of ops.def.  NONE: no gradient (fill has no
  * operands; augmentations only ever apply to model inputs; batchnorm is
@@ -369,6 +405,18 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_SGD_UPDATE          NONE
 #define GRAD_ADAM_UPDATE         NONE
 #define GRAD_CHECK_FINITE        NONE
+
+/* activations and adaptive pooling */
+#define GRAD_LEAKY_RELU             grad_leaky_relu
+#define GRAD_ELU                    grad_elu
+#define GRAD_GELU                   grad_gelu
+#define GRAD_ADAPTIVE_AVGPOOL2D     grad_adaptive_avgpool2d
+#define GRAD_ADAPTIVE_MAXPOOL2D     grad_adaptive_maxpool2d
+#define GRAD_LEAKY_RELU_BWD         NONE
+#define GRAD_ELU_BWD                NONE
+#define GRAD_GELU_BWD               NONE
+#define GRAD_ADAPTIVE_AVGPOOL2D_BWD NONE
+#define GRAD_ADAPTIVE_MAXPOOL2D_BWD NONE
 
 const DnGradRule dn_grad_rules[DN_OP_COUNT] = {
 #define OP(E, name, mi, ma, no, fl, at) [DN_OP_##E] = GRAD_##E,

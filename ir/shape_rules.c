@@ -348,6 +348,64 @@ RULE(avgpool2d_bwd)
     return true;
 }
 
+/* ---- activations and adaptive pooling --------------------------------------- */
+
+static bool check_approximate(Rule *r)
+{
+    const char *a = dn_op_str(r->op, "approximate");
+    if (strcmp(a, "none") && strcmp(a, "tanh"))
+        return fail(r, "%s: approximate must be \"none\" or \"tanh\", got '%s'", OPN, a);
+    return true;
+}
+
+RULE(leaky_relu) { return want(r, 0, -1, "input") && like(r, 0); }
+RULE(elu) { return want(r, 0, -1, "input") && like(r, 0); }
+RULE(gelu) { return want(r, 0, -1, "input") && check_approximate(r) && like(r, 0); }
+RULE(leaky_relu_bwd) { return unary_bwd(r); }
+RULE(elu_bwd) { return unary_bwd(r); }
+RULE(gelu_bwd) { return check_approximate(r) && unary_bwd(r); }
+
+/* y = adaptive_pool(x) shape: 'out' is [OH, OW], each in [1, DN_MAX_WINDOW]. */
+static bool adaptive_geom(Rule *r, const DnShape *x, const int64_t *out, int nout, DnShape *y)
+{
+    if (x->rank != 4) return fail(r, "%s expects a 4-d input, got %s", OPN, TYS(DN_DTYPE_F32, x));
+    if (nout != 2 || out[0] < 1 || out[1] < 1 || out[0] > DN_MAX_WINDOW || out[1] > DN_MAX_WINDOW)
+        return fail(r, "%s: out %s must be two sizes [OH, OW], each between 1 and %lld", OPN, INTS(out, nout),
+                    (long long)DN_MAX_WINDOW);
+    *y = *x;
+    y->dim[2] = out[0];
+    y->dim[3] = out[1];
+    return true;
+}
+
+static bool adaptive_fwd(Rule *r)
+{
+    int n;
+    const int64_t *out = dn_op_ints(r->op, "out", &n);
+    return want(r, 0, 4, "input") && like(r, 0) && adaptive_geom(r, &IN(0)->shape, out, n, &r->sh[0]);
+}
+
+RULE(adaptive_avgpool2d) { return adaptive_fwd(r); }
+RULE(adaptive_maxpool2d) { return adaptive_fwd(r); }
+
+RULE(adaptive_avgpool2d_bwd)
+{
+    DnShape xs, ys;
+    if (!want(r, 0, 4, "gradient") || !attr_shape(r, "shape", &xs)) return false;
+    const DnShape *dy = &IN(0)->shape;
+    if (!adaptive_geom(r, &xs, &dy->dim[2], 2, &ys) || !want_dy(r, &ys, IN(0))) return false;
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = xs;
+    return true;
+}
+
+RULE(adaptive_maxpool2d_bwd)
+{
+    DnShape ys;
+    if (!want(r, 0, 4, "input") || !want(r, 1, 4, "gradient")) return false;
+    return adaptive_geom(r, &IN(0)->shape, &IN(1)->shape.dim[2], 2, &ys) && want_dy(r, &ys, IN(1)) && like(r, 0);
+}
+
 /* ---- dense and matmul ------------------------------------------------------ */
 
 RULE(dense)

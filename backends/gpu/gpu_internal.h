@@ -18,7 +18,7 @@
  *   DN_ROUND_IN(x)    an operand of a convolution or matrix product rounded to
  *                     the --precision (the identity for fp32): GEMM-like kernels
  *                     apply it where they load operands
- *   math              expf logf sqrtf tanhf fabsf fmaxf fminf floorf powf rintf on float,
+ *   math              expf logf sqrtf tanhf fabsf fmaxf fminf floorf powf rintf erff expm1f on float,
  *                     exp log sqrt cos sin floor pow round on double (fp64 is required)
  * and the helpers every kernel may call (written once in the dialect):
  *   dn_philox(u32 key0, u32 key1, u32 c0, u32 c1, u32 c2, u32 c3, u32 out[4])

@@ -59,7 +59,9 @@ static const char opencl_prelude[] = "/* dnnc kernels: OpenCL C prelude */\n"
                                      "#define floorf(x) floor(x)\n"
                                      "#define powf(a, b) pow(a, b)\n"
                                      "#define cosf(x) cos(x)\n"
-                                     "#define rintf(x) rint(x)\n";
+                                     "#define rintf(x) rint(x)\n"
+                                     "#define erff(x) erf(x)\n"
+                                     "#define expm1f(x) expm1(x)\n";
 
 /* Philox4x32-10 as runtime/philox.c computes it. */
 const char dn_gpu_helpers[] = "/* Philox4x32-10 (runtime/philox.c): out = philox(key, ctr) */\n"

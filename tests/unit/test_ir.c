@@ -192,6 +192,19 @@ static void build_all(bool *seen)
     EXPECT_TYPE(ok, "i32[]");
     EXPECT_TYPE(BA(CHECK_FINITE, (dw, ok), IS("codes", 4)), "i32[]");
 
+    /* activations and adaptive pooling */
+    DnValue *lk = BA(LEAKY_RELU, (c), FL("negative_slope", 0.2)), *el = B0(ELU, lk);
+    DnValue *ge = BA(GELU, (el), S("approximate", "tanh"));
+    EXPECT_TYPE(ge, "f32[N, 4, 8, 8]");
+    DnValue *aa = BA(ADAPTIVE_AVGPOOL2D, (c), IS("out", 3, 5)), *ax = BA(ADAPTIVE_MAXPOOL2D, (c), IS("out", 9, 2));
+    EXPECT_TYPE(aa, "f32[N, 4, 3, 5]");
+    EXPECT_TYPE(ax, "f32[N, 4, 9, 2]");
+    EXPECT_TYPE(B0(LEAKY_RELU_BWD, c, lk), "f32[N, 4, 8, 8]");
+    EXPECT_TYPE(BA(ELU_BWD, (lk, el), FL("alpha", 0.5)), "f32[N, 4, 8, 8]");
+    EXPECT_TYPE(B0(GELU_BWD, el, ge), "f32[N, 4, 8, 8]");
+    EXPECT_TYPE(BA(ADAPTIVE_AVGPOOL2D_BWD, (aa), IS("shape", -1, 4, 8, 8)), "f32[N, 4, 8, 8]");
+    EXPECT_TYPE(B0(ADAPTIVE_MAXPOOL2D_BWD, c, ax), "f32[N, 4, 8, 8]");
+
     dn_graph_add_output(g, "logits", d);
     dn_graph_add_output(g, "probs", sm);
     g->loss = ce;
