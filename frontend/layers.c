@@ -484,6 +484,23 @@ static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, Dn
     return dn_build1(L->cx, L->g, DN_OP_BATCHNORM, 6, in, 2, at, e->loc);
 }
 
+/* embedding(num, dim, padding_idx=-1): weight [num, dim] ~ N(0, 1), as nn.Embedding
+ * (whose padding row starts at zero; here it is drawn like the others) */
+static DnValue *build_embedding(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    int64_t wd[2] = {a[0].i, a[1].i}, pad = a[2].i;
+    if (pad < -1 || pad >= wd[0]) {
+        dn_error(L->cx, e->loc, "embedding: padding_idx %lld must be -1 (none) or a row in [0, %lld)", (long long)pad,
+                 (long long)wd[0]);
+        return NULL;
+    }
+    DnValue *in[2] = {
+        x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, (DnInit){DN_INIT_NORMAL, 0, 1}, e->loc)};
+    if (!in[1]) return NULL;
+    DnAttr at = dn_attr_int("padding_idx", pad);
+    return dn_build1(L->cx, L->g, DN_OP_EMBEDDING, 2, in, 1, &at, e->loc);
+}
+
 /* ---- the table --------------------------------------------------------------- */
 
 static const LayerInfo layers[] = {
@@ -510,6 +527,7 @@ static const LayerInfo layers[] = {
     {"matmul", 2, "", false, build_simple, DN_OP_MATMUL},
     {"cross_entropy", 2, "smoothing", false, build_simple, DN_OP_CROSS_ENTROPY},
     {"mse", 2, "", false, build_simple, DN_OP_MSE},
+    {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
 };
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
@@ -520,7 +538,6 @@ static const char *unsupported[] = {
     "attention",
     "multihead_attention",
     "layernorm",
-    "embedding",
     "concat",
     "split",
     "slice",

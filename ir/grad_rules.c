@@ -286,6 +286,18 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
     if (dn_ad_needs(a, op->in[1])) dn_ad_acc(a, op->in[1], scale(a, dp, -1.0));
 }
 
+/* ---- embeddings and sequences -------------------------------------------- */
+
+/* dweight = embedding_bwd(indices, dy); the indices (integers) get none. */
+static void grad_embedding(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *w = op->in[1];
+    if (!dn_ad_needs(a, w)) return;
+    DnValue *in[2] = {op->in[0], dy[0]};
+    DnAttr at[2] = {dn_attr_int("num", w->shape.dim[0]), *dn_op_attr(op, "padding_idx")};
+    dn_ad_acc(a, w, dn_ad_build(a, DN_OP_EMBEDDING_BWD, 2, in, 2, at));
+}
+
 /* ---- the table ---------------------------------------------------------------
  * ORDER DN_OP: one line per op of ops.def.  NONE: no gradient (fill has no
  * operands; augmentations only ever apply to model inputs; batchnorm is
@@ -335,6 +347,8 @@ static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_BATCHNORM_BWD       NONE
 #define GRAD_CROSS_ENTROPY_BWD   NONE
 #define GRAD_MSE_BWD             NONE
+#define GRAD_EMBEDDING           grad_embedding
+#define GRAD_EMBEDDING_BWD       NONE
 #define GRAD_SGD_UPDATE          NONE
 #define GRAD_ADAM_UPDATE         NONE
 #define GRAD_CHECK_FINITE        NONE

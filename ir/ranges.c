@@ -1,8 +1,7 @@
 /* ranges.c -- what an integer graph input may hold, derived from the ops
  * that read it.  The generated descriptor carries the range so the runtime
  * rejects a bad label at the API with a message, instead of the kernel
- * silently ignoring it.  One row per reading op: add embeddings' token ids
- * here when they come. */
+ * silently ignoring it.  One row per reading op. */
 #include "ir.h"
 
 /* The range op 'op' imposes on its operand 'k', or false. */
@@ -14,6 +13,16 @@ static bool op_range(const DnOp *op, int k, int64_t *lo, int64_t *hi)
         if (k != 1) return false;
         *lo = 0;
         *hi = op->in[0]->shape.dim[op->in[0]->shape.rank - 1] - 1;
+        return true;
+    case DN_OP_EMBEDDING: /* token ids: rows of the table */
+        if (k != 0) return false;
+        *lo = 0;
+        *hi = op->in[1]->shape.dim[0] - 1;
+        return true;
+    case DN_OP_EMBEDDING_BWD:
+        if (k != 0) return false;
+        *lo = 0;
+        *hi = dn_op_int(op, "num") - 1;
         return true;
     default: return false;
     }

@@ -510,6 +510,52 @@ RULE(batchnorm_bwd)
            channel_results(r, 1, 3);
 }
 
+/* ---- embeddings and sequences ---------------------------------------------- */
+
+/* Operand 0 holds i32 indices, and padding_idx is -1 or a row of 'rows'. */
+static bool index_operand(Rule *r, int64_t rows)
+{
+    int64_t pad = dn_op_int(r->op, "padding_idx");
+    if (IN(0)->dtype != DN_DTYPE_I32) return fail(r, "%s expects i32 indices, got %s", OPN, TY(IN(0)));
+    if (IN(0)->shape.rank >= DN_MAX_RANK)
+        return fail(r, "%s: indices %s have too many axes (at most %d)", OPN, TY(IN(0)), DN_MAX_RANK - 1);
+    if (pad < -1 || pad >= rows)
+        return fail(r, "%s: padding_idx %lld must be -1 (none) or a row in [0, %lld)", OPN, (long long)pad,
+                    (long long)rows);
+    return true;
+}
+
+/* The indices' shape with 'd' appended. */
+static DnShape with_last(const DnShape *s, int64_t d)
+{
+    DnShape y = *s;
+    y.dim[y.rank++] = d;
+    return y;
+}
+
+RULE(embedding)
+{
+    if (!want(r, 1, 2, "weight") || !index_operand(r, IN(1)->shape.dim[0])) return false;
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = with_last(&IN(0)->shape, IN(1)->shape.dim[1]);
+    return true;
+}
+
+RULE(embedding_bwd)
+{
+    int64_t num = dn_op_int(r->op, "num");
+    if (num < 1) return fail(r, "%s: num %lld must be >= 1", OPN, (long long)num);
+    if (!want(r, 1, -1, "gradient") || !index_operand(r, num)) return false;
+    const DnShape *dy = &IN(1)->shape;
+    if (dy->rank < 1) return fail(r, "%s expects a gradient of rank >= 1, got %s", OPN, TY(IN(1)));
+    DnShape want_sh = with_last(&IN(0)->shape, dy->dim[dy->rank - 1]);
+    if (!want_dy(r, &want_sh, IN(1))) return false;
+    int64_t d[2] = {num, dy->dim[dy->rank - 1]};
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = dn_shape_make(2, d);
+    return true;
+}
+
 /* ---- losses ---------------------------------------------------------------- */
 
 static bool scalar_result(Rule *r)

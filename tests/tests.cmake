@@ -62,7 +62,7 @@ endforeach()
 # second time on the OpenCL target (PoCL in CI), so every GPU kernel meets the
 # tolerances the CPU's do (tests/unit/support/compile.c: DNNC_TEST_TARGET).
 # test_resnet's OpenCL run keeps to the tiny ResNet.
-set(DN_OPENCL_SUITES test_golden test_optim_golden test_augment test_training test_nonfinite test_resnet)
+set(DN_OPENCL_SUITES test_golden test_optim_golden test_augment test_training test_nonfinite test_resnet test_embed_golden)
 foreach(name ${DN_OPENCL_SUITES})
   set(filter "")
   if(name STREQUAL "test_resnet")

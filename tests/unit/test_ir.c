@@ -174,6 +174,9 @@ static void build_all(bool *seen)
     EXPECT_TYPE(bb->out[2], "f32[4]");
     EXPECT_TYPE(B0(CROSS_ENTROPY_BWD, dr, label, ce), "f32[N, 10]");
     EXPECT_TYPE(B0(MSE_BWD, d, fl, ms), "f32[N, 10]");
+    DnValue *emb = BA(EMBEDDING, (label, fcw), I("padding_idx", 0));
+    EXPECT_TYPE(emb, "f32[N, 64]");
+    EXPECT_TYPE(BA(EMBEDDING_BWD, (label, emb), I("num", 10)), "f32[10, 64]");
     DnOp *sgd = BOP(SGD_UPDATE, (w, dw, buf), FL("lr", 0.1), FL("momentum", 0.9));
     cr_assert_not_null(sgd, "%s", first_error());
     cr_expect_eq(sgd->nout, 0);
@@ -382,6 +385,30 @@ Test(build, shape_errors)
         if (d) cr_expect(d->loc.line == 3 && d->loc.col == 7 && !strcmp(d->loc.file, "t.dnn"));
     }
     cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* The embedding family's shape errors (in a test of their own: the context
+ * keeps 20 errors). */
+Test(build, embed_shape_errors)
+{
+    DnValue *flat = input("flat", F32, SHAPE(N, 784)), *lab = input("lab", I32, SHAPE(N));
+    DnValue *fw = param("fw", SHAPE(120, 256));
+    struct {
+        DnValue *got;
+        const char *msg;
+    } cases[] = {
+        {BA(EMBEDDING, (flat, fw)), "embedding expects i32 indices, got f32[N, 784]"},
+        {BA(EMBEDDING, (lab, fw), I("padding_idx", 120)),
+         "embedding: padding_idx 120 must be -1 (none) or a row in [0, 120)"},
+        {BA(EMBEDDING_BWD, (lab, fw), I("num", 5)),
+         "embedding_bwd: gradient f32[120, 256] does not match the forward result f32[N, 256]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_null(cases[i].got, "case %zu built", i);
+        const DnDiag *d = cx.diags;
+        for (size_t j = 0; d && j < i; j++) d = d->next;
+        cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu", i);
+    }
 }
 
 /* check_finite: one code (>= 1) per checked f32 operand, then at most one

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""make_embed_goldens.py -- golden numbers for the embedding family
+(tests/unit/test_embed_golden.c).
+
+Run by hand (never by the tests):  /usr/bin/python3 tests/golden/make_embed_goldens.py
+Needs PyTorch (Debian's python3-torch 1.13).  Deterministic (seed 0): a
+rerun writes an identical file.
+
+Embedding: the model  y = tok |> emb: embedding(11, 4, padding_idx=0) |> fc: dense(3)
+(nn.Embedding(11, 4, padding_idx=0) then nn.Linear(4, 3), so the padding row
+is PyTorch's zero row) at sequence lengths T = 5 and T = 8, forward at batch
+sizes 1 and 3; then one SGD step (lr 0.1, momentum 0.9) at T = 5 on a batch
+of 4 with mse(y, target): the loss, and the gradients (the momentum buffers
+after one step; the padding row's is zero) and updated weights.  Writes
+embed_goldens.safetensors:
+
+  emb.weight [11,4], fc.weight [3,4], fc.bias [3]    initial weights
+  tok.T<T>.b<B> i32 [B,T], y.T<T>.b<B> [B,T,3]        forward, T in 5, 8; B in 1, 3
+  train.tok i32 [4,5], train.target [4,5,3], train.loss [1]
+  grad.<param>, step1.<param>                        after the step
+
+References are computed in float64 from the float32 weights and stored as float32.
+"""
+import os
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_goldens import write_safetensors  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+V, D, K, PAD = 11, 4, 3, 0
+
+
+class EmbedNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(V, D, padding_idx=PAD)
+        self.fc = nn.Linear(D, K)
+
+    def forward(self, tok):
+        return self.fc(self.emb(tok))
+
+
+def tokens(b, t, gen):
+    tok = torch.randint(0, V, (b, t), generator=gen, dtype=torch.int64)
+    tok[:, -1] = PAD  # every sequence ends in padding
+    return tok
+
+
+def main():
+    torch.manual_seed(0)
+    gen = torch.Generator().manual_seed(1)
+    net = EmbedNet()
+    out = {}
+    for name, p in net.state_dict().items():
+        out[name] = p.float().clone()
+    ref = EmbedNet().double()
+    ref.load_state_dict({k: v.double() for k, v in out.items()})
+    for t in (5, 8):
+        for b in (1, 3):
+            tok = tokens(b, t, gen)
+            out[f"tok.T{t}.b{b}"] = tok.int()
+            out[f"y.T{t}.b{b}"] = ref(tok).float()
+    tok = tokens(4, 5, gen)
+    target = torch.rand((4, 5, K), generator=gen, dtype=torch.float64) * 2 - 1
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    opt.zero_grad()
+    loss = F.mse_loss(ref(tok), target)
+    loss.backward()
+    out["train.tok"] = tok.int()
+    out["train.target"] = target.float()
+    out["train.loss"] = loss.detach().reshape(1).float()
+    for name, p in ref.named_parameters():
+        out[f"grad.{name}"] = p.grad.float().clone()
+    opt.step()
+    for name, p in ref.named_parameters():
+        out[f"step1.{name}"] = p.detach().float().clone()
+    write_safetensors(os.path.join(HERE, "embed_goldens.safetensors"), out, {"vocab": str(V), "pad": str(PAD)})
+
+
+if __name__ == "__main__":
+    main()
