@@ -374,8 +374,9 @@ static DnValue *build_simple(Lower *L, const AstExpr *e, const char *name, DnVal
 {
     (void)name, (void)a;
     const LayerInfo *li = dn_layer_find(e->s);
-    DnAttr sm = dn_attr_float("smoothing", a[0].f); /* bound for cross_entropy only */
-    return dn_build1(L->cx, L->g, li->op, li->ntensor, x, li->op == DN_OP_CROSS_ENTROPY, &sm, e->loc);
+    bool ce = li->op == DN_OP_CROSS_ENTROPY; /* its arguments: smoothing, ignore_index */
+    DnAttr at[2] = {dn_attr_float("smoothing", ce ? a[0].f : 0), dn_attr_int("ignore_index", ce ? a[1].i : 0)};
+    return dn_build1(L->cx, L->g, li->op, li->ntensor, x, ce ? 2 : 0, at, e->loc);
 }
 
 static bool norm_axis(Lower *L, const AstExpr *e, const DnValue *x, int64_t *axis)
@@ -525,7 +526,7 @@ static const LayerInfo layers[] = {
     {"mul", 2, "", false, build_simple, DN_OP_MUL},
     {"div", 2, "", false, build_simple, DN_OP_DIV},
     {"matmul", 2, "", false, build_simple, DN_OP_MATMUL},
-    {"cross_entropy", 2, "smoothing", false, build_simple, DN_OP_CROSS_ENTROPY},
+    {"cross_entropy", 2, "smoothing ignore_index", false, build_simple, DN_OP_CROSS_ENTROPY},
     {"mse", 2, "", false, build_simple, DN_OP_MSE},
     {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
 };

@@ -274,8 +274,8 @@ static void grad_batchnorm_train(DnAd *a, const DnOp *op, DnValue *const *dy)
 static void grad_cross_entropy(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     DnValue *in[3] = {op->in[0], op->in[1], dy[0]};
-    DnAttr at = *dn_op_attr(op, "smoothing");
-    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_CROSS_ENTROPY_BWD, 3, in, 1, &at));
+    DnAttr at[2] = {*dn_op_attr(op, "smoothing"), *dn_op_attr(op, "ignore_index")};
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_CROSS_ENTROPY_BWD, 3, in, 2, at));
 }
 
 static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)

@@ -565,15 +565,22 @@ static bool scalar_result(Rule *r)
     return true;
 }
 
+/* logits [N, ..., K] and labels [N, ...]: the logits' shape without its last axis. */
 static bool ce_operands(Rule *r)
 {
     const DnValue *x = IN(0), *y = IN(1);
     double s = dn_op_float(r->op, "smoothing");
-    if (!want(r, 0, 2, "logits")) return false;
-    if ((y->dtype != DN_DTYPE_I32 && y->dtype != DN_DTYPE_I64) || y->shape.rank != 1 ||
-        y->shape.dim[0] != x->shape.dim[0])
-        return fail(r, "%s: labels %s do not match logits %s (expected i32[%s])", OPN, TY(y), TY(x),
-                    dim_str(x->shape.dim[0], (char[24]){0}));
+    if (!want(r, 0, -2, "logits")) return false;
+    DnShape rows = x->shape;
+    rows.rank--;
+    if ((y->dtype != DN_DTYPE_I32 && y->dtype != DN_DTYPE_I64) || !dn_shape_eq(&y->shape, &rows)) {
+        char want_dims[96] = "";
+        size_t at = 0;
+        for (int i = 0; i < rows.rank && at < sizeof want_dims; i++)
+            at += (size_t)snprintf(want_dims + at, sizeof want_dims - at, "%s%s", i ? ", " : "",
+                                   dim_str(rows.dim[i], (char[24]){0}));
+        return fail(r, "%s: labels %s do not match logits %s (expected i32[%s])", OPN, TY(y), TY(x), want_dims);
+    }
     if (!(s >= 0 && s <= 1)) return fail(r, "%s: smoothing must be in [0, 1], got %g", OPN, s);
     return true;
 }

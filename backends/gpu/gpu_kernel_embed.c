@@ -61,4 +61,3 @@ void dn_gpu_kernel_embedding_bwd(DnGpuGen *G)
     dn_gk_line(G, "}");
     dn_gk_end(G, 0, bands * D, GROUP);
 }
-

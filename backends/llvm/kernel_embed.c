@@ -84,4 +84,3 @@ void dn_kernel_embedding_bwd(DnKernel *k)
     dn_if_end(k, after);
     dn_loop_end(k, &ls);
 }
-

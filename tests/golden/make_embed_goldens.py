@@ -19,6 +19,14 @@ embed_goldens.safetensors:
   train.tok i32 [4,5], train.target [4,5,3], train.loss [1]
   grad.<param>, step1.<param>                        after the step
 
+Sequence cross-entropy: logits [B, 6, 4] = Linear(5, 4) of x [B, 6, 5], labels
+[B, 6] with some positions -100 (PyTorch's default ignore_index), the loss
+F.cross_entropy over [B*6, 4] (reduction mean over the kept positions);
+case ce at B = 4 (no smoothing) and ce_smooth at B = 3 (label_smoothing 0.1):
+
+  <case>.x, <case>.label i32, <case>.fc.weight, <case>.fc.bias, <case>.loss [1],
+  <case>.grad.fc.weight, <case>.grad.fc.bias
+
 References are computed in float64 from the float32 weights and stored as float32.
 """
 import os
@@ -79,6 +87,23 @@ def main():
     opt.step()
     for name, p in ref.named_parameters():
         out[f"step1.{name}"] = p.detach().float().clone()
+    for case, b, smooth in (("ce", 4, 0.0), ("ce_smooth", 3, 0.1)):
+        fc = nn.Linear(5, 4)
+        x = torch.rand((b, 6, 5), generator=gen) * 2 - 1
+        label = torch.randint(0, 4, (b, 6), generator=gen)
+        label[torch.rand((b, 6), generator=gen) < 0.3] = -100
+        label[0, 0] = -100
+        out[f"{case}.x"] = x.float()
+        out[f"{case}.label"] = label.int()
+        out[f"{case}.fc.weight"] = fc.weight.detach().float().clone()
+        out[f"{case}.fc.bias"] = fc.bias.detach().float().clone()
+        fc = fc.double()
+        y = fc(x.double())
+        loss = F.cross_entropy(y.reshape(-1, 4), label.reshape(-1), label_smoothing=smooth)
+        loss.backward()
+        out[f"{case}.loss"] = loss.detach().reshape(1).float()
+        out[f"{case}.grad.fc.weight"] = fc.weight.grad.float().clone()
+        out[f"{case}.grad.fc.bias"] = fc.bias.grad.float().clone()
     write_safetensors(os.path.join(HERE, "embed_goldens.safetensors"), out, {"vocab": str(V), "pad": str(PAD)})
 
 

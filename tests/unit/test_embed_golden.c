@@ -6,6 +6,10 @@
  * 3; one SGD step (lr 0.1, momentum 0.9) of mse: the loss, every gradient
  * (the momentum buffers after the first step: the padding row's is zero)
  * and the updated weights.  The runtime refuses a token outside [0, 10].
+ * cross_entropy over sequences: logits [B, 6, 4] of a Linear(5, 4), labels
+ * [B, 6] with positions at -100 (ignore_index), at B = 4 and, with label
+ * smoothing 0.1, B = 3: the loss and the gradients.  All positions ignored:
+ * the loss is NaN (PyTorch's 0/0), so the step is refused as non-finite.
  * Tolerance: 1e-4 * max|ref| + 1e-5 (references are float64).
  */
 #include <criterion/criterion.h>
@@ -152,6 +156,90 @@ Test(embed_golden, out_of_range_tokens_are_refused)
     cr_expect(strstr(err.message, "outside [0, 10]"), "message: %s", err.message);
     tok[2] = 10;
     cr_expect_eq(api->infer(s, 1, in, out, &err), 0, "%s", err.message);
+    api->destroy(s);
+    dn_test_close(&lib);
+}
+
+static void ce_source(double smoothing, char *src, size_t len)
+{
+    snprintf(src, len,
+             "model m(x: f32[N, 6, 5]) -> (y: f32[N, 6, 4]) {\n  y = fc: dense(x, 4)\n}\n"
+             "train m {\n  label: i32[N, 6]\n  loss = cross_entropy(y, label, smoothing=%g)\n"
+             "  optimizer = sgd(lr=0.1, momentum=0.9)\n}\n",
+             smoothing);
+}
+
+/* One case of the golden file: the loss and the gradients after one step. */
+static void ce_case(const char *name, int64_t B, double smoothing)
+{
+    dnrt_st_file g, after;
+    dn_test_golden_open("embed_goldens", &g);
+    char src[1024], log[8192], key[96], kb[96], wpath[] = "/tmp/dnnc-embed-ce-XXXXXX";
+    snprintf(key, sizeof key, "%s.fc.weight", name);
+    snprintf(kb, sizeof kb, "%s.fc.bias", name);
+    dnrt_st_tensor t[2] = {*dnrt_st_find(&g, key), *dnrt_st_find(&g, kb)};
+    t[0].name = "fc.weight";
+    t[1].name = "fc.bias";
+    int fd = mkstemp(wpath);
+    cr_assert(fd >= 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_write(wpath, 2, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+    ce_source(smoothing, src, sizeof src);
+    DnTestLib lib;
+    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    const dnrt_api *api = lib.desc->api;
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
+    cr_assert_eq(api->load(s, wpath, &err), 0, "%s", err.message);
+    snprintf(key, sizeof key, "%s.x", name);
+    snprintf(kb, sizeof kb, "%s.label", name);
+    const void *in[2] = {dn_test_tensor(&g, key, DNRT_F32, B * 30), dn_test_tensor(&g, kb, DNRT_I32, B * 6)};
+    float loss = dn_test_train_step(&lib, s, B, in);
+    snprintf(key, sizeof key, "%s.loss", name);
+    dn_test_expect_close(key, &loss, dn_test_tensor(&g, key, DNRT_F32, 1), 1, RTOL, ATOL);
+    saved(api, s, &after);
+    snprintf(key, sizeof key, "%s.grad.fc.weight", name);
+    dn_test_expect_close(key, dn_test_tensor(&after, "optim.fc.weight.momentum_buffer", DNRT_F32, 20),
+                         dn_test_tensor(&g, key, DNRT_F32, 20), 20, RTOL, ATOL);
+    snprintf(key, sizeof key, "%s.grad.fc.bias", name);
+    dn_test_expect_close(key, dn_test_tensor(&after, "optim.fc.bias.momentum_buffer", DNRT_F32, 4),
+                         dn_test_tensor(&g, key, DNRT_F32, 4), 4, RTOL, ATOL);
+    dnrt_st_free(&after);
+    api->destroy(s);
+    dn_test_close(&lib);
+    unlink(wpath);
+    dnrt_st_free(&g);
+}
+
+Test(embed_golden, sequence_cross_entropy_matches_pytorch) { ce_case("ce", 4, 0); }
+Test(embed_golden, sequence_cross_entropy_smoothing_matches_pytorch) { ce_case("ce_smooth", 3, 0.1); }
+
+/* Labels may hold ignore_index (-100) besides [0, K - 1]; other values are
+ * refused, and a batch whose every label is ignored has a NaN loss
+ * (PyTorch's 0/0), which train_step refuses as non-finite. */
+Test(embed_golden, ignored_labels_are_accepted_and_others_refused)
+{
+    char src[1024], log[8192];
+    ce_source(0, src, sizeof src);
+    DnTestLib lib;
+    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    const dnrt_tensor_desc *t = &lib.desc->inputs[1];
+    cr_expect_eq(t->valid_min, 0);
+    cr_expect_eq(t->valid_max, 3);
+    cr_expect(t->has_valid_extra && t->valid_extra == -100);
+    const dnrt_api *api = lib.desc->api;
+    dnrt_session *s = dn_test_session(&lib, 1, 1);
+    float x[30] = {0}, loss = 0;
+    int32_t label[6] = {0, -100, 3, 2, -100, 1};
+    const void *in[2] = {x, label};
+    dnrt_error err = {0};
+    cr_expect_eq(api->train_step(s, 1, in, &loss, &err), 0, "%s", err.message);
+    label[2] = -1;
+    cr_expect_neq(api->train_step(s, 1, in, &loss, &err), 0);
+    cr_expect(strstr(err.message, "outside [0, 3] and not -100"), "message: %s", err.message);
+    for (int i = 0; i < 6; i++) label[i] = -100;
+    cr_expect_neq(api->train_step(s, 1, in, &loss, &err), 0);
+    cr_expect_eq(err.code, DNRT_ERR_NONFINITE, "all ignored: %s", err.message);
     api->destroy(s);
     dn_test_close(&lib);
 }

@@ -1,5 +1,5 @@
 /* test_gradcheck_embed.c -- the gradient rules of the embedding family
- * (embedding) against
+ * (embedding, cross_entropy over sequences with ignore_index) against
  * central finite differences in double, with the shared harness
  * (support/gradcheck.h): the harness's i32 input holds the token ids or
  * the labels, in [0, nclasses) (in_item -T: T of them per batch item).
@@ -84,5 +84,75 @@ static const GcCase case_embed_dense = {
     {"e.weight", "fc.weight", "fc.bias"},
     loss_embed_dense};
 
+/* ---- cross_entropy over sequences with ignore_index ---------------------------- */
+
+/* F.cross_entropy(logits [rows, K], label, label_smoothing=s, ignore_index): mean over the kept rows. */
+static double ce_ignore(int64_t rows, int64_t K, const double *x, const int32_t *label, double s, int32_t ignore)
+{
+    double total = 0;
+    int64_t kept = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        if (label[r] == ignore) continue;
+        const double *z = x + r * K;
+        double m = z[0], se = 0, sum_lp = 0;
+        for (int64_t k = 1; k < K; k++) m = fmax(m, z[k]);
+        for (int64_t k = 0; k < K; k++) se += exp(z[k] - m);
+        double lse = m + log(se);
+        for (int64_t k = 0; k < K; k++) sum_lp += z[k] - lse;
+        total += -(1 - s) * (z[label[r]] - lse) - s / (double)K * sum_lp;
+        kept++;
+    }
+    return total / (double)kept;
+}
+
+/* logits [N, 3, 4] = dense(x [N, 3, 5]); labels [N, 3] in [0, 4), those equal to 1 ignored. */
+static double loss_ce_seq(const Gc *g)
+{
+    int64_t rows = g->n * 3;
+    double *y = buf(rows * 4);
+    rg_dense(rows, 5, 4, g->in[0], g->p[0], g->p[1], y);
+    double l = ce_ignore(rows, 4, y, g->label, 0, 1);
+    free(y);
+    return l;
+}
+
+static const GcCase case_ce_seq = {"cross_entropy_sequence_ignore",
+                                   "model m(x: f32[N, 3, 5]) -> (y: f32[N, 3, 4]) {\n  y = x |> fc: dense(4)\n}\n"
+                                   "train m {\n  label: i32[N, 3]\n  loss = cross_entropy(y, label, ignore_index=1)\n"
+                                   "  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
+                                   5,
+                                   2,
+                                   {15, -3},
+                                   4,
+                                   2,
+                                   {"fc.weight", "fc.bias"},
+                                   loss_ce_seq};
+
+/* the same with label smoothing 0.1 and ignore_index 0, logits [N, 2, 3] */
+static double loss_ce_seq_smooth(const Gc *g)
+{
+    int64_t rows = g->n * 2;
+    double *y = buf(rows * 3);
+    rg_dense(rows, 4, 3, g->in[0], g->p[0], g->p[1], y);
+    double l = ce_ignore(rows, 3, y, g->label, 0.1, 0);
+    free(y);
+    return l;
+}
+
+static const GcCase case_ce_seq_smooth = {
+    "cross_entropy_sequence_smoothing_ignore",
+    "model m(x: f32[N, 2, 4]) -> (y: f32[N, 2, 3]) {\n  y = x |> fc: dense(3)\n}\n"
+    "train m {\n  label: i32[N, 2]\n  loss = cross_entropy(y, label, smoothing=0.1, ignore_index=0)\n"
+    "  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
+    6,
+    2,
+    {8, -2},
+    3,
+    2,
+    {"fc.weight", "fc.bias"},
+    loss_ce_seq_smooth};
+
 Test(gradcheck_embed, embedding_padding) { dn_gradcheck(&case_embed_pad); }
 Test(gradcheck_embed, embedding_dense) { dn_gradcheck(&case_embed_dense); }
+Test(gradcheck_embed, cross_entropy_sequence_ignore) { dn_gradcheck(&case_ce_seq); }
+Test(gradcheck_embed, cross_entropy_sequence_smoothing_ignore) { dn_gradcheck(&case_ce_seq_smooth); }

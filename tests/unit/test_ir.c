@@ -387,12 +387,12 @@ Test(build, shape_errors)
     cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
 }
 
-/* The embedding family's shape errors (in a test of their own: the context
- * keeps 20 errors). */
+/* The embedding family's shape errors, and cross_entropy's over sequences
+ * (in a test of their own: the context keeps 20 errors). */
 Test(build, embed_shape_errors)
 {
     DnValue *flat = input("flat", F32, SHAPE(N, 784)), *lab = input("lab", I32, SHAPE(N));
-    DnValue *fw = param("fw", SHAPE(120, 256));
+    DnValue *fw = param("fw", SHAPE(120, 256)), *img = input("img", F32, SHAPE(N, 3, 32));
     struct {
         DnValue *got;
         const char *msg;
@@ -402,6 +402,8 @@ Test(build, embed_shape_errors)
          "embedding: padding_idx 120 must be -1 (none) or a row in [0, 120)"},
         {BA(EMBEDDING_BWD, (lab, fw), I("num", 5)),
          "embedding_bwd: gradient f32[120, 256] does not match the forward result f32[N, 256]"},
+        {B0(CROSS_ENTROPY, img, lab),
+         "cross_entropy: labels i32[N] do not match logits f32[N, 3, 32] (expected i32[N, 3])"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_expect_null(cases[i].got, "case %zu built", i);
