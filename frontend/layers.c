@@ -502,6 +502,18 @@ static DnValue *build_embedding(Lower *L, const AstExpr *e, const char *name, Dn
     return dn_build1(L->cx, L->g, DN_OP_EMBEDDING, 2, in, 1, &at, e->loc);
 }
 
+/* sequence_mask(lengths, max_len): f32 [..., max_len], 1 where t < length */
+static DnValue *build_sequence_mask(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    if (a[0].i < 1) {
+        dn_error(L->cx, e->loc, "sequence_mask: max_len must be >= 1, got %lld", (long long)a[0].i);
+        return NULL;
+    }
+    DnAttr at = dn_attr_int("max_len", a[0].i);
+    return dn_build1(L->cx, L->g, DN_OP_SEQUENCE_MASK, 1, x, 1, &at, e->loc);
+}
+
 /* ---- the table --------------------------------------------------------------- */
 
 static const LayerInfo layers[] = {
@@ -529,6 +541,7 @@ static const LayerInfo layers[] = {
     {"cross_entropy", 2, "smoothing ignore_index", false, build_simple, DN_OP_CROSS_ENTROPY},
     {"mse", 2, "", false, build_simple, DN_OP_MSE},
     {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
+    {"sequence_mask", 1, "max_len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
 };
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */

@@ -349,6 +349,7 @@ static void grad_embedding(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_MSE_BWD             NONE
 #define GRAD_EMBEDDING           grad_embedding
 #define GRAD_EMBEDDING_BWD       NONE
+#define GRAD_SEQUENCE_MASK       NONE /* its input is integer */
 #define GRAD_SGD_UPDATE          NONE
 #define GRAD_ADAM_UPDATE         NONE
 #define GRAD_CHECK_FINITE        NONE

@@ -556,6 +556,18 @@ RULE(embedding_bwd)
     return true;
 }
 
+RULE(sequence_mask)
+{
+    int64_t T = dn_op_int(r->op, "max_len");
+    if (IN(0)->dtype != DN_DTYPE_I32) return fail(r, "%s expects i32 lengths, got %s", OPN, TY(IN(0)));
+    if (IN(0)->shape.rank >= DN_MAX_RANK)
+        return fail(r, "%s: lengths %s have too many axes (at most %d)", OPN, TY(IN(0)), DN_MAX_RANK - 1);
+    if (T < 1 || T > ((int64_t)1 << 40)) return fail(r, "%s: max_len %lld must be >= 1", OPN, (long long)T);
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = with_last(&IN(0)->shape, T);
+    return true;
+}
+
 /* ---- losses ---------------------------------------------------------------- */
 
 static bool scalar_result(Rule *r)

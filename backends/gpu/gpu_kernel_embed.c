@@ -1,5 +1,5 @@
 /* gpu_kernel_embed.c -- the embedding family on the GPU (ops.def):
- * embedding and embedding_bwd; the CPU kernels (kernel_embed.c) are the
+ * embedding, embedding_bwd and sequence_mask (one item per element); the CPU kernels (kernel_embed.c) are the
  * reference, and both backends give bit-identical results.
  *
  * embedding: one work item per output element (token s, column d) copies
@@ -60,4 +60,19 @@ void dn_gpu_kernel_embedding_bwd(DnGpuGen *G)
                LL(D));
     dn_gk_line(G, "}");
     dn_gk_end(G, 0, bands * D, GROUP);
+}
+
+void dn_gpu_kernel_sequence_mask(DnGpuGen *G)
+{
+    const DnValue *y = G->op->out[0];
+    int64_t T = dn_op_int(G->op, "max_len");
+    dn_gk_begin(G, "");
+    dn_gk_ptr(G, 0, "int", "len");
+    dn_gk_ptr(G, 1, "float", "y");
+    dn_gk_line(G, "i64 i = GLOBAL_ID;");
+    dn_gk_line(G, "if (i >= %s) return;", dn_gk_count(G, y));
+    dn_gk_line(G, "y[i] = i %% %lld < (i64)len[i / %lld] ? 1.0f : 0.0f;", LL(T), LL(T));
+    int64_t a, b;
+    dn_gk_items(y, &a, &b);
+    dn_gk_end(G, a, b, GROUP);
 }

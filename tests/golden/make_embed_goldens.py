@@ -27,6 +27,11 @@ case ce at B = 4 (no smoothing) and ce_smooth at B = 3 (label_smoothing 0.1):
   <case>.x, <case>.label i32, <case>.fc.weight, <case>.fc.bias, <case>.loss [1],
   <case>.grad.fc.weight, <case>.grad.fc.bias
 
+sequence_mask(len, max_len=7) against (arange(7) < len[:, None]).float(), at
+batch sizes 2 and 5 (lengths 0, 7, 9 and -1 among them):
+
+  mask.len.b<B> i32 [B], mask.y.b<B> [B, 7]
+
 References are computed in float64 from the float32 weights and stored as float32.
 """
 import os
@@ -104,6 +109,10 @@ def main():
         out[f"{case}.loss"] = loss.detach().reshape(1).float()
         out[f"{case}.grad.fc.weight"] = fc.weight.grad.float().clone()
         out[f"{case}.grad.fc.bias"] = fc.bias.grad.float().clone()
+    for b, lens in ((2, [3, 0]), (5, [7, 9, -1, 1, 6])):
+        ln = torch.tensor(lens, dtype=torch.int32)
+        out[f"mask.len.b{b}"] = ln
+        out[f"mask.y.b{b}"] = (torch.arange(7)[None, :] < ln[:, None].long()).float()
     write_safetensors(os.path.join(HERE, "embed_goldens.safetensors"), out, {"vocab": str(V), "pad": str(PAD)})
 
 

@@ -10,6 +10,7 @@
  * [B, 6] with positions at -100 (ignore_index), at B = 4 and, with label
  * smoothing 0.1, B = 3: the loss and the gradients.  All positions ignored:
  * the loss is NaN (PyTorch's 0/0), so the step is refused as non-finite.
+ * sequence_mask at batch sizes 2 and 5 against (arange(7) < len).float().
  * Tolerance: 1e-4 * max|ref| + 1e-5 (references are float64).
  */
 #include <criterion/criterion.h>
@@ -242,4 +243,30 @@ Test(embed_golden, ignored_labels_are_accepted_and_others_refused)
     cr_expect_eq(err.code, DNRT_ERR_NONFINITE, "all ignored: %s", err.message);
     api->destroy(s);
     dn_test_close(&lib);
+}
+
+Test(embed_golden, sequence_mask_matches_pytorch)
+{
+    dnrt_st_file g;
+    dn_test_golden_open("embed_goldens", &g);
+    char log[8192], key[64];
+    DnTestLib lib;
+    const char *src = "model m(len: i32[N]) -> (y: f32[N, 7]) {\n  y = sequence_mask(len, max_len=7)\n}\n";
+    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
+    const int Bs[2] = {2, 5};
+    for (int bi = 0; bi < 2; bi++) {
+        int64_t B = Bs[bi];
+        snprintf(key, sizeof key, "mask.len.b%d", Bs[bi]);
+        const void *in[1] = {dn_test_tensor(&g, key, DNRT_I32, B)};
+        float y[35];
+        void *out[1] = {y};
+        dnrt_error err = {0};
+        cr_assert_eq(lib.desc->api->infer(s, B, in, out, &err), 0, "%s", err.message);
+        snprintf(key, sizeof key, "mask.y.b%d", Bs[bi]);
+        dn_test_expect_close(key, y, dn_test_tensor(&g, key, DNRT_F32, B * 7), B * 7, 0, 0);
+    }
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
+    dnrt_st_free(&g);
 }

@@ -1,5 +1,6 @@
 /* test_gradcheck_embed.c -- the gradient rules of the embedding family
- * (embedding, cross_entropy over sequences with ignore_index) against
+ * (embedding, cross_entropy over sequences with ignore_index, and products
+ * with a sequence_mask, which has no gradient of its own) against
  * central finite differences in double, with the shared harness
  * (support/gradcheck.h): the harness's i32 input holds the token ids or
  * the labels, in [0, nclasses) (in_item -T: T of them per batch item).
@@ -152,7 +153,36 @@ static const GcCase case_ce_seq_smooth = {
     {"fc.weight", "fc.bias"},
     loss_ce_seq_smooth};
 
+/* ---- sequence_mask: the gradient flows through the product with the mask ------ */
+
+/* y [N, 4] = dense(x) * (t < len[n]); lengths in [0, 5). */
+static double loss_mask(const Gc *g)
+{
+    int64_t n = g->n;
+    double *y = buf(n * 4);
+    rg_dense(n, 4, 4, g->in[0], g->p[0], g->p[1], y);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t t = 0; t < 4; t++) y[i * 4 + t] *= t < g->label[i] ? 1 : 0;
+    double l = rg_mse(n * 4, y, g->in[2]);
+    free(y);
+    return l;
+}
+
+static const GcCase case_mask = {
+    "sequence_mask",
+    "model m(x: f32[N, 4], len: i32[N]) -> (y: f32[N, 4]) {\n"
+    "  y = (x |> fc: dense(4)) * sequence_mask(len, max_len=4)\n}\n"
+    "train m {\n  t: f32[N, 4]\n  loss = mse(y, t)\n  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
+    7,
+    3,
+    {4, 0, 4},
+    5,
+    2,
+    {"fc.weight", "fc.bias"},
+    loss_mask};
+
 Test(gradcheck_embed, embedding_padding) { dn_gradcheck(&case_embed_pad); }
 Test(gradcheck_embed, embedding_dense) { dn_gradcheck(&case_embed_dense); }
 Test(gradcheck_embed, cross_entropy_sequence_ignore) { dn_gradcheck(&case_ce_seq); }
 Test(gradcheck_embed, cross_entropy_sequence_smoothing_ignore) { dn_gradcheck(&case_ce_seq_smooth); }
+Test(gradcheck_embed, sequence_mask) { dn_gradcheck(&case_mask); }

@@ -177,6 +177,7 @@ static void build_all(bool *seen)
     DnValue *emb = BA(EMBEDDING, (label, fcw), I("padding_idx", 0));
     EXPECT_TYPE(emb, "f32[N, 64]");
     EXPECT_TYPE(BA(EMBEDDING_BWD, (label, emb), I("num", 10)), "f32[10, 64]");
+    EXPECT_TYPE(BA(SEQUENCE_MASK, (label), I("max_len", 6)), "f32[N, 6]");
     DnOp *sgd = BOP(SGD_UPDATE, (w, dw, buf), FL("lr", 0.1), FL("momentum", 0.9));
     cr_assert_not_null(sgd, "%s", first_error());
     cr_expect_eq(sgd->nout, 0);
@@ -404,6 +405,8 @@ Test(build, embed_shape_errors)
          "embedding_bwd: gradient f32[120, 256] does not match the forward result f32[N, 256]"},
         {B0(CROSS_ENTROPY, img, lab),
          "cross_entropy: labels i32[N] do not match logits f32[N, 3, 32] (expected i32[N, 3])"},
+        {BA(SEQUENCE_MASK, (lab), I("max_len", 0)), "sequence_mask: max_len 0 must be >= 1"},
+        {BA(SEQUENCE_MASK, (flat), I("max_len", 3)), "sequence_mask expects i32 lengths, got f32[N, 784]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cr_expect_null(cases[i].got, "case %zu built", i);
