@@ -16,7 +16,7 @@
  */
 #include "llvm_internal.h"
 
-/* Tokens (index elements) of 'v' as an i64 value, and per batch item. */
+/* Index elements of 'v' per batch item (all of them when it has no N). */
 static int64_t tokens_per_item(const DnValue *v) { return dn_shape_numel_static(&v->shape); }
 
 /* index s of the indices, as i64, and whether it is a row in [0, rows) */
