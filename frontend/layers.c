@@ -394,8 +394,9 @@ static DnValue *build_simple(Lower *L, const AstExpr *e, const char *name, DnVal
 {
     (void)name, (void)a;
     const LayerInfo *li = dn_layer_find(e->s);
-    DnAttr sm = dn_attr_float("smoothing", a[0].f); /* bound for cross_entropy only */
-    return dn_build1(L->cx, L->g, li->op, li->ntensor, x, li->op == DN_OP_CROSS_ENTROPY, &sm, e->loc);
+    bool ce = li->op == DN_OP_CROSS_ENTROPY; /* its arguments: smoothing, ignore_index */
+    DnAttr at[2] = {dn_attr_float("smoothing", ce ? a[0].f : 0), dn_attr_int("ignore_index", ce ? a[1].i : 0)};
+    return dn_build1(L->cx, L->g, li->op, li->ntensor, x, ce ? 2 : 0, at, e->loc);
 }
 
 static bool norm_axis(Lower *L, const AstExpr *e, const DnValue *x, int64_t *axis)
@@ -658,6 +659,35 @@ static Val build_chunk(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
     return uniform_pieces(L, e, x[0], axis, d, 1 + (d - 1) / c);
 }
 
+/* embedding(num, dim, padding_idx=-1): weight [num, dim] ~ N(0, 1), as nn.Embedding
+ * (whose padding row starts at zero; here it is drawn like the others) */
+static DnValue *build_embedding(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    int64_t wd[2] = {a[0].i, a[1].i}, pad = a[2].i;
+    if (pad < -1 || pad >= wd[0]) {
+        dn_error(L->cx, e->loc, "embedding: padding_idx %lld must be -1 (none) or a row in [0, %lld)", (long long)pad,
+                 (long long)wd[0]);
+        return NULL;
+    }
+    DnValue *in[2] = {
+        x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, (DnInit){DN_INIT_NORMAL, 0, 1}, e->loc)};
+    if (!in[1]) return NULL;
+    DnAttr at = dn_attr_int("padding_idx", pad);
+    return dn_build1(L->cx, L->g, DN_OP_EMBEDDING, 2, in, 1, &at, e->loc);
+}
+
+/* sequence_mask(lengths, max_len): f32 [..., max_len], 1 where t < length */
+static DnValue *build_sequence_mask(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    if (a[0].i < 1) {
+        dn_error(L->cx, e->loc, "sequence_mask: max_len must be >= 1, got %lld", (long long)a[0].i);
+        return NULL;
+    }
+    DnAttr at = dn_attr_int("max_len", a[0].i);
+    return dn_build1(L->cx, L->g, DN_OP_SEQUENCE_MASK, 1, x, 1, &at, e->loc);
+}
+
 /* ---- the table --------------------------------------------------------------- */
 
 static const LayerInfo layers[] = {
@@ -686,12 +716,14 @@ static const LayerInfo layers[] = {
     {"mul", 2, "", false, build_simple, DN_OP_MUL},
     {"div", 2, "", false, build_simple, DN_OP_DIV},
     {"matmul", 2, "", false, build_simple, DN_OP_MATMUL},
-    {"cross_entropy", 2, "smoothing", false, build_simple, DN_OP_CROSS_ENTROPY},
+    {"cross_entropy", 2, "smoothing ignore_index", false, build_simple, DN_OP_CROSS_ENTROPY},
     {"mse", 2, "", false, build_simple, DN_OP_MSE},
     {"concat", 0, "tensors:tensors axis:int=0", false, build_concat, DN_OP_CONCAT},
     {"stack", 0, "tensors:tensors axis:int=0", false, build_stack, DN_OP_CONCAT},
     {"split", 1, "sizes:ints axis:int=0", false, NULL, DN_OP_SLICE}, /* list results: list_layers */
     {"chunk", 1, "chunks:int axis:int=0", false, NULL, DN_OP_SLICE},
+    {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
+    {"sequence_mask", 1, "max_len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
 };
 
 /* Layers of the table whose result is a list of tensors (their fn is NULL). */
@@ -715,7 +747,6 @@ static const char *unsupported[] = {
     "attention",
     "multihead_attention",
     "layernorm",
-    "embedding",
     "slice",
     "pad",
     "permute",

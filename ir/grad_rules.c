@@ -302,8 +302,8 @@ static void grad_batchnorm_train(DnAd *a, const DnOp *op, DnValue *const *dy)
 static void grad_cross_entropy(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     DnValue *in[3] = {op->in[0], op->in[1], dy[0]};
-    DnAttr at = *dn_op_attr(op, "smoothing");
-    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_CROSS_ENTROPY_BWD, 3, in, 1, &at));
+    DnAttr at[2] = {*dn_op_attr(op, "smoothing"), *dn_op_attr(op, "ignore_index")};
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_CROSS_ENTROPY_BWD, 3, in, 2, at));
 }
 
 static void grad_mse(DnAd *a, const DnOp *op, DnValue *const *dy)
@@ -348,6 +348,18 @@ static void grad_adaptive_maxpool2d(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     DnValue *in[2] = {op->in[0], dy[0]};
     dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_ADAPTIVE_MAXPOOL2D_BWD, 2, in, 0, NULL));
+}
+
+/* ---- embeddings and sequences -------------------------------------------- */
+
+/* dweight = embedding_bwd(indices, dy); the indices (integers) get none. */
+static void grad_embedding(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *w = op->in[1];
+    if (!dn_ad_needs(a, w)) return;
+    DnValue *in[2] = {op->in[0], dy[0]};
+    DnAttr at[2] = {dn_attr_int("num", w->shape.dim[0]), *dn_op_attr(op, "padding_idx")};
+    dn_ad_acc(a, w, dn_ad_build(a, DN_OP_EMBEDDING_BWD, 2, in, 2, at));
 }
 
 /* ---- the table ---------------------------------------------------------------
@@ -402,6 +414,9 @@ static void grad_adaptive_maxpool2d(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_BATCHNORM_BWD       NONE
 #define GRAD_CROSS_ENTROPY_BWD   NONE
 #define GRAD_MSE_BWD             NONE
+#define GRAD_EMBEDDING           grad_embedding
+#define GRAD_EMBEDDING_BWD       NONE
+#define GRAD_SEQUENCE_MASK       NONE /* its input is integer */
 #define GRAD_SGD_UPDATE          NONE
 #define GRAD_ADAM_UPDATE         NONE
 #define GRAD_CHECK_FINITE        NONE

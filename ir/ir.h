@@ -250,6 +250,10 @@ void dn_op_cost(const DnOp *op, DnCost *c);
  * (a class label of cross_entropy: [0, classes - 1]).  Returns false when
  * nothing constrains it. */
 bool dn_input_range(const DnGraph *g, const DnValue *v, int64_t *lo, int64_t *hi);
+/* A value every reader of 'v' accepts besides its range (cross_entropy's
+ * ignore_index, when outside [0, classes - 1]); false when there is none or
+ * the readers disagree. */
+bool dn_input_extra(const DnGraph *g, const DnValue *v, int64_t *extra);
 
 /* ---- verify.c ----------------------------------------------------------- */
 

@@ -630,6 +630,64 @@ RULE(batchnorm_bwd)
            channel_results(r, 1, 3);
 }
 
+/* ---- embeddings and sequences ---------------------------------------------- */
+
+/* Operand 0 holds i32 indices, and padding_idx is -1 or a row of 'rows'. */
+static bool index_operand(Rule *r, int64_t rows)
+{
+    int64_t pad = dn_op_int(r->op, "padding_idx");
+    if (IN(0)->dtype != DN_DTYPE_I32) return fail(r, "%s expects i32 indices, got %s", OPN, TY(IN(0)));
+    if (IN(0)->shape.rank >= DN_MAX_RANK)
+        return fail(r, "%s: indices %s have too many axes (at most %d)", OPN, TY(IN(0)), DN_MAX_RANK - 1);
+    if (pad < -1 || pad >= rows)
+        return fail(r, "%s: padding_idx %lld must be -1 (none) or a row in [0, %lld)", OPN, (long long)pad,
+                    (long long)rows);
+    return true;
+}
+
+/* The indices' shape with 'd' appended. */
+static DnShape with_last(const DnShape *s, int64_t d)
+{
+    DnShape y = *s;
+    y.dim[y.rank++] = d;
+    return y;
+}
+
+RULE(embedding)
+{
+    if (!want(r, 1, 2, "weight") || !index_operand(r, IN(1)->shape.dim[0])) return false;
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = with_last(&IN(0)->shape, IN(1)->shape.dim[1]);
+    return true;
+}
+
+RULE(embedding_bwd)
+{
+    int64_t num = dn_op_int(r->op, "num");
+    if (num < 1) return fail(r, "%s: num %lld must be >= 1", OPN, (long long)num);
+    if (!want(r, 1, -1, "gradient") || !index_operand(r, num)) return false;
+    const DnShape *dy = &IN(1)->shape;
+    if (dy->rank < 1) return fail(r, "%s expects a gradient of rank >= 1, got %s", OPN, TY(IN(1)));
+    DnShape want_sh = with_last(&IN(0)->shape, dy->dim[dy->rank - 1]);
+    if (!want_dy(r, &want_sh, IN(1))) return false;
+    int64_t d[2] = {num, dy->dim[dy->rank - 1]};
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = dn_shape_make(2, d);
+    return true;
+}
+
+RULE(sequence_mask)
+{
+    int64_t T = dn_op_int(r->op, "max_len");
+    if (IN(0)->dtype != DN_DTYPE_I32) return fail(r, "%s expects i32 lengths, got %s", OPN, TY(IN(0)));
+    if (IN(0)->shape.rank >= DN_MAX_RANK)
+        return fail(r, "%s: lengths %s have too many axes (at most %d)", OPN, TY(IN(0)), DN_MAX_RANK - 1);
+    if (T < 1 || T > ((int64_t)1 << 40)) return fail(r, "%s: max_len %lld must be >= 1", OPN, (long long)T);
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = with_last(&IN(0)->shape, T);
+    return true;
+}
+
 /* ---- losses ---------------------------------------------------------------- */
 
 static bool scalar_result(Rule *r)
@@ -639,15 +697,22 @@ static bool scalar_result(Rule *r)
     return true;
 }
 
+/* logits [N, ..., K] and labels [N, ...]: the logits' shape without its last axis. */
 static bool ce_operands(Rule *r)
 {
     const DnValue *x = IN(0), *y = IN(1);
     double s = dn_op_float(r->op, "smoothing");
-    if (!want(r, 0, 2, "logits")) return false;
-    if ((y->dtype != DN_DTYPE_I32 && y->dtype != DN_DTYPE_I64) || y->shape.rank != 1 ||
-        y->shape.dim[0] != x->shape.dim[0])
-        return fail(r, "%s: labels %s do not match logits %s (expected i32[%s])", OPN, TY(y), TY(x),
-                    dim_str(x->shape.dim[0], (char[24]){0}));
+    if (!want(r, 0, -2, "logits")) return false;
+    DnShape rows = x->shape;
+    rows.rank--;
+    if ((y->dtype != DN_DTYPE_I32 && y->dtype != DN_DTYPE_I64) || !dn_shape_eq(&y->shape, &rows)) {
+        char want_dims[96] = "";
+        size_t at = 0;
+        for (int i = 0; i < rows.rank && at < sizeof want_dims; i++)
+            at += (size_t)snprintf(want_dims + at, sizeof want_dims - at, "%s%s", i ? ", " : "",
+                                   dim_str(rows.dim[i], (char[24]){0}));
+        return fail(r, "%s: labels %s do not match logits %s (expected i32[%s])", OPN, TY(y), TY(x), want_dims);
+    }
     if (!(s >= 0 && s <= 1)) return fail(r, "%s: smoothing must be in [0, 1], got %g", OPN, s);
     return true;
 }

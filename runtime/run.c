@@ -47,18 +47,26 @@ static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t a
     return 0;
 }
 
-/* Integer inputs whose descriptor gives a range (class labels): every
- * element must lie in it, else the kernels would read outside a row. */
+/* Integer inputs whose descriptor gives a range (class labels, token ids):
+ * every element must lie in it or equal the descriptor's extra value
+ * (ignore_index), else the kernels would read outside a row. */
 static int check_values(const char *what, int64_t n, const void *p, const dnrt_tensor_desc *d, dnrt_error *err)
 {
     if (d->dtype != DNRT_I32 || d->valid_min >= d->valid_max) return 0;
     int64_t count = 1;
     for (int32_t i = 0; i < d->rank; i++) count *= d->dim[i] < 0 ? n : d->dim[i];
     const int32_t *v = p;
-    for (int64_t i = 0; i < count; i++)
-        if (v[i] < d->valid_min || v[i] > d->valid_max)
-            return dnrt_fail(err, DNRT_ERR_ARG, "%s: input '%s' element %lld is %d, outside [%lld, %lld]", what,
-                             d->name, (long long)i, v[i], (long long)d->valid_min, (long long)d->valid_max);
+    for (int64_t i = 0; i < count; i++) {
+        if (v[i] >= d->valid_min && v[i] <= d->valid_max) continue;
+        if (d->has_valid_extra && v[i] == d->valid_extra) continue;
+        if (d->has_valid_extra)
+            return dnrt_fail(err, DNRT_ERR_ARG,
+                             "%s: input '%s' element %lld is %d, outside [%lld, %lld] and not %lld (ignore_index)",
+                             what, d->name, (long long)i, v[i], (long long)d->valid_min, (long long)d->valid_max,
+                             (long long)d->valid_extra);
+        return dnrt_fail(err, DNRT_ERR_ARG, "%s: input '%s' element %lld is %d, outside [%lld, %lld]", what, d->name,
+                         (long long)i, v[i], (long long)d->valid_min, (long long)d->valid_max);
+    }
     return 0;
 }
 

@@ -3,13 +3,16 @@
  * (ops.def; the CPU kernel kernel_loss.c is the reference: row statistics
  * in float, the batch mean accumulated in double).
  *
- * cross_entropy: kernel 1 gives each logits row T adjacent items of a
- * 256-item group (T = K rounded up to a power of two, at most 256; W = 256
- * / T rows per group); tree reductions in LOCAL memory make the row's max,
- * sum of exp and sum of logits, and the row's loss term goes to the
- * workspace; kernel 2 (one group) sums the terms in double by a tree and
- * writes the mean.  cross_entropy_bwd: the same rows, then every item
- * writes its elements of dlogits.  mse: kernel 1 sums (pred - target)^2 in
+ * cross_entropy: the rows are every position of the logits but the last
+ * axis ([N, K] or [N, T, K]).  Kernel 1 gives each row T adjacent items of
+ * a 256-item group (T = K rounded up to a power of two, at most 256; W =
+ * 256 / T rows per group); tree reductions in LOCAL memory make the row's
+ * max, sum of exp and sum of logits, and the row's loss term and its kept
+ * flag (label != ignore_index) go to the workspace; kernel 2 (one group)
+ * sums terms and flags in double by a tree and writes their quotient.
+ * cross_entropy_bwd: kernel 1 (one group) counts the kept rows, kernel 2
+ * takes the same rows as above and every item writes its elements of
+ * dlogits (0 in an ignored row).  mse: kernel 1 sums (pred - target)^2 in
  * double over chunks of 4096 elements, a group per chunk, into the
  * workspace; kernel 2 (one group) adds the chunks' sums in order.  mse_bwd
  * is pointwise.
@@ -23,19 +26,27 @@
 /* ---- the rows of the logits ------------------------------------------------ */
 
 typedef struct Rows {
-    const DnValue *x; /* logits [N, K] */
+    const DnValue *x; /* logits [N, ..., K]: rows are every position but the last axis */
     int64_t k;
+    int64_t per;      /* rows per batch item (all rows without N) */
     int w, t;         /* rows and slices per group */
-    const char *rows; /* "n" or the static batch */
+    const char *rows; /* "(n * per)" or the static row count */
 } Rows;
 
 static Rows rows_of(DnGpuGen *G)
 {
-    Rows r = {.x = G->op->in[0], .k = G->op->in[0]->shape.dim[1], .t = 1};
+    const DnValue *x = G->op->in[0];
+    Rows r = {.x = x, .k = x->shape.dim[x->shape.rank - 1], .t = 1};
+    r.per = dn_gk_numel(x) / r.k;
     while (r.t < GROUP && r.t < r.k) r.t *= 2;
     r.w = GROUP / r.t;
-    char buf[32] = "n"; /* the batch: n, or the static rows */
-    if (!dn_gk_has_n(r.x)) snprintf(buf, sizeof buf, "%lld", (long long)r.x->shape.dim[0]);
+    char buf[48]; /* the rows: n, n * per, or the static rows */
+    if (!dn_gk_has_n(x))
+        snprintf(buf, sizeof buf, "%lld", (long long)r.per);
+    else if (r.per == 1)
+        snprintf(buf, sizeof buf, "n");
+    else
+        snprintf(buf, sizeof buf, "(n * %lld)", (long long)r.per);
     r.rows = strcpy(dn_arena_alloc(&G->H->cx->arena, strlen(buf) + 1), buf);
     return r;
 }
@@ -65,7 +76,7 @@ static void end_rows(DnGpuGen *G, const Rows *r)
 {
     /* ceil(rows / w) groups: rows * t items, rounded up by the launch */
     bool n = dn_gk_has_n(r->x);
-    dn_gk_end(G, n ? r->t : 0, n ? 0 : r->x->shape.dim[0] * r->t, GROUP);
+    dn_gk_end(G, n ? r->per * r->t : 0, n ? 0 : r->per * r->t, GROUP);
 }
 
 /* One group: loss = (float)(the sum in double of the 'count' values (text)
@@ -88,16 +99,51 @@ static void mean_kernel(DnGpuGen *G, const char *ctype, const char *count, const
 
 bool dn_gpu_workspace_cross_entropy(const DnOp *op, DnWorkspaceReq *req)
 {
-    const DnValue *x = op->in[0]; /* one float term per row */
+    const DnValue *x = op->in[0]; /* per row: its float term, then (after all terms) its float kept flag */
+    int64_t per = dn_gk_numel(x) / x->shape.dim[x->shape.rank - 1];
     if (dn_gk_has_n(x))
-        req->bytes_n = 4;
+        req->bytes_n = 8 * per;
     else
-        req->bytes_b = 4 * x->shape.dim[0];
+        req->bytes_b = 8 * per;
     return true;
 }
 
-/* loss = mean_n [ -(1-s) logp[n,label] - s/K sum_k logp[n,k] ]; a label
- * outside [0, K) contributes no label term, as on the CPU. */
+/* The dialect test that the i32 label 'lab' (an expression) is not
+ * ignore_index: "1" when ignore_index is no i32 value. */
+static const char *kept_test(DnGpuGen *G, const char *lab)
+{
+    int64_t ig = dn_op_int(G->op, "ignore_index");
+    char buf[96];
+    if (ig < INT32_MIN + 1 || ig > INT32_MAX)
+        snprintf(buf, sizeof buf, "1");
+    else
+        snprintf(buf, sizeof buf, "(%s != %lld)", lab, (long long)ig);
+    return strcpy(dn_arena_alloc(&G->H->cx->arena, strlen(buf) + 1), buf);
+}
+
+/* One group: loss = (float)(sum of the terms / sum of the kept flags), both
+ * sums in double by a tree of 256 strided partial sums (the same order at
+ * every run; the count is exact).  No kept row: 0/0 = NaN. */
+static void ce_mean_kernel(DnGpuGen *G, const char *rows)
+{
+    dn_gk_begin(G, "mean");
+    dn_gk_ws(G, "float", "part");
+    dn_gk_ptr(G, G->op->nin, "float", "loss");
+    dn_gk_line(G, "LOCAL double red[%d];", GROUP);
+    dn_gk_line(G, "double s = 0.0, c = 0.0;");
+    dn_gk_line(G, "for (i64 i = LOCAL_ID; i < %s; i += %d) {", rows, GROUP);
+    dn_gk_line(G, "    s += (double)part[i];");
+    dn_gk_line(G, "    c += (double)part[%s + i];", rows);
+    dn_gk_line(G, "}");
+    dn_gk_tree_reduce(G, "red", "double", "s", "a + b", "LOCAL_ID", GROUP, 1);
+    dn_gk_tree_reduce(G, "red", "double", "c", "a + b", "LOCAL_ID", GROUP, 1);
+    dn_gk_line(G, "if (LOCAL_ID == 0) loss[0] = (float)(s / c);");
+    dn_gk_end(G, 0, GROUP, GROUP);
+}
+
+/* loss = sum over kept rows [ -(1-s) logp[r,label] - s/K sum_k logp[r,k] ] / (kept rows);
+ * a row whose label is ignore_index adds nothing; a label outside [0, K)
+ * contributes no label term, as on the CPU. */
 void dn_gpu_kernel_cross_entropy(DnGpuGen *G)
 {
     Rows r = rows_of(G);
@@ -115,31 +161,53 @@ void dn_gpu_kernel_cross_entropy(DnGpuGen *G)
     if (s != 0)
         dn_gk_line(G, "    t = t - %s * (sx - %s * lse);", dn_gk_float(G, (float)(s / (double)r.k)),
                    dn_gk_float(G, (float)r.k));
-    dn_gk_line(G, "    term[row] = t;");
+    dn_gk_line(G, "    int keep = %s;", kept_test(G, "lab"));
+    dn_gk_line(G, "    term[row] = keep ? t : 0.0f;");
+    dn_gk_line(G, "    term[%s + row] = keep ? 1.0f : 0.0f;", r.rows);
     dn_gk_line(G, "}");
     end_rows(G, &r);
-    mean_kernel(G, "float", r.rows, r.rows);
+    ce_mean_kernel(G, r.rows);
 }
 
-/* dlogits = dloss / N * (softmax - ((1-s) onehot + s/K)). */
+bool dn_gpu_workspace_cross_entropy_bwd(const DnOp *op, DnWorkspaceReq *req)
+{
+    (void)op;
+    req->bytes_b = 8; /* the kept rows, a double */
+    return true;
+}
+
+/* dlogits[r] = dloss / (kept rows) * (softmax - ((1-s) onehot + s/K)), 0 for
+ * an ignored row; kernel 1 (one group) counts the kept rows. */
 void dn_gpu_kernel_cross_entropy_bwd(DnGpuGen *G)
 {
     Rows r = rows_of(G);
     double s = dn_op_float(G->op, "smoothing");
+    dn_gk_begin(G, "count");
+    dn_gk_ptr(G, 1, "int", "label");
+    dn_gk_ws(G, "double", "kept");
+    dn_gk_line(G, "LOCAL double red[%d];", GROUP);
+    dn_gk_line(G, "double c = 0.0;");
+    dn_gk_line(G, "for (i64 i = LOCAL_ID; i < %s; i += %d) c += %s ? 1.0 : 0.0;", r.rows, GROUP,
+               kept_test(G, "label[i]"));
+    dn_gk_tree_reduce(G, "red", "double", "c", "a + b", "LOCAL_ID", GROUP, 1);
+    dn_gk_line(G, "if (LOCAL_ID == 0) kept[0] = c;");
+    dn_gk_end(G, 0, GROUP, GROUP);
     dn_gk_begin(G, "");
     dn_gk_ptr(G, 0, "float", "x");
     dn_gk_ptr(G, 1, "int", "label");
     dn_gk_ptr(G, 2, "float", "dloss");
     dn_gk_ptr(G, 3, "float", "dx");
+    dn_gk_ws(G, "double", "kept");
     row_stats(G, &r, false);
-    dn_gk_line(G, "float coef = dloss[0] / (float)%s, inv = 1.0f / se;", r.rows);
+    dn_gk_line(G, "float coef = dloss[0] / (float)kept[0], inv = 1.0f / se;");
     dn_gk_line(G, "if (live) {");
     dn_gk_line(G, "    int lab = label[row];");
+    dn_gk_line(G, "    int keep = %s;", kept_test(G, "lab"));
     dn_gk_line(G, "    for (i64 j = sl; j < %lld; j += %d) {", (long long)r.k, r.t);
     dn_gk_line(G, "        float p = expf(x[base + j] - m) * inv;");
     dn_gk_line(G, "        float t = j == (i64)lab ? %s : %s;", dn_gk_float(G, (float)(1.0 - s + s / (double)r.k)),
                dn_gk_float(G, (float)(s / (double)r.k)));
-    dn_gk_line(G, "        dx[base + j] = coef * (p - t);");
+    dn_gk_line(G, "        dx[base + j] = keep ? coef * (p - t) : 0.0f;");
     dn_gk_line(G, "    }");
     dn_gk_line(G, "}");
     end_rows(G, &r);

@@ -34,7 +34,7 @@ LLVMTypeRef dn_host_tensor_desc_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
     LLVMTypeRef f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {ptr, i32, i32, LLVMArrayType2(i64, 6), i64, i32, i32, i32, f32, f32, i32, i64, i64};
+    LLVMTypeRef f[] = {ptr, i32, i32, LLVMArrayType2(i64, 6), i64, i32, i32, i32, f32, f32, i32, i64, i64, i32, i64};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -63,14 +63,23 @@ static LLVMValueRef cstring(DnHost *H, const char *s)
     return g;
 }
 
-/* One dnrt_tensor_desc.  'p' (state tensors) and 'offset' may be NULL/0;
- * the runtime checks the value range only when 'lo' < 'hi'. */
+/* The value range of an input: [lo, hi] (checked when lo < hi), and an
+ * extra accepted value when has_extra. */
+typedef struct Range {
+    int64_t lo, hi;
+    bool has_extra;
+    int64_t extra;
+} Range;
+
+static const Range no_range = {1, 0, false, 0};
+
+/* One dnrt_tensor_desc.  'p' (state tensors) and 'offset' may be NULL/0. */
 static LLVMValueRef tensor_desc(DnHost *H, const char *name, DnDType dt, const DnShape *s, const DnParam *p,
-                                int64_t offset, bool train_only, int64_t lo, int64_t hi)
+                                int64_t offset, bool train_only, Range rg)
 {
     LLVMValueRef dims[6];
     for (int i = 0; i < 6; i++) dims[i] = ci64(H, i < s->rank ? s->dim[i] : 0);
-    LLVMValueRef f[13] = {
+    LLVMValueRef f[15] = {
         cstring(H, name),
         ci32(H, dt),
         ci32(H, s->rank),
@@ -82,10 +91,12 @@ static LLVMValueRef tensor_desc(DnHost *H, const char *name, DnDType dt, const D
         LLVMConstReal(H->f32, p ? p->init.a : 0),
         LLVMConstReal(H->f32, p ? p->init.b : 0),
         ci32(H, train_only),
-        ci64(H, lo),
-        ci64(H, hi),
+        ci64(H, rg.lo),
+        ci64(H, rg.hi),
+        ci32(H, rg.has_extra),
+        ci64(H, rg.has_extra ? rg.extra : 0),
     };
-    return LLVMConstNamedStruct(dn_host_tensor_desc_type(H->ctx), f, 13);
+    return LLVMConstNamedStruct(dn_host_tensor_desc_type(H->ctx), f, 15);
 }
 
 /* An input's descriptor, with the value range its readers impose (in the
@@ -96,9 +107,10 @@ static LLVMValueRef input_desc(DnHost *H, const DnValue *v)
     const DnValue *gv = NULL;
     for (int i = 0; i < g->inputs.len; i++)
         if (!strcmp(g->inputs.data[i]->name, v->name)) gv = g->inputs.data[i];
-    int64_t lo = 1, hi = 0;
-    if (gv && !dn_input_range(g, gv, &lo, &hi)) lo = 1, hi = 0;
-    return tensor_desc(H, v->name, v->dtype, &v->shape, NULL, 0, v->train_only, lo, hi);
+    Range rg = no_range;
+    if (gv && !dn_input_range(g, gv, &rg.lo, &rg.hi)) rg.lo = 1, rg.hi = 0;
+    if (gv && rg.lo < rg.hi) rg.has_extra = dn_input_extra(g, gv, &rg.extra);
+    return tensor_desc(H, v->name, v->dtype, &v->shape, NULL, 0, v->train_only, rg);
 }
 
 /* A private constant array of 'n' tensor descriptors (null when n == 0). */
@@ -140,14 +152,14 @@ LLVMValueRef dn_host_emit_descriptor(DnHost *H, LLVMValueRef infer_entry, LLVMVa
     DN_ASSERT(nout <= MAX_IO);
     for (int i = 0; i < nout; i++) {
         const DnValue *v = m->infer->outputs.data[i];
-        out_d[i] = tensor_desc(H, m->infer->output_names.data[i], v->dtype, &v->shape, NULL, 0, false, 1, 0);
+        out_d[i] = tensor_desc(H, m->infer->output_names.data[i], v->dtype, &v->shape, NULL, 0, false, no_range);
     }
     const DnGraph *sg = m->state_graph;
     int nst = sg->params.len;
     LLVMValueRef *st_d = dn_arena_alloc(&H->cx->arena, sizeof(LLVMValueRef) * (size_t)(nst + 1));
     for (int i = 0; i < nst; i++) {
         const DnParam *p = sg->params.data[i];
-        st_d[i] = tensor_desc(H, p->name, p->dtype, &p->shape, p, m->state.offset[i], false, 1, 0);
+        st_d[i] = tensor_desc(H, p->name, p->dtype, &p->shape, p, m->state.offset[i], false, no_range);
     }
     LLVMValueRef api = LLVMGetNamedGlobal(H->mod, "dnrt_api_v1");
     if (!api) {

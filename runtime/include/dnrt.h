@@ -91,8 +91,14 @@ typedef struct dnrt_tensor_desc {
     /* inputs only: */
     int32_t train_only;           /* labels: an input of train_step, not of infer */
     int64_t valid_min, valid_max; /* integer inputs: every element must lie in [valid_min, valid_max]
-                                     (class labels: [0, classes - 1]); unchecked unless min < max,
-                                     so a zeroed descriptor checks nothing */
+                                     (class labels: [0, classes - 1]; token ids of an embedding:
+                                     [0, rows - 1]); unchecked unless min < max, so a zeroed
+                                     descriptor checks nothing */
+    /* (ABI 5, appended) when has_valid_extra is non-zero, an element equal to valid_extra is
+       accepted too, in or out of the range: cross_entropy's ignore_index (-100 by default), a
+       label that marks a position without a target */
+    int32_t has_valid_extra;
+    int64_t valid_extra;
 } dnrt_tensor_desc;
 
 /* What generated code receives.  Buffers are 64-byte aligned. */

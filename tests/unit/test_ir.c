@@ -181,6 +181,10 @@ static void build_all(bool *seen)
     EXPECT_TYPE(bb->out[2], "f32[4]");
     EXPECT_TYPE(B0(CROSS_ENTROPY_BWD, dr, label, ce), "f32[N, 10]");
     EXPECT_TYPE(B0(MSE_BWD, d, fl, ms), "f32[N, 10]");
+    DnValue *emb = BA(EMBEDDING, (label, fcw), I("padding_idx", 0));
+    EXPECT_TYPE(emb, "f32[N, 64]");
+    EXPECT_TYPE(BA(EMBEDDING_BWD, (label, emb), I("num", 10)), "f32[10, 64]");
+    EXPECT_TYPE(BA(SEQUENCE_MASK, (label), I("max_len", 6)), "f32[N, 6]");
     DnOp *sgd = BOP(SGD_UPDATE, (w, dw, buf), FL("lr", 0.1), FL("momentum", 0.9));
     cr_assert_not_null(sgd, "%s", first_error());
     cr_expect_eq(sgd->nout, 0);
@@ -435,6 +439,34 @@ Test(build, shape_family_errors)
         cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu: %s", i, d ? d->msg : "(none)");
     }
     cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* The embedding family's shape errors, and cross_entropy's over sequences
+ * (in a test of their own: the context keeps 20 errors). */
+Test(build, embed_shape_errors)
+{
+    DnValue *flat = input("flat", F32, SHAPE(N, 784)), *lab = input("lab", I32, SHAPE(N));
+    DnValue *fw = param("fw", SHAPE(120, 256)), *img = input("img", F32, SHAPE(N, 3, 32));
+    struct {
+        DnValue *got;
+        const char *msg;
+    } cases[] = {
+        {BA(EMBEDDING, (flat, fw)), "embedding expects i32 indices, got f32[N, 784]"},
+        {BA(EMBEDDING, (lab, fw), I("padding_idx", 120)),
+         "embedding: padding_idx 120 must be -1 (none) or a row in [0, 120)"},
+        {BA(EMBEDDING_BWD, (lab, fw), I("num", 5)),
+         "embedding_bwd: gradient f32[120, 256] does not match the forward result f32[N, 256]"},
+        {B0(CROSS_ENTROPY, img, lab),
+         "cross_entropy: labels i32[N] do not match logits f32[N, 3, 32] (expected i32[N, 3])"},
+        {BA(SEQUENCE_MASK, (lab), I("max_len", 0)), "sequence_mask: max_len 0 must be >= 1"},
+        {BA(SEQUENCE_MASK, (flat), I("max_len", 3)), "sequence_mask expects i32 lengths, got f32[N, 784]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_null(cases[i].got, "case %zu built", i);
+        const DnDiag *d = cx.diags;
+        for (size_t j = 0; d && j < i; j++) d = d->next;
+        cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu", i);
+    }
 }
 
 /* check_finite: one code (>= 1) per checked f32 operand, then at most one

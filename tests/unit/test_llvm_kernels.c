@@ -209,6 +209,8 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_tensor_desc, td_t, 10, train_only);
     CHECK(dnrt_tensor_desc, td_t, 11, valid_min);
     CHECK(dnrt_tensor_desc, td_t, 12, valid_max);
+    CHECK(dnrt_tensor_desc, td_t, 13, has_valid_extra);
+    CHECK(dnrt_tensor_desc, td_t, 14, valid_extra);
     cr_expect_eq(LLVMABISizeOfType(td, td_t), sizeof(dnrt_tensor_desc));
     LLVMTypeRef md = dn_host_model_desc_type(ctx);
     CHECK(dnrt_model_desc, md, 0, abi_version);

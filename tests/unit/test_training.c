@@ -282,7 +282,8 @@ Test(training, label_out_of_range_is_an_error)
     float loss = 0;
     cr_expect_eq(lib.desc->api->train_step(s, MN, in, &loss, &err), -1, "a label of 3 was accepted");
     cr_expect_eq(err.code, DNRT_ERR_ARG);
-    cr_expect_str_eq(err.message, "train_step: input 'label' element 3 is 3, outside [0, 2]");
+    cr_expect_str_eq(err.message,
+                     "train_step: input 'label' element 3 is 3, outside [0, 2] and not -100 (ignore_index)");
     cr_expect_eq(lib.desc->api->get_step(s), 0, "the step ran");
     bad[3] = -1;
     cr_expect_eq(lib.desc->api->train_step(s, MN, in, &loss, &err), -1, "a label of -1 was accepted");

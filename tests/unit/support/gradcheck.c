@@ -60,9 +60,9 @@ static void make_inputs(const GcCase *c, Gc *g, float **fin)
 {
     g->n = c->n;
     for (int i = 0; i < c->nin; i++) {
-        int64_t m = c->n * (c->in_item[i] ? c->in_item[i] : 1);
+        int64_t m = c->n * (c->in_item[i] > 0 ? c->in_item[i] : c->in_item[i] < 0 ? -c->in_item[i] : 1);
         fin[i] = malloc((size_t)m * 4);
-        if (!c->in_item[i]) {
+        if (c->in_item[i] <= 0) {
             g->label = (int32_t *)fin[i];
             for (int64_t j = 0; j < m; j++) g->label[j] = (int32_t)((uniform() + 1) * 0.5 * c->nclasses) % c->nclasses;
             continue;

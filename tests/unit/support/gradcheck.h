@@ -31,7 +31,8 @@ typedef struct GcCase {
     const char *name, *src;
     int64_t n; /* batch size */
     int nin;
-    int64_t in_item[DN_GC_MAXI]; /* elements per batch item; 0 = i32 label input */
+    int64_t in_item[DN_GC_MAXI]; /* elements per batch item; 0 = i32 label input (one per item),
+                                    -T = i32 input of T per item (tokens [N, T]) */
     int nclasses;                /* label range */
     int np;
     const char *pname[DN_GC_MAXP]; /* trainable parameters checked */
