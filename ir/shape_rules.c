@@ -85,6 +85,10 @@ static bool attr_shape(Rule *r, const char *name, DnShape *s)
         if (v[i] < 1 && !(i == 0 && v[i] == -1))
             return fail(r, "%s: %s %s may hold -1 (N) only in axis 0, and sizes >= 1 elsewhere", OPN, name, INTS(v, n));
     *s = dn_shape_make(n, v);
+    /* so that rules may multiply its sizes (no tensor has fewer than 4 bytes an element) */
+    if (!dn_type_fits(DN_DTYPE_F32, s))
+        return fail(r, "%s: %s %s is larger than the %lld bytes a tensor may hold", OPN, name, INTS(v, n),
+                    (long long)DN_MAX_TENSOR_BYTES);
     return true;
 }
 
