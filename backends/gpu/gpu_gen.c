@@ -206,3 +206,9 @@ const char *dn_gk_double(DnGpuGen *G, double v)
     size_t n = strlen(buf) + 1;
     return memcpy(dn_arena_alloc(&G->H->cx->arena, n), buf, n);
 }
+
+void dn_gk_ws_per_element(const DnValue *v, int64_t bytes, DnWorkspaceReq *req)
+{
+    req->bytes_n = dn_gk_has_n(v) ? dn_gk_numel(v) * bytes : 0;
+    req->bytes_b = dn_gk_has_n(v) ? 0 : dn_gk_numel(v) * bytes;
+}

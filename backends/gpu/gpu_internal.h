@@ -187,4 +187,7 @@ void dn_gk_tree_reduce(DnGpuGen *G, const char *arr, const char *ctype, const ch
 /* A double constant as dialect text that reads back exactly ("1.50000000000000000e+00"). */
 const char *dn_gk_double(DnGpuGen *G, double v);
 
+/* A workspace request of 'bytes' per element of 'v' (per batch item when v has N). */
+void dn_gk_ws_per_element(const DnValue *v, int64_t bytes, DnWorkspaceReq *req);
+
 #endif

@@ -103,17 +103,10 @@ static void emit_windows_of_cell(DnGpuGen *G, const Pool *p, const char *inner)
     dn_gk_line(G, "    }");
 }
 
-static int64_t bytes_of(const DnValue *v, int64_t elem, bool per_n)
-{
-    return dn_gk_has_n(v) == per_n ? dn_gk_numel(v) * elem : 0;
-}
-
 /* One int per window of dy: its argmax. */
 bool dn_gpu_workspace_maxpool2d_bwd(const DnOp *op, DnWorkspaceReq *req)
 {
-    const DnValue *dy = op->in[1];
-    req->bytes_n = bytes_of(dy, 4, true);
-    req->bytes_b = bytes_of(dy, 4, false);
+    dn_gk_ws_per_element(op->in[1], 4, req);
     return true;
 }
 
