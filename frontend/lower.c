@@ -507,10 +507,16 @@ static Val lower_repeat(Lower *L, Scope *sc, const AstExpr *e, const char *targe
 
 /* ---- blocks ----------------------------------------------------------------- */
 
-/* Binds one block parameter from 'v' (checked against its type). */
+/* Binds one block parameter from 'v' (checked against its type).  A poisoned
+ * tensor is bound as it is (what uses it is poisoned in turn, so the rest of
+ * the body is still checked); a poisoned hyper-parameter stops the call. */
 static bool bind_block_param(Lower *L, Scope *sc, const AstDecl *d, const AstParam *p, Val v, DnLoc loc)
 {
-    if (v.kind == VAL_POISON) return false;
+    if (v.kind == VAL_POISON) {          /* already reported */
+        if (p->hp) return false;         /* the body's compile-time logic needs it */
+        dn_scope_set(L, sc, p->name, v); /* a tensor: the body is still checked, its ops on v poisoned */
+        return true;
+    }
     const char *want = !p->hp ? "tensor" : p->hp;
     bool ok = !p->hp                   ? v.kind == VAL_TENSOR
               : !strcmp(want, "int")   ? v.kind == VAL_INT
@@ -633,7 +639,10 @@ static Val lower_call(Lower *L, Scope *sc, const AstExpr *e, const Val *first)
         poisoned |= pos[npos++].kind == VAL_POISON;
     }
     const AstDecl *d = find_block(L, e->s);
-    if (d) return poisoned ? dn_val_poison() : lower_block_call(L, sc, d, e, pos, npos);
+    if (d) { /* a poisoned tensor argument poisons what depends on it; the rest of the body is checked */
+        Val v = lower_block_call(L, sc, d, e, pos, npos);
+        return poisoned ? dn_val_poison() : v;
+    }
     Val q;
     if (shape_query(L, pos, npos, e, &q)) return q;
     const LayerInfo *li = dn_layer_find(e->s);
