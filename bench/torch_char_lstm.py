@@ -1,0 +1,85 @@
+"""torch_char_lstm.py -- the character LSTM language model of
+examples/char_lstm.dnn in PyTorch, timed the way bench/seq_bench.c times
+the dnnc libraries (what bench/lstm_lm.sh compares):
+
+  train: median ms of one training step (forward, cross-entropy over every
+         position, backward, Adam) at --batch on random bytes, printed as
+         "train batch B median M ms tokens/s R"
+  step:  median ms of one generation step at batch 1 (one token in, the
+         recurrent state carried, no_grad), printed as
+         "infer batch 1 median M ms"
+"""
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+class CharLSTM(nn.Module):
+    def __init__(self, vocab, embed, hidden, layers):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embed)
+        self.lstm = nn.LSTM(embed, hidden, num_layers=layers, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, tokens, state=None):
+        y, state = self.lstm(self.embed(tokens), state)
+        return self.head(y), state
+
+
+def median_ms(fn, reps):
+    for _ in range(max(1, reps // 10)):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["train", "step"])
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--seq", type=int, default=50)
+    ap.add_argument("--embed", type=int, default=64)
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=20)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(1)
+    model = CharLSTM(256, a.embed, a.hidden, a.layers)
+    if a.what == "train":
+        opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+        x = torch.randint(0, 256, (a.batch, a.seq))
+        y = torch.randint(0, 256, (a.batch, a.seq))
+
+        def step():
+            opt.zero_grad()
+            logits, _ = model(x)
+            loss = nn.functional.cross_entropy(logits.reshape(-1, 256), y.reshape(-1))
+            loss.backward()
+            opt.step()
+
+        ms = median_ms(step, a.reps)
+        print(f"train batch {a.batch} median {ms:.3f} ms tokens/s {a.batch * a.seq / (ms * 1e-3):.0f}")
+    else:
+        model.eval()
+        tok = torch.randint(0, 256, (1, 1))
+        state = [None]
+
+        def step():
+            with torch.no_grad():
+                _, state[0] = model(tok, state[0])
+
+        ms = median_ms(step, a.reps)
+        print(f"infer batch 1 median {ms:.4f} ms")
+
+
+if __name__ == "__main__":
+    main()
