@@ -140,7 +140,11 @@ LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b); /* i64 */
 LLVMValueRef dn_fadd(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fmul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* llvm.fma.f32 */
-/* Calls the unary f32 intrinsic or libm function 'name' ("llvm.exp.f32", "tanhf", ...). */
+/* exp and tanh of f32 as inline code (llvm_math.c: its error bounds). */
+LLVMValueRef dn_exp_f32(DnKernel *k, LLVMValueRef x);
+LLVMValueRef dn_tanh_f32(DnKernel *k, LLVMValueRef x);
+/* Calls the unary f32 intrinsic or libm function 'name' ("llvm.log.f32", "erff", ...);
+ * "llvm.exp.f32" and "tanhf" become the inline code of llvm_math.c. */
 LLVMValueRef dn_call_f32(DnKernel *k, const char *name, LLVMValueRef x);
 /* if (cond) { ... }:  LLVMBasicBlockRef after = dn_if_begin(k, cond); ...; dn_if_end(k, after); */
 LLVMBasicBlockRef dn_if_begin(DnKernel *k, LLVMValueRef cond);
