@@ -417,6 +417,8 @@ static void grad_embedding(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_EMBEDDING           grad_embedding
 #define GRAD_EMBEDDING_BWD       NONE
 #define GRAD_SEQUENCE_MASK       NONE /* its input is integer */
+#define GRAD_RNN_SCAN            NONE /* TODO(s9_rnn): grad_rnn_scan */
+#define GRAD_RNN_SCAN_BWD        NONE
 #define GRAD_SGD_UPDATE          NONE
 #define GRAD_ADAM_UPDATE         NONE
 #define GRAD_CHECK_FINITE        NONE
