@@ -26,16 +26,18 @@ typedef struct RnnArgs {
     int64_t hidden, layers;
     bool bias, batch_first, bidir, ret;
     double dropout;
-    const char *cell; /* the rnn_scan cell */
+    const char *cell; /* the rnn_scan cell, NULL for an unknown nonlinearity */
+    const char *nonlin;
     DnValue *h0, *c0, *lengths;
 } RnnArgs;
 
 /* The bound arguments of the row's schema (layers.c) by name. */
 static RnnArgs rnn_args(const AstExpr *e, const Val *a)
 {
-    RnnArgs r = {a[0].i, a[1].i, a[2].i != 0, a[3].i != 0, a[5].i != 0, false, a[4].f, NULL, NULL, NULL, NULL};
+    RnnArgs r = {a[0].i, a[1].i, a[2].i != 0, a[3].i != 0, a[5].i != 0, false, a[4].f, NULL, NULL, NULL, NULL, NULL};
     int at = 6;
     if (!strcmp(e->s, "rnn")) {
+        r.nonlin = a[at].s;
         r.cell = !strcmp(a[at].s, "tanh") ? "rnn_tanh" : !strcmp(a[at].s, "relu") ? "rnn_relu" : NULL;
         at++;
     } else
@@ -139,7 +141,7 @@ static bool check_args(Lower *L, const AstExpr *e, const RnnArgs *r, const DnVal
         return false;
     }
     if (!r->cell) {
-        dn_error(L->cx, e->loc, "rnn: nonlinearity must be \"tanh\" or \"relu\"");
+        dn_error(L->cx, e->loc, "rnn: nonlinearity must be \"tanh\" or \"relu\", got \"%s\"", r->nonlin);
         return false;
     }
     if (!strcmp(e->s, "lstm") && !r->h0 != !r->c0) {

@@ -222,3 +222,39 @@ Test(rnn_golden, lstm_lengths_match_packed_sequences)
 }
 
 Test(rnn_golden, lstm_lengths_training_step_matches_pytorch) { train_case("lstm", "lstm_len", "lstm", 6, true, false); }
+
+/* batch_first=false on a fixed batch: x [T, B, 3] gives y [T, B, 10], the
+ * batch-first golden with axes 0 and 1 swapped (the states stay batch first). */
+Test(rnn_golden, lstm_batch_first_false_transposes)
+{
+    dnrt_st_file g;
+    dn_test_golden_open("rnn_goldens", &g);
+    char weights[] = "/tmp/dnnc-rnn-w-XXXXXX", log[8192];
+    write_weights(&g, "lstm", weights);
+    const char *src = "model m(x: f32[4, 3, 3]) -> (y: f32[4, 3, 10], h: f32[3, 4, 5]) {\n"
+                      "  r = x |> net: lstm(5, 2, bidirectional=true, batch_first=false, return_state=true)\n"
+                      "  y = r[0]\n  h = r[1]\n}\n";
+    DnTestLib lib;
+    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    const dnrt_api *api = lib.desc->api;
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
+    dnrt_error err = {0};
+    cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
+    const float *xb = dn_test_tensor(&g, "lstm.x.T4.b3", DNRT_F32, 3 * 4 * IN);
+    const float *yb = dn_test_tensor(&g, "lstm.y.T4.b3", DNRT_F32, 3 * 4 * 10);
+    float x[4 * 3 * IN], y[4 * 3 * 10], yref[4 * 3 * 10], h[3 * 4 * 5];
+    for (int b = 0; b < 3; b++)
+        for (int t = 0; t < 4; t++) {
+            memcpy(x + (t * 3 + b) * IN, xb + (b * 4 + t) * IN, IN * sizeof(float));
+            memcpy(yref + (t * 3 + b) * 10, yb + (b * 4 + t) * 10, 10 * sizeof(float));
+        }
+    const void *in[1] = {x};
+    void *out[2] = {y, h};
+    cr_assert_eq(api->infer(s, 1, in, out, &err), 0, "%s", err.message);
+    dn_test_expect_close("y (time first)", y, yref, 4 * 3 * 10, RTOL, ATOL);
+    expect_out(&g, "lstm.h.T4.b3", h, 3 * 4 * 5);
+    api->destroy(s);
+    dn_test_close(&lib);
+    unlink(weights);
+    dnrt_st_free(&g);
+}
