@@ -17,9 +17,9 @@
  *
  * rnn_scan_bwd walks the steps in the reverse order of the forward, with
  * the running dh (dc) in its result ds0, initialised to ds: the pointwise
- * pass reads dh = ds0.h + dy[t], writes dxg and dhg of the step and sets
- * ds0 to the part of dh_prev (dc_prev) not through w_hh; then every gate
- * row adds dhg[r] w_hh[r, :] to ds0.h.  A masked step writes zeros to dxg
+ * pass reads dh = (h part of ds0) + dy[t], writes dxg and dhg of the step
+ * and sets ds0 to the part of dh_prev (dc_prev) not through w_hh; then
+ * every gate row r adds dhg[r] w_hh[r, :] to the h part of ds0.  A masked step writes zeros to dxg
  * and dhg and carries dh and dc unchanged.
  */
 #include "../../ir/rnn_cell.h"
