@@ -31,6 +31,8 @@ static int64_t macs_per_elem(const DnOp *op)
         const DnValue *a = op->in[0];
         return a->shape.dim[a->shape.rank - (dn_op_int(op, "trans_a") ? 2 : 1)];
     }
+    case DN_OP_RNN_SCAN: return op->in[1]->shape.dim[0];     /* w_hh h per step: G*H per element of y */
+    case DN_OP_RNN_SCAN_BWD: return op->in[3]->shape.dim[1]; /* w_hh^T dhg: H per element of dxg */
     default: return 0;
     }
 }

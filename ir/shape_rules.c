@@ -10,6 +10,7 @@
  * compile.
  */
 #include "ir.h"
+#include "rnn_cell.h"
 
 typedef struct Rule {
     DnCtx *cx;
@@ -689,6 +690,84 @@ RULE(sequence_mask)
     if (T < 1 || T > ((int64_t)1 << 40)) return fail(r, "%s: max_len %lld must be >= 1", OPN, (long long)T);
     r->dt[0] = DN_DTYPE_F32;
     r->sh[0] = with_last(&IN(0)->shape, T);
+    return true;
+}
+
+/* ---- recurrent layers (rnn_cell.h) ------------------------------------------ */
+
+/* The cell attribute, or a diagnostic naming the known ones. */
+static const DnRnnCellInfo *rnn_cell(Rule *r)
+{
+    const char *name = dn_op_str(r->op, "cell");
+    const DnRnnCellInfo *c = dn_rnn_cell(name);
+    if (!c) fail(r, "%s: unknown cell '%s' (rnn_tanh, rnn_relu, lstm or gru)", OPN, name);
+    return c;
+}
+
+/* Operand 'i' is f32 [d0, d1] or [d0, d1, d2] as given (d2 < 0: rank 2);
+ * d0 is the batch axis (N or fixed, as 'batch'). */
+static bool rnn_operand(Rule *r, int i, const char *what, const DnShape *want_sh)
+{
+    const DnValue *v = IN(i);
+    if (v->dtype != DN_DTYPE_F32 || !dn_shape_eq(&v->shape, want_sh))
+        return fail(r, "%s expects %s %s, got %s", OPN, what, TYS(DN_DTYPE_F32, want_sh), TY(v));
+    return true;
+}
+
+/* Checks the operands shared by both ops: 'seq' [n, T, width] (operand
+ * 'iseq'), w_hh [G*H, H] (operand 'iw'), the state-shaped operand 'is'
+ * [n, S*H], the optional mask (operand 'imask' when present).  Gives H, T
+ * and the batch axis 'n'. */
+static bool rnn_common(Rule *r, const DnRnnCellInfo *c, int iseq, int64_t width_per_h, int iw, int is, int imask,
+                       int64_t *H, int64_t *T, int64_t *n)
+{
+    const DnValue *w = IN(iw), *x = IN(iseq);
+    if (!want(r, iw, 2, "w_hh")) return false;
+    *H = w->shape.dim[1];
+    if (w->shape.dim[0] != c->gates * *H)
+        return fail(r, "%s: w_hh %s must be [%d*H, H] for cell %s", OPN, TY(w), c->gates, c->name);
+    if (x->dtype != DN_DTYPE_F32 || x->shape.rank != 3)
+        return fail(r, "%s expects a 3-d f32 sequence [batch, T, %lld], got %s", OPN, (long long)(width_per_h * *H),
+                    TY(x));
+    *n = x->shape.dim[0];
+    *T = x->shape.dim[1];
+    DnShape seq = dn_shape_make(3, (int64_t[]){*n, *T, width_per_h * *H});
+    DnShape st = dn_shape_make(2, (int64_t[]){*n, c->state * *H});
+    DnShape mk = dn_shape_make(2, (int64_t[]){*n, *T});
+    if (!rnn_operand(r, iseq, "a sequence", &seq) || !rnn_operand(r, is, "a state", &st)) return false;
+    if (imask < r->op->nin && !rnn_operand(r, imask, "a mask", &mk)) return false;
+    int64_t rev = dn_op_int(r->op, "reverse");
+    if (rev != 0 && rev != 1) return fail(r, "%s: reverse must be 0 or 1, got %lld", OPN, (long long)rev);
+    return true;
+}
+
+RULE(rnn_scan)
+{
+    const DnRnnCellInfo *c = rnn_cell(r);
+    int64_t H, T, n;
+    if (!c || !rnn_common(r, c, 0, c->gates, 1, 3, 4, &H, &T, &n)) return false;
+    DnShape b = dn_shape_make(1, (int64_t[]){c->gates * H});
+    if (!rnn_operand(r, 2, "b_hh", &b)) return false;
+    for (int i = 0; i < 3; i++) r->dt[i] = DN_DTYPE_F32;
+    r->sh[0] = dn_shape_make(3, (int64_t[]){n, T, H});
+    r->sh[1] = IN(3)->shape;
+    r->sh[2] = dn_shape_make(3, (int64_t[]){n, T, c->saved * H});
+    if (!dn_type_fits(DN_DTYPE_F32, &r->sh[2]))
+        return fail(r, "%s: its saved steps %s exceed the %lld bytes a tensor may hold", OPN,
+                    TYS(DN_DTYPE_F32, &r->sh[2]), (long long)DN_MAX_TENSOR_BYTES);
+    return true;
+}
+
+RULE(rnn_scan_bwd)
+{
+    const DnRnnCellInfo *c = rnn_cell(r);
+    int64_t H, T, n;
+    if (!c || !rnn_common(r, c, 0, 1, 3, 1, 4, &H, &T, &n)) return false;
+    DnShape save = dn_shape_make(3, (int64_t[]){n, T, c->saved * H});
+    if (!rnn_operand(r, 2, "saved steps", &save)) return false;
+    for (int i = 0; i < 3; i++) r->dt[i] = DN_DTYPE_F32;
+    r->sh[0] = r->sh[1] = dn_shape_make(3, (int64_t[]){n, T, c->gates * H});
+    r->sh[2] = IN(1)->shape;
     return true;
 }
 
