@@ -74,10 +74,10 @@ static int bind(const Opts *o, const Model *m, int training, Pairs *p)
     }
     for (int i = 0; i < d->noutputs; i++)
         if (!strcmp(d->outputs[i].name, "logits")) p->logits = i;
-    const char *missing = p->src < 0                 ? "an input 'src: i32[N, S]'"
-                          : p->tgt_in < 0            ? "an input 'tgt_in: i32[N, T]'"
-                          : p->logits < 0            ? "an output 'logits: f32[N, T, 256]'"
-                          : training && p->label < 0 ? "a train input 'label: i32[N, T]'"
+    const char *missing = p->src < 0                 ? "input 'src: i32[N, S]'"
+                          : p->tgt_in < 0            ? "input 'tgt_in: i32[N, T]'"
+                          : p->logits < 0            ? "output 'logits: f32[N, T, 256]'"
+                          : training && p->label < 0 ? "train input 'label: i32[N, T]'"
                                                      : NULL;
     if (missing)
         return runtime_error("%s: model '%s' has no %s: pairs data needs src, tgt_in, logits%s (and takes src_len)",
@@ -140,9 +140,9 @@ static int load_set(const char *path, const Pairs *p, PairSet *set)
     return 0;
 }
 
+/* After bind: reads the files and allocates the batch. */
 static int pairs_open(const Opts *o, const Model *m, int training, Pairs *p)
 {
-    if (bind(o, m, training, p)) return 1;
     if (training && !o->test) return runtime_error("train with pairs data needs --test FILE (the evaluation pairs)");
     if (training && load_set(o->files, p, &p->train)) return 1;
     if (load_set(o->test ? o->test : o->files, p, &p->test)) return 1;
@@ -297,7 +297,7 @@ int pairs_train(const Opts *o)
 {
     Model m;
     Pairs p = {0};
-    int rc = seq_open_training(o, &m) || pairs_open(o, &m, 1, &p);
+    int rc = seq_open_training(o, &m) || bind(o, &m, 1, &p) || pairs_open(o, &m, 1, &p);
     if (!rc) {
         printf("pairs: %lld training pairs from %s, %lld test pairs from %s; S = %lld, T = %lld\n",
                (long long)p.train.count, p.train.path, (long long)p.test.count, p.test.path, (long long)p.S,
@@ -320,7 +320,8 @@ int pairs_eval(const Opts *o)
     Model m;
     Pairs p = {0};
     char summary[1024];
-    int rc = open_with_weights_only(o, &m) || pairs_open(o, &m, 0, &p) || evaluate(&p, &m, summary, sizeof summary);
+    int rc = open_model(o->model, &m) || bind(o, &m, 0, &p) || load_weights(o, &m) || pairs_open(o, &m, 0, &p) ||
+             evaluate(&p, &m, summary, sizeof summary);
     if (!rc) printf("%s\n", summary);
     pairs_free(&p, &m);
     close_model(&m);
@@ -331,7 +332,7 @@ int pairs_infer(const Opts *o)
 {
     Model m;
     Pairs p = {0};
-    int rc = open_with_weights_only(o, &m) || pairs_open(o, &m, 0, &p);
+    int rc = open_model(o->model, &m) || bind(o, &m, 0, &p) || load_weights(o, &m) || pairs_open(o, &m, 0, &p);
     int64_t n = rc ? 0 : o->count < p.test.count ? o->count : p.test.count, correct = 0;
     for (int64_t start = 0; !rc && start < n; start += p.cap) {
         int64_t k = n - start < p.cap ? n - start : p.cap;

@@ -103,9 +103,10 @@ static int load_files(const char *list, Text *t)
     return 0;
 }
 
-static int text_open(const Opts *o, const Model *m, int training, Text *t)
+/* After check_model: reads the files and allocates the batch. */
+static int text_open(const Opts *o, int training, Text *t)
 {
-    if (check_model(o->model, m, training, t) || load_files(o->files, t)) return 1;
+    if (load_files(o->files, t)) return 1;
     if (training && t->train_starts == 0)
         return runtime_error("--data text:%s: no training window: the training part (the first 90%%) of a file "
                              "must hold T + 1 = %lld bytes",
@@ -192,7 +193,7 @@ int text_train(const Opts *o)
 {
     Model m;
     Text t = {0};
-    int rc = seq_open_training(o, &m) || text_open(o, &m, 1, &t);
+    int rc = seq_open_training(o, &m) || check_model(o->model, &m, 1, &t) || text_open(o, 1, &t);
     if (!rc) {
         int64_t windows = t.train_bytes / t.T > 0 ? t.train_bytes / t.T : 1;
         if (o->limit > 0 && windows > o->limit) windows = o->limit;
@@ -212,7 +213,8 @@ int text_eval(const Opts *o)
     Model m;
     Text t = {0};
     char summary[512];
-    int rc = open_with_weights_only(o, &m) || text_open(o, &m, 0, &t) || evaluate(&t, &m, summary, sizeof summary);
+    int rc = open_model(o->model, &m) || check_model(o->model, &m, 0, &t) || load_weights(o, &m) ||
+             text_open(o, 0, &t) || evaluate(&t, &m, summary, sizeof summary);
     if (!rc) printf("%s\n", summary);
     text_free(&t);
     close_model(&m);

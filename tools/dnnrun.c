@@ -373,9 +373,9 @@ void close_model(Model *m)
     m->s = NULL;
 }
 
-int open_with_weights_only(const Opts *o, Model *m)
+int load_weights(const Opts *o, Model *m)
 {
-    if (open_model(o->model, m) || not_regular("--weights: ", o->weights) || create_session(m, o)) return 1;
+    if (not_regular("--weights: ", o->weights) || create_session(m, o)) return 1;
     dnrt_error err = {0};
     if (m->api->load(m->s, o->weights, &err)) return runtime_error("--weights: %s", err.message);
     return 0;

@@ -57,8 +57,8 @@ int not_regular(const char *what, const char *path);
 int check_save(const char *path);
 int open_model(const char *path, Model *m);
 int create_session(Model *m, const Opts *o);
-/* open_model, create_session and load of --weights, each failure named. */
-int open_with_weights_only(const Opts *o, Model *m);
+/* After open_model: create_session and load --weights, each failure named. */
+int load_weights(const Opts *o, Model *m);
 void close_model(Model *m);
 int save_weights(Model *m, const char *path);
 void print_shape(FILE *f, const dnrt_tensor_desc *t);

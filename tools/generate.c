@@ -129,7 +129,7 @@ int cmd_generate(const Opts *o)
 {
     Model m;
     Step s = {0};
-    int rc = open_with_weights_only(o, &m) || check_step(o, &m, &s) || step_alloc(&m, &s);
+    int rc = open_model(o->model, &m) || check_step(o, &m, &s) || load_weights(o, &m) || step_alloc(&m, &s);
     const uint8_t *prompt = (const uint8_t *)o->prompt;
     size_t plen = strlen(o->prompt);
     for (size_t i = 0; !rc && i < plen; i++) rc = run_step(&m, &s, prompt[i]);
