@@ -87,12 +87,12 @@ static const char rstep_src[] =
     "  logits = h_n |> fc: dense(256)\n"
     "}\n";
 
-/* "abab..." of 'len' bytes into DIR/ab.txt (path in 'path'). */
+/* "abab..." of 'len' bytes into DIR/abab (its path into 'path'). */
 static void write_ab(const char *dir, char *path, size_t plen, size_t len)
 {
     char *s = malloc(len);
     for (size_t i = 0; i < len; i++) s[i] = "ab"[i % 2];
-    snprintf(path, plen, "%s/ab.txt", dir);
+    snprintf(path, plen, "%s/abab", dir);
     write_bytes(path, s, len);
     free(s);
 }
