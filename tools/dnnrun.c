@@ -9,9 +9,10 @@
  *
  * This file holds the options, the library and Fashion-MNIST; text and
  * pairs data are data_text.c and data_pairs.c (their loop seq_train.c),
- * generate is generate.c.  Fashion-MNIST: IDX files (gzip'd or raw, tools/idx.c), images scaled
- * to [0, 1] and standardised with the training set's mean 0.2860 and std
- * 0.3530 unless --no-standardize.  Training stops at the first step the
+ * generate is generate.c (docs/dnnrun.md).  Fashion-MNIST: IDX files
+ * (gzip'd or raw, tools/idx.c), images scaled to [0, 1] and standardised
+ * with the training set's mean 0.2860 and std 0.3530 unless
+ * --no-standardize.  Training stops at the first step the
  * library refuses as non-finite (DNRT_ERR_NONFINITE) and at the first loss
  * above --diverge times the mean of the run's first DIVERGE_BASE steps;
  * either way nothing more is saved, so --save keeps the last good epoch's
