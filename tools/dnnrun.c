@@ -289,6 +289,8 @@ static void parse_args(int argc, char **argv, Opts *o)
     if (o->test && o->data != DATA_PAIRS) usage_error("--test FILE goes with --data pairs:FILE only");
     if (!strcmp(o->cmd, "infer") && o->data == DATA_TEXT)
         usage_error("infer: text data has no examples to show; dnnrun generate samples text from a step library");
+    if (strcmp(o->cmd, "generate") && (o->prompt || o->greedy))
+        usage_error("%s goes with generate only", o->prompt ? "--prompt" : "--greedy");
     if (!strcmp(o->cmd, "generate") && (!o->prompt || !o->prompt[0]))
         usage_error("generate: --prompt TEXT (at least one byte) is required");
 }

@@ -342,6 +342,9 @@ Test(generate, wrong_conventions_are_errors)
     snprintf(args, sizeof args, "generate %s --weights %s", so, w);
     cr_expect_eq(dnnrun(args), 2, "%s", out);
     cr_expect(strstr(out, "--prompt TEXT (at least one byte) is required"), "%s", out);
+    snprintf(args, sizeof args, "eval %s --weights %s --prompt a", so, w);
+    cr_expect_eq(dnnrun(args), 2, "%s", out);
+    cr_expect(strstr(out, "--prompt goes with generate only"), "%s", out);
     snprintf(args, sizeof args, "generate %s --weights %s --prompt a --temperature 0", so, w);
     cr_expect_eq(dnnrun(args), 2, "%s", out);
     cr_expect(strstr(out, "--temperature expects a positive number"), "%s", out);
