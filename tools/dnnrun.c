@@ -2,13 +2,17 @@
  * dlopen and its exported 'dnnc_descriptor' (runtime/include/dnrt.h).
  *
  *   dnnrun info  MODEL.so
- *   dnnrun train MODEL.so [--data fashion-mnist[:DIR]] [--epochs E] [--batch B] ...
+ *   dnnrun train MODEL.so [--data fashion-mnist[:DIR]|text:FILES|pairs:FILE] [--epochs E] [--batch B] ...
  *   dnnrun eval  MODEL.so --weights W [--data ...]
  *   dnnrun infer MODEL.so --weights W [--data ...] [--count K]
+ *   dnnrun generate STEP.so --weights W --prompt TEXT [--length L] ...
  *
- * Data: Fashion-MNIST IDX files (gzip'd or raw, tools/idx.c), images scaled
- * to [0, 1] and standardised with the training set's mean 0.2860 and std
- * 0.3530 unless --no-standardize.  Training stops at the first step the
+ * This file holds the options, the library and Fashion-MNIST; text and
+ * pairs data are data_text.c and data_pairs.c (their loop seq_train.c),
+ * generate is generate.c (docs/dnnrun.md).  Fashion-MNIST: IDX files
+ * (gzip'd or raw, tools/idx.c), images scaled to [0, 1] and standardised
+ * with the training set's mean 0.2860 and std 0.3530 unless
+ * --no-standardize.  Training stops at the first step the
  * library refuses as non-finite (DNRT_ERR_NONFINITE) and at the first loss
  * above --diverge times the mean of the run's first DIVERGE_BASE steps;
  * either way nothing more is saved, so --save keeps the last good epoch's
@@ -27,15 +31,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "dnrt.h"
+#include "data_pairs.h"
+#include "data_text.h"
+#include "dnnrun.h"
+#include "generate.h"
 #include "idx.h"
+#include "seq_train.h"
 
 #define DEFAULT_DATA_DIR "/usr/share/datasets/fashion-mnist"
 #define FMNIST_MEAN      0.2860f
 #define FMNIST_STD       0.3530f
 #define FMNIST_CLASSES   10
-#define DIVERGE_FACTOR   1e4 /* default --diverge */
-#define DIVERGE_BASE     10  /* steps whose mean loss divergence is measured against */
 
 static const char *const class_names[FMNIST_CLASSES] = {
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
@@ -48,30 +54,60 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  info  MODEL.so                  print inputs, outputs, state tensors, arena bytes\n"
-    "  train MODEL.so --save W         train on Fashion-MNIST; evaluate on the test set\n"
-    "                                  and save the weights after every epoch\n"
-    "  eval  MODEL.so --weights W      test-set accuracy and mean cross-entropy\n"
-    "  infer MODEL.so --weights W      predictions for the first --count test images\n"
+    "  train MODEL.so --save W         train on the --data; evaluate on its test or held-out\n"
+    "                                  part and save the weights after every epoch\n"
+    "  eval  MODEL.so --weights W      fashion-mnist: test-set accuracy and mean cross-entropy;\n"
+    "                                  text: held-out cross-entropy and bits/char; pairs: greedy\n"
+    "                                  exact-match accuracy and teacher-forced cross-entropy\n"
+    "  infer MODEL.so --weights W      predictions for the first --count test images or pairs\n"
+    "  generate STEP.so --weights W --prompt TEXT\n"
+    "                                  sample text from a step library, one byte a step\n"
+    "\n"
+    "data (--data):\n"
+    "  fashion-mnist[:DIR]  default DIR " DEFAULT_DATA_DIR ";\n"
+    "                       DIR holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
+    "  text:FILE[,FILE...]  byte-level language modelling: the model takes tokens i32[N, T]\n"
+    "                       (bytes) and returns logits f32[N, T, V >= 256]; train's label is\n"
+    "                       i32[N, T] (the next bytes).  The last 10% of each file is held\n"
+    "                       out; training takes windows of T+1 bytes at seeded random\n"
+    "                       offsets, train_bytes / T windows an epoch\n"
+    "  pairs:FILE           sequence to sequence: lines 'source<TAB>target' (bytes); inputs\n"
+    "                       by name src i32[N, S], optional src_len i32[N], tgt_in i32[N, T]\n"
+    "                       (1 = BOS, target, 0s), train label i32[N, T] (target, 2 = EOS,\n"
+    "                       -100s), output logits f32[N, T, 256].  train evaluates on --test\n"
+    "                       FILE2 (required); eval and infer on --test FILE2, else on FILE\n"
     "\n"
     "options:\n"
-    "  --data fashion-mnist[:DIR]  dataset (default DIR " DEFAULT_DATA_DIR ");\n"
-    "                              DIR holds {train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]\n"
+    "  --data D          the data (above; default fashion-mnist)\n"
+    "  --test FILE2      pairs: the evaluation pairs\n"
     "  --epochs E        training epochs (default 1)\n"
     "  --batch B         batch size for training and evaluation (default 64)\n"
-    "  --seed S          seed of the shuffle and of the session (default 1)\n"
+    "  --seed S          seed of the shuffle or windows, of the session and of generate's\n"
+    "                    sampling (default 1)\n"
     "  --lr X            override the compiled base learning rate\n"
     "  --diverge F       stop when a step's loss exceeds F times the mean loss of\n"
     "                    the run's first 10 steps (default 1e4; 0 turns it off)\n"
     "  --threads T       worker threads (default: $DNRT_THREADS or all cores)\n"
     "  --save W          weights file written after each epoch (train; required)\n"
     "  --resume W        load weights (and optimizer state, if present) before training\n"
-    "  --weights W       weights to load (eval, infer)\n"
-    "  --limit K         use only the first K images of each split\n"
-    "  --count K         images to show (infer, default 10)\n"
+    "  --weights W       weights to load (eval, infer, generate)\n"
+    "  --limit K         use only the first K images or pairs of each split (text: at most\n"
+    "                    K windows an epoch and K held-out windows)\n"
+    "  --count K         images or pairs to show (infer, default 10)\n"
     "  --acc-every K     running train accuracy from infer on every K-th batch\n"
-    "                    (default 20; 0 turns it off)\n"
-    "  --no-standardize  feed x/255 instead of (x/255 - 0.2860)/0.3530\n"
+    "                    (default 20; 0 turns it off; fashion-mnist)\n"
+    "  --no-standardize  feed x/255 instead of (x/255 - 0.2860)/0.3530 (fashion-mnist)\n"
+    "  --prompt TEXT     generate: the bytes fed first (required)\n"
+    "  --length L        generate: bytes to sample (default 200)\n"
+    "  --temperature X   generate: sample from softmax(logits / X) (default 1)\n"
+    "  --top-k K         generate: sample among the K largest logits only (default 0: all)\n"
+    "  --greedy          generate: take the argmax instead of sampling\n"
     "  --help            this text\n"
+    "\n"
+    "A step library (generate) takes the step's token i32[N, 1] first, then state\n"
+    "tensors, and returns logits f32[N, 1, V] (V <= 256) first, then the new states\n"
+    "in the order and shapes of the state inputs (none: a bigram model).  generate\n"
+    "runs at N = 1 from zero states, feeds the prompt a byte a step, then samples.\n"
     "\n"
     "Weights are safetensors files named by the model's parameters and are\n"
     "written atomically: a failed save leaves the previous file intact.\n"
@@ -82,25 +118,6 @@ static const char usage_text[] =
     "before.  Weights that are not finite are never saved.\n"
     "exit status: 0 success, 1 runtime error (or a non-finite or diverged run),\n"
     "2 wrong usage\n";
-
-typedef struct Opts {
-    const char *cmd, *model;
-    const char *data_dir;
-    int64_t epochs, batch, limit, count, acc_every, threads;
-    uint64_t seed;
-    float lr;
-    double diverge;
-    int has_lr, standardize;
-    const char *save, *resume, *weights;
-} Opts;
-
-typedef struct Model {
-    void *handle;
-    const dnrt_model_desc *d;
-    const dnrt_api *api;
-    dnrt_session *s;
-    int64_t classes;
-} Model;
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -115,7 +132,7 @@ static void usage_error(const char *fmt, ...)
     exit(2);
 }
 
-static int runtime_error(const char *fmt, ...)
+int runtime_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -126,7 +143,7 @@ static int runtime_error(const char *fmt, ...)
     return 1;
 }
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -148,11 +165,24 @@ static int64_t parse_int(const char *opt, const char *v, int64_t min)
 static void parse_data(Opts *o, const char *v)
 {
     if (strcmp(v, "fashion-mnist") == 0)
-        o->data_dir = DEFAULT_DATA_DIR;
+        o->data = DATA_FASHION, o->data_dir = DEFAULT_DATA_DIR;
     else if (strncmp(v, "fashion-mnist:", 14) == 0 && v[14])
-        o->data_dir = v + 14;
+        o->data = DATA_FASHION, o->data_dir = v + 14;
+    else if (strncmp(v, "text:", 5) == 0 && v[5])
+        o->data = DATA_TEXT, o->files = v + 5;
+    else if (strncmp(v, "pairs:", 6) == 0 && v[6])
+        o->data = DATA_PAIRS, o->files = v + 6;
     else
-        usage_error("--data: unknown dataset '%s' (supported: fashion-mnist[:DIR])", v);
+        usage_error("--data: unknown dataset '%s' (supported: fashion-mnist[:DIR], text:FILE[,FILE...], pairs:FILE)",
+                    v);
+}
+
+static double parse_real(const char *opt, const char *v)
+{
+    char *end;
+    double x = strtod(v, &end);
+    if (*end || end == v || !(x > 0) || !isfinite(x)) usage_error("%s expects a positive number, got '%s'", opt, v);
+    return x;
 }
 
 /* Handles option argv[*i] (with its value); returns 0 or exits with status 2. */
@@ -163,9 +193,14 @@ static void parse_option(Opts *o, int argc, char **argv, int *i)
         o->standardize = 0;
         return;
     }
-    static const char *const with_value[] = {"--data",    "--epochs",    "--batch",   "--seed",    "--lr",
-                                             "--threads", "--save",      "--resume",  "--weights", "--limit",
-                                             "--count",   "--acc-every", "--diverge", NULL};
+    if (strcmp(a, "--greedy") == 0) {
+        o->greedy = 1;
+        return;
+    }
+    static const char *const with_value[] = {"--data",    "--epochs",      "--batch",   "--seed",    "--lr",
+                                             "--threads", "--save",        "--resume",  "--weights", "--limit",
+                                             "--count",   "--acc-every",   "--diverge", "--test",    "--prompt",
+                                             "--length",  "--temperature", "--top-k",   NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++) known |= strcmp(a, with_value[k]) == 0;
     if (!known) usage_error("unknown option '%s'", a);
@@ -193,6 +228,16 @@ static void parse_option(Opts *o, int argc, char **argv, int *i)
         o->resume = v;
     else if (!strcmp(a, "--weights"))
         o->weights = v;
+    else if (!strcmp(a, "--test"))
+        o->test = v;
+    else if (!strcmp(a, "--prompt"))
+        o->prompt = v;
+    else if (!strcmp(a, "--length"))
+        o->length = parse_int(a, v, 0);
+    else if (!strcmp(a, "--top-k"))
+        o->top_k = parse_int(a, v, 0);
+    else if (!strcmp(a, "--temperature"))
+        o->temperature = parse_real(a, v);
     else if (!strcmp(a, "--diverge")) {
         char *end;
         o->diverge = strtod(v, &end);
@@ -216,16 +261,19 @@ static void parse_args(int argc, char **argv, Opts *o)
                 .acc_every = 20,
                 .seed = 1,
                 .diverge = DIVERGE_FACTOR,
-                .standardize = 1};
+                .standardize = 1,
+                .length = 200,
+                .temperature = 1.0};
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             fputs(usage_text, stdout);
             exit(0);
         }
-    if (argc < 2) usage_error("missing command (info, train, eval or infer)");
+    if (argc < 2) usage_error("missing command (info, train, eval, infer or generate)");
     o->cmd = argv[1];
-    if (strcmp(o->cmd, "info") && strcmp(o->cmd, "train") && strcmp(o->cmd, "eval") && strcmp(o->cmd, "infer"))
-        usage_error("unknown command '%s' (info, train, eval or infer)", o->cmd);
+    if (strcmp(o->cmd, "info") && strcmp(o->cmd, "train") && strcmp(o->cmd, "eval") && strcmp(o->cmd, "infer") &&
+        strcmp(o->cmd, "generate"))
+        usage_error("unknown command '%s' (info, train, eval, infer or generate)", o->cmd);
     for (int i = 2; i < argc; i++) {
         if (argv[i][0] == '-' && argv[i][1] == '-')
             parse_option(o, argc, argv, &i);
@@ -236,8 +284,15 @@ static void parse_args(int argc, char **argv, Opts *o)
     }
     if (!o->model) usage_error("%s: missing MODEL.so", o->cmd);
     if (!strcmp(o->cmd, "train") && !o->save) usage_error("train: --save W.safetensors is required");
-    if ((!strcmp(o->cmd, "eval") || !strcmp(o->cmd, "infer")) && !o->weights)
+    if ((!strcmp(o->cmd, "eval") || !strcmp(o->cmd, "infer") || !strcmp(o->cmd, "generate")) && !o->weights)
         usage_error("%s: --weights W.safetensors is required", o->cmd);
+    if (o->test && o->data != DATA_PAIRS) usage_error("--test FILE goes with --data pairs:FILE only");
+    if (!strcmp(o->cmd, "infer") && o->data == DATA_TEXT)
+        usage_error("infer: text data has no examples to show; dnnrun generate samples text from a step library");
+    if (strcmp(o->cmd, "generate") && (o->prompt || o->greedy))
+        usage_error("%s goes with generate only", o->prompt ? "--prompt" : "--greedy");
+    if (!strcmp(o->cmd, "generate") && (!o->prompt || !o->prompt[0]))
+        usage_error("generate: --prompt TEXT (at least one byte) is required");
 }
 
 /* ---- files --------------------------------------------------------------------- */
@@ -246,7 +301,7 @@ static void parse_args(int argc, char **argv, Opts *o)
  * file: dlopen and the runtime's weights reader open files plainly, which
  * waits forever on a FIFO without a writer.  A missing file is theirs to
  * report. */
-static int not_regular(const char *what, const char *path)
+int not_regular(const char *what, const char *path)
 {
     struct stat st;
     if (stat(path, &st) != 0 || S_ISREG(st.st_mode)) return 0;
@@ -257,7 +312,7 @@ static int not_regular(const char *what, const char *path)
  * that cannot be written costs no training: creates and removes
  * PATH.dnnrun-check.XXXXXX.  'path' must not be anything but a regular
  * file: the save renames its temporary over it (over /dev/null too). */
-static int check_save(const char *path)
+int check_save(const char *path)
 {
     struct stat st;
     if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return runtime_error("--save %s: is a folder", path);
@@ -282,7 +337,7 @@ static int check_save(const char *path)
 
 /* ---- the library ------------------------------------------------------------ */
 
-static int open_model(const char *path, Model *m)
+int open_model(const char *path, Model *m)
 {
     memset(m, 0, sizeof *m);
     if (access(path, R_OK) != 0) return runtime_error("%s: %s", path, strerror(errno));
@@ -305,7 +360,7 @@ static int open_model(const char *path, Model *m)
     return 0;
 }
 
-static int create_session(Model *m, const Opts *o)
+int create_session(Model *m, const Opts *o)
 {
     dnrt_options opt = {.threads = (int32_t)o->threads, .seed = o->seed};
     dnrt_error err = {0};
@@ -314,11 +369,19 @@ static int create_session(Model *m, const Opts *o)
     return 0;
 }
 
-static void close_model(Model *m)
+void close_model(Model *m)
 {
     if (m->s) m->api->destroy(m->s);
     /* Not dlclose'd: the runtime's worker threads may still be winding down. */
     m->s = NULL;
+}
+
+int load_weights(const Opts *o, Model *m)
+{
+    if (not_regular("--weights: ", o->weights) || create_session(m, o)) return 1;
+    dnrt_error err = {0};
+    if (m->api->load(m->s, o->weights, &err)) return runtime_error("--weights: %s", err.message);
+    return 0;
 }
 
 static const char *dtype_name(int32_t dt)
@@ -326,7 +389,7 @@ static const char *dtype_name(int32_t dt)
     return dt == DNRT_F32 ? "f32" : dt == DNRT_I32 ? "i32" : dt == DNRT_I64 ? "i64" : "?";
 }
 
-static void print_shape(FILE *f, const dnrt_tensor_desc *t)
+void print_shape(FILE *f, const dnrt_tensor_desc *t)
 {
     fprintf(f, "%s[", dtype_name(t->dtype));
     for (int i = 0; i < t->rank; i++) {
@@ -338,7 +401,27 @@ static void print_shape(FILE *f, const dnrt_tensor_desc *t)
     fputc(']', f);
 }
 
-static int shape_is(const dnrt_tensor_desc *t, int32_t dtype, int rank, const int64_t *dims)
+const char *shape_str(const dnrt_tensor_desc *t, char *buf, size_t len)
+{
+    size_t at = (size_t)snprintf(buf, len, "%s[", dtype_name(t->dtype));
+    for (int i = 0; i < t->rank && at < len; i++) {
+        if (t->dim[i] < 0)
+            at += (size_t)snprintf(buf + at, len - at, "%sN", i ? ", " : "");
+        else
+            at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)t->dim[i]);
+    }
+    if (at < len) snprintf(buf + at, len - at, "]");
+    return buf;
+}
+
+int64_t tensor_numel(const dnrt_tensor_desc *t, int64_t n)
+{
+    int64_t c = 1;
+    for (int i = 0; i < t->rank; i++) c *= t->dim[i] < 0 ? n : t->dim[i];
+    return c;
+}
+
+int shape_is(const dnrt_tensor_desc *t, int32_t dtype, int rank, const int64_t *dims)
 {
     if (t->dtype != dtype || t->rank != rank) return 0;
     for (int i = 0; i < rank; i++)
@@ -476,14 +559,15 @@ static void gather(const DnIdxSet *set, const int64_t *idx, int64_t n, int stand
     }
 }
 
-/* splitmix64: the shuffle's random stream. */
-static uint64_t next_random(uint64_t *state)
+uint64_t next_random(uint64_t *state)
 {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
 }
+
+double next_uniform(uint64_t *state) { return (double)(next_random(state) >> 11) * 0x1.0p-53; }
 
 static void shuffle(int64_t *idx, int64_t n, uint64_t *rng)
 {
@@ -675,7 +759,7 @@ static int train_epoch(Model *m, const Opts *o, const DnIdxSet *train, int64_t *
     return 0;
 }
 
-static int save_weights(Model *m, const char *path)
+int save_weights(Model *m, const char *path)
 {
     dnrt_error err = {0};
     if (m->api->save(m->s, path, &err)) return runtime_error("cannot save the weights: %s", err.message);
@@ -809,6 +893,10 @@ int main(int argc, char **argv)
      * instead of killing the process. */
     signal(SIGXFSZ, SIG_IGN);
     if (!strcmp(o.cmd, "info")) return cmd_info(&o);
+    if (!strcmp(o.cmd, "generate")) return cmd_generate(&o);
+    if (o.data == DATA_TEXT) return !strcmp(o.cmd, "train") ? text_train(&o) : text_eval(&o);
+    if (o.data == DATA_PAIRS)
+        return !strcmp(o.cmd, "train") ? pairs_train(&o) : !strcmp(o.cmd, "eval") ? pairs_eval(&o) : pairs_infer(&o);
     if (!strcmp(o.cmd, "train")) return cmd_train(&o);
     if (!strcmp(o.cmd, "eval")) return cmd_eval(&o);
     return cmd_infer(&o);
