@@ -11,7 +11,8 @@
  * An argument that the builder forwards as an op attribute is a bare name
  * in the row's schema ("stride"): its kind and default are the op's, from
  * ops.def, written once.  Layer-only arguments (conv2d's out and kernel,
- * bias, flatten's from) spell out name:kind=default here.
+ * bias, flatten's from) spell out name:kind=default here; an optional
+ * tensor operand is name:tensor=none (attention's values and mask).
  */
 #include "ast.h"
 
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 
 typedef DnValue *(*LayerFn)(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
-typedef Val (*ListFn)(Lower *L, const AstExpr *e, DnValue **x, const Val *a);
+typedef Val (*ListFn)(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 
 struct LayerInfo {
     const char *name;
@@ -93,6 +94,7 @@ static int parse_schema(const char *schema, DnOpKind op, Spec *sp)
 static Val default_val(Lower *L, const Spec *s)
 {
     if (!strcmp(s->def, "true") || !strcmp(s->def, "false")) return (Val){.kind = VAL_BOOL, .i = s->def[0] == 't'};
+    if (!strcmp(s->def, "none")) return (Val){.kind = VAL_NONE}; /* an optional tensor not given */
     if (!strcmp(s->kind, "float")) return (Val){.kind = VAL_FLOAT, .f = strtod(s->def, NULL)};
     if (!strcmp(s->kind, "str")) return (Val){.kind = VAL_STR, .s = dn_arena_strdup(L->a, s->def)};
     return (Val){.kind = VAL_INT, .i = strtoll(s->def, NULL, 10)};
@@ -108,6 +110,7 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
     if (!strcmp(k, "int")) return v->kind == VAL_INT;
     if (!strcmp(k, "bool")) return v->kind == VAL_BOOL;
     if (!strcmp(k, "str")) return v->kind == VAL_STR;
+    if (!strcmp(k, "tensor")) return v->kind == VAL_TENSOR;
     if (!strcmp(k, "tensors")) { /* a list of tensors (concat, stack) */
         if (v->kind != VAL_LIST || v->n == 0) return false;
         for (int i = 0; i < v->n; i++)
@@ -129,6 +132,7 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
 static const char *kind_phrase(const char *k)
 {
     if (!strcmp(k, "tensors")) return "a list of tensors";
+    if (!strcmp(k, "tensor")) return "a tensor";
     return !strcmp(k, "int")     ? "an int"
            : !strcmp(k, "float") ? "a number"
            : !strcmp(k, "bool")  ? "a bool"
@@ -275,6 +279,14 @@ static DnInit kaiming(double fan_in)
     double b = 1.0 / sqrt(fan_in > 0 ? fan_in : 1);
     return (DnInit){DN_INIT_UNIFORM, -b, b};
 }
+
+DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, DnParamKind k, DnDType t, int rank,
+                        const int64_t *dims, DnInit init, DnLoc loc)
+{
+    return param(L, layer, leaf, k, t, rank, dims, init, loc);
+}
+
+DnInit dn_layer_kaiming(double fan_in) { return kaiming(fan_in); }
 
 /* Static size of axis 'ax' of 'x', or 0 when x is too small or the axis is N. */
 static int64_t static_dim(const DnValue *x, int ax)
@@ -619,8 +631,9 @@ static int64_t split_dim(Lower *L, const AstExpr *e, const DnValue *x, int64_t *
 
 /* split(x, sizes, axis=0): torch.split; sizes a list summing to the axis, or one int s (pieces of s, the last
  * smaller); a list of tensors */
-static Val build_split(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
+static Val build_split(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
+    (void)name;
     int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis), sum = 0;
     if (!d) return dn_val_poison();
     const Val *sv = &a[0];
@@ -648,8 +661,9 @@ static Val build_split(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
 }
 
 /* chunk(x, chunks, axis=0): torch.chunk, pieces of ceil(size / chunks) (the last smaller; maybe fewer) */
-static Val build_chunk(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
+static Val build_chunk(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
+    (void)name;
     int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis), c = a[0].i;
     if (!d) return dn_val_poison();
     if (c < 1) {
@@ -724,13 +738,17 @@ static const LayerInfo layers[] = {
     {"chunk", 1, "chunks:int axis:int=0", false, NULL, DN_OP_SLICE},
     {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
     {"sequence_mask", 1, "max_len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
+    {"attention", 2,
+     "values:tensor=none kind:str=dot mask:tensor=none return_weights:bool=false scale:bool=false units:int=0", true,
+     NULL, DN_OP_MATMUL},
 };
 
-/* Layers of the table whose result is a list of tensors (their fn is NULL). */
+/* Layers of the table whose result is a list of tensors, or (attention) a
+ * tensor or a list by an argument; their fn is NULL. */
 static const struct {
     const char *name;
     ListFn fn;
-} list_layers[] = {{"split", build_split}, {"chunk", build_chunk}};
+} list_layers[] = {{"split", build_split}, {"chunk", build_chunk}, {"attention", dn_build_attention}};
 
 static ListFn list_fn(const char *name)
 {
@@ -741,23 +759,14 @@ static ListFn list_fn(const char *name)
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
-    "lstm",
-    "gru",
-    "rnn",
-    "attention",
-    "multihead_attention",
-    "layernorm",
-    "slice",
-    "pad",
-    "permute",
-    "lrn",
-    "local_response_norm",
-    "broadcast",
-    "argmax",
-    "accuracy",
-    "positional_encoding",
-    "sinusoidal",
-    "sequence_cross_entropy",
+    "lstm",       "gru",
+    "rnn",        "multihead_attention",
+    "layernorm",  "slice",
+    "pad",        "permute",
+    "lrn",        "local_response_norm",
+    "broadcast",  "argmax",
+    "accuracy",   "positional_encoding",
+    "sinusoidal", "sequence_cross_entropy",
 };
 
 const LayerInfo *dn_layer_find(const char *name)
@@ -830,9 +839,9 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
     Val a[MAX_ARGS] = {{0}};
     if (!dn_bind_op_args(L, sc, li->name, li->op, li->schema, e, pos + li->ntensor, npos - li->ntensor, a, MAX_ARGS))
         return dn_val_poison();
-    if (!li->fn) return list_fn(li->name)(L, e, x, a);
     const char *name = layer_name(L, li, e);
     if (!name) return dn_val_poison();
+    if (!li->fn) return list_fn(li->name)(L, e, name, x, a);
     DnValue *y = li->fn(L, e, name, x, a);
     return y ? (Val){.kind = VAL_TENSOR, .t = y} : dn_val_poison();
 }
