@@ -84,6 +84,11 @@ static bool check(Att *t, DnValue *q, DnValue *k, DnValue *v, DnValue *mask)
                      dn_type_str(kv[i]->dtype, &kv[i]->shape, b1, sizeof b1));
             return false;
         }
+    if (mask && (mask->dtype != DN_DTYPE_F32 || mask->shape.rank != 2 || mask->shape.dim[1] != ks->dim[1])) {
+        dn_error(L->cx, t->e->loc, "attention: mask must be f32 [N, Tk] = [N, %lld] (1 = keep), got %s",
+                 (long long)ks->dim[1], dn_type_str(mask->dtype, &mask->shape, b1, sizeof b1));
+        return false;
+    }
     DnValue *all[4] = {q, k, v, mask};
     for (int i = 0; i < 4; i++) {
         if (!all[i]) continue;
@@ -104,11 +109,6 @@ static bool check(Att *t, DnValue *q, DnValue *k, DnValue *v, DnValue *mask)
     if (vs->dim[1] != ks->dim[1]) {
         dn_error(L->cx, t->e->loc, "attention: values %s and keys %s must have one length Tk",
                  dn_type_str(v->dtype, vs, b1, sizeof b1), dn_type_str(k->dtype, ks, b2, sizeof b2));
-        return false;
-    }
-    if (mask && (mask->shape.rank != 2 || mask->shape.dim[1] != ks->dim[1])) {
-        dn_error(L->cx, t->e->loc, "attention: mask must be f32 [N, Tk] = [N, %lld] (1 = keep), got %s",
-                 (long long)ks->dim[1], dn_type_str(mask->dtype, &mask->shape, b1, sizeof b1));
         return false;
     }
     return true;
