@@ -94,7 +94,7 @@ static int parse_schema(const char *schema, DnOpKind op, Spec *sp)
 static Val default_val(Lower *L, const Spec *s)
 {
     if (!strcmp(s->def, "true") || !strcmp(s->def, "false")) return (Val){.kind = VAL_BOOL, .i = s->def[0] == 't'};
-    if (!strcmp(s->def, "none")) return (Val){.kind = VAL_NONE}; /* an optional tensor not given */
+    if (!strcmp(s->kind, "tensor")) return (Val){.kind = VAL_NONE}; /* an optional tensor not given: "none" */
     if (!strcmp(s->kind, "float")) return (Val){.kind = VAL_FLOAT, .f = strtod(s->def, NULL)};
     if (!strcmp(s->kind, "str")) return (Val){.kind = VAL_STR, .s = dn_arena_strdup(L->a, s->def)};
     return (Val){.kind = VAL_INT, .i = strtoll(s->def, NULL, 10)};
