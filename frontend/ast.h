@@ -316,6 +316,10 @@ typedef struct LayerInfo LayerInfo;
 const LayerInfo *dn_layer_find(const char *name);
 /* True when 'name' is an operator of the language that has no lowering yet. */
 bool dn_layer_unsupported(const char *name);
+/* A trainable f32 parameter '<layer>.<leaf>' of shape 'dims' (a diagnostic
+ * and NULL for a duplicate name or an invalid shape). */
+DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, int rank, const int64_t *dims, DnInit init,
+                        DnLoc loc);
 /* Lowers call 'e' to layer 'li' with evaluated positional 'pos' (tensors
  * first) and the call's keyword arguments evaluated in 'sc'.  'pos' has
  * room for npos + 1 entries: a layer whose schema gathers the trailing
@@ -326,11 +330,6 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
  * was made): checks what can be checked without it (the arguments, the
  * label) and returns a poison, so one run reports every such error. */
 Val dn_layer_check(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos);
-/* For builders in other files: the parameter '<layer>.<leaf>' with PyTorch's
- * name, shape and initializer 'init', refused (NULL, with a diagnostic at
- * 'loc') when the name is taken or a dimension or the size is invalid. */
-DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, DnParamKind k, DnDType t, int rank,
-                        const int64_t *dims, DnInit init, DnLoc loc);
 /* PyTorch's default initializer of Linear and Conv weights: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
 DnInit dn_layer_kaiming(double fan_in);
 /* layers_attention.c: the builder of attention(query, keys, ...) (its

@@ -94,9 +94,9 @@ static int parse_schema(const char *schema, DnOpKind op, Spec *sp)
 static Val default_val(Lower *L, const Spec *s)
 {
     if (!strcmp(s->def, "true") || !strcmp(s->def, "false")) return (Val){.kind = VAL_BOOL, .i = s->def[0] == 't'};
-    if (!strcmp(s->kind, "tensor")) return (Val){.kind = VAL_NONE}; /* an optional tensor not given: "none" */
     if (!strcmp(s->kind, "float")) return (Val){.kind = VAL_FLOAT, .f = strtod(s->def, NULL)};
     if (!strcmp(s->kind, "str")) return (Val){.kind = VAL_STR, .s = dn_arena_strdup(L->a, s->def)};
+    if (!strcmp(s->kind, "tensor")) return (Val){.kind = VAL_NONE}; /* "=none": an optional tensor */
     return (Val){.kind = VAL_INT, .i = strtoll(s->def, NULL, 10)};
 }
 
@@ -274,16 +274,16 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
     return dn_lower_add_param(L, name, k, t, &s, init, loc)->value;
 }
 
+DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, int rank, const int64_t *dims, DnInit init,
+                        DnLoc loc)
+{
+    return param(L, layer, leaf, DN_PARAM_WEIGHT, DN_DTYPE_F32, rank, dims, init, loc);
+}
+
 static DnInit kaiming(double fan_in)
 {
     double b = 1.0 / sqrt(fan_in > 0 ? fan_in : 1);
     return (DnInit){DN_INIT_UNIFORM, -b, b};
-}
-
-DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, DnParamKind k, DnDType t, int rank,
-                        const int64_t *dims, DnInit init, DnLoc loc)
-{
-    return param(L, layer, leaf, k, t, rank, dims, init, loc);
 }
 
 DnInit dn_layer_kaiming(double fan_in) { return kaiming(fan_in); }
@@ -839,7 +839,7 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
     Val a[MAX_ARGS] = {{0}};
     if (!dn_bind_op_args(L, sc, li->name, li->op, li->schema, e, pos + li->ntensor, npos - li->ntensor, a, MAX_ARGS))
         return dn_val_poison();
-    const char *name = layer_name(L, li, e);
+    const char *name = li->fn || li->has_params ? layer_name(L, li, e) : "";
     if (!name) return dn_val_poison();
     if (!li->fn) return list_fn(li->name)(L, e, name, x, a);
     DnValue *y = li->fn(L, e, name, x, a);

@@ -60,8 +60,8 @@ static DnValue *linear(Att *t, DnValue *x, const char *leaf, int64_t out)
 {
     if (!x) return NULL;
     int64_t in = x->shape.dim[x->shape.rank - 1], wd[2] = {out, in};
-    DnValue *w = dn_layer_param(t->L, t->name, dn_arena_printf(t->L->a, "%sweight", leaf), DN_PARAM_WEIGHT,
-                                DN_DTYPE_F32, 2, wd, dn_layer_kaiming((double)in), t->e->loc);
+    DnValue *w = dn_layer_param(t->L, t->name, dn_arena_printf(t->L->a, "%sweight", leaf), 2, wd,
+                                dn_layer_kaiming((double)in), t->e->loc);
     return w ? op2(t, DN_OP_DENSE, x, w, 0, NULL) : NULL;
 }
 
