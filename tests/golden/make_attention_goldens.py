@@ -31,6 +31,20 @@ with mse(y, target).  Writes attention_goldens.safetensors:
   <kind>.train.{q, k, len, target, loss [1]}       the step's batch and loss
   <kind>.grad.<param>, <kind>.step1.<param>        gradients and weights after it
 
+A tiny encoder-decoder with attention, examples/seq2seq_attention.dnn in
+small (its .dnn text travels in the metadata as "s2s_source"): bytes of a
+vocabulary of 11, an embedding(11, 5) and a bidirectional GRU(4) encoder
+over sources of S = 6 with their lengths (pack_padded_sequence), a GRU(8)
+decoder over tgt_in [N, 4] started from the encoder's two final states side
+by side, Luong general attention over the encoder outputs (padding masked),
+tanh(combine([context; h])) and Linear(8, 11) logits; cross_entropy with
+labels -100 past each target.  Forward at B = 1, 3, one SGD step at B = 4:
+
+  s2s.<param>                                      initial weights
+  s2s.b<B>.{src, src_len, tgt_in (i32), logits}    forward
+  s2s.train.{src, src_len, tgt_in, label (i32), loss [1]},
+  s2s.grad.<param>, s2s.step1.<param>              the step
+
 References are computed in float64 from the float32 weights and stored as float32.
 """
 import math
@@ -108,6 +122,95 @@ def batch(b, s, gen):
     return q, k, ln
 
 
+S2S_SOURCE = """model s2s(src: i32[N, 6], src_len: i32[N], tgt_in: i32[N, 4]) -> (logits: f32[N, 4, 11]) {
+  e = src |> src_emb: embedding(11, 5) |> encoder: gru(4, bidirectional=true, lengths=src_len, return_state=true)
+  enc = e[0]
+  h0 = e[1] |> reshape(-1, 1, 8)
+  dec = tgt_in |> tgt_emb: embedding(11, 5) |> decoder: gru(8, h0=h0)
+  ctx = att: attention(dec, enc, kind="general", mask=sequence_mask(src_len, max_len=6))
+  logits = concat([ctx, dec], axis=2) |> combine: dense(8) |> tanh |> out: dense(11)
+}
+
+train s2s {
+  label: i32[N, 4]
+  loss = cross_entropy(logits, label)
+  optimizer = sgd(lr=0.1, momentum=0.9)
+}
+"""
+V, S, T = 11, 6, 4
+
+
+class Seq2Seq(nn.Module):
+    """S2S_SOURCE in torch: the attributes are the .dnn labels."""
+
+    def __init__(self):
+        super().__init__()
+        self.src_emb = nn.Embedding(V, 5)
+        self.encoder = nn.GRU(5, 4, batch_first=True, bidirectional=True)
+        self.tgt_emb = nn.Embedding(V, 5)
+        self.decoder = nn.GRU(5, 8, batch_first=True)
+        self.att = nn.Linear(8, 8, bias=False)
+        self.combine = nn.Linear(16, 8)
+        self.out = nn.Linear(8, V)
+
+    def forward(self, src, src_len, tgt_in):
+        packed = nn.utils.rnn.pack_padded_sequence(
+            self.src_emb(src), src_len.long(), batch_first=True, enforce_sorted=False
+        )
+        enc, h_n = self.encoder(packed)
+        enc, _ = nn.utils.rnn.pad_packed_sequence(enc, batch_first=True, total_length=S)
+        h0 = h_n.transpose(0, 1).reshape(-1, 1, 8).transpose(0, 1).contiguous()  # [1, N, 8]
+        dec, _ = self.decoder(self.tgt_emb(tgt_in), h0)
+        mask = (torch.arange(S)[None, :] < src_len[:, None].long()).to(dec.dtype)
+        ctx, _ = attend(dec @ self.att(enc).transpose(1, 2), enc, mask)
+        return self.out(torch.tanh(self.combine(torch.cat([ctx, dec], dim=2))))
+
+
+def s2s_batch(b, gen):
+    """Sources of 1..S bytes in 3..10 padded with 0; targets of 1..3 bytes: BOS (1) first in
+    tgt_in, EOS (2) last in the label, then -100."""
+    src_len = torch.randint(1, S + 1, (b,), generator=gen)
+    src_len[0] = S
+    src = torch.randint(3, V, (b, S), generator=gen)
+    src[torch.arange(S)[None, :] >= src_len[:, None]] = 0
+    tgt_in = torch.zeros((b, T), dtype=torch.int64)
+    label = torch.full((b, T), -100, dtype=torch.int64)
+    for i in range(b):
+        n = int(torch.randint(1, T, (1,), generator=gen))
+        y = torch.randint(3, V, (n,), generator=gen)
+        tgt_in[i, 0] = 1
+        tgt_in[i, 1 : n + 1] = y
+        label[i, :n] = y
+        label[i, n] = 2
+    return src, src_len, tgt_in, label
+
+
+def seq2seq(out, gen):
+    net = Seq2Seq()
+    init = {n: p.detach().float().clone() for n, p in net.named_parameters()}
+    for n, p in init.items():
+        out[f"s2s.{n}"] = p
+    ref = Seq2Seq().double()
+    ref.load_state_dict({n: p.double() for n, p in init.items()})
+    for b in (1, 3):
+        src, src_len, tgt_in, _ = s2s_batch(b, gen)
+        out[f"s2s.b{b}.src"], out[f"s2s.b{b}.src_len"], out[f"s2s.b{b}.tgt_in"] = src.int(), src_len.int(), tgt_in.int()
+        out[f"s2s.b{b}.logits"] = ref(src, src_len, tgt_in).detach().float()
+    src, src_len, tgt_in, label = s2s_batch(4, gen)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    opt.zero_grad()
+    loss = F.cross_entropy(ref(src, src_len, tgt_in).reshape(-1, V), label.reshape(-1))
+    loss.backward()
+    for n, t in (("src", src), ("src_len", src_len), ("tgt_in", tgt_in), ("label", label)):
+        out[f"s2s.train.{n}"] = t.int()
+    out["s2s.train.loss"] = loss.detach().reshape(1).float()
+    for n, p in ref.named_parameters():
+        out[f"s2s.grad.{n}"] = p.grad.float().clone()
+    opt.step()
+    for n, p in ref.named_parameters():
+        out[f"s2s.step1.{n}"] = p.detach().float().clone()
+
+
 def main():
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(1)
@@ -141,7 +244,10 @@ def main():
         opt.step()
         for n, p in ref.named_parameters():
             out[f"{kind}.step1.{n}"] = p.detach().float().clone()
-    write_safetensors(os.path.join(HERE, "attention_goldens.safetensors"), out, {"mask_bias": str(MASK_BIAS)})
+    seq2seq(out, gen)
+    write_safetensors(
+        os.path.join(HERE, "attention_goldens.safetensors"), out, {"mask_bias": str(MASK_BIAS), "s2s_source": S2S_SOURCE}
+    )
 
 
 if __name__ == "__main__":
