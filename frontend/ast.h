@@ -340,8 +340,9 @@ Val dn_build_attention(Lower *L, const AstExpr *e, const char *name, DnValue **x
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
  * int float bool str ints, tensor (default none: absent, a VAL_NONE), and
  * ints* for the rest of the positionals as one list).  Fills out[i] per
- * schema entry from positional 'pos' and the call's keywords (evaluated in 'sc'); reports missing/unknown/duplicate/
- * ill-typed ones as "WHAT: ..." and returns false. */
+ * schema entry from positional 'pos' and the call's keywords (evaluated in
+ * 'sc'); reports missing/unknown/duplicate/ill-typed ones as "WHAT: ..."
+ * and returns false. */
 bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call, const Val *pos,
                   int npos, Val *out, int nout);
 /* dn_bind_args where a schema entry may also be a bare name: attribute
