@@ -333,12 +333,19 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
  * was made): checks what can be checked without it (the arguments, the
  * label) and returns a poison, so one run reports every such error. */
 Val dn_layer_check(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos);
+/* PyTorch's default initializer of Linear and Conv weights: U(-1/sqrt(fan_in), 1/sqrt(fan_in)). */
+DnInit dn_layer_kaiming(double fan_in);
+/* layers_attention.c: the builder of attention(query, keys, ...) (its
+ * contract there); the context tensor, or the list [context, weights] with
+ * return_weights=true; a poison after an error. */
+Val dn_build_attention(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
- * int float bool str ints, and ints* for the rest of the positionals as one
- * list).  Fills out[i] per schema entry from positional 'pos' and the
- * call's keywords (evaluated in 'sc'); reports missing/unknown/duplicate/
- * ill-typed ones as "WHAT: ..." and returns false. */
+ * int float bool str ints, tensor (default none: absent, a VAL_NONE), and
+ * ints* for the rest of the positionals as one list).  Fills out[i] per
+ * schema entry from positional 'pos' and the call's keywords (evaluated in
+ * 'sc'); reports missing/unknown/duplicate/ill-typed ones as "WHAT: ..."
+ * and returns false. */
 bool dn_bind_args(Lower *L, Scope *sc, const char *what, const char *schema, const AstExpr *call, const Val *pos,
                   int npos, Val *out, int nout);
 /* dn_bind_args where a schema entry may also be a bare name: attribute

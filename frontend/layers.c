@@ -11,7 +11,8 @@
  * An argument that the builder forwards as an op attribute is a bare name
  * in the row's schema ("stride"): its kind and default are the op's, from
  * ops.def, written once.  Layer-only arguments (conv2d's out and kernel,
- * bias, flatten's from) spell out name:kind=default here.
+ * bias, flatten's from) spell out name:kind=default here; an optional
+ * tensor operand is name:tensor=none (attention's values and mask).
  */
 #include "ast.h"
 
@@ -284,6 +285,8 @@ static DnInit kaiming(double fan_in)
     double b = 1.0 / sqrt(fan_in > 0 ? fan_in : 1);
     return (DnInit){DN_INIT_UNIFORM, -b, b};
 }
+
+DnInit dn_layer_kaiming(double fan_in) { return kaiming(fan_in); }
 
 /* Static size of axis 'ax' of 'x', or 0 when x is too small or the axis is N. */
 static int64_t static_dim(const DnValue *x, int ax)
@@ -748,17 +751,18 @@ static const LayerInfo layers[] = {
      "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "
      "h0:tensor=none lengths:tensor=none return_state:bool=false",
      true, NULL, DN_OP_RNN_SCAN},
+    {"attention", 2,
+     "values:tensor=none kind:str=dot mask:tensor=none return_weights:bool=false scale:bool=false units:int=0", true,
+     NULL, DN_OP_MATMUL},
 };
 
-/* Layers of the table whose result is a list of tensors (their fn is NULL). */
+/* Layers of the table whose result is a list of tensors, or (attention) a
+ * tensor or a list by an argument; their fn is NULL. */
 static const struct {
     const char *name;
     ListFn fn;
-} list_layers[] = {{"split", build_split},
-                   {"chunk", build_chunk},
-                   {"rnn", dn_build_rnn},
-                   {"lstm", dn_build_rnn},
-                   {"gru", dn_build_rnn}};
+} list_layers[] = {{"split", build_split}, {"chunk", build_chunk}, {"rnn", dn_build_rnn},
+                   {"lstm", dn_build_rnn}, {"gru", dn_build_rnn},  {"attention", dn_build_attention}};
 
 static ListFn list_fn(const char *name)
 {
@@ -769,9 +773,19 @@ static ListFn list_fn(const char *name)
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
-    "attention",  "multihead_attention",    "layernorm", "slice",  "pad",      "permute",
-    "lrn",        "local_response_norm",    "broadcast", "argmax", "accuracy", "positional_encoding",
-    "sinusoidal", "sequence_cross_entropy",
+    "multihead_attention",
+    "layernorm",
+    "slice",
+    "pad",
+    "permute",
+    "lrn",
+    "local_response_norm",
+    "broadcast",
+    "argmax",
+    "accuracy",
+    "positional_encoding",
+    "sinusoidal",
+    "sequence_cross_entropy",
 };
 
 const LayerInfo *dn_layer_find(const char *name)

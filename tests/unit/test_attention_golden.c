@@ -1,0 +1,216 @@
+/* test_attention_golden.c -- attention against PyTorch
+ * (tests/golden/make_attention_goldens.py writes the references).
+ *
+ * One model per kind (Luong dot with scale=true behind a Linear(6, 4) on
+ * the keys, Luong general, Bahdanau additive with 5 units), the keys
+ * masked by sequence_mask of the lengths, the context through a
+ * Linear(6, 3): forward (context and weights) at key lengths 5 and 7 and
+ * batch sizes 1 and 3; one SGD step (lr 0.1, momentum 0.9) of mse: the
+ * loss, every gradient (the momentum buffers after the first step) and the
+ * updated weights.  A row whose every key is masked (length 0) gets
+ * uniform weights, so its context is the mean of the values, and training
+ * goes on with a finite loss.
+ * Tolerance: 1e-4 * max|ref| + 1e-5 (references are float64).
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define RTOL 1e-4
+#define ATOL 1e-5
+
+typedef struct Kind {
+    const char *name, *keys, *extra;
+    int np;
+    const char *params[5];
+    int64_t numel[5];
+} Kind;
+
+static const Kind kinds[] = {
+    {"dot", "k |> kp: dense(4)", ", scale=true", 4, {"kp.weight", "kp.bias", "out.weight", "out.bias"}, {24, 4, 18, 3}},
+    {"general", "k", "", 3, {"att.weight", "out.weight", "out.bias"}, {24, 18, 3}},
+    {"additive",
+     "k",
+     ", units=5",
+     5,
+     {"att.query_proj.weight", "att.key_proj.weight", "att.v.weight", "out.weight", "out.bias"},
+     {20, 30, 5, 18, 3}},
+};
+
+static void source(const Kind *k, int S, char *src, size_t len)
+{
+    snprintf(src, len,
+             "model m(q: f32[N, 3, 4], k: f32[N, %d, 6], len: i32[N]) -> (y: f32[N, 3, 3], w: f32[N, 3, %d]) {\n"
+             "  r = att: attention(q, %s, k, kind=\"%s\", mask=sequence_mask(len, max_len=%d), return_weights=true%s)\n"
+             "  y = r[0] |> out: dense(3)\n  w = r[1]\n}\n"
+             "train m {\n  target: f32[N, 3, 3]\n  loss = mse(y, target)\n"
+             "  optimizer = sgd(lr=0.1, momentum=0.9)\n}\n",
+             S, S, k->keys, k->name, S, k->extra);
+}
+
+/* Writes the golden tensors <kind>.<param> as <param> to a temporary weights file 'path'. */
+static void write_weights(const dnrt_st_file *g, const Kind *k, char *path)
+{
+    dnrt_st_tensor t[5];
+    char key[5][96];
+    for (int i = 0; i < k->np; i++) {
+        snprintf(key[i], sizeof key[i], "%s.%s", k->name, k->params[i]);
+        const dnrt_st_tensor *f = dnrt_st_find(g, key[i]);
+        cr_assert(f, "golden tensor %s is missing", key[i]);
+        t[i] = *f;
+        t[i].name = k->params[i];
+    }
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_write(path, k->np, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+}
+
+static void forward_case(const Kind *k)
+{
+    dnrt_st_file g;
+    dn_test_golden_open("attention_goldens", &g);
+    char weights[] = "/tmp/dnnc-att-w-XXXXXX";
+    write_weights(&g, k, weights);
+    const int Ss[2] = {5, 7}, Bs[2] = {1, 3};
+    for (int si = 0; si < 2; si++) {
+        char src[1024], log[8192], key[96];
+        int64_t S = Ss[si];
+        source(k, Ss[si], src, sizeof src);
+        DnTestLib lib;
+        cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+        const dnrt_api *api = lib.desc->api;
+        dnrt_session *s = dn_test_session(&lib, 2, 1);
+        dnrt_error err = {0};
+        cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
+        for (int bi = 0; bi < 2; bi++) {
+            int64_t B = Bs[bi];
+            const char *names[3] = {"q", "k", "len"};
+            const int64_t numel[3] = {B * 12, B * S * 6, B};
+            const void *in[3];
+            for (int i = 0; i < 3; i++) {
+                snprintf(key, sizeof key, "%s.S%d.b%d.%s", k->name, Ss[si], Bs[bi], names[i]);
+                in[i] = dn_test_tensor(&g, key, i == 2 ? DNRT_I32 : DNRT_F32, numel[i]);
+            }
+            float *y = calloc((size_t)(B * 9), sizeof(float)), *w = calloc((size_t)(B * 3 * S), sizeof(float));
+            void *out[2] = {y, w};
+            cr_assert_eq(api->infer(s, B, in, out, &err), 0, "%s", err.message);
+            snprintf(key, sizeof key, "%s.S%d.b%d.y", k->name, Ss[si], Bs[bi]);
+            dn_test_expect_close(key, y, dn_test_tensor(&g, key, DNRT_F32, B * 9), B * 9, RTOL, ATOL);
+            snprintf(key, sizeof key, "%s.S%d.b%d.w", k->name, Ss[si], Bs[bi]);
+            dn_test_expect_close(key, w, dn_test_tensor(&g, key, DNRT_F32, B * 3 * S), B * 3 * S, RTOL, ATOL);
+            free(y), free(w);
+        }
+        api->destroy(s);
+        dn_test_close(&lib);
+    }
+    unlink(weights);
+    dnrt_st_free(&g);
+}
+
+/* The session's state saved and read back into 'f'. */
+static void saved(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
+{
+    char path[] = "/tmp/dnnc-att-state-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(api->save(s, path, &err), 0, "%s", err.message);
+    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "%s", err.message);
+    unlink(path);
+}
+
+static void training_case(const Kind *k)
+{
+    dnrt_st_file g, after;
+    dn_test_golden_open("attention_goldens", &g);
+    char weights[] = "/tmp/dnnc-att-w-XXXXXX", src[1024], log[8192], key[128], gk[128];
+    write_weights(&g, k, weights);
+    source(k, 5, src, sizeof src);
+    DnTestLib lib;
+    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    const dnrt_api *api = lib.desc->api;
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
+    dnrt_error err = {0};
+    cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
+    const char *names[4] = {"q", "k", "len", "target"};
+    const int64_t numel[4] = {48, 120, 4, 36};
+    const void *in[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "%s.train.%s", k->name, names[i]);
+        in[i] = dn_test_tensor(&g, key, i == 2 ? DNRT_I32 : DNRT_F32, numel[i]);
+    }
+    float loss = dn_test_train_step(&lib, s, 4, in);
+    snprintf(key, sizeof key, "%s.train.loss", k->name);
+    dn_test_expect_close(key, &loss, dn_test_tensor(&g, key, DNRT_F32, 1), 1, RTOL, ATOL);
+    saved(api, s, &after);
+    for (int i = 0; i < k->np; i++) {
+        snprintf(key, sizeof key, "optim.%s.momentum_buffer", k->params[i]);
+        snprintf(gk, sizeof gk, "%s.grad.%s", k->name, k->params[i]);
+        dn_test_expect_close(gk, dn_test_tensor(&after, key, DNRT_F32, k->numel[i]),
+                             dn_test_tensor(&g, gk, DNRT_F32, k->numel[i]), k->numel[i], RTOL, ATOL);
+        snprintf(gk, sizeof gk, "%s.step1.%s", k->name, k->params[i]);
+        dn_test_expect_close(gk, dn_test_tensor(&after, k->params[i], DNRT_F32, k->numel[i]),
+                             dn_test_tensor(&g, gk, DNRT_F32, k->numel[i]), k->numel[i], RTOL, ATOL);
+    }
+    dnrt_st_free(&after);
+    api->destroy(s);
+    dn_test_close(&lib);
+    unlink(weights);
+    dnrt_st_free(&g);
+}
+
+Test(attention_golden, dot_forward_matches_pytorch) { forward_case(&kinds[0]); }
+Test(attention_golden, general_forward_matches_pytorch) { forward_case(&kinds[1]); }
+Test(attention_golden, additive_forward_matches_pytorch) { forward_case(&kinds[2]); }
+Test(attention_golden, dot_training_step_matches_pytorch) { training_case(&kinds[0]); }
+Test(attention_golden, general_training_step_matches_pytorch) { training_case(&kinds[1]); }
+Test(attention_golden, additive_training_step_matches_pytorch) { training_case(&kinds[2]); }
+
+/* Every key of item 1 masked (length 0): its weights are uniform (every
+ * score is about -1e9, the same f32 number), its context the mean of the
+ * values, no NaN; item 0 (length 2) gives keys 2..3 weight 0; a training
+ * step on the batch has a finite loss. */
+Test(attention_golden, all_masked_row_gives_uniform_weights)
+{
+    const char *src = "model m(q: f32[N, 2, 3], k: f32[N, 4, 3], len: i32[N]) -> (c: f32[N, 2, 3], w: f32[N, 2, 4]) {\n"
+                      "  r = attention(q, k, mask=sequence_mask(len, max_len=4), return_weights=true)\n"
+                      "  c = r[0]\n  w = r[1]\n}\n"
+                      "train m {\n  t: f32[N, 2, 3]\n  loss = mse(c, t)\n  optimizer = sgd(lr=0.1)\n}\n";
+    char log[8192];
+    DnTestLib lib;
+    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    const dnrt_api *api = lib.desc->api;
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
+    float q[12], k[24], t[12] = {0}, c[12], w[16];
+    for (int i = 0; i < 12; i++) q[i] = (float)((i * 7) % 5) * 0.3f - 0.6f;
+    for (int i = 0; i < 24; i++) k[i] = (float)((i * 5) % 7) * 0.25f - 0.75f;
+    int32_t len[2] = {2, 0};
+    const void *in[4] = {q, k, len, t};
+    void *out[2] = {c, w};
+    dnrt_error err = {0};
+    cr_assert_eq(api->infer(s, 2, in, out, &err), 0, "%s", err.message);
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(w[i * 4 + 2], 0.0f, "a masked key got weight %g", w[i * 4 + 2]);
+        cr_expect_eq(w[i * 4 + 3], 0.0f, "a masked key got weight %g", w[i * 4 + 3]);
+        cr_expect(fabsf(w[i * 4] + w[i * 4 + 1] - 1) < 1e-6f);
+    }
+    for (int i = 8; i < 16; i++) cr_expect(fabsf(w[i] - 0.25f) < 1e-6f, "all masked: weight %g, not 1/4", w[i]);
+    for (int i = 0; i < 2; i++)
+        for (int d = 0; d < 3; d++) {
+            float mean = (k[12 + d] + k[15 + d] + k[18 + d] + k[21 + d]) / 4;
+            cr_expect(fabsf(c[6 + i * 3 + d] - mean) < 1e-5f, "all masked: context %g, mean of the values %g",
+                      c[6 + i * 3 + d], mean);
+        }
+    float loss = dn_test_train_step(&lib, s, 2, in);
+    cr_expect(isfinite(loss), "loss %g", loss);
+    api->destroy(s);
+    dn_test_close(&lib);
+}
