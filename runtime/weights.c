@@ -64,15 +64,22 @@ static int read_step(const char *path, const dnrt_st_file *f, plan *p, dnrt_erro
 }
 
 /* Every tensor of the file must be state of the model ('used' marks the
- * ones that are, by index in the file). */
+ * ones that are, by index in the file), except that a model without
+ * optimizer state (an inference library) skips the optimizer's entries
+ * (optim.<param>.<slot>) of a training checkpoint. */
 static int check_unexpected(const dnrt_model_desc *d, const char *path, const dnrt_st_file *f, const plan *p,
                             dnrt_error *err)
 {
     uint8_t *used = dnrt_malloc((size_t)(f->ntensors ? f->ntensors : 1));
     if (!used) return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
     memset(used, 0, (size_t)f->ntensors);
-    for (int32_t i = 0; i < d->nstate; i++)
+    int has_optim = 0;
+    for (int32_t i = 0; i < d->nstate; i++) {
         if (p->src[i]) used[p->src[i] - f->tensors] = 1;
+        has_optim |= d->state[i].kind == DNRT_STATE_OPTIM;
+    }
+    for (int32_t i = 0; i < f->ntensors && !has_optim; i++)
+        if (!strncmp(f->tensors[i].name, "optim.", 6)) used[i] = 1;
     int rc = 0;
     for (int32_t i = 0; i < f->ntensors && !rc; i++)
         if (!used[i])

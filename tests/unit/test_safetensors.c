@@ -542,6 +542,31 @@ Test(load, without_optimizer_state_resets_it)
     dnrt_session_destroy(b);
 }
 
+/* An inference library (no optimizer state) loads a training checkpoint:
+ * the optimizer's entries are skipped, anything else unknown still fails. */
+Test(load, inference_library_skips_optimizer_entries)
+{
+    dnrt_session *a = make(1);
+    train(a, 2);
+    const char *path = in_dir("checkpoint.safetensors");
+    dnrt_error err;
+    cr_assert_eq(dnrt_session_save(a, path, &err), 0, "%s", err.message);
+    dnrt_model_desc infer_only = desc;
+    infer_only.nstate = 3; /* fc.weight, fc.bias, bn.num_batches_tracked */
+    infer_only.trains = 0;
+    infer_only.train = NULL;
+    dnrt_options opt = {.threads = 1, .seed = 5};
+    dnrt_session *b = dnrt_session_create(&infer_only, &opt, &err);
+    cr_assert_not_null(b, "%s", err.message);
+    cr_assert_eq(dnrt_session_load(b, path, &err), 0, "%s", err.message);
+    cr_assert(memcmp(dnrt_session_state(a, "fc.weight"), dnrt_session_state(b, "fc.weight"), 24) == 0);
+    dnrt_st_tensor extra = {
+        .name = "fc2.weight", .dtype = DNRT_F32, .rank = 1, .dim = {2}, .data = "01234567", .nbytes = 8};
+    expect_load_error(b, write_variant(a, "x1", NULL, &extra, NULL), "unexpected tensor 'fc2.weight'");
+    dnrt_session_destroy(a);
+    dnrt_session_destroy(b);
+}
+
 Test(load, strict_errors_name_the_tensor)
 {
     dnrt_session *a = make(1), *b = make(2);
