@@ -258,3 +258,41 @@ Test(rnn_golden, lstm_batch_first_false_transposes)
     unlink(weights);
     dnrt_st_free(&g);
 }
+
+/* An item's arithmetic does not depend on the items sharing its call: the
+ * outputs and the gradients of a step are bitwise the same on 1 and 3 threads. */
+Test(rnn_golden, results_do_not_depend_on_thread_count)
+{
+    dnrt_st_file g, st[2];
+    dn_test_golden_open("rnn_goldens", &g);
+    char weights[] = "/tmp/dnnc-rnn-w-XXXXXX";
+    write_weights(&g, "gru", weights);
+    DnTestLib lib = compiled("gru", 4, false);
+    const dnrt_api *api = lib.desc->api;
+    float y[2][3 * 4 * 10], h[2][3 * 4 * 5], loss[2];
+    for (int r = 0; r < 2; r++) {
+        dnrt_session *s = dn_test_session(&lib, r ? 3 : 1, 1);
+        dnrt_error err = {0};
+        cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
+        const void *in[3] = {dn_test_tensor(&g, "gru.train.x", DNRT_F32, 3 * 4 * IN),
+                             dn_test_tensor(&g, "gru.train.ty", DNRT_F32, 3 * 4 * 10),
+                             dn_test_tensor(&g, "gru.train.th", DNRT_F32, 3 * 4 * 5)};
+        void *out[2] = {y[r], h[r]};
+        cr_assert_eq(api->infer(s, 3, in, out, &err), 0, "%s", err.message);
+        loss[r] = dn_test_train_step(&lib, s, 3, in);
+        saved(api, s, &st[r]);
+        api->destroy(s);
+    }
+    cr_expect(!memcmp(y[0], y[1], sizeof y[0]) && !memcmp(h[0], h[1], sizeof h[0]), "outputs differ");
+    cr_expect(!memcmp(&loss[0], &loss[1], sizeof loss[0]), "loss %.9g vs %.9g", loss[0], loss[1]);
+    cr_assert_eq(st[0].ntensors, st[1].ntensors);
+    for (int i = 0; i < st[0].ntensors; i++) {
+        const dnrt_st_tensor *a = &st[0].tensors[i], *b = dnrt_st_find(&st[1], a->name);
+        cr_assert(b && a->nbytes == b->nbytes, "%s", a->name);
+        cr_expect(!memcmp(a->data, b->data, a->nbytes), "%s differs between 1 and 3 threads", a->name);
+    }
+    dnrt_st_free(&st[0]), dnrt_st_free(&st[1]);
+    dn_test_close(&lib);
+    unlink(weights);
+    dnrt_st_free(&g);
+}
