@@ -61,12 +61,13 @@ static void write_weights(const dnrt_st_file *g, const char *c, char *path)
     cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
 }
 
-static DnTestLib compiled(const char *c, int T, bool len)
+/* The library of rnn_source; 'train' false compiles inference only (--no-train: a fraction of the time). */
+static DnTestLib compiled(const char *c, int T, bool len, bool train)
 {
     char src[2048], log[8192];
     rnn_source(c, T, len, src, sizeof src);
     DnTestLib lib;
-    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    cr_assert_eq(dn_test_compile_text(src, train ? "" : "--no-train", &lib, log, sizeof log), 0, "%s", log);
     return lib;
 }
 
@@ -84,7 +85,7 @@ static void forward_case(const char *c)
     write_weights(&g, c, weights);
     const int Ts[2] = {4, 6}, Bs[2] = {2, 3};
     for (int ti = 0; ti < 2; ti++) {
-        DnTestLib lib = compiled(c, Ts[ti], false);
+        DnTestLib lib = compiled(c, Ts[ti], false, false);
         const dnrt_api *api = lib.desc->api;
         dnrt_session *s = dn_test_session(&lib, 2, 1);
         dnrt_error err = {0};
@@ -134,7 +135,7 @@ static void train_case(const char *c, const char *pre, const char *wc, int T, bo
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX", key[96];
     write_weights(&g, wc, weights);
-    DnTestLib lib = compiled(c, T, len);
+    DnTestLib lib = compiled(c, T, len, true);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = dn_test_session(&lib, 2, 1);
     dnrt_error err = {0};
@@ -201,7 +202,7 @@ Test(rnn_golden, lstm_lengths_match_packed_sequences)
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX";
     write_weights(&g, "lstm", weights);
-    DnTestLib lib = compiled("lstm", 6, true);
+    DnTestLib lib = compiled("lstm", 6, true, false);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = dn_test_session(&lib, 2, 1);
     dnrt_error err = {0};
@@ -267,7 +268,7 @@ Test(rnn_golden, results_do_not_depend_on_thread_count)
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX";
     write_weights(&g, "gru", weights);
-    DnTestLib lib = compiled("gru", 4, false);
+    DnTestLib lib = compiled("gru", 4, false, true);
     const dnrt_api *api = lib.desc->api;
     float y[2][3 * 4 * 10], h[2][3 * 4 * 5], loss[2];
     for (int r = 0; r < 2; r++) {
