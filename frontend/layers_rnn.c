@@ -20,7 +20,7 @@
 
 #include <math.h>
 
-enum { RNN_MAX_LAYERS = 64, CHAIN = 8 /* the concat op's operand limit */ };
+enum { RNN_MAX_LAYERS = 64, RNN_MAX_HIDDEN = 1 << 20, CHAIN = 8 /* the concat op's operand limit */ };
 
 typedef struct RnnArgs {
     int64_t hidden, layers;
@@ -127,8 +127,9 @@ static bool check_args(Lower *L, const AstExpr *e, const RnnArgs *r, const DnVal
                  e->s, tstr(x, buf));
         return false;
     }
-    if (r->hidden < 1 || r->hidden > ((int64_t)1 << 24)) {
-        dn_error(L->cx, e->loc, "%s: hidden must be >= 1, got %lld", e->s, (long long)r->hidden);
+    if (r->hidden < 1 || r->hidden > RNN_MAX_HIDDEN) {
+        dn_error(L->cx, e->loc, "%s: hidden must be between 1 and %d, got %lld", e->s, RNN_MAX_HIDDEN,
+                 (long long)r->hidden);
         return false;
     }
     if (r->layers < 1 || r->layers > RNN_MAX_LAYERS) {

@@ -61,12 +61,13 @@ static void write_weights(const dnrt_st_file *g, const char *c, char *path)
     cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
 }
 
-static DnTestLib compiled(const char *c, int T, bool len)
+/* The library of rnn_source; 'train' false compiles inference only (--no-train: a fraction of the time). */
+static DnTestLib compiled(const char *c, int T, bool len, bool train)
 {
     char src[2048], log[8192];
     rnn_source(c, T, len, src, sizeof src);
     DnTestLib lib;
-    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+    cr_assert_eq(dn_test_compile_text(src, train ? "" : "--no-train", &lib, log, sizeof log), 0, "%s", log);
     return lib;
 }
 
@@ -84,7 +85,7 @@ static void forward_case(const char *c)
     write_weights(&g, c, weights);
     const int Ts[2] = {4, 6}, Bs[2] = {2, 3};
     for (int ti = 0; ti < 2; ti++) {
-        DnTestLib lib = compiled(c, Ts[ti], false);
+        DnTestLib lib = compiled(c, Ts[ti], false, false);
         const dnrt_api *api = lib.desc->api;
         dnrt_session *s = dn_test_session(&lib, 2, 1);
         dnrt_error err = {0};
@@ -134,7 +135,7 @@ static void train_case(const char *c, const char *pre, const char *wc, int T, bo
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX", key[96];
     write_weights(&g, wc, weights);
-    DnTestLib lib = compiled(c, T, len);
+    DnTestLib lib = compiled(c, T, len, true);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = dn_test_session(&lib, 2, 1);
     dnrt_error err = {0};
@@ -201,7 +202,7 @@ Test(rnn_golden, lstm_lengths_match_packed_sequences)
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX";
     write_weights(&g, "lstm", weights);
-    DnTestLib lib = compiled("lstm", 6, true);
+    DnTestLib lib = compiled("lstm", 6, true, false);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = dn_test_session(&lib, 2, 1);
     dnrt_error err = {0};
@@ -254,6 +255,44 @@ Test(rnn_golden, lstm_batch_first_false_transposes)
     dn_test_expect_close("y (time first)", y, yref, 4 * 3 * 10, RTOL, ATOL);
     expect_out(&g, "lstm.h.T4.b3", h, 3 * 4 * 5);
     api->destroy(s);
+    dn_test_close(&lib);
+    unlink(weights);
+    dnrt_st_free(&g);
+}
+
+/* An item's arithmetic does not depend on the items sharing its call: the
+ * outputs and the gradients of a step are bitwise the same on 1 and 3 threads. */
+Test(rnn_golden, results_do_not_depend_on_thread_count)
+{
+    dnrt_st_file g, st[2];
+    dn_test_golden_open("rnn_goldens", &g);
+    char weights[] = "/tmp/dnnc-rnn-w-XXXXXX";
+    write_weights(&g, "gru", weights);
+    DnTestLib lib = compiled("gru", 4, false, true);
+    const dnrt_api *api = lib.desc->api;
+    float y[2][3 * 4 * 10], h[2][3 * 4 * 5], loss[2];
+    for (int r = 0; r < 2; r++) {
+        dnrt_session *s = dn_test_session(&lib, r ? 3 : 1, 1);
+        dnrt_error err = {0};
+        cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
+        const void *in[3] = {dn_test_tensor(&g, "gru.train.x", DNRT_F32, 3 * 4 * IN),
+                             dn_test_tensor(&g, "gru.train.ty", DNRT_F32, 3 * 4 * 10),
+                             dn_test_tensor(&g, "gru.train.th", DNRT_F32, 3 * 4 * 5)};
+        void *out[2] = {y[r], h[r]};
+        cr_assert_eq(api->infer(s, 3, in, out, &err), 0, "%s", err.message);
+        loss[r] = dn_test_train_step(&lib, s, 3, in);
+        saved(api, s, &st[r]);
+        api->destroy(s);
+    }
+    cr_expect(!memcmp(y[0], y[1], sizeof y[0]) && !memcmp(h[0], h[1], sizeof h[0]), "outputs differ");
+    cr_expect(!memcmp(&loss[0], &loss[1], sizeof loss[0]), "loss %.9g vs %.9g", loss[0], loss[1]);
+    cr_assert_eq(st[0].ntensors, st[1].ntensors);
+    for (int i = 0; i < st[0].ntensors; i++) {
+        const dnrt_st_tensor *a = &st[0].tensors[i], *b = dnrt_st_find(&st[1], a->name);
+        cr_assert(b && a->nbytes == b->nbytes, "%s", a->name);
+        cr_expect(!memcmp(a->data, b->data, a->nbytes), "%s differs between 1 and 3 threads", a->name);
+    }
+    dnrt_st_free(&st[0]), dnrt_st_free(&st[1]);
     dn_test_close(&lib);
     unlink(weights);
     dnrt_st_free(&g);
