@@ -104,12 +104,53 @@ Test(examples, alexnet_names_are_torchvisions)
  * ImageNet models would take long to optimize). */
 Test(examples, every_example_builds_its_training_step)
 {
-    static const char *const models[] = {"examples/lenet.dnn", "examples/mlp.dnn", "examples/resnet.dnn",
-                                         "examples/vgg16.dnn", "examples/alexnet.dnn"};
+    static const char *const models[] = {
+        "examples/lenet.dnn",   "examples/mlp.dnn",       "examples/resnet.dnn",           "examples/vgg16.dnn",
+        "examples/alexnet.dnn", "examples/char_lstm.dnn", "examples/seq2seq_attention.dnn"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train", DNNC_BIN, dn_test_src(models[i]));
+        snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train%s", DNNC_BIN, dn_test_src(models[i]),
+                 strstr(models[i], "char_lstm") ? " --model char_lstm" : "");
         cr_expect_eq(dn_test_run(cmd, out, sizeof out), 0, "%s: %s", models[i], out);
         cr_expect(strstr(out, "_update @"), "%s: no optimizer update in the training graph", models[i]);
     }
+}
+
+/* char_lstm's two models (training windows, one step with the state passed)
+ * declare the same parameters, PyTorch's names for an nn.Embedding, a
+ * 2-layer nn.LSTM and an nn.Linear, so one weights file serves both. */
+Test(examples, char_lstm_models_share_their_parameters)
+{
+    static char lines[2][8192];
+    static const char *const models[] = {"char_lstm", "char_lstm_step"};
+    for (int m = 0; m < 2; m++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "'%s' '%s' --model %s --emit=ir", DNNC_BIN, dn_test_src("examples/char_lstm.dnn"),
+                 models[m]);
+        cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s: %s", models[m], out);
+        size_t used = 0;
+        lines[m][0] = 0;
+        for (char *p = out; (p = strstr(p, "  param @")); p++) {
+            char name[256], type[256];
+            if (sscanf(p, "  param @%255[^:]: %255[^]]", name, type) == 2)
+                used += (size_t)snprintf(lines[m] + used, sizeof lines[m] - used, "%s: %s]\n", name, type);
+        }
+    }
+    static char want[8192];
+    size_t used = add(want, 0, sizeof want, "embed.weight", "f32[256, 64]");
+    for (int l = 0; l < 2; l++) {
+        char name[64], type[64];
+        snprintf(name, sizeof name, "lstm.weight_ih_l%d", l);
+        snprintf(type, sizeof type, "f32[512, %d]", l ? 128 : 64);
+        used = add(want, used, sizeof want, name, type);
+        snprintf(name, sizeof name, "lstm.weight_hh_l%d", l);
+        used = add(want, used, sizeof want, name, "f32[512, 128]");
+        snprintf(name, sizeof name, "lstm.bias_ih_l%d", l);
+        used = add(want, used, sizeof want, name, "f32[512]");
+        snprintf(name, sizeof name, "lstm.bias_hh_l%d", l);
+        used = add(want, used, sizeof want, name, "f32[512]");
+    }
+    linear(want, used, sizeof want, "head", 256, 128);
+    cr_expect_str_eq(lines[0], want);
+    cr_expect_str_eq(lines[1], want);
 }
