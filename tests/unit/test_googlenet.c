@@ -252,3 +252,21 @@ Test(googlenet, full_size_compiles_and_runs, .timeout = 600)
     lib.desc->api->destroy(s);
     dn_test_close(&lib);
 }
+
+/* examples/googlenet_fmnist.dnn (the same blocks at a quarter of the width,
+ * its input resized by interpolate) builds its training graph: autodiff,
+ * batchnorm in training mode, Adam's updates.  (The LLVM build of the step
+ * takes minutes; the graph passes, seconds.) */
+Test(googlenet, fmnist_training_graph_builds)
+{
+    static char ir[1 << 21];
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train", DNNC_BIN,
+             dn_test_src("examples/googlenet_fmnist.dnn"));
+    cr_assert_eq(dn_test_run(cmd, ir, sizeof ir), 0, "dnnc --emit=ir-opt --graph=train failed:\n%.2000s", ir);
+    cr_assert_lt(strlen(ir), sizeof ir - 1, "IR dump truncated");
+    cr_expect_not_null(strstr(ir, "{size = [64, 64], mode = \"bilinear\"} : f32[N, 1, 64, 64]"),
+                       "no bilinear interpolate of the image to 64x64");
+    cr_expect_not_null(strstr(ir, "adam_update"), "no Adam update in the training graph");
+    cr_expect_not_null(strstr(ir, "maxpool2d_bwd"), "no max pool backward in the training graph");
+}
