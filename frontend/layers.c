@@ -341,15 +341,28 @@ static DnValue *build_dense(Lower *L, const AstExpr *e, const char *name, DnValu
     return dn_build1(L->cx, L->g, DN_OP_DENSE, a[1].i ? 3 : 2, in3, 0, NULL, e->loc);
 }
 
-/* maxpool/avgpool(kernel, stride=kernel, pad=0) */
+/* maxpool(kernel, stride=kernel, pad=0, ceil_mode=false), avgpool(kernel, stride=kernel, pad=0) */
 static DnValue *build_pool(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     (void)name;
     int64_t k[2], s[2], p[2];
+    bool is_max = !strcmp(e->s, "maxpool");
     if (!pair(L, e, "kernel", a[0], k, 1) || !pair(L, e, "stride", a[1], s, 1) || !pair(L, e, "pad", a[2], p, 0))
         return NULL;
-    DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p)};
-    return dn_build1(L->cx, L->g, !strcmp(e->s, "maxpool") ? DN_OP_MAXPOOL2D : DN_OP_AVGPOOL2D, 1, x, 3, at, e->loc);
+    DnAttr at[] = {dn_attr_ints("kernel", 2, k), dn_attr_ints("stride", 2, s), dn_attr_ints("pad", 2, p),
+                   dn_attr_int("ceil_mode", is_max ? a[3].i : 0)};
+    return dn_build1(L->cx, L->g, is_max ? DN_OP_MAXPOOL2D : DN_OP_AVGPOOL2D, 1, x, is_max ? 4 : 3, at, e->loc);
+}
+
+/* interpolate(size, mode="bilinear"): F.interpolate(x, size, mode, align_corners=False);
+ * size an int (both axes) or [oh, ow] */
+static DnValue *build_interpolate(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    int64_t sz[2];
+    if (!pair(L, e, "size", a[0], sz, 1)) return NULL;
+    DnAttr at[] = {dn_attr_ints("size", 2, sz), dn_attr_str("mode", a[1].s)};
+    return dn_build1(L->cx, L->g, DN_OP_INTERPOLATE, 1, x, 2, at, e->loc);
 }
 
 /* global_avgpool: avgpool over the whole H x W, giving [N, C, 1, 1] */
@@ -708,7 +721,7 @@ static const LayerInfo layers[] = {
     {"conv2d", 1, "out:int kernel:ints stride pad dilation groups bias:bool=true", true, build_conv2d, DN_OP_CONV2D},
     {"dense", 1, "out:int bias:bool=true", true, build_dense, DN_OP_DENSE},
     {"batchnorm", 1, "eps momentum", true, build_batchnorm, DN_OP_BATCHNORM},
-    {"maxpool", 1, "kernel stride pad", false, build_pool, DN_OP_MAXPOOL2D},
+    {"maxpool", 1, "kernel stride pad ceil_mode:bool=false", false, build_pool, DN_OP_MAXPOOL2D},
     {"avgpool", 1, "kernel stride pad", false, build_pool, DN_OP_AVGPOOL2D},
     {"global_avgpool", 1, "", false, build_global_avgpool, DN_OP_AVGPOOL2D},
     {"adaptive_avgpool", 1, "out:ints", false, build_adaptive_pool, DN_OP_ADAPTIVE_AVGPOOL2D},
@@ -754,6 +767,8 @@ static const LayerInfo layers[] = {
     {"attention", 2,
      "values:tensor=none kind:str=dot mask:tensor=none return_weights:bool=false scale:bool=false units:int=0", true,
      NULL, DN_OP_MATMUL},
+    /* resizing */
+    {"interpolate", 1, "size:ints mode", false, build_interpolate, DN_OP_INTERPOLATE},
 };
 
 /* Layers of the table whose result is a list of tensors, or (attention) a

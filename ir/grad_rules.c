@@ -92,8 +92,9 @@ static void grad_conv2d(DnAd *a, const DnOp *op, DnValue *const *dy)
 static void grad_maxpool2d(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     DnValue *in[2] = {op->in[0], dy[0]};
-    DnAttr at[3] = {*dn_op_attr(op, "kernel"), *dn_op_attr(op, "stride"), *dn_op_attr(op, "pad")};
-    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_MAXPOOL2D_BWD, 2, in, 3, at));
+    DnAttr at[4] = {*dn_op_attr(op, "kernel"), *dn_op_attr(op, "stride"), *dn_op_attr(op, "pad"),
+                    *dn_op_attr(op, "ceil_mode")};
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_MAXPOOL2D_BWD, 2, in, 4, at));
 }
 
 static void grad_avgpool2d(DnAd *a, const DnOp *op, DnValue *const *dy)
@@ -350,6 +351,15 @@ static void grad_adaptive_maxpool2d(DnAd *a, const DnOp *op, DnValue *const *dy)
     dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_ADAPTIVE_MAXPOOL2D_BWD, 2, in, 0, NULL));
 }
 
+/* ---- resizing ----------------------------------------------------------------- */
+
+static void grad_interpolate(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    DnValue *d = dy[0];
+    DnAttr at[2] = {*dn_op_attr(op, "mode"), dn_ad_shape_attr(a, "shape", &op->in[0]->shape)};
+    dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_INTERPOLATE_BWD, 1, &d, 2, at));
+}
+
 /* ---- embeddings and sequences -------------------------------------------- */
 
 /* dweight = embedding_bwd(indices, dy); the indices (integers) get none. */
@@ -465,6 +475,10 @@ static void grad_rnn_scan(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_GELU_BWD               NONE
 #define GRAD_ADAPTIVE_AVGPOOL2D_BWD NONE
 #define GRAD_ADAPTIVE_MAXPOOL2D_BWD NONE
+
+/* resizing */
+#define GRAD_INTERPOLATE     grad_interpolate
+#define GRAD_INTERPOLATE_BWD NONE
 
 const DnGradRule dn_grad_rules[DN_OP_COUNT] = {
 #define OP(E, name, mi, ma, no, fl, at) [DN_OP_##E] = GRAD_##E,

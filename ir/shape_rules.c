@@ -315,10 +315,22 @@ RULE(conv2d_bwd_filter)
     return true;
 }
 
-/* y = pool(x) shape. */
+/* Output extent of a pooling window with ceil_mode (PyTorch's pooling_output_shape): one more
+ * window when the floor leaves cells over, unless that window would start past len + p. */
+static int64_t window_ceil(int64_t len, int64_t k, int64_t s, int64_t p)
+{
+    int64_t o = (len + 2 * p - k + s - 1) / s + 1;
+    return (o - 1) * s >= len + p ? o - 1 : o;
+}
+
+/* y = pool(x) shape (ceil_mode: maxpool2d's, 0 for an op without it). */
 static bool pool_geom(Rule *r, const DnShape *x, DnShape *y)
 {
     const int64_t *k = pair(r, "kernel"), *s = pair(r, "stride"), *p = pair(r, "pad");
+    const DnAttr *cm = dn_op_attr(r->op, "ceil_mode");
+    int64_t ceil_mode = cm ? cm->i : 0;
+    if (ceil_mode != 0 && ceil_mode != 1)
+        return fail(r, "%s: ceil_mode must be 0 or 1, got %lld", OPN, (long long)ceil_mode);
     if (x->rank != 4) return fail(r, "%s expects a 4-d input, got %s", OPN, TYS(DN_DTYPE_F32, x));
     for (int i = 0; i < 2; i++)
         if (k[i] < 1 || s[i] < 1 || p[i] < 0 || 2 * p[i] > k[i])
@@ -328,7 +340,8 @@ static bool pool_geom(Rule *r, const DnShape *x, DnShape *y)
     for (int i = 0; i < 2; i++) {
         if (x->dim[2 + i] + 2 * p[i] < k[i])
             return fail(r, "%s: kernel %s is larger than the padded input %s", OPN, INTS(k, 2), TYS(DN_DTYPE_F32, x));
-        y->dim[2 + i] = window(x->dim[2 + i], k[i], s[i], p[i]);
+        y->dim[2 + i] =
+            ceil_mode ? window_ceil(x->dim[2 + i], k[i], s[i], p[i]) : window(x->dim[2 + i], k[i], s[i], p[i]);
     }
     return true;
 }
@@ -409,6 +422,45 @@ RULE(adaptive_maxpool2d_bwd)
     DnShape ys;
     if (!want(r, 0, 4, "input") || !want(r, 1, 4, "gradient")) return false;
     return adaptive_geom(r, &IN(0)->shape, &IN(1)->shape.dim[2], 2, &ys) && want_dy(r, &ys, IN(1)) && like(r, 0);
+}
+
+/* ---- resizing ------------------------------------------------------------------ */
+
+static bool check_mode(Rule *r)
+{
+    const char *m = dn_op_str(r->op, "mode");
+    if (strcmp(m, "bilinear") && strcmp(m, "nearest"))
+        return fail(r, "%s: mode must be \"bilinear\" or \"nearest\", got '%s'", OPN, m);
+    return true;
+}
+
+RULE(interpolate)
+{
+    int n;
+    const int64_t *sz = dn_op_ints(r->op, "size", &n);
+    if (!want(r, 0, 4, "input") || !check_mode(r)) return false;
+    if (n != 2 || sz[0] < 1 || sz[1] < 1 || sz[0] > DN_MAX_WINDOW || sz[1] > DN_MAX_WINDOW)
+        return fail(r, "%s: size %s must be two sizes [OH, OW], each between 1 and %lld", OPN, INTS(sz, n),
+                    (long long)DN_MAX_WINDOW);
+    like(r, 0);
+    r->sh[0].dim[2] = sz[0];
+    r->sh[0].dim[3] = sz[1];
+    if (!dn_type_fits(DN_DTYPE_F32, &r->sh[0]))
+        return fail(r, "%s: result %s is larger than the %lld bytes a tensor may hold", OPN,
+                    TYS(DN_DTYPE_F32, &r->sh[0]), (long long)DN_MAX_TENSOR_BYTES);
+    return true;
+}
+
+RULE(interpolate_bwd)
+{
+    DnShape xs;
+    if (!want(r, 0, 4, "gradient") || !check_mode(r) || !attr_shape(r, "shape", &xs)) return false;
+    const DnShape *dy = &IN(0)->shape;
+    if (xs.rank != 4 || xs.dim[0] != dy->dim[0] || xs.dim[1] != dy->dim[1])
+        return fail(r, "%s: shape %s does not match the gradient %s", OPN, TYS(DN_DTYPE_F32, &xs), TY(IN(0)));
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = xs;
+    return true;
 }
 
 /* ---- dense and matmul ------------------------------------------------------ */

@@ -49,7 +49,8 @@ static void clear_plane(DnKernel *k, LLVMValueRef base, int64_t size)
  * pad 0): every input cell is in at most one window, so each window
  * writes its cells directly (dy at the first maximum, 0 elsewhere) with
  * no clearing pass and no read-modify-write; the argmax is branch-free.
- * Cells past the last window are cleared first. */
+ * Cells past the last window are cleared first.  Not for ceil_mode's last
+ * window that runs past the plane (the general kernel skips those cells). */
 static void maxpool_bwd_tiled(DnKernel *k, const Pool *p)
 {
     LLVMBuilderRef b = k->L->b;
@@ -83,7 +84,7 @@ void dn_kernel_maxpool2d_bwd(DnKernel *k)
 {
     LLVMBuilderRef b = k->L->b;
     Pool p = geometry(k, k->op->in[0], k->op->in[1]);
-    if (p.ph == 0 && p.pw == 0 && p.sh == p.kh && p.sw == p.kw) {
+    if (p.ph == 0 && p.pw == 0 && p.sh == p.kh && p.sw == p.kw && p.OH * p.kh <= p.H && p.OW * p.kw <= p.W) {
         maxpool_bwd_tiled(k, &p);
         return;
     }

@@ -220,6 +220,17 @@ static void build_all(bool *seen)
     EXPECT_TYPE(BA(ADAPTIVE_AVGPOOL2D_BWD, (aa), IS("shape", -1, 4, 8, 8)), "f32[N, 4, 8, 8]");
     EXPECT_TYPE(B0(ADAPTIVE_MAXPOOL2D_BWD, c, ax), "f32[N, 4, 8, 8]");
 
+    /* resizing, and maxpool2d's ceil_mode (8 -> 3x3 stride 2: floor 3, ceil 4) */
+    DnValue *up = BA(INTERPOLATE, (c), IS("size", 13, 5)),
+            *dn = BA(INTERPOLATE, (c), IS("size", 3, 3), S("mode", "nearest"));
+    EXPECT_TYPE(up, "f32[N, 4, 13, 5]");
+    EXPECT_TYPE(dn, "f32[N, 4, 3, 3]");
+    EXPECT_TYPE(BA(INTERPOLATE_BWD, (up), IS("shape", -1, 4, 8, 8)), "f32[N, 4, 8, 8]");
+    EXPECT_TYPE(BA(MAXPOOL2D, (c), IS("kernel", 3), IS("stride", 2)), "f32[N, 4, 3, 3]");
+    DnValue *mc = BA(MAXPOOL2D, (c), IS("kernel", 3), IS("stride", 2), I("ceil_mode", 1));
+    EXPECT_TYPE(mc, "f32[N, 4, 4, 4]");
+    EXPECT_TYPE(BA(MAXPOOL2D_BWD, (c, mc), IS("kernel", 3), IS("stride", 2), I("ceil_mode", 1)), "f32[N, 4, 8, 8]");
+
     dn_graph_add_output(g, "logits", d);
     dn_graph_add_output(g, "probs", sm);
     g->loss = ce;
@@ -415,6 +426,32 @@ Test(build, shape_errors)
         for (size_t j = 0; d && j < i; j++) d = d->next;
         cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu", i);
         if (d) cr_expect(d->loc.line == 3 && d->loc.col == 7 && !strcmp(d->loc.file, "t.dnn"));
+    }
+    cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* interpolate's rules, and maxpool2d's ceil_mode. */
+Test(build, resize_errors)
+{
+    DnValue *flat = input("flat", F32, SHAPE(N, 784)), *img = input("img", F32, SHAPE(N, 3, 32, 32));
+    struct {
+        DnValue *got;
+        const char *msg;
+    } cases[] = {
+        {BA(MAXPOOL2D, (img), IS("kernel", 2), I("ceil_mode", 2)), "maxpool2d: ceil_mode must be 0 or 1, got 2"},
+        {BA(INTERPOLATE, (img), IS("size", 8, 8), S("mode", "bicubic")),
+         "interpolate: mode must be \"bilinear\" or \"nearest\", got 'bicubic'"},
+        {BA(INTERPOLATE, (img), IS("size", 0, 8)),
+         "interpolate: size [0, 8] must be two sizes [OH, OW], each between 1 and 1048576"},
+        {BA(INTERPOLATE, (flat), IS("size", 8, 8)), "interpolate expects a 4-d input, got f32[N, 784]"},
+        {BA(INTERPOLATE_BWD, (img), IS("shape", -1, 4, 8, 8)),
+         "interpolate_bwd: shape f32[N, 4, 8, 8] does not match the gradient f32[N, 3, 32, 32]"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        cr_expect_null(cases[i].got, "case %zu built", i);
+        const DnDiag *d = cx.diags;
+        for (size_t j = 0; d && j < i; j++) d = d->next;
+        cr_expect_str_eq(d ? d->msg : "(none)", cases[i].msg, "case %zu", i);
     }
     cr_expect_eq(cx.nerr, (int)(sizeof cases / sizeof cases[0]));
 }

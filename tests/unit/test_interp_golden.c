@@ -1,0 +1,132 @@
+/* test_interp_golden.c -- interpolate (bilinear and nearest,
+ * align_corners=False; up, down, same size and mixed) against PyTorch's
+ * F.interpolate (tests/golden/make_interp_goldens.py writes the references).
+ *
+ * The golden file carries the model's source in its metadata; the test
+ * compiles exactly that with the real dnnc, loads the golden parameter,
+ * compares every output at batch 1 and 3, then runs one SGD step on the
+ * golden training batch and compares the loss and the gradient of p (SGD's
+ * momentum buffer after the first step), which flows back through every
+ * interpolate_bwd.
+ * Tolerance: rtol 1e-4, atol 1e-5 (the references are PyTorch's float32
+ * run; a float64 run is within 3e-7 of it, make_interp_goldens.py prints it).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testlib.h"
+
+#define RTOL 1e-4
+#define ATOL 1e-5
+
+typedef struct Golden {
+    dnrt_st_file g;
+    DnTestLib lib;
+    dnrt_session *s;
+} Golden;
+
+/* Compiles the golden source and opens a session with the golden parameters. */
+static void open_golden(Golden *G)
+{
+    dn_test_golden_open("interp_goldens", &G->g);
+    const char *src = dnrt_st_meta(&G->g, "source");
+    cr_assert(src, "interp_goldens: no model source in the metadata");
+    char log[16384];
+    cr_assert_eq(dn_test_compile_text(src, "", &G->lib, log, sizeof log), 0, "%s\n%s", src, log);
+    G->s = dn_test_session(&G->lib, 2, 1);
+    char path[] = "/tmp/dnnc-interp-w-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    dnrt_st_tensor t[1] = {*dnrt_st_find(&G->g, "p")};
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_write(path, 1, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+    cr_assert_eq(G->lib.desc->api->load(G->s, path, &err), 0, "load: %s", err.message);
+    unlink(path);
+}
+
+static void close_golden(Golden *G)
+{
+    G->lib.desc->api->destroy(G->s);
+    dn_test_close(&G->lib);
+    dnrt_st_free(&G->g);
+}
+
+/* Elements of descriptor tensor 't' at batch n. */
+static int64_t count_at(const dnrt_tensor_desc *t, int64_t n)
+{
+    int64_t c = 1;
+    for (int32_t k = 0; k < t->rank; k++) c *= t->dim[k] < 0 ? n : t->dim[k];
+    return c;
+}
+
+/* The golden tensor '<prefix>.<name of t>' with t's element count at batch n. */
+static const void *golden_for(const Golden *G, const char *prefix, const dnrt_tensor_desc *t, int64_t n, char *key,
+                              size_t len)
+{
+    snprintf(key, len, "%s.%s", prefix, t->name);
+    return dn_test_tensor(&G->g, key, DNRT_F32, count_at(t, n));
+}
+
+Test(interp_golden, outputs_match_pytorch_at_batch_1_and_3)
+{
+    Golden G;
+    open_golden(&G);
+    const dnrt_model_desc *d = G.lib.desc;
+    cr_assert_eq(d->noutputs, 7);
+    for (int64_t n = 1; n <= 3; n += 2) {
+        char prefix[16], key[128];
+        snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
+        const void *in[4] = {0};
+        int nin = 0;
+        for (int i = 0; i < d->ninputs; i++)
+            if (!d->inputs[i].train_only) in[nin++] = golden_for(&G, prefix, &d->inputs[i], n, key, sizeof key);
+        void *out[7];
+        for (int i = 0; i < d->noutputs; i++) out[i] = calloc((size_t)count_at(&d->outputs[i], n), sizeof(float));
+        dnrt_error err = {0};
+        cr_assert_eq(d->api->infer(G.s, n, in, out, &err), 0, "infer: %s", err.message);
+        for (int i = 0; i < d->noutputs; i++) {
+            const float *ref = golden_for(&G, prefix, &d->outputs[i], n, key, sizeof key);
+            dn_test_expect_close(key, out[i], ref, count_at(&d->outputs[i], n), RTOL, ATOL);
+            free(out[i]);
+        }
+    }
+    close_golden(&G);
+}
+
+Test(interp_golden, loss_and_gradient_match_pytorch)
+{
+    Golden G;
+    open_golden(&G);
+    const dnrt_model_desc *d = G.lib.desc;
+    const int64_t n = 3;
+    const void *in[16] = {0};
+    cr_assert_leq(d->ninputs, 16);
+    char key[128];
+    for (int i = 0; i < d->ninputs; i++) in[i] = golden_for(&G, "train", &d->inputs[i], n, key, sizeof key);
+    float loss = dn_test_train_step(&G.lib, G.s, n, in);
+    dn_test_expect_close("train.loss", &loss, dn_test_tensor(&G.g, "train.loss", DNRT_F32, 1), 1, RTOL, ATOL);
+    char path[] = "/tmp/dnnc-interp-s-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert(fd >= 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(d->api->save(G.s, path, &err), 0, "save: %s", err.message);
+    dnrt_st_file saved;
+    cr_assert_eq(dnrt_st_read(path, &saved, &err), 0, "%s", err.message);
+    unlink(path);
+    static const char *const params[] = {"p"};
+    static const int64_t numel[] = {70};
+    for (int i = 0; i < 1; i++) {
+        char buf[64], ref[64];
+        snprintf(buf, sizeof buf, "optim.%s.momentum_buffer", params[i]);
+        snprintf(ref, sizeof ref, "grad.%s", params[i]);
+        dn_test_expect_close(ref, dn_test_tensor(&saved, buf, DNRT_F32, numel[i]),
+                             dn_test_tensor(&G.g, ref, DNRT_F32, numel[i]), numel[i], RTOL, ATOL);
+    }
+    dnrt_st_free(&saved);
+    close_golden(&G);
+}
