@@ -741,6 +741,19 @@ static const LayerInfo layers[] = {
     {"attention", 2,
      "values:tensor=none kind:str=dot mask:tensor=none return_weights:bool=false scale:bool=false units:int=0", true,
      NULL, DN_OP_MATMUL},
+    /* recurrent layers (layers_rnn.c): a tensor, or a list with return_state */
+    {"rnn", 1,
+     "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "
+     "nonlinearity:str=tanh h0:tensor=none lengths:tensor=none return_state:bool=false",
+     true, NULL, DN_OP_RNN_SCAN},
+    {"lstm", 1,
+     "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "
+     "h0:tensor=none c0:tensor=none lengths:tensor=none return_state:bool=false",
+     true, NULL, DN_OP_RNN_SCAN},
+    {"gru", 1,
+     "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "
+     "h0:tensor=none lengths:tensor=none return_state:bool=false",
+     true, NULL, DN_OP_RNN_SCAN},
 };
 
 /* Layers of the table whose result is a list of tensors, or (attention) a
@@ -748,7 +761,8 @@ static const LayerInfo layers[] = {
 static const struct {
     const char *name;
     ListFn fn;
-} list_layers[] = {{"split", build_split}, {"chunk", build_chunk}, {"attention", dn_build_attention}};
+} list_layers[] = {{"split", build_split}, {"chunk", build_chunk}, {"rnn", dn_build_rnn},
+                   {"lstm", dn_build_rnn}, {"gru", dn_build_rnn},  {"attention", dn_build_attention}};
 
 static ListFn list_fn(const char *name)
 {
@@ -759,14 +773,19 @@ static ListFn list_fn(const char *name)
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
-    "lstm",       "gru",
-    "rnn",        "multihead_attention",
-    "layernorm",  "slice",
-    "pad",        "permute",
-    "lrn",        "local_response_norm",
-    "broadcast",  "argmax",
-    "accuracy",   "positional_encoding",
-    "sinusoidal", "sequence_cross_entropy",
+    "multihead_attention",
+    "layernorm",
+    "slice",
+    "pad",
+    "permute",
+    "lrn",
+    "local_response_norm",
+    "broadcast",
+    "argmax",
+    "accuracy",
+    "positional_encoding",
+    "sinusoidal",
+    "sequence_cross_entropy",
 };
 
 const LayerInfo *dn_layer_find(const char *name)
