@@ -104,8 +104,9 @@ Test(examples, alexnet_names_are_torchvisions)
  * ImageNet models would take long to optimize). */
 Test(examples, every_example_builds_its_training_step)
 {
-    static const char *const models[] = {"examples/lenet.dnn", "examples/mlp.dnn", "examples/resnet.dnn",
-                                         "examples/vgg16.dnn", "examples/alexnet.dnn"};
+    static const char *const models[] = {"examples/lenet.dnn",   "examples/mlp.dnn",
+                                         "examples/resnet.dnn",  "examples/vgg16.dnn",
+                                         "examples/alexnet.dnn", "examples/seq2seq_attention.dnn"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char cmd[1024];
         snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train", DNNC_BIN, dn_test_src(models[i]));
