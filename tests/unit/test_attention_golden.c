@@ -10,6 +10,12 @@
  * updated weights.  A row whose every key is masked (length 0) gets
  * uniform weights, so its context is the mean of the values, and training
  * goes on with a finite loss.
+ * A tiny encoder-decoder with attention (examples/seq2seq_attention.dnn in
+ * small, the golden's s2s_source: an embedding and a bidirectional GRU over
+ * sources with lengths, a GRU decoder started from the encoder's final
+ * states, Luong general attention, PyTorch's pack_padded_sequence on the
+ * other side): the logits at batch sizes 1 and 3, and one SGD step of
+ * cross_entropy with ignored labels: loss, gradients, weights.
  * Tolerance: 1e-4 * max|ref| + 1e-5 (references are float64).
  */
 #include <criterion/criterion.h>
@@ -72,48 +78,6 @@ static void write_weights(const dnrt_st_file *g, const Kind *k, char *path)
     cr_assert_eq(dnrt_st_write(path, k->np, t, 0, NULL, NULL, &err), 0, "%s", err.message);
 }
 
-static void forward_case(const Kind *k)
-{
-    dnrt_st_file g;
-    dn_test_golden_open("attention_goldens", &g);
-    char weights[] = "/tmp/dnnc-att-w-XXXXXX";
-    write_weights(&g, k, weights);
-    const int Ss[2] = {5, 7}, Bs[2] = {1, 3};
-    for (int si = 0; si < 2; si++) {
-        char src[1024], log[8192], key[96];
-        int64_t S = Ss[si];
-        source(k, Ss[si], src, sizeof src);
-        DnTestLib lib;
-        cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
-        const dnrt_api *api = lib.desc->api;
-        dnrt_session *s = dn_test_session(&lib, 2, 1);
-        dnrt_error err = {0};
-        cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
-        for (int bi = 0; bi < 2; bi++) {
-            int64_t B = Bs[bi];
-            const char *names[3] = {"q", "k", "len"};
-            const int64_t numel[3] = {B * 12, B * S * 6, B};
-            const void *in[3];
-            for (int i = 0; i < 3; i++) {
-                snprintf(key, sizeof key, "%s.S%d.b%d.%s", k->name, Ss[si], Bs[bi], names[i]);
-                in[i] = dn_test_tensor(&g, key, i == 2 ? DNRT_I32 : DNRT_F32, numel[i]);
-            }
-            float *y = calloc((size_t)(B * 9), sizeof(float)), *w = calloc((size_t)(B * 3 * S), sizeof(float));
-            void *out[2] = {y, w};
-            cr_assert_eq(api->infer(s, B, in, out, &err), 0, "%s", err.message);
-            snprintf(key, sizeof key, "%s.S%d.b%d.y", k->name, Ss[si], Bs[bi]);
-            dn_test_expect_close(key, y, dn_test_tensor(&g, key, DNRT_F32, B * 9), B * 9, RTOL, ATOL);
-            snprintf(key, sizeof key, "%s.S%d.b%d.w", k->name, Ss[si], Bs[bi]);
-            dn_test_expect_close(key, w, dn_test_tensor(&g, key, DNRT_F32, B * 3 * S), B * 3 * S, RTOL, ATOL);
-            free(y), free(w);
-        }
-        api->destroy(s);
-        dn_test_close(&lib);
-    }
-    unlink(weights);
-    dnrt_st_free(&g);
-}
-
 /* The session's state saved and read back into 'f'. */
 static void saved(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
 {
@@ -127,52 +91,92 @@ static void saved(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
     unlink(path);
 }
 
-static void training_case(const Kind *k)
+/* Forward of the golden batches at key length S in session 's'. */
+static void forward(const dnrt_st_file *g, const Kind *k, const DnTestLib *lib, dnrt_session *s, int S)
 {
-    dnrt_st_file g, after;
-    dn_test_golden_open("attention_goldens", &g);
-    char weights[] = "/tmp/dnnc-att-w-XXXXXX", src[1024], log[8192], key[128], gk[128];
-    write_weights(&g, k, weights);
-    source(k, 5, src, sizeof src);
-    DnTestLib lib;
-    cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
-    const dnrt_api *api = lib.desc->api;
-    dnrt_session *s = dn_test_session(&lib, 2, 1);
+    const int Bs[2] = {1, 3};
+    char key[96];
     dnrt_error err = {0};
-    cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
+    for (int bi = 0; bi < 2; bi++) {
+        int64_t B = Bs[bi];
+        const char *names[3] = {"q", "k", "len"};
+        const int64_t numel[3] = {B * 12, B * S * 6, B};
+        const void *in[3];
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof key, "%s.S%d.b%d.%s", k->name, S, Bs[bi], names[i]);
+            in[i] = dn_test_tensor(g, key, i == 2 ? DNRT_I32 : DNRT_F32, numel[i]);
+        }
+        float *y = calloc((size_t)(B * 9), sizeof(float)), *w = calloc((size_t)(B * 3 * S), sizeof(float));
+        void *out[2] = {y, w};
+        cr_assert_eq(lib->desc->api->infer(s, B, in, out, &err), 0, "%s", err.message);
+        snprintf(key, sizeof key, "%s.S%d.b%d.y", k->name, S, Bs[bi]);
+        dn_test_expect_close(key, y, dn_test_tensor(g, key, DNRT_F32, B * 9), B * 9, RTOL, ATOL);
+        snprintf(key, sizeof key, "%s.S%d.b%d.w", k->name, S, Bs[bi]);
+        dn_test_expect_close(key, w, dn_test_tensor(g, key, DNRT_F32, B * 3 * S), B * 3 * S, RTOL, ATOL);
+        free(y), free(w);
+    }
+}
+
+/* One SGD step at S = 5 in session 's': the loss, the gradients and the weights after it. */
+static void train(const dnrt_st_file *g, const Kind *k, const DnTestLib *lib, dnrt_session *s)
+{
+    char key[128], gk[128];
     const char *names[4] = {"q", "k", "len", "target"};
     const int64_t numel[4] = {48, 120, 4, 36};
     const void *in[4];
     for (int i = 0; i < 4; i++) {
         snprintf(key, sizeof key, "%s.train.%s", k->name, names[i]);
-        in[i] = dn_test_tensor(&g, key, i == 2 ? DNRT_I32 : DNRT_F32, numel[i]);
+        in[i] = dn_test_tensor(g, key, i == 2 ? DNRT_I32 : DNRT_F32, numel[i]);
     }
-    float loss = dn_test_train_step(&lib, s, 4, in);
+    float loss = dn_test_train_step(lib, s, 4, in);
     snprintf(key, sizeof key, "%s.train.loss", k->name);
-    dn_test_expect_close(key, &loss, dn_test_tensor(&g, key, DNRT_F32, 1), 1, RTOL, ATOL);
-    saved(api, s, &after);
+    dn_test_expect_close(key, &loss, dn_test_tensor(g, key, DNRT_F32, 1), 1, RTOL, ATOL);
+    dnrt_st_file after;
+    saved(lib->desc->api, s, &after);
     for (int i = 0; i < k->np; i++) {
         snprintf(key, sizeof key, "optim.%s.momentum_buffer", k->params[i]);
         snprintf(gk, sizeof gk, "%s.grad.%s", k->name, k->params[i]);
         dn_test_expect_close(gk, dn_test_tensor(&after, key, DNRT_F32, k->numel[i]),
-                             dn_test_tensor(&g, gk, DNRT_F32, k->numel[i]), k->numel[i], RTOL, ATOL);
+                             dn_test_tensor(g, gk, DNRT_F32, k->numel[i]), k->numel[i], RTOL, ATOL);
         snprintf(gk, sizeof gk, "%s.step1.%s", k->name, k->params[i]);
         dn_test_expect_close(gk, dn_test_tensor(&after, k->params[i], DNRT_F32, k->numel[i]),
-                             dn_test_tensor(&g, gk, DNRT_F32, k->numel[i]), k->numel[i], RTOL, ATOL);
+                             dn_test_tensor(g, gk, DNRT_F32, k->numel[i]), k->numel[i], RTOL, ATOL);
     }
     dnrt_st_free(&after);
-    api->destroy(s);
-    dn_test_close(&lib);
+}
+
+/* Forward at S = 5 and 7, and at S = 5 the training step in a fresh session. */
+static void kind_case(const Kind *k)
+{
+    dnrt_st_file g;
+    dn_test_golden_open("attention_goldens", &g);
+    char weights[] = "/tmp/dnnc-att-w-XXXXXX";
+    write_weights(&g, k, weights);
+    for (int S = 5; S <= 7; S += 2) {
+        char src[1024], log[8192];
+        source(k, S, src, sizeof src);
+        DnTestLib lib;
+        cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
+        const dnrt_api *api = lib.desc->api;
+        dnrt_error err = {0};
+        for (int pass = 0; pass < (S == 5 ? 2 : 1); pass++) {
+            dnrt_session *s = dn_test_session(&lib, 2, 1);
+            cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
+            if (pass == 0)
+                forward(&g, k, &lib, s, S);
+            else
+                train(&g, k, &lib, s);
+            api->destroy(s);
+        }
+        dn_test_close(&lib);
+    }
     unlink(weights);
     dnrt_st_free(&g);
 }
 
-Test(attention_golden, dot_forward_matches_pytorch) { forward_case(&kinds[0]); }
-Test(attention_golden, general_forward_matches_pytorch) { forward_case(&kinds[1]); }
-Test(attention_golden, additive_forward_matches_pytorch) { forward_case(&kinds[2]); }
-Test(attention_golden, dot_training_step_matches_pytorch) { training_case(&kinds[0]); }
-Test(attention_golden, general_training_step_matches_pytorch) { training_case(&kinds[1]); }
-Test(attention_golden, additive_training_step_matches_pytorch) { training_case(&kinds[2]); }
+Test(attention_golden, dot_matches_pytorch) { kind_case(&kinds[0]); }
+Test(attention_golden, general_matches_pytorch) { kind_case(&kinds[1]); }
+Test(attention_golden, additive_matches_pytorch) { kind_case(&kinds[2]); }
 
 /* Every key of item 1 masked (length 0): its weights are uniform (every
  * score is about -1e9, the same f32 number), its context the mean of the
@@ -213,4 +217,126 @@ Test(attention_golden, all_masked_row_gives_uniform_weights)
     cr_expect(isfinite(loss), "loss %g", loss);
     api->destroy(s);
     dn_test_close(&lib);
+}
+
+/* ---- a tiny encoder-decoder with attention (examples/seq2seq_attention.dnn in small) ---- */
+
+enum { S2S_MAXP = 24 };
+
+typedef struct S2s {
+    dnrt_st_file g;
+    int np;
+    const char *params[S2S_MAXP]; /* every parameter: the names of the golden's s2s.grad.<param> */
+    int64_t numel[S2S_MAXP];
+    char weights[32];
+    DnTestLib lib;
+    dnrt_session *s;
+} S2s;
+
+/* Compiles the golden's source and loads its initial weights (s2s.<param>). */
+static void s2s_open(S2s *z)
+{
+    dn_test_golden_open("attention_goldens", &z->g);
+    dnrt_st_tensor t[S2S_MAXP];
+    z->np = 0;
+    for (int i = 0; i < z->g.ntensors; i++) {
+        const char *n = z->g.tensors[i].name;
+        if (strncmp(n, "s2s.grad.", 9)) continue;
+        cr_assert(z->np < S2S_MAXP);
+        char key[128];
+        snprintf(key, sizeof key, "s2s.%s", n + 9);
+        const dnrt_st_tensor *w = dnrt_st_find(&z->g, key);
+        cr_assert(w, "golden tensor %s is missing", key);
+        t[z->np] = *w;
+        t[z->np].name = z->params[z->np] = n + 9;
+        z->numel[z->np] = (int64_t)(w->nbytes / 4);
+        z->np++;
+    }
+    cr_assert_eq(z->np, 19, "the tiny seq2seq has 19 parameters, the golden %d", z->np);
+    snprintf(z->weights, sizeof z->weights, "/tmp/dnnc-att-s2s-XXXXXX");
+    int fd = mkstemp(z->weights);
+    cr_assert(fd >= 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_write(z->weights, z->np, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+    const char *src = dnrt_st_meta(&z->g, "s2s_source");
+    cr_assert(src, "attention_goldens: no s2s_source in the metadata");
+    char log[8192];
+    cr_assert_eq(dn_test_compile_text(src, "", &z->lib, log, sizeof log), 0, "%s", log);
+    z->s = dn_test_session(&z->lib, 2, 1);
+    cr_assert_eq(z->lib.desc->api->load(z->s, z->weights, &err), 0, "%s", err.message);
+}
+
+static void s2s_close(S2s *z)
+{
+    z->lib.desc->api->destroy(z->s);
+    dn_test_close(&z->lib);
+    unlink(z->weights);
+    dnrt_st_free(&z->g);
+}
+
+/* Forward (logits) at B = 1 and 3. */
+static void s2s_forward(S2s *z)
+{
+    const int Bs[2] = {1, 3};
+    for (int bi = 0; bi < 2; bi++) {
+        int64_t B = Bs[bi];
+        char key[96];
+        const char *names[3] = {"src", "src_len", "tgt_in"};
+        const int64_t numel[3] = {B * 6, B, B * 4};
+        const void *in[3];
+        for (int i = 0; i < 3; i++) {
+            snprintf(key, sizeof key, "s2s.b%d.%s", Bs[bi], names[i]);
+            in[i] = dn_test_tensor(&z->g, key, DNRT_I32, numel[i]);
+        }
+        float *y = calloc((size_t)(B * 44), sizeof(float));
+        void *out[1] = {y};
+        dnrt_error err = {0};
+        cr_assert_eq(z->lib.desc->api->infer(z->s, B, in, out, &err), 0, "%s", err.message);
+        snprintf(key, sizeof key, "s2s.b%d.logits", Bs[bi]);
+        dn_test_expect_close(key, y, dn_test_tensor(&z->g, key, DNRT_F32, B * 44), B * 44, RTOL, ATOL);
+        free(y);
+    }
+}
+
+/* One SGD step at B = 4: the loss, every gradient and the weights after it. */
+static void s2s_train(S2s *z)
+{
+    char key[128], gk[128];
+    const char *names[4] = {"src", "src_len", "tgt_in", "label"};
+    const int64_t numel[4] = {24, 4, 16, 16};
+    const void *in[4];
+    for (int i = 0; i < 4; i++) {
+        snprintf(key, sizeof key, "s2s.train.%s", names[i]);
+        in[i] = dn_test_tensor(&z->g, key, DNRT_I32, numel[i]);
+    }
+    float loss = dn_test_train_step(&z->lib, z->s, 4, in);
+    dn_test_expect_close("s2s.train.loss", &loss, dn_test_tensor(&z->g, "s2s.train.loss", DNRT_F32, 1), 1, RTOL, ATOL);
+    dnrt_st_file after;
+    saved(z->lib.desc->api, z->s, &after);
+    for (int i = 0; i < z->np; i++) {
+        snprintf(key, sizeof key, "optim.%s.momentum_buffer", z->params[i]);
+        snprintf(gk, sizeof gk, "s2s.grad.%s", z->params[i]);
+        dn_test_expect_close(gk, dn_test_tensor(&after, key, DNRT_F32, z->numel[i]),
+                             dn_test_tensor(&z->g, gk, DNRT_F32, z->numel[i]), z->numel[i], RTOL, ATOL);
+        snprintf(gk, sizeof gk, "s2s.step1.%s", z->params[i]);
+        dn_test_expect_close(gk, dn_test_tensor(&after, z->params[i], DNRT_F32, z->numel[i]),
+                             dn_test_tensor(&z->g, gk, DNRT_F32, z->numel[i]), z->numel[i], RTOL, ATOL);
+    }
+    dnrt_st_free(&after);
+}
+
+/* Forward in one session, the training step in a fresh one, of one compiled library. */
+Test(attention_golden, seq2seq_matches_pytorch)
+{
+    S2s z;
+    s2s_open(&z);
+    s2s_forward(&z);
+    const dnrt_api *api = z.lib.desc->api;
+    api->destroy(z.s);
+    z.s = dn_test_session(&z.lib, 2, 1);
+    dnrt_error err = {0};
+    cr_assert_eq(api->load(z.s, z.weights, &err), 0, "%s", err.message);
+    s2s_train(&z);
+    s2s_close(&z);
 }
