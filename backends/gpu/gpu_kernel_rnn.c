@@ -10,12 +10,14 @@
  * between the phases of a step (a step's mask is the same for the whole
  * group, so every item reaches every barrier).
  *
- * rnn_scan: LOCAL h[H] holds h_prev.  Phase 1: each item forms the G gate
- * rows of its unit, hg = w_hh[g*H + j, :] . h_prev + b_hh (k ascending,
- * float), applies the cell and writes y, save and the running state, which
- * is the s_T result itself (h, and LSTM's c, only ever touched by the
- * unit's item).  Phase 2: each item copies its units' new h from s_T into
- * LOCAL h.
+ * rnn_scan: a first kernel transposes w_hh into the op's workspace
+ * (wt[k, r] = w_hh[r, k]), so that the scan's items, adjacent in j, read
+ * adjacent weights.  In the scan LOCAL h[H] holds h_prev.  Phase 1: each
+ * item forms the G gate rows of its unit, hg = w_hh[g*H + j, :] . h_prev +
+ * b_hh (k ascending, float), applies the cell and writes y, save and the
+ * running state, which is the s_T result itself (h, and LSTM's c, only
+ * ever touched by the unit's item).  Phase 2: each item copies its units'
+ * new h from s_T into LOCAL h.
  *
  * rnn_scan_bwd runs the steps the other way.  The carried gradients (dh,
  * and LSTM's dc) live in the ds0 result, per unit.  Phase 1: each item
@@ -150,15 +152,31 @@ static void cell_forward(DnGpuGen *G, const Scan *s)
     }
 }
 
+/* The transposed w_hh: G H H floats. */
+bool dn_gpu_workspace_rnn_scan(const DnOp *op, DnWorkspaceReq *req)
+{
+    const DnValue *w = op->in[1];
+    req->bytes_b = 4 * w->shape.dim[0] * w->shape.dim[1];
+    return true;
+}
+
 void dn_gpu_kernel_rnn_scan(DnGpuGen *G)
 {
     Scan s = scan_of(G->op, 0, 1);
-    int64_t H = s.H, SH = s.c->state * H, K = s.c->saved;
+    int64_t H = s.H, SH = s.c->state * H, K = s.c->saved, GH = s.c->gates * H;
     int gates = s.c->gates, nin = G->op->nin;
     if (!local_fits(G, &s, 4 * H, "h")) return;
+    dn_gk_begin(G, "wt");
+    dn_gk_ptr(G, 1, "float", "w");
+    dn_gk_ws(G, "float", "wt");
+    dn_gk_line(G, "i64 i = GLOBAL_ID;");
+    dn_gk_line(G, "if (i >= %lld) return;", LL(GH * H));
+    dn_gk_line(G, "wt[(i %% %lld) * %lld + i / %lld] = w[i];", LL(H), LL(GH), LL(H));
+    dn_gk_end(G, 0, GH * H, MAX_GROUP);
+
     dn_gk_begin(G, s.c->name);
     dn_gk_ptr(G, 0, "float", "xg");
-    dn_gk_ptr(G, 1, "float", "w");
+    dn_gk_ws(G, "float", "wt");
     dn_gk_ptr(G, 2, "float", "bh");
     dn_gk_ptr(G, 3, "float", "s0");
     if (s.masked) dn_gk_ptr(G, 4, "float", "mask");
@@ -180,10 +198,10 @@ void dn_gpu_kernel_rnn_scan(DnGpuGen *G)
     dn_gk_line(G, "            continue;");
     dn_gk_line(G, "        }");
     for (int g = 0; g < gates; g++) dn_gk_line(G, "        float a%d = 0.0f;", g);
-    dn_gk_line(G, "        GLOBAL float *wr = w + j * %lld;", LL(H));
-    dn_gk_line(G, "        for (i64 k = 0; k < %lld; k++) {", LL(H));
+    dn_gk_line(G, "        GLOBAL float *wc = wt + j;");
+    dn_gk_line(G, "        for (i64 k = 0; k < %lld; k++, wc += %lld) {", LL(H), LL(GH));
     dn_gk_line(G, "            float hk = hl[k];");
-    for (int g = 0; g < gates; g++) dn_gk_line(G, "            a%d += wr[%lld + k] * hk;", g, LL(g * H * H));
+    for (int g = 0; g < gates; g++) dn_gk_line(G, "            a%d += wc[%lld] * hk;", g, LL(g * H));
     dn_gk_line(G, "        }");
     for (int g = 0; g < gates; g++) dn_gk_line(G, "        float hg%d = a%d + bh[%lld + j];", g, g, LL(g * H));
     cell_forward(G, &s);
