@@ -28,7 +28,9 @@
  *
  * LOCAL memory bounds H: 4 H bytes (forward) and 4 G H (backward) within
  * 32 KiB, OpenCL's guaranteed minimum; a larger layer is a diagnostic.
- * Deterministic: every sum has a fixed order.  Cost per step and item:
+ * The products by w_hh round their operands to the --precision
+ * (DN_ROUND_IN), as other matrix products do.  Deterministic: every sum
+ * has a fixed order.  Cost per step and item:
  * G H multiply-adds per unit it owns.
  */
 #include "../../ir/rnn_cell.h"
@@ -171,7 +173,7 @@ void dn_gpu_kernel_rnn_scan(DnGpuGen *G)
     dn_gk_ws(G, "float", "wt");
     dn_gk_line(G, "i64 i = GLOBAL_ID;");
     dn_gk_line(G, "if (i >= %lld) return;", LL(GH * H));
-    dn_gk_line(G, "wt[(i %% %lld) * %lld + i / %lld] = w[i];", LL(H), LL(GH), LL(H));
+    dn_gk_line(G, "wt[(i %% %lld) * %lld + i / %lld] = DN_ROUND_IN(w[i]);", LL(H), LL(GH), LL(H));
     dn_gk_end(G, 0, GH * H, MAX_GROUP);
 
     dn_gk_begin(G, s.c->name);
@@ -200,7 +202,7 @@ void dn_gpu_kernel_rnn_scan(DnGpuGen *G)
     for (int g = 0; g < gates; g++) dn_gk_line(G, "        float a%d = 0.0f;", g);
     dn_gk_line(G, "        GLOBAL float *wc = wt + j;");
     dn_gk_line(G, "        for (i64 k = 0; k < %lld; k++, wc += %lld) {", LL(H), LL(GH));
-    dn_gk_line(G, "            float hk = hl[k];");
+    dn_gk_line(G, "            float hk = DN_ROUND_IN(hl[k]);");
     for (int g = 0; g < gates; g++) dn_gk_line(G, "            a%d += wc[%lld] * hk;", g, LL(g * H));
     dn_gk_line(G, "        }");
     for (int g = 0; g < gates; g++) dn_gk_line(G, "        float hg%d = a%d + bh[%lld + j];", g, g, LL(g * H));
@@ -298,7 +300,9 @@ void dn_gpu_kernel_rnn_scan_bwd(DnGpuGen *G)
     dn_gk_line(G, "    if (on)");
     dn_gk_line(G, "        for (i64 k = LOCAL_ID; k < %lld; k += %d) {", LL(H), s.gs);
     dn_gk_line(G, "            float acc = 0.0f;");
-    dn_gk_line(G, "            for (i64 r = 0; r < %lld; r++) acc += w[r * %lld + k] * gl[r];", LL(GH), LL(H));
+    dn_gk_line(G,
+               "            for (i64 r = 0; r < %lld; r++) acc += DN_ROUND_IN(w[r * %lld + k]) * DN_ROUND_IN(gl[r]);",
+               LL(GH), LL(H));
     dn_gk_line(G, "            ds0[b * %lld + k] += acc;", LL(SH));
     dn_gk_line(G, "        }");
     dn_gk_line(G, "    BARRIER();");
