@@ -1,6 +1,7 @@
 /* gpu_kernel_rnn.c -- the recurrent scans on the GPU: rnn_scan and
  * rnn_scan_bwd for every cell of ir/rnn_cell.h (the contract: operand and
- * result layouts, save slots, masks, reverse).  One kernel per op.
+ * result layouts, save slots, masks, reverse): a scan kernel per op, after
+ * a transpose of w_hh for rnn_scan.
  *
  * A work-group per batch item b walks the steps in order inside the kernel
  * (the recurrence is sequential; items of the batch are independent).  Its
@@ -22,9 +23,10 @@
  * rnn_scan_bwd runs the steps the other way.  The carried gradients (dh,
  * and LSTM's dc) live in the ds0 result, per unit.  Phase 1: each item
  * turns dh + dy of its unit into the gate gradients (dxg, dhg, and dhg into
- * LOCAL g[G*H]) and leaves the part of dh_prev that bypasses w_hh in ds0
+ * LOCAL gl[G*H]) and leaves the part of dh_prev that bypasses w_hh in ds0
  * (GRU's z * dh, else 0); phase 2: each item adds w_hh[:, k] . g (rows
- * ascending: reads coalesced along k) for its units k.
+ * ascending: reads coalesced along k) for its units k.  A masked step
+ * writes zeros to dxg and dhg and skips phase 2 (dh and dc carry over).
  *
  * LOCAL memory bounds H: 4 H bytes (forward) and 4 G H (backward) within
  * 32 KiB, OpenCL's guaranteed minimum; a larger layer is a diagnostic.
