@@ -8,6 +8,7 @@
  * symbolic or fixed, hidden sizes below and above one work-group.  The
  * reference's backward is itself checked against central differences of
  * its forward, so both directions are checked against the spec's cells.
+ * Where the CUDA toolkit is installed, NVRTC must compile the same kernels.
  *
  * Tolerance: |gpu - ref| <= 2e-5 * max|ref| + 2e-6 per tensor (float
  * against double over a few steps).
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backends/gpu/nvrtc.h"
 #include "ir/rnn_cell.h"
 #include "ref_ops.h"
 #include "ref_rnn.h"
@@ -196,6 +198,28 @@ Test(gpu_rnn, fixed_batch_and_wide_layers, .timeout = 600)
     run_case(&wide);
     Case group = {"rnn_tanh", 1, 0, 2, 3, 256, 0};
     run_case(&group);
+}
+
+/* The same kernels as CUDA: NVRTC compiles every cell's scans (where the
+ * CUDA toolkit is installed; elsewhere the test says so and skips). */
+Test(gpu_rnn, cuda_kernels_compile_with_nvrtc, .timeout = 600)
+{
+    const char *why = NULL;
+    if (!dn_nvrtc_available(&why)) cr_skip("the CUDA toolkit is absent (NVRTC cannot be loaded): %s", why);
+    for (int i = 0; i < 4; i++) {
+        Case c = {cells[i], i % 2, 1, 3, 4, 6, i == 3};
+        char text[4096], dir[512], path[600], cmd[2048], out[8192];
+        model_text(&c, text, sizeof text);
+        dn_test_tmpdir(dir, sizeof dir, "dnnc-gpu-rnn-cuda");
+        snprintf(path, sizeof path, "%s/rnn.dnir", dir);
+        FILE *f = fopen(path, "w");
+        cr_assert(f);
+        fputs(text, f);
+        fclose(f);
+        snprintf(cmd, sizeof cmd, "'%s' '%s' --target=cuda -o '%s/rnn.so'", DNNC_BIN, path, dir);
+        cr_expect_eq(dn_test_run(cmd, out, sizeof out), 0, "%s: %s", cells[i], out);
+        dn_test_rmtree(dir);
+    }
 }
 
 /* ---- the reference's backward against finite differences of its forward --- */
