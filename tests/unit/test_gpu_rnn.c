@@ -132,7 +132,6 @@ static void expect_close(const char *what, const Case *c, const float *got, cons
 /* Runs the case on OpenCL and compares all six results with the reference. */
 static void run_case(const Case *c)
 {
-    Dims k = dims_of(c->cell);
     Data D;
     make_data(c, &D);
     int64_t nsT = D.ns, nxg = D.nx;
@@ -162,7 +161,6 @@ static void run_case(const Case *c)
     const double *ref[6] = {y, sT, sv, dxg, dhg, ds0};
     const char *names[6] = {"y", "s_T", "save", "dxg", "dhg", "ds0"};
     for (int i = 0; i < 6; i++) expect_close(names[i], c, out[i], ref[i], counts[i]);
-    (void)k;
     lib.desc->api->destroy(s);
     dn_test_close(&lib);
     dn_test_rmtree(dir);
