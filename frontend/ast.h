@@ -316,6 +316,13 @@ typedef struct LayerInfo LayerInfo;
 const LayerInfo *dn_layer_find(const char *name);
 /* True when 'name' is an operator of the language that has no lowering yet. */
 bool dn_layer_unsupported(const char *name);
+/* A trainable f32 parameter '<layer>.<leaf>' of shape 'dims' (a diagnostic
+ * and NULL for a duplicate name or an invalid shape). */
+DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, int rank, const int64_t *dims, DnInit init,
+                        DnLoc loc);
+/* rnn, lstm and gru (layers_rnn.c): the output sequence, or with
+ * return_state a list [output, h_n] (lstm: [output, h_n, c_n]). */
+Val dn_build_rnn(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 /* Lowers call 'e' to layer 'li' with evaluated positional 'pos' (tensors
  * first) and the call's keyword arguments evaluated in 'sc'.  'pos' has
  * room for npos + 1 entries: a layer whose schema gathers the trailing

@@ -19,7 +19,7 @@
 #include <stdlib.h>
 
 typedef DnValue *(*LayerFn)(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
-typedef Val (*ListFn)(Lower *L, const AstExpr *e, DnValue **x, const Val *a);
+typedef Val (*ListFn)(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 
 struct LayerInfo {
     const char *name;
@@ -95,6 +95,7 @@ static Val default_val(Lower *L, const Spec *s)
     if (!strcmp(s->def, "true") || !strcmp(s->def, "false")) return (Val){.kind = VAL_BOOL, .i = s->def[0] == 't'};
     if (!strcmp(s->kind, "float")) return (Val){.kind = VAL_FLOAT, .f = strtod(s->def, NULL)};
     if (!strcmp(s->kind, "str")) return (Val){.kind = VAL_STR, .s = dn_arena_strdup(L->a, s->def)};
+    if (!strcmp(s->kind, "tensor")) return (Val){.kind = VAL_NONE}; /* "=none": an optional tensor */
     return (Val){.kind = VAL_INT, .i = strtoll(s->def, NULL, 10)};
 }
 
@@ -108,6 +109,7 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
     if (!strcmp(k, "int")) return v->kind == VAL_INT;
     if (!strcmp(k, "bool")) return v->kind == VAL_BOOL;
     if (!strcmp(k, "str")) return v->kind == VAL_STR;
+    if (!strcmp(k, "tensor")) return v->kind == VAL_TENSOR;
     if (!strcmp(k, "tensors")) { /* a list of tensors (concat, stack) */
         if (v->kind != VAL_LIST || v->n == 0) return false;
         for (int i = 0; i < v->n; i++)
@@ -129,6 +131,7 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
 static const char *kind_phrase(const char *k)
 {
     if (!strcmp(k, "tensors")) return "a list of tensors";
+    if (!strcmp(k, "tensor")) return "a tensor";
     return !strcmp(k, "int")     ? "an int"
            : !strcmp(k, "float") ? "a number"
            : !strcmp(k, "bool")  ? "a bool"
@@ -268,6 +271,12 @@ static DnValue *param(Lower *L, const char *layer, const char *leaf, DnParamKind
     }
     if (!dn_lower_check_size(L, t, &s, loc, name)) return NULL;
     return dn_lower_add_param(L, name, k, t, &s, init, loc)->value;
+}
+
+DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, int rank, const int64_t *dims, DnInit init,
+                        DnLoc loc)
+{
+    return param(L, layer, leaf, DN_PARAM_WEIGHT, DN_DTYPE_F32, rank, dims, init, loc);
 }
 
 static DnInit kaiming(double fan_in)
@@ -619,8 +628,9 @@ static int64_t split_dim(Lower *L, const AstExpr *e, const DnValue *x, int64_t *
 
 /* split(x, sizes, axis=0): torch.split; sizes a list summing to the axis, or one int s (pieces of s, the last
  * smaller); a list of tensors */
-static Val build_split(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
+static Val build_split(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
+    (void)name;
     int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis), sum = 0;
     if (!d) return dn_val_poison();
     const Val *sv = &a[0];
@@ -648,8 +658,9 @@ static Val build_split(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
 }
 
 /* chunk(x, chunks, axis=0): torch.chunk, pieces of ceil(size / chunks) (the last smaller; maybe fewer) */
-static Val build_chunk(Lower *L, const AstExpr *e, DnValue **x, const Val *a)
+static Val build_chunk(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
+    (void)name;
     int64_t axis = a[1].i, d = split_dim(L, e, x[0], &axis), c = a[0].i;
     if (!d) return dn_val_poison();
     if (c < 1) {
@@ -724,13 +735,30 @@ static const LayerInfo layers[] = {
     {"chunk", 1, "chunks:int axis:int=0", false, NULL, DN_OP_SLICE},
     {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
     {"sequence_mask", 1, "max_len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
+    /* recurrent layers (layers_rnn.c): a tensor, or a list with return_state */
+    {"rnn", 1,
+     "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "
+     "nonlinearity:str=tanh h0:tensor=none lengths:tensor=none return_state:bool=false",
+     true, NULL, DN_OP_RNN_SCAN},
+    {"lstm", 1,
+     "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "
+     "h0:tensor=none c0:tensor=none lengths:tensor=none return_state:bool=false",
+     true, NULL, DN_OP_RNN_SCAN},
+    {"gru", 1,
+     "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "
+     "h0:tensor=none lengths:tensor=none return_state:bool=false",
+     true, NULL, DN_OP_RNN_SCAN},
 };
 
 /* Layers of the table whose result is a list of tensors (their fn is NULL). */
 static const struct {
     const char *name;
     ListFn fn;
-} list_layers[] = {{"split", build_split}, {"chunk", build_chunk}};
+} list_layers[] = {{"split", build_split},
+                   {"chunk", build_chunk},
+                   {"rnn", dn_build_rnn},
+                   {"lstm", dn_build_rnn},
+                   {"gru", dn_build_rnn}};
 
 static ListFn list_fn(const char *name)
 {
@@ -741,23 +769,9 @@ static ListFn list_fn(const char *name)
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
-    "lstm",
-    "gru",
-    "rnn",
-    "attention",
-    "multihead_attention",
-    "layernorm",
-    "slice",
-    "pad",
-    "permute",
-    "lrn",
-    "local_response_norm",
-    "broadcast",
-    "argmax",
-    "accuracy",
-    "positional_encoding",
-    "sinusoidal",
-    "sequence_cross_entropy",
+    "attention",  "multihead_attention",    "layernorm", "slice",  "pad",      "permute",
+    "lrn",        "local_response_norm",    "broadcast", "argmax", "accuracy", "positional_encoding",
+    "sinusoidal", "sequence_cross_entropy",
 };
 
 const LayerInfo *dn_layer_find(const char *name)
@@ -830,9 +844,9 @@ Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Va
     Val a[MAX_ARGS] = {{0}};
     if (!dn_bind_op_args(L, sc, li->name, li->op, li->schema, e, pos + li->ntensor, npos - li->ntensor, a, MAX_ARGS))
         return dn_val_poison();
-    if (!li->fn) return list_fn(li->name)(L, e, x, a);
-    const char *name = layer_name(L, li, e);
+    const char *name = li->fn || li->has_params ? layer_name(L, li, e) : "";
     if (!name) return dn_val_poison();
+    if (!li->fn) return list_fn(li->name)(L, e, name, x, a);
     DnValue *y = li->fn(L, e, name, x, a);
     return y ? (Val){.kind = VAL_TENSOR, .t = y} : dn_val_poison();
 }

@@ -362,6 +362,37 @@ static void grad_embedding(DnAd *a, const DnOp *op, DnValue *const *dy)
     dn_ad_acc(a, w, dn_ad_build(a, DN_OP_EMBEDDING_BWD, 2, in, 2, at));
 }
 
+/* ---- recurrent layers ------------------------------------------------------ */
+
+/* zeros of the type of 'v' */
+static DnValue *zeros_like(DnAd *a, const DnValue *v)
+{
+    DnAttr at[2] = {dn_attr_float("value", 0.0), dn_ad_shape_attr(a, "shape", &v->shape)};
+    return dn_build1(a->cx, a->g, DN_OP_FILL, 0, NULL, 2, at, a->loc);
+}
+
+/* rnn_scan_bwd gives dxg, dhg and ds0 (ir/rnn_cell.h; zeros for a missing
+ * dy or ds); dW_hh = the sum over n, t of dhg^T h_prev (save slot 0) and
+ * db_hh = the sum of dhg, as a dense's; the mask gets none. */
+static void grad_rnn_scan(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    if (!dy[0] && !dy[1]) return;
+    DnValue *xg = op->in[0], *w = op->in[1], *bias = op->in[2], *s0 = op->in[3], *save = op->out[2];
+    DnValue *in[5] = {dy[0] ? dy[0] : zeros_like(a, op->out[0]), dy[1] ? dy[1] : zeros_like(a, op->out[1]), save, w,
+                      op->nin > 4 ? op->in[4] : NULL};
+    int nin = op->nin > 4 ? 5 : 4;
+    DnAttr at[2] = {*dn_op_attr(op, "cell"), *dn_op_attr(op, "reverse")};
+    DnOp *b = NULL;
+    bool ok = true;
+    for (int i = 0; i < nin; i++) ok &= in[i] != NULL;
+    if (ok) b = dn_build(a->cx, a->g, DN_OP_RNN_SCAN_BWD, nin, in, 2, at, a->loc);
+    DnValue *dxg = b ? b->out[0] : NULL, *dhg = b ? b->out[1] : NULL;
+    dn_ad_acc(a, xg, dxg);
+    if (dn_ad_needs(a, w)) dn_ad_acc(a, w, dense_dw(a, dhg, slice_of(a, save, 2, 0, w->shape.dim[1]), w));
+    if (dn_ad_needs(a, bias)) dn_ad_acc(a, bias, sum_to(a, dhg, bias));
+    dn_ad_acc(a, s0, b ? b->out[2] : NULL);
+}
+
 /* ---- the table ---------------------------------------------------------------
  * ORDER DN_OP: one line per op of ops.def.  NONE: no gradient (fill has no
  * operands; augmentations only ever apply to model inputs; batchnorm is
@@ -417,7 +448,7 @@ static void grad_embedding(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_EMBEDDING           grad_embedding
 #define GRAD_EMBEDDING_BWD       NONE
 #define GRAD_SEQUENCE_MASK       NONE /* its input is integer */
-#define GRAD_RNN_SCAN            NONE /* TODO(s9_rnn): grad_rnn_scan */
+#define GRAD_RNN_SCAN            grad_rnn_scan
 #define GRAD_RNN_SCAN_BWD        NONE
 #define GRAD_SGD_UPDATE          NONE
 #define GRAD_ADAM_UPDATE         NONE

@@ -185,6 +185,17 @@ static void build_all(bool *seen)
     EXPECT_TYPE(emb, "f32[N, 64]");
     EXPECT_TYPE(BA(EMBEDDING_BWD, (label, emb), I("num", 10)), "f32[10, 64]");
     EXPECT_TYPE(BA(SEQUENCE_MASK, (label), I("max_len", 6)), "f32[N, 6]");
+    DnValue *whh = param("lstm.weight_hh_l0", SHAPE(8, 2)), *bhh = param("lstm.bias_hh_l0", SHAPE(8));
+    DnValue *s0 = input("s0", F32, SHAPE(N, 4)), *mk = BA(SEQUENCE_MASK, (label), I("max_len", 5));
+    DnOp *scan = BOP(RNN_SCAN, (t3, whh, bhh, s0, mk), S("cell", "lstm"));
+    cr_assert_not_null(scan, "%s", first_error());
+    EXPECT_TYPE(scan->out[0], "f32[N, 5, 2]");
+    EXPECT_TYPE(scan->out[1], "f32[N, 4]");
+    EXPECT_TYPE(scan->out[2], "f32[N, 5, 14]");
+    DnOp *sbwd = BOP(RNN_SCAN_BWD, (scan->out[0], scan->out[1], scan->out[2], whh, mk), S("cell", "lstm"));
+    cr_assert_not_null(sbwd, "%s", first_error());
+    EXPECT_TYPE(sbwd->out[0], "f32[N, 5, 8]");
+    EXPECT_TYPE(sbwd->out[2], "f32[N, 4]");
     DnOp *sgd = BOP(SGD_UPDATE, (w, dw, buf), FL("lr", 0.1), FL("momentum", 0.9));
     cr_assert_not_null(sgd, "%s", first_error());
     cr_expect_eq(sgd->nout, 0);
