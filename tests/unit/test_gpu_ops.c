@@ -51,13 +51,6 @@ static void make_inputs(const dnrt_model_desc *d, void **bufs)
     }
 }
 
-static int64_t count_at(const dnrt_tensor_desc *t, int64_t n)
-{
-    int64_t c = 1;
-    for (int32_t k = 0; k < t->rank; k++) c *= t->dim[k] < 0 ? n : t->dim[k];
-    return c;
-}
-
 /* Compares 'count' elements of dtype 'dtype'; reports under 'what'. */
 static void compare(const char *what, int32_t dtype, const void *gpu, const void *cpu, int64_t count)
 {
@@ -98,7 +91,7 @@ static void run_case(const char *file)
     void *oc[8], *og[8];
     cr_assert(d->noutputs <= 8);
     for (int32_t i = 0; i < d->noutputs; i++) {
-        size_t bytes = (size_t)count_at(&d->outputs[i], BATCH) * 8;
+        size_t bytes = (size_t)dn_test_desc_count(&d->outputs[i], BATCH) * 8;
         oc[i] = calloc(bytes, 1), og[i] = calloc(bytes, 1);
     }
     cr_assert_eq(d->api->infer(sc, BATCH, (const void *const *)in, oc, &err), 0, "%s cpu infer: %s", file, err.message);
@@ -107,7 +100,7 @@ static void run_case(const char *file)
     for (int32_t i = 0; i < d->noutputs; i++) {
         char what[800];
         snprintf(what, sizeof what, "%s: output '%s'", file, d->outputs[i].name);
-        compare(what, d->outputs[i].dtype, og[i], oc[i], count_at(&d->outputs[i], BATCH));
+        compare(what, d->outputs[i].dtype, og[i], oc[i], dn_test_desc_count(&d->outputs[i], BATCH));
         free(oc[i]), free(og[i]);
     }
     if (d->trains) {
@@ -126,7 +119,7 @@ static void run_case(const char *file)
             cr_assert(tc && tg, "%s: state '%s' not saved", file, t->name);
             char what[800];
             snprintf(what, sizeof what, "%s: state '%s' after %d steps", file, t->name, STEPS);
-            compare(what, t->dtype, tg->data, tc->data, count_at(t, 1));
+            compare(what, t->dtype, tg->data, tc->data, dn_test_desc_count(t, 1));
         }
         dnrt_st_free(&fc), dnrt_st_free(&fg);
     }
@@ -185,7 +178,7 @@ static void infer_with(const char *flags, const void *const *in, float *y, int64
     float *extra[8] = {0};
     out[0] = y;
     for (int32_t i = 1; i < lib.desc->noutputs; i++)
-        out[i] = extra[i] = calloc((size_t)count_at(&lib.desc->outputs[i], BATCH), 4);
+        out[i] = extra[i] = calloc((size_t)dn_test_desc_count(&lib.desc->outputs[i], BATCH), 4);
     cr_assert_eq(lib.desc->api->infer(s, BATCH, in, out, &err), 0, "%s: %s", flags, err.message);
     for (int32_t i = 1; i < lib.desc->noutputs; i++) free(extra[i]);
     (void)count;
@@ -201,7 +194,7 @@ Test(gpu_ops, precision_rounds_the_operands_of_products, .timeout = 600)
                  log);
     void *in[16] = {0};
     make_inputs(lib.desc, in);
-    int64_t count = count_at(&lib.desc->outputs[0], BATCH);
+    int64_t count = dn_test_desc_count(&lib.desc->outputs[0], BATCH);
     dn_test_close(&lib);
     float *ref = calloc((size_t)count, 4), *y = calloc((size_t)count, 4);
     infer_with("--target=opencl", (const void *const *)in, ref, count);

@@ -55,22 +55,6 @@ static void close_golden(Golden *G)
     dnrt_st_free(&G->g);
 }
 
-/* Elements of descriptor tensor 't' at batch n. */
-static int64_t count_at(const dnrt_tensor_desc *t, int64_t n)
-{
-    int64_t c = 1;
-    for (int32_t k = 0; k < t->rank; k++) c *= t->dim[k] < 0 ? n : t->dim[k];
-    return c;
-}
-
-/* The golden tensor '<prefix>.<name of t>' with t's element count at batch n. */
-static const void *golden_for(const Golden *G, const char *prefix, const dnrt_tensor_desc *t, int64_t n, char *key,
-                              size_t len)
-{
-    snprintf(key, len, "%s.%s", prefix, t->name);
-    return dn_test_tensor(&G->g, key, DNRT_F32, count_at(t, n));
-}
-
 Test(interp_golden, outputs_match_pytorch_at_batch_1_and_3)
 {
     Golden G;
@@ -78,21 +62,9 @@ Test(interp_golden, outputs_match_pytorch_at_batch_1_and_3)
     const dnrt_model_desc *d = G.lib.desc;
     cr_assert_eq(d->noutputs, 7);
     for (int64_t n = 1; n <= 3; n += 2) {
-        char prefix[16], key[128];
+        char prefix[16];
         snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
-        const void *in[4] = {0};
-        int nin = 0;
-        for (int i = 0; i < d->ninputs; i++)
-            if (!d->inputs[i].train_only) in[nin++] = golden_for(&G, prefix, &d->inputs[i], n, key, sizeof key);
-        void *out[7];
-        for (int i = 0; i < d->noutputs; i++) out[i] = calloc((size_t)count_at(&d->outputs[i], n), sizeof(float));
-        dnrt_error err = {0};
-        cr_assert_eq(d->api->infer(G.s, n, in, out, &err), 0, "infer: %s", err.message);
-        for (int i = 0; i < d->noutputs; i++) {
-            const float *ref = golden_for(&G, prefix, &d->outputs[i], n, key, sizeof key);
-            dn_test_expect_close(key, out[i], ref, count_at(&d->outputs[i], n), RTOL, ATOL);
-            free(out[i]);
-        }
+        dn_test_expect_outputs(&G.lib, G.s, &G.g, prefix, n, RTOL, ATOL);
     }
     close_golden(&G);
 }
@@ -106,7 +78,10 @@ Test(interp_golden, loss_and_gradient_match_pytorch)
     const void *in[16] = {0};
     cr_assert_leq(d->ninputs, 16);
     char key[128];
-    for (int i = 0; i < d->ninputs; i++) in[i] = golden_for(&G, "train", &d->inputs[i], n, key, sizeof key);
+    for (int i = 0; i < d->ninputs; i++) {
+        snprintf(key, sizeof key, "train.%s", d->inputs[i].name);
+        in[i] = dn_test_tensor(&G.g, key, DNRT_F32, dn_test_desc_count(&d->inputs[i], n));
+    }
     float loss = dn_test_train_step(&G.lib, G.s, n, in);
     dn_test_expect_close("train.loss", &loss, dn_test_tensor(&G.g, "train.loss", DNRT_F32, 1), 1, RTOL, ATOL);
     char path[] = "/tmp/dnnc-interp-s-XXXXXX";

@@ -39,6 +39,41 @@ int64_t dn_test_desc_numel(const dnrt_tensor_desc *t)
     return n;
 }
 
+int64_t dn_test_desc_count(const dnrt_tensor_desc *t, int64_t n)
+{
+    int64_t c = 1;
+    for (int32_t k = 0; k < t->rank; k++) c *= t->dim[k] < 0 ? n : t->dim[k];
+    return c;
+}
+
+void dn_test_expect_outputs(const DnTestLib *lib, dnrt_session *s, const dnrt_st_file *golden, const char *prefix,
+                            int64_t n, double rtol, double atol)
+{
+    const dnrt_model_desc *d = lib->desc;
+    enum { MAX_IO = 32 };
+    cr_assert_leq(d->ninputs, MAX_IO);
+    cr_assert_leq(d->noutputs, MAX_IO);
+    char key[160];
+    const void *in[MAX_IO] = {0};
+    void *out[MAX_IO] = {0};
+    int nin = 0;
+    for (int i = 0; i < d->ninputs; i++)
+        if (!d->inputs[i].train_only) {
+            snprintf(key, sizeof key, "%s.%s", prefix, d->inputs[i].name);
+            in[nin++] = dn_test_tensor(golden, key, DNRT_F32, dn_test_desc_count(&d->inputs[i], n));
+        }
+    for (int i = 0; i < d->noutputs; i++)
+        out[i] = calloc((size_t)dn_test_desc_count(&d->outputs[i], n) + 1, sizeof(float));
+    dnrt_error err = {0};
+    cr_assert_eq(d->api->infer(s, n, in, out, &err), 0, "infer: %s", err.message);
+    for (int i = 0; i < d->noutputs; i++) {
+        int64_t count = dn_test_desc_count(&d->outputs[i], n);
+        snprintf(key, sizeof key, "%s.%s", prefix, d->outputs[i].name);
+        dn_test_expect_close(key, out[i], dn_test_tensor(golden, key, DNRT_F32, count), count, rtol, atol);
+        free(out[i]);
+    }
+}
+
 void dn_test_expect_close(const char *what, const float *got, const float *ref, int64_t n, double rtol, double atol)
 {
     int64_t bad = dn_test_close_enough(got, ref, n, rtol, atol);

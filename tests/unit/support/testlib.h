@@ -45,6 +45,12 @@ void dn_test_golden_open(const char *name, dnrt_st_file *f);
 const void *dn_test_tensor(const dnrt_st_file *f, const char *name, int32_t dtype, int64_t count);
 /* Element count of a descriptor's static shape (dims as written). */
 int64_t dn_test_desc_numel(const dnrt_tensor_desc *t);
+/* Elements of descriptor tensor 't' at batch n (its N axis, dim -1, = n). */
+int64_t dn_test_desc_count(const dnrt_tensor_desc *t, int64_t n);
+/* Runs the library's infer at batch n on the golden tensors '<prefix>.<input
+ * name>' and compares every output with '<prefix>.<output name>' (f32 all). */
+void dn_test_expect_outputs(const DnTestLib *lib, dnrt_session *s, const dnrt_st_file *golden, const char *prefix,
+                            int64_t n, double rtol, double atol);
 /* Expects dn_test_close_enough(got, ref, n, rtol, atol) to pass, naming
  * 'what' and the first failing element otherwise. */
 void dn_test_expect_close(const char *what, const float *got, const float *ref, int64_t n, double rtol, double atol);
