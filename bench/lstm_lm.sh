@@ -33,7 +33,7 @@ export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads MKL_NUM_THREADS=$t
 steps=$((reps * 20))
 
 median() { sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-field() { sed "s/.*$1 \\([0-9.]*\\).*/\\1/"; }
+field() { sed "s|.*$1 \\([0-9.]*\\).*|\\1|"; }
 
 : > "$work/dt" && : > "$work/tt" && : > "$work/dg" && : > "$work/tg"
 r=1

@@ -660,7 +660,20 @@ static bool batch_counter(Rule *r)
     return fail(r, "%s: num_batches_tracked must be i64[], got %s", OPN, TY(IN(5)));
 }
 
-RULE(batchnorm) { return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) && like(r, 0); }
+/* momentum in [0, 1]; checked here too, since the training pass turns a
+ * batchnorm into a batchnorm_train with the same attributes. */
+static bool bn_momentum(Rule *r)
+{
+    double m = dn_op_float(r->op, "momentum");
+    if (!(m >= 0 && m <= 1)) return fail(r, "%s: momentum must be in [0, 1], got %g", OPN, m);
+    return true;
+}
+
+RULE(batchnorm)
+{
+    return bn_momentum(r) && want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) &&
+           like(r, 0);
+}
 
 /* Results 1.. are f32 [C]. */
 static bool channel_results(Rule *r, int from, int to)
@@ -674,10 +687,8 @@ static bool channel_results(Rule *r, int from, int to)
 
 RULE(batchnorm_train)
 {
-    double m = dn_op_float(r->op, "momentum");
-    if (!(m >= 0 && m <= 1)) return fail(r, "%s: momentum must be in [0, 1], got %g", OPN, m);
-    return want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) && like(r, 0) &&
-           channel_results(r, 1, 3);
+    return bn_momentum(r) && want(r, 0, -2, "input") && per_channel(r, 1, 4, bn_names) && batch_counter(r) &&
+           like(r, 0) && channel_results(r, 1, 3);
 }
 
 RULE(batchnorm_bwd)

@@ -604,6 +604,17 @@ static void sweep_ir(const char *name, const char *text, int nmut)
     free(b.p);
 }
 
+/* The first of the models 'src' defines when it defines several (lines
+ * "model NAME(...)"), in 'buf'; NULL for a file with one model. */
+static const char *first_of_several_models(const char *src, char buf[64])
+{
+    int n = 0;
+    char name[64];
+    for (const char *p = src; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+        if (sscanf(p, "model %63[A-Za-z0-9_](", name) == 1 && n++ == 0) memcpy(buf, name, sizeof name);
+    return n > 1 ? buf : NULL;
+}
+
 Test(robust, training_ir_mutants_never_crash, .timeout = 120)
 {
     arm_crash_report();
@@ -619,7 +630,8 @@ Test(robust, training_ir_mutants_never_crash, .timeout = 120)
         dn_ctx_init(&cx);
         DnArena a = {0};
         DnAst *ast = dn_parse(&cx, strrchr(c.name[i], '/') + 1, src, &a);
-        DnGraph *g = ast ? dn_lower(&cx, ast, NULL) : NULL;
+        char model[64];
+        DnGraph *g = ast ? dn_lower(&cx, ast, first_of_several_models(src, model)) : NULL;
         if (!g || cx.nerr) /* every model in these folders must compile; its IR could not be swept */
             cr_expect_fail("%s does not compile (%s)", c.name[i], cx.diags ? cx.diags->msg : "?");
         else if (g->loss) {
