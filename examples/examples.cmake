@@ -24,3 +24,11 @@ set_target_properties(classify PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${DN_EXAMPLES_OUT}
   BUILD_RPATH ${DN_EXAMPLES_OUT}
   LINK_DEPENDS ${DN_EXAMPLES_OUT}/lenet.so)
+
+# attention_weights (examples/attention_weights.c): prints the attention of a
+# trained examples/seq2seq_attention.dnn library for one number; built here
+# so that it keeps compiling (it opens the library through dlopen).
+add_executable(attention_weights ${CMAKE_SOURCE_DIR}/examples/attention_weights.c)
+target_include_directories(attention_weights PRIVATE ${CMAKE_SOURCE_DIR}/runtime/include)
+target_link_libraries(attention_weights PRIVATE ${CMAKE_DL_LIBS})
+set_target_properties(attention_weights PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${DN_EXAMPLES_OUT})
