@@ -20,6 +20,11 @@ foreach(src ${DN_UNIT_TESTS})
   add_test(NAME ${name} COMMAND ${name} --jobs 1)
   set_tests_properties(${name} PROPERTIES TIMEOUT 600)
 endforeach()
+# test_gpu_ops compiles every case of tests/gpu_ops/ for two targets (each case
+# has its own 600 s limit inside): the binary as a whole gets longer.
+if(TARGET test_gpu_ops)
+  set_tests_properties(test_gpu_ops PROPERTIES TIMEOUT 1500)
+endif()
 
 # test_dev_cuda drives the CUDA device layer through a fake driver on host
 # memory (tests/unit/mock/cuda_mock.c), loaded as $DNRT_CUDA_LIBRARY.
