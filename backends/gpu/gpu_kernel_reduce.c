@@ -270,29 +270,32 @@ void dn_gpu_kernel_check_finite(DnGpuGen *G)
     }
     dn_gk_ws(G, "u32", "flags");
     dn_gk_line(G, "LOCAL u32 red[%d];", GROUP);
-    dn_gk_line(G, "i64 g = GROUP_ID, first = 0;");
-    dn_gk_line(G, "u32 bad = 0;");
+    /* The group's tensor is chosen first (uniform selects), then one loop
+     * reads its chunk: a loop per tensor made PoCL's work-group compiler
+     * take tens of seconds on eight tensors. */
+    dn_gk_line(G, "i64 g = GROUP_ID, first = 0, cnt = 0;");
+    dn_gk_line(G, "GLOBAL u32 *x = 0;");
+    dn_gk_line(G, "u32 bit = 0;");
     for (int j = 0; j < nc; j++) {
-        const char *cnt = dn_gk_count(G, op->in[j]);
-        dn_gk_line(G, "{ /* tensor %d: chunks [first, first + P) */", j);
-        dn_gk_line(G, "    i64 cnt = %s, P = (cnt + %d) / %d;", cnt, CHUNK - 1, CHUNK);
-        dn_gk_line(G, "    if (g >= first && g < first + P) {");
-        dn_gk_line(G, "        i64 at = (g - first) * %d + LOCAL_ID;", CHUNK);
-        dn_gk_line(G, "        u32 m = 0;");
-        dn_gk_line(G, "        for (int e = 0; e < %d; e++, at += %d)", PER_ITEM, GROUP);
-        dn_gk_line(G, "            if (at < cnt) {");
-        dn_gk_line(G, "                u32 v = x%d[at] & 0x7fffffffu; /* |x| as bits */", j);
-        dn_gk_line(G, "                m = v > m ? v : m;");
-        dn_gk_line(G, "            }");
-        dn_gk_line(G, "        if (m >= 0x7f800000u) bad = %uu;", 1u << j);
-        dn_gk_line(G, "    }");
-        dn_gk_line(G, "    first += P;");
+        const char *c = dn_gk_count(G, op->in[j]);
+        dn_gk_line(G, "if (!bit) { /* tensor %d: chunks [first, first + P) */", j);
+        dn_gk_line(G, "    i64 c = %s, P = (c + %d) / %d;", c, CHUNK - 1, CHUNK);
+        dn_gk_line(G, "    if (g < first + P) x = x%d, cnt = c, bit = %uu;", j, 1u << j);
+        dn_gk_line(G, "    else first += P;");
         dn_gk_line(G, "}");
         int64_t a, b;
         chunks_of(op->in[j], &a, &b);
         an += a, ab += b;
     }
-    dn_gk_line(G, "if (g >= first) return; /* the whole group: past the last chunk */");
+    dn_gk_line(G, "if (!bit) return; /* the whole group: past the last chunk */");
+    dn_gk_line(G, "i64 at = (g - first) * %d + LOCAL_ID;", CHUNK);
+    dn_gk_line(G, "u32 m = 0;");
+    dn_gk_line(G, "for (int e = 0; e < %d; e++, at += %d)", PER_ITEM, GROUP);
+    dn_gk_line(G, "    if (at < cnt) {");
+    dn_gk_line(G, "        u32 v = x[at] & 0x7fffffffu; /* |x| as bits */");
+    dn_gk_line(G, "        m = v > m ? v : m;");
+    dn_gk_line(G, "    }");
+    dn_gk_line(G, "u32 bad = m >= 0x7f800000u ? bit : 0u;");
     dn_gk_tree_reduce(G, "red", "u32", "bad", "a | b", "LOCAL_ID", GROUP, 1);
     dn_gk_line(G, "if (LOCAL_ID == 0) flags[g] = bad;");
     dn_gk_end(G, an * GROUP, ab * GROUP, GROUP);

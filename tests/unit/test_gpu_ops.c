@@ -131,7 +131,8 @@ static void run_case(const char *file)
 static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 /* One test per case file (each in its own process, so one failing case does
- * not hide the others). */
+ * not hide the others).  $DN_GPU_OPS_CASES, when set, keeps only the files
+ * whose names contain it (one case while working on a kernel). */
 typedef struct CaseName {
     char path[200];
 } CaseName;
@@ -142,8 +143,10 @@ ParameterizedTestParameters(gpu_ops, matches_the_cpu)
     DIR *dp = opendir(dir);
     char *names[256];
     int n = 0;
+    const char *only = getenv("DN_GPU_OPS_CASES");
     for (struct dirent *e; dp && (e = readdir(dp)) && n < 256;) {
         size_t len = strlen(e->d_name);
+        if (only && !strstr(e->d_name, only)) continue;
         if (len > 4 && len < 150 && !strcmp(e->d_name + len - 4, ".dnn")) names[n++] = strdup(e->d_name);
     }
     if (dp) closedir(dp);
