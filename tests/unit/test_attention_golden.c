@@ -78,19 +78,6 @@ static void write_weights(const dnrt_st_file *g, const Kind *k, char *path)
     cr_assert_eq(dnrt_st_write(path, k->np, t, 0, NULL, NULL, &err), 0, "%s", err.message);
 }
 
-/* The session's state saved and read back into 'f'. */
-static void saved(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
-{
-    char path[] = "/tmp/dnnc-att-state-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(api->save(s, path, &err), 0, "%s", err.message);
-    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "%s", err.message);
-    unlink(path);
-}
-
 /* Forward of the golden batches at key length S in session 's'. */
 static void forward(const dnrt_st_file *g, const Kind *k, const DnTestLib *lib, dnrt_session *s, int S)
 {
@@ -132,7 +119,7 @@ static void train(const dnrt_st_file *g, const Kind *k, const DnTestLib *lib, dn
     snprintf(key, sizeof key, "%s.train.loss", k->name);
     dn_test_expect_close(key, &loss, dn_test_tensor(g, key, DNRT_F32, 1), 1, RTOL, ATOL);
     dnrt_st_file after;
-    saved(lib->desc->api, s, &after);
+    dn_test_saved_state(lib->desc->api, s, &after);
     for (int i = 0; i < k->np; i++) {
         snprintf(key, sizeof key, "optim.%s.momentum_buffer", k->params[i]);
         snprintf(gk, sizeof gk, "%s.grad.%s", k->name, k->params[i]);
@@ -313,7 +300,7 @@ static void s2s_train(S2s *z)
     float loss = dn_test_train_step(&z->lib, z->s, 4, in);
     dn_test_expect_close("s2s.train.loss", &loss, dn_test_tensor(&z->g, "s2s.train.loss", DNRT_F32, 1), 1, RTOL, ATOL);
     dnrt_st_file after;
-    saved(z->lib.desc->api, z->s, &after);
+    dn_test_saved_state(z->lib.desc->api, z->s, &after);
     for (int i = 0; i < z->np; i++) {
         snprintf(key, sizeof key, "optim.%s.momentum_buffer", z->params[i]);
         snprintf(gk, sizeof gk, "s2s.grad.%s", z->params[i]);

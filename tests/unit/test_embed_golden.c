@@ -37,37 +37,12 @@ static void embed_source(int T, char *src, size_t len)
              T, T, T);
 }
 
-/* Writes the golden tensors 'names' to a temporary weights file 'path'. */
-static void write_weights(const dnrt_st_file *g, const char *const *names, int n, char *path)
-{
-    dnrt_st_tensor t[8];
-    for (int i = 0; i < n; i++) t[i] = *dnrt_st_find(g, names[i]);
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
-}
-
-/* The session's state saved and read back into 'f'. */
-static void saved(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
-{
-    char path[] = "/tmp/dnnc-embed-state-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(api->save(s, path, &err), 0, "%s", err.message);
-    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "%s", err.message);
-    unlink(path);
-}
-
 Test(embed_golden, embedding_forward_matches_pytorch)
 {
     dnrt_st_file g;
     dn_test_golden_open("embed_goldens", &g);
     char weights[] = "/tmp/dnnc-embed-w-XXXXXX";
-    write_weights(&g, embed_params, 3, weights);
+    dn_test_write_tensors(&g, embed_params, 3, weights);
     const int Ts[2] = {5, 8}, Bs[2] = {1, 3};
     for (int ti = 0; ti < 2; ti++) {
         char src[1024], log[8192], key[64];
@@ -101,7 +76,7 @@ Test(embed_golden, embedding_training_step_matches_pytorch)
     dnrt_st_file g, after;
     dn_test_golden_open("embed_goldens", &g);
     char weights[] = "/tmp/dnnc-embed-w-XXXXXX", src[1024], log[8192], key[96];
-    write_weights(&g, embed_params, 3, weights);
+    dn_test_write_tensors(&g, embed_params, 3, weights);
     embed_source(5, src, sizeof src);
     DnTestLib lib;
     cr_assert_eq(dn_test_compile_text(src, "", &lib, log, sizeof log), 0, "%s", log);
@@ -113,7 +88,7 @@ Test(embed_golden, embedding_training_step_matches_pytorch)
                          dn_test_tensor(&g, "train.target", DNRT_F32, 60)};
     float loss = dn_test_train_step(&lib, s, 4, in);
     dn_test_expect_close("loss", &loss, dn_test_tensor(&g, "train.loss", DNRT_F32, 1), 1, RTOL, ATOL);
-    saved(api, s, &after);
+    dn_test_saved_state(api, s, &after);
     for (int i = 0; i < 3; i++) {
         snprintf(key, sizeof key, "optim.%s.momentum_buffer", embed_params[i]);
         const float *got = dn_test_tensor(&after, key, DNRT_F32, embed_numel[i]);
@@ -198,7 +173,7 @@ static void ce_case(const char *name, int64_t B, double smoothing)
     float loss = dn_test_train_step(&lib, s, B, in);
     snprintf(key, sizeof key, "%s.loss", name);
     dn_test_expect_close(key, &loss, dn_test_tensor(&g, key, DNRT_F32, 1), 1, RTOL, ATOL);
-    saved(api, s, &after);
+    dn_test_saved_state(api, s, &after);
     snprintf(key, sizeof key, "%s.grad.fc.weight", name);
     dn_test_expect_close(key, dn_test_tensor(&after, "optim.fc.weight.momentum_buffer", DNRT_F32, 20),
                          dn_test_tensor(&g, key, DNRT_F32, 20), 20, RTOL, ATOL);

@@ -83,19 +83,6 @@ static void check_infer(const char *model)
     dn_test_close(&lib);
 }
 
-/* Saves the session's state to a temporary file and reads it back. */
-static void save_state(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
-{
-    char path[] = "/tmp/dnnc-golden-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(api->save(s, path, &err), 0, "save: %s", err.message);
-    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "reading back the saved state: %s", err.message);
-    unlink(path); /* the image stays in memory */
-}
-
 /* The optimizer state slots checked after step 1.  Their references come
  * from the gradient g = grad.<param> of <m>_train: SGD's momentum buffer
  * is g; Adam's exp_avg is (1 - 0.9) g and exp_avg_sq (1 - 0.999) g^2. */
@@ -165,7 +152,7 @@ static void check_train(const char *model, const char *opt)
         if (step == 0) {
             snprintf(name, sizeof name, "%s %s step 1", model, opt);
             dn_test_expect_close(name, &loss[0], ref_loss, 1, RTOL1, ATOL1);
-            save_state(api, s, &saved);
+            dn_test_saved_state(api, s, &saved);
             compare_state(name, &lib, &saved, &ref, &train, "step1.", adam ? adam_slots : sgd_slots, RTOL1,
                           adam ? ADAM_ATOL : ATOL1);
             dnrt_st_free(&saved);
@@ -174,7 +161,7 @@ static void check_train(const char *model, const char *opt)
     cr_expect_eq(api->get_step(s), 3);
     snprintf(name, sizeof name, "%s %s losses of steps 2-3", model, opt);
     dn_test_expect_close(name, loss + 1, ref_loss + 1, 2, RTOL3, ATOL3);
-    save_state(api, s, &saved);
+    dn_test_saved_state(api, s, &saved);
     snprintf(name, sizeof name, "%s %s step 3", model, opt);
     compare_state(name, &lib, &saved, &ref, &train, "step3.", NULL, RTOL3, adam ? ADAM_ATOL : ATOL3);
     dnrt_st_free(&saved);

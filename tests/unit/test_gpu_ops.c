@@ -62,19 +62,6 @@ static void compare(const char *what, int32_t dtype, const void *gpu, const void
     cr_expect(memcmp(gpu, cpu, (size_t)count * es) == 0, "%s: integer results differ", what);
 }
 
-/* The session's state, saved to a temporary file and read back into 'f'. */
-static void saved_state(const DnTestLib *lib, dnrt_session *s, dnrt_st_file *f)
-{
-    char path[] = "/tmp/dnnc-gpu-ops-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(lib->desc->api->save(s, path, &err), 0, "save: %s", err.message);
-    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "reading back the saved state: %s", err.message);
-    unlink(path);
-}
-
 /* Runs the case 'file' on both targets. */
 static void run_case(const char *file)
 {
@@ -111,8 +98,8 @@ static void run_case(const char *file)
                       (double)lc, (double)lg);
         }
         dnrt_st_file fc, fg;
-        saved_state(&cpu, sc, &fc);
-        saved_state(&gpu, sg, &fg);
+        dn_test_saved_state(cpu.desc->api, sc, &fc);
+        dn_test_saved_state(gpu.desc->api, sg, &fg);
         for (int32_t i = 0; i < d->nstate; i++) {
             const dnrt_tensor_desc *t = &d->state[i];
             const dnrt_st_tensor *tc = dnrt_st_find(&fc, t->name), *tg = dnrt_st_find(&fg, t->name);

@@ -22,43 +22,13 @@
 #define RTOL 1e-4
 #define ATOL 1e-5
 
-typedef struct Golden {
-    dnrt_st_file g;
-    DnTestLib lib;
-    dnrt_session *s;
-} Golden;
-
-/* Compiles the golden source and opens a session with the golden parameters. */
-static void open_golden(Golden *G)
-{
-    dn_test_golden_open("interp_goldens", &G->g);
-    const char *src = dnrt_st_meta(&G->g, "source");
-    cr_assert(src, "interp_goldens: no model source in the metadata");
-    char log[16384];
-    cr_assert_eq(dn_test_compile_text(src, "", &G->lib, log, sizeof log), 0, "%s\n%s", src, log);
-    G->s = dn_test_session(&G->lib, 2, 1);
-    char path[] = "/tmp/dnnc-interp-w-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_st_tensor t[1] = {*dnrt_st_find(&G->g, "p")};
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_write(path, 1, t, 0, NULL, NULL, &err), 0, "%s", err.message);
-    cr_assert_eq(G->lib.desc->api->load(G->s, path, &err), 0, "load: %s", err.message);
-    unlink(path);
-}
-
-static void close_golden(Golden *G)
-{
-    G->lib.desc->api->destroy(G->s);
-    dn_test_close(&G->lib);
-    dnrt_st_free(&G->g);
-}
+static const char *const params[] = {"p"};
+#define NPARAMS 1
 
 Test(interp_golden, outputs_match_pytorch_at_batch_1_and_3)
 {
-    Golden G;
-    open_golden(&G);
+    DnTestGoldenModel G;
+    dn_test_golden_model_open(&G, "interp_goldens", params, NPARAMS);
     const dnrt_model_desc *d = G.lib.desc;
     cr_assert_eq(d->noutputs, 7);
     for (int64_t n = 1; n <= 3; n += 2) {
@@ -66,42 +36,13 @@ Test(interp_golden, outputs_match_pytorch_at_batch_1_and_3)
         snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
         dn_test_expect_outputs(&G.lib, G.s, &G.g, prefix, n, RTOL, ATOL);
     }
-    close_golden(&G);
+    dn_test_golden_model_close(&G);
 }
 
 Test(interp_golden, loss_and_gradient_match_pytorch)
 {
-    Golden G;
-    open_golden(&G);
-    const dnrt_model_desc *d = G.lib.desc;
-    const int64_t n = 3;
-    const void *in[16] = {0};
-    cr_assert_leq(d->ninputs, 16);
-    char key[128];
-    for (int i = 0; i < d->ninputs; i++) {
-        snprintf(key, sizeof key, "train.%s", d->inputs[i].name);
-        in[i] = dn_test_tensor(&G.g, key, DNRT_F32, dn_test_desc_count(&d->inputs[i], n));
-    }
-    float loss = dn_test_train_step(&G.lib, G.s, n, in);
-    dn_test_expect_close("train.loss", &loss, dn_test_tensor(&G.g, "train.loss", DNRT_F32, 1), 1, RTOL, ATOL);
-    char path[] = "/tmp/dnnc-interp-s-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(d->api->save(G.s, path, &err), 0, "save: %s", err.message);
-    dnrt_st_file saved;
-    cr_assert_eq(dnrt_st_read(path, &saved, &err), 0, "%s", err.message);
-    unlink(path);
-    static const char *const params[] = {"p"};
-    static const int64_t numel[] = {70};
-    for (int i = 0; i < 1; i++) {
-        char buf[64], ref[64];
-        snprintf(buf, sizeof buf, "optim.%s.momentum_buffer", params[i]);
-        snprintf(ref, sizeof ref, "grad.%s", params[i]);
-        dn_test_expect_close(ref, dn_test_tensor(&saved, buf, DNRT_F32, numel[i]),
-                             dn_test_tensor(&G.g, ref, DNRT_F32, numel[i]), numel[i], RTOL, ATOL);
-    }
-    dnrt_st_free(&saved);
-    close_golden(&G);
+    DnTestGoldenModel G;
+    dn_test_golden_model_open(&G, "interp_goldens", params, NPARAMS);
+    dn_test_expect_sgd_step(&G, 3, params, NPARAMS, RTOL, ATOL);
+    dn_test_golden_model_close(&G);
 }

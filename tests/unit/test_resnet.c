@@ -96,19 +96,6 @@ Test(resnet, tiny_infer)
     dn_test_close(&lib);
 }
 
-/* Saves the session's state to a temporary file and reads it back. */
-static void save_state(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
-{
-    char path[] = "/tmp/dnnc-resnet-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(api->save(s, path, &err), 0, "save: %s", err.message);
-    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "reading back the saved state: %s", err.message);
-    unlink(path);
-}
-
 Test(resnet, tiny_train_step)
 {
     DnTestLib lib;
@@ -126,7 +113,7 @@ Test(resnet, tiny_train_step)
     dn_test_expect_close("resnet_tiny loss of step 1", &loss, dn_test_tensor(&train, "loss", DNRT_F32, 1), 1, RTOL,
                          ATOL);
     cr_expect_eq(api->get_step(s), 1);
-    save_state(api, s, &saved);
+    dn_test_saved_state(api, s, &saved);
 
     int nweights = 0, nfloatbuf = 0, ncount = 0;
     for (int i = 0; i < d->nstate; i++) {

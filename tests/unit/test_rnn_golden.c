@@ -114,19 +114,6 @@ static void forward_case(const char *c)
     dnrt_st_free(&g);
 }
 
-/* The session's state saved and read back into 'f'. */
-static void saved(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f)
-{
-    char path[] = "/tmp/dnnc-rnn-state-XXXXXX";
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(api->save(s, path, &err), 0, "%s", err.message);
-    cr_assert_eq(dnrt_st_read(path, f, &err), 0, "%s", err.message);
-    unlink(path);
-}
-
 /* One training step of case 'c' (golden prefix 'pre', the lstm's weights
  * under 'wc'): the loss and the gradients, the weights after it with 'steps'. */
 static void train_case(const char *c, const char *pre, const char *wc, int T, bool len, bool steps)
@@ -156,7 +143,7 @@ static void train_case(const char *c, const char *pre, const char *wc, int T, bo
     float loss = dn_test_train_step(&lib, s, B, in);
     snprintf(key, sizeof key, "%s.loss", pre);
     dn_test_expect_close(key, &loss, dn_test_tensor(&g, key, DNRT_F32, 1), 1, RTOL, ATOL);
-    saved(api, s, &after);
+    dn_test_saved_state(api, s, &after);
     char prefix[32];
     int plen = snprintf(prefix, sizeof prefix, "%s.net.", wc), checked = 0;
     for (int i = 0; i < g.ntensors; i++) {
@@ -281,7 +268,7 @@ Test(rnn_golden, results_do_not_depend_on_thread_count)
         void *out[2] = {y[r], h[r]};
         cr_assert_eq(api->infer(s, 3, in, out, &err), 0, "%s", err.message);
         loss[r] = dn_test_train_step(&lib, s, 3, in);
-        saved(api, s, &st[r]);
+        dn_test_saved_state(api, s, &st[r]);
         api->destroy(s);
     }
     cr_expect(!memcmp(y[0], y[1], sizeof y[0]) && !memcmp(h[0], h[1], sizeof h[0]), "outputs differ");

@@ -3,6 +3,7 @@
  * Failures are Criterion assertions of the calling test. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "testlib.h"
 
@@ -79,4 +80,69 @@ void dn_test_expect_close(const char *what, const float *got, const float *ref, 
     int64_t bad = dn_test_close_enough(got, ref, n, rtol, atol);
     cr_expect_eq(bad, -1, "%s: element %lld: got %.9g, expected %.9g (rtol %g, atol %g)", what, (long long)bad,
                  bad >= 0 ? got[bad] : 0.0, bad >= 0 ? ref[bad] : 0.0, rtol, atol);
+}
+
+void dn_test_write_tensors(const dnrt_st_file *f, const char *const *names, int n, char *path)
+{
+    dnrt_st_tensor t[16];
+    cr_assert(n <= 16, "dn_test_write_tensors: %d tensors, at most 16", n);
+    for (int i = 0; i < n; i++) {
+        const dnrt_st_tensor *x = dnrt_st_find(f, names[i]);
+        cr_assert_not_null(x, "tensor '%s' missing", names[i]);
+        t[i] = *x;
+    }
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+}
+
+void dn_test_golden_model_open(DnTestGoldenModel *G, const char *name, const char *const *params, int nparams)
+{
+    dn_test_golden_open(name, &G->g);
+    const char *src = dnrt_st_meta(&G->g, "source");
+    cr_assert(src, "%s: no model source in the metadata", name);
+    char log[16384];
+    cr_assert_eq(dn_test_compile_text(src, "", &G->lib, log, sizeof log), 0, "%s\n%s", src, log);
+    G->s = dn_test_session(&G->lib, 2, 1);
+    char path[] = "/tmp/dnnc-golden-w-XXXXXX";
+    dn_test_write_tensors(&G->g, params, nparams, path);
+    dnrt_error err = {0};
+    int rc = G->lib.desc->api->load(G->s, path, &err);
+    unlink(path);
+    cr_assert_eq(rc, 0, "load: %s", err.message);
+}
+
+void dn_test_golden_model_close(DnTestGoldenModel *G)
+{
+    G->lib.desc->api->destroy(G->s);
+    dn_test_close(&G->lib);
+    dnrt_st_free(&G->g);
+}
+
+void dn_test_expect_sgd_step(DnTestGoldenModel *G, int64_t n, const char *const *params, int nparams, double rtol,
+                             double atol)
+{
+    const dnrt_model_desc *d = G->lib.desc;
+    const void *in[16] = {0};
+    cr_assert_leq(d->ninputs, 16);
+    char key[128], ref[128];
+    for (int i = 0; i < d->ninputs; i++) {
+        snprintf(key, sizeof key, "train.%s", d->inputs[i].name);
+        in[i] = dn_test_tensor(&G->g, key, DNRT_F32, dn_test_desc_count(&d->inputs[i], n));
+    }
+    float loss = dn_test_train_step(&G->lib, G->s, n, in);
+    dn_test_expect_close("train.loss", &loss, dn_test_tensor(&G->g, "train.loss", DNRT_F32, 1), 1, rtol, atol);
+    dnrt_st_file saved;
+    dn_test_saved_state(d->api, G->s, &saved);
+    for (int i = 0; i < nparams; i++) {
+        snprintf(key, sizeof key, "optim.%s.momentum_buffer", params[i]);
+        snprintf(ref, sizeof ref, "grad.%s", params[i]);
+        const dnrt_st_tensor *r = dnrt_st_find(&G->g, ref);
+        cr_assert_not_null(r, "tensor '%s' missing", ref);
+        int64_t count = (int64_t)(r->nbytes / 4);
+        dn_test_expect_close(ref, dn_test_tensor(&saved, key, DNRT_F32, count), r->data, count, rtol, atol);
+    }
+    dnrt_st_free(&saved);
 }

@@ -54,6 +54,23 @@ void dn_test_expect_outputs(const DnTestLib *lib, dnrt_session *s, const dnrt_st
 /* Expects dn_test_close_enough(got, ref, n, rtol, atol) to pass, naming
  * 'what' and the first failing element otherwise. */
 void dn_test_expect_close(const char *what, const float *got, const float *ref, int64_t n, double rtol, double atol);
+/* Writes the tensors 'names' of 'f' (at most 16) to a new file made from
+ * the mkstemp template 'path' (the caller unlinks it). */
+void dn_test_write_tensors(const dnrt_st_file *f, const char *const *names, int n, char *path);
+/* A golden file whose metadata 'source' is the model: compiled with the
+ * real dnnc, a session (2 threads, seed 1), the golden 'params' loaded. */
+typedef struct DnTestGoldenModel {
+    dnrt_st_file g;
+    DnTestLib lib;
+    dnrt_session *s;
+} DnTestGoldenModel;
+void dn_test_golden_model_open(DnTestGoldenModel *G, const char *name, const char *const *params, int nparams);
+void dn_test_golden_model_close(DnTestGoldenModel *G);
+/* One training step at batch n on the golden 'train.<input>' tensors:
+ * expects the loss 'train.loss' and, for each of 'params', the gradient
+ * 'grad.<param>' as SGD's momentum buffer after that first step. */
+void dn_test_expect_sgd_step(DnTestGoldenModel *G, int64_t n, const char *const *params, int nparams, double rtol,
+                             double atol);
 
 /* ---- files.c ------------------------------------------------------------ */
 /* Makes a fresh folder /tmp/<tag>-XXXXXX into 'dir' (asserts it could). */
@@ -71,5 +88,8 @@ dnrt_session *dn_test_session(const DnTestLib *lib, int threads, uint64_t seed);
 /* One training step over inputs 'in' (descriptor order) at batch 'n'; a
  * step that fails fails the calling test.  Returns the loss. */
 float dn_test_train_step(const DnTestLib *lib, dnrt_session *s, int64_t n, const void *const *in);
+/* The session's state saved (api->save) to a temporary file and read back
+ * into 'f' (the caller frees it); a failure fails the calling test. */
+void dn_test_saved_state(const dnrt_api *api, dnrt_session *s, dnrt_st_file *f);
 
 #endif
