@@ -5,13 +5,16 @@
  * outputs.  Values are SSA (written once); side-effect ops (optimizer
  * updates, batchnorm running statistics) write parameters in place and are
  * kept by DCE.  Shapes are static except axis 0, which may be the symbolic
- * batch N (DN_DIM_N).  Everything lives in the graph's arena.
+ * batch N (DN_DIM_N), and axis 1 after N, which may be the run-time
+ * sequence axis T (DN_DIM_SEQ, ir/seq.c).  Everything lives in the graph's
+ * arena.
  *
  * Files:  ir/graph.c (construction), ir/attrs.c (attribute schemas,
  * defaults), ir/shape.c (op table, builder), ir/shape_rules.c (shape
  * rules), ir/verify.c, ir/print.c, ir/read.c (text form, docs/ir.md),
  * ir/autodiff.c (reverse mode) with ir/grad_rules.c (gradient rules),
- * ir/cost.c (cost model), ir/ranges.c (ranges of integer inputs).
+ * ir/cost.c (cost model), ir/ranges.c (ranges of integer inputs),
+ * ir/seq.c (the sequence axis T).
  */
 #ifndef DN_IR_H
 #define DN_IR_H
@@ -24,16 +27,23 @@ typedef enum { DN_DTYPE_F32, DN_DTYPE_I32, DN_DTYPE_I64, DN_DTYPE_COUNT } DnDTyp
 
 #define DN_MAX_RANK 6
 #define DN_DIM_N    (-1) /* the symbolic batch dimension; only ever dim[0] */
+/* The run-time sequence axis T<=bound (ir/seq.c): only ever dim[1], after N.
+ * The dim holds its bound, so a shape says what it is on its own. */
+#define DN_DIM_SEQ(bound) (-(int64_t)(bound)-1)
+#define DN_DIM_IS_SEQ(d)  ((d) < DN_DIM_N)
+#define DN_SEQ_BOUND(d)   (-(d)-1)
+#define DN_MAX_SEQ_BOUND  (INT64_C(1) << 24)
 
 typedef struct DnShape {
     int rank;                 /* 0 = scalar */
-    int64_t dim[DN_MAX_RANK]; /* dim[0] may be DN_DIM_N */
+    int64_t dim[DN_MAX_RANK]; /* dim[0] may be DN_DIM_N, dim[1] (after N) DN_DIM_SEQ */
 } DnShape;
 
 int dn_dtype_size(DnDType t);          /* bytes per element */
 const char *dn_dtype_name(DnDType t);  /* "f32", "i32", "i64" */
 bool dn_shape_has_n(const DnShape *s); /* dim[0] == DN_DIM_N */
-/* Elements per batch item when has_n (product of dims 1..), else all elements. */
+/* Elements per batch item when has_n (product of dims 1..), else all
+ * elements; a sequence axis T counts as its bound (what the arena holds). */
 int64_t dn_shape_numel_static(const DnShape *s);
 bool dn_shape_eq(const DnShape *a, const DnShape *b);
 /* Size limits that keep every byte count and index of a plan inside int64:
@@ -325,6 +335,28 @@ DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *
 bool dn_shape_broadcast(const DnShape *a, const DnShape *b, DnShape *out);
 /* Builds a shape from a list: dn_shape_make(3, (int64_t[]){DN_DIM_N, 10, 4}). */
 DnShape dn_shape_make(int rank, const int64_t *dims);
+
+/* ---- seq.c: the run-time sequence axis T (DN_DIM_SEQ) -------------------- */
+
+bool dn_shape_has_seq(const DnShape *s);
+/* The bound of the graph's sequence axis (its inputs'), 0 when it has none. */
+int64_t dn_graph_seq_bound(const DnGraph *g);
+bool dn_op_has_seq(const DnOp *op); /* an operand or result has T */
+/* Whether ops of this kind may take a value with T at all (checked before
+ * their shape rule runs, so rules of other kinds never see T). */
+bool dn_op_kind_takes_seq(DnOpKind k);
+typedef enum {
+    DN_SEQ_NONE,        /* no value of the op has T */
+    DN_SEQ_ROWS,        /* every (n, t) position alike: the kernel of dn_op_seq_rows, with n * t items */
+    DN_SEQ_AWARE,       /* the kernel reads t (rnn_scan, rnn_scan_bwd, sequence_mask, matmul aᵀ·b over T) */
+    DN_SEQ_UNSUPPORTED, /* *why says what is missing */
+} DnSeqForm;
+DnSeqForm dn_op_seq_form(const DnOp *op, const char **why);
+/* A copy of 'op' (in 'a') whose [N, T, ...] values are [N, ...], N standing
+ * for n * t, with its axis and shape attributes renumbered to match.  The
+ * copies keep their value ids, so plans and kernels address them as the
+ * originals.  For DN_SEQ_ROWS ops. */
+DnOp *dn_op_seq_rows(const DnOp *op, DnArena *a);
 
 /* ---- autodiff.c --------------------------------------------------------- */
 

@@ -195,7 +195,7 @@ static void next(Reader *r)
         t->text = dn_arena_strndup(&r->scratch, s, (size_t)(r->p - s));
         if (!strcmp(t->text, "inf") || !strcmp(t->text, "nan"))
             t->kind = T_FLOAT, t->f = t->text[0] == 'i' ? INFINITY : NAN;
-    } else if (strchr("(){}[],:=", c))
+    } else if (strchr("(){}[],:=<", c))
         t->kind = T_PUNCT, t->punct = c, r->p++;
     else if (c > 32 && c < 127)
         fail_at(r, t, "unexpected character '%c'", c);
@@ -264,7 +264,7 @@ static double take_number(Reader *r)
 
 /* ---- pieces ----------------------------------------------------------------- */
 
-/* type = dtype "[" [dim {"," dim}] "]"     dim = "N" | int >= 1 */
+/* type = dtype "[" [dim {"," dim}] "]"     dim = "N" | "T" "<" "=" int | int >= 1 */
 static void parse_type(Reader *r, DnDType *dt, DnShape *s)
 {
     Tok t = take(r, T_IDENT, "a type");
@@ -281,6 +281,19 @@ static void parse_type(Reader *r, DnDType *dt, DnShape *s)
             if (s->rank) fail_at(r, &r->tok, "N may only be the first dimension");
             next(r);
             s->dim[s->rank++] = DN_DIM_N;
+            continue;
+        }
+        if (is_word(r, "T")) { /* the run-time sequence axis, with its bound */
+            if (s->rank != 1 || s->dim[0] != DN_DIM_N)
+                fail_at(r, &r->tok, "T may only be the second dimension, after N");
+            next(r);
+            expect(r, '<');
+            expect(r, '=');
+            Tok b = take(r, T_INT, "the bound of T");
+            if (b.i < 1 || b.i > DN_MAX_SEQ_BOUND)
+                fail_at(r, &b, "the bound of T must be in 1..%lld, got %lld", (long long)DN_MAX_SEQ_BOUND,
+                        (long long)b.i);
+            s->dim[s->rank++] = DN_DIM_SEQ(b.i);
             continue;
         }
         Tok d = take(r, T_INT, "a dimension");

@@ -40,16 +40,18 @@ bool dn_shape_has_n(const DnShape *s) { return s->rank > 0 && s->dim[0] == DN_DI
 int64_t dn_shape_numel_static(const DnShape *s)
 {
     int64_t n = 1;
-    for (int i = dn_shape_has_n(s) ? 1 : 0; i < s->rank; i++) n *= s->dim[i];
+    for (int i = dn_shape_has_n(s) ? 1 : 0; i < s->rank; i++)
+        n *= DN_DIM_IS_SEQ(s->dim[i]) ? DN_SEQ_BOUND(s->dim[i]) : s->dim[i];
     return n;
 }
 
 bool dn_type_fits(DnDType t, const DnShape *s)
 {
     int64_t bytes = dn_dtype_size(t);
-    for (int i = dn_shape_has_n(s) ? 1 : 0; i < s->rank; i++)
-        if (s->dim[i] < 0 || __builtin_mul_overflow(bytes, s->dim[i], &bytes) || bytes > DN_MAX_TENSOR_BYTES)
-            return false;
+    for (int i = dn_shape_has_n(s) ? 1 : 0; i < s->rank; i++) {
+        int64_t d = i == 1 && DN_DIM_IS_SEQ(s->dim[i]) ? DN_SEQ_BOUND(s->dim[i]) : s->dim[i];
+        if (d < 0 || __builtin_mul_overflow(bytes, d, &bytes) || bytes > DN_MAX_TENSOR_BYTES) return false;
+    }
     return true;
 }
 
@@ -67,6 +69,8 @@ char *dn_type_str(DnDType t, const DnShape *s, char *buf, size_t len)
     for (int i = 0; i < s->rank && at < len; i++) {
         if (s->dim[i] == DN_DIM_N)
             at += (size_t)snprintf(buf + at, len - at, "%sN", i ? ", " : "");
+        else if (DN_DIM_IS_SEQ(s->dim[i]))
+            at += (size_t)snprintf(buf + at, len - at, "%sT<=%lld", i ? ", " : "", (long long)DN_SEQ_BOUND(s->dim[i]));
         else
             at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)s->dim[i]);
     }
@@ -88,6 +92,25 @@ static bool check_arity(DnCtx *cx, DnOpKind kind, int nin, DnLoc loc)
     return false;
 }
 
+/* "operand 1 is f32[N, T<=50, 64]": the first value of 'op' with T (for diagnostics). */
+static const char *seq_operand(const DnOp *op, char *buf, size_t len)
+{
+    char ty[96];
+    for (int i = 0; i < op->nin; i++)
+        if (dn_shape_has_seq(&op->in[i]->shape)) {
+            snprintf(buf, len, "operand %d is %s", i + 1,
+                     dn_type_str(op->in[i]->dtype, &op->in[i]->shape, ty, sizeof ty));
+            return buf;
+        }
+    for (int i = 0; op->out && i < op->nout; i++)
+        if (dn_shape_has_seq(&op->out[i]->shape)) {
+            snprintf(buf, len, "result %d is %s", i + 1,
+                     dn_type_str(op->out[i]->dtype, &op->out[i]->shape, ty, sizeof ty));
+            return buf;
+        }
+    return "";
+}
+
 DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int nattrs, const DnAttr *attrs, DnLoc loc)
 {
     DN_ASSERT(kind >= 0 && kind < DN_OP_COUNT && nin >= 0);
@@ -103,6 +126,12 @@ DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int 
     op->in = dn_arena_alloc(&g->arena, (size_t)(nin + 1) * sizeof *op->in);
     if (nin) memcpy(op->in, in, (size_t)nin * sizeof *in);
     op->nout = dn_op_info[kind].nout;
+    char sq[160];
+    if (!dn_op_kind_takes_seq(kind) && dn_op_has_seq(op)) {
+        dn_error(cx, loc, "%s does not take the run-time sequence axis T yet (%s)", dn_op_info[kind].name,
+                 seq_operand(op, sq, sizeof sq));
+        return NULL;
+    }
     DnDType dt[DN_MAX_OUTS];
     DnShape sh[DN_MAX_OUTS];
     if (dn_infer_shapes(cx, op, dt, sh) != DN_OK) return NULL;
@@ -111,6 +140,12 @@ DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int 
         op->out[i] = dn_graph_new_value(g, DN_VAL_OP, dt[i], &sh[i], loc);
         op->out[i]->index = i;
         op->out[i]->def = op;
+    }
+    const char *why;
+    if (dn_op_seq_form(op, &why) == DN_SEQ_UNSUPPORTED) {
+        dn_error(cx, loc, "%s over the run-time sequence axis T is not supported yet: %s (%s)", dn_op_info[kind].name,
+                 why, seq_operand(op, sq, sizeof sq));
+        return NULL;
     }
     op->id = g->ops.len;
     dn_vec_push(&g->arena, &g->ops, op);

@@ -76,15 +76,24 @@ static bool same(Rule *r, int i, int j)
     return true;
 }
 
-/* A 'shape' attribute as a shape: -1 (N) in axis 0 only, other dims >= 1. */
+/* A sequence axis DN_DIM_SEQ(bound) with 1 <= bound <= DN_MAX_SEQ_BOUND. */
+static bool seq_dim_ok(int64_t d)
+{
+    return DN_DIM_IS_SEQ(d) && DN_SEQ_BOUND(d) >= 1 && DN_SEQ_BOUND(d) <= DN_MAX_SEQ_BOUND;
+}
+
+/* A 'shape' attribute as a shape: -1 (N) in axis 0 only, a sequence axis T
+   only in axis 1 after N, other dims >= 1. */
 static bool attr_shape(Rule *r, const char *name, DnShape *s)
 {
     int n;
     const int64_t *v = dn_op_ints(r->op, name, &n);
     if (n > DN_MAX_RANK) return fail(r, "%s: %s %s has more than %d axes", OPN, name, INTS(v, n), DN_MAX_RANK);
     for (int i = 0; i < n; i++)
-        if (v[i] < 1 && !(i == 0 && v[i] == -1))
-            return fail(r, "%s: %s %s may hold -1 (N) only in axis 0, and sizes >= 1 elsewhere", OPN, name, INTS(v, n));
+        if (v[i] < 1 && !(i == 0 && v[i] == -1) && !(i == 1 && v[0] == -1 && seq_dim_ok(v[1])))
+            return fail(r,
+                        "%s: %s %s may hold -1 (N) only in axis 0, T only in axis 1 after N, and sizes >= 1 elsewhere",
+                        OPN, name, INTS(v, n));
     *s = dn_shape_make(n, v);
     /* so that rules may multiply its sizes (no tensor has fewer than 4 bytes an element) */
     if (!dn_type_fits(DN_DTYPE_F32, s))
@@ -750,7 +759,11 @@ RULE(sequence_mask)
     if (IN(0)->dtype != DN_DTYPE_I32) return fail(r, "%s expects i32 lengths, got %s", OPN, TY(IN(0)));
     if (IN(0)->shape.rank >= DN_MAX_RANK)
         return fail(r, "%s: lengths %s have too many axes (at most %d)", OPN, TY(IN(0)), DN_MAX_RANK - 1);
-    if (T < 1 || T > ((int64_t)1 << 40)) return fail(r, "%s: max_len %lld must be >= 1", OPN, (long long)T);
+    if (seq_dim_ok(T)) { /* max_len = T: the mask [N, T] of the run-time sequence axis */
+        if (IN(0)->shape.rank != 1 || !dn_shape_has_n(&IN(0)->shape))
+            return fail(r, "%s: a mask over T needs lengths i32[N], got %s", OPN, TY(IN(0)));
+    } else if (T < 1 || T > ((int64_t)1 << 40))
+        return fail(r, "%s: max_len %lld must be >= 1", OPN, (long long)T);
     r->dt[0] = DN_DTYPE_F32;
     r->sh[0] = with_last(&IN(0)->shape, T);
     return true;

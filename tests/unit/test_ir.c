@@ -405,7 +405,8 @@ Test(build, shape_errors)
          "reshape: cannot reshape f32[N, 3, 32, 32] to [3072]: -1 (N) in axis 0 must match the input's batch "
          "dimension"},
         {BA(RESHAPE, (img), IS("shape", -1, -1)),
-         "reshape: shape [-1, -1] may hold -1 (N) only in axis 0, and sizes >= 1 elsewhere"},
+         "reshape: shape [-1, -1] may hold -1 (N) only in axis 0, T only in axis 1 after N, and sizes >= 1 "
+         "elsewhere"},
         {BA(TRANSPOSE, (img), IS("perm", 0, 1, 1, 2)),
          "transpose: perm [0, 1, 1, 2] is not a permutation of the axes of f32[N, 3, 32, 32]"},
         {BA(TRANSPOSE, (img), IS("perm", 1, 0, 2, 3)),
@@ -795,6 +796,16 @@ Test(text, quoted_names_round_trip)
     expect_round_trip();
 }
 
+Test(text, sequence_axis_round_trips)
+{
+    DnValue *x = input("x", F32, SHAPE(N, DN_DIM_SEQ(8), 4));
+    dn_graph_add_output(g, "y", B0(RELU, x));
+    char *a = print_str(g);
+    cr_expect(strstr(a, "%x: f32[N, T<=8, 4]"), "%s", a);
+    free(a);
+    expect_round_trip();
+}
+
 Test(text, reads_hand_written_text)
 {
     const char *src = "// a comment\n"
@@ -828,6 +839,9 @@ static const struct {
     {"func @f(%x: f32[N, 4]) -> () {\n  %0 = relu %x\n  %0 = tanh %x\n}\n", "%0 is defined twice", 3, 3},
     {"func @f(%x: f32[4, N]) -> () {}\n", "N may only be the first dimension", 1, 20},
     {"func @f(%x: f32[0]) -> () {}\n", "dimension must be >= 1, got 0", 1, 17},
+    {"func @f(%x: f32[4, T<=3]) -> () {}\n", "T may only be the second dimension, after N", 1, 20},
+    {"func @f(%x: f32[N, T<=0]) -> () {}\n", "the bound of T must be in 1..16777216, got 0", 1, 23},
+    {"func @f(%x: f32[N, T]) -> () {}\n", "expected '<', got ']'", 1, 21},
     {"func @f(%x: f16[4]) -> () {}\n", "unknown dtype 'f16'", 1, 13},
     {"func @f(%x: f32[4]) -> () {\n  %0 = scale %x {alpha = \"oops}\n}\n", "unterminated string", 2, 26},
     {"func @f(%x: f32[4]) -> () {\n  %0 = scale %x {alpha = 99999999999999999999}\n}\n", "number out of range", 2, 26},
