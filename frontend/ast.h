@@ -149,9 +149,12 @@ struct AstExpr {
 
 typedef struct AstType {
     DnDType dtype;
-    DnShape shape; /* dim[0] may be DN_DIM_N */
+    DnShape shape; /* dim[0] may be DN_DIM_N, dim[1] DN_DIM_SEQ(bound) or DN_DIM_SEQ_REF */
     DnLoc loc;
 } AstType;
+/* A bare T in a type: the model's sequence axis, whose bound an input
+ * declares (T<=bound); lowering replaces it with DN_DIM_SEQ(bound). */
+#define DN_DIM_SEQ_REF INT64_MIN
 
 typedef enum {
     STMT_ASSIGN,  /* 'name' = 'e' */
@@ -281,9 +284,14 @@ typedef struct Lower {
     bool too_deep;                 /* the depth error was reported */
     DN_VEC(const AstExpr *) chain; /* links of chains being evaluated (dn_lower_expr) */
     bool in_train;                 /* lowering the train section's loss */
+    int64_t seq_bound;             /* the model's T<=bound, 0 when no input has T */
 } Lower;
 
 /* lower.c */
+/* 'ty' with a bare T replaced by the model's DN_DIM_SEQ(L->seq_bound);
+ * false (reported at 'loc', naming 'name') when the model has no bound for
+ * it or 'ty' declares another one. */
+bool dn_lower_seq_type(Lower *L, const AstType *ty, DnLoc loc, const char *name, DnShape *out);
 Val dn_lower_expr(Lower *L, Scope *sc, const AstExpr *e);
 /* False (reported once) when the graph has more ops than lowering allows;
  * called as ops are built, so nothing goes on building past it. */

@@ -32,6 +32,10 @@ static void print_type(FILE *out, const AstType *t)
         if (i) fputs(", ", out);
         if (t->shape.dim[i] == DN_DIM_N)
             fputc('N', out);
+        else if (t->shape.dim[i] == DN_DIM_SEQ_REF)
+            fputc('T', out);
+        else if (DN_DIM_IS_SEQ(t->shape.dim[i]))
+            fprintf(out, "T<=%lld", (long long)DN_SEQ_BOUND(t->shape.dim[i]));
         else
             fprintf(out, "%lld", (long long)t->shape.dim[i]);
     }

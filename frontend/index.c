@@ -64,10 +64,10 @@ static bool one_index(Lower *L, Scope *sc, const AstExpr *ix, const DnValue *x, 
         bool given;
         int64_t i = 0;
         if (!int_part(L, sc, ix, "an index", &given, &i)) return false;
-        if (d == DN_DIM_N) {
-            dn_error(L->cx, ix->loc,
-                     "index %lld: cannot index the batch axis N of %s (its size is known only at run time)",
-                     (long long)i, dn_type_str(x->dtype, &x->shape, buf, sizeof buf));
+        if (d == DN_DIM_N || DN_DIM_IS_SEQ(d)) {
+            dn_error(L->cx, ix->loc, "index %lld: cannot index the %s of %s (its size is known only at run time)%s",
+                     (long long)i, d == DN_DIM_N ? "batch axis N" : "sequence axis T",
+                     dn_type_str(x->dtype, &x->shape, buf, sizeof buf), d == DN_DIM_N ? "" : " yet");
             return false;
         }
         if (i < -d || i >= d) {
@@ -89,14 +89,14 @@ static bool one_index(Lower *L, Scope *sc, const AstExpr *ix, const DnValue *x, 
         dn_error(L->cx, ix->c->loc, "slice step %lld must be >= 1", (long long)s);
         return false;
     }
-    if (d == DN_DIM_N) {
+    if (d == DN_DIM_N || DN_DIM_IS_SEQ(d)) {
         if (has_lo || has_hi || s != 1) {
-            dn_error(L->cx, ix->loc,
-                     "cannot slice the batch axis N of %s (its size is known only at run time): write ':'",
+            dn_error(L->cx, ix->loc, "cannot slice the %s of %s (its size is known only at run time): write ':'",
+                     d == DN_DIM_N ? "batch axis N" : "sequence axis T",
                      dn_type_str(x->dtype, &x->shape, buf, sizeof buf));
             return false;
         }
-        *lo = 0, *hi = DN_DIM_N;
+        *lo = 0, *hi = DN_DIM_N; /* the whole axis */
         return true;
     }
     int64_t na = !has_lo ? 0 : a < 0 ? a + d : a, nb = !has_hi ? d : b < 0 ? b + d : b;

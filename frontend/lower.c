@@ -826,9 +826,11 @@ static void lower_outputs(Lower *L, const AstDecl *md, Scope *sc, Scope *outs)
             continue;
         }
         DnValue *v = b->v.t;
-        if (v->dtype != o->type.dtype || !dn_shape_eq(&v->shape, &o->type.shape)) {
+        DnShape osh;
+        if (!dn_lower_seq_type(L, &o->type, o->loc, o->name, &osh)) continue;
+        if (v->dtype != o->type.dtype || !dn_shape_eq(&v->shape, &osh)) {
             char want[96], got[96];
-            dn_type_str(o->type.dtype, &o->type.shape, want, sizeof want);
+            dn_type_str(o->type.dtype, &osh, want, sizeof want);
             dn_type_str(v->dtype, &v->shape, got, sizeof got);
             dn_error(L->cx, o->loc, "output '%s' is declared %s but computed as %s", o->name, want, got);
             continue;
@@ -838,17 +840,50 @@ static void lower_outputs(Lower *L, const AstDecl *md, Scope *sc, Scope *outs)
     }
 }
 
+bool dn_lower_seq_type(Lower *L, const AstType *ty, DnLoc loc, const char *name, DnShape *out)
+{
+    *out = ty->shape;
+    if (ty->shape.rank < 2) return true;
+    int64_t d = ty->shape.dim[1];
+    if (d == DN_DIM_SEQ_REF) {
+        if (!L->seq_bound) {
+            dn_error(L->cx, loc, "'%s' has the sequence axis T, but no model input declares its bound (T<=bound)",
+                     name);
+            return false;
+        }
+        out->dim[1] = DN_DIM_SEQ(L->seq_bound);
+    } else if (DN_DIM_IS_SEQ(d) && DN_SEQ_BOUND(d) != L->seq_bound) {
+        dn_error(L->cx, loc, "'%s' declares T<=%lld, but the model's sequence axis is T<=%lld (one bound per model)",
+                 name, (long long)DN_SEQ_BOUND(d), (long long)L->seq_bound);
+        return false;
+    }
+    return true;
+}
+
+/* The model's T<=bound: the first input that declares one (0: none). */
+static int64_t model_seq_bound(const AstDecl *md)
+{
+    for (int i = 0; i < md->params.len; i++) {
+        const DnShape *s = &md->params.data[i].type.shape;
+        if (s->rank >= 2 && s->dim[1] != DN_DIM_SEQ_REF && DN_DIM_IS_SEQ(s->dim[1])) return DN_SEQ_BOUND(s->dim[1]);
+    }
+    return 0;
+}
+
 static void lower_model(Lower *L, const AstDecl *md, Scope *outs)
 {
     Scope sc = {0};
+    L->seq_bound = model_seq_bound(md);
     for (int i = 0; i < md->params.len; i++) {
         const AstParam *p = &md->params.data[i];
         if (dn_scope_find(&sc, p->name)) {
             dn_error(L->cx, p->loc, "duplicate input name '%s'", p->name);
             continue;
         }
-        bool fits = dn_lower_check_size(L, p->type.dtype, &p->type.shape, p->loc, p->name);
-        DnValue *v = fits ? dn_graph_add_input(L->g, p->name, p->type.dtype, &p->type.shape, p->loc) : NULL;
+        DnShape sh;
+        bool fits = dn_lower_seq_type(L, &p->type, p->loc, p->name, &sh) &&
+                    dn_lower_check_size(L, p->type.dtype, &sh, p->loc, p->name);
+        DnValue *v = fits ? dn_graph_add_input(L->g, p->name, p->type.dtype, &sh, p->loc) : NULL;
         dn_scope_set(L, &sc, p->name, vtensor(v));
     }
     Exec x = {0};

@@ -534,7 +534,7 @@ static AstExpr *parse_expr(Parser *p)
 
 /* ---- statements --------------------------------------------------------- */
 
-/* type = IDENT "[" [ dim { "," dim } ] "]" ;  dim = INT | "N" */
+/* type = IDENT "[" [ dim { "," dim } ] "]" ;  dim = INT | "N" | "T" [ "<=" INT ] */
 static void parse_type(Parser *p, AstType *ty)
 {
     ty->loc = p->tok->loc;
@@ -558,13 +558,35 @@ static void parse_type(Parser *p, AstType *ty)
         if (at_ident(p, "N")) {
             if (ty->shape.rank != 0) error_at(p, t->loc, "the batch dimension N must be the first dimension");
             ty->shape.dim[ty->shape.rank++] = DN_DIM_N;
+        } else if (at_ident(p, "T")) { /* the run-time sequence axis: T<=bound, or T (its bound given elsewhere) */
+            if (ty->shape.rank != 1 || ty->shape.dim[0] != DN_DIM_N)
+                error_at(p, t->loc, "the sequence dimension T must be the second dimension, after N");
+            int64_t dim = DN_DIM_SEQ_REF;
+            if (p->tok[1].kind == TOK_LE) {
+                advance(p);
+                advance(p);
+                Token *b = p->tok;
+                if (!at(p, TOK_INT)) {
+                    char buf[80];
+                    error_at(p, b->loc, "expected the bound of T (an integer), got %s",
+                             dn_tok_describe(b, buf, sizeof buf));
+                    return;
+                }
+                if (b->ival < 1 || b->ival > DN_MAX_SEQ_BOUND)
+                    error_at(p, b->loc, "the bound of T must be in 1..%lld, got %lld", (long long)DN_MAX_SEQ_BOUND,
+                             (long long)b->ival);
+                else
+                    dim = DN_DIM_SEQ(b->ival);
+            }
+            ty->shape.dim[ty->shape.rank++] = dim;
         } else if (at(p, TOK_INT)) {
             if (t->ival <= 0 || t->ival > (int64_t)1 << 40)
                 error_at(p, t->loc, "dimension %lld is out of range", (long long)t->ival);
             ty->shape.dim[ty->shape.rank++] = t->ival;
         } else {
             char buf[80];
-            error_at(p, t->loc, "expected a dimension (an integer or N), got %s", dn_tok_describe(t, buf, sizeof buf));
+            error_at(p, t->loc, "expected a dimension (an integer, N or T), got %s",
+                     dn_tok_describe(t, buf, sizeof buf));
             return;
         }
         advance(p);

@@ -225,11 +225,13 @@ static void add_input(Lower *L, Train *T, Scope *ts, const AstStmt *s)
                  s->name);
         return;
     }
-    if (!dn_lower_check_size(L, s->type->dtype, &s->type->shape, s->name_loc, s->name)) {
+    DnShape sh;
+    if (!dn_lower_seq_type(L, s->type, s->name_loc, s->name, &sh) ||
+        !dn_lower_check_size(L, s->type->dtype, &sh, s->name_loc, s->name)) {
         dn_scope_set(L, ts, s->name, dn_val_poison()); /* no "unknown name" cascade */
         return;
     }
-    DnValue *v = dn_graph_add_input(L->g, s->name, s->type->dtype, &s->type->shape, s->name_loc);
+    DnValue *v = dn_graph_add_input(L->g, s->name, s->type->dtype, &sh, s->name_loc);
     v->train_only = true;
     dn_scope_set(L, ts, s->name, (Val){.kind = VAL_TENSOR, .t = v});
 }
