@@ -15,4 +15,6 @@ const dnrt_api dnrt_api_v1 = {
     .get_step = dnrt_session_get_step,
     .set_learning_rate = dnrt_session_set_learning_rate,
     .device_info = dnrt_session_device_info,
+    .infer_seq = dnrt_session_infer_seq,
+    .train_step_seq = dnrt_session_train_step_seq,
 };

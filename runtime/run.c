@@ -1,4 +1,5 @@
-/* run.c -- dnrt_session_infer and dnrt_session_train_step: check the
+/* run.c -- dnrt_session_infer and dnrt_session_train_step (and their _seq
+ * forms, which take the sequence length t): check the
  * arguments, make sure the arena is big enough for this batch size, fill a
  * dnrt_call and hand it to the generated entry function.
  *
@@ -50,11 +51,22 @@ static int reserve_arena(dnrt_session *s, const char *what, int64_t n, int64_t a
 /* Integer inputs whose descriptor gives a range (class labels, token ids):
  * every element must lie in it or equal the descriptor's extra value
  * (ignore_index), else the kernels would read outside a row. */
-static int check_values(const char *what, int64_t n, const void *p, const dnrt_tensor_desc *d, dnrt_error *err)
+int64_t dnrt_tensor_count(const dnrt_tensor_desc *d, int64_t n, int64_t t)
+{
+    int64_t count = 1;
+    for (int32_t i = 0; i < d->rank; i++) {
+        int64_t k = d->dim[i] == DNRT_DIM_BATCH ? n : d->dim[i] == DNRT_DIM_SEQ ? t : d->dim[i];
+        if (k < 0 || (k > 0 && count > INT64_MAX / k)) return 0;
+        count *= k;
+    }
+    return count;
+}
+
+static int check_values(const char *what, int64_t n, int64_t t, const void *p, const dnrt_tensor_desc *d,
+                        dnrt_error *err)
 {
     if (d->dtype != DNRT_I32 || d->valid_min >= d->valid_max) return 0;
-    int64_t count = 1;
-    for (int32_t i = 0; i < d->rank; i++) count *= d->dim[i] < 0 ? n : d->dim[i];
+    int64_t count = dnrt_tensor_count(d, n, t);
     const int32_t *v = p;
     for (int64_t i = 0; i < count; i++) {
         if (v[i] >= d->valid_min && v[i] <= d->valid_max) continue;
@@ -70,18 +82,22 @@ static int check_values(const char *what, int64_t n, const void *p, const dnrt_t
     return 0;
 }
 
-/* Common checks: session, n, and 'count' non-null pointers in 'ptrs'. */
-static int check_args(const dnrt_session *s, const char *what, int64_t n, const void *const *ptrs, int32_t count,
-                      const dnrt_tensor_desc *descs, const char *kind, dnrt_error *err)
+/* Common checks: session, n, t, and 'count' non-null pointers in 'ptrs'. */
+static int check_args(const dnrt_session *s, const char *what, int64_t n, int64_t t, const void *const *ptrs,
+                      int32_t count, const dnrt_tensor_desc *descs, const char *kind, dnrt_error *err)
 {
     if (!s) return dnrt_fail(err, DNRT_ERR_ARG, "%s: session is NULL", what);
     if (n < 1) return dnrt_fail(err, DNRT_ERR_ARG, "%s: n = %lld, must be >= 1", what, (long long)n);
+    int64_t bound = s->d->seq_bound;
+    if (bound && (t < 1 || t > bound))
+        return dnrt_fail(err, DNRT_ERR_ARG, "%s: sequence length t = %lld is outside 1..%lld (the model's T<=%lld)",
+                         what, (long long)t, (long long)bound, (long long)bound);
     if (count > 0 && !ptrs) return dnrt_fail(err, DNRT_ERR_ARG, "%s: %ss array is NULL", what, kind);
     for (int32_t i = 0; i < count; i++) {
         if (!ptrs[i])
             return dnrt_fail(err, DNRT_ERR_ARG, "%s: %s %d ('%s') is NULL", what, kind, i,
                              descs && descs[i].name ? descs[i].name : "?");
-        if (descs && check_values(what, n, ptrs[i], &descs[i], err)) return -1;
+        if (descs && check_values(what, n, t, ptrs[i], &descs[i], err)) return -1;
     }
     return 0;
 }
@@ -154,14 +170,33 @@ static int refused(dnrt_session *s, int32_t code, float loss, dnrt_error *err)
                      what, (long long)s->step + 1, (long long)s->step, (long long)s->step, note);
 }
 
+/* t = 0: the model's bound (1 for a model without T). */
+static int64_t seq_len(const dnrt_session *s, int64_t t)
+{
+    if (!s) return t;
+    if (!s->d->seq_bound) return t == 0 ? 1 : t;
+    return t == 0 ? s->d->seq_bound : t;
+}
+
 int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, void *const *outputs, dnrt_error *err)
 {
-    if (check_args(s, "infer", n, inputs, s ? infer_inputs(s->d) : 0, s ? s->d->inputs : NULL, "input", err) ||
-        check_args(s, "infer", n, (const void *const *)outputs, s->d->noutputs, s->d->outputs, "output", err))
+    return dnrt_session_infer_seq(s, n, 0, inputs, outputs, err);
+}
+
+int dnrt_session_infer_seq(dnrt_session *s, int64_t n, int64_t t, const void *const *inputs, void *const *outputs,
+                           dnrt_error *err)
+{
+    t = seq_len(s, t);
+    if (s && !s->d->seq_bound && t != 1)
+        return dnrt_fail(err, DNRT_ERR_ARG, "infer: t = %lld, but this model has no sequence axis (pass 0)",
+                         (long long)t);
+    if (check_args(s, "infer", n, t, inputs, s ? infer_inputs(s->d) : 0, s ? s->d->inputs : NULL, "input", err) ||
+        check_args(s, "infer", n, t, (const void *const *)outputs, s->d->noutputs, s->d->outputs, "output", err))
         return -1;
     const dnrt_model_desc *d = s->d;
     if (reserve_arena(s, "infer", n, d->infer_arena_n, d->infer_arena_b, d->infer_arena_t, err)) return -1;
     dnrt_call c = {.n = n,
+                   .t = t,
                    .arena = s->arena,
                    .state = s->state,
                    .inputs = inputs,
@@ -181,11 +216,22 @@ int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, vo
 
 int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err)
 {
+    return dnrt_session_train_step_seq(s, n, 0, inputs, loss, err);
+}
+
+int dnrt_session_train_step_seq(dnrt_session *s, int64_t n, int64_t t, const void *const *inputs, float *loss,
+                                dnrt_error *err)
+{
+    t = seq_len(s, t);
+    if (s && !s->d->seq_bound && t != 1)
+        return dnrt_fail(err, DNRT_ERR_ARG, "train_step: t = %lld, but this model has no sequence axis (pass 0)",
+                         (long long)t);
     if (s && (!s->d->trains || !s->d->train))
         return dnrt_fail(
             err, DNRT_ERR_STATE,
             "train_step: this library was compiled without training (dnnc --no-train or no train section)");
-    if (check_args(s, "train_step", n, inputs, s ? s->d->ninputs : 0, s ? s->d->inputs : NULL, "input", err)) return -1;
+    if (check_args(s, "train_step", n, t, inputs, s ? s->d->ninputs : 0, s ? s->d->inputs : NULL, "input", err))
+        return -1;
     const dnrt_model_desc *d = s->d;
     if (!loss) return dnrt_fail(err, DNRT_ERR_ARG, "train_step: loss is NULL");
     if (s->lr_refused)
@@ -198,6 +244,7 @@ int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *input
         return -1;
     void *outs[1] = {loss};
     dnrt_call c = {.n = n,
+                   .t = t,
                    .arena = s->arena,
                    .state = s->state,
                    .inputs = inputs,

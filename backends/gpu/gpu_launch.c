@@ -104,6 +104,13 @@ static DnStatus gpu_launch(DnHost *H, const DnLaunch *l)
         dn_error(H->cx, l->op->loc, "gpu backend: no kernel for op '%s'", dn_op_info[l->op->kind].name);
         return DN_ERR;
     }
+    if (l->seq_form != DN_SEQ_NONE) {
+        dn_error(H->cx, l->op->loc,
+                 "gpu backend: %s over the run-time sequence axis T is not supported on GPU targets yet "
+                 "(build for --target=cpu, or declare T as a fixed size)",
+                 dn_op_info[l->op->kind].name);
+        return DN_ERR;
+    }
     DnGpuGen G = {.H = H, .l = l, .op = l->op, .prog = &M->prog};
     gen(&G);
     DN_ASSERT(!G.open);

@@ -50,7 +50,8 @@ enum {
     DN_CALL_STEP,
     DN_CALL_SEED,
     DN_CALL_LR,
-    DN_CALL_DEV
+    DN_CALL_DEV,
+    DN_CALL_T
 }; /* ORDER dnrt_call fields */
 
 #define DN_LAUNCH_MAX_IN   8
@@ -83,7 +84,13 @@ typedef struct DnLaunch {
     LLVMValueRef c;     /* its parameter: ptr to the dnrt_call */
     int nptrs;
     DnLaunchPtr ptr[DN_LAUNCH_MAX_PTRS];
+    DnSeqForm seq_form; /* how the op meets the sequence axis T (ir/seq.c); DN_SEQ_ROWS: its kernel's batch is n * t */
 } DnLaunch;
+
+/* The batch count a kernel of 'l' sees, loaded from the dnrt_call 'c' in
+ * the function being built: n, or n * t for a DN_SEQ_ROWS op (addresses
+ * always use n). */
+LLVMValueRef dn_host_kernel_n(DnHost *H, const DnLaunch *l, LLVMValueRef c, LLVMValueRef n);
 
 /* ---- the backend's hooks ---------------------------------------------------
  * A backend built on the host layer supplies these; the host calls them while

@@ -87,6 +87,16 @@ void dn_host_launch_fill(DnLaunch *l)
     for (int i = 0; i < op->nin; i++) l->ptr[l->nptrs++] = value_ptr(l->plan, op->in[i], side);
     for (int i = 0; i < op->nout; i++) l->ptr[l->nptrs++] = value_ptr(l->plan, op->out[i], true);
     mark_facts(l);
+    const char *why;
+    l->seq_form = dn_op_seq_form(op, &why);
+    DN_ASSERT(l->seq_form != DN_SEQ_UNSUPPORTED); /* refused where the op was built */
+}
+
+LLVMValueRef dn_host_kernel_n(DnHost *H, const DnLaunch *l, LLVMValueRef c, LLVMValueRef n)
+{
+    if (l->seq_form != DN_SEQ_ROWS) return n;
+    LLVMValueRef t = LLVMBuildLoad2(H->b, H->i64, LLVMBuildStructGEP2(H->b, H->call_t, c, DN_CALL_T, ""), "t");
+    return LLVMBuildNSWMul(H->b, n, t, "nt");
 }
 
 /* ---- addresses ------------------------------------------------------------------ */

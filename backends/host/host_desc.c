@@ -26,7 +26,7 @@ _Static_assert((int)DN_INIT_ZEROS == DNRT_INIT_ZEROS && (int)DN_INIT_ONES == DNR
 LLVMTypeRef dn_host_call_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i64 = LLVMInt64TypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {i64, ptr, ptr, ptr, ptr, ptr, i64, i64, LLVMFloatTypeInContext(ctx), ptr};
+    LLVMTypeRef f[] = {i64, ptr, ptr, ptr, ptr, ptr, i64, i64, LLVMFloatTypeInContext(ctx), ptr, i64};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -43,7 +43,7 @@ LLVMTypeRef dn_host_model_desc_type(LLVMContextRef ctx)
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
     LLVMTypeRef f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
     LLVMTypeRef f[] = {i32, ptr, i32, ptr, i32, ptr, i32, ptr, i64, i64, i64,
-                       ptr, i32, i64, i64, ptr, f32, ptr, i64, i64, ptr};
+                       ptr, i32, i64, i64, ptr, f32, ptr, i64, i64, ptr, i64};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -78,7 +78,8 @@ static LLVMValueRef tensor_desc(DnHost *H, const char *name, DnDType dt, const D
                                 int64_t offset, bool train_only, Range rg)
 {
     LLVMValueRef dims[6];
-    for (int i = 0; i < 6; i++) dims[i] = ci64(H, i < s->rank ? s->dim[i] : 0);
+    for (int i = 0; i < 6; i++)
+        dims[i] = ci64(H, i >= s->rank ? 0 : DN_DIM_IS_SEQ(s->dim[i]) ? DNRT_DIM_SEQ : s->dim[i]);
     LLVMValueRef f[15] = {
         cstring(H, name),
         ci32(H, dt),
@@ -167,7 +168,7 @@ LLVMValueRef dn_host_emit_descriptor(DnHost *H, LLVMValueRef infer_entry, LLVMVa
         LLVMSetVisibility(api, LLVMHiddenVisibility);
         LLVMSetGlobalConstant(api, 1);
     }
-    LLVMValueRef f[21] = {
+    LLVMValueRef f[22] = {
         ci32(H, DNRT_ABI_VERSION),
         cstring(H, m->name),
         ci32(H, nin),
@@ -189,12 +190,13 @@ LLVMValueRef dn_host_emit_descriptor(DnHost *H, LLVMValueRef infer_entry, LLVMVa
         ci64(H, m->infer_plan->arena_t),
         ci64(H, m->train ? m->train_plan->arena_t : 0),
         H->gpu_program ? H->gpu_program : LLVMConstNull(H->ptr),
+        ci64(H, dn_graph_seq_bound(m->infer)),
     };
     LLVMTypeRef dt = dn_host_model_desc_type(H->ctx);
     char name[256];
     snprintf(name, sizeof name, "%s_descriptor", m->name);
     LLVMValueRef g = LLVMAddGlobal(H->mod, dt, name);
-    LLVMSetInitializer(g, LLVMConstNamedStruct(dt, f, 21));
+    LLVMSetInitializer(g, LLVMConstNamedStruct(dt, f, 22));
     LLVMSetGlobalConstant(g, 1);
     LLVMSetAlignment(g, 8);
     LLVMAddAlias2(H->mod, dt, 0, g, "dnnc_descriptor");
@@ -255,29 +257,41 @@ static LLVMValueRef pack_ptrs(DnHost *H, LLVMValueRef f, int first, int n)
     return arr;
 }
 
-/* M_infer(m, n, inputs..., outputs..., err) and, with training,
- * M_train_step(m, n, all inputs..., loss, err). */
+/* M_infer(m, n, [t,] inputs..., outputs..., err) and, with training,
+ * M_train_step(m, n, [t,] all inputs..., loss, err): t, the sequence
+ * length, only for a model with the sequence axis T (else 0 is passed on). */
 static void run_fns(DnHost *H)
 {
     const DnModule *m = H->m;
     const DnValue *ins[MAX_IO];
     int nall = module_inputs(m, ins, MAX_IO), nin = m->infer->inputs.len, nout = m->infer->outputs.len;
-    LLVMTypeRef args[2 * MAX_IO + 4], ft;
-    DN_ASSERT(nin + nout + 3 <= 2 * MAX_IO);
-    for (int i = 0; i < 2 * MAX_IO + 4; i++) args[i] = H->ptr;
-    args[1] = H->i64;
-    LLVMTypeRef rargs[5] = {H->ptr, H->i64, H->ptr, H->ptr, H->ptr};
-    LLVMValueRef rt = rt_fn(H, "dnrt_session_infer", H->i32, rargs, 5, &ft);
-    LLVMValueRef f = export_fn(H, "infer", H->i32, args, nin + nout + 3);
-    LLVMValueRef vals[5] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), pack_ptrs(H, f, 2, nin),
-                            pack_ptrs(H, f, 2 + nin, nout), LLVMGetParam(f, (unsigned)(2 + nin + nout))};
-    LLVMBuildRet(H->b, LLVMBuildCall2(H->b, ft, rt, vals, 5, ""));
+    int st = dn_graph_seq_bound(m->infer) ? 1 : 0, p0 = 2 + st; /* the first pointer parameter */
+    LLVMTypeRef args[2 * MAX_IO + 5], ft;
+    DN_ASSERT(nin + nout + 4 <= 2 * MAX_IO);
+    for (int i = 0; i < 2 * MAX_IO + 5; i++) args[i] = H->ptr;
+    args[1] = H->i64, args[2] = st ? H->i64 : H->ptr;
+    LLVMTypeRef rargs[6] = {H->ptr, H->i64, H->i64, H->ptr, H->ptr, H->ptr};
+    LLVMValueRef rt = rt_fn(H, "dnrt_session_infer_seq", H->i32, rargs, 6, &ft);
+    LLVMValueRef f = export_fn(H, "infer", H->i32, args, nin + nout + 3 + st);
+    LLVMValueRef t = st ? LLVMGetParam(f, 2) : LLVMConstInt(H->i64, 0, 0);
+    LLVMValueRef vals[6] = {LLVMGetParam(f, 0),
+                            LLVMGetParam(f, 1),
+                            t,
+                            pack_ptrs(H, f, p0, nin),
+                            pack_ptrs(H, f, p0 + nin, nout),
+                            LLVMGetParam(f, (unsigned)(p0 + nin + nout))};
+    LLVMBuildRet(H->b, LLVMBuildCall2(H->b, ft, rt, vals, 6, ""));
     if (!m->train) return;
-    rt = rt_fn(H, "dnrt_session_train_step", H->i32, rargs, 5, &ft);
-    f = export_fn(H, "train_step", H->i32, args, nall + 4);
-    LLVMValueRef tv[5] = {LLVMGetParam(f, 0), LLVMGetParam(f, 1), pack_ptrs(H, f, 2, nall),
-                          LLVMGetParam(f, (unsigned)(2 + nall)), LLVMGetParam(f, (unsigned)(3 + nall))};
-    LLVMBuildRet(H->b, LLVMBuildCall2(H->b, ft, rt, tv, 5, ""));
+    rt = rt_fn(H, "dnrt_session_train_step_seq", H->i32, rargs, 6, &ft);
+    f = export_fn(H, "train_step", H->i32, args, nall + 4 + st);
+    t = st ? LLVMGetParam(f, 2) : LLVMConstInt(H->i64, 0, 0);
+    LLVMValueRef tv[6] = {LLVMGetParam(f, 0),
+                          LLVMGetParam(f, 1),
+                          t,
+                          pack_ptrs(H, f, p0, nall),
+                          LLVMGetParam(f, (unsigned)(p0 + nall)),
+                          LLVMGetParam(f, (unsigned)(p0 + 1 + nall))};
+    LLVMBuildRet(H->b, LLVMBuildCall2(H->b, ft, rt, tv, 6, ""));
 }
 
 /* The exported typed functions; see header.c for their C declarations. */

@@ -47,7 +47,9 @@ void dn_host_call_kernel(DnHost *H, const DnLaunch *l, LLVMValueRef kfn, int64_t
     int64_t wn = cost.flops_n + cost.bytes_n / 4, wb = cost.flops_b + cost.bytes_b / 4;
     LLVMValueRef c = l->c, n = NULL;
     LLVMValueRef cnt = LLVMConstInt(H->i64, (unsigned long long)pb, 1);
-    if (pn || wn) n = LLVMBuildLoad2(H->b, H->i64, LLVMBuildStructGEP2(H->b, H->call_t, c, DN_CALL_N, ""), "n");
+    if (pn || wn)
+        n = dn_host_kernel_n(H, l, c,
+                             LLVMBuildLoad2(H->b, H->i64, LLVMBuildStructGEP2(H->b, H->call_t, c, DN_CALL_N, ""), "n"));
     if (pn)
         cnt = LLVMBuildNSWAdd(H->b, LLVMBuildNSWMul(H->b, n, LLVMConstInt(H->i64, (unsigned long long)pn, 1), ""), cnt,
                               "count");

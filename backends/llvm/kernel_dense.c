@@ -13,8 +13,12 @@
 static LLVMValueRef sdiv(DnKernel *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSDiv(k->L->b, a, b, ""); }
 static LLVMValueRef srem(DnKernel *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildSRem(k->L->b, a, b, ""); }
 
-/* A dimension that may be the batch N. */
-static LLVMValueRef dimv(DnKernel *k, int64_t d) { return d == DN_DIM_N ? k->n : dn_i64(k, d); }
+/* A dimension that may be the batch N or the sequence axis T. */
+static LLVMValueRef dimv(DnKernel *k, int64_t d)
+{
+    if (DN_DIM_IS_SEQ(d)) return k->t;
+    return d == DN_DIM_N ? k->n : dn_i64(k, d);
+}
 
 /* The shape of one matrix product, in elements; any of batch/M/K/P may
  * involve N (kept as LLVM values). */

@@ -90,15 +90,16 @@ void dn_kernel_embedding_bwd(DnKernel *k)
 void dn_kernel_sequence_mask(DnKernel *k)
 {
     const DnValue *len = k->op->in[0];
-    int64_t T = dn_op_int(k->op, "max_len"), per = tokens_per_item(len);
+    int64_t per = tokens_per_item(len);
+    LLVMValueRef T = dn_dim(k, k->op->out[0], k->op->out[0]->shape.rank - 1); /* max_len, or t */
     bool n = dn_shape_has_n(&len->shape);
     k->par_n = n ? per : 0;
     k->par_b = n ? 0 : per;
     LLVMBuilderRef b = k->L->b;
     DnLoop l = dn_loop_begin(k, k->begin, k->end, "s");
     LLVMValueRef L = LLVMBuildSExt(b, dn_load_i32(k, k->in[0], l.i), k->L->i64, "len");
-    LLVMValueRef dst = dn_mul(k, l.i, dn_i64(k, T));
-    DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, T), "t");
+    LLVMValueRef dst = dn_mul(k, l.i, T);
+    DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), T, "t");
     LLVMValueRef on = LLVMBuildICmp(b, LLVMIntSLT, lt.i, L, "");
     dn_store_f32(k, k->out[0], dn_add(k, dst, lt.i), LLVMBuildSelect(b, on, dn_f32(k, 1), dn_f32(k, 0), ""));
     dn_loop_end(k, &lt);

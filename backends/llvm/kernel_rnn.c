@@ -27,7 +27,8 @@
 
 typedef struct Rnn {
     const DnRnnCellInfo *c;
-    int64_t H, T, G, S, K;
+    int64_t H, G, S, K;
+    LLVMValueRef T; /* steps: a constant, or k->t for the sequence axis */
     bool rev;
     LLVMValueRef mask; /* NULL when absent */
 } Rnn;
@@ -37,7 +38,7 @@ static Rnn rnn_of(DnKernel *k, const DnValue *seq, int imask)
     Rnn r = {.c = dn_rnn_cell(dn_op_str(k->op, "cell"))};
     DN_ASSERT(r.c);
     r.H = k->op->in[3 - 2 * (k->op->kind == DN_OP_RNN_SCAN)]->shape.dim[1]; /* w_hh: operand 1 / 3 */
-    r.T = seq->shape.dim[1];
+    r.T = dn_dim(k, seq, 1);
     r.G = r.c->gates, r.S = r.c->state, r.K = r.c->saved;
     r.rev = dn_op_int(k->op, "reverse") != 0;
     r.mask = k->op->nin > imask ? k->in[imask] : NULL;
@@ -73,7 +74,7 @@ static LLVMValueRef ftanh(DnKernel *k, LLVMValueRef x) { return dn_call_f32(k, "
 static LLVMValueRef step_t(DnKernel *k, const Rnn *r, LLVMValueRef s, bool backward)
 {
     if (r->rev == backward) return s;
-    return LLVMBuildSub(k->L->b, dn_i64(k, r->T - 1), s, "t");
+    return LLVMBuildSub(k->L->b, LLVMBuildSub(k->L->b, r->T, dn_i64(k, 1), ""), s, "t");
 }
 
 /* Whether step t of item 'item' is part of its sequence (true without a mask). */
@@ -146,9 +147,9 @@ void dn_kernel_rnn_scan(DnKernel *k)
     dn_store_f32(k, s, li.i, dn_load_f32(k, k->in[3], li.i));
     dn_loop_end(k, &li);
 
-    DnLoop ls = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, r.T), "s");
+    DnLoop ls = dn_loop_begin(k, dn_i64(k, 0), r.T, "s");
     LLVMValueRef t = step_t(k, &r, ls.i, false);
-#define ROW(item) dn_add(k, dn_mul(k, (item), dn_i64(k, r.T)), t)
+#define ROW(item) dn_add(k, dn_mul(k, (item), r.T), t)
     /* slot 0: the h the step starts from */
     DnLoop l0 = dn_loop_begin(k, k->begin, k->end, "n");
     LLVMValueRef sv0 = dn_mul(k, ROW(l0.i), dn_i64(k, KH)), so0 = dn_mul(k, l0.i, dn_i64(k, SH));
@@ -246,9 +247,9 @@ void dn_kernel_rnn_scan_bwd(DnKernel *k)
     dn_store_f32(k, ds, li.i, dn_load_f32(k, k->in[1], li.i));
     dn_loop_end(k, &li);
 
-    DnLoop ls = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, r.T), "s");
+    DnLoop ls = dn_loop_begin(k, dn_i64(k, 0), r.T, "s");
     LLVMValueRef t = step_t(k, &r, ls.i, true);
-#define ROW(item) dn_add(k, dn_mul(k, (item), dn_i64(k, r.T)), t)
+#define ROW(item) dn_add(k, dn_mul(k, (item), r.T), t)
     /* the cell: dxg, dhg of the step, ds0 = the parts of dh_prev, dc_prev not through w_hh */
     DnLoop lc = dn_loop_begin(k, k->begin, k->end, "n");
     LLVMValueRef row = ROW(lc.i), gb = dn_mul(k, row, dn_i64(k, GH));

@@ -14,8 +14,9 @@
  *
  * Generators are specialised to static shapes: every dimension except N is
  * an LLVM constant, so loops have constant trip counts the optimizer can
- * unroll and vectorize.  A generator may replace its loop nest with a tiled
- * one without touching anything else.
+ * unroll and vectorize.  The sequence axis T (ir/seq.c) never reaches a
+ * generator as a dim, except in the DN_SEQ_AWARE ops, which read k->t.  A generator may replace its loop nest with a
+ * tiled one without touching anything else.
  */
 #ifndef DN_LLVM_INTERNAL_H
 #define DN_LLVM_INTERNAL_H
@@ -52,7 +53,8 @@ typedef struct DnKernel {
     const DnOp *op;
     LLVMValueRef fn;                     /* the kernel function */
     LLVMValueRef c, begin, end;          /* its parameters (c: ptr to dnrt_call) */
-    LLVMValueRef n;                      /* i64 batch size, loaded from c */
+    LLVMValueRef n;                      /* i64 batch size, loaded from c (n * t for a DN_SEQ_ROWS op) */
+    LLVMValueRef t;                      /* i64 sequence length, for a DN_SEQ_AWARE op only (else NULL) */
     LLVMValueRef in[DN_KERNEL_MAX_IN];   /* operand base pointers (NULL for absent optional operands) */
     LLVMValueRef out[DN_KERNEL_MAX_OUT]; /* result base pointers */
     int64_t par_n, par_b;                /* set by the generator; default 0, 1 (serial) */
@@ -107,7 +109,8 @@ bool dn_llvm_fast_kernels(const DnKernel *k);
 LLVMValueRef dn_i64(DnKernel *k, int64_t v);
 LLVMValueRef dn_i32(DnKernel *k, int32_t v);
 LLVMValueRef dn_f32(DnKernel *k, double v);
-/* Size of axis 'axis' of 'v' as an i64 value (k->n for the batch axis). */
+/* Size of axis 'axis' of 'v' as an i64 value (k->n for the batch axis, k->t
+ * for the sequence axis). */
 LLVMValueRef dn_dim(DnKernel *k, const DnValue *v, int axis);
 /* Product of all dims (N included). */
 LLVMValueRef dn_numel(DnKernel *k, const DnValue *v);

@@ -48,7 +48,8 @@ static LLVMValueRef build_wrapper(DnHost *H, const char *name, LLVMValueRef body
     LLVMValueRef nptr = LLVMBuildStructGEP2(H->b, H->call_t, c, DN_CALL_N, "");
     LLVMValueRef args[6 + DN_LAUNCH_MAX_PTRS];
     args[0] = c, args[1] = LLVMGetParam(fn, 1), args[2] = LLVMGetParam(fn, 2);
-    LLVMValueRef n = args[3] = LLVMBuildLoad2(H->b, H->i64, nptr, "n");
+    LLVMValueRef n = LLVMBuildLoad2(H->b, H->i64, nptr, "n");
+    args[3] = dn_host_kernel_n(H, l, c, n);
     dn_host_launch_ptrs(H, l, c, n, args + 4);
     int np = l->nptrs;
     if (ws) {
@@ -106,7 +107,10 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
     LLVMTypeRef body_t;
     LLVMValueRef body = add_body(H, name, l, nws, &body_t);
 
-    DnKernel k = {.L = H, .g = l->g, .plan = l->plan, .op = op, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
+    /* an op that treats every (n, t) position alike is generated as the same op over a batch of n * t */
+    const DnOp *kop = l->seq_form == DN_SEQ_ROWS ? dn_op_seq_rows(op, &H->cx->arena) : op;
+    DnKernel k = {
+        .L = H, .g = l->g, .plan = l->plan, .op = kop, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
     k.c = LLVMGetParam(body, 0), k.begin = LLVMGetParam(body, 1), k.end = LLVMGetParam(body, 2);
     k.n = LLVMGetParam(body, 3);
     for (int i = 0; i < op->nin; i++) k.in[i] = LLVMGetParam(body, 4 + (unsigned)i);
@@ -114,6 +118,7 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
     if (nws && ws.need.shared) k.ws_shared = LLVMGetParam(body, 4 + (unsigned)np);
     if (nws && ws.need.slice) k.ws_slice = LLVMGetParam(body, 5 + (unsigned)np);
     LLVMPositionBuilderAtEnd(H->b, LLVMAppendBasicBlockInContext(H->ctx, body, "entry"));
+    if (l->seq_form == DN_SEQ_AWARE) k.t = dn_call_field(&k, DN_CALL_T);
     gen(&k);
     LLVMBuildRetVoid(H->b); /* generators leave the builder at the end of their last block */
     dn_llvm_check_scratch(&k);

@@ -20,6 +20,10 @@ LLVMValueRef dn_dim(DnKernel *k, const DnValue *v, int axis)
 {
     DN_ASSERT(axis >= 0 && axis < v->shape.rank);
     if (v->shape.dim[axis] == DN_DIM_N) return k->n;
+    if (DN_DIM_IS_SEQ(v->shape.dim[axis])) {
+        DN_ASSERT(k->t);
+        return k->t;
+    }
     return dn_i64(k, v->shape.dim[axis]);
 }
 

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define DNRT_ABI_VERSION 5
+#define DNRT_ABI_VERSION 6
 
 /* The types a generated header repeats (same guard, identical text). */
 #ifndef DNRT_COMMON_TYPES
@@ -81,7 +81,7 @@ typedef struct dnrt_tensor_desc {
     const char *name;
     int32_t dtype; /* dnrt_dtype */
     int32_t rank;
-    int64_t dim[6]; /* dim[0] == -1: the batch dimension n */
+    int64_t dim[6]; /* dim[0] == -1: the batch dimension n; dim[1] == -2 (ABI 6): the sequence length t */
     /* state tensors only: */
     int64_t offset; /* byte offset in the session's state block (64-aligned) */
     int32_t kind;   /* dnrt_state_kind */
@@ -113,6 +113,7 @@ typedef struct dnrt_call {
     uint64_t seed;           /* session seed (dropout) */
     float lr;                /* base learning rate (set_lr) */
     struct dnrt_device *dev; /* GPU targets (ABI 5): the session's device (runtime-private); else NULL */
+    int64_t t;               /* (ABI 6) the sequence length, 1..seq_bound; 1 for a model without T */
 } dnrt_call;
 
 /* An entry function runs a graph's ops in order and returns 0, or (ABI 4)
@@ -163,6 +164,11 @@ typedef struct dnrt_api {
     int64_t (*get_step)(const dnrt_session *s);
     int (*set_learning_rate)(dnrt_session *s, float lr, dnrt_error *err);         /* ABI 4 */
     int (*device_info)(dnrt_session *s, dnrt_device_info *info, dnrt_error *err); /* ABI 5 */
+    /* (ABI 6) infer and train_step at sequence length t (see "The sequence axis" below) */
+    int (*infer_seq)(dnrt_session *s, int64_t n, int64_t t, const void *const *inputs, void *const *outputs,
+                     dnrt_error *err);
+    int (*train_step_seq)(dnrt_session *s, int64_t n, int64_t t, const void *const *inputs, float *loss,
+                          dnrt_error *err);
 } dnrt_api;
 
 struct dnrt_model_desc {
@@ -186,7 +192,21 @@ struct dnrt_model_desc {
     int64_t infer_arena_t, train_arena_t;
     /* GPU targets (ABI 5): the kernels the entries launch; NULL for the CPU target */
     const struct dnrt_gpu_program *gpu;
+    /* (ABI 6) the bound of the sequence axis T (tensor dims of -2), 0 when the model has none;
+     * the arenas above are sized for t = seq_bound */
+    int64_t seq_bound;
 };
+
+/* ---- the sequence axis (ABI 6) ------------------------------------------------
+ * A model whose inputs are declared with T<=bound (tokens: i32[N, T<=256])
+ * runs at any sequence length t in 1..bound, given with n at each call:
+ * every tensor with dim[1] == -2 then holds n * t * (the other dims)
+ * elements, contiguous.  infer and train_step run such a model at
+ * t = seq_bound.  infer_seq and train_step_seq take t; t = 0 means
+ * seq_bound (or, for a model without T, the only length there is), and a t
+ * above the bound is refused with DNRT_ERR_ARG. */
+#define DNRT_DIM_BATCH (-1)
+#define DNRT_DIM_SEQ   (-2)
 
 /* ---- GPU targets (ABI 5) ------------------------------------------------------
  * A library built for --target=cuda or --target=opencl has the same
@@ -265,6 +285,12 @@ int dnrt_session_infer(dnrt_session *s, int64_t n, const void *const *inputs, vo
  * or "the gradient of 'fc.weight' is not finite", "the new value of 'bn1.running_var' is not
  * finite", with a note when some state tensor was already not finite before the step. */
 int dnrt_session_train_step(dnrt_session *s, int64_t n, const void *const *inputs, float *loss, dnrt_error *err);
+int dnrt_session_infer_seq(dnrt_session *s, int64_t n, int64_t t, const void *const *inputs, void *const *outputs,
+                           dnrt_error *err);
+int dnrt_session_train_step_seq(dnrt_session *s, int64_t n, int64_t t, const void *const *inputs, float *loss,
+                                dnrt_error *err);
+/* Elements of tensor 'd' at batch size n and sequence length t (0 on overflow). */
+int64_t dnrt_tensor_count(const dnrt_tensor_desc *d, int64_t n, int64_t t);
 void dnrt_session_set_lr(dnrt_session *s, float lr);
 int dnrt_session_set_learning_rate(dnrt_session *s, float lr, dnrt_error *err);
 float dnrt_session_get_lr(const dnrt_session *s);
