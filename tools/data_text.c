@@ -19,6 +19,7 @@ typedef struct Text {
     int nfiles;
     TextFile *f;
     int64_t T, V, cap;    /* window length, logits per position, batch capacity */
+    int64_t seq_t;        /* the t of infer_seq/train_step_seq: T for a model with T<=bound, else 0 */
     int64_t train_starts; /* offsets a training window may start at, over all files */
     int64_t held_windows; /* after --limit */
     int64_t train_bytes, held_bytes;
@@ -43,26 +44,45 @@ static int64_t file_held_windows(const Text *t, const TextFile *f)
     return held > t->T ? (held - 1) / t->T : 0;
 }
 
+/* The window length: the model's fixed T, or for T<=bound --seq-len (default
+ * the bound); *seq_t is what the _seq calls take (0 for a fixed T). */
+static int window_len(const char *path, const dnrt_model_desc *d, const dnrt_tensor_desc *x, const Opts *o, Text *t)
+{
+    if (x->dim[1] != DNRT_DIM_SEQ) {
+        if (o->seq_len && o->seq_len != x->dim[1])
+            return runtime_error("--seq-len %lld: model '%s' (%s) has a fixed sequence length of %lld",
+                                 (long long)o->seq_len, d->name, path, (long long)x->dim[1]);
+        t->T = x->dim[1], t->seq_t = 0;
+        return 0;
+    }
+    if (o->seq_len > d->seq_bound)
+        return runtime_error("--seq-len %lld is above the bound of model '%s' (%s): T<=%lld", (long long)o->seq_len,
+                             d->name, path, (long long)d->seq_bound);
+    t->T = t->seq_t = o->seq_len ? o->seq_len : d->seq_bound;
+    return 0;
+}
+
 /* Checks the model: one i32[N, T] input, logits f32[N, T, V >= 256] first,
  * and (training) one i32[N, T] label. */
-static int check_model(const char *path, const Model *m, int training, Text *t)
+static int check_model(const char *path, const Model *m, const Opts *o, int training, Text *t)
 {
     const dnrt_model_desc *d = m->d;
     const dnrt_tensor_desc *x = &d->inputs[0], *z = &d->outputs[0];
     int nmodel = 0;
     for (int i = 0; i < d->ninputs; i++) nmodel += !d->inputs[i].train_only;
-    if (nmodel != 1 || x->dtype != DNRT_I32 || x->rank != 2 || x->dim[0] != -1 || x->dim[1] < 1)
+    if (nmodel != 1 || x->dtype != DNRT_I32 || x->rank != 2 || x->dim[0] != -1 ||
+        (x->dim[1] < 1 && x->dim[1] != DNRT_DIM_SEQ))
         return runtime_error("%s: model '%s' does not take one i32[N, T] token input: text data needs that", path,
                              d->name);
-    t->T = x->dim[1];
-    if (d->noutputs < 1 || z->dtype != DNRT_F32 || z->rank != 3 || z->dim[0] != -1 || z->dim[1] != t->T ||
+    if (window_len(path, d, x, o, t)) return 1;
+    if (d->noutputs < 1 || z->dtype != DNRT_F32 || z->rank != 3 || z->dim[0] != -1 || z->dim[1] != x->dim[1] ||
         z->dim[2] < 256)
         return runtime_error("%s: model '%s': text data needs a first output f32[N, %lld, V] of logits with V >= 256 "
                              "(one per byte value)",
                              path, d->name, (long long)t->T);
     t->V = z->dim[2];
     if (!training) return 0;
-    int64_t lab[2] = {-1, t->T};
+    int64_t lab[2] = {-1, x->dim[1]};
     if (d->ninputs != 2 || !shape_is(&d->inputs[1], DNRT_I32, 2, lab))
         return runtime_error("%s: model '%s': text training needs exactly one i32[N, %lld] label input (the next "
                              "bytes) besides the tokens",
@@ -178,7 +198,7 @@ static int evaluate(void *ctx, Model *m, char *summary, size_t len)
             dnrt_error err = {0};
             const void *in[1] = {t->tok};
             void *out[1] = {t->logits};
-            if (m->api->infer(m->s, n, in, out, &err)) return runtime_error("infer: %s", err.message);
+            if (m->api->infer_seq(m->s, n, t->seq_t, in, out, &err)) return runtime_error("infer: %s", err.message);
             add_loss(t, n, &sum);
             n = 0;
         }
@@ -193,14 +213,19 @@ int text_train(const Opts *o)
 {
     Model m;
     Text t = {0};
-    int rc = seq_open_training(o, &m) || check_model(o->model, &m, 1, &t) || text_open(o, 1, &t);
+    int rc = seq_open_training(o, &m) || check_model(o->model, &m, o, 1, &t) || text_open(o, 1, &t);
     if (!rc) {
         int64_t windows = t.train_bytes / t.T > 0 ? t.train_bytes / t.T : 1;
         if (o->limit > 0 && windows > o->limit) windows = o->limit;
         printf("text: %d file(s), %lld training bytes, %lld held-out bytes (the last 10%% of each file), T = %lld\n",
                t.nfiles, (long long)t.train_bytes, (long long)t.held_bytes, (long long)t.T);
-        SeqTask task = {
-            .ctx = &t, .unit = "windows", .bits = 1, .examples = windows, .fill = fill_train, .evaluate = evaluate};
+        SeqTask task = {.ctx = &t,
+                        .unit = "windows",
+                        .bits = 1,
+                        .examples = windows,
+                        .seq_t = t.seq_t,
+                        .fill = fill_train,
+                        .evaluate = evaluate};
         rc = seq_train(&m, o, &task, t.cap);
     }
     text_free(&t);
@@ -213,7 +238,7 @@ int text_eval(const Opts *o)
     Model m;
     Text t = {0};
     char summary[512];
-    int rc = open_model(o->model, &m) || check_model(o->model, &m, 0, &t) || load_weights(o, &m) ||
+    int rc = open_model(o->model, &m) || check_model(o->model, &m, o, 0, &t) || load_weights(o, &m) ||
              text_open(o, 0, &t) || evaluate(&t, &m, summary, sizeof summary);
     if (!rc) printf("%s\n", summary);
     text_free(&t);

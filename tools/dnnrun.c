@@ -70,7 +70,8 @@ static const char usage_text[] =
     "                       (bytes) and returns logits f32[N, T, V >= 256]; train's label is\n"
     "                       i32[N, T] (the next bytes).  The last 10% of each file is held\n"
     "                       out; training takes windows of T+1 bytes at seeded random\n"
-    "                       offsets, train_bytes / T windows an epoch\n"
+    "                       offsets, train_bytes / T windows an epoch.  A model declared\n"
+    "                       with T<=bound runs at T = --seq-len (default: the bound)\n"
     "  pairs:FILE           sequence to sequence: lines 'source<TAB>target' (bytes); inputs\n"
     "                       by name src i32[N, S], optional src_len i32[N], tgt_in i32[N, T]\n"
     "                       (1 = BOS, target, 0s), train label i32[N, T] (target, 2 = EOS,\n"
@@ -94,6 +95,8 @@ static const char usage_text[] =
     "  --limit K         use only the first K images or pairs of each split (text: at most\n"
     "                    K windows an epoch and K held-out windows)\n"
     "  --count K         images or pairs to show (infer, default 10)\n"
+    "  --seq-len L       text: the window length T for a model whose sequence axis is\n"
+    "                    declared T<=bound (1..bound; default the bound)\n"
     "  --acc-every K     running train accuracy from infer on every K-th batch\n"
     "                    (default 20; 0 turns it off; fashion-mnist)\n"
     "  --no-standardize  feed x/255 instead of (x/255 - 0.2860)/0.3530 (fashion-mnist)\n"
@@ -200,7 +203,7 @@ static void parse_option(Opts *o, int argc, char **argv, int *i)
     static const char *const with_value[] = {"--data",    "--epochs",      "--batch",   "--seed",    "--lr",
                                              "--threads", "--save",        "--resume",  "--weights", "--limit",
                                              "--count",   "--acc-every",   "--diverge", "--test",    "--prompt",
-                                             "--length",  "--temperature", "--top-k",   NULL};
+                                             "--length",  "--temperature", "--top-k",   "--seq-len", NULL};
     int known = 0;
     for (int k = 0; with_value[k]; k++) known |= strcmp(a, with_value[k]) == 0;
     if (!known) usage_error("unknown option '%s'", a);
@@ -220,6 +223,8 @@ static void parse_option(Opts *o, int argc, char **argv, int *i)
         o->limit = parse_int(a, v, 1);
     else if (!strcmp(a, "--count"))
         o->count = parse_int(a, v, 1);
+    else if (!strcmp(a, "--seq-len"))
+        o->seq_len = parse_int(a, v, 1);
     else if (!strcmp(a, "--acc-every"))
         o->acc_every = parse_int(a, v, 0);
     else if (!strcmp(a, "--save"))
@@ -287,6 +292,7 @@ static void parse_args(int argc, char **argv, Opts *o)
     if ((!strcmp(o->cmd, "eval") || !strcmp(o->cmd, "infer") || !strcmp(o->cmd, "generate")) && !o->weights)
         usage_error("%s: --weights W.safetensors is required", o->cmd);
     if (o->test && o->data != DATA_PAIRS) usage_error("--test FILE goes with --data pairs:FILE only");
+    if (o->seq_len && o->data != DATA_TEXT) usage_error("--seq-len L goes with --data text:FILE only");
     if (!strcmp(o->cmd, "infer") && o->data == DATA_TEXT)
         usage_error("infer: text data has no examples to show; dnnrun generate samples text from a step library");
     if (strcmp(o->cmd, "generate") && (o->prompt || o->greedy))
@@ -393,7 +399,9 @@ void print_shape(FILE *f, const dnrt_tensor_desc *t)
 {
     fprintf(f, "%s[", dtype_name(t->dtype));
     for (int i = 0; i < t->rank; i++) {
-        if (t->dim[i] < 0)
+        if (t->dim[i] == DNRT_DIM_SEQ)
+            fprintf(f, "%sT", i ? ", " : "");
+        else if (t->dim[i] < 0)
             fprintf(f, "%sN", i ? ", " : "");
         else
             fprintf(f, "%s%lld", i ? ", " : "", (long long)t->dim[i]);
@@ -405,7 +413,9 @@ const char *shape_str(const dnrt_tensor_desc *t, char *buf, size_t len)
 {
     size_t at = (size_t)snprintf(buf, len, "%s[", dtype_name(t->dtype));
     for (int i = 0; i < t->rank && at < len; i++) {
-        if (t->dim[i] < 0)
+        if (t->dim[i] == DNRT_DIM_SEQ)
+            at += (size_t)snprintf(buf + at, len - at, "%sT", i ? ", " : "");
+        else if (t->dim[i] < 0)
             at += (size_t)snprintf(buf + at, len - at, "%sN", i ? ", " : "");
         else
             at += (size_t)snprintf(buf + at, len - at, "%s%lld", i ? ", " : "", (long long)t->dim[i]);
@@ -505,6 +515,9 @@ static int cmd_info(const Opts *o)
     }
     printf("model %s (%s, ABI %u)\n", d->name, o->model, d->abi_version);
     print_target(d);
+    if (d->seq_bound)
+        printf("sequence axis: T, any length t in 1..%lld at each call (arenas sized for t = %lld)\n",
+               (long long)d->seq_bound, (long long)d->seq_bound);
     print_tensors("inputs", d->ninputs, d->inputs, 0);
     print_tensors("outputs", d->noutputs, d->outputs, 0);
     print_tensors("state", d->nstate, d->state, 1);

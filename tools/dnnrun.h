@@ -23,6 +23,7 @@ typedef struct Opts {
     const char *files;    /* text: the comma-separated files; pairs: the training file */
     const char *test;     /* pairs: --test FILE */
     int64_t epochs, batch, limit, count, acc_every, threads;
+    int64_t seq_len; /* --seq-len: the sequence length t of a model with T<=bound (0: the bound) */
     uint64_t seed;
     float lr;
     double diverge;

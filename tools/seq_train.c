@@ -51,7 +51,7 @@ static int run_epoch(Model *m, const Opts *o, SeqTask *t, int64_t batch, int64_t
         t->fill(t->ctx, first, n, rng, in);
         dnrt_error err = {0};
         float loss = 0;
-        if (m->api->train_step(m->s, n, in, &loss, &err)) {
+        if (m->api->train_step_seq(m->s, n, t->seq_t, in, &loss, &err)) {
             if (err.code == DNRT_ERR_NONFINITE)
                 return runtime_error("epoch %lld, step %lld of %lld went non-finite: %s; training stopped, --save %s "
                                      "not written (it keeps %s)",

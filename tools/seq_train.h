@@ -11,6 +11,7 @@ typedef struct SeqTask {
     const char *unit; /* what an example is, plural: "windows", "pairs" */
     int bits;         /* 1: losses are per byte, reported also as bits per character (loss / ln 2) */
     int64_t examples; /* per epoch */
+    int64_t seq_t;    /* the sequence length train steps run at (0: the model's own, see dnrt.h) */
     /* Before each epoch (a shuffle, or nothing); 'rng' is the run's stream. */
     void (*begin_epoch)(void *ctx, uint64_t *rng);
     /* Fills the batch buffers (all inputs, descriptor order) with examples
