@@ -352,6 +352,10 @@ typedef enum {
     DN_SEQ_UNSUPPORTED, /* *why says what is missing */
 } DnSeqForm;
 DnSeqForm dn_op_seq_form(const DnOp *op, const char **why);
+/* Whether the operands and attributes of an op with T allow a supported
+ * form, checked before its shape rule runs (a matmul whose result would put
+ * T on another axis fails here, not in the rule); false sets *why. */
+bool dn_op_seq_operands_ok(const DnOp *op, const char **why);
 /* A copy of 'op' (in 'a') whose [N, T, ...] values are [N, ...], N standing
  * for n * t, with its axis and shape attributes renumbered to match.  The
  * copies keep their value ids, so plans and kernels address them as the

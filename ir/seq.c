@@ -153,11 +153,27 @@ static bool aware_form(const DnOp *op, const char **why)
         if (a->shape.rank == 3 && b->shape.rank == 3 && seq_prefix(&a->shape) && seq_prefix(&b->shape) &&
             dn_op_int(op, "trans_a") && !dn_op_int(op, "trans_b") && !dn_shape_has_seq(&op->out[0]->shape))
             return true;
-        *why = "a matrix product over T is supported as aᵀ·b with both [N, T, ...]";
+        *why = "a matrix product over T is supported as [N, T, K] times a matrix without T, or as a^T b with both [N, "
+               "T, ...]";
         return false;
     }
     default: return false;
     }
+}
+
+bool dn_op_seq_operands_ok(const DnOp *op, const char **why)
+{
+    *why = NULL;
+    if (op->kind != DN_OP_MATMUL) return true;
+    const DnShape *a = &op->in[0]->shape, *b = &op->in[1]->shape;
+    if (!dn_shape_has_seq(a) && !dn_shape_has_seq(b)) return true;
+    if (dn_shape_has_seq(a) && !dn_shape_has_seq(b) && !dn_op_int(op, "trans_a")) return true;
+    if (a->rank == 3 && b->rank == 3 && seq_prefix(a) && seq_prefix(b) && dn_op_int(op, "trans_a") &&
+        !dn_op_int(op, "trans_b"))
+        return true;
+    *why = "a matrix product over T is supported as [N, T, K] times a matrix without T, or as a^T b with both [N, "
+           "T, ...]";
+    return false;
 }
 
 DnSeqForm dn_op_seq_form(const DnOp *op, const char **why)

@@ -132,6 +132,12 @@ DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int 
                  seq_operand(op, sq, sizeof sq));
         return NULL;
     }
+    const char *why;
+    if (!dn_op_seq_operands_ok(op, &why)) {
+        dn_error(cx, loc, "%s over the run-time sequence axis T is not supported yet: %s (%s)", dn_op_info[kind].name,
+                 why, seq_operand(op, sq, sizeof sq));
+        return NULL;
+    }
     DnDType dt[DN_MAX_OUTS];
     DnShape sh[DN_MAX_OUTS];
     if (dn_infer_shapes(cx, op, dt, sh) != DN_OK) return NULL;
@@ -141,7 +147,6 @@ DnOp *dn_build(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, int 
         op->out[i]->index = i;
         op->out[i]->def = op;
     }
-    const char *why;
     if (dn_op_seq_form(op, &why) == DN_SEQ_UNSUPPORTED) {
         dn_error(cx, loc, "%s over the run-time sequence axis T is not supported yet: %s (%s)", dn_op_info[kind].name,
                  why, seq_operand(op, sq, sizeof sq));
