@@ -125,8 +125,11 @@ void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
     }
     char slices[48] = ""; /* the worker slices follow the pools */
     if (p->arena_t) snprintf(slices, sizeof slices, " + %lld*threads", (long long)p->arena_t);
-    fprintf(out, "  arena: %lld*N + %lld%s bytes (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,
-            (long long)p->arena_b, slices, (long long)p->naive_n, (long long)p->naive_b);
+    char seq[64] = ""; /* the values with T are sized for its bound, so any t fits */
+    int64_t bound = dn_graph_seq_bound(g);
+    if (bound) snprintf(seq, sizeof seq, " for any t <= %lld (T at its bound)", (long long)bound);
+    fprintf(out, "  arena: %lld*N + %lld%s bytes%s (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,
+            (long long)p->arena_b, slices, seq, (long long)p->naive_n, (long long)p->naive_b);
     free(nm.num);
     free(nm.value);
 }

@@ -25,7 +25,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 dnnc=$1
 out=$here/corpus
-rm -rf "$out"
+# regress-* files are inputs a fuzzer found and a fix was tested on: kept
+find "$out" -type f ! -name 'regress-*' -delete 2>/dev/null || true
 mkdir -p "$out/fuzz_frontend" "$out/fuzz_ir_read" "$out/fuzz_safetensors" "$out/fuzz_idx"
 
 # ---- .dnn sources -------------------------------------------------------------
@@ -107,7 +108,8 @@ for f in tests/ir/*.ir; do tail -n +2 "$f" >"$out/fuzz_ir_read/$(basename "$f")"
 for f in tests/passes/*.dnir; do cp "$f" "$out/fuzz_ir_read/"; done
 if [ -n "$dnnc" ]; then
     for f in examples/*.dnn tests/golden/*.dnn; do
-        if grep -q '^train ' "$f"; then
+        # (a file with several models needs --model; its models are in the .dnn corpus)
+        if grep -q '^train ' "$f" && [ "$(grep -c '^model ' "$f")" -eq 1 ]; then
             b=$(basename "$f" .dnn)
             "$dnnc" "$f" --emit=ir-opt --graph=train >"$out/fuzz_ir_read/opt_train_$b.ir"
             [ "$(wc -c <"$out/fuzz_ir_read/opt_train_$b.ir")" -le 16384 ] || rm "$out/fuzz_ir_read/opt_train_$b.ir"
