@@ -89,20 +89,9 @@ static bool aware_kind(DnOpKind k)
 
 bool dn_op_kind_takes_seq(DnOpKind k) { return rows_kind(k) || aware_kind(k); }
 
-/* The axis attribute an op of a rows kind has, or NULL. */
-static const DnAttr *axis_attr(const DnOp *op)
-{
-    switch (op->kind) {
-    case DN_OP_SOFTMAX:
-    case DN_OP_LOG_SOFTMAX:
-    case DN_OP_SOFTMAX_BWD:
-    case DN_OP_LOG_SOFTMAX_BWD:
-    case DN_OP_CONCAT:
-    case DN_OP_SLICE:
-    case DN_OP_SLICE_BWD: return dn_op_attr(op, "axis");
-    default: return NULL;
-    }
-}
+/* The axis attribute an op of a rows kind has (softmax, log_softmax and
+ * their backwards, concat, slice, slice_bwd), or NULL. */
+static const DnAttr *axis_attr(const DnOp *op) { return rows_kind(op->kind) ? dn_op_attr(op, "axis") : NULL; }
 
 static bool rows_form(const DnOp *op, const char **why)
 {

@@ -42,25 +42,6 @@ static void rnn_source(const char *c, int T, bool len, char *src, size_t n)
              is_lstm(c) ? "  c = r[2]\n" : "", T);
 }
 
-/* Writes the tensors '<c>.net.*' of 'g' as 'net.*' to a temporary file 'path'. */
-static void write_weights(const dnrt_st_file *g, const char *c, char *path)
-{
-    dnrt_st_tensor t[64];
-    char prefix[32];
-    int n = 0, plen = snprintf(prefix, sizeof prefix, "%s.net.", c);
-    for (int i = 0; i < g->ntensors && n < 64; i++)
-        if (!strncmp(g->tensors[i].name, prefix, (size_t)plen)) {
-            t[n] = g->tensors[i];
-            t[n++].name = g->tensors[i].name + strlen(c) + 1;
-        }
-    cr_assert_eq(n, 16, "%s: %d weights", c, n);
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
-}
-
 /* The library of rnn_source; 'train' false compiles inference only (--no-train: a fraction of the time). */
 static DnTestLib compiled(const char *c, int T, bool len, bool train)
 {
@@ -82,7 +63,7 @@ static void forward_case(const char *c)
     dnrt_st_file g;
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX", key[64];
-    write_weights(&g, c, weights);
+    dn_test_write_under(&g, c, "net", 16, weights);
     const int Ts[2] = {4, 6}, Bs[2] = {2, 3};
     for (int ti = 0; ti < 2; ti++) {
         DnTestLib lib = compiled(c, Ts[ti], false, false);
@@ -121,7 +102,7 @@ static void train_case(const char *c, const char *pre, const char *wc, int T, bo
     dnrt_st_file g, after;
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX", key[96];
-    write_weights(&g, wc, weights);
+    dn_test_write_under(&g, wc, "net", 16, weights);
     DnTestLib lib = compiled(c, T, len, true);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = dn_test_session(&lib, 2, 1);
@@ -129,17 +110,11 @@ static void train_case(const char *c, const char *pre, const char *wc, int T, bo
     cr_assert_eq(api->load(s, weights, &err), 0, "%s", err.message);
     const int64_t B = 3;
     const void *in[4];
-    int k = 0;
-    snprintf(key, sizeof key, "%s.x", pre);
-    in[k++] = dn_test_tensor(&g, key, DNRT_F32, B * T * IN);
-    if (len) {
-        snprintf(key, sizeof key, "%s.len", pre);
-        in[k++] = dn_test_tensor(&g, key, DNRT_I32, B);
-    }
-    snprintf(key, sizeof key, "%s.ty", pre);
-    in[k++] = dn_test_tensor(&g, key, DNRT_F32, B * T * DIRS * HID);
-    snprintf(key, sizeof key, "%s.th", pre);
-    in[k++] = dn_test_tensor(&g, key, DNRT_F32, B * LD * HID);
+    const DnTestInput want[] = {{"x", DNRT_F32, B * T * IN},
+                                {len ? "len" : NULL, DNRT_I32, B},
+                                {"ty", DNRT_F32, B * T * DIRS * HID},
+                                {"th", DNRT_F32, B * LD * HID}};
+    dn_test_golden_inputs(&g, pre, want, 4, in);
     float loss = dn_test_train_step(&lib, s, B, in);
     snprintf(key, sizeof key, "%s.loss", pre);
     dn_test_expect_close(key, &loss, dn_test_tensor(&g, key, DNRT_F32, 1), 1, RTOL, ATOL);
@@ -188,7 +163,7 @@ Test(rnn_golden, lstm_lengths_match_packed_sequences)
     dnrt_st_file g;
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX";
-    write_weights(&g, "lstm", weights);
+    dn_test_write_under(&g, "lstm", "net", 16, weights);
     DnTestLib lib = compiled("lstm", 6, true, false);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = dn_test_session(&lib, 2, 1);
@@ -218,7 +193,7 @@ Test(rnn_golden, lstm_batch_first_false_transposes)
     dnrt_st_file g;
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX", log[8192];
-    write_weights(&g, "lstm", weights);
+    dn_test_write_under(&g, "lstm", "net", 16, weights);
     const char *src = "model m(x: f32[4, 3, 3]) -> (y: f32[4, 3, 10], h: f32[3, 4, 5]) {\n"
                       "  r = x |> net: lstm(5, 2, bidirectional=true, batch_first=false, return_state=true)\n"
                       "  y = r[0]\n  h = r[1]\n}\n";
@@ -254,7 +229,7 @@ Test(rnn_golden, results_do_not_depend_on_thread_count)
     dnrt_st_file g, st[2];
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-rnn-w-XXXXXX";
-    write_weights(&g, "gru", weights);
+    dn_test_write_under(&g, "gru", "net", 16, weights);
     DnTestLib lib = compiled("gru", 4, false, true);
     const dnrt_api *api = lib.desc->api;
     float y[2][3 * 4 * 10], h[2][3 * 4 * 5], loss[2];

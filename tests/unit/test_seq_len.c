@@ -45,25 +45,6 @@ static DnTestLib seq_model(const char *c, bool len, bool train)
     return lib;
 }
 
-/* The golden weights '<c>.net.*' as 'net.*' in a temporary file 'path'. */
-static void golden_weights(const dnrt_st_file *g, const char *c, char *path)
-{
-    dnrt_st_tensor t[16];
-    char prefix[32];
-    int n = 0, plen = snprintf(prefix, sizeof prefix, "%s.net.", c);
-    for (int i = 0; i < g->ntensors && n < 16; i++)
-        if (!strncmp(g->tensors[i].name, prefix, (size_t)plen)) {
-            t[n] = g->tensors[i];
-            t[n++].name = g->tensors[i].name + strlen(c) + 1;
-        }
-    cr_assert_eq(n, 16, "%s: %d weights", c, n);
-    int fd = mkstemp(path);
-    cr_assert(fd >= 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
-}
-
 static dnrt_session *loaded(const DnTestLib *lib, const char *weights)
 {
     dnrt_session *s = dn_test_session(lib, 2, 1);
@@ -78,7 +59,7 @@ static void forward_case(const char *c)
     dnrt_st_file g;
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-seq-w-XXXXXX", key[64];
-    golden_weights(&g, c, weights);
+    dn_test_write_under(&g, c, "net", 16, weights);
     DnTestLib lib = seq_model(c, false, false);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = loaded(&lib, weights);
@@ -114,23 +95,17 @@ static void train_case(const char *pre, int T, bool len)
     dnrt_st_file g, after;
     dn_test_golden_open("rnn_goldens", &g);
     char weights[] = "/tmp/dnnc-seq-w-XXXXXX", key[96];
-    golden_weights(&g, "lstm", weights);
+    dn_test_write_under(&g, "lstm", "net", 16, weights);
     DnTestLib lib = seq_model("lstm", len, true);
     const dnrt_api *api = lib.desc->api;
     dnrt_session *s = loaded(&lib, weights);
     const int64_t B = 3;
     const void *in[4];
-    int k = 0;
-    snprintf(key, sizeof key, "%s.x", pre);
-    in[k++] = dn_test_tensor(&g, key, DNRT_F32, B * T * IN);
-    if (len) {
-        snprintf(key, sizeof key, "%s.len", pre);
-        in[k++] = dn_test_tensor(&g, key, DNRT_I32, B);
-    }
-    snprintf(key, sizeof key, "%s.ty", pre);
-    in[k++] = dn_test_tensor(&g, key, DNRT_F32, B * T * DIRS * HID);
-    snprintf(key, sizeof key, "%s.th", pre);
-    in[k++] = dn_test_tensor(&g, key, DNRT_F32, B * LD * HID);
+    const DnTestInput want[] = {{"x", DNRT_F32, B * T * IN},
+                                {len ? "len" : NULL, DNRT_I32, B},
+                                {"ty", DNRT_F32, B * T * DIRS * HID},
+                                {"th", DNRT_F32, B * LD * HID}};
+    dn_test_golden_inputs(&g, pre, want, 4, in);
     float loss = 0;
     dnrt_error err = {0};
     cr_assert_eq(api->train_step_seq(s, B, T, in, &loss, &err), 0, "%s", err.message);

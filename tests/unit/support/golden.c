@@ -3,6 +3,7 @@
  * Failures are Criterion assertions of the calling test. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "testlib.h"
@@ -82,6 +83,16 @@ void dn_test_expect_close(const char *what, const float *got, const float *ref, 
                  bad >= 0 ? got[bad] : 0.0, bad >= 0 ? ref[bad] : 0.0, rtol, atol);
 }
 
+/* Writes t[0..n) to a new file made from the mkstemp template 'path'. */
+static void write_new(const dnrt_st_tensor *t, int n, char *path)
+{
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    close(fd);
+    dnrt_error err = {0};
+    cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+}
+
 void dn_test_write_tensors(const dnrt_st_file *f, const char *const *names, int n, char *path)
 {
     dnrt_st_tensor t[16];
@@ -91,11 +102,33 @@ void dn_test_write_tensors(const dnrt_st_file *f, const char *const *names, int 
         cr_assert_not_null(x, "tensor '%s' missing", names[i]);
         t[i] = *x;
     }
-    int fd = mkstemp(path);
-    cr_assert_geq(fd, 0);
-    close(fd);
-    dnrt_error err = {0};
-    cr_assert_eq(dnrt_st_write(path, n, t, 0, NULL, NULL, &err), 0, "%s", err.message);
+    write_new(t, n, path);
+}
+
+int dn_test_golden_inputs(const dnrt_st_file *f, const char *pre, const DnTestInput *want, int n, const void **in)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (!want[i].name) continue;
+        char key[128];
+        snprintf(key, sizeof key, "%s.%s", pre, want[i].name);
+        in[k++] = dn_test_tensor(f, key, want[i].dtype, want[i].count);
+    }
+    return k;
+}
+
+void dn_test_write_under(const dnrt_st_file *f, const char *group, const char *under, int want, char *path)
+{
+    dnrt_st_tensor t[64];
+    char prefix[128];
+    int n = 0, plen = snprintf(prefix, sizeof prefix, "%s.%s.", group, under);
+    for (int i = 0; i < f->ntensors && n < 64; i++)
+        if (!strncmp(f->tensors[i].name, prefix, (size_t)plen)) {
+            t[n] = f->tensors[i];
+            t[n++].name = f->tensors[i].name + strlen(group) + 1;
+        }
+    cr_assert_eq(n, want, "%s: %d tensors, expected %d", prefix, n, want);
+    write_new(t, n, path);
 }
 
 void dn_test_golden_model_open(DnTestGoldenModel *G, const char *name, const char *const *params, int nparams)

@@ -57,6 +57,18 @@ void dn_test_expect_close(const char *what, const float *got, const float *ref, 
 /* Writes the tensors 'names' of 'f' (at most 16) to a new file made from
  * the mkstemp template 'path' (the caller unlinks it). */
 void dn_test_write_tensors(const dnrt_st_file *f, const char *const *names, int n, char *path);
+/* The golden tensors '<pre>.<name>' of want[0..n), in order, into in[]
+ * (asserting each dtype and count; an entry whose name is NULL is
+ * skipped); returns how many it stored. */
+typedef struct DnTestInput {
+    const char *name;
+    int32_t dtype;
+    int64_t count;
+} DnTestInput;
+int dn_test_golden_inputs(const dnrt_st_file *f, const char *pre, const DnTestInput *want, int n, const void **in);
+/* Same for the tensors of 'f' named '<group>.<under>.*', written as
+ * '<under>.*'; asserts there are exactly 'want' of them (at most 64). */
+void dn_test_write_under(const dnrt_st_file *f, const char *group, const char *under, int want, char *path);
 /* A golden file whose metadata 'source' is the model: compiled with the
  * real dnnc, a session (2 threads, seed 1), the golden 'params' loaded. */
 typedef struct DnTestGoldenModel {
