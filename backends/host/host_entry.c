@@ -42,8 +42,8 @@ static LLVMValueRef serial_cond(DnHost *H, int64_t pn, int64_t pb, int64_t wn, i
 /* if (serial) kfn(c, 0, count); else dnrt_parallel_for(c, kfn, count); */
 void dn_host_call_kernel(DnHost *H, const DnLaunch *l, LLVMValueRef kfn, int64_t pn, int64_t pb)
 {
-    DnCost cost;
-    dn_op_cost(l->op, &cost);
+    DnCost cost; /* per item of the kernel's batch: for a rows op over T, per (n, t) position */
+    dn_op_cost(l->seq_form == DN_SEQ_ROWS ? dn_op_seq_rows(l->op, &H->cx->arena) : l->op, &cost);
     int64_t wn = cost.flops_n + cost.bytes_n / 4, wb = cost.flops_b + cost.bytes_b / 4;
     LLVMValueRef c = l->c, n = NULL;
     LLVMValueRef cnt = LLVMConstInt(H->i64, (unsigned long long)pb, 1);
