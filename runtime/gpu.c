@@ -86,12 +86,11 @@ static int reserve(struct dnrt_device *dev, uint64_t *buf, size_t *cap, size_t n
     return 0;
 }
 
-/* Bytes of tensor 't' at batch size 'n' (its dims are checked by create). */
+/* Bytes of tensor 't' at batch size 'n' (its dims are checked by create;
+ * GPU libraries have no sequence axis T). */
 static size_t tensor_bytes(const dnrt_tensor_desc *t, int64_t n)
 {
-    int64_t count = 1;
-    for (int32_t i = 0; i < t->rank; i++) count *= t->dim[i] < 0 ? n : t->dim[i];
-    return (size_t)count * (size_t)dnrt_dtype_size(t->dtype);
+    return (size_t)dnrt_tensor_count(t, n, 1) * (size_t)dnrt_dtype_size(t->dtype);
 }
 
 int32_t dnrt_gpu_run(dnrt_session *s, dnrt_entry_fn entry, int64_t n, const void *const *inputs,

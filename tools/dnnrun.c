@@ -397,16 +397,8 @@ static const char *dtype_name(int32_t dt)
 
 void print_shape(FILE *f, const dnrt_tensor_desc *t)
 {
-    fprintf(f, "%s[", dtype_name(t->dtype));
-    for (int i = 0; i < t->rank; i++) {
-        if (t->dim[i] == DNRT_DIM_SEQ)
-            fprintf(f, "%sT", i ? ", " : "");
-        else if (t->dim[i] < 0)
-            fprintf(f, "%sN", i ? ", " : "");
-        else
-            fprintf(f, "%s%lld", i ? ", " : "", (long long)t->dim[i]);
-    }
-    fputc(']', f);
+    char buf[160];
+    fputs(shape_str(t, buf, sizeof buf), f);
 }
 
 const char *shape_str(const dnrt_tensor_desc *t, char *buf, size_t len)
