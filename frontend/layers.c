@@ -107,7 +107,7 @@ static bool coerce(Lower *L, const Spec *s, Val *v)
     const char *k = s->kind;
     if (!strcmp(k, "float") && v->kind == VAL_INT) *v = (Val){.kind = VAL_FLOAT, .f = (double)v->i};
     if (!strcmp(k, "float")) return v->kind == VAL_FLOAT;
-    if (!strcmp(k, "int")) return v->kind == VAL_INT;
+    if (!strcmp(k, "int") || !strcmp(k, "len")) return v->kind == VAL_INT;
     if (!strcmp(k, "bool")) return v->kind == VAL_BOOL;
     if (!strcmp(k, "str")) return v->kind == VAL_STR;
     if (!strcmp(k, "tensor")) return v->kind == VAL_TENSOR;
@@ -134,6 +134,7 @@ static const char *kind_phrase(const char *k)
     if (!strcmp(k, "tensors")) return "a list of tensors";
     if (!strcmp(k, "tensor")) return "a tensor";
     return !strcmp(k, "int")     ? "an int"
+           : !strcmp(k, "len")   ? "an int or T"
            : !strcmp(k, "float") ? "a number"
            : !strcmp(k, "bool")  ? "a bool"
            : !strcmp(k, "str")   ? "a string"
@@ -155,7 +156,11 @@ static bool bind_keyword(Lower *L, Scope *sc, const char *what, const Spec *sp, 
         return false;
     }
     given[j] = true;
-    out[j] = dn_lower_expr(L, sc, a->value);
+    if (!strcmp(sp[j].kind, "len") && a->value->kind == EXPR_NAME && !strcmp(a->value->s, "T") && L->seq_bound &&
+        !dn_scope_find(sc, "T")) /* the run-time sequence axis, as the dim it stands for */
+        out[j] = (Val){.kind = VAL_INT, .i = DN_DIM_SEQ(L->seq_bound)};
+    else
+        out[j] = dn_lower_expr(L, sc, a->value);
     if (out[j].kind == VAL_POISON) return false;
     if (coerce(L, &sp[j], &out[j])) return true;
     dn_error(L->cx, a->value->loc, "argument '%s' of %s must be %s, got %s", a->name, what, kind_phrase(sp[j].kind),
@@ -283,7 +288,7 @@ DnValue *dn_layer_param(Lower *L, const char *layer, const char *leaf, int rank,
 static DnInit kaiming(double fan_in)
 {
     double b = 1.0 / sqrt(fan_in > 0 ? fan_in : 1);
-    return (DnInit){DN_INIT_UNIFORM, -b, b};
+    return (DnInit){.kind = DN_INIT_UNIFORM, .a = -b, .b = b};
 }
 
 DnInit dn_layer_kaiming(double fan_in) { return kaiming(fan_in); }
@@ -519,7 +524,7 @@ static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, Dn
         return NULL;
     }
     int64_t c = x[0]->shape.rank >= 2 && static_dim(x[0], 1) ? static_dim(x[0], 1) : 1;
-    DnInit zeros = {DN_INIT_ZEROS, 0, 0}, ones = {DN_INIT_ONES, 0, 0};
+    DnInit zeros = {.kind = DN_INIT_ZEROS, .a = 0, .b = 0}, ones = {.kind = DN_INIT_ONES, .a = 0, .b = 0};
     DnValue *in[6] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, ones, e->loc),
                       param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &c, zeros, e->loc),
                       param(L, name, "running_mean", DN_PARAM_BUFFER, DN_DTYPE_F32, 1, &c, zeros, e->loc),
@@ -686,8 +691,8 @@ static Val build_chunk(Lower *L, const AstExpr *e, const char *name, DnValue **x
     return uniform_pieces(L, e, x[0], axis, d, 1 + (d - 1) / c);
 }
 
-/* embedding(num, dim, padding_idx=-1): weight [num, dim] ~ N(0, 1), as nn.Embedding
- * (whose padding row starts at zero; here it is drawn like the others) */
+/* embedding(num, dim, padding_idx=-1): weight [num, dim] ~ N(0, 1) with the
+ * padding row zero, as nn.Embedding */
 static DnValue *build_embedding(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     int64_t wd[2] = {a[0].i, a[1].i}, pad = a[2].i;
@@ -696,18 +701,20 @@ static DnValue *build_embedding(Lower *L, const AstExpr *e, const char *name, Dn
                  (long long)wd[0]);
         return NULL;
     }
-    DnValue *in[2] = {
-        x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, (DnInit){DN_INIT_NORMAL, 0, 1}, e->loc)};
+    DnValue *in[2] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd,
+                                  (DnInit){.kind = DN_INIT_NORMAL, .a = 0, .b = 1, .zero_row = pad >= 0 ? pad + 1 : 0},
+                                  e->loc)};
     if (!in[1]) return NULL;
     DnAttr at = dn_attr_int("padding_idx", pad);
     return dn_build1(L->cx, L->g, DN_OP_EMBEDDING, 2, in, 1, &at, e->loc);
 }
 
-/* sequence_mask(lengths, max_len): f32 [..., max_len], 1 where t < length */
+/* sequence_mask(lengths, max_len): f32 [..., max_len], 1 where t < length;
+ * max_len=T: [N, T], the mask of the run-time sequence axis */
 static DnValue *build_sequence_mask(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     (void)name;
-    if (a[0].i < 1) {
+    if (a[0].i < 1 && !DN_DIM_IS_SEQ(a[0].i)) {
         dn_error(L->cx, e->loc, "sequence_mask: max_len must be >= 1, got %lld", (long long)a[0].i);
         return NULL;
     }
@@ -750,7 +757,7 @@ static const LayerInfo layers[] = {
     {"split", 1, "sizes:ints axis:int=0", false, NULL, DN_OP_SLICE}, /* list results: list_layers */
     {"chunk", 1, "chunks:int axis:int=0", false, NULL, DN_OP_SLICE},
     {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
-    {"sequence_mask", 1, "max_len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
+    {"sequence_mask", 1, "max_len:len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
     /* recurrent layers (layers_rnn.c): a tensor, or a list with return_state */
     {"rnn", 1,
      "hidden:int num_layers:int=1 bias:bool=true batch_first:bool=true dropout:float=0 bidirectional:bool=false "

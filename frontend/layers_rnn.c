@@ -187,7 +187,7 @@ Val dn_build_rnn(Lower *L, const AstExpr *e, const char *name, DnValue **xs, con
         return dn_val_poison();
     DnValue *mask = r.lengths ? lengths_mask(L, e, r.lengths, batch, T) : NULL;
     if (r.lengths && !mask) return dn_val_poison();
-    DnInit init = {DN_INIT_UNIFORM, -1.0 / sqrt((double)H), 1.0 / sqrt((double)H)};
+    DnInit init = {.kind = DN_INIT_UNIFORM, .a = -1.0 / sqrt((double)H), .b = 1.0 / sqrt((double)H)};
     DnValue **hn = dn_arena_alloc(L->a, (size_t)LD * sizeof *hn), **cn = dn_arena_alloc(L->a, (size_t)LD * sizeof *cn);
     for (int64_t l = 0; l < r.layers; l++) {
         int64_t in = x->shape.dim[2];

@@ -335,6 +335,10 @@ static Val lower_name(Lower *L, Scope *sc, const AstExpr *e)
         dn_error(L->cx, e->loc, "'%s' is not a model output or a train input", e->s);
     else if (dn_layer_find(e->s) || find_block(L, e->s))
         dn_error(L->cx, e->loc, "'%s' is a layer or block; call it, e.g. x |> %s", e->s, e->s);
+    else if (!strcmp(e->s, "T") && L->seq_bound)
+        dn_error(L->cx, e->loc,
+                 "'T' is the run-time sequence axis, not a compile-time value; only sequence_mask(lengths, "
+                 "max_len=T) takes it");
     else
         dn_error(L->cx, e->loc, "unknown name '%s'", e->s);
     return dn_val_poison();
@@ -386,7 +390,7 @@ static Val eval_init(Lower *L, Scope *sc, const AstExpr *e, DnInit *init);
 
 static void exec_param(Lower *L, Scope *sc, const AstStmt *s)
 {
-    DnInit init = {DN_INIT_ZEROS, 0, 0};
+    DnInit init = {.kind = DN_INIT_ZEROS, .a = 0, .b = 0};
     if (s->e && eval_init(L, sc, s->e, &init).kind == VAL_POISON) return;
     if (dn_shape_has_n(&s->type->shape)) {
         dn_error(L->cx, s->type->loc, "a parameter's shape cannot use the batch dimension N");
@@ -755,7 +759,7 @@ static Val eval_init(Lower *L, Scope *sc, const AstExpr *e, DnInit *init)
         for (int i = 0; i < e->args.len && npos < 2; i++)
             if (!e->args.data[i].name) pos[npos++] = dn_lower_expr(L, sc, e->args.data[i].value);
         if (!dn_bind_args(L, sc, n, schema, e, pos, npos, a, 2)) return dn_val_poison();
-        *init = (DnInit){!strcmp(n, "normal") ? DN_INIT_NORMAL : DN_INIT_UNIFORM, a[0].f, a[1].f};
+        *init = (DnInit){.kind = !strcmp(n, "normal") ? DN_INIT_NORMAL : DN_INIT_UNIFORM, .a = a[0].f, .b = a[1].f};
         return vint(0);
     }
     dn_error(L->cx, e->loc, "a parameter initializer must be zeros, ones, normal(mean, std) or uniform(a, b)");

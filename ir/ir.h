@@ -145,6 +145,8 @@ typedef enum {
 typedef struct DnInit {
     DnInitKind kind;
     double a, b;
+    int64_t zero_row; /* 1 + an index along axis 0 whose row is set to 0 after the fill
+                         (embedding's padding_idx, as nn.Embedding); 0: none */
 } DnInit;
 
 typedef enum {
@@ -341,7 +343,8 @@ DnShape dn_shape_make(int rank, const int64_t *dims);
 bool dn_shape_has_seq(const DnShape *s);
 /* The bound of the graph's sequence axis (its inputs'), 0 when it has none. */
 int64_t dn_graph_seq_bound(const DnGraph *g);
-bool dn_op_has_seq(const DnOp *op); /* an operand or result has T */
+bool dn_op_has_seq(const DnOp *op);      /* an operand or result has T */
+int64_t dn_op_seq_bound(const DnOp *op); /* the bound of T in the op's values, 0 when none has T */
 /* Whether ops of this kind may take a value with T at all (checked before
  * their shape rule runs, so rules of other kinds never see T). */
 bool dn_op_kind_takes_seq(DnOpKind k);

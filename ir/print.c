@@ -172,6 +172,7 @@ static void print_param(FILE *out, const DnParam *q)
         fputc(')', out);
         break;
     }
+    if (q->init.zero_row) fprintf(out, " zero_row %lld", (long long)(q->init.zero_row - 1));
     print_loc(out, q->loc);
     fputc('\n', out);
 }

@@ -416,7 +416,7 @@ static void parse_input(Reader *r)
     bind(r, &name, v);
 }
 
-/* init = "zeros" | "ones" | ("uniform" | "normal") "(" number "," number ")" */
+/* init = ("zeros" | "ones" | ("uniform" | "normal") "(" number "," number ")") ["zero_row" int] */
 static DnInit parse_init(Reader *r)
 {
     DnInit init = {0};
@@ -434,6 +434,12 @@ static DnInit parse_init(Reader *r)
         expect(r, ')');
     } else
         fail_at(r, &t, "unknown initializer '%s'", t.text);
+    if (is_word(r, "zero_row")) {
+        next(r);
+        Tok row = take(r, T_INT, "a row index");
+        if (row.i < 0) fail_at(r, &row, "zero_row must be >= 0, got %lld", (long long)row.i);
+        init.zero_row = row.i + 1;
+    }
     return init;
 }
 

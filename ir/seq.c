@@ -53,6 +53,23 @@ bool dn_op_has_seq(const DnOp *op)
     return false;
 }
 
+static int64_t shape_seq_bound(const DnShape *s)
+{
+    for (int i = 0; i < s->rank; i++)
+        if (DN_DIM_IS_SEQ(s->dim[i])) return DN_SEQ_BOUND(s->dim[i]);
+    return 0;
+}
+
+int64_t dn_op_seq_bound(const DnOp *op)
+{
+    for (int i = 0; i < op->nin + op->nout; i++) {
+        const DnValue *v = i < op->nin ? op->in[i] : op->out ? op->out[i - op->nin] : NULL;
+        int64_t b = v ? shape_seq_bound(&v->shape) : 0;
+        if (b) return b;
+    }
+    return 0;
+}
+
 /* The kinds whose kernels treat every (n, t) position alike, given the
  * checks of rows_form. */
 static bool rows_kind(DnOpKind k)

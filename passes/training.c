@@ -53,7 +53,7 @@ static DnStatus train_batchnorms(DnPassCtx *pc, DnGraph *g)
 static DnValue *add_state(DnGraph *g, const DnParam *p, const char *slot)
 {
     char *name = dn_arena_printf(&g->arena, "optim.%s.%s", p->name, slot);
-    DnInit zeros = {DN_INIT_ZEROS, 0, 0};
+    DnInit zeros = {.kind = DN_INIT_ZEROS, .a = 0, .b = 0};
     return dn_graph_add_param(g, name, DN_PARAM_OPTIM, p->dtype, &p->shape, zeros, p->loc)->value;
 }
 

@@ -92,13 +92,13 @@ struct dnrt_session;
 int dnrt_gpu_open(struct dnrt_session *s, const dnrt_options *opt, dnrt_error *err);
 void dnrt_gpu_close(struct dnrt_session *s);
 /* Runs 'entry' (an entry of the session's model) on the device with batch
- * size 'n': stages the 'ninputs' inputs described by in_desc[] to the device
+ * size 'n' and sequence length 't' (1 without T): stages the 'ninputs' inputs described by in_desc[] to the device
  * and, afterwards, the 'noutputs' outputs described by out_desc[] back
  * (host pointers; or, with device_io, device buffers used in place), with
  * an arena of 'arena_bytes'; 'host_outputs' stages the outputs even with
  * device_io (train_step's loss is always a host float).  Returns the entry's code (>= 0), or -1 with
  * 'err' filled when the device failed. */
-int32_t dnrt_gpu_run(struct dnrt_session *s, dnrt_entry_fn entry, int64_t n, const void *const *inputs,
+int32_t dnrt_gpu_run(struct dnrt_session *s, dnrt_entry_fn entry, int64_t n, int64_t t, const void *const *inputs,
                      const dnrt_tensor_desc *in_desc, int32_t ninputs, void *const *outputs,
                      const dnrt_tensor_desc *out_desc, int32_t noutputs, int host_outputs, int64_t arena_bytes,
                      dnrt_error *err);

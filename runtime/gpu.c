@@ -86,14 +86,14 @@ static int reserve(struct dnrt_device *dev, uint64_t *buf, size_t *cap, size_t n
     return 0;
 }
 
-/* Bytes of tensor 't' at batch size 'n' (its dims are checked by create;
- * GPU libraries have no sequence axis T). */
-static size_t tensor_bytes(const dnrt_tensor_desc *t, int64_t n)
+/* Bytes of tensor 'd' at batch size n and sequence length t (its dims are
+ * checked by create, n and t by the caller). */
+static size_t tensor_bytes(const dnrt_tensor_desc *d, int64_t n, int64_t t)
 {
-    return (size_t)dnrt_tensor_count(t, n, 1) * (size_t)dnrt_dtype_size(t->dtype);
+    return (size_t)dnrt_tensor_count(d, n, t) * (size_t)dnrt_dtype_size(d->dtype);
 }
 
-int32_t dnrt_gpu_run(dnrt_session *s, dnrt_entry_fn entry, int64_t n, const void *const *inputs,
+int32_t dnrt_gpu_run(dnrt_session *s, dnrt_entry_fn entry, int64_t n, int64_t t, const void *const *inputs,
                      const dnrt_tensor_desc *in_desc, int32_t ninputs, void *const *outputs,
                      const dnrt_tensor_desc *out_desc, int32_t noutputs, int host_outputs, int64_t arena_bytes,
                      dnrt_error *err)
@@ -114,7 +114,7 @@ int32_t dnrt_gpu_run(dnrt_session *s, dnrt_entry_fn entry, int64_t n, const void
         goto done;
     }
     for (int32_t i = 0; i < ninputs; i++) {
-        size_t nb = tensor_bytes(&in_desc[i], n);
+        size_t nb = tensor_bytes(&in_desc[i], n, t);
         if (dev->device_io) {
             ci[i] = (uint64_t)(uintptr_t)inputs[i];
             continue;
@@ -125,7 +125,7 @@ int32_t dnrt_gpu_run(dnrt_session *s, dnrt_entry_fn entry, int64_t n, const void
         ci[i] = dev->in[i];
     }
     for (int32_t i = 0; i < noutputs; i++) {
-        size_t nb = tensor_bytes(&out_desc[i], n);
+        size_t nb = tensor_bytes(&out_desc[i], n, t);
         if (dev->device_io && !host_outputs)
             co[i] = (uint64_t)(uintptr_t)outputs[i];
         else if (reserve(dev, &dev->out[i], &dev->out_bytes[i], nb, err))
@@ -135,7 +135,7 @@ int32_t dnrt_gpu_run(dnrt_session *s, dnrt_entry_fn entry, int64_t n, const void
     }
     dev->cur_in = ci, dev->cur_out = co;
     dev->fail.code = 0;
-    dnrt_call c = {.n = n, .step = s->step, .seed = s->seed, .lr = s->lr, .dev = dev};
+    dnrt_call c = {.n = n, .t = t, .step = s->step, .seed = s->seed, .lr = s->lr, .dev = dev};
     code = entry(&c);
     dev->cur_in = dev->cur_out = NULL;
     if (code < 0 || dev->fail.code) {
@@ -150,7 +150,7 @@ int32_t dnrt_gpu_run(dnrt_session *s, dnrt_entry_fn entry, int64_t n, const void
     }
     if (!dev->device_io || host_outputs)
         for (int32_t i = 0; i < noutputs; i++)
-            if (ops->read(dev->impl, co[i], 0, outputs[i], tensor_bytes(&out_desc[i], n), err)) {
+            if (ops->read(dev->impl, co[i], 0, outputs[i], tensor_bytes(&out_desc[i], n, t), err)) {
                 code = -1;
                 goto done;
             }
@@ -164,28 +164,30 @@ int32_t dnrt_gpu_launch_kernel(const dnrt_call *c, const dnrt_gpu_launch *l)
 {
     struct dnrt_device *dev = c->dev;
     if (!dev || dev->fail.code) return -1;
-    int64_t items = l->items_n * c->n + l->items_b;
+    int64_t kn = l->batch == DNRT_BATCH_NT ? c->n * c->t : c->n; /* the kernel's n */
+    int64_t items = l->items_n * kn + l->items_b;
     if (items <= 0) return 0;
     dnrt_karg a[1 + 32];
     if (l->nargs > 32) {
         dnrt_fail(&dev->fail, DNRT_ERR_DEVICE, "kernel %d: %d arguments, more than 32", l->kernel, l->nargs);
         return -1;
     }
-    a[0] = (dnrt_karg){.kind = DNRT_KARG_I64, .i = c->n};
+    a[0] = (dnrt_karg){.kind = DNRT_KARG_I64, .i = kn};
     for (int32_t i = 0; i < l->nargs; i++) {
         const dnrt_gpu_arg *g = &l->args[i];
         dnrt_karg *k = &a[1 + i];
-        int64_t off = g->a * c->n + g->b;
+        int64_t off = g->a * c->n + g->b; /* a buffer's offset */
         switch (g->kind) {
         case DNRT_ARG_ARENA: *k = (dnrt_karg){.kind = DNRT_KARG_BUF, .buf = dev->arena, .i = off}; break;
         case DNRT_ARG_STATE: *k = (dnrt_karg){.kind = DNRT_KARG_BUF, .buf = dev->state, .i = off}; break;
         case DNRT_ARG_INPUT: *k = (dnrt_karg){.kind = DNRT_KARG_BUF, .buf = dev->cur_in[g->index], .i = off}; break;
         case DNRT_ARG_OUTPUT: *k = (dnrt_karg){.kind = DNRT_KARG_BUF, .buf = dev->cur_out[g->index], .i = off}; break;
-        case DNRT_ARG_I64: *k = (dnrt_karg){.kind = DNRT_KARG_I64, .i = off}; break;
+        case DNRT_ARG_I64: *k = (dnrt_karg){.kind = DNRT_KARG_I64, .i = g->a * kn + g->b}; break;
         case DNRT_ARG_F32: *k = (dnrt_karg){.kind = DNRT_KARG_F32, .f = g->f}; break;
         case DNRT_ARG_STEP: *k = (dnrt_karg){.kind = DNRT_KARG_I64, .i = c->step}; break;
         case DNRT_ARG_SEED: *k = (dnrt_karg){.kind = DNRT_KARG_I64, .i = (int64_t)c->seed}; break;
         case DNRT_ARG_LR: *k = (dnrt_karg){.kind = DNRT_KARG_F32, .f = c->lr}; break;
+        case DNRT_ARG_SEQ: *k = (dnrt_karg){.kind = DNRT_KARG_I64, .i = c->t}; break;
         default:
             dnrt_fail(&dev->fail, DNRT_ERR_DEVICE, "kernel %d: argument %d has unknown kind %d", l->kernel, i, g->kind);
             return -1;

@@ -53,6 +53,9 @@ int dnrt_check_state_desc(const dnrt_model_desc *d, int32_t index, dnrt_error *e
                          (long long)t->offset);
     if (t->init < DNRT_INIT_ZEROS || t->init > DNRT_INIT_NORMAL)
         return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor '%s': unknown initializer %d", name, t->init);
+    if (t->init_zero_row < 0 || (t->init_zero_row > 0 && (t->rank < 1 || t->init_zero_row > t->dim[0])))
+        return dnrt_fail(err, DNRT_ERR_ARG, "create: state tensor '%s': zeroed row %lld is outside axis 0", name,
+                         (long long)t->init_zero_row - 1);
     return 0;
 }
 
@@ -101,4 +104,8 @@ void dnrt_init_tensor(const dnrt_model_desc *d, int32_t index, uint8_t *state, u
         fill_uniform(x, n, t->init_a, t->init_b, seed, (uint32_t)index);
     else
         fill_normal(x, n, t->init_a, t->init_b, seed, (uint32_t)index);
+    if (t->init_zero_row > 0) { /* checked by create: a row of axis 0 */
+        int64_t row = n / t->dim[0];
+        memset(x + (t->init_zero_row - 1) * row, 0, sizeof(float) * (size_t)row);
+    }
 }

@@ -205,7 +205,7 @@ int dnrt_session_infer_seq(dnrt_session *s, int64_t n, int64_t t, const void *co
                    .step = s->step,
                    .seed = s->seed,
                    .lr = s->lr};
-    int32_t code = s->dev ? dnrt_gpu_run(s, d->infer, n, inputs, d->inputs, infer_inputs(d), outputs, d->outputs,
+    int32_t code = s->dev ? dnrt_gpu_run(s, d->infer, n, t, inputs, d->inputs, infer_inputs(d), outputs, d->outputs,
                                          d->noutputs, 0, s->arena_bytes, err)
                           : d->infer(&c);
     if (code < 0) return -1;
@@ -254,7 +254,7 @@ int dnrt_session_train_step_seq(dnrt_session *s, int64_t n, int64_t t, const voi
                    .seed = s->seed,
                    .lr = s->lr};
     static const dnrt_tensor_desc loss_desc = {.name = "loss", .dtype = DNRT_F32, .rank = 0};
-    int32_t code = s->dev ? dnrt_gpu_run(s, d->train, n, inputs, d->inputs, d->ninputs, outs, &loss_desc, 1, 1,
+    int32_t code = s->dev ? dnrt_gpu_run(s, d->train, n, t, inputs, d->inputs, d->ninputs, outs, &loss_desc, 1, 1,
                                          s->arena_bytes, err)
                           : d->train(&c);
     if (code < 0) return -1;

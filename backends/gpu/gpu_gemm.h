@@ -38,6 +38,7 @@ typedef void (*DnGkGemmFn)(DnGpuGen *G, const DnGkGemm *g);
 struct DnGkGemm {
     int64_t m_n, m_b;         /* rows M = m_n * n + m_b */
     int64_t k_n, k_b;         /* depth K = k_n * n + k_b */
+    bool k_seq;               /* instead: K = t, the parameter 'steps' (DNRT_ARG_SEQ) params_in declares */
     int64_t cols;             /* columns (static) */
     int64_t batch_n, batch_b; /* independent products: batch_n * n + batch_b (bz) */
     /* memory order, for coalescing: whether consecutive m (A, C) or j (B)

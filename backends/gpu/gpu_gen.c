@@ -68,7 +68,7 @@ void dn_gk_f32(DnGpuGen *G, const char *name, float v)
 
 void dn_gk_rt(DnGpuGen *G, const char *name, int kind)
 {
-    DN_ASSERT(kind == DNRT_ARG_STEP || kind == DNRT_ARG_SEED || kind == DNRT_ARG_LR);
+    DN_ASSERT(kind == DNRT_ARG_STEP || kind == DNRT_ARG_SEED || kind == DNRT_ARG_LR || kind == DNRT_ARG_SEQ);
     *new_arg(G) = (dnrt_gpu_arg){.kind = kind};
     dn_text_printf(&G->params, ", %s %s", kind == DNRT_ARG_LR ? "float" : "i64", name);
 }

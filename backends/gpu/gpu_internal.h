@@ -36,6 +36,15 @@
  * the text (the generator prints them), so one generator serves every
  * shape and each kernel is specialised to its op; identical kernel texts
  * are emitted once.
+ *
+ * The sequence axis T (ir/seq.c): an op that treats every (n, t) position
+ * alike (DN_SEQ_ROWS) reaches its generator as the folded op
+ * (dn_op_seq_rows: [N, T, ...] -> [N, ...]), so the generator writes its
+ * batch-only kernels unchanged and the launch runs them with n = n * t
+ * (DNRT_BATCH_NT); the buffers' plan locations stay those of the op.  An op
+ * that reads T itself (DN_SEQ_AWARE: the recurrent scans, sequence_mask,
+ * a matrix product summing over T) sees its shapes with DN_DIM_SEQ and
+ * takes t as a DNRT_ARG_SEQ parameter.
  */
 #ifndef DN_GPU_INTERNAL_H
 #define DN_GPU_INTERNAL_H
@@ -126,7 +135,8 @@ void dn_gk_ptr(DnGpuGen *G, int i, const char *ctype, const char *name);
 void dn_gk_ws(DnGpuGen *G, const char *ctype, const char *name);
 void dn_gk_i64(DnGpuGen *G, const char *name, int64_t a, int64_t b); /* i64 name = a * n + b */
 void dn_gk_f32(DnGpuGen *G, const char *name, float v);
-/* A run-time value: DNRT_ARG_STEP (i64), DNRT_ARG_SEED (i64), DNRT_ARG_LR (float). */
+/* A run-time value: DNRT_ARG_STEP (i64), DNRT_ARG_SEED (i64), DNRT_ARG_LR (float),
+ * DNRT_ARG_SEQ (i64: the sequence length t, for an op that reads T itself). */
 void dn_gk_rt(DnGpuGen *G, const char *name, int kind);
 void dn_gk_line(DnGpuGen *G, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Ends the kernel: items_n * n + items_b work items in groups of 'group'. */

@@ -65,14 +65,22 @@ void dn_gpu_kernel_embedding_bwd(DnGpuGen *G)
 void dn_gpu_kernel_sequence_mask(DnGpuGen *G)
 {
     const DnValue *y = G->op->out[0];
-    int64_t T = dn_op_int(G->op, "max_len");
+    int64_t T = y->shape.dim[y->shape.rank - 1];
+    int64_t a, b;
     dn_gk_begin(G, "");
     dn_gk_ptr(G, 0, "int", "len");
     dn_gk_ptr(G, 1, "float", "y");
-    dn_gk_line(G, "i64 i = GLOBAL_ID;");
-    dn_gk_line(G, "if (i >= %s) return;", dn_gk_count(G, y));
-    dn_gk_line(G, "y[i] = i %% %lld < (i64)len[i / %lld] ? 1.0f : 0.0f;", LL(T), LL(T));
-    int64_t a, b;
-    dn_gk_items(y, &a, &b);
+    if (DN_DIM_IS_SEQ(T)) { /* [N, T]: t columns, n * t items of the n * bound launched */
+        dn_gk_rt(G, "t", DNRT_ARG_SEQ);
+        dn_gk_line(G, "i64 i = GLOBAL_ID;");
+        dn_gk_line(G, "if (i >= n * t) return;");
+        dn_gk_line(G, "y[i] = i %% t < (i64)len[i / t] ? 1.0f : 0.0f;");
+        a = DN_SEQ_BOUND(T), b = 0;
+    } else {
+        dn_gk_line(G, "i64 i = GLOBAL_ID;");
+        dn_gk_line(G, "if (i >= %s) return;", dn_gk_count(G, y));
+        dn_gk_line(G, "y[i] = i %% %lld < (i64)len[i / %lld] ? 1.0f : 0.0f;", LL(T), LL(T));
+        dn_gk_items(y, &a, &b);
+    }
     dn_gk_end(G, a, b, GROUP);
 }

@@ -130,8 +130,8 @@ static void gemm_kernel(DnGpuGen *G, const DnGkGemm *g, int rm, int rn)
     if (S > 1) dn_gk_ws(G, "float", "ws");
     dn_gk_line(G, "LOCAL float As[%d];", TK * (tm + 1));
     dn_gk_line(G, "LOCAL float Bs[%d];", TK * (tn + 1));
-    dn_gk_line(G, "const i64 M = %s, K = %s, COLS = %lld;", dn_gk_lin(G, g->m_n, g->m_b), dn_gk_lin(G, g->k_n, g->k_b),
-               (long long)g->cols);
+    dn_gk_line(G, "const i64 M = %s, K = %s, COLS = %lld;", dn_gk_lin(G, g->m_n, g->m_b),
+               g->k_seq ? "steps" : dn_gk_lin(G, g->k_n, g->k_b), (long long)g->cols);
     dn_gk_line(G, "i64 gid = GROUP_ID, tiles_m = %s;", dn_gk_lin(G, lt_n, lt_b));
     dn_gk_line(G, "i64 m0 = (gid %% tiles_m) * %d;", tm);
     dn_gk_line(G, "gid /= tiles_m;");
@@ -298,9 +298,11 @@ DN_GK_GEMM_OP(dense, Dense, dense_planned)
 
 /* One product of op(a) [M, K] and op(b) [K, P] per batch index bz; a
  * dimension that is N has a_* = 1, b_* = 0 (M or K only: the shape rule
- * keeps N out of the result's other axes). */
+ * keeps N out of the result's other axes).  K may be the sequence axis T
+ * (k_seq: a [N, T, M]ᵀ · b [N, T, P], a sum over t per batch item). */
 typedef struct Matmul {
     int64_t m_n, m_b, k_n, k_b, p;
+    bool k_seq;
     bool ta, tb, a_batched, b_batched; /* *_batched: the operand steps per bz */
 } Matmul;
 
@@ -317,6 +319,8 @@ static DnGkGemm matmul_gemm(const DnOp *op, Matmul *mm)
     *mm = (Matmul){.ta = dn_op_int(op, "trans_a") != 0, .tb = dn_op_int(op, "trans_b") != 0};
     dim_lin(a->shape.dim[ra - 2 + mm->ta], &mm->m_n, &mm->m_b);
     dim_lin(a->shape.dim[ra - 1 - mm->ta], &mm->k_n, &mm->k_b);
+    mm->k_seq = DN_DIM_IS_SEQ(a->shape.dim[ra - 1 - mm->ta]);
+    if (mm->k_seq) mm->k_n = mm->k_b = 0;
     mm->p = b->shape.dim[rb - 1 - mm->tb];
     int64_t bn = 0, bb = 1; /* the batch: bn * n + bb */
     for (int i = 0; i < ra - 2; i++) {
@@ -336,6 +340,7 @@ static DnGkGemm matmul_gemm(const DnOp *op, Matmul *mm)
                   .m_b = mm->m_b,
                   .k_n = mm->k_n,
                   .k_b = mm->k_b,
+                  .k_seq = mm->k_seq,
                   .cols = mm->p,
                   .batch_n = bn,
                   .batch_b = bb,
@@ -347,9 +352,9 @@ static DnGkGemm matmul_gemm(const DnOp *op, Matmul *mm)
 
 static void matmul_params_in(DnGpuGen *G, const DnGkGemm *g)
 {
-    (void)g;
     dn_gk_ptr(G, 0, "float", "a");
     dn_gk_ptr(G, 1, "float", "b");
+    if (g->k_seq) dn_gk_rt(G, "steps", DNRT_ARG_SEQ);
 }
 
 static void matmul_params_out(DnGpuGen *G, const DnGkGemm *g)
@@ -358,12 +363,12 @@ static void matmul_params_out(DnGpuGen *G, const DnGkGemm *g)
     dn_gk_ptr(G, 2, "float", "y");
 }
 
-/* a batched operand only occurs with static M, K (rank > 2) */
+/* a batched operand only occurs with M static and K static or t (rank > 2) */
 static void matmul_load_a(DnGpuGen *G, const DnGkGemm *g)
 {
     const Matmul *mm = g->ctx;
     char base[64] = "";
-    if (mm->a_batched) snprintf(base, sizeof base, "bz * %lld + ", (long long)(mm->m_b * mm->k_b));
+    if (mm->a_batched) snprintf(base, sizeof base, "bz * M * K + ");
     if (mm->ta)
         dn_gk_line(G, "v = a[%sgk * M + gm];", base);
     else
@@ -374,7 +379,7 @@ static void matmul_load_b(DnGpuGen *G, const DnGkGemm *g)
 {
     const Matmul *mm = g->ctx;
     char base[64] = "";
-    if (mm->b_batched) snprintf(base, sizeof base, "bz * %lld + ", (long long)(mm->k_b * mm->p));
+    if (mm->b_batched) snprintf(base, sizeof base, "bz * K * %lld + ", (long long)mm->p);
     if (mm->tb)
         dn_gk_line(G, "v = b[%sgj * K + gk];", base);
     else

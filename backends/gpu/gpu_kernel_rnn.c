@@ -35,6 +35,8 @@
  * has a fixed order.  Cost per step and item:
  * G H multiply-adds per unit it owns.
  */
+#include <stdlib.h>
+
 #include "../../ir/rnn_cell.h"
 #include "gpu_internal.h"
 
@@ -44,18 +46,21 @@
 
 typedef struct Scan {
     const DnRnnCellInfo *c;
-    int64_t H, T, nb; /* nb: the batch when static, else 0 */
+    int64_t H, nb; /* nb: the batch when static, else 0 */
+    const char *T; /* the steps as text: a constant, or the parameter 'steps' (t) over the sequence axis */
     bool masked, reverse;
     int gs; /* the group size */
 } Scan;
 
-/* The scan of op 'op' whose operand 'iseq' is [n, T, _] and 'iw' w_hh. */
-static Scan scan_of(const DnOp *op, int iseq, int iw)
+/* The scan of G's op whose operand 'iseq' is [n, T, _] and 'iw' w_hh. */
+static Scan scan_of(DnGpuGen *G, int iseq, int iw)
 {
+    const DnOp *op = G->op;
     const DnValue *x = op->in[iseq];
+    int64_t T = x->shape.dim[1];
     Scan s = {.c = dn_rnn_cell(dn_op_str(op, "cell")),
               .H = op->in[iw]->shape.dim[1],
-              .T = x->shape.dim[1],
+              .T = DN_DIM_IS_SEQ(T) ? "steps" : dn_arena_printf(&G->H->cx->arena, "%lld", LL(T)),
               .nb = dn_gk_has_n(x) ? 0 : x->shape.dim[0],
               .masked = op->nin > 4,
               .reverse = dn_op_int(op, "reverse") != 0};
@@ -100,17 +105,25 @@ static void units_copy(DnGpuGen *G, const Scan *s, const char *dst, const char *
 static void step_head(DnGpuGen *G, const Scan *s, bool backwards)
 {
     bool down = s->reverse != backwards;
-    dn_gk_line(G, "for (i64 st = 0; st < %lld; st++) {", LL(s->T));
-    if (down)
-        dn_gk_line(G, "    i64 t = %lld - st;", LL(s->T - 1));
+    dn_gk_line(G, "for (i64 st = 0; st < %s; st++) {", s->T);
+    if (down && !strcmp(s->T, "steps"))
+        dn_gk_line(G, "    i64 t = steps - 1 - st;");
+    else if (down)
+        dn_gk_line(G, "    i64 t = %lld - st;", strtoll(s->T, NULL, 10) - 1);
     else
         dn_gk_line(G, "    i64 t = st;");
     if (s->masked)
-        dn_gk_line(G, "    int on = mask[b * %lld + t] != 0.0f;", LL(s->T));
+        dn_gk_line(G, "    int on = mask[b * %s + t] != 0.0f;", s->T);
     else
         dn_gk_line(G, "    int on = 1;");
-    dn_gk_line(G, "    i64 xo = (b * %lld + t) * %lld, yo = (b * %lld + t) * %lld, so = (b * %lld + t) * %lld;",
-               LL(s->T), LL(s->c->gates * s->H), LL(s->T), LL(s->H), LL(s->T), LL(s->c->saved * s->H));
+    dn_gk_line(G, "    i64 xo = (b * %s + t) * %lld, yo = (b * %s + t) * %lld, so = (b * %s + t) * %lld;", s->T,
+               LL(s->c->gates * s->H), s->T, LL(s->H), s->T, LL(s->c->saved * s->H));
+}
+
+/* The parameter 'steps' of a scan over the sequence axis. */
+static void steps_param(DnGpuGen *G, const Scan *s)
+{
+    if (!strcmp(s->T, "steps")) dn_gk_rt(G, "steps", DNRT_ARG_SEQ);
 }
 
 /* ---- rnn_scan ---------------------------------------------------------------- */
@@ -166,7 +179,7 @@ bool dn_gpu_workspace_rnn_scan(const DnOp *op, DnWorkspaceReq *req)
 
 void dn_gpu_kernel_rnn_scan(DnGpuGen *G)
 {
-    Scan s = scan_of(G->op, 0, 1);
+    Scan s = scan_of(G, 0, 1);
     int64_t H = s.H, SH = s.c->state * H, K = s.c->saved, GH = s.c->gates * H;
     int gates = s.c->gates, nin = G->op->nin;
     if (!local_fits(G, &s, 4 * H, "h")) return;
@@ -187,6 +200,7 @@ void dn_gpu_kernel_rnn_scan(DnGpuGen *G)
     dn_gk_ptr(G, nin, "float", "y");
     dn_gk_ptr(G, nin + 1, "float", "sT");
     dn_gk_ptr(G, nin + 2, "float", "sv");
+    steps_param(G, &s);
     dn_gk_line(G, "LOCAL float hl[%lld];", LL(H));
     dn_gk_line(G, "i64 b = GROUP_ID;");
     units_copy(G, &s, "sT", "s0");
@@ -265,7 +279,7 @@ static void cell_backward(DnGpuGen *G, const Scan *s)
 
 void dn_gpu_kernel_rnn_scan_bwd(DnGpuGen *G)
 {
-    Scan s = scan_of(G->op, 0, 3);
+    Scan s = scan_of(G, 0, 3);
     int64_t H = s.H, SH = s.c->state * H, GH = s.c->gates * H;
     int gates = s.c->gates, nin = G->op->nin;
     if (!local_fits(G, &s, 4 * GH, "the gate gradients")) return;
@@ -278,6 +292,7 @@ void dn_gpu_kernel_rnn_scan_bwd(DnGpuGen *G)
     dn_gk_ptr(G, nin, "float", "dxg");
     dn_gk_ptr(G, nin + 1, "float", "dhg");
     dn_gk_ptr(G, nin + 2, "float", "ds0");
+    steps_param(G, &s);
     dn_gk_line(G, "LOCAL float gl[%lld];", LL(GH));
     dn_gk_line(G, "i64 b = GROUP_ID;");
     units_copy(G, &s, "ds0", "ds");

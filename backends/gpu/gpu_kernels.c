@@ -24,9 +24,19 @@ const DnGpuWorkspaceFn dn_gpu_workspaces[DN_OP_COUNT] = {
 #undef OP
 };
 
+/* An op over T that treats every (n, t) position alike gets the workspace
+ * of its folded op (gpu_internal.h), whose per-item part is per (n, t)
+ * position: per n, that times the bound. */
 bool dn_gpu_workspace(const DnOp *op, void *backend_data, DnWorkspaceReq *req)
 {
     (void)backend_data;
     DnGpuWorkspaceFn fn = dn_gpu_workspaces[op->kind];
-    return fn && fn(op, req);
+    if (!fn) return false;
+    const char *why;
+    if (dn_op_seq_form(op, &why) != DN_SEQ_ROWS) return fn(op, req);
+    DnArena a = {0};
+    bool any = fn(dn_op_seq_rows(op, &a), req);
+    dn_arena_free(&a);
+    req->bytes_n *= dn_op_seq_bound(op);
+    return any;
 }

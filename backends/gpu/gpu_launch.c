@@ -28,8 +28,8 @@ LLVMTypeRef dn_gpu_arg_type(LLVMContextRef ctx)
 LLVMTypeRef dn_gpu_launch_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
-    LLVMTypeRef f[] = {i32, i32, LLVMPointerTypeInContext(ctx, 0), i64, i64, i32, i32};
-    return LLVMStructTypeInContext(ctx, f, 7, 0);
+    LLVMTypeRef f[] = {i32, i32, LLVMPointerTypeInContext(ctx, 0), i64, i64, i32, i32, i32};
+    return LLVMStructTypeInContext(ctx, f, 8, 0);
 }
 
 LLVMTypeRef dn_gpu_image_type(LLVMContextRef ctx)
@@ -82,9 +82,15 @@ static void emit_launch(DnHost *H, const DnLaunch *l, const DnGpuLaunchRec *r)
     }
     LLVMValueRef arr =
         r->nargs ? const_global(H, LLVMConstArray2(at, args, (uint64_t)r->nargs), "gpu.args") : LLVMConstNull(H->ptr);
-    LLVMValueRef f[7] = {ci32(H, r->kernel), ci32(H, r->nargs), arr, ci64(H, r->items_n), ci64(H, r->items_b),
-                         ci32(H, r->group),  ci32(H, r->guard)};
-    LLVMValueRef launch = const_global(H, LLVMConstNamedStruct(lt, f, 7), "gpu.launch");
+    LLVMValueRef f[8] = {ci32(H, r->kernel),
+                         ci32(H, r->nargs),
+                         arr,
+                         ci64(H, r->items_n),
+                         ci64(H, r->items_b),
+                         ci32(H, r->group),
+                         ci32(H, r->guard),
+                         ci32(H, l->seq_form == DN_SEQ_ROWS ? DNRT_BATCH_NT : DNRT_BATCH_N)};
+    LLVMValueRef launch = const_global(H, LLVMConstNamedStruct(lt, f, 8), "gpu.launch");
     LLVMTypeRef ft = LLVMFunctionType(H->i32, (LLVMTypeRef[]){H->ptr, H->ptr}, 2, 0);
     LLVMValueRef fn = dn_host_runtime_fn(H, "dnrt_gpu_launch_kernel", ft);
     LLVMValueRef rc = LLVMBuildCall2(H->b, ft, fn, (LLVMValueRef[]){l->c, launch}, 2, "rc");
@@ -104,14 +110,11 @@ static DnStatus gpu_launch(DnHost *H, const DnLaunch *l)
         dn_error(H->cx, l->op->loc, "gpu backend: no kernel for op '%s'", dn_op_info[l->op->kind].name);
         return DN_ERR;
     }
-    if (l->seq_form != DN_SEQ_NONE) {
-        dn_error(H->cx, l->op->loc,
-                 "gpu backend: %s over the run-time sequence axis T is not supported on GPU targets yet "
-                 "(build for --target=cpu, or declare T as a fixed size)",
-                 dn_op_info[l->op->kind].name);
-        return DN_ERR;
-    }
-    DnGpuGen G = {.H = H, .l = l, .op = l->op, .prog = &M->prog};
+    /* an op that treats every (n, t) position alike is written as the same op
+       over a batch of n * t (its launches say DNRT_BATCH_NT); the others that
+       take T read t (DNRT_ARG_SEQ) */
+    const DnOp *kop = l->seq_form == DN_SEQ_ROWS ? dn_op_seq_rows(l->op, &H->cx->arena) : l->op;
+    DnGpuGen G = {.H = H, .l = l, .op = kop, .prog = &M->prog};
     gen(&G);
     DN_ASSERT(!G.open);
     dn_text_free(&G.params), dn_text_free(&G.decls), dn_text_free(&G.body);

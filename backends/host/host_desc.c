@@ -34,7 +34,8 @@ LLVMTypeRef dn_host_tensor_desc_type(LLVMContextRef ctx)
 {
     LLVMTypeRef i32 = LLVMInt32TypeInContext(ctx), i64 = LLVMInt64TypeInContext(ctx);
     LLVMTypeRef f32 = LLVMFloatTypeInContext(ctx), ptr = LLVMPointerTypeInContext(ctx, 0);
-    LLVMTypeRef f[] = {ptr, i32, i32, LLVMArrayType2(i64, 6), i64, i32, i32, i32, f32, f32, i32, i64, i64, i32, i64};
+    LLVMTypeRef f[] = {ptr, i32, i32, LLVMArrayType2(i64, 6), i64, i32, i32, i32, f32, f32, i32, i64, i64,
+                       i32, i64, i64};
     return LLVMStructTypeInContext(ctx, f, sizeof f / sizeof f[0], 0);
 }
 
@@ -80,7 +81,7 @@ static LLVMValueRef tensor_desc(DnHost *H, const char *name, DnDType dt, const D
     LLVMValueRef dims[6];
     for (int i = 0; i < 6; i++)
         dims[i] = ci64(H, i >= s->rank ? 0 : DN_DIM_IS_SEQ(s->dim[i]) ? DNRT_DIM_SEQ : s->dim[i]);
-    LLVMValueRef f[15] = {
+    LLVMValueRef f[16] = {
         cstring(H, name),
         ci32(H, dt),
         ci32(H, s->rank),
@@ -96,8 +97,9 @@ static LLVMValueRef tensor_desc(DnHost *H, const char *name, DnDType dt, const D
         ci64(H, rg.hi),
         ci32(H, rg.has_extra),
         ci64(H, rg.has_extra ? rg.extra : 0),
+        ci64(H, p ? p->init.zero_row : 0),
     };
-    return LLVMConstNamedStruct(dn_host_tensor_desc_type(H->ctx), f, 15);
+    return LLVMConstNamedStruct(dn_host_tensor_desc_type(H->ctx), f, 16);
 }
 
 /* An input's descriptor, with the value range its readers impose (in the

@@ -35,7 +35,7 @@
 extern "C" {
 #endif
 
-#define DNRT_ABI_VERSION 6
+#define DNRT_ABI_VERSION 7
 
 /* The types a generated header repeats (same guard, identical text). */
 #ifndef DNRT_COMMON_TYPES
@@ -99,6 +99,9 @@ typedef struct dnrt_tensor_desc {
        label that marks a position without a target */
     int32_t has_valid_extra;
     int64_t valid_extra;
+    /* (ABI 7, state tensors) > 0: after the fill, row init_zero_row - 1 along axis 0 is set to 0
+       (an embedding's padding_idx row, as nn.Embedding starts it); 0: none */
+    int64_t init_zero_row;
 } dnrt_tensor_desc;
 
 /* What generated code receives.  Buffers are 64-byte aligned. */
@@ -229,7 +232,14 @@ typedef enum dnrt_gpu_arg_kind {
     DNRT_ARG_STEP = 6,   /* i64: the step counter (dnrt_call.step) */
     DNRT_ARG_SEED = 7,   /* i64: the session seed's 64 bits (dnrt_call.seed) */
     DNRT_ARG_LR = 8,     /* float: the base learning rate (dnrt_call.lr) */
+    DNRT_ARG_SEQ = 9,    /* i64: the sequence length t (dnrt_call.t; ABI 7) */
 } dnrt_gpu_arg_kind;
+
+/* What 'n' means in a launch (ABI 7): the kernel's first parameter, its work
+ * items and its integer arguments use n, or n * t for the kernel of an op
+ * over [N, T, ...] that treats every (n, t) position alike; buffer offsets
+ * always use n (the buffers are sized for the bound). */
+typedef enum dnrt_gpu_batch { DNRT_BATCH_N = 0, DNRT_BATCH_NT = 1 } dnrt_gpu_batch;
 
 typedef struct dnrt_gpu_arg {
     int32_t kind; /* dnrt_gpu_arg_kind */
@@ -246,6 +256,7 @@ typedef struct dnrt_gpu_launch {
     int32_t group;            /* work-group (CUDA block) size, 1..1024 */
     int32_t guard;            /* -1; or the index of a buffer argument holding an i32 that, when non-zero,
                                  dnrt_gpu_launch returns (a guard op's result, see dnrt_entry_fn) */
+    int32_t batch;            /* dnrt_gpu_batch (ABI 7) */
 } dnrt_gpu_launch;
 
 /* One compiled form of the program: a cubin for a real architecture

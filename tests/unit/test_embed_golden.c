@@ -109,6 +109,32 @@ Test(embed_golden, embedding_training_step_matches_pytorch)
 
 /* The descriptor gives the token input the table's rows [0, V - 1]: infer
  * and train_step refuse a token outside them with a message naming it. */
+/* padding_idx's row starts at zero, as nn.Embedding's; the other rows are drawn. */
+Test(embed_golden, padding_row_starts_at_zero)
+{
+    char log[8192];
+    DnTestLib lib;
+    const char *src = "model m(tok: i32[N, 3]) -> (y: f32[N, 3, 4]) {\n"
+                      "  y = tok |> e: embedding(6, 4, padding_idx=2)\n"
+                      "}\n";
+    cr_assert_eq(dn_test_compile_text(src, "--no-train", &lib, log, sizeof log), 0, "%s", log);
+    cr_expect_eq(lib.desc->state[0].init_zero_row, 3);
+    dnrt_session *s = dn_test_session(&lib, 1, 5);
+    dnrt_st_file f;
+    dn_test_saved_state(lib.desc->api, s, &f);
+    const dnrt_st_tensor *w = dnrt_st_find(&f, "e.weight");
+    cr_assert(w && w->nbytes == 6 * 4 * sizeof(float));
+    const float *x = (const float *)w->data;
+    for (int r = 0; r < 6; r++) {
+        int zeros = 0;
+        for (int c = 0; c < 4; c++) zeros += x[r * 4 + c] == 0.0f;
+        cr_expect_eq(zeros, r == 2 ? 4 : 0, "row %d has %d zeros", r, zeros);
+    }
+    dnrt_st_free(&f);
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
+}
+
 Test(embed_golden, out_of_range_tokens_are_refused)
 {
     char src[1024], log[8192];

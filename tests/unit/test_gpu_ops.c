@@ -6,7 +6,8 @@
  * three training steps and every state tensor (weights, buffers,
  * optimizer state) after them.  OpenCL runs on whatever device the ICD
  * loader offers (PoCL on the CPU in CI), which executes the same kernel
- * text NVIDIA GPUs get.
+ * text NVIDIA GPUs get.  A model with the sequence axis T<=bound runs at
+ * t = SEQ_T and at its bound (inference) and trains at t = SEQ_T.
  *
  * Tolerance: |gpu - cpu| <= 1e-4 * max|cpu| + 1e-5 per tensor (the two
  * backends sum in different orders).  Integer results must be equal.
@@ -25,15 +26,16 @@
 
 #define BATCH 3
 #define STEPS 3
+#define SEQ_T 5
 
-/* Deterministic inputs for every input of 'd' at batch BATCH (labels inside
- * their valid range); each malloc'd into bufs[i]. */
+/* Deterministic inputs for every input of 'd' at batch BATCH and, for a
+ * model with T, t = its bound (labels inside their valid range); each
+ * malloc'd into bufs[i].  A shorter t reads the first n * t rows. */
 static void make_inputs(const dnrt_model_desc *d, void **bufs)
 {
     for (int32_t i = 0; i < d->ninputs; i++) {
         const dnrt_tensor_desc *t = &d->inputs[i];
-        int64_t count = 1;
-        for (int32_t k = 0; k < t->rank; k++) count *= t->dim[k] < 0 ? BATCH : t->dim[k];
+        int64_t count = dnrt_tensor_count(t, BATCH, d->seq_bound ? d->seq_bound : 1);
         bufs[i] = calloc((size_t)count, 8);
         if (t->dtype == DNRT_F32) {
             ref_fill(bufs[i], count, 1234u + (uint32_t)i, -1.0f, 1.0f);
@@ -62,6 +64,39 @@ static void compare(const char *what, int32_t dtype, const void *gpu, const void
     cr_expect(memcmp(gpu, cpu, (size_t)count * es) == 0, "%s: integer results differ", what);
 }
 
+/* Inference at sequence length t on both sessions, outputs compared. */
+static void infer_both(const char *file, const DnTestLib *cpu, dnrt_session *sc, const DnTestLib *gpu, dnrt_session *sg,
+                       void *const *in, int64_t t)
+{
+    const dnrt_model_desc *d = cpu->desc;
+    dnrt_error err = {0};
+    void *oc[8], *og[8];
+    cr_assert(d->noutputs <= 8);
+    for (int32_t i = 0; i < d->noutputs; i++) {
+        size_t bytes = (size_t)dnrt_tensor_count(&d->outputs[i], BATCH, t) * 8;
+        oc[i] = calloc(bytes, 1), og[i] = calloc(bytes, 1);
+    }
+    cr_assert_eq(d->api->infer_seq(sc, BATCH, t, (const void *const *)in, oc, &err), 0, "%s cpu infer (t = %lld): %s",
+                 file, (long long)t, err.message);
+    cr_assert_eq(gpu->desc->api->infer_seq(sg, BATCH, t, (const void *const *)in, og, &err), 0,
+                 "%s opencl infer (t = %lld): %s", file, (long long)t, err.message);
+    for (int32_t i = 0; i < d->noutputs; i++) {
+        char what[800];
+        snprintf(what, sizeof what, "%s: output '%s' (t = %lld)", file, d->outputs[i].name, (long long)t);
+        compare(what, d->outputs[i].dtype, og[i], oc[i], dnrt_tensor_count(&d->outputs[i], BATCH, t));
+        free(oc[i]), free(og[i]);
+    }
+}
+
+static float train_step_at(const DnTestLib *lib, dnrt_session *s, void *const *in, int64_t t)
+{
+    dnrt_error err = {0};
+    float loss = NAN;
+    cr_assert_eq(lib->desc->api->train_step_seq(s, BATCH, t, (const void *const *)in, &loss, &err), 0,
+                 "train_step (t = %lld): %s", (long long)t, err.message);
+    return loss;
+}
+
 /* Runs the case 'file' on both targets. */
 static void run_case(const char *file)
 {
@@ -70,30 +105,19 @@ static void run_case(const char *file)
     cr_assert_eq(dn_test_compile_file(file, "--target=cpu", &cpu, log, sizeof log), 0, "%s (cpu): %s", file, log);
     cr_assert_eq(dn_test_compile_file(file, "--target=opencl", &gpu, log, sizeof log), 0, "%s (opencl): %s", file, log);
     const dnrt_model_desc *d = cpu.desc;
+    cr_assert_eq(gpu.desc->seq_bound, d->seq_bound);
     void *in[16] = {0};
     cr_assert(d->ninputs <= 16);
     make_inputs(d, in);
     dnrt_session *sc = dn_test_session(&cpu, 1, 7), *sg = dn_test_session(&gpu, 1, 7);
-    dnrt_error err = {0};
-    void *oc[8], *og[8];
-    cr_assert(d->noutputs <= 8);
-    for (int32_t i = 0; i < d->noutputs; i++) {
-        size_t bytes = (size_t)dn_test_desc_count(&d->outputs[i], BATCH) * 8;
-        oc[i] = calloc(bytes, 1), og[i] = calloc(bytes, 1);
-    }
-    cr_assert_eq(d->api->infer(sc, BATCH, (const void *const *)in, oc, &err), 0, "%s cpu infer: %s", file, err.message);
-    cr_assert_eq(gpu.desc->api->infer(sg, BATCH, (const void *const *)in, og, &err), 0, "%s opencl infer: %s", file,
-                 err.message);
-    for (int32_t i = 0; i < d->noutputs; i++) {
-        char what[800];
-        snprintf(what, sizeof what, "%s: output '%s'", file, d->outputs[i].name);
-        compare(what, d->outputs[i].dtype, og[i], oc[i], dn_test_desc_count(&d->outputs[i], BATCH));
-        free(oc[i]), free(og[i]);
-    }
+    int64_t t = d->seq_bound ? SEQ_T : 1;
+    cr_assert_leq(t, d->seq_bound ? d->seq_bound : 1, "%s: T's bound is below SEQ_T", file);
+    infer_both(file, &cpu, sc, &gpu, sg, in, t);
+    if (d->seq_bound) infer_both(file, &cpu, sc, &gpu, sg, in, d->seq_bound);
     if (d->trains) {
         for (int s = 0; s < STEPS; s++) {
-            float lc = dn_test_train_step(&cpu, sc, BATCH, (const void *const *)in);
-            float lg = dn_test_train_step(&gpu, sg, BATCH, (const void *const *)in);
+            float lc = train_step_at(&cpu, sc, in, t);
+            float lg = train_step_at(&gpu, sg, in, t);
             cr_expect(fabsf(lc - lg) <= 1e-4f * fabsf(lc) + 1e-5f, "%s: step %d loss cpu %.9g opencl %.9g", file, s,
                       (double)lc, (double)lg);
         }
@@ -101,12 +125,12 @@ static void run_case(const char *file)
         dn_test_saved_state(cpu.desc->api, sc, &fc);
         dn_test_saved_state(gpu.desc->api, sg, &fg);
         for (int32_t i = 0; i < d->nstate; i++) {
-            const dnrt_tensor_desc *t = &d->state[i];
-            const dnrt_st_tensor *tc = dnrt_st_find(&fc, t->name), *tg = dnrt_st_find(&fg, t->name);
-            cr_assert(tc && tg, "%s: state '%s' not saved", file, t->name);
+            const dnrt_tensor_desc *st = &d->state[i];
+            const dnrt_st_tensor *tc = dnrt_st_find(&fc, st->name), *tg = dnrt_st_find(&fg, st->name);
+            cr_assert(tc && tg, "%s: state '%s' not saved", file, st->name);
             char what[800];
-            snprintf(what, sizeof what, "%s: state '%s' after %d steps", file, t->name, STEPS);
-            compare(what, t->dtype, tg->data, tc->data, dn_test_desc_count(t, 1));
+            snprintf(what, sizeof what, "%s: state '%s' after %d steps", file, st->name, STEPS);
+            compare(what, st->dtype, tg->data, tc->data, dn_test_desc_count(st, 1));
         }
         dnrt_st_free(&fc), dnrt_st_free(&fg);
     }

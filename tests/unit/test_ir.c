@@ -51,7 +51,9 @@ static DnValue *input(const char *name, DnDType t, DnShape s) { return dn_graph_
 
 static DnValue *param(const char *name, DnShape s)
 {
-    return dn_graph_add_param(g, name, DN_PARAM_WEIGHT, F32, &s, (DnInit){DN_INIT_UNIFORM, -0.1, 0.1}, loc)->value;
+    return dn_graph_add_param(g, name, DN_PARAM_WEIGHT, F32, &s, (DnInit){.kind = DN_INIT_UNIFORM, .a = -0.1, .b = 0.1},
+                              loc)
+        ->value;
 }
 
 /* The type of 'v' as text ("NULL" when v is NULL); rotating static buffers. */
@@ -599,8 +601,8 @@ Test(build, matmul_forms)
 Test(build, params_uses_and_replace)
 {
     DnValue *x = input("x", F32, SHAPE(N, 4));
-    DnParam *p =
-        dn_graph_add_param(g, "layer.0.w", DN_PARAM_BUFFER, F32, &(DnShape){1, {4}}, (DnInit){DN_INIT_ONES, 0, 0}, loc);
+    DnParam *p = dn_graph_add_param(g, "layer.0.w", DN_PARAM_BUFFER, F32, &(DnShape){1, {4}},
+                                    (DnInit){.kind = DN_INIT_ONES, .a = 0, .b = 0}, loc);
     cr_expect_eq(p->value->kind, DN_VAL_PARAM);
     cr_expect_eq(p->value->index, 0);
     cr_expect_not(p->trainable, "buffers are not trainable");
@@ -719,7 +721,7 @@ static void build_lenet(void)
     lab->train_only = true;
     DnValue *w1 = param("conv1.weight", SHAPE(6, 1, 5, 5)), *b1 = param("conv1.bias", SHAPE(6));
     DnValue *w2 = param("fc1.weight", SHAPE(10, 1176)), *b2 = param("fc1.bias", SHAPE(10));
-    dn_graph_find_param(g, "fc1.bias")->init = (DnInit){DN_INIT_NORMAL, 0.0, 1.0 / 3.0};
+    dn_graph_find_param(g, "fc1.bias")->init = (DnInit){.kind = DN_INIT_NORMAL, .a = 0.0, .b = 1.0 / 3.0};
     dn_graph_find_param(g, "conv1.bias")->trainable = false;
     DnValue *y = BA(CONV2D, (x, w1, b1), IS("pad", 2));
     y = B0(RELU, y);
@@ -802,6 +804,20 @@ Test(text, sequence_axis_round_trips)
     dn_graph_add_output(g, "y", B0(RELU, x));
     char *a = print_str(g);
     cr_expect(strstr(a, "%x: f32[N, T<=8, 4]"), "%s", a);
+    free(a);
+    expect_round_trip();
+}
+
+Test(text, zeroed_init_row_round_trips)
+{
+    DnValue *x = input("x", F32, SHAPE(4));
+    DnShape s = SHAPE(4);
+    DnValue *w = dn_graph_add_param(g, "e.weight", DN_PARAM_WEIGHT, F32, &s,
+                                    (DnInit){.kind = DN_INIT_NORMAL, .a = 0, .b = 1, .zero_row = 3}, loc)
+                     ->value;
+    dn_graph_add_output(g, "y", B0(ADD, x, w));
+    char *a = print_str(g);
+    cr_expect(strstr(a, "normal(0.0, 1.0) zero_row 2"), "%s", a);
     free(a);
     expect_round_trip();
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "backends/gpu/gpu_internal.h"
 #include "backends/host/host.h"
 #include "passes/pipeline.h"
 #include "ref_ops.h"
@@ -61,7 +62,7 @@ static DnValue *input(Case *t, const char *name, DnShape s)
 static DnValue *param(Case *t, const char *name, DnShape s)
 {
     DnLoc loc = {0};
-    DnInit init = {DN_INIT_ZEROS, 0, 0};
+    DnInit init = {.kind = DN_INIT_ZEROS, .a = 0, .b = 0};
     DnParam *p = dn_graph_add_param(t->g, name, DN_PARAM_WEIGHT, DN_DTYPE_F32, &s, init, loc);
     int i = t->g->params.len - 1;
     int64_t n = dn_shape_numel_static(&s);
@@ -194,6 +195,7 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_call, call, DN_CALL_SEED, seed);
     CHECK(dnrt_call, call, DN_CALL_LR, lr);
     CHECK(dnrt_call, call, DN_CALL_DEV, dev);
+    CHECK(dnrt_call, call, DN_CALL_T, t);
     cr_expect_eq(LLVMABISizeOfType(td, call), sizeof(dnrt_call));
     LLVMTypeRef td_t = dn_host_tensor_desc_type(ctx);
     CHECK(dnrt_tensor_desc, td_t, 0, name);
@@ -211,6 +213,7 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_tensor_desc, td_t, 12, valid_max);
     CHECK(dnrt_tensor_desc, td_t, 13, has_valid_extra);
     CHECK(dnrt_tensor_desc, td_t, 14, valid_extra);
+    CHECK(dnrt_tensor_desc, td_t, 15, init_zero_row);
     cr_expect_eq(LLVMABISizeOfType(td, td_t), sizeof(dnrt_tensor_desc));
     LLVMTypeRef md = dn_host_model_desc_type(ctx);
     CHECK(dnrt_model_desc, md, 0, abi_version);
@@ -234,7 +237,36 @@ Test(llvm, struct_layouts_match_dnrt_h)
     CHECK(dnrt_model_desc, md, 18, infer_arena_t);
     CHECK(dnrt_model_desc, md, 19, train_arena_t);
     CHECK(dnrt_model_desc, md, 20, gpu);
+    CHECK(dnrt_model_desc, md, 21, seq_bound);
     cr_expect_eq(LLVMABISizeOfType(td, md), sizeof(dnrt_model_desc));
+    LLVMTypeRef ga = dn_gpu_arg_type(ctx), gl = dn_gpu_launch_type(ctx);
+    LLVMTypeRef gi = dn_gpu_image_type(ctx), gp = dn_gpu_program_type(ctx);
+    CHECK(dnrt_gpu_arg, ga, 0, kind);
+    CHECK(dnrt_gpu_arg, ga, 1, index);
+    CHECK(dnrt_gpu_arg, ga, 2, a);
+    CHECK(dnrt_gpu_arg, ga, 3, b);
+    CHECK(dnrt_gpu_arg, ga, 4, f);
+    cr_expect_eq(LLVMABISizeOfType(td, ga), sizeof(dnrt_gpu_arg));
+    CHECK(dnrt_gpu_launch, gl, 0, kernel);
+    CHECK(dnrt_gpu_launch, gl, 1, nargs);
+    CHECK(dnrt_gpu_launch, gl, 2, args);
+    CHECK(dnrt_gpu_launch, gl, 3, items_n);
+    CHECK(dnrt_gpu_launch, gl, 4, items_b);
+    CHECK(dnrt_gpu_launch, gl, 5, group);
+    CHECK(dnrt_gpu_launch, gl, 6, guard);
+    CHECK(dnrt_gpu_launch, gl, 7, batch);
+    cr_expect_eq(LLVMABISizeOfType(td, gl), sizeof(dnrt_gpu_launch));
+    CHECK(dnrt_gpu_image, gi, 0, arch);
+    CHECK(dnrt_gpu_image, gi, 1, data);
+    CHECK(dnrt_gpu_image, gi, 2, size);
+    cr_expect_eq(LLVMABISizeOfType(td, gi), sizeof(dnrt_gpu_image));
+    CHECK(dnrt_gpu_program, gp, 0, api);
+    CHECK(dnrt_gpu_program, gp, 1, source);
+    CHECK(dnrt_gpu_program, gp, 2, nkernels);
+    CHECK(dnrt_gpu_program, gp, 3, kernels);
+    CHECK(dnrt_gpu_program, gp, 4, nimages);
+    CHECK(dnrt_gpu_program, gp, 5, images);
+    cr_expect_eq(LLVMABISizeOfType(td, gp), sizeof(dnrt_gpu_program));
 #undef CHECK
     LLVMContextDispose(ctx);
     LLVMDisposeTargetData(td);
@@ -700,7 +732,7 @@ Test(llvm, train_entry_descriptor_and_wrappers)
     DnValue *lab = dn_graph_add_input(g, "t", DN_DTYPE_F32, &s3, loc);
     lab->train_only = true;
     DnValue *x = dn_graph_add_input(g, "x", DN_DTYPE_F32, &s3, loc);
-    DnInit zero = {DN_INIT_ZEROS, 0, 0};
+    DnInit zero = {.kind = DN_INIT_ZEROS, .a = 0, .b = 0};
     DnValue *w = dn_graph_add_param(g, "w", DN_PARAM_WEIGHT, DN_DTYPE_F32, &w3, zero, loc)->value;
     DnValue *y = dn_build1(&t.cx, g, DN_OP_MUL, 2, (DnValue *[]){x, w}, 0, NULL, loc);
     DnValue *d = dn_build1(&t.cx, g, DN_OP_SUB, 2, (DnValue *[]){y, lab}, 0, NULL, loc);

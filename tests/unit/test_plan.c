@@ -61,7 +61,7 @@ static DnValue *input(T *t, const char *name, DnShape s)
 
 static DnValue *param(T *t, const char *name, DnShape s)
 {
-    DnInit init = {DN_INIT_ZEROS, 0, 0};
+    DnInit init = {.kind = DN_INIT_ZEROS, .a = 0, .b = 0};
     return dn_graph_add_param(t->g, name, DN_PARAM_WEIGHT, DN_DTYPE_F32, &s, init, (DnLoc){0})->value;
 }
 

@@ -255,18 +255,26 @@ Test(seq_len, header_declares_t)
     dn_test_close(&lib);
 }
 
-/* GPU targets have no kernels over T yet: the build stops at the op, names
-   the way out, and writes no library. */
-Test(seq_len, gpu_target_refuses_t_at_the_op)
+/* sequence_mask(len, max_len=T): [N, T] at the call's t, 1 where t < len
+   (a length past t covers every step, 0 none). */
+Test(seq_len, sequence_mask_over_t)
 {
     char log[8192];
     DnTestLib lib;
-    const char *src = "model m(x: f32[N, T<=8, 3]) -> (y: f32[N, T, 4]) {\n"
-                      "  y = x |> dense(4)\n"
+    const char *src = "model m(x: f32[N, T<=6, 2], len: i32[N]) -> (k: f32[N, T], y: f32[N, T, 2]) {\n"
+                      "  k = sequence_mask(len, max_len=T)\n"
+                      "  y = relu(x)\n"
                       "}\n";
-    cr_assert_neq(dn_test_compile_text(src, "--target=opencl --no-train", &lib, log, sizeof log), 0,
-                  "a T model built for opencl");
-    cr_expect(strstr(log, "model.dnn:2:12: error: gpu backend: dense over the run-time sequence axis T is not "
-                          "supported on GPU targets yet (build for --target=cpu, or declare T as a fixed size)"),
-              "%s", log);
+    cr_assert_eq(dn_test_compile_text(src, "--no-train", &lib, log, sizeof log), 0, "%s", log);
+    dnrt_session *s = dn_test_session(&lib, 1, 1);
+    static float x[3 * 6 * 2], k[3 * 6], y[3 * 6 * 2];
+    int32_t len[3] = {2, 5, 0};
+    const void *in[2] = {x, len};
+    void *out[2] = {k, y};
+    dnrt_error err = {0};
+    cr_assert_eq(lib.desc->api->infer_seq(s, 3, 4, in, out, &err), 0, "%s", err.message);
+    const float want[12] = {1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0};
+    for (int i = 0; i < 12; i++) cr_expect_eq(k[i], want[i], "k[%d] = %g, want %g", i, (double)k[i], (double)want[i]);
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
 }
