@@ -88,6 +88,8 @@ enum {
     DN_OPF_RANDOM = 1 << 3,      /* uses the philox stream (seed, salt, step) */
     DN_OPF_GUARD = 1 << 4,       /* result 0 is an i32[] status: when it is non-zero after the op, the
                                     entry function skips every later op and returns it; never dead */
+    DN_OPF_STRIDED_OUT = 1 << 5, /* every backend's kernel writes result 0 at the memory plan's item
+                                    stride (a strided view: a concat operand written in place) */
 };
 
 typedef struct DnOpInfo {

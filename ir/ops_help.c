@@ -9,8 +9,9 @@
 /* Writes op flags 'fl' as "elemwise,random", or "-" when none. */
 static void print_flags(FILE *out, unsigned fl)
 {
-    static const char *names[] = {"elemwise", "view", "side_effect", "random", "guard"}; /* ORDER DN_OPF */
-    _Static_assert(DN_OPF_GUARD == 1 << 4, "a flag without a name in print_flags");
+    static const char *names[] = {"elemwise", "view",  "side_effect",
+                                  "random",   "guard", "strided_out"}; /* ORDER DN_OPF */
+    _Static_assert(DN_OPF_STRIDED_OUT == 1 << 5, "a flag without a name in print_flags");
     char buf[64] = "";
     for (unsigned i = 0; i < sizeof names / sizeof names[0]; i++)
         if (fl & (1u << i)) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s", *buf ? "," : "", names[i]);

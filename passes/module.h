@@ -125,6 +125,14 @@ typedef struct DnBufLoc {
                                dn_plan_locate_worker); 0 when the bytes are contiguous */
 } DnBufLoc;
 DnBufLoc dn_plan_locate(const DnPlan *p, const DnValue *v);
+/* Bytes from one batch item of 'v' (which has N) to the next: its own item
+ * size, or a strided view's stride.  Kernels of ops flagged
+ * DN_OPF_STRIDED_OUT write result 0 at this stride. */
+int64_t dn_plan_item_stride(const DnPlan *p, const DnValue *v);
+/* Whether 'x' is a view inside y's buffer at byte offset 'off' of every
+ * batch item (a concat operand its producer wrote in place: the concat's
+ * kernel skips it). */
+bool dn_plan_is_view_at(const DnPlan *p, const DnValue *x, const DnValue *y, int64_t off);
 /* The same for the whole-op workspace of the op at position 'op_index'
  * (NONE when it has none). */
 DnBufLoc dn_plan_locate_workspace(const DnPlan *p, int op_index);

@@ -62,6 +62,11 @@ const DnPassInfo *dn_pass_defining(bool training);
 /* canonicalize.c: marks dead every unused op without side effects that is no guard. */
 void dn_dce(DnGraph *g, DnArena *scratch);
 
+/* concat_views.c: whether operand k of concat 'op' may be a strided view of
+ * its result (see the file); 'uses' from dn_fill_uses(g).  plan-memory
+ * makes it one when the op is marked views = 1 and the buffers allow. */
+bool dn_concat_view_operand(const DnGraph *g, const int *uses, const DnOp *op, int k);
+
 /* plan_outputs.c: gives every output of 'g' that is not a distinct op result
  * (an input, a parameter, an op result an earlier output names) a copy op
  * of its own, placed before any op that writes parameters (for an input or

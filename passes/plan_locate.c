@@ -59,3 +59,15 @@ DnBufLoc dn_plan_locate_worker(const DnPlan *p, int op_index)
     return (DnBufLoc){
         .kind = DN_BUF_ARENA, .at_n = p->arena_n, .at_b = p->arena_b, .span_b = w->per_worker, .stride = p->arena_t};
 }
+
+int64_t dn_plan_item_stride(const DnPlan *p, const DnValue *v)
+{
+    DnBufLoc l = dn_plan_locate(p, v);
+    return l.stride ? l.stride : dn_shape_numel_static(&v->shape) * dn_dtype_size(v->dtype);
+}
+
+bool dn_plan_is_view_at(const DnPlan *p, const DnValue *x, const DnValue *y, int64_t off)
+{
+    const DnBuf *b = &p->buf[x->id];
+    return b->kind == DN_BUF_VIEW && b->base == y->id && b->offset == off;
+}

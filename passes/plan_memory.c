@@ -14,7 +14,9 @@
  * operand that dies at it when the types are equal (in place).  A view
  * op's result (reshape) is a VIEW of its operand's buffer, and a read of
  * the view counts as a read of the buffer's owner, which therefore lives
- * as long as its views are used.  Graph inputs, outputs and params are
+ * as long as its views are used.  The operands of a concat marked views = 1
+ * (concat_views.c) that qualify are strided VIEWs of its result, which is
+ * then placed when the first of them is written.  Graph inputs, outputs and params are
  * pinned to the caller's buffers and the state block; every output must
  * be a distinct op result (dn_plan_outputs, plan_outputs.c, runs first),
  * whose op then writes the output's buffer.  Printing is in
@@ -103,6 +105,7 @@ typedef struct Planner {
     DnValue **root;    /* by value id: the value whose storage it uses (views) */
     int64_t *view_off; /* by value id: byte offset of a view inside its root's first item */
     int *last;         /* by root id: index of the last op reading it; INT32_MAX = never free */
+    bool *placed;      /* by root id: its buffer is assigned (a concat's result before its op) */
     Pool fixed, per_n;
 } Planner;
 
@@ -134,6 +137,24 @@ static bool view_rule(const DnOp *op, int r, int64_t *offset)
     }
 }
 
+/* The operands of concat 'op' (marked views = 1) that become strided views
+ * of its result: dn_concat_view_operand's, in arena or not yet placed
+ * buffers on both sides. */
+static void concat_views(Planner *pl, const DnOp *op, const int *uses)
+{
+    const DnValue *y = op->out[0];
+    if (pl->plan->buf[y->id].kind != DN_BUF_NONE) return; /* pinned */
+    int64_t inner = dn_shape_numel_static(&y->shape) / y->shape.dim[1] * dn_dtype_size(y->dtype), at = 0;
+    for (int k = 0; k < op->nin; k++) {
+        DnValue *x = op->in[k];
+        if (dn_concat_view_operand(pl->g, uses, op, k) && pl->plan->buf[x->id].kind == DN_BUF_NONE) {
+            pl->root[x->id] = (DnValue *)y;
+            pl->view_off[x->id] = at * inner;
+        }
+        at += x->shape.dim[1];
+    }
+}
+
 /* Views share their operand's storage unless they are pinned outputs. */
 static void find_roots(Planner *pl)
 {
@@ -151,6 +172,15 @@ static void find_roots(Planner *pl)
             if (view) pl->view_off[v->id] = pl->view_off[src->id] + off;
         }
     }
+    DnArena scratch = {0};
+    int *uses = NULL;
+    for (int i = 0; i < g->ops.len; i++) {
+        DnOp *op = g->ops.data[i];
+        if (op->dead || op->kind != DN_OP_CONCAT || !dn_op_int(op, "views")) continue;
+        if (!uses) uses = dn_fill_uses(g, &scratch);
+        concat_views(pl, op, uses);
+    }
+    dn_arena_free(&scratch);
 }
 
 static void find_last_uses(Planner *pl)
@@ -171,9 +201,11 @@ static void find_last_uses(Planner *pl)
 static void place(Planner *pl, DnValue *v)
 {
     DnBuf *b = &pl->plan->buf[v->id];
-    if (b->kind == DN_BUF_OUTPUT) return;
+    if (b->kind == DN_BUF_OUTPUT || b->kind == DN_BUF_INPUT || b->kind == DN_BUF_STATE || pl->placed[v->id]) return;
+    pl->placed[v->id] = true;
     DnValue *r = pl->root[v->id];
-    if (r != v) { /* a view: inside its root's buffer, with the root's batch stride */
+    if (r != v) {     /* a view: inside its root's buffer, with the root's batch stride */
+        place(pl, r); /* a concat's result, at the first of its operands */
         int64_t stride = dn_shape_has_n(&r->shape) ? value_bytes(r) : 0;
         *b = (DnBuf){.kind = DN_BUF_VIEW, .base = r->id, .offset = pl->view_off[v->id], .stride = stride};
         return;
@@ -312,6 +344,7 @@ DnPlan *dn_plan_memory_ws(DnGraph *g, const DnStateLayout *state, DnWorkspaceFn 
     pl.root = dn_arena_alloc(a, sizeof(DnValue *) * nv);
     pl.view_off = dn_arena_alloc(a, sizeof(int64_t) * nv);
     pl.last = dn_arena_alloc(a, sizeof(int) * nv);
+    pl.placed = dn_arena_alloc(a, sizeof(bool) * nv);
     pin_boundaries(&pl, state);
     find_roots(&pl);
     find_last_uses(&pl);

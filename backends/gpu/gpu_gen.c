@@ -30,7 +30,7 @@ static const char *ctype_of(DnDType t) { return t == DN_DTYPE_I32 ? "int" : t ==
 /* The argument and parameters of a buffer at plan location 'loc'. */
 static void buffer_param(DnGpuGen *G, DnBufLoc loc, const char *ctype, const char *name)
 {
-    DN_ASSERT(loc.kind != DN_BUF_NONE && loc.stride == 0); /* kernels index items contiguously */
+    DN_ASSERT(loc.kind != DN_BUF_NONE);
     dnrt_gpu_arg *a = new_arg(G);
     int kind = loc.kind == DN_BUF_ARENA   ? DNRT_ARG_ARENA
                : loc.kind == DN_BUF_STATE ? DNRT_ARG_STATE
@@ -46,6 +46,8 @@ void dn_gk_ptr(DnGpuGen *G, int i, const char *ctype, const char *name)
 {
     DN_ASSERT(i >= 0 && i < G->l->nptrs);
     const DnLaunchPtr *p = &G->l->ptr[i];
+    /* kernels index items contiguously, but for result 0 of an op whose kernels honour the item stride */
+    DN_ASSERT(p->loc.stride == 0 || (i == G->op->nin && (dn_op_info[G->op->kind].flags & DN_OPF_STRIDED_OUT)));
     buffer_param(G, p->loc, ctype ? ctype : ctype_of(p->v->dtype), name);
 }
 

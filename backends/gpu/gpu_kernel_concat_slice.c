@@ -3,8 +3,9 @@
  * its index as [outer, axis, inner] (outer the axes before 'axis', N among
  * them; inner those after it) and gathers its source element.  concat and
  * slice move any dtype as 32- or 64-bit words; slice_bwd writes zeros where
- * no element of dy lands.  Copies: a zero-copy concat is a later
- * optimisation.
+ * no element of dy lands.  A concat operand that the memory plan made a
+ * view of the result (concat_views.c: its producer wrote it in place) is
+ * not copied: its items return at once.
  */
 #include "gpu_internal.h"
 
@@ -42,19 +43,29 @@ void dn_gpu_kernel_concat(DnGpuGen *G)
     int axis = (int)dn_op_int(op, "axis");
     int64_t inner = inner_of(&y->shape, axis);
     const char *w = word_of(y);
+    bool copied[8], any = false;
+    DN_ASSERT(op->nin <= 8);
+    for (int i = 0, at = 0; i < op->nin; at += (int)op->in[i]->shape.dim[axis], i++) {
+        copied[i] = !dn_plan_is_view_at(G->l->plan, op->in[i], y, at * inner * dn_dtype_size(y->dtype));
+        any |= copied[i];
+    }
+    if (!any) return; /* every operand was written in place */
     dn_gk_begin(G, "");
     for (int i = 0; i < op->nin; i++) {
         char name[16];
         snprintf(name, sizeof name, "x%d", i);
-        dn_gk_ptr(G, i, w, name);
+        if (copied[i]) dn_gk_ptr(G, i, w, name);
     }
     dn_gk_ptr(G, op->nin, w, "y");
     split_index(G, y, y->shape.dim[axis], inner);
     int64_t at = 0;
     for (int i = 0; i < op->nin; i++) {
         int64_t len = op->in[i]->shape.dim[axis];
-        dn_gk_line(G, "%sif (a < %lld) y[i] = x%d[(o * %lld + a - %lld) * %lld + j];", i ? "else " : "", LL(at + len),
-                   i, LL(len), LL(at), LL(inner));
+        if (copied[i])
+            dn_gk_line(G, "%sif (a < %lld) y[i] = x%d[(o * %lld + a - %lld) * %lld + j];", i ? "else " : "",
+                       LL(at + len), i, LL(len), LL(at), LL(inner));
+        else
+            dn_gk_line(G, "%sif (a < %lld) { /* x%d: written in place */ }", i ? "else " : "", LL(at + len), i);
         at += len;
     }
     end_items(G, y);

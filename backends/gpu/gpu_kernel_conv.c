@@ -143,8 +143,9 @@ static void fwd_store(DnGpuGen *G, const DnGkGemm *g)
     int64_t P = c->OH * c->OW;
     dn_gk_line(G, "i64 o = bz * %lld + gj, b_ = gm / %lld, p_ = gm - b_ * %lld;", ll(c->Og), ll(P), ll(P));
     if (c->bias) dn_gk_line(G, "v += bias[o];");
-    if (c->relu) dn_gk_line(G, "v = v < 0.0f ? 0.0f : v;"); /* NaN stays NaN, as on the CPU */
-    dn_gk_line(G, "y[(b_ * %lld + o) * %lld + p_] = v;", ll(c->O), ll(P));
+    if (c->relu) dn_gk_line(G, "v = v < 0.0f ? 0.0f : v;");            /* NaN stays NaN, as on the CPU */
+    int64_t item = dn_plan_item_stride(G->l->plan, G->op->out[0]) / 4; /* O * P, or a concat's (in place) */
+    dn_gk_line(G, "y[b_ * %lld + o * %lld + p_] = v;", ll(item), ll(P));
 }
 
 static DnGkGemm fwd_gemm(const DnOp *op, Conv *c)

@@ -5,8 +5,9 @@
  * 'axis' (N among them), inner the axes after it, so the moved blocks are
  * contiguous runs of inner (or axis * inner) elements, copied with memcpy.
  * Any dtype: bytes move as they are.  Parallel over the outer rows (par_n =
- * the static part of outer when it holds N).  These are copies; a zero-copy
- * concat placed by the memory plan is a later optimisation.
+ * the static part of outer when it holds N).  A concat operand that the
+ * memory plan made a view of the result (concat_views.c: its producer
+ * wrote it in place) is skipped.
  */
 #include "llvm_internal.h"
 
@@ -59,6 +60,10 @@ void dn_kernel_concat(DnKernel *k)
     int64_t at = 0;
     for (int i = 0; i < k->op->nin; i++) {
         int64_t xa = k->op->in[i]->shape.dim[axis];
+        if (dn_plan_is_view_at(k->plan, k->op->in[i], y, at * g.inner * es)) {
+            at += xa;
+            continue;
+        }
         LLVMValueRef dst = dn_add(k, dn_mul(k, l.i, dn_i64(k, ya * g.inner)), dn_i64(k, at * g.inner));
         LLVMValueRef src = dn_mul(k, l.i, dn_i64(k, xa * g.inner));
         copy(k, at_elem(k, k->out[0], dst, es), at_elem(k, k->in[i], src, es), xa * g.inner * es);

@@ -98,7 +98,9 @@ void dn_kernel_conv2d(DnKernel *k)
         dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, cv.C)), dn_mul(k, g, dn_i64(k, cv.cg))), dn_i64(k, cv.H * cv.W));
     LLVMValueRef wbase = dn_mul(k, o, dn_i64(k, cv.cg * cv.KH * cv.KW));
     LLVMValueRef bias = k->op->nin > 2 ? dn_load_f32(k, k->in[2], o) : dn_f32(k, 0);
-    LLVMValueRef ybase = dn_mul(k, lr.i, dn_i64(k, cv.OH * cv.OW));
+    DnConvGeom geom = dn_conv_geom(k->op, k->op->in[0], k->op->in[1], k->op->out[0]);
+    LLVMValueRef ybase =
+        dn_add(k, dn_mul(k, n, dn_i64(k, dn_conv_y_item(k, &geom))), dn_mul(k, o, dn_i64(k, cv.OH * cv.OW)));
     DnLoop li = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, cv.OH), "i");
     LLVMValueRef yrow = dn_add(k, ybase, dn_mul(k, li.i, dn_i64(k, cv.OW)));
     DnLoop lz = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, cv.OW), "j");

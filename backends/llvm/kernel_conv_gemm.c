@@ -34,6 +34,7 @@ enum {
 typedef struct Fwd {
     DnConvGeom c;
     int64_t CKK, P, ldw, Hp, Wp;
+    int64_t y_item;     /* dn_conv_y_item */
     bool pad, rows;     /* rows: fwd_rows (vectors along ow), no packed wᵀ */
     LLVMValueRef xbase; /* offset of the group's image in A (per item) */
 } Fwd;
@@ -90,7 +91,7 @@ static void fwd_rows(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
     if (f->pad) dn_conv_pad_image(k, c, k->in[0], xp, n, g);
     LLVMValueRef xbase = f->pad ? dn_i64(k, 0) : dn_mul(k, ch, dn_i64(k, c->H * c->W));
     LLVMValueRef o0 = dn_mul(k, g, dn_i64(k, c->Og));
-    LLVMValueRef y0 = dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, f->P));
+    LLVMValueRef y0 = dn_add(k, dn_mul(k, n, dn_i64(k, f->y_item)), dn_mul(k, o0, dn_i64(k, f->P)));
     DnLoop lh = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->OH), "oh");
     DnGemm gm = {.a = k->in[1],
                  .a_row0 = dn_mul(k, o0, dn_i64(k, f->CKK)),
@@ -144,7 +145,7 @@ static void fwd_item(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
                  .a_s2 = c->dw,
                  .b_off = dn_i64(k, 0),
                  .ldb = f->ldw,
-                 .c_off = dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, f->P)),
+                 .c_off = dn_add(k, dn_mul(k, n, dn_i64(k, f->y_item)), dn_mul(k, o0, dn_i64(k, f->P))),
                  .c_sm = 1,
                  .c_sn = f->P,
                  .relu = relu,
@@ -283,8 +284,8 @@ static void band_block(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRe
     band_copy(k, b, buf, n, g, kb, r0);
     int64_t rowlen = c->KW * b->OWp;
     DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), nrows, "r");
-    LLVMValueRef yrow =
-        dn_add(k, dn_mul(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), o0), dn_i64(k, c->OH)), dn_add(k, r0, lr.i));
+    int64_t y_item = b->op.y_item ? b->op.y_item : c->O * c->OH * c->OW;
+    LLVMValueRef yrow = dn_add(k, dn_mul(k, o0, dn_i64(k, c->OH)), dn_add(k, r0, lr.i)); /* rows inside the item */
     const DnConvBand *op = &b->op;
     DnGemm gm = {.a = op->w,
                  .a_row0 = dn_add(k, arow, dn_mul(k, kb, dn_i64(k, b->cb * op->a_s0))),
@@ -302,7 +303,7 @@ static void band_block(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRe
                  .b_s1 = c->dh * rowlen,
                  .b_s2 = b->OWp,
                  .c = op->y,
-                 .c_off = dn_mul(k, yrow, dn_i64(k, c->OW)),
+                 .c_off = dn_add(k, dn_mul(k, n, dn_i64(k, y_item)), dn_mul(k, yrow, dn_i64(k, c->OW))),
                  .c_sm = c->OH * c->OW,
                  .c_sn = 1,
                  .load_c = !first,
@@ -395,6 +396,13 @@ bool dn_conv_fwd_gemm_scratch(const DnOp *op, DnScratch *s)
     return true;
 }
 
+int64_t dn_conv_y_item(const DnKernel *k, const DnConvGeom *c)
+{
+    const DnValue *y = k->op->out[0];
+    if (!k->plan || !dn_shape_has_n(&y->shape)) return c->O * c->OH * c->OW;
+    return dn_plan_item_stride(k->plan, y) / (int64_t)sizeof(float);
+}
+
 bool dn_conv_fwd_gemm(DnKernel *k)
 {
     const DnOp *op = k->op;
@@ -403,6 +411,7 @@ bool dn_conv_fwd_gemm(DnKernel *k)
     Fwd f;
     bool small = fwd_setup(op, &f);
     const DnConvGeom *c = &f.c;
+    f.y_item = dn_conv_y_item(k, c);
     if (!small) {
         int64_t KK = c->KH * c->KW;
         DnConvBand bo = {.x = k->in[0],
@@ -414,7 +423,8 @@ bool dn_conv_fwd_gemm(DnKernel *k)
                          .a_sm = f.CKK,
                          .a_s0 = KK,
                          .a_s1 = c->KW,
-                         .a_s2 = 1};
+                         .a_s2 = 1,
+                         .y_item = f.y_item};
         return dn_conv_band(k, c, &bo, op->in[0]);
     }
     bool has_n = dn_shape_has_n(&op->in[0]->shape);

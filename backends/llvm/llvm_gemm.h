@@ -144,8 +144,13 @@ typedef struct DnConvBand {
     LLVMValueRef x, w, y, bias; /* f32 base pointers; bias optional */
     bool relu;
     int64_t a_sg, a_sm, a_s0, a_s1, a_s2, a_base;
+    int64_t y_item; /* elements from one item of y to the next; 0: O * OH * OW */
 } DnConvBand;
 bool dn_conv_band(DnKernel *k, const DnConvGeom *c, const DnConvBand *op, const DnValue *xv);
+/* Elements from one batch item of conv2d k->op's result to the next: O * OH * OW,
+ * or the stride of the memory plan's view when the result is written into a
+ * concat in place (DN_OPF_STRIDED_OUT). */
+int64_t dn_conv_y_item(const DnKernel *k, const DnConvGeom *c);
 /* The band form's scratch for geometry 'c' (its band buffer, per worker),
  * or false exactly when dn_conv_band would decline. */
 bool dn_conv_band_scratch(const DnConvGeom *c, DnScratch *s);

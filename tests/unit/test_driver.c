@@ -20,7 +20,7 @@
 #include "passes/passes.h"
 #include "testlib.h"
 
-static char out[1 << 16];
+static char out[1 << 18];
 
 /* Runs dnnc with 'args'; returns its exit status, output in 'out'. */
 static int dnnc(const char *args)
