@@ -204,8 +204,8 @@ static void place(Planner *pl, DnValue *v)
     if (b->kind == DN_BUF_OUTPUT || b->kind == DN_BUF_INPUT || b->kind == DN_BUF_STATE || pl->placed[v->id]) return;
     pl->placed[v->id] = true;
     DnValue *r = pl->root[v->id];
-    if (r != v) {     /* a view: inside its root's buffer, with the root's batch stride */
-        place(pl, r); /* a concat's result, at the first of its operands */
+    if (r != v) { /* a view: inside its root's buffer, with the root's batch stride */
+        if (pl->plan->buf[r->id].kind == DN_BUF_NONE) place(pl, r); /* a concat's result, at its first operand */
         int64_t stride = dn_shape_has_n(&r->shape) ? value_bytes(r) : 0;
         *b = (DnBuf){.kind = DN_BUF_VIEW, .base = r->id, .offset = pl->view_off[v->id], .stride = stride};
         return;
@@ -313,6 +313,7 @@ static void assign(Planner *pl)
         DnValue *reuse = in_place_operand(pl, op, i);
         if (reuse) { /* the result takes the operand's block over; it is released with the result */
             pl->plan->buf[op->out[0]->id] = pl->plan->buf[reuse->id];
+            pl->placed[op->out[0]->id] = true;
             pl->last[reuse->id] = INT32_MAX;
             if (dn_shape_has_n(&reuse->shape))
                 pl->plan->naive_n += align_up(value_bytes(reuse));

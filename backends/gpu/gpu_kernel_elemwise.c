@@ -2,7 +2,9 @@
  * (numpy broadcasting of both operands to the result, N included), scale,
  * relu, tanh, sigmoid and their backwards, copy and reshape (nothing when
  * the plan puts the result where its operand is), fill.  One work item per
- * result element.
+ * result element; a result that the memory plan made a strided view
+ * (DN_OPF_STRIDED_OUT: a concat operand written in place) is written at
+ * its item stride.
  */
 #include "gpu_internal.h"
 
@@ -22,7 +24,11 @@ static void pointwise(DnGpuGen *G, const char *expr)
     if (nin > 1) dn_gk_bcast_index(G, op->in[1], y, "i", "ib");
     dn_gk_line(G, "float a = x0[ia];");
     if (nin > 1) dn_gk_line(G, "float b = x1[ib];");
-    dn_gk_line(G, "y[i] = %s;", expr);
+    int64_t per = dn_gk_numel(y), item = dn_gk_has_n(y) ? dn_plan_item_stride(G->l->plan, y) / 4 : per;
+    if (item != per)
+        dn_gk_line(G, "y[(i / %lld) * %lld + i %% %lld] = %s;", (long long)per, (long long)item, (long long)per, expr);
+    else
+        dn_gk_line(G, "y[i] = %s;", expr);
     int64_t in, ib;
     dn_gk_items(y, &in, &ib);
     dn_gk_end(G, in, ib, 256);

@@ -7,7 +7,9 @@
  * contiguously are merged, so a plain op becomes one flat loop and a bias
  * add becomes N x C x (H*W) with a contiguous innermost loop.  The outermost
  * merged axis is the parallel one: par_n = its static factor when it holds
- * N, else par_b = its extent.
+ * N, else par_b = its extent.  A result that the memory plan made a strided
+ * view (DN_OPF_STRIDED_OUT: a concat operand written in place) has its own
+ * stride along N, so N stays an axis of its own.
  */
 #include "llvm_internal.h"
 
@@ -36,14 +38,16 @@ static void bcast_strides(const DnValue *v, const DnValue *r, int64_t *st)
     }
 }
 
-/* Builds the nest for result 'r' and the 'nops' operands 'ops', merging
- * adjacent axes where every array's strides allow it. */
-static Nest make_nest(const DnValue *r, const DnValue **ops, int nops)
+/* Builds the nest for result 'r' (r_item elements from one batch item to
+ * the next) and the 'nops' operands 'ops', merging adjacent axes where
+ * every array's strides allow it. */
+static Nest make_nest(const DnValue *r, int64_t r_item, const DnValue **ops, int nops)
 {
     Nest n = {.nd = r->shape.rank, .narr = nops + 1, .has_n = dn_shape_has_n(&r->shape)};
     for (int d = 0; d < n.nd; d++) n.ext[d] = r->shape.dim[d] == DN_DIM_N ? 1 : r->shape.dim[d];
     for (int j = 0; j < nops; j++) bcast_strides(ops[j], r, n.st[j]);
     bcast_strides(r, r, n.st[nops]);
+    if (n.has_n) n.st[nops][0] = r_item;
     for (int d = n.nd - 1; d >= 0; d--) { /* drop static axes of extent 1 */
         if (n.ext[d] != 1 || r->shape.dim[d] == DN_DIM_N) continue;
         for (int e = d; e + 1 < n.nd; e++) {
@@ -89,7 +93,9 @@ static void emit_level(DnKernel *k, const Nest *n, int level, LLVMValueRef *offs
 static void gen_pointwise(DnKernel *k, int nops, BinFn f)
 {
     const DnValue *r = k->op->out[0];
-    Nest n = make_nest(r, (const DnValue **)k->op->in, nops);
+    int64_t r_item = dn_shape_has_n(&r->shape) && k->plan ? dn_plan_item_stride(k->plan, r) / dn_dtype_size(r->dtype)
+                                                          : dn_shape_numel_static(&r->shape);
+    Nest n = make_nest(r, r_item, (const DnValue **)k->op->in, nops);
     LLVMValueRef offs[3] = {dn_i64(k, 0), dn_i64(k, 0), dn_i64(k, 0)};
     if (n.nd == 0) {
         k->par_n = 0, k->par_b = 1;
