@@ -64,8 +64,8 @@ Test(pipeline, default_order_on_both_graphs_and_lr)
     char log[512] = "";
     DnCompileOptions o = {.after_pass = log_pass, .after_pass_arg = log};
     cr_assert_eq(dn_compile(&f.cx, f.g, &o, &f.m, &f.a), DN_OK);
-    cr_expect_str_eq(log, "training/i,inference/i,canonicalize/i,fuse-conv/i,"
-                          "training/t,inference/t,canonicalize/t,fuse-conv/t");
+    cr_expect_str_eq(log, "training/i,inference/i,canonicalize/i,fuse-conv/i,concat-views/i,"
+                          "training/t,inference/t,canonicalize/t,fuse-conv/t,concat-views/t");
     cr_assert(f.m.infer && f.m.train && f.m.infer_plan && f.m.train_plan);
     cr_expect_eq(f.m.state_graph, f.m.train);
     cr_expect_float_eq(f.m.lr, 0.25f, 1e-7);
