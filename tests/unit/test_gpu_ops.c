@@ -178,40 +178,49 @@ ParameterizedTest(CaseName *c, gpu_ops, matches_the_cpu, .timeout = 600)
     run_case(c->path);
 }
 
-/* --precision rounds the operands of products (fp32 sums): the results move
- * off the fp32 ones by about the format's unit roundoff, never further. */
-static void infer_with(const char *flags, const void *const *in, float *y, int64_t count)
+/* Output 0 of 'file' built with 'flags' at batch BATCH on inputs 'in' (the
+ * other outputs are discarded). */
+static void infer_with(const char *file, const char *flags, const void *const *in, float *y)
 {
     char log[8192];
     DnTestLib lib;
-    cr_assert_eq(dn_test_compile_file("tests/gpu_ops/conv_fwd.dnn", flags, &lib, log, sizeof log), 0, "%s: %s", flags,
-                 log);
+    cr_assert_eq(dn_test_compile_file(file, flags, &lib, log, sizeof log), 0, "%s %s: %s", file, flags, log);
     dnrt_session *s = dn_test_session(&lib, 1, 7);
     dnrt_error err = {0};
     void *out[8];
     float *extra[8] = {0};
+    cr_assert(lib.desc->noutputs <= 8);
     out[0] = y;
     for (int32_t i = 1; i < lib.desc->noutputs; i++)
         out[i] = extra[i] = calloc((size_t)dn_test_desc_count(&lib.desc->outputs[i], BATCH), 4);
-    cr_assert_eq(lib.desc->api->infer(s, BATCH, in, out, &err), 0, "%s: %s", flags, err.message);
+    cr_assert_eq(lib.desc->api->infer(s, BATCH, in, out, &err), 0, "%s %s: %s", file, flags, err.message);
     for (int32_t i = 1; i < lib.desc->noutputs; i++) free(extra[i]);
-    (void)count;
     lib.desc->api->destroy(s);
     dn_test_close(&lib);
 }
 
-Test(gpu_ops, precision_rounds_the_operands_of_products, .timeout = 600)
+/* make_inputs for 'file' (into in[16]); returns the element count of its output 0 at BATCH. */
+static int64_t inputs_of(const char *file, void **in)
 {
     char log[8192];
     DnTestLib lib;
-    cr_assert_eq(dn_test_compile_file("tests/gpu_ops/conv_fwd.dnn", "--target=cpu", &lib, log, sizeof log), 0, "%s",
-                 log);
-    void *in[16] = {0};
+    cr_assert_eq(dn_test_compile_file(file, "--target=cpu", &lib, log, sizeof log), 0, "%s: %s", file, log);
+    cr_assert(lib.desc->ninputs <= 16);
     make_inputs(lib.desc, in);
     int64_t count = dn_test_desc_count(&lib.desc->outputs[0], BATCH);
     dn_test_close(&lib);
+    return count;
+}
+
+/* --precision rounds the operands of products (fp32 sums): the results move
+ * off the fp32 ones by about the format's unit roundoff, never further. */
+Test(gpu_ops, precision_rounds_the_operands_of_products, .timeout = 600)
+{
+    const char *file = "tests/gpu_ops/conv_fwd.dnn";
+    void *in[16] = {0};
+    int64_t count = inputs_of(file, in);
     float *ref = calloc((size_t)count, 4), *y = calloc((size_t)count, 4);
-    infer_with("--target=opencl", (const void *const *)in, ref, count);
+    infer_with(file, "--target=opencl", (const void *const *)in, ref);
     static const struct {
         const char *p;
         double most; /* relative to max |ref| */
@@ -221,7 +230,7 @@ Test(gpu_ops, precision_rounds_the_operands_of_products, .timeout = 600)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         char flags[64];
         snprintf(flags, sizeof flags, "--target=opencl --precision=%s", cases[c].p);
-        infer_with(flags, (const void *const *)in, y, count);
+        infer_with(file, flags, (const void *const *)in, y);
         double worst = 0;
         for (int64_t i = 0; i < count; i++) worst = fmax(worst, fabs(y[i] - ref[i]));
         cr_expect_gt(worst, 0, "%s: the same results as fp32: nothing was rounded", cases[c].p);
@@ -232,43 +241,24 @@ Test(gpu_ops, precision_rounds_the_operands_of_products, .timeout = 600)
     for (int i = 0; i < 16; i++) free(in[i]);
 }
 
-/* concat-views changes where the convolutions write, not what: the outputs
+/* concat-views changes where the producers write, not what: the outputs
  * with and without it are bit for bit the same, on the CPU and on OpenCL. */
-static void infer_case(const char *flags, void *const *in, float *y)
-{
-    char log[8192];
-    DnTestLib lib;
-    cr_assert_eq(dn_test_compile_file("tests/gpu_ops/concat_views.dnn", flags, &lib, log, sizeof log), 0, "%s: %s",
-                 flags, log);
-    dnrt_session *s = dn_test_session(&lib, 2, 7);
-    dnrt_error err = {0};
-    void *out[1] = {y};
-    cr_assert_eq(lib.desc->api->infer(s, BATCH, (const void *const *)in, out, &err), 0, "%s: %s", flags, err.message);
-    lib.desc->api->destroy(s);
-    dn_test_close(&lib);
-}
-
 Test(gpu_ops, concat_views_give_the_copies_results, .timeout = 600)
 {
-    char log[8192];
-    DnTestLib lib;
-    cr_assert_eq(dn_test_compile_file("tests/gpu_ops/concat_views.dnn", "--target=cpu", &lib, log, sizeof log), 0, "%s",
-                 log);
+    const char *file = "tests/gpu_ops/concat_views.dnn";
     void *in[16] = {0};
-    make_inputs(lib.desc, in);
-    int64_t count = dn_test_desc_count(&lib.desc->outputs[0], BATCH);
-    dn_test_close(&lib);
+    int64_t count = inputs_of(file, in);
     static const char *flags[][2] = {{"--target=cpu", "--target=cpu -fno-concat-views"},
                                      {"--target=opencl", "--target=opencl -fno-concat-views"}};
     for (int t = 0; t < 2; t++) {
         float *a = calloc((size_t)count, 4), *b = calloc((size_t)count, 4);
-        infer_case(flags[t][0], in, a);
-        infer_case(flags[t][1], in, b);
+        infer_with(file, flags[t][0], (const void *const *)in, a);
+        infer_with(file, flags[t][1], (const void *const *)in, b);
         int64_t differ = 0;
         for (int64_t i = 0; i < count; i++) differ += memcmp(&a[i], &b[i], 4) != 0;
         cr_expect_eq(differ, 0, "%s: %lld of %lld elements differ from %s", flags[t][0], (long long)differ,
                      (long long)count, flags[t][1]);
         free(a), free(b);
     }
-    free(in[0]);
+    for (int i = 0; i < 16; i++) free(in[i]);
 }
