@@ -516,6 +516,27 @@ static DnValue *build_dropout(Lower *L, const AstExpr *e, const char *name, DnVa
     return dn_build1(L->cx, L->g, DN_OP_DROPOUT, 1, x, 2, at, e->loc);
 }
 
+/* layernorm(dims=1, eps=1e-5, elementwise_affine=true): nn.LayerNorm over the
+ * last 'dims' axes; weight (ones) and bias (zeros) of their shape.  When
+ * those axes are not static sizes the op is built without them, so its
+ * shape rule names the problem. */
+static DnValue *build_layernorm(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    const DnShape *s = &x[0]->shape;
+    int64_t dims = a[0].i, nd[DN_MAX_RANK];
+    bool affine = a[2].i != 0, shaped = dims >= 1 && dims <= s->rank;
+    for (int i = 0; shaped && i < dims; i++) shaped = (nd[i] = s->dim[s->rank - dims + i]) >= 1;
+    DnInit zeros = {.kind = DN_INIT_ZEROS, .a = 0, .b = 0}, ones = {.kind = DN_INIT_ONES, .a = 0, .b = 0};
+    DnValue *in[3] = {x[0]};
+    if (affine && shaped) {
+        in[1] = param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, (int)dims, nd, ones, e->loc);
+        in[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, (int)dims, nd, zeros, e->loc);
+        if (!in[1] || !in[2]) return NULL;
+    }
+    DnAttr at[2] = {dn_attr_int("dims", dims), dn_attr_float("eps", a[1].f)};
+    return dn_build1(L->cx, L->g, DN_OP_LAYERNORM, affine && shaped ? 3 : 1, in, 2, at, e->loc);
+}
+
 /* batchnorm(eps=1e-5, momentum=0.1): weight, bias, running_mean, running_var, num_batches_tracked */
 static DnValue *build_batchnorm(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
@@ -757,6 +778,7 @@ static const LayerInfo layers[] = {
     {"split", 1, "sizes:ints axis:int=0", false, NULL, DN_OP_SLICE}, /* list results: list_layers */
     {"chunk", 1, "chunks:int axis:int=0", false, NULL, DN_OP_SLICE},
     {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
+    {"layernorm", 1, "dims eps elementwise_affine:bool=true", true, build_layernorm, DN_OP_LAYERNORM},
     {"sequence_mask", 1, "max_len:len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
     /* recurrent layers (layers_rnn.c): a tensor, or a list with return_state */
     {"rnn", 1,
@@ -796,7 +818,6 @@ static ListFn list_fn(const char *name)
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
     "multihead_attention",
-    "layernorm",
     "slice",
     "pad",
     "permute",

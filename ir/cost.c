@@ -33,6 +33,8 @@ static int64_t macs_per_elem(const DnOp *op)
     }
     case DN_OP_RNN_SCAN: return op->in[1]->shape.dim[0];     /* w_hh h per step: G*H per element of y */
     case DN_OP_RNN_SCAN_BWD: return op->in[3]->shape.dim[1]; /* w_hh^T dhg: H per element of dxg */
+    case DN_OP_LAYERNORM:
+    case DN_OP_LAYERNORM_BWD: return 3; /* three passes over each row */
     default: return 0;
     }
 }
@@ -52,6 +54,8 @@ void dn_op_cost(const DnOp *op, DnCost *c)
                          : op->nout                            ? op->out[0]
                                                                : op->in[0];
     add_elems(ref, macs ? 2 * macs : 1, &c->flops_n, &c->flops_b);
+    if (op->kind == DN_OP_LAYERNORM_BWD_PARAMS) /* sums over the rows: a few flops per element of dy */
+        add_elems(op->in[2], 4, &c->flops_n, &c->flops_b);
     if (op->kind == DN_OP_CHECK_FINITE) /* a reduction: one test per element it reads */
         for (int i = 0; i < op->nin; i++) add_elems(op->in[i], 1, &c->flops_n, &c->flops_b);
 }

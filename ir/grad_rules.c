@@ -300,6 +300,25 @@ static void grad_batchnorm_train(DnAd *a, const DnOp *op, DnValue *const *dy)
     for (int i = 0; i < 3; i++) dn_ad_acc(a, op->in[i], b ? b->out[i] : NULL);
 }
 
+/* dx from layernorm_bwd; dweight and dbias from layernorm_bwd_params (one
+ * op for both, only when the layer has them). */
+static void grad_layernorm(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    if (!dy[0]) return; /* the statistics feed nothing that needs a gradient */
+    DnAttr at = *dn_op_attr(op, "dims");
+    bool affine = op->nin == 3;
+    if (dn_ad_needs(a, op->in[0])) {
+        DnValue *in[4] = {op->in[0], op->out[1], dy[0], affine ? op->in[1] : NULL};
+        dn_ad_acc(a, op->in[0], dn_ad_build(a, DN_OP_LAYERNORM_BWD, affine ? 4 : 3, in, 1, &at));
+    }
+    if (affine && (dn_ad_needs(a, op->in[1]) || dn_ad_needs(a, op->in[2]))) {
+        DnValue *in[3] = {op->in[0], op->out[1], dy[0]};
+        DnOp *b = dn_build(a->cx, a->g, DN_OP_LAYERNORM_BWD_PARAMS, 3, in, 1, &at, a->loc);
+        dn_ad_acc(a, op->in[1], b ? b->out[0] : NULL);
+        dn_ad_acc(a, op->in[2], b ? b->out[1] : NULL);
+    }
+}
+
 static void grad_cross_entropy(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     DnValue *in[3] = {op->in[0], op->in[1], dy[0]};
@@ -408,61 +427,64 @@ static void grad_rnn_scan(DnAd *a, const DnOp *op, DnValue *const *dy)
  * operands; augmentations only ever apply to model inputs; batchnorm is
  * replaced by batchnorm_train before autodiff; the backward ops, the
  * updates and the guards are never differentiated). */
-#define NONE                     NULL
-#define GRAD_CONV2D              grad_conv2d
-#define GRAD_MAXPOOL2D           grad_maxpool2d
-#define GRAD_AVGPOOL2D           grad_avgpool2d
-#define GRAD_DENSE               grad_dense
-#define GRAD_MATMUL              grad_matmul
-#define GRAD_ADD                 grad_add
-#define GRAD_SUB                 grad_sub
-#define GRAD_MUL                 grad_mul
-#define GRAD_DIV                 grad_div
-#define GRAD_SCALE               grad_scale
-#define GRAD_RELU                grad_relu
-#define GRAD_TANH                grad_tanh
-#define GRAD_SIGMOID             grad_sigmoid
-#define GRAD_SOFTMAX             grad_softmax
-#define GRAD_LOG_SOFTMAX         grad_log_softmax
-#define GRAD_RESHAPE             grad_reshape
-#define GRAD_TRANSPOSE           grad_transpose
-#define GRAD_COPY                grad_copy
-#define GRAD_FILL                NONE
-#define GRAD_SUM_TO              grad_sum_to
-#define GRAD_CONCAT              grad_concat
-#define GRAD_SLICE               grad_slice
-#define GRAD_DROPOUT             grad_dropout
-#define GRAD_RANDOM_FLIP         NONE /* augmentations apply to inputs, which need no gradient */
-#define GRAD_RANDOM_CROP         NONE
-#define GRAD_RANDOM_RESIZED_CROP NONE
-#define GRAD_COLOR_JITTER        NONE
-#define GRAD_PCA_LIGHTING        NONE
-#define GRAD_BATCHNORM           NONE
-#define GRAD_BATCHNORM_TRAIN     grad_batchnorm_train
-#define GRAD_CROSS_ENTROPY       grad_cross_entropy
-#define GRAD_MSE                 grad_mse
-#define GRAD_CONV2D_BWD_DATA     NONE
-#define GRAD_CONV2D_BWD_FILTER   NONE
-#define GRAD_MAXPOOL2D_BWD       NONE
-#define GRAD_AVGPOOL2D_BWD       NONE
-#define GRAD_SLICE_BWD           NONE
-#define GRAD_RELU_BWD            NONE
-#define GRAD_TANH_BWD            NONE
-#define GRAD_SIGMOID_BWD         NONE
-#define GRAD_SOFTMAX_BWD         NONE
-#define GRAD_LOG_SOFTMAX_BWD     NONE
-#define GRAD_DROPOUT_BWD         NONE
-#define GRAD_BATCHNORM_BWD       NONE
-#define GRAD_CROSS_ENTROPY_BWD   NONE
-#define GRAD_MSE_BWD             NONE
-#define GRAD_EMBEDDING           grad_embedding
-#define GRAD_EMBEDDING_BWD       NONE
-#define GRAD_SEQUENCE_MASK       NONE /* its input is integer */
-#define GRAD_RNN_SCAN            grad_rnn_scan
-#define GRAD_RNN_SCAN_BWD        NONE
-#define GRAD_SGD_UPDATE          NONE
-#define GRAD_ADAM_UPDATE         NONE
-#define GRAD_CHECK_FINITE        NONE
+#define NONE                      NULL
+#define GRAD_CONV2D               grad_conv2d
+#define GRAD_MAXPOOL2D            grad_maxpool2d
+#define GRAD_AVGPOOL2D            grad_avgpool2d
+#define GRAD_DENSE                grad_dense
+#define GRAD_MATMUL               grad_matmul
+#define GRAD_ADD                  grad_add
+#define GRAD_SUB                  grad_sub
+#define GRAD_MUL                  grad_mul
+#define GRAD_DIV                  grad_div
+#define GRAD_SCALE                grad_scale
+#define GRAD_RELU                 grad_relu
+#define GRAD_TANH                 grad_tanh
+#define GRAD_SIGMOID              grad_sigmoid
+#define GRAD_SOFTMAX              grad_softmax
+#define GRAD_LOG_SOFTMAX          grad_log_softmax
+#define GRAD_RESHAPE              grad_reshape
+#define GRAD_TRANSPOSE            grad_transpose
+#define GRAD_COPY                 grad_copy
+#define GRAD_FILL                 NONE
+#define GRAD_SUM_TO               grad_sum_to
+#define GRAD_CONCAT               grad_concat
+#define GRAD_SLICE                grad_slice
+#define GRAD_DROPOUT              grad_dropout
+#define GRAD_RANDOM_FLIP          NONE /* augmentations apply to inputs, which need no gradient */
+#define GRAD_RANDOM_CROP          NONE
+#define GRAD_RANDOM_RESIZED_CROP  NONE
+#define GRAD_COLOR_JITTER         NONE
+#define GRAD_PCA_LIGHTING         NONE
+#define GRAD_BATCHNORM            NONE
+#define GRAD_BATCHNORM_TRAIN      grad_batchnorm_train
+#define GRAD_CROSS_ENTROPY        grad_cross_entropy
+#define GRAD_MSE                  grad_mse
+#define GRAD_CONV2D_BWD_DATA      NONE
+#define GRAD_CONV2D_BWD_FILTER    NONE
+#define GRAD_MAXPOOL2D_BWD        NONE
+#define GRAD_AVGPOOL2D_BWD        NONE
+#define GRAD_SLICE_BWD            NONE
+#define GRAD_RELU_BWD             NONE
+#define GRAD_TANH_BWD             NONE
+#define GRAD_SIGMOID_BWD          NONE
+#define GRAD_SOFTMAX_BWD          NONE
+#define GRAD_LOG_SOFTMAX_BWD      NONE
+#define GRAD_DROPOUT_BWD          NONE
+#define GRAD_BATCHNORM_BWD        NONE
+#define GRAD_CROSS_ENTROPY_BWD    NONE
+#define GRAD_MSE_BWD              NONE
+#define GRAD_EMBEDDING            grad_embedding
+#define GRAD_EMBEDDING_BWD        NONE
+#define GRAD_SEQUENCE_MASK        NONE /* its input is integer */
+#define GRAD_RNN_SCAN             grad_rnn_scan
+#define GRAD_RNN_SCAN_BWD         NONE
+#define GRAD_SGD_UPDATE           NONE
+#define GRAD_ADAM_UPDATE          NONE
+#define GRAD_CHECK_FINITE         NONE
+#define GRAD_LAYERNORM            grad_layernorm
+#define GRAD_LAYERNORM_BWD        NONE
+#define GRAD_LAYERNORM_BWD_PARAMS NONE
 
 /* activations and adaptive pooling */
 #define GRAD_LEAKY_RELU             grad_leaky_relu

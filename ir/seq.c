@@ -94,6 +94,9 @@ static bool rows_kind(DnOpKind k)
     case DN_OP_MSE:
     case DN_OP_MSE_BWD:
     case DN_OP_SUM_TO:
+    case DN_OP_LAYERNORM:
+    case DN_OP_LAYERNORM_BWD:
+    case DN_OP_LAYERNORM_BWD_PARAMS:
     case DN_OP_CHECK_FINITE: return true;
     default: return false;
     }

@@ -707,6 +707,76 @@ RULE(batchnorm_bwd)
            channel_results(r, 1, 3);
 }
 
+/* ---- layer norm -------------------------------------------------------------- */
+
+/* The last 'dims' axes of operand 0 (static: neither N nor T among them) as
+ * *norm, the others with a trailing 2 as *stats. */
+static bool ln_axes(Rule *r, DnShape *norm, DnShape *stats)
+{
+    const DnShape *s = &IN(0)->shape;
+    int64_t dims = dn_op_int(r->op, "dims");
+    if (dims < 1 || dims > s->rank)
+        return fail(r, "%s: dims %lld must be in 1..%d (the axes of %s normalised together)", OPN, (long long)dims,
+                    s->rank, TY(IN(0)));
+    int lead = s->rank - (int)dims;
+    for (int i = lead; i < s->rank; i++)
+        if (s->dim[i] < 1)
+            return fail(r, "%s: dims %lld would normalise across the %s axis of %s", OPN, (long long)dims,
+                        s->dim[i] == DN_DIM_N ? "batch" : "sequence", TY(IN(0)));
+    *norm = (DnShape){.rank = (int)dims};
+    for (int i = 0; i < dims; i++) norm->dim[i] = s->dim[lead + i];
+    *stats = (DnShape){.rank = lead + 1};
+    for (int i = 0; i < lead; i++) stats->dim[i] = s->dim[i];
+    stats->dim[lead] = 2;
+    return true;
+}
+
+/* Operand i is f32 of shape 'want' (the normalised axes'). */
+static bool ln_affine(Rule *r, int i, const DnShape *want, const char *what)
+{
+    if (IN(i)->dtype != DN_DTYPE_F32 || !dn_shape_eq(&IN(i)->shape, want))
+        return fail(r, "%s: %s %s does not match the normalised axes %s of %s", OPN, what, TY(IN(i)),
+                    TYS(DN_DTYPE_F32, want), TY(IN(0)));
+    return true;
+}
+
+static bool ln_stats(Rule *r, int i, const DnShape *stats)
+{
+    if (IN(i)->dtype != DN_DTYPE_F32 || !dn_shape_eq(&IN(i)->shape, stats))
+        return fail(r, "%s: stats %s must be %s", OPN, TY(IN(i)), TYS(DN_DTYPE_F32, stats));
+    return true;
+}
+
+RULE(layernorm)
+{
+    DnShape norm, stats;
+    if (!want(r, 0, -1, "input") || !ln_axes(r, &norm, &stats)) return false;
+    if (r->op->nin == 2) return fail(r, "%s takes a weight and a bias, or neither", OPN);
+    if (r->op->nin == 3 && (!ln_affine(r, 1, &norm, "weight") || !ln_affine(r, 2, &norm, "bias"))) return false;
+    float eps = (float)dn_op_float(r->op, "eps");
+    if (!(eps > 0)) return fail(r, "%s: eps must be > 0, got %g", OPN, (double)eps);
+    like(r, 0);
+    r->dt[1] = DN_DTYPE_F32;
+    r->sh[1] = stats;
+    return true;
+}
+
+RULE(layernorm_bwd)
+{
+    DnShape norm, stats;
+    return want(r, 0, -1, "input") && ln_axes(r, &norm, &stats) && ln_stats(r, 1, &stats) && same(r, 0, 2) &&
+           (r->op->nin < 4 || ln_affine(r, 3, &norm, "weight")) && like(r, 0);
+}
+
+RULE(layernorm_bwd_params)
+{
+    DnShape norm, stats;
+    if (!want(r, 0, -1, "input") || !ln_axes(r, &norm, &stats) || !ln_stats(r, 1, &stats) || !same(r, 0, 2))
+        return false;
+    for (int i = 0; i < 2; i++) r->dt[i] = DN_DTYPE_F32, r->sh[i] = norm;
+    return true;
+}
+
 /* ---- embeddings and sequences ---------------------------------------------- */
 
 /* Operand 0 holds i32 indices, and padding_idx is -1 or a row of 'rows'. */

@@ -187,6 +187,15 @@ static void build_all(bool *seen)
     EXPECT_TYPE(emb, "f32[N, 64]");
     EXPECT_TYPE(BA(EMBEDDING_BWD, (label, emb), I("num", 10)), "f32[10, 64]");
     EXPECT_TYPE(BA(SEQUENCE_MASK, (label), I("max_len", 6)), "f32[N, 6]");
+    DnValue *lnw = param("ln.weight", SHAPE(5, 8)), *lnb = param("ln.bias", SHAPE(5, 8));
+    DnOp *ln = BOP(LAYERNORM, (t3, lnw, lnb), I("dims", 2));
+    cr_assert_not_null(ln, "%s", first_error());
+    EXPECT_TYPE(ln->out[0], "f32[N, 5, 8]");
+    EXPECT_TYPE(ln->out[1], "f32[N, 2]");
+    EXPECT_TYPE(BA(LAYERNORM_BWD, (t3, ln->out[1], ln->out[0], lnw), I("dims", 2)), "f32[N, 5, 8]");
+    DnOp *lnp = BOP(LAYERNORM_BWD_PARAMS, (t3, ln->out[1], ln->out[0]), I("dims", 2));
+    cr_assert_not_null(lnp, "%s", first_error());
+    EXPECT_TYPE(lnp->out[1], "f32[5, 8]");
     DnValue *whh = param("lstm.weight_hh_l0", SHAPE(8, 2)), *bhh = param("lstm.bias_hh_l0", SHAPE(8));
     DnValue *s0 = input("s0", F32, SHAPE(N, 4)), *mk = BA(SEQUENCE_MASK, (label), I("max_len", 5));
     DnOp *scan = BOP(RNN_SCAN, (t3, whh, bhh, s0, mk), S("cell", "lstm"));
