@@ -504,6 +504,73 @@ static DnValue *build_transpose(Lower *L, const AstExpr *e, const char *name, Dn
     return dn_build1(L->cx, L->g, DN_OP_TRANSPOSE, 1, x, 1, &at, e->loc);
 }
 
+/* permute(d0, d1, ...): torch.permute, every axis once (negative counts
+ * from the end); a transpose op with that perm */
+static DnValue *build_permute(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    const Val *v = &a[0];
+    int r = x[0]->shape.rank;
+    if (v->n != r) {
+        dn_error(L->cx, e->loc, "permute: %d axes given for the %d axes of %s (list each axis once)", v->n, r,
+                 dn_type_str(x[0]->dtype, &x[0]->shape, (char[96]){0}, 96));
+        return NULL;
+    }
+    int64_t perm[DN_MAX_RANK];
+    for (int i = 0; i < r; i++) {
+        perm[i] = v->items[i].i;
+        if (!norm_axis(L, e, x[0], &perm[i])) return NULL;
+    }
+    DnAttr at = dn_attr_ints("perm", r, perm);
+    return dn_build1(L->cx, L->g, DN_OP_TRANSPOSE, 1, x, 1, &at, e->loc);
+}
+
+/* expand(s0, s1, ...): torch.Tensor.expand, sizes right-aligned with the
+ * input's axes (new ones may lead).  -1 keeps the input's size, except in
+ * the first place, where it is the batch N (so a [1, 1, D] class token
+ * expands with expand(-1, -1, D) to [N, 1, D]); a size of the input that
+ * is 1 becomes any size.  Lowered as x + zeros of the target shape, whose
+ * gradient (sum_to) is the reverse of the broadcast. */
+static DnValue *build_expand(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    const DnShape *s = &x[0]->shape;
+    const Val *v = &a[0];
+    char ty[96];
+    dn_type_str(x[0]->dtype, s, ty, sizeof ty);
+    if (v->n < s->rank || v->n > DN_MAX_RANK) {
+        dn_error(L->cx, e->loc, "expand: %d sizes for %s: give one per axis (new axes may lead, %d axes at most)", v->n,
+                 ty, DN_MAX_RANK);
+        return NULL;
+    }
+    int lead = v->n - s->rank;
+    int64_t t[DN_MAX_RANK];
+    for (int i = 0; i < v->n; i++) {
+        int64_t want = v->items[i].i, have = i >= lead ? s->dim[i - lead] : 1;
+        if (have == DN_DIM_N && i != 0) {
+            dn_error(L->cx, e->loc, "expand: the batch axis of %s must stay first", ty);
+            return NULL;
+        }
+        if (want == -1 && i == 0)
+            t[i] = DN_DIM_N;
+        else if (want == -1 && i >= lead)
+            t[i] = have;
+        else
+            t[i] = want;
+        bool ok = t[i] == DN_DIM_N ? have == DN_DIM_N || have == 1 : t[i] >= 1 && (have == 1 || have == t[i]);
+        if (!ok) {
+            dn_error(L->cx, e->loc, "expand: size %lld for axis %d of %s: only a size of 1 expands%s", (long long)want,
+                     i - lead, ty, want == -1 ? " (-1 keeps a size, and in the first place is N)" : "");
+            return NULL;
+        }
+    }
+    DnShape ts = dn_shape_make(v->n, t);
+    if (dn_shape_eq(&ts, s)) return x[0];
+    DnAttr at[2] = {dn_attr_float("value", 0), dn_attr_ints("shape", v->n, t)};
+    DnValue *in[2] = {x[0], dn_build1(L->cx, L->g, DN_OP_FILL, 0, NULL, 2, at, e->loc)};
+    return dn_build1(L->cx, L->g, DN_OP_ADD, 2, in, 0, NULL, e->loc);
+}
+
 /* dropout(p=0.5): each dropout op gets the next salt, counting from 1 */
 static DnValue *build_dropout(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
@@ -765,6 +832,8 @@ static const LayerInfo layers[] = {
     {"flatten", 1, "from:int=1", false, build_flatten, DN_OP_RESHAPE},
     {"reshape", 1, "shape:ints*", false, build_reshape, DN_OP_RESHAPE},
     {"transpose", 1, "a:int b:int", false, build_transpose, DN_OP_TRANSPOSE},
+    {"permute", 1, "dims:ints*", false, build_permute, DN_OP_TRANSPOSE},
+    {"expand", 1, "sizes:ints*", false, build_expand, DN_OP_ADD},
     {"dropout", 1, "p", false, build_dropout, DN_OP_DROPOUT},
     {"add", 2, "", false, build_simple, DN_OP_ADD},
     {"sub", 2, "", false, build_simple, DN_OP_SUB},
@@ -820,7 +889,6 @@ static const char *unsupported[] = {
     "multihead_attention",
     "slice",
     "pad",
-    "permute",
     "lrn",
     "local_response_norm",
     "broadcast",

@@ -73,6 +73,7 @@ set(DN_OPENCL_SUITES test_golden test_optim_golden test_augment test_training te
 list(APPEND DN_OPENCL_SUITES test_shape_golden) # the shape family (concat, slicing, split, chunk, stack)
 list(APPEND DN_OPENCL_SUITES test_act_golden)
 list(APPEND DN_OPENCL_SUITES test_norm_golden) # layernorm
+list(APPEND DN_OPENCL_SUITES test_permute_golden) # permute, expand
 list(APPEND DN_OPENCL_SUITES test_embed_golden)
 list(APPEND DN_OPENCL_SUITES test_dnnrun_text) # dnnrun's text and pairs data on a GPU session
 foreach(name ${DN_OPENCL_SUITES})

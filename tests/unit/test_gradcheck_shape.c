@@ -1,6 +1,6 @@
 /* test_gradcheck_shape.c -- the shape family's gradient rules (concat,
  * slice and its slice_bwd, and the layers built from them: indexing,
- * split, chunk, stack) against central finite differences in double, with
+ * split, chunk, stack; permute's transpose, expand's broadcast add) against central finite differences in double, with
  * the shared harness (support/gradcheck.h).  Raw params in front of the
  * ops carry the gradient; the reference losses index the inputs directly.
  */
@@ -115,6 +115,47 @@ static const GcCase case_split = {
     {"p"},
     loss_split};
 
+/* x [n, 2, 3]: y = permute(x * a, 0, 2, 1) [n, 3, 2];
+   w = concat([expand(k, -1, -1, 3), x + expand(c, 2, 3)], axis=1) [n, 3, 3]
+   (k [1, 1, 1] to the batch and the width, c [1, 3] to two rows) */
+static double loss_permute_expand(const Gc *g)
+{
+    int64_t n = g->n;
+    const double *a = g->p[0], *c = g->p[1], *k = g->p[2];
+    double s = 0;
+    for (int64_t b = 0; b < n; b++) {
+        const double *x = g->in[0] + b * 6, *ty = g->in[1] + b * 6, *tw = g->in[2] + b * 9;
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 2; j++) {
+                double y = x[j * 3 + i] * a[j * 3 + i] - ty[i * 2 + j];
+                s += y * y / (double)(n * 6);
+            }
+        for (int e = 0; e < 9; e++) {
+            double w = (e < 3 ? k[0] : x[e - 3] + c[e % 3]) - tw[e];
+            s += w * w / (double)(n * 9);
+        }
+    }
+    return s;
+}
+
+static const GcCase case_permute_expand = {
+    "permute_expand",
+    "model m(x: f32[N, 2, 3]) -> (y: f32[N, 3, 2], w: f32[N, 3, 3]) {\n"
+    "  param a: f32[2, 3] = normal(std=1)\n  param c: f32[1, 3] = normal(std=1)\n"
+    "  param k: f32[1, 1, 1] = normal(std=1)\n"
+    "  y = permute(x * a, 0, 2, 1)\n"
+    "  w = concat([k |> expand(-1, -1, 3), x + (c |> expand(2, 3))], axis=1)\n}\n"
+    "train m {\n  ty: f32[N, 3, 2]\n  tw: f32[N, 3, 3]\n"
+    "  loss = mse(y, ty) + mse(w, tw)\n  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
+    3,
+    3,
+    {6, 6, 9},
+    0,
+    3,
+    {"a", "c", "k"},
+    loss_permute_expand};
+
 Test(gradcheck_shape, concat) { dn_gradcheck(&case_concat); }
+Test(gradcheck_shape, permute_expand) { dn_gradcheck(&case_permute_expand); }
 Test(gradcheck_shape, slice) { dn_gradcheck(&case_slice); }
 Test(gradcheck_shape, split_chunk_stack) { dn_gradcheck(&case_split); }
