@@ -347,6 +347,8 @@ DnInit dn_layer_kaiming(double fan_in);
  * contract there); the context tensor, or the list [context, weights] with
  * return_weights=true; a poison after an error. */
 Val dn_build_attention(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+/* scaled_dot_product_attention (layers_sdpa.c): the output [..., Tq, dv]. */
+DnValue *dn_build_sdpa(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
  * int float bool str ints, tensor (default none: absent, a VAL_NONE), and

@@ -865,6 +865,8 @@ static const LayerInfo layers[] = {
     {"attention", 2,
      "values:tensor=none kind:str=dot mask:tensor=none return_weights:bool=false scale:bool=false units:int=0", true,
      NULL, DN_OP_MATMUL},
+    {"scaled_dot_product_attention", 3, "mask:tensor=none is_causal:bool=false dropout:float=0 scale:float=0", false,
+     dn_build_sdpa, DN_OP_MATMUL},
     /* resizing */
     {"interpolate", 1, "size:ints mode", false, build_interpolate, DN_OP_INTERPOLATE},
 };
@@ -955,12 +957,14 @@ Val dn_layer_check(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, V
 
 Val dn_layer_call(Lower *L, Scope *sc, const LayerInfo *li, const AstExpr *e, Val *pos, int npos)
 {
-    DnValue *x[2];
+    DnValue *x[3]; /* no layer takes more leading tensors */
+    static const char *const nth[3] = {"first", "second", "third"};
+    DN_ASSERT(li->ntensor <= 3);
     for (int i = 0; i < li->ntensor; i++) {
         if (i >= npos || pos[i].kind != VAL_TENSOR) {
             dn_error(L->cx, e->loc, "%s expects %s as its %s operand, got %s (write x |> %s(...) or %s(x, ...))",
-                     li->name, "a tensor", i ? "second" : "first", i < npos ? dn_val_kind_name(pos[i].kind) : "nothing",
-                     li->name, li->name);
+                     li->name, "a tensor", nth[i], i < npos ? dn_val_kind_name(pos[i].kind) : "nothing", li->name,
+                     li->name);
             return dn_val_poison();
         }
         x[i] = pos[i].t;

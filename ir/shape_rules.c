@@ -823,6 +823,17 @@ RULE(embedding_bwd)
     return true;
 }
 
+RULE(causal_bias)
+{
+    int64_t rows = dn_op_int(r->op, "rows"), cols = dn_op_int(r->op, "cols");
+    if (rows < 1 || cols < 1 || rows > ((int64_t)1 << 24) || cols > ((int64_t)1 << 24))
+        return fail(r, "%s: rows %lld and cols %lld must be in 1..2^24", OPN, (long long)rows, (long long)cols);
+    int64_t d[2] = {rows, cols};
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = dn_shape_make(2, d);
+    return true;
+}
+
 RULE(sequence_mask)
 {
     int64_t T = dn_op_int(r->op, "max_len");

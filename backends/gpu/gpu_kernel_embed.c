@@ -1,6 +1,6 @@
 /* gpu_kernel_embed.c -- the embedding family on the GPU (ops.def):
- * embedding, embedding_bwd and sequence_mask (one item per element); the CPU kernels (kernel_embed.c) are the
- * reference, and both backends give bit-identical results.
+ * embedding, embedding_bwd, sequence_mask and causal_bias (one item per element); the CPU kernels (kernel_embed.c) are
+ * the reference, and both backends give bit-identical results.
  *
  * embedding: one work item per output element (token s, column d) copies
  * weight[indices[s], d], or writes 0 for an index outside [0, V) (the
@@ -83,4 +83,15 @@ void dn_gpu_kernel_sequence_mask(DnGpuGen *G)
         dn_gk_items(y, &a, &b);
     }
     dn_gk_end(G, a, b, GROUP);
+}
+
+void dn_gpu_kernel_causal_bias(DnGpuGen *G)
+{
+    int64_t rows = dn_op_int(G->op, "rows"), cols = dn_op_int(G->op, "cols");
+    dn_gk_begin(G, "");
+    dn_gk_ptr(G, 0, "float", "y");
+    dn_gk_line(G, "i64 e = GLOBAL_ID;");
+    dn_gk_line(G, "if (e >= %lld) return;", LL(rows * cols));
+    dn_gk_line(G, "y[e] = e %% %lld > e / %lld ? -1.0e9f : 0.0f;", LL(cols), LL(cols));
+    dn_gk_end(G, 0, rows * cols, GROUP);
 }

@@ -1,6 +1,7 @@
 /* kernel_embed.c -- CPU kernels of the embedding family (ops.def):
  * embedding (a row gather), embedding_bwd (its scatter-add) and
- * sequence_mask (parallel over the lengths, each writing its row).
+ * sequence_mask (parallel over the lengths, each writing its row) and
+ * causal_bias (parallel over its rows).
  *
  * embedding runs in parallel over the indices (one iteration per token
  * writes its D outputs).  An index outside [0, V) reads nothing and writes
@@ -84,6 +85,21 @@ void dn_kernel_embedding_bwd(DnKernel *k)
     dn_loop_end(k, &ld);
     dn_if_end(k, after);
     dn_loop_end(k, &ls);
+}
+
+/* y[i, j] = j <= i ? 0 : -1e9, parallel over the rows (a constant). */
+void dn_kernel_causal_bias(DnKernel *k)
+{
+    int64_t rows = dn_op_int(k->op, "rows"), cols = dn_op_int(k->op, "cols");
+    k->par_n = 0, k->par_b = rows;
+    LLVMBuilderRef b = k->L->b;
+    DnLoop li = dn_loop_begin(k, k->begin, k->end, "i");
+    DnLoop lj = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, cols), "j");
+    LLVMValueRef above = LLVMBuildICmp(b, LLVMIntSGT, lj.i, li.i, "");
+    LLVMValueRef v = LLVMBuildSelect(b, above, dn_f32(k, -1e9), dn_f32(k, 0), "");
+    dn_store_f32(k, k->out[0], dn_add(k, dn_mul(k, li.i, dn_i64(k, cols)), lj.i), v);
+    dn_loop_end(k, &lj);
+    dn_loop_end(k, &li);
 }
 
 /* y[s, t] = t < lengths[s] ? 1 : 0. */

@@ -273,7 +273,53 @@ static const GcCase case_weights = {
     {"qp.weight", "kp.weight"},
     loss_weights};
 
+/* scaled_dot_product_attention over 2 heads of x [n, 2, 4, 3]: q = x * a,
+   k = x + b, v = x * c; y = sdpa(q, k, v, is_causal=true) */
+static double loss_sdpa(const Gc *g)
+{
+    int64_t n = g->n;
+    const double *a = g->p[0], *b = g->p[1], *c = g->p[2];
+    double s = 0;
+    for (int64_t it = 0; it < n; it++)
+        for (int h = 0; h < 2; h++) {
+            const double *x = g->in[0] + (it * 2 + h) * 12, *t = g->in[1] + (it * 2 + h) * 12;
+            const double *ah = a + h * 12, *bh = b + h * 12, *ch = c + h * 12;
+            for (int i = 0; i < 4; i++) {
+                double sc[4], m = -INFINITY, z = 0;
+                for (int j = 0; j <= i; j++) { /* causal: keys 0..i */
+                    sc[j] = 0;
+                    for (int d = 0; d < 3; d++) sc[j] += x[i * 3 + d] * ah[i * 3 + d] * (x[j * 3 + d] + bh[j * 3 + d]);
+                    sc[j] /= sqrt(3.0);
+                    m = fmax(m, sc[j]);
+                }
+                for (int j = 0; j <= i; j++) z += exp(sc[j] - m);
+                for (int d = 0; d < 3; d++) {
+                    double y = 0;
+                    for (int j = 0; j <= i; j++) y += exp(sc[j] - m) / z * x[j * 3 + d] * ch[j * 3 + d];
+                    s += (y - t[i * 3 + d]) * (y - t[i * 3 + d]) / (double)(n * 24);
+                }
+            }
+        }
+    return s;
+}
+
+static const GcCase case_sdpa = {
+    "sdpa_causal",
+    "model m(x: f32[N, 2, 4, 3]) -> (y: f32[N, 2, 4, 3]) {\n"
+    "  param a: f32[2, 4, 3] = normal(std=1)\n  param b: f32[2, 4, 3] = normal(std=1)\n"
+    "  param c: f32[2, 4, 3] = normal(std=1)\n"
+    "  y = scaled_dot_product_attention(x * a, x + b, x * c, is_causal=true)\n}\n"
+    "train m {\n  t: f32[N, 2, 4, 3]\n  loss = mse(y, t)\n  optimizer = sgd(lr=1, momentum=0.9)\n}\n",
+    3,
+    2,
+    {24, 24},
+    0,
+    3,
+    {"a", "b", "c"},
+    loss_sdpa};
+
 Test(gradcheck_attention, dot_scaled) { dn_gradcheck(&case_dot); }
+Test(gradcheck_attention, sdpa_causal) { dn_gradcheck(&case_sdpa); }
 Test(gradcheck_attention, dot_mask_step) { dn_gradcheck(&case_dot_mask); }
 Test(gradcheck_attention, general) { dn_gradcheck(&case_general); }
 Test(gradcheck_attention, general_mask) { dn_gradcheck(&case_general_mask); }
