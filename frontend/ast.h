@@ -347,8 +347,14 @@ DnInit dn_layer_kaiming(double fan_in);
  * contract there); the context tensor, or the list [context, weights] with
  * return_weights=true; a poison after an error. */
 Val dn_build_attention(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
-/* scaled_dot_product_attention (layers_sdpa.c): the output [..., Tq, dv]. */
+/* scaled_dot_product_attention (layers_sdpa.c): the output [..., Tq, dv];
+ * dn_lower_sdpa is its lowering for other layers (mask: f32, 1 = take part,
+ * broadcast to the scores; NULL for none; errors named after e->s). */
 DnValue *dn_build_sdpa(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+DnValue *dn_lower_sdpa(Lower *L, const AstExpr *e, DnValue *q, DnValue *k, DnValue *v, DnValue *mask, bool causal,
+                       double p, double scale);
+/* multihead_attention (layers_mha.c): nn.MultiheadAttention(batch_first=True)'s output. */
+DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
  * int float bool str ints, tensor (default none: absent, a VAL_NONE), and

@@ -865,6 +865,10 @@ static const LayerInfo layers[] = {
     {"attention", 2,
      "values:tensor=none kind:str=dot mask:tensor=none return_weights:bool=false scale:bool=false units:int=0", true,
      NULL, DN_OP_MATMUL},
+    {"multihead_attention", 1,
+     "key:tensor=none value:tensor=none num_heads:int key_padding_mask:tensor=none attn_mask:tensor=none "
+     "is_causal:bool=false dropout:float=0 bias:bool=true",
+     true, dn_build_mha, DN_OP_MATMUL},
     {"scaled_dot_product_attention", 3, "mask:tensor=none is_causal:bool=false dropout:float=0 scale:float=0", false,
      dn_build_sdpa, DN_OP_MATMUL},
     /* resizing */
@@ -888,17 +892,11 @@ static ListFn list_fn(const char *name)
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
-    "multihead_attention",
-    "slice",
-    "pad",
-    "lrn",
-    "local_response_norm",
-    "broadcast",
-    "argmax",
-    "accuracy",
-    "positional_encoding",
-    "sinusoidal",
-    "sequence_cross_entropy",
+    "slice",      "pad",
+    "lrn",        "local_response_norm",
+    "broadcast",  "argmax",
+    "accuracy",   "positional_encoding",
+    "sinusoidal", "sequence_cross_entropy",
 };
 
 const LayerInfo *dn_layer_find(const char *name)

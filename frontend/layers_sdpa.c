@@ -50,22 +50,19 @@ static bool check(Sdpa *t, DnValue *q, DnValue *k, DnValue *v)
     for (int i = 1; ok && i < r; i++) ok = qs->dim[i] >= 1 && ks->dim[i] >= 1 && vs->dim[i] >= 1;
     if (!ok)
         dn_error(t->L->cx, t->e->loc,
-                 "scaled_dot_product_attention: query %s, keys %s and values %s must be f32 [..., Tq, d], "
+                 "%s: query %s, keys %s and values %s must be f32 [..., Tq, d], "
                  "[..., Tk, d] and [..., Tk, dv] with the same leading axes and static sizes after N",
-                 ty(q, b1), ty(k, b2), ty(v, b3));
+                 t->e->s, ty(q, b1), ty(k, b2), ty(v, b3));
     return ok;
 }
 
-DnValue *dn_build_sdpa(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+DnValue *dn_lower_sdpa(Lower *L, const AstExpr *e, DnValue *q, DnValue *k, DnValue *v, DnValue *mask, bool causal,
+                       double p, double scale)
 {
-    (void)name;
     Sdpa t = {L, e};
-    DnValue *q = x[0], *k = x[1], *v = x[2], *mask = a[0].kind == VAL_TENSOR ? a[0].t : NULL;
-    double p = a[2].f, scale = a[3].f;
-    if (!check(&t, q, k, v)) return NULL;
+    if (!q || !k || !v || !check(&t, q, k, v)) return NULL;
     if (!(p >= 0 && p < 1) || !(scale >= 0) || !isfinite(scale)) {
-        dn_error(L->cx, e->loc, "scaled_dot_product_attention: dropout must be in [0, 1) and scale >= 0, got %g and %g",
-                 p, scale);
+        dn_error(L->cx, e->loc, "%s: dropout must be in [0, 1) and scale >= 0, got %g and %g", e->s, p, scale);
         return NULL;
     }
     int r = q->shape.rank;
@@ -81,7 +78,7 @@ DnValue *dn_build_sdpa(Lower *L, const AstExpr *e, const char *name, DnValue **x
         DnValue *c = dn_build1(L->cx, L->g, DN_OP_FILL, 0, NULL, 2, fill, e->loc);
         s = op(&t, DN_OP_ADD, 2, s, op(&t, DN_OP_ADD, 2, m, c, 0, NULL), 0, NULL);
     }
-    if (a[1].i) {
+    if (causal) {
         DnAttr at[2] = {dn_attr_int("rows", Tq), dn_attr_int("cols", Tk)};
         s = op(&t, DN_OP_ADD, 2, s, dn_build1(L->cx, L->g, DN_OP_CAUSAL_BIAS, 0, NULL, 2, at, e->loc), 0, NULL);
     }
@@ -92,4 +89,10 @@ DnValue *dn_build_sdpa(Lower *L, const AstExpr *e, const char *name, DnValue **x
         w = op(&t, DN_OP_DROPOUT, 1, w, NULL, 2, at);
     }
     return op(&t, DN_OP_MATMUL, 2, w, v, 0, NULL);
+}
+
+DnValue *dn_build_sdpa(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name;
+    return dn_lower_sdpa(L, e, x[0], x[1], x[2], a[0].kind == VAL_TENSOR ? a[0].t : NULL, a[1].i != 0, a[2].f, a[3].f);
 }

@@ -75,6 +75,7 @@ list(APPEND DN_OPENCL_SUITES test_act_golden)
 list(APPEND DN_OPENCL_SUITES test_norm_golden) # layernorm
 list(APPEND DN_OPENCL_SUITES test_permute_golden) # permute, expand
 list(APPEND DN_OPENCL_SUITES test_sdpa_golden) # scaled_dot_product_attention
+list(APPEND DN_OPENCL_SUITES test_mha_golden) # multihead_attention
 list(APPEND DN_OPENCL_SUITES test_embed_golden)
 list(APPEND DN_OPENCL_SUITES test_dnnrun_text) # dnnrun's text and pairs data on a GPU session
 foreach(name ${DN_OPENCL_SUITES})
