@@ -571,6 +571,22 @@ static DnValue *build_expand(Lower *L, const AstExpr *e, const char *name, DnVal
     return dn_build1(L->cx, L->g, DN_OP_ADD, 2, in, 0, NULL, e->loc);
 }
 
+/* positional_encoding: x [..., T, D] + the Transformer's sinusoidal table
+ * [T, D] (a sinusoid op; T and D static). */
+static DnValue *build_positional_encoding(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    (void)name, (void)a;
+    const DnShape *s = &x[0]->shape;
+    if (s->rank < 2 || s->dim[s->rank - 2] < 1 || s->dim[s->rank - 1] < 1) {
+        dn_error(L->cx, e->loc, "positional_encoding expects [..., T, D] with static T and D, got %s",
+                 dn_type_str(x[0]->dtype, s, (char[96]){0}, 96));
+        return NULL;
+    }
+    DnAttr at[2] = {dn_attr_int("rows", s->dim[s->rank - 2]), dn_attr_int("cols", s->dim[s->rank - 1])};
+    DnValue *in[2] = {x[0], dn_build1(L->cx, L->g, DN_OP_SINUSOID, 0, NULL, 2, at, e->loc)};
+    return dn_build1(L->cx, L->g, DN_OP_ADD, 2, in, 0, NULL, e->loc);
+}
+
 /* dropout(p=0.5): each dropout op gets the next salt, counting from 1 */
 static DnValue *build_dropout(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
@@ -833,6 +849,7 @@ static const LayerInfo layers[] = {
     {"reshape", 1, "shape:ints*", false, build_reshape, DN_OP_RESHAPE},
     {"transpose", 1, "a:int b:int", false, build_transpose, DN_OP_TRANSPOSE},
     {"permute", 1, "dims:ints*", false, build_permute, DN_OP_TRANSPOSE},
+    {"positional_encoding", 1, "", false, build_positional_encoding, DN_OP_SINUSOID},
     {"expand", 1, "sizes:ints*", false, build_expand, DN_OP_ADD},
     {"dropout", 1, "p", false, build_dropout, DN_OP_DROPOUT},
     {"add", 2, "", false, build_simple, DN_OP_ADD},
@@ -892,11 +909,7 @@ static ListFn list_fn(const char *name)
 
 /* Operators of the language (docs/language.md) that parse but do not lower yet. */
 static const char *unsupported[] = {
-    "slice",      "pad",
-    "lrn",        "local_response_norm",
-    "broadcast",  "argmax",
-    "accuracy",   "positional_encoding",
-    "sinusoidal", "sequence_cross_entropy",
+    "slice", "pad", "lrn", "local_response_norm", "broadcast", "argmax", "accuracy", "sequence_cross_entropy",
 };
 
 const LayerInfo *dn_layer_find(const char *name)

@@ -483,6 +483,7 @@ static void grad_rnn_scan(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_ADAM_UPDATE          NONE
 #define GRAD_CHECK_FINITE         NONE
 #define GRAD_CAUSAL_BIAS          NONE /* a constant */
+#define GRAD_SINUSOID             NONE /* a constant */
 #define GRAD_LAYERNORM            grad_layernorm
 #define GRAD_LAYERNORM_BWD        NONE
 #define GRAD_LAYERNORM_BWD_PARAMS NONE

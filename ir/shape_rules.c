@@ -823,7 +823,12 @@ RULE(embedding_bwd)
     return true;
 }
 
-RULE(causal_bias)
+static bool table_shape(Rule *r);
+RULE(sinusoid) { return table_shape(r); }
+RULE(causal_bias) { return table_shape(r); }
+
+/* A constant table f32 [rows, cols]. */
+static bool table_shape(Rule *r)
 {
     int64_t rows = dn_op_int(r->op, "rows"), cols = dn_op_int(r->op, "cols");
     if (rows < 1 || cols < 1 || rows > ((int64_t)1 << 24) || cols > ((int64_t)1 << 24))

@@ -1,6 +1,6 @@
 /* gpu_kernel_embed.c -- the embedding family on the GPU (ops.def):
- * embedding, embedding_bwd, sequence_mask and causal_bias (one item per element); the CPU kernels (kernel_embed.c) are
- * the reference, and both backends give bit-identical results.
+ * embedding, embedding_bwd, sequence_mask, causal_bias and sinusoid (one item per element); the CPU kernels
+ * (kernel_embed.c) are the reference, and both backends give bit-identical results.
  *
  * embedding: one work item per output element (token s, column d) copies
  * weight[indices[s], d], or writes 0 for an index outside [0, V) (the
@@ -15,6 +15,8 @@
  * neighbours, so the dy reads of a token are coalesced and its index is one
  * broadcast read): O(G * T * D) reads for G * D-way parallelism.
  */
+#include <math.h>
+
 #include "gpu_internal.h"
 
 #define LL(v) ((long long)(v))
@@ -93,5 +95,19 @@ void dn_gpu_kernel_causal_bias(DnGpuGen *G)
     dn_gk_line(G, "i64 e = GLOBAL_ID;");
     dn_gk_line(G, "if (e >= %lld) return;", LL(rows * cols));
     dn_gk_line(G, "y[e] = e %% %lld > e / %lld ? -1.0e9f : 0.0f;", LL(cols), LL(cols));
+    dn_gk_end(G, 0, rows * cols, GROUP);
+}
+
+void dn_gpu_kernel_sinusoid(DnGpuGen *G)
+{
+    int64_t rows = dn_op_int(G->op, "rows"), cols = dn_op_int(G->op, "cols");
+    dn_gk_begin(G, "");
+    dn_gk_ptr(G, 0, "float", "y");
+    dn_gk_line(G, "i64 e = GLOBAL_ID;");
+    dn_gk_line(G, "if (e >= %lld) return;", LL(rows * cols));
+    dn_gk_line(G, "i64 p = e / %lld, j = e %% %lld;", LL(cols), LL(cols));
+    dn_gk_line(G, "double a = (double)p * exp((double)(j - j %% 2) * %s);",
+               dn_gk_double(G, -log(10000.0) / (double)cols));
+    dn_gk_line(G, "y[e] = (float)(j %% 2 ? cos(a) : sin(a));");
     dn_gk_end(G, 0, rows * cols, GROUP);
 }

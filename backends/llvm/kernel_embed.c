@@ -1,7 +1,7 @@
 /* kernel_embed.c -- CPU kernels of the embedding family (ops.def):
  * embedding (a row gather), embedding_bwd (its scatter-add) and
- * sequence_mask (parallel over the lengths, each writing its row) and
- * causal_bias (parallel over its rows).
+ * sequence_mask (parallel over the lengths, each writing its row), and the
+ * constant tables causal_bias and sinusoid (parallel over their rows).
  *
  * embedding runs in parallel over the indices (one iteration per token
  * writes its D outputs).  An index outside [0, V) reads nothing and writes
@@ -15,6 +15,8 @@
  * element of dweight is thus the same ordered f32 sum for any thread count,
  * and equal to the GPU kernel's, which adds in the same order.
  */
+#include <math.h>
+
 #include "llvm_internal.h"
 
 /* Index elements of 'v' per batch item (all of them when it has no N). */
@@ -100,6 +102,37 @@ void dn_kernel_causal_bias(DnKernel *k)
     dn_store_f32(k, k->out[0], dn_add(k, dn_mul(k, li.i, dn_i64(k, cols)), lj.i), v);
     dn_loop_end(k, &lj);
     dn_loop_end(k, &li);
+}
+
+/* A call of the C library's double function 'name' (sin, cos, exp). */
+static LLVMValueRef f64_call(DnKernel *k, const char *name, LLVMValueRef x)
+{
+    LLVMTypeRef d = LLVMDoubleTypeInContext(k->L->ctx), fty = LLVMFunctionType(d, &d, 1, 0);
+    LLVMValueRef f = LLVMGetNamedFunction(k->L->mod, name);
+    if (!f) f = LLVMAddFunction(k->L->mod, name, fty);
+    return LLVMBuildCall2(k->L->b, fty, f, &x, 1, "");
+}
+
+/* y[p, j] = (j even ? sin : cos)(p * exp(-(j - j % 2) ln(10000) / cols)), in double;
+   parallel over the rows. */
+void dn_kernel_sinusoid(DnKernel *k)
+{
+    int64_t rows = dn_op_int(k->op, "rows"), cols = dn_op_int(k->op, "cols");
+    k->par_n = 0, k->par_b = rows;
+    LLVMBuilderRef b = k->L->b;
+    LLVMTypeRef d = LLVMDoubleTypeInContext(k->L->ctx);
+    DnLoop lp = dn_loop_begin(k, k->begin, k->end, "p");
+    DnLoop lj = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, cols), "j");
+    LLVMValueRef even = LLVMBuildAnd(b, lj.i, dn_i64(k, ~(int64_t)1), "");
+    LLVMValueRef e =
+        LLVMBuildFMul(b, LLVMBuildSIToFP(b, even, d, ""), LLVMConstReal(d, -log(10000.0) / (double)cols), "");
+    LLVMValueRef ang = LLVMBuildFMul(b, LLVMBuildSIToFP(b, lp.i, d, ""), f64_call(k, "exp", e), "");
+    LLVMValueRef odd = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildAnd(b, lj.i, dn_i64(k, 1), ""), dn_i64(k, 0), "");
+    LLVMValueRef v = LLVMBuildSelect(b, odd, f64_call(k, "cos", ang), f64_call(k, "sin", ang), "");
+    dn_store_f32(k, k->out[0], dn_add(k, dn_mul(k, lp.i, dn_i64(k, cols)), lj.i),
+                 LLVMBuildFPTrunc(b, v, k->L->f32, ""));
+    dn_loop_end(k, &lj);
+    dn_loop_end(k, &lp);
 }
 
 /* y[s, t] = t < lengths[s] ? 1 : 0. */

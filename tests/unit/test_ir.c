@@ -188,6 +188,7 @@ static void build_all(bool *seen)
     EXPECT_TYPE(BA(EMBEDDING_BWD, (label, emb), I("num", 10)), "f32[10, 64]");
     EXPECT_TYPE(BA(SEQUENCE_MASK, (label), I("max_len", 6)), "f32[N, 6]");
     EXPECT_TYPE(BA(CAUSAL_BIAS, (), I("rows", 3), I("cols", 5)), "f32[3, 5]");
+    EXPECT_TYPE(BA(SINUSOID, (), I("rows", 7), I("cols", 4)), "f32[7, 4]");
     DnValue *lnw = param("ln.weight", SHAPE(5, 8)), *lnb = param("ln.bias", SHAPE(5, 8));
     DnOp *ln = BOP(LAYERNORM, (t3, lnw, lnb), I("dims", 2));
     cr_assert_not_null(ln, "%s", first_error());

@@ -13,6 +13,7 @@
  * Tolerance: rtol 1e-4, atol 1e-5 (references are float64).
  */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "testlib.h"
@@ -42,4 +43,35 @@ Test(sdpa_golden, loss_and_gradients_match_pytorch)
     dn_test_golden_model_open(&G, "sdpa_goldens", params, NPARAMS);
     dn_test_expect_sgd_step(&G, 4, params, NPARAMS, RTOL, ATOL);
     dn_test_golden_model_close(&G);
+}
+
+/* positional_encoding adds the Transformer's table (PyTorch's tutorial
+ * PositionalEncoding: div = exp(arange(0, D, 2) * -ln(10000) / D),
+ * pe[:, 0::2] = sin(pos * div), pe[:, 1::2] = cos(pos * div)), here
+ * against that formula in double, at positions up to 63 and D = 12;
+ * x = j / 8 shows the add.  Within 2e-6: f32 rounding of a value <= 1. */
+Test(sdpa_golden, positional_encoding_matches_the_formula)
+{
+    char msg[8192];
+    DnTestLib lib;
+    const char *src = "model pe(x: f32[N, 64, 12]) -> (y: f32[N, 64, 12]) {\n  y = x |> positional_encoding\n}\n";
+    cr_assert_eq(dn_test_compile_text(src, "--no-train", &lib, msg, sizeof msg), 0, "%s", msg);
+    dnrt_session *s = dn_test_session(&lib, 2, 1);
+    static float x[2 * 64 * 12], y[2 * 64 * 12];
+    for (int i = 0; i < 2 * 64 * 12; i++) x[i] = (float)(i % 12) / 8.0f;
+    const void *in[1] = {x};
+    void *out[1] = {y};
+    dnrt_error err = {0};
+    cr_assert_eq(lib.desc->api->infer(s, 2, in, out, &err), 0, "%s", err.message);
+    double worst = 0;
+    for (int n = 0; n < 2; n++)
+        for (int p = 0; p < 64; p++)
+            for (int j = 0; j < 12; j++) {
+                double a = p * exp((double)(j - j % 2) * -log(10000.0) / 12.0);
+                double want = (j % 2 ? cos(a) : sin(a)) + j / 8.0;
+                worst = fmax(worst, fabs(y[(n * 64 + p) * 12 + j] - want));
+            }
+    cr_expect_leq(worst, 2e-6, "max |y - formula| = %g", worst);
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
 }
