@@ -54,7 +54,7 @@ void dn_test_expect_outputs(const DnTestLib *lib, dnrt_session *s, const dnrt_st
 /* Expects dn_test_close_enough(got, ref, n, rtol, atol) to pass, naming
  * 'what' and the first failing element otherwise. */
 void dn_test_expect_close(const char *what, const float *got, const float *ref, int64_t n, double rtol, double atol);
-/* Writes the tensors 'names' of 'f' (at most 16) to a new file made from
+/* Writes the tensors 'names' of 'f' (at most 64) to a new file made from
  * the mkstemp template 'path' (the caller unlinks it). */
 void dn_test_write_tensors(const dnrt_st_file *f, const char *const *names, int n, char *path);
 /* The golden tensors '<pre>.<name>' of want[0..n), in order, into in[]
