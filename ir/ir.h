@@ -337,6 +337,13 @@ DnAttr *dn_attrs_complete(DnCtx *cx, DnGraph *g, DnOpKind kind, DnValue *const *
  * matches N and 1 but no static size > 1, and must end up in axis 0.
  * Returns false when the shapes do not broadcast. */
 bool dn_shape_broadcast(const DnShape *a, const DnShape *b, DnShape *out);
+/* A shape seen as [rows, D]: the last 'trailing' axes make the row of D
+ * elements, the others the rows: lead of them, times n when has_n. */
+typedef struct DnRows {
+    int64_t lead, D;
+    bool has_n;
+} DnRows;
+DnRows dn_shape_rows(const DnShape *s, int trailing);
 /* Builds a shape from a list: dn_shape_make(3, (int64_t[]){DN_DIM_N, 10, 4}). */
 DnShape dn_shape_make(int rank, const int64_t *dims);
 

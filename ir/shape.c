@@ -163,3 +163,17 @@ DnValue *dn_build1(DnCtx *cx, DnGraph *g, DnOpKind kind, int nin, DnValue **in, 
     DnOp *op = dn_build(cx, g, kind, nin, in, nattrs, attrs, loc);
     return op && op->nout > 0 ? op->out[0] : NULL;
 }
+
+DnRows dn_shape_rows(const DnShape *s, int trailing)
+{
+    DnRows r = {1, 1, false};
+    for (int i = 0; i < s->rank; i++) {
+        if (s->dim[i] == DN_DIM_N)
+            r.has_n = true;
+        else if (i < s->rank - trailing)
+            r.lead *= s->dim[i];
+        else
+            r.D *= s->dim[i];
+    }
+    return r;
+}

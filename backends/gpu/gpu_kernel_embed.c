@@ -87,27 +87,33 @@ void dn_gpu_kernel_sequence_mask(DnGpuGen *G)
     dn_gk_end(G, a, b, GROUP);
 }
 
-void dn_gpu_kernel_causal_bias(DnGpuGen *G)
+/* Opens a kernel over every element e of the constant table [rows, cols]
+ * of G's op (causal_bias, sinusoid), written to 'y'; end_table closes it. */
+static int64_t begin_table(DnGpuGen *G)
 {
     int64_t rows = dn_op_int(G->op, "rows"), cols = dn_op_int(G->op, "cols");
     dn_gk_begin(G, "");
     dn_gk_ptr(G, 0, "float", "y");
     dn_gk_line(G, "i64 e = GLOBAL_ID;");
     dn_gk_line(G, "if (e >= %lld) return;", LL(rows * cols));
+    return cols;
+}
+
+static void end_table(DnGpuGen *G) { dn_gk_end(G, 0, dn_op_int(G->op, "rows") * dn_op_int(G->op, "cols"), GROUP); }
+
+void dn_gpu_kernel_causal_bias(DnGpuGen *G)
+{
+    int64_t cols = begin_table(G);
     dn_gk_line(G, "y[e] = e %% %lld > e / %lld ? -1.0e9f : 0.0f;", LL(cols), LL(cols));
-    dn_gk_end(G, 0, rows * cols, GROUP);
+    end_table(G);
 }
 
 void dn_gpu_kernel_sinusoid(DnGpuGen *G)
 {
-    int64_t rows = dn_op_int(G->op, "rows"), cols = dn_op_int(G->op, "cols");
-    dn_gk_begin(G, "");
-    dn_gk_ptr(G, 0, "float", "y");
-    dn_gk_line(G, "i64 e = GLOBAL_ID;");
-    dn_gk_line(G, "if (e >= %lld) return;", LL(rows * cols));
+    int64_t cols = begin_table(G);
     dn_gk_line(G, "i64 p = e / %lld, j = e %% %lld;", LL(cols), LL(cols));
     dn_gk_line(G, "double a = (double)p * exp((double)(j - j %% 2) * %s);",
                dn_gk_double(G, -log(10000.0) / (double)cols));
     dn_gk_line(G, "y[e] = (float)(j %% 2 ? cos(a) : sin(a));");
-    dn_gk_end(G, 0, rows * cols, GROUP);
+    end_table(G);
 }

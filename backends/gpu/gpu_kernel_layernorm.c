@@ -15,26 +15,9 @@
 #define LL(v) ((long long)(v))
 #define GROUP 64
 
-typedef struct Rows {
-    int64_t lead, D; /* rows = lead (* n when has_n), D elements per row */
-    bool has_n;
-} Rows;
+typedef DnRows Rows;
 
-static Rows rows_of(const DnOp *op)
-{
-    const DnShape *s = &op->in[0]->shape;
-    int lead_axes = s->rank - (int)dn_op_int(op, "dims");
-    Rows r = {1, 1, false};
-    for (int i = 0; i < s->rank; i++) {
-        if (s->dim[i] == DN_DIM_N)
-            r.has_n = true;
-        else if (i < lead_axes)
-            r.lead *= s->dim[i];
-        else
-            r.D *= s->dim[i];
-    }
-    return r;
-}
+static Rows rows_of(const DnOp *op) { return dn_shape_rows(&op->in[0]->shape, (int)dn_op_int(op, "dims")); }
 
 static const char *row_count(DnGpuGen *G, const Rows *r)
 {

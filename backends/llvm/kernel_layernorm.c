@@ -12,27 +12,9 @@
  */
 #include "llvm_internal.h"
 
-typedef struct Rows {
-    int64_t lead; /* static part of the row count */
-    int64_t D;    /* elements per row */
-    bool has_n;
-} Rows;
+typedef DnRows Rows;
 
-static Rows rows_of(const DnOp *op)
-{
-    const DnShape *s = &op->in[0]->shape;
-    int lead_axes = s->rank - (int)dn_op_int(op, "dims");
-    Rows r = {1, 1, false};
-    for (int i = 0; i < s->rank; i++) {
-        if (s->dim[i] == DN_DIM_N)
-            r.has_n = true;
-        else if (i < lead_axes)
-            r.lead *= s->dim[i];
-        else
-            r.D *= s->dim[i];
-    }
-    return r;
-}
+static Rows rows_of(const DnOp *op) { return dn_shape_rows(&op->in[0]->shape, (int)dn_op_int(op, "dims")); }
 
 static LLVMValueRef fsub(DnKernel *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(k->L->b, a, b, ""); }
 

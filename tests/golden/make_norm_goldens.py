@@ -32,17 +32,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import write_safetensors  # noqa: E402
+from model_goldens import type_text as f32, write_model_goldens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUTPUTS = ["y", "q", "u"]
 SHAPES = {"y": [5, 12], "q": [3, 4, 4], "u": [5, 12]}
-PARAMS = ["p", "ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias"]
-
-
-def f32(dims):
-    return "f32[N, " + ", ".join(str(d) for d in dims) + "]"
-
+OUTPUTS = list(SHAPES)
 
 SOURCE = (
     "model norm(x: f32[N, 5, 12], z: f32[N, 3, 4, 4]) -> ("
@@ -60,45 +54,25 @@ SOURCE = (
     "}\n")
 
 
-def forward(x, z, w):
-    s = x * w["p"]
+def forward(x, w):
+    s = x["x"] * w["p"]
     return {
         "y": F.layer_norm(s, (12,), w["ln1.weight"], w["ln1.bias"]),
-        "q": F.layer_norm(z, (4, 4), w["ln2.weight"], w["ln2.bias"], eps=1e-3),
+        "q": F.layer_norm(x["z"], (4, 4), w["ln2.weight"], w["ln2.bias"], eps=1e-3),
         "u": F.layer_norm(s + 3.0, (12,)),
     }
+
+
+def inputs(n):
+    return {"x": torch.randn(n, 5, 12) * 2, "z": torch.randn(n, 3, 4, 4) + 0.5}
 
 
 def main():
     torch.manual_seed(11)
     w = {"p": torch.randn(5, 12), "ln1.weight": torch.randn(12), "ln1.bias": torch.randn(12),
          "ln2.weight": torch.randn(4, 4), "ln2.bias": torch.randn(4, 4)}
-    out = dict(w)
-    for n in (1, 4):
-        x, z = torch.randn(n, 5, 12) * 2, torch.randn(n, 3, 4, 4) + 0.5
-        out[f"b{n}.x"], out[f"b{n}.z"] = x, z
-        ys = forward(x.double(), z.double(), {k: v.double() for k, v in w.items()})
-        ys32 = forward(x, z, w)
-        for o in OUTPUTS:
-            out[f"b{n}.{o}"] = ys[o].float()
-            err = ((ys32[o].double() - ys[o]).abs().max() / ys[o].abs().max().clamp_min(1e-30)).item()
-            print(f"batch {n} {o}: fp32 vs fp64 {err:.2e}")
-    n = 4
-    x, z = torch.randn(n, 5, 12) * 2, torch.randn(n, 3, 4, 4) + 0.5
-    out["train.x"], out["train.z"] = x, z
-    targets = {o: torch.randn(n, *SHAPES[o]) for o in OUTPUTS}
-    for o in OUTPUTS:
-        out[f"train.t_{o}"] = targets[o]
-    wd = {k: v.double().requires_grad_(True) for k, v in w.items()}
-    ys = forward(x.double(), z.double(), wd)
-    loss = sum(F.mse_loss(ys[o], targets[o].double()) for o in OUTPUTS)
-    loss.backward()
-    out["train.loss"] = loss.detach().float().reshape(1)
-    for k in PARAMS:
-        out[f"grad.{k}"] = wd[k].grad.float()
-    print(f"loss {loss.item():.6f}")
-    meta = {"script": "tests/golden/make_norm_goldens.py", "source": SOURCE, "outputs": ",".join(OUTPUTS)}
-    write_safetensors(os.path.join(HERE, "norm_goldens.safetensors"), out, meta)
+    meta = {"script": "tests/golden/make_norm_goldens.py", "source": SOURCE}
+    write_model_goldens(os.path.join(HERE, "norm_goldens.safetensors"), meta, w, inputs, forward, SHAPES)
 
 
 if __name__ == "__main__":

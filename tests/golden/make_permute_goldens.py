@@ -33,17 +33,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import write_safetensors  # noqa: E402
+from model_goldens import type_text as f32, write_model_goldens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUTPUTS = ["y", "z"]
 SHAPES = {"y": [13, 6], "z": [6, 3, 4]}
-PARAMS = ["cls", "p", "q", "fa.weight", "fa.bias"]
-
-
-def f32(dims):
-    return "f32[N, " + ", ".join(str(d) for d in dims) + "]"
-
+OUTPUTS = list(SHAPES)
 
 SOURCE = (
     "model perm(x: f32[N, 4, 3, 6]) -> ("
@@ -63,6 +57,7 @@ SOURCE = (
 
 
 def forward(x, w):
+    x = x["x"]
     n = x.shape[0]
     patches = F.linear(x, w["fa.weight"], w["fa.bias"]).reshape(n, 12, 6)
     return {
@@ -75,32 +70,9 @@ def main():
     torch.manual_seed(13)
     w = {"cls": torch.randn(1, 1, 6), "p": torch.randn(4, 3, 6), "q": torch.randn(3, 1),
          "fa.weight": torch.randn(6, 6) * 0.4, "fa.bias": torch.randn(6) * 0.4}
-    out = dict(w)
-    for n in (1, 4):
-        x = torch.randn(n, 4, 3, 6)
-        out[f"b{n}.x"] = x
-        ys = forward(x.double(), {k: v.double() for k, v in w.items()})
-        ys32 = forward(x, w)
-        for o in OUTPUTS:
-            out[f"b{n}.{o}"] = ys[o].float()
-            err = ((ys32[o].double() - ys[o]).abs().max() / ys[o].abs().max().clamp_min(1e-30)).item()
-            print(f"batch {n} {o}: fp32 vs fp64 {err:.2e}")
-    n = 4
-    x = torch.randn(n, 4, 3, 6)
-    out["train.x"] = x
-    targets = {o: torch.randn(n, *SHAPES[o]) for o in OUTPUTS}
-    for o in OUTPUTS:
-        out[f"train.t_{o}"] = targets[o]
-    wd = {k: v.double().requires_grad_(True) for k, v in w.items()}
-    ys = forward(x.double(), wd)
-    loss = sum(F.mse_loss(ys[o], targets[o].double()) for o in OUTPUTS)
-    loss.backward()
-    out["train.loss"] = loss.detach().float().reshape(1)
-    for k in PARAMS:
-        out[f"grad.{k}"] = wd[k].grad.float()
-    print(f"loss {loss.item():.6f}")
-    meta = {"script": "tests/golden/make_permute_goldens.py", "source": SOURCE, "outputs": ",".join(OUTPUTS)}
-    write_safetensors(os.path.join(HERE, "permute_goldens.safetensors"), out, meta)
+    meta = {"script": "tests/golden/make_permute_goldens.py", "source": SOURCE}
+    write_model_goldens(os.path.join(HERE, "permute_goldens.safetensors"), meta, w,
+                        lambda n: {"x": torch.randn(n, 4, 3, 6)}, forward, SHAPES)
 
 
 if __name__ == "__main__":

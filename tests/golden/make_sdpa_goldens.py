@@ -31,20 +31,14 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import write_safetensors  # noqa: E402
+from model_goldens import type_text as f32, write_model_goldens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUTPUTS = ["y", "z"]
 SHAPES = {"y": [2, 5, 3], "z": [2, 5, 3]}
-PARAMS = ["a", "b", "c"]
+OUTPUTS = list(SHAPES)
 INPUTS = {"q0": [2, 5, 4], "k0": [2, 6, 4], "v0": [2, 6, 3], "m": [1, 1, 6]}
-
-
-def f32(dims):
-    return "f32[N, " + ", ".join(str(d) for d in dims) + "]"
 
 
 SOURCE = (
@@ -91,34 +85,8 @@ def inputs(n):
 def main():
     torch.manual_seed(17)
     w = {"a": torch.randn(2, 5, 4), "b": torch.randn(2, 6, 4), "c": torch.randn(2, 6, 3)}
-    out = dict(w)
-    for n in (1, 4):
-        x = inputs(n)
-        for k, v in x.items():
-            out[f"b{n}.{k}"] = v
-        ys = forward({k: v.double() for k, v in x.items()}, {k: v.double() for k, v in w.items()})
-        ys32 = forward(x, w)
-        for o in OUTPUTS:
-            out[f"b{n}.{o}"] = ys[o].float()
-            err = ((ys32[o].double() - ys[o]).abs().max() / ys[o].abs().max().clamp_min(1e-30)).item()
-            print(f"batch {n} {o}: fp32 vs fp64 {err:.2e}")
-    n = 4
-    x = inputs(n)
-    for k, v in x.items():
-        out[f"train.{k}"] = v
-    targets = {o: torch.randn(n, *SHAPES[o]) for o in OUTPUTS}
-    for o in OUTPUTS:
-        out[f"train.t_{o}"] = targets[o]
-    wd = {k: v.double().requires_grad_(True) for k, v in w.items()}
-    ys = forward({k: v.double() for k, v in x.items()}, wd)
-    loss = sum(F.mse_loss(ys[o], targets[o].double()) for o in OUTPUTS)
-    loss.backward()
-    out["train.loss"] = loss.detach().float().reshape(1)
-    for k in PARAMS:
-        out[f"grad.{k}"] = wd[k].grad.float()
-    print(f"loss {loss.item():.6f}")
-    meta = {"script": "tests/golden/make_sdpa_goldens.py", "source": SOURCE, "outputs": ",".join(OUTPUTS)}
-    write_safetensors(os.path.join(HERE, "sdpa_goldens.safetensors"), out, meta)
+    meta = {"script": "tests/golden/make_sdpa_goldens.py", "source": SOURCE}
+    write_model_goldens(os.path.join(HERE, "sdpa_goldens.safetensors"), meta, w, inputs, forward, SHAPES)
 
 
 if __name__ == "__main__":

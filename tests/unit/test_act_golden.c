@@ -27,24 +27,7 @@
 static const char *const params[] = {"p", "q", "c"};
 #define NPARAMS 3
 
-Test(act_golden, outputs_match_pytorch_at_batch_1_and_4)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "act_goldens", params, NPARAMS);
-    const dnrt_model_desc *d = G.lib.desc;
-    cr_assert_eq(d->noutputs, 10);
-    for (int64_t n = 1; n <= 4; n += 3) {
-        char prefix[16];
-        snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
-        dn_test_expect_outputs(&G.lib, G.s, &G.g, prefix, n, RTOL, ATOL);
-    }
-    dn_test_golden_model_close(&G);
-}
+static const DnTestGoldenSpec spec = {"act_goldens", params, NPARAMS, 10, {1, 4}, 4, RTOL, ATOL};
 
-Test(act_golden, loss_and_gradients_match_pytorch)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "act_goldens", params, NPARAMS);
-    dn_test_expect_sgd_step(&G, 4, params, NPARAMS, RTOL, ATOL);
-    dn_test_golden_model_close(&G);
-}
+Test(act_golden, outputs_match_pytorch_at_batch_1_and_4) { dn_test_golden_outputs(&spec); }
+Test(act_golden, loss_and_gradients_match_pytorch) { dn_test_golden_sgd_step(&spec); }

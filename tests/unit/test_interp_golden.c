@@ -22,24 +22,7 @@
 static const char *const params[] = {"p"};
 #define NPARAMS 1
 
-Test(interp_golden, outputs_match_pytorch_at_batch_1_and_3)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "interp_goldens", params, NPARAMS);
-    const dnrt_model_desc *d = G.lib.desc;
-    cr_assert_eq(d->noutputs, 7);
-    for (int64_t n = 1; n <= 3; n += 2) {
-        char prefix[16];
-        snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
-        dn_test_expect_outputs(&G.lib, G.s, &G.g, prefix, n, RTOL, ATOL);
-    }
-    dn_test_golden_model_close(&G);
-}
+static const DnTestGoldenSpec spec = {"interp_goldens", params, NPARAMS, 7, {1, 3}, 3, RTOL, ATOL};
 
-Test(interp_golden, loss_and_gradient_match_pytorch)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "interp_goldens", params, NPARAMS);
-    dn_test_expect_sgd_step(&G, 3, params, NPARAMS, RTOL, ATOL);
-    dn_test_golden_model_close(&G);
-}
+Test(interp_golden, outputs_match_pytorch_at_batch_1_and_3) { dn_test_golden_outputs(&spec); }
+Test(interp_golden, loss_and_gradient_match_pytorch) { dn_test_golden_sgd_step(&spec); }

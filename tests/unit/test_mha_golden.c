@@ -26,23 +26,7 @@ static const char *const params[] = {"sa.in_proj_weight", "sa.in_proj_bias", "sa
                                      "ca.in_proj_weight", "ca.in_proj_bias", "ca.out_proj.weight", "ca.out_proj.bias"};
 #define NPARAMS 8
 
-Test(mha_golden, outputs_match_pytorch_at_batch_1_and_4)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "mha_goldens", params, NPARAMS);
-    cr_assert_eq(G.lib.desc->noutputs, 2);
-    for (int64_t n = 1; n <= 4; n += 3) {
-        char prefix[16];
-        snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
-        dn_test_expect_outputs(&G.lib, G.s, &G.g, prefix, n, RTOL, ATOL);
-    }
-    dn_test_golden_model_close(&G);
-}
+static const DnTestGoldenSpec spec = {"mha_goldens", params, NPARAMS, 2, {1, 4}, 4, RTOL, ATOL};
 
-Test(mha_golden, loss_and_gradients_match_pytorch)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "mha_goldens", params, NPARAMS);
-    dn_test_expect_sgd_step(&G, 4, params, NPARAMS, RTOL, ATOL);
-    dn_test_golden_model_close(&G);
-}
+Test(mha_golden, outputs_match_pytorch_at_batch_1_and_4) { dn_test_golden_outputs(&spec); }
+Test(mha_golden, loss_and_gradients_match_pytorch) { dn_test_golden_sgd_step(&spec); }

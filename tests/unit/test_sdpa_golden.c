@@ -24,26 +24,10 @@
 static const char *const params[] = {"a", "b", "c"};
 #define NPARAMS 3
 
-Test(sdpa_golden, outputs_match_pytorch_at_batch_1_and_4)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "sdpa_goldens", params, NPARAMS);
-    cr_assert_eq(G.lib.desc->noutputs, 2);
-    for (int64_t n = 1; n <= 4; n += 3) {
-        char prefix[16];
-        snprintf(prefix, sizeof prefix, "b%lld", (long long)n);
-        dn_test_expect_outputs(&G.lib, G.s, &G.g, prefix, n, RTOL, ATOL);
-    }
-    dn_test_golden_model_close(&G);
-}
+static const DnTestGoldenSpec spec = {"sdpa_goldens", params, NPARAMS, 2, {1, 4}, 4, RTOL, ATOL};
 
-Test(sdpa_golden, loss_and_gradients_match_pytorch)
-{
-    DnTestGoldenModel G;
-    dn_test_golden_model_open(&G, "sdpa_goldens", params, NPARAMS);
-    dn_test_expect_sgd_step(&G, 4, params, NPARAMS, RTOL, ATOL);
-    dn_test_golden_model_close(&G);
-}
+Test(sdpa_golden, outputs_match_pytorch_at_batch_1_and_4) { dn_test_golden_outputs(&spec); }
+Test(sdpa_golden, loss_and_gradients_match_pytorch) { dn_test_golden_sgd_step(&spec); }
 
 /* positional_encoding adds the Transformer's table (PyTorch's tutorial
  * PositionalEncoding: div = exp(arange(0, D, 2) * -ln(10000) / D),

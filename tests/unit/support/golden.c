@@ -179,3 +179,24 @@ void dn_test_expect_sgd_step(DnTestGoldenModel *G, int64_t n, const char *const 
     }
     dnrt_st_free(&saved);
 }
+
+void dn_test_golden_outputs(const DnTestGoldenSpec *t)
+{
+    DnTestGoldenModel G;
+    dn_test_golden_model_open(&G, t->name, t->params, t->nparams);
+    cr_assert_eq(G.lib.desc->noutputs, t->noutputs);
+    for (int i = 0; i < 2; i++) {
+        char prefix[24];
+        snprintf(prefix, sizeof prefix, "b%lld", (long long)t->batches[i]);
+        dn_test_expect_outputs(&G.lib, G.s, &G.g, prefix, t->batches[i], t->rtol, t->atol);
+    }
+    dn_test_golden_model_close(&G);
+}
+
+void dn_test_golden_sgd_step(const DnTestGoldenSpec *t)
+{
+    DnTestGoldenModel G;
+    dn_test_golden_model_open(&G, t->name, t->params, t->nparams);
+    dn_test_expect_sgd_step(&G, t->train_n, t->params, t->nparams, t->rtol, t->atol);
+    dn_test_golden_model_close(&G);
+}

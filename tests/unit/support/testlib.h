@@ -83,6 +83,18 @@ void dn_test_golden_model_close(DnTestGoldenModel *G);
  * 'grad.<param>' as SGD's momentum buffer after that first step. */
 void dn_test_expect_sgd_step(DnTestGoldenModel *G, int64_t n, const char *const *params, int nparams, double rtol,
                              double atol);
+/* The two checks of a golden model test, each opening and closing the model
+ * 'name' with 'params' loaded: every one of its 'noutputs' outputs at each
+ * batch size of 'batches' (prefix 'b<n>'), and the SGD step at batch n. */
+typedef struct DnTestGoldenSpec {
+    const char *name;
+    const char *const *params;
+    int nparams, noutputs;
+    int64_t batches[2], train_n;
+    double rtol, atol;
+} DnTestGoldenSpec;
+void dn_test_golden_outputs(const DnTestGoldenSpec *t);
+void dn_test_golden_sgd_step(const DnTestGoldenSpec *t);
 
 /* ---- files.c ------------------------------------------------------------ */
 /* Makes a fresh folder /tmp/<tag>-XXXXXX into 'dir' (asserts it could). */
