@@ -5,7 +5,8 @@
  * producer writes the concatenated tensor and the concat moves nothing
  * for it.  An operand qualifies (dn_concat_view_operand) when its producer
  * writes result 0 at an item stride on every backend (DN_OPF_STRIDED_OUT:
- * conv2d), the concat is its only reader, it is listed once and it is no
+ * conv2d and the pointwise add, sub, mul, div, scale, relu, tanh,
+ * sigmoid), the concat is its only reader, it is listed once and it is no
  * graph output.  In a training graph the backward ops read the producers'
  * results too, so this is an inference-graph optimisation in practice.
  * Other operands are copied as before. */
