@@ -357,6 +357,8 @@ DnValue *dn_lower_sdpa(Lower *L, const AstExpr *e, DnValue *q, DnValue *k, DnVal
 DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 /* transformer_encoder_layer (layers_encoder.c): nn.TransformerEncoderLayer(batch_first=True)'s output. */
 DnValue *dn_build_encoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+/* transformer_decoder_layer (layers_encoder.c): nn.TransformerDecoderLayer(batch_first=True)'s output. */
+DnValue *dn_build_decoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
  * int float bool str ints, tensor (default none: absent, a VAL_NONE), and

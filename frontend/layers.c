@@ -890,6 +890,11 @@ static const LayerInfo layers[] = {
      "d_model:int nhead:int dim_feedforward:int=2048 dropout:float=0.1 activation:str=relu layer_norm_eps:float=1e-5 "
      "norm_first:bool=false src_key_padding_mask:tensor=none src_mask:tensor=none is_causal:bool=false",
      true, dn_build_encoder_layer, DN_OP_DENSE},
+    {"transformer_decoder_layer", 2,
+     "d_model:int nhead:int dim_feedforward:int=2048 dropout:float=0.1 activation:str=relu layer_norm_eps:float=1e-5 "
+     "norm_first:bool=false tgt_mask:tensor=none memory_mask:tensor=none tgt_key_padding_mask:tensor=none "
+     "memory_key_padding_mask:tensor=none tgt_is_causal:bool=false",
+     true, dn_build_decoder_layer, DN_OP_DENSE},
     {"scaled_dot_product_attention", 3, "mask:tensor=none is_causal:bool=false dropout:float=0 scale:float=0", false,
      dn_build_sdpa, DN_OP_MATMUL},
     /* resizing */

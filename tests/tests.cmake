@@ -77,6 +77,7 @@ list(APPEND DN_OPENCL_SUITES test_permute_golden) # permute, expand
 list(APPEND DN_OPENCL_SUITES test_sdpa_golden) # scaled_dot_product_attention
 list(APPEND DN_OPENCL_SUITES test_mha_golden) # multihead_attention
 list(APPEND DN_OPENCL_SUITES test_encoder_golden) # transformer_encoder_layer
+list(APPEND DN_OPENCL_SUITES test_decoder_golden) # transformer_decoder_layer
 list(APPEND DN_OPENCL_SUITES test_embed_golden)
 list(APPEND DN_OPENCL_SUITES test_dnnrun_text) # dnnrun's text and pairs data on a GPU session
 foreach(name ${DN_OPENCL_SUITES})
