@@ -27,16 +27,14 @@ and stored as float32.  Writes decoder_goldens.safetensors:
   train.loss [1]             its loss
   grad.<param>               the gradients (= SGD's momentum buffer after the step)
 """
-import copy
 import os
 import sys
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import write_safetensors  # noqa: E402
+from model_goldens import write_module_goldens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,16 +49,15 @@ SOURCE = (
 CAUSAL = torch.triu(torch.ones(5, 5), diagonal=1)
 
 
-def forward(m, x, mem, pad):
-    d1, d2 = m
-    h = d1(x, mem, tgt_mask=CAUSAL > 0.5, memory_key_padding_mask=pad > 0.5)
-    return d2(h, mem)
+def forward(m, x):
+    h = m["dec1"](x["x"], x["mem"], tgt_mask=x["am"] > 0.5, memory_key_padding_mask=x["pad"] > 0.5)
+    return {"y": m["dec2"](h, x["mem"])}
 
 
 def inputs(n):
     pad = (torch.rand(n, 6) > 0.7).float()
     pad[:, 0] = 0.0
-    return torch.randn(n, 5, 8), torch.randn(n, 6, 8), pad
+    return {"x": torch.randn(n, 5, 8), "mem": torch.randn(n, 6, 8), "pad": pad, "am": CAUSAL}
 
 
 def main():
@@ -76,33 +73,9 @@ def main():
             mod.self_attn.in_proj_bias.normal_(0, 0.3)
             mod.multihead_attn.in_proj_bias.normal_(0, 0.3)
     d1.train(), d2.train()
-    out = {}
-    for pre, mod in (("dec1", d1), ("dec2", d2)):
-        for k, v in mod.state_dict().items():
-            out[f"{pre}.{k}"] = v.clone()
-    m64 = (copy.deepcopy(d1).double(), copy.deepcopy(d2).double())
-    for n in (1, 4):
-        x, mem, pad = inputs(n)
-        out[f"b{n}.x"], out[f"b{n}.mem"], out[f"b{n}.pad"], out[f"b{n}.am"] = x, mem, pad, CAUSAL
-        with torch.no_grad():
-            y = forward(m64, x.double(), mem.double(), pad)
-            y32 = forward((d1, d2), x, mem, pad)
-        out[f"b{n}.y"] = y.float()
-        print(f"batch {n} y: fp32 vs fp64 {((y32.double() - y).abs().max() / y.abs().max()).item():.2e}")
-    n = 4
-    x, mem, pad = inputs(n)
-    t = torch.randn(n, 5, 8)
-    out["train.x"], out["train.mem"], out["train.pad"], out["train.am"], out["train.t_y"] = x, mem, pad, CAUSAL, t
-    loss = F.mse_loss(forward(m64, x.double(), mem.double(), pad), t.double())
-    loss.backward()
-    out["train.loss"] = loss.detach().float().reshape(1)
-    for pre, mod in (("dec1", m64[0]), ("dec2", m64[1])):
-        for k, v in mod.named_parameters():
-            out[f"grad.{pre}.{k}"] = v.grad.float()
-    print(f"loss {loss.item():.6f}")
-    print(",".join(k[5:] for k in out if k.startswith("grad.")))
-    meta = {"script": "tests/golden/make_decoder_goldens.py", "source": SOURCE, "outputs": "y"}
-    write_safetensors(os.path.join(HERE, "decoder_goldens.safetensors"), out, meta)
+    meta = {"script": "tests/golden/make_decoder_goldens.py", "source": SOURCE}
+    write_module_goldens(os.path.join(HERE, "decoder_goldens.safetensors"), meta, {"dec1": d1, "dec2": d2}, inputs,
+                         forward, {"y": [5, 8]})
 
 
 if __name__ == "__main__":

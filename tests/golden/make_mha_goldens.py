@@ -25,19 +25,16 @@ Writes mha_goldens.safetensors:
   train.loss [1]             its loss
   grad.<param>               the gradients (= SGD's momentum buffer after the step)
 """
-import copy
 import os
 import sys
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_goldens import write_safetensors  # noqa: E402
+from model_goldens import write_module_goldens  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OUTPUTS = ["y", "z"]
 SHAPES = {"y": [5, 8], "z": [5, 8]}
 CAUSAL = torch.triu(torch.ones(5, 6), diagonal=1)
 
@@ -52,17 +49,16 @@ SOURCE = (
     "}\n")
 
 
-def forward(m, x, mem, pad, causal):
-    sa, ca = m
-    y, _ = sa(x, x, x, key_padding_mask=pad > 0.5, need_weights=False)
-    z, _ = ca(x, mem, mem, attn_mask=causal > 0.5, need_weights=False)
+def forward(m, x):
+    y, _ = m["sa"](x["x"], x["x"], x["x"], key_padding_mask=x["pad"] > 0.5, need_weights=False)
+    z, _ = m["ca"](x["x"], x["mem"], x["mem"], attn_mask=x["am"] > 0.5, need_weights=False)
     return {"y": y, "z": z}
 
 
 def inputs(n):
     pad = (torch.rand(n, 5) > 0.7).float()
     pad[:, 0] = 0.0  # every row keeps a key
-    return torch.randn(n, 5, 8), torch.randn(n, 6, 8), pad
+    return {"x": torch.randn(n, 5, 8), "mem": torch.randn(n, 6, 8), "pad": pad, "am": CAUSAL}
 
 
 def main():
@@ -72,37 +68,9 @@ def main():
         for mod in (sa, ca):
             mod.in_proj_bias.normal_(0, 0.3)
             mod.out_proj.bias.normal_(0, 0.3)
-    out = {}
-    for pre, mod in (("sa", sa), ("ca", ca)):
-        for k, v in mod.state_dict().items():
-            out[f"{pre}.{k}"] = v.clone()
-    m64 = (copy.deepcopy(sa).double(), copy.deepcopy(ca).double())
-    for n in (1, 4):
-        x, mem, pad = inputs(n)
-        out[f"b{n}.x"], out[f"b{n}.mem"], out[f"b{n}.pad"], out[f"b{n}.am"] = x, mem, pad, CAUSAL
-        with torch.no_grad():
-            ys = forward(m64, x.double(), mem.double(), pad, CAUSAL)
-            ys32 = forward((sa, ca), x, mem, pad, CAUSAL)
-        for o in OUTPUTS:
-            out[f"b{n}.{o}"] = ys[o].float()
-            err = ((ys32[o].double() - ys[o]).abs().max() / ys[o].abs().max().clamp_min(1e-30)).item()
-            print(f"batch {n} {o}: fp32 vs fp64 {err:.2e}")
-    n = 4
-    x, mem, pad = inputs(n)
-    out["train.x"], out["train.mem"], out["train.pad"], out["train.am"] = x, mem, pad, CAUSAL
-    targets = {o: torch.randn(n, *SHAPES[o]) for o in OUTPUTS}
-    for o in OUTPUTS:
-        out[f"train.t_{o}"] = targets[o]
-    ys = forward(m64, x.double(), mem.double(), pad, CAUSAL)
-    loss = sum(F.mse_loss(ys[o], targets[o].double()) for o in OUTPUTS)
-    loss.backward()
-    out["train.loss"] = loss.detach().float().reshape(1)
-    for pre, mod in (("sa", m64[0]), ("ca", m64[1])):
-        for k, v in mod.named_parameters():
-            out[f"grad.{pre}.{k}"] = v.grad.float()
-    print(f"loss {loss.item():.6f}")
-    meta = {"script": "tests/golden/make_mha_goldens.py", "source": SOURCE, "outputs": ",".join(OUTPUTS)}
-    write_safetensors(os.path.join(HERE, "mha_goldens.safetensors"), out, meta)
+    meta = {"script": "tests/golden/make_mha_goldens.py", "source": SOURCE}
+    write_module_goldens(os.path.join(HERE, "mha_goldens.safetensors"), meta, {"sa": sa, "ca": ca}, inputs, forward,
+                         SHAPES)
 
 
 if __name__ == "__main__":
