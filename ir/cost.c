@@ -35,6 +35,10 @@ static int64_t macs_per_elem(const DnOp *op)
     case DN_OP_RNN_SCAN_BWD: return op->in[3]->shape.dim[1]; /* w_hh^T dhg: H per element of dxg */
     case DN_OP_LAYERNORM:
     case DN_OP_LAYERNORM_BWD: return 3; /* three passes over each row */
+    case DN_OP_FLASH_ATTENTION:         /* q kᵀ and p v: Tk (d + dv) per element of o, d + dv = 2 d typically */
+        return op->in[1]->shape.dim[op->in[1]->shape.rank - 2] * 2;
+    case DN_OP_FLASH_ATTENTION_BWD: /* q kᵀ twice, do vᵀ twice, pᵀ do, dsᵀ q, ds k: ~7 products per score */
+        return op->in[1]->shape.dim[op->in[1]->shape.rank - 2] * 7;
     default: return 0;
     }
 }

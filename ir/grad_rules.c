@@ -319,6 +319,25 @@ static void grad_layernorm(DnAd *a, const DnOp *op, DnValue *const *dy)
     }
 }
 
+/* dq, dk, dv from one flash_attention_bwd, which recomputes the weights
+ * from the saved log-sum-exp (result 1, which nothing else reads).  A bias
+ * that needs a gradient is an error: the kernels do not produce one. */
+static void grad_flash_attention(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    if (!dy[0]) return;
+    if (op->nin == 4 && dn_ad_needs(a, op->in[3])) {
+        dn_error(a->cx, op->loc,
+                 "flash_attention: its bias depends on a trainable weight, which it has no gradient for");
+        a->failed = true;
+        return;
+    }
+    DnValue *in[7] = {op->in[0], op->in[1], op->in[2], op->out[0], op->out[1], dy[0], op->nin == 4 ? op->in[3] : NULL};
+    DnAttr at[4] = {*dn_op_attr(op, "scale"), *dn_op_attr(op, "causal"), *dn_op_attr(op, "block_q"),
+                    *dn_op_attr(op, "block_k")};
+    DnOp *b = dn_build(a->cx, a->g, DN_OP_FLASH_ATTENTION_BWD, op->nin == 4 ? 7 : 6, in, 4, at, a->loc);
+    for (int i = 0; i < 3; i++) dn_ad_acc(a, op->in[i], b ? b->out[i] : NULL);
+}
+
 static void grad_cross_entropy(DnAd *a, const DnOp *op, DnValue *const *dy)
 {
     DnValue *in[3] = {op->in[0], op->in[1], dy[0]};
@@ -487,6 +506,8 @@ static void grad_rnn_scan(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_LAYERNORM            grad_layernorm
 #define GRAD_LAYERNORM_BWD        NONE
 #define GRAD_LAYERNORM_BWD_PARAMS NONE
+#define GRAD_FLASH_ATTENTION      grad_flash_attention
+#define GRAD_FLASH_ATTENTION_BWD  NONE
 
 /* activations and adaptive pooling */
 #define GRAD_LEAKY_RELU             grad_leaky_relu

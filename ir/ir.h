@@ -344,6 +344,25 @@ typedef struct DnRows {
     bool has_n;
 } DnRows;
 DnRows dn_shape_rows(const DnShape *s, int trailing);
+/* The geometry of a flash_attention or flash_attention_bwd op
+ * (attention_geom.c), for the kernel generators: q [lead..., Tq, d],
+ * k [lead..., Tk, d], v [lead..., Tk, dv]; the leading axes (N first when
+ * has_n) flattened into bh = n * lead (or lead) heads, each contiguous.
+ * The bias element of head bh, query i, key j is at
+ *     sum over leading axes a of idx_a(bh) * b_lead[a] + i * b_si + j * b_sj
+ * (0 strides where the bias is broadcast), idx_a the head's index along
+ * axis a (bh's mixed-radix digits over lead_dim, axis 0 the most
+ * significant). */
+typedef struct DnAttnGeom {
+    int nlead;                     /* leading axes (rank - 2) */
+    int64_t lead_dim[DN_MAX_RANK]; /* their sizes (DN_DIM_N for axis 0 when has_n) */
+    int64_t lead;                  /* product of the static ones */
+    bool has_n, causal, bias;
+    int64_t Tq, Tk, d, dv;
+    int64_t b_lead[DN_MAX_RANK], b_si, b_sj; /* bias strides, when 'bias' */
+    double scale;
+} DnAttnGeom;
+DnAttnGeom dn_attention_geom(const DnOp *op);
 /* Builds a shape from a list: dn_shape_make(3, (int64_t[]){DN_DIM_N, 10, 4}). */
 DnShape dn_shape_make(int rank, const int64_t *dims);
 

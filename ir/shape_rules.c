@@ -9,6 +9,8 @@
  * The rule table is generated from ops.def, so a missing rule does not
  * compile.
  */
+#include <math.h>
+
 #include "ir.h"
 #include "rnn_cell.h"
 
@@ -774,6 +776,68 @@ RULE(layernorm_bwd_params)
     if (!want(r, 0, -1, "input") || !ln_axes(r, &norm, &stats) || !ln_stats(r, 1, &stats) || !same(r, 0, 2))
         return false;
     for (int i = 0; i < 2; i++) r->dt[i] = DN_DTYPE_F32, r->sh[i] = norm;
+    return true;
+}
+
+/* ---- tiled attention -------------------------------------------------------- */
+
+/* q, k, v (operands 0..2) f32 [..., Tq, d], [..., Tk, d], [..., Tk, dv] with the
+ * same leading axes and static sizes after N; the bias (operand 'bias', when
+ * present) f32 and broadcast to the scores [..., Tq, Tk] without changing
+ * them; the attributes in range.  Fills *o with o's shape. */
+static bool attention_operands(Rule *r, int bias, DnShape *o)
+{
+    if (!want(r, 0, -2, "query") || !want(r, 1, -2, "key") || !want(r, 2, -2, "value")) return false;
+    const DnShape *q = &IN(0)->shape, *k = &IN(1)->shape, *v = &IN(2)->shape;
+    int n = q->rank;
+    bool ok = k->rank == n && v->rank == n && q->dim[n - 1] == k->dim[n - 1] && k->dim[n - 2] == v->dim[n - 2];
+    for (int i = 0; ok && i < n - 2; i++) ok = q->dim[i] == k->dim[i] && q->dim[i] == v->dim[i];
+    for (int i = 1; ok && i < n; i++) ok = q->dim[i] >= 1 && k->dim[i] >= 1 && v->dim[i] >= 1;
+    if (!ok)
+        return fail(r,
+                    "%s: query %s, key %s and value %s must be [..., Tq, d], [..., Tk, d] and [..., Tk, dv] "
+                    "with the same leading axes and static sizes after N",
+                    OPN, TY(IN(0)), TY(IN(1)), TY(IN(2)));
+    DnShape sc = *q, both;
+    sc.dim[n - 1] = k->dim[n - 2];
+    if (r->op->nin > bias) {
+        if (!want(r, bias, -1, "bias")) return false;
+        if (!dn_shape_broadcast(&IN(bias)->shape, &sc, &both) || !dn_shape_eq(&both, &sc))
+            return fail(r, "%s: bias %s does not broadcast to the scores %s", OPN, TY(IN(bias)),
+                        TYS(DN_DTYPE_F32, &sc));
+    }
+    double scale = dn_op_float(r->op, "scale");
+    int64_t c = dn_op_int(r->op, "causal"), bq = dn_op_int(r->op, "block_q"), bk = dn_op_int(r->op, "block_k");
+    if (!(scale > 0) || !isfinite(scale) || (c != 0 && c != 1) || bq < 0 || bk < 0 || bq > 4096 || bk > 4096)
+        return fail(r, "%s: scale must be finite and > 0, causal 0 or 1, block_q and block_k in [0, 4096]", OPN);
+    *o = *q;
+    o->dim[n - 1] = v->dim[n - 1];
+    return true;
+}
+
+RULE(flash_attention)
+{
+    DnShape o;
+    if (!attention_operands(r, 3, &o)) return false;
+    r->dt[0] = r->dt[1] = DN_DTYPE_F32;
+    r->sh[0] = o;
+    r->sh[1] = o;
+    r->sh[1].rank--;
+    return true;
+}
+
+RULE(flash_attention_bwd)
+{
+    DnShape o;
+    if (!attention_operands(r, 6, &o)) return false;
+    DnShape lse = o;
+    lse.rank--;
+    if (IN(3)->dtype != DN_DTYPE_F32 || !dn_shape_eq(&IN(3)->shape, &o) || IN(5)->dtype != DN_DTYPE_F32 ||
+        !dn_shape_eq(&IN(5)->shape, &o))
+        return fail(r, "%s: o %s and do %s must be %s", OPN, TY(IN(3)), TY(IN(5)), TYS(DN_DTYPE_F32, &o));
+    if (IN(4)->dtype != DN_DTYPE_F32 || !dn_shape_eq(&IN(4)->shape, &lse))
+        return fail(r, "%s: lse %s must be %s", OPN, TY(IN(4)), TYS(DN_DTYPE_F32, &lse));
+    for (int i = 0; i < 3; i++) r->dt[i] = DN_DTYPE_F32, r->sh[i] = IN(i)->shape;
     return true;
 }
 

@@ -12,9 +12,10 @@
 #include "module.h"
 
 typedef struct DnPassCtx {
-    DnCtx *cx;       /* user diagnostics */
-    DnArena scratch; /* reset after each pass */
-    bool training;   /* the graph is the training graph */
+    DnCtx *cx;                     /* user diagnostics */
+    DnArena scratch;               /* reset after each pass */
+    bool training;                 /* the graph is the training graph */
+    const int64_t *attention_tile; /* tile-attention's block_q, block_k (0: the backend's choice) */
 } DnPassCtx;
 
 typedef DnStatus (*DnPassFn)(DnPassCtx *pc, DnGraph *g);

@@ -30,7 +30,7 @@ static const char *graph_word(bool training) { return training ? "training" : "i
 
 static DnStatus run_pass(DnCtx *cx, const DnCompileOptions *o, const DnPassInfo *p, DnGraph *g, bool training)
 {
-    DnPassCtx pc = {.cx = cx, .training = training};
+    DnPassCtx pc = {.cx = cx, .training = training, .attention_tile = o->attention_tile};
     DnStatus st = p->fn(&pc, g);
     dn_arena_free(&pc.scratch);
     if (st == DN_OK && o->after_pass) st = o->after_pass(o->after_pass_arg, p, g, training);

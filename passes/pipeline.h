@@ -36,6 +36,9 @@ typedef struct DnCompileOptions {
      * keep their scratch on the stack. */
     DnWorkspaceFn workspace;
     void *workspace_data;
+    /* tile-attention's block_q and block_k for every op it makes; 0: the
+     * backend's choice (dnnc --attention-tile=QxK) */
+    int64_t attention_tile[2];
 } DnCompileOptions;
 
 /* Compiles the verified graph 'g' (not modified) into 'm': a clone of 'g'

@@ -75,6 +75,8 @@ static void usage(FILE *out)
                  "  --cpu=NAME          LLVM target CPU (default: this machine's, e.g. znver3)\n"
                  "  --features=LIST     LLVM target features (default: this machine's)\n"
                  "  -O0 -O1 -O2 -O3     LLVM optimization level (default -O3)\n"
+                 "  --attention-tile=QxK  tile-attention's tiles: Q query rows by K keys (1..4096;\n"
+                 "                      default: the target's choice from its caches or shared memory)\n"
                  "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
                  "                      (slower; a reference for A/B runs)\n"
                  "  --gpu-arch=LIST     cuda: the GPU architectures to build cubins for, comma-\n"
@@ -149,7 +151,21 @@ static int parse_disable(Options *o, const char *flag)
     }
 }
 
-/* The options of the pipeline and the backend; 1 when 'a' is none of them. */
+/* --attention-tile=QxK: both in [1, 4096]. */
+static int parse_tile(Options *o, const char *v)
+{
+    char *end;
+    long q = strtol(v, &end, 10), k = 0;
+    if (*end == 'x') k = strtol(end + 1, &end, 10);
+    if (*end || q < 1 || q > 4096 || k < 1 || k > 4096)
+        return bad_usage("--attention-tile=%s: want QxK, two sizes in [1, 4096] (e.g. 64x64)", v), -1;
+    o->compile.attention_tile[0] = q;
+    o->compile.attention_tile[1] = k;
+    return 0;
+}
+
+/* The options of the pipeline and the backend; 1 when 'a' is none of them
+ * (-1 after a usage error). */
 static int parse_compile_flag(Options *o, const char *a)
 {
     if (!strcmp(a, "--no-train"))
@@ -160,6 +176,8 @@ static int parse_compile_flag(Options *o, const char *a)
         o->compile.passes = a + 9;
     else if (!strncmp(a, "--print-after=", 14))
         o->compile.print_after = a + 14;
+    else if (!strncmp(a, "--attention-tile=", 17))
+        return parse_tile(o, a + 17);
     else if (!strcmp(a, "--direct-kernels"))
         o->backend.direct_kernels = true;
     else if (!strncmp(a, "--cpu=", 6))
@@ -181,6 +199,7 @@ static int parse_args(int argc, char **argv, Options *o)
 {
     o->backend.opt_level = 3;
     o->target = dn_backend_lookup(DEFAULT_TARGET);
+    int flag;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -205,9 +224,9 @@ static int parse_args(int argc, char **argv, Options *o)
             o->train_graph = false;
         else if (!strncmp(a, "-fno-", 5)) {
             if (parse_disable(o, a)) return 2;
-        } else if (!parse_compile_flag(o, a))
-            continue;
-        else if (a[0] == '-' && a[1])
+        } else if ((flag = parse_compile_flag(o, a)) <= 0) {
+            if (flag < 0) return 2;
+        } else if (a[0] == '-' && a[1])
             return bad_usage("unknown option '%s'", a);
         else if (o->input)
             return bad_usage("more than one input file ('%s')", a);

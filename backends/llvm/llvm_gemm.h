@@ -179,4 +179,8 @@ bool dn_conv_bwd_filter_dot_scratch(const DnOp *op, DnScratch *s);
  * the micro-kernel; false, emitting nothing, for the other forms. */
 bool dn_matmul_gemm(DnKernel *k);
 
+/* kernel_attention.c: the workspace of flash_attention and flash_attention_bwd
+ * (all per worker; always true). */
+bool dn_attention_scratch(const DnOp *op, DnScratch *s);
+
 #endif

@@ -198,6 +198,16 @@ static void build_all(bool *seen)
     DnOp *lnp = BOP(LAYERNORM_BWD_PARAMS, (t3, ln->out[1], ln->out[0]), I("dims", 2));
     cr_assert_not_null(lnp, "%s", first_error());
     EXPECT_TYPE(lnp->out[1], "f32[5, 8]");
+    DnValue *aq = input("aq", F32, SHAPE(N, 2, 5, 4)), *ak = input("ak", F32, SHAPE(N, 2, 7, 4));
+    DnValue *avv = input("av", F32, SHAPE(N, 2, 7, 3)), *ab = input("ab", F32, SHAPE(N, 1, 1, 7));
+    DnOp *fa = BOP(FLASH_ATTENTION, (aq, ak, avv, ab), FL("scale", 0.5), I("causal", 1));
+    cr_assert_not_null(fa, "%s", first_error());
+    EXPECT_TYPE(fa->out[0], "f32[N, 2, 5, 3]");
+    EXPECT_TYPE(fa->out[1], "f32[N, 2, 5]");
+    DnOp *fab = BOP(FLASH_ATTENTION_BWD, (aq, ak, avv, fa->out[0], fa->out[1], fa->out[0], ab), FL("scale", 0.5));
+    cr_assert_not_null(fab, "%s", first_error());
+    EXPECT_TYPE(fab->out[1], "f32[N, 2, 7, 4]");
+    EXPECT_TYPE(fab->out[2], "f32[N, 2, 7, 3]");
     DnValue *whh = param("lstm.weight_hh_l0", SHAPE(8, 2)), *bhh = param("lstm.bias_hh_l0", SHAPE(8));
     DnValue *s0 = input("s0", F32, SHAPE(N, 4)), *mk = BA(SEQUENCE_MASK, (label), I("max_len", 5));
     DnOp *scan = BOP(RNN_SCAN, (t3, whh, bhh, s0, mk), S("cell", "lstm"));

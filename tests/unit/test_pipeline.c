@@ -64,8 +64,8 @@ Test(pipeline, default_order_on_both_graphs_and_lr)
     char log[512] = "";
     DnCompileOptions o = {.after_pass = log_pass, .after_pass_arg = log};
     cr_assert_eq(dn_compile(&f.cx, f.g, &o, &f.m, &f.a), DN_OK);
-    cr_expect_str_eq(log, "training/i,inference/i,canonicalize/i,fuse-conv/i,concat-views/i,"
-                          "training/t,inference/t,canonicalize/t,fuse-conv/t,concat-views/t");
+    cr_expect_str_eq(log, "inference/i,tile-attention/i,training/i,canonicalize/i,fuse-conv/i,concat-views/i,"
+                          "inference/t,tile-attention/t,training/t,canonicalize/t,fuse-conv/t,concat-views/t");
     cr_assert(f.m.infer && f.m.train && f.m.infer_plan && f.m.train_plan);
     cr_expect_eq(f.m.state_graph, f.m.train);
     cr_expect_float_eq(f.m.lr, 0.25f, 1e-7);
@@ -83,7 +83,7 @@ Test(pipeline, disabled_passes_and_no_train)
     DnCompileOptions o = {.no_train = true, .after_pass = log_pass, .after_pass_arg = log};
     for (int i = 0; i < dn_pass_count; i++) o.disabled[i] = true;
     cr_assert_eq(dn_compile(&f.cx, f.g, &o, &f.m, &f.a), DN_OK);
-    cr_expect_str_eq(log, "training/i,inference/i");
+    cr_expect_str_eq(log, "inference/i,training/i");
     cr_expect_null(f.m.train);
     cr_expect_eq(f.m.state_graph, f.m.infer);
     cr_expect_eq(f.m.lr, 0);
