@@ -214,6 +214,8 @@ void dn_graph_add_output(DnGraph *g, const char *name, DnValue *v);
 DnGraph *dn_graph_clone(const DnGraph *g);
 /* Use counts: fills uses[v->id] for every value (array of g->nvalues ints, in 'scratch'). */
 int *dn_fill_uses(const DnGraph *g, DnArena *scratch);
+/* Whether 'v' is one of g's outputs or its loss (its storage is the caller's or the step's). */
+bool dn_graph_is_output(const DnGraph *g, const DnValue *v);
 /* Replaces every operand use of 'from' (and output) by 'to'. */
 void dn_graph_replace_uses(DnGraph *g, DnValue *from, DnValue *to);
 

@@ -19,23 +19,13 @@ static DnValue *identity_of(const DnOp *op)
     return NULL;
 }
 
-/* True when 'v' is a graph output or the loss, whose storage is the
- * caller's buffer. */
-static bool is_boundary(const DnGraph *g, const DnValue *v)
-{
-    if (v == g->loss) return true;
-    for (int k = 0; k < g->outputs.len; k++)
-        if (g->outputs.data[k] == v) return true;
-    return false;
-}
-
 /* Replacing identity result 'y' by its operand 'x' is safe unless 'y' is an
  * output or the loss and 'x' cannot become that output: an input or a
  * parameter has no op to write the output's buffer, and a value already
  * pinned to one output buffer cannot fill a second one. */
 static bool can_fold(const DnGraph *g, const DnValue *y, const DnValue *x)
 {
-    return !is_boundary(g, y) || (x->kind == DN_VAL_OP && !is_boundary(g, x));
+    return !dn_graph_is_output(g, y) || (x->kind == DN_VAL_OP && !dn_graph_is_output(g, x));
 }
 
 static void fold_identities(DnGraph *g)

@@ -12,22 +12,14 @@
  * Other operands are copied as before. */
 #include "passes.h"
 
-static bool is_output(const DnGraph *g, const DnValue *v)
-{
-    if (v == g->loss) return true;
-    for (int k = 0; k < g->outputs.len; k++)
-        if (g->outputs.data[k] == v) return true;
-    return false;
-}
-
 bool dn_concat_view_operand(const DnGraph *g, const int *uses, const DnOp *op, int k)
 {
     const DnValue *y = op->out[0], *x = op->in[k];
     if (op->kind != DN_OP_CONCAT || dn_op_int(op, "axis") != 1 || y->shape.rank < 2 || y->shape.dim[0] != DN_DIM_N ||
-        dn_shape_has_seq(&y->shape) || is_output(g, y))
+        dn_shape_has_seq(&y->shape) || dn_graph_is_output(g, y))
         return false;
     if (x->kind != DN_VAL_OP || !(dn_op_info[x->def->kind].flags & DN_OPF_STRIDED_OUT) || x->def->out[0] != x ||
-        uses[x->id] != 1 || is_output(g, x) || x->dtype != y->dtype)
+        uses[x->id] != 1 || dn_graph_is_output(g, x) || x->dtype != y->dtype)
         return false;
     for (int j = 0; j < op->nin; j++)
         if (j != k && op->in[j] == x) return false;

@@ -25,9 +25,7 @@ DnStatus dn_pass_fuse_conv(DnPassCtx *pc, DnGraph *g)
         if (relu->dead || relu->kind != DN_OP_RELU) continue;
         DnValue *x = relu->in[0];
         if (x->kind != DN_VAL_OP || !fusable_producer(x->def) || uses[x->id] != 1) continue;
-        bool is_output = x == g->loss;
-        for (int k = 0; k < g->outputs.len; k++) is_output |= g->outputs.data[k] == x;
-        if (is_output) continue;
+        if (dn_graph_is_output(g, x)) continue;
         DnOp *producer = x->def;
         set_act(g, producer, "relu");
         dn_graph_replace_uses(g, relu->out[0], x);

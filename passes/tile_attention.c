@@ -35,18 +35,10 @@ typedef struct Match {
     int nops;
 } Match;
 
-static bool is_output(const DnGraph *g, const DnValue *v)
-{
-    if (v == g->loss) return true;
-    for (int k = 0; k < g->outputs.len; k++)
-        if (g->outputs.data[k] == v) return true;
-    return false;
-}
-
 /* v is an op result read once, by the pattern, and no graph output. */
 static bool inner(const DnGraph *g, const int *uses, const DnValue *v)
 {
-    return v->kind == DN_VAL_OP && uses[v->id] == 1 && !is_output(g, v);
+    return v->kind == DN_VAL_OP && uses[v->id] == 1 && !dn_graph_is_output(g, v);
 }
 
 static bool take(Match *m, DnOp *op)
@@ -123,7 +115,7 @@ static bool match_logits(const DnGraph *g, const int *uses, DnValue *x, const Dn
         if (bd && bd->kind == DN_OP_CAUSAL_BIAS && !m->causal && dn_op_int(bd, "rows") == sc->dim[r - 2] &&
             dn_op_int(bd, "cols") == sc->dim[r - 1]) {
             m->causal = true;
-            if (uses[b->id] == 1 && !is_output(g, b) && !take(m, b->def)) return false;
+            if (uses[b->id] == 1 && !dn_graph_is_output(g, b) && !take(m, b->def)) return false;
         } else {
             if (m->bias || b->dtype != DN_DTYPE_F32 || !plain_static(&b->shape) || trained(g, b, seen)) return false;
             m->bias = b;
