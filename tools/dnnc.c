@@ -76,7 +76,7 @@ static void usage(FILE *out)
                  "  --features=LIST     LLVM target features (default: this machine's)\n"
                  "  -O0 -O1 -O2 -O3     LLVM optimization level (default -O3)\n"
                  "  --attention-tile=QxK  tile-attention's tiles: Q query rows by K keys (1..4096;\n"
-                 "                      default: sized to the CPU's L2 cache; the GPU kernels do not tile)\n"
+                 "                      default: sized to the CPU's L2 cache, or to the GPU's local memory)\n"
                  "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
                  "                      (slower; a reference for A/B runs)\n"
                  "  --gpu-arch=LIST     cuda: the GPU architectures to build cubins for, comma-\n"
