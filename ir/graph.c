@@ -203,8 +203,6 @@ DnGraph *dn_graph_clone(const DnGraph *g)
 
 /* ---- uses --------------------------------------------------------------- */
 
-/* Counts, per value id, the operand slots of live ops that read it, plus one
- * per graph output slot and one when it is the loss (so DCE keeps them). */
 bool dn_graph_is_output(const DnGraph *g, const DnValue *v)
 {
     if (v == g->loss) return true;
@@ -213,6 +211,8 @@ bool dn_graph_is_output(const DnGraph *g, const DnValue *v)
     return false;
 }
 
+/* Counts, per value id, the operand slots of live ops that read it, plus one
+ * per graph output slot and one when it is the loss (so DCE keeps them). */
 int *dn_fill_uses(const DnGraph *g, DnArena *scratch)
 {
     int *uses = dn_arena_alloc(scratch, (size_t)(g->nvalues + 1) * sizeof *uses);

@@ -162,6 +162,17 @@ static void score(DnGpuGen *G, const Att *t, const char *ind, const char *qrow, 
                    a->b_sj ? dn_arena_printf(&G->H->cx->arena, " + j * %lld", LL(a->b_sj)) : "");
 }
 
+/* After score: float p = e^(s - lse) and ds = p (do·v - D), with 'dor' and
+ * 'vrow' the rows of do and v as expressions indexed by c. */
+static void weight_grads(DnGpuGen *G, const DnAttnGeom *a, const char *lse, const char *dor, const char *vrow,
+                         const char *D)
+{
+    dn_gk_line(G, "        float p = expf(s - %s);", lse);
+    dn_gk_line(G, "        float dp = 0.0f;");
+    dn_gk_line(G, "        for (i64 c = 0; c < %lld; c++) dp += %s * %s;", LL(a->dv), dor, vrow);
+    dn_gk_line(G, "        float ds = p * (dp - %s);", D);
+}
+
 /* The key tiles a query group walks: j0 over 0..jend in steps of bk,
  * jend = Tk (causal: up to the group's last query); each loaded into LOCAL
  * ks and vs; then, for an item with a row, the keys jj of the tile (causal:
@@ -293,10 +304,7 @@ void dn_gpu_kernel_flash_attention_bwd(DnGpuGen *G)
     dn_gk_line(G, "    for (i64 ii = %s; ii < ni; ii++) {", a->causal ? "j > i0 ? j - i0 : 0" : "0");
     dn_gk_line(G, "        i64 i = i0 + ii;");
     score(G, &t, "        ", dn_arena_printf(&G->H->cx->arena, "qs[ii * %lld + c]", LL(a->d)), "kr[c]");
-    dn_gk_line(G, "        float p = expf(s - ls[ii]);");
-    dn_gk_line(G, "        float dp = 0.0f;");
-    dn_gk_line(G, "        for (i64 c = 0; c < %lld; c++) dp += dos[ii * %lld + c] * vr[c];", LL(a->dv), LL(a->dv));
-    dn_gk_line(G, "        float ds = p * (dp - Ds[ii]);");
+    weight_grads(G, a, "ls[ii]", dn_arena_printf(&G->H->cx->arena, "dos[ii * %lld + c]", LL(a->dv)), "vr[c]", "Ds[ii]");
     dn_gk_line(G, "        for (i64 c = 0; c < %lld; c++) gv[c] += p * dos[ii * %lld + c];", LL(a->dv), LL(a->dv));
     dn_gk_line(G, "        for (i64 c = 0; c < %lld; c++) gk[c] += ds * qs[ii * %lld + c];", LL(a->d), LL(a->d));
     dn_gk_line(G, "    }");
@@ -326,10 +334,7 @@ void dn_gpu_kernel_flash_attention_bwd(DnGpuGen *G)
     zeros(G, "gq", a->d);
     keys_begin(G, &t, bq, bk, gs);
     score(G, &t, "        ", "qr[c]", dn_arena_printf(&G->H->cx->arena, "ks[jj * %lld + c]", LL(a->d)));
-    dn_gk_line(G, "        float p = expf(s - L);");
-    dn_gk_line(G, "        float dp = 0.0f;");
-    dn_gk_line(G, "        for (i64 c = 0; c < %lld; c++) dp += dor[c] * vs[jj * %lld + c];", LL(a->dv), LL(a->dv));
-    dn_gk_line(G, "        float ds = p * (dp - D);");
+    weight_grads(G, a, "L", "dor[c]", dn_arena_printf(&G->H->cx->arena, "vs[jj * %lld + c]", LL(a->dv)), "D");
     dn_gk_line(G, "        for (i64 c = 0; c < %lld; c++) gq[c] += ds * ks[jj * %lld + c];", LL(a->d), LL(a->d));
     keys_end(G);
     dn_gk_line(G, "if (!on) return;");
