@@ -359,6 +359,33 @@ DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x,
 DnValue *dn_build_encoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 /* transformer_decoder_layer (layers_encoder.c): nn.TransformerDecoderLayer(batch_first=True)'s output. */
 DnValue *dn_build_decoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+/* One transformer layer as layers_encoder.c builds it, for every layer made
+ * of them (transformer_*_layer, transformer, vit_*): its sizes, dropouts,
+ * activation, norm placement, masks and the leaf names of its parts. */
+enum { TF_NORM1, TF_SELF_ATTN, TF_NORM2, TF_LINEAR1, TF_LINEAR2, TF_CROSS_ATTN, TF_NORM3, TF_NPARTS };
+typedef struct DnTfLayer {
+    int64_t d, heads, ff; /* d_model, heads, the feed-forward width */
+    double p, p_attn;     /* dropout after each block and inside ff; on the attention weights */
+    double eps;           /* of every layernorm */
+    const char *act;      /* "relu" or "gelu" (exact) */
+    bool norm_first;
+    bool vit_init;               /* linear weights xavier-uniform and biases N(0, 1e-6) (torchvision's MLPBlock) */
+    const char *leaf[TF_NPARTS]; /* TF_CROSS_ATTN and TF_NORM3: decoder only */
+    Val kpm, am, causal;         /* the self-attention's key_padding_mask, attn_mask, is_causal (VAL_NONE/false) */
+    Val mem_kpm, mem_am;         /* decoder: the cross-attention's */
+} DnTfLayer;
+/* The layer named 'name' on x [N, T, d] (decoder: and memory [N, S, d]);
+ * NULL after a diagnostic naming e->s. */
+DnValue *dn_tf_encoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue *x, const DnTfLayer *s);
+DnValue *dn_tf_decoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue *x, DnValue *mem,
+                             const DnTfLayer *s);
+/* nn.LayerNorm(d, eps) over x's last axis, its parameters <name>.<leaf>.{weight, bias}. */
+DnValue *dn_tf_norm(Lower *L, const AstExpr *e, const char *name, const char *leaf, DnValue *x, double eps);
+/* transformer (nn.Transformer) and vit_encoder_block, vit_encoder
+ * (torchvision's EncoderBlock and Encoder): layers_transformer.c. */
+DnValue *dn_build_transformer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+DnValue *dn_build_vit_block(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+DnValue *dn_build_vit_encoder(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 
 /* Binding of call arguments to a schema "name:kind[=default] ..." (kinds
  * int float bool str ints, tensor (default none: absent, a VAL_NONE), and

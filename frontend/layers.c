@@ -31,7 +31,7 @@ struct LayerInfo {
     DnOpKind op; /* for the generic builders */
 };
 
-enum { MAX_ARGS = 12 };
+enum { MAX_ARGS = 20 };
 
 /* ---- argument binding ------------------------------------------------------ */
 
@@ -87,6 +87,8 @@ static int parse_schema(const char *schema, DnOpKind op, Spec *sp)
             while (*schema && *schema != ' ' && len < 31) s->def[len++] = *schema++;
         }
     }
+    while (*schema == ' ') schema++;
+    DN_ASSERT(!*schema); /* more than MAX_ARGS entries: raise it */
     return n;
 }
 
@@ -330,6 +332,18 @@ static DnValue *build_conv2d(Lower *L, const AstExpr *e, const char *name, DnVal
 }
 
 /* dense(out, bias=true) */
+/* weight=T of dense and embedding: a tensor used instead of the layer's own
+ * weight (tied weights), which must be f32 'wd'; NULL after a diagnostic. */
+static DnValue *tied_weight(Lower *L, const AstExpr *e, DnValue *w, const int64_t wd[2], const char *axes)
+{
+    if (w->dtype == DN_DTYPE_F32 && w->shape.rank == 2 && w->shape.dim[0] == wd[0] && w->shape.dim[1] == wd[1])
+        return w;
+    char ty[96];
+    dn_error(L->cx, e->loc, "%s: weight %s must be f32[%lld, %lld] (%s)", e->s, tstr(w, ty), (long long)wd[0],
+             (long long)wd[1], axes);
+    return NULL;
+}
+
 static DnValue *build_dense(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     int64_t in = static_dim(x[0], -1), out = a[0].i;
@@ -339,8 +353,10 @@ static DnValue *build_dense(Lower *L, const AstExpr *e, const char *name, DnValu
         return NULL;
     }
     int64_t wd[2] = {out, in};
-    DnValue *in3[3] = {x[0],
-                       param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming((double)in), e->loc)};
+    bool tied = a[2].kind == VAL_TENSOR;
+    DnValue *in3[3] = {
+        x[0], tied ? tied_weight(L, e, a[2].t, wd, "out, in")
+                   : param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd, kaiming((double)in), e->loc)};
     if (a[1].i) in3[2] = param(L, name, "bias", DN_PARAM_WEIGHT, DN_DTYPE_F32, 1, &out, kaiming((double)in), e->loc);
     if (!in3[1] || (a[1].i && !in3[2])) return NULL;
     return dn_build1(L->cx, L->g, DN_OP_DENSE, a[1].i ? 3 : 2, in3, 0, NULL, e->loc);
@@ -805,9 +821,13 @@ static DnValue *build_embedding(Lower *L, const AstExpr *e, const char *name, Dn
                  (long long)wd[0]);
         return NULL;
     }
-    DnValue *in[2] = {x[0], param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd,
-                                  (DnInit){.kind = DN_INIT_NORMAL, .a = 0, .b = 1, .zero_row = pad >= 0 ? pad + 1 : 0},
-                                  e->loc)};
+    bool tied = a[3].kind == VAL_TENSOR;
+    DnValue *w = tied ? tied_weight(L, e, a[3].t, wd, "num, dim") : NULL;
+    if (tied && !w) return NULL;
+    DnValue *in[2] = {
+        x[0], w ? w
+                : param(L, name, "weight", DN_PARAM_WEIGHT, DN_DTYPE_F32, 2, wd,
+                        (DnInit){.kind = DN_INIT_NORMAL, .a = 0, .b = 1, .zero_row = pad >= 0 ? pad + 1 : 0}, e->loc)};
     if (!in[1]) return NULL;
     DnAttr at = dn_attr_int("padding_idx", pad);
     return dn_build1(L->cx, L->g, DN_OP_EMBEDDING, 2, in, 1, &at, e->loc);
@@ -830,7 +850,7 @@ static DnValue *build_sequence_mask(Lower *L, const AstExpr *e, const char *name
 
 static const LayerInfo layers[] = {
     {"conv2d", 1, "out:int kernel:ints stride pad dilation groups bias:bool=true", true, build_conv2d, DN_OP_CONV2D},
-    {"dense", 1, "out:int bias:bool=true", true, build_dense, DN_OP_DENSE},
+    {"dense", 1, "out:int bias:bool=true weight:tensor=none", true, build_dense, DN_OP_DENSE},
     {"batchnorm", 1, "eps momentum", true, build_batchnorm, DN_OP_BATCHNORM},
     {"maxpool", 1, "kernel stride pad ceil_mode:bool=false", false, build_pool, DN_OP_MAXPOOL2D},
     {"avgpool", 1, "kernel stride pad", false, build_pool, DN_OP_AVGPOOL2D},
@@ -863,7 +883,7 @@ static const LayerInfo layers[] = {
     {"stack", 0, "tensors:tensors axis:int=0", false, build_stack, DN_OP_CONCAT},
     {"split", 1, "sizes:ints axis:int=0", false, NULL, DN_OP_SLICE}, /* list results: list_layers */
     {"chunk", 1, "chunks:int axis:int=0", false, NULL, DN_OP_SLICE},
-    {"embedding", 1, "num:int dim:int padding_idx", true, build_embedding, DN_OP_EMBEDDING},
+    {"embedding", 1, "num:int dim:int padding_idx weight:tensor=none", true, build_embedding, DN_OP_EMBEDDING},
     {"layernorm", 1, "dims eps elementwise_affine:bool=true", true, build_layernorm, DN_OP_LAYERNORM},
     {"sequence_mask", 1, "max_len:len", false, build_sequence_mask, DN_OP_SEQUENCE_MASK},
     /* recurrent layers (layers_rnn.c): a tensor, or a list with return_state */
@@ -895,6 +915,19 @@ static const LayerInfo layers[] = {
      "norm_first:bool=false tgt_mask:tensor=none memory_mask:tensor=none tgt_key_padding_mask:tensor=none "
      "memory_key_padding_mask:tensor=none tgt_is_causal:bool=false",
      true, dn_build_decoder_layer, DN_OP_DENSE},
+    {"transformer", 2,
+     "d_model:int=512 nhead:int=8 num_encoder_layers:int=6 num_decoder_layers:int=6 dim_feedforward:int=2048 "
+     "dropout:float=0.1 activation:str=relu layer_norm_eps:float=1e-5 norm_first:bool=false src_mask:tensor=none "
+     "tgt_mask:tensor=none memory_mask:tensor=none src_key_padding_mask:tensor=none tgt_key_padding_mask:tensor=none "
+     "memory_key_padding_mask:tensor=none src_is_causal:bool=false tgt_is_causal:bool=false",
+     true, dn_build_transformer, DN_OP_DENSE},
+    {"vit_encoder_block", 1,
+     "num_heads:int hidden_dim:int mlp_dim:int dropout:float=0 attention_dropout:float=0 layer_norm_eps:float=1e-6",
+     true, dn_build_vit_block, DN_OP_DENSE},
+    {"vit_encoder", 1,
+     "num_layers:int num_heads:int hidden_dim:int mlp_dim:int dropout:float=0 attention_dropout:float=0 "
+     "layer_norm_eps:float=1e-6",
+     true, dn_build_vit_encoder, DN_OP_DENSE},
     {"scaled_dot_product_attention", 3, "mask:tensor=none is_causal:bool=false dropout:float=0 scale:float=0", false,
      dn_build_sdpa, DN_OP_MATMUL},
     /* resizing */

@@ -77,7 +77,10 @@ list(APPEND DN_OPENCL_SUITES test_permute_golden) # permute, expand
 list(APPEND DN_OPENCL_SUITES test_sdpa_golden) # scaled_dot_product_attention
 list(APPEND DN_OPENCL_SUITES test_mha_golden) # multihead_attention
 list(APPEND DN_OPENCL_SUITES test_encoder_golden) # transformer_encoder_layer
+list(APPEND DN_OPENCL_SUITES test_vit_golden) # vit_encoder (torchvision naming)
 list(APPEND DN_OPENCL_SUITES test_decoder_golden) # transformer_decoder_layer
+list(APPEND DN_OPENCL_SUITES test_transformer_golden) # transformer (nn.Transformer)
+list(APPEND DN_OPENCL_SUITES test_tied_golden) # embedding and dense sharing one weight
 list(APPEND DN_OPENCL_SUITES test_flash_attention) # tile-attention: tiled vs untiled on the GPU target
 list(APPEND DN_OPENCL_SUITES test_embed_golden)
 list(APPEND DN_OPENCL_SUITES test_dnnrun_text) # dnnrun's text and pairs data on a GPU session

@@ -13,7 +13,8 @@ tests/unit/support/golden.c reads (DnTestGoldenSpec):
   grad.<param>               the gradients
 
 References are computed in float64 from the float32 values and stored as
-float32; each output's fp32-vs-fp64 distance is printed.
+float32 (integer inputs, token ids, stay as they are); each output's
+fp32-vs-fp64 distance is printed.
 """
 import copy
 import os
@@ -41,7 +42,7 @@ def _write(path, meta, out, inputs, forward64, forward32, grads, shapes, batches
         for k, v in x.items():
             out[f"b{n}.{k}"] = v
         with torch.no_grad():
-            ys = forward64({k: v.double() for k, v in x.items()})
+            ys = forward64({k: v.double() if v.is_floating_point() else v for k, v in x.items()})
             ys32 = forward32(x)
         for o in outputs:
             out[f"b{n}.{o}"] = ys[o].float()
@@ -53,7 +54,7 @@ def _write(path, meta, out, inputs, forward64, forward32, grads, shapes, batches
     targets = {o: torch.randn(train_n, *shapes[o]) for o in outputs}
     for o in outputs:
         out[f"train.t_{o}"] = targets[o]
-    ys = forward64({k: v.double() for k, v in x.items()})
+    ys = forward64({k: v.double() if v.is_floating_point() else v for k, v in x.items()})
     loss = sum(F.mse_loss(ys[o], targets[o].double()) for o in outputs)
     loss.backward()
     out["train.loss"] = loss.detach().float().reshape(1)
@@ -74,11 +75,15 @@ def write_model_goldens(path, meta, w, inputs, forward, shapes, batches=(1, 4), 
 def write_module_goldens(path, meta, modules, inputs, forward, shapes, batches=(1, 4), train_n=4):
     """The same file for PyTorch modules whose state_dict names are the
     model's parameters: modules {label: nn.Module} (their state_dicts are
-    written as <label>.<name>, their gradients as grad.<label>.<name>);
+    written as <label>.<name>, their gradients as grad.<label>.<name>; the
+    label "" gives the bare names, for a whole model);
     inputs(n) -> {name: tensor}; forward(mods, x) -> {output: tensor}, mods
     {label: module} in float32 or in a float64 copy."""
-    out = {f"{pre}.{k}": v.clone() for pre, mod in modules.items() for k, v in mod.state_dict().items()}
+    def key(pre, k):
+        return f"{pre}.{k}" if pre else k
+
+    out = {key(pre, k): v.clone() for pre, mod in modules.items() for k, v in mod.state_dict().items()}
     m64 = {pre: copy.deepcopy(mod).double() for pre, mod in modules.items()}
     _write(path, meta, out, inputs, lambda x: forward(m64, x), lambda x: forward(modules, x),
-           lambda: {f"{pre}.{k}": v.grad for pre, mod in m64.items() for k, v in mod.named_parameters()}, shapes,
+           lambda: {key(pre, k): v.grad for pre, mod in m64.items() for k, v in mod.named_parameters()}, shapes,
            batches, train_n)

@@ -62,7 +62,7 @@ void dn_test_expect_outputs(const DnTestLib *lib, dnrt_session *s, const dnrt_st
     for (int i = 0; i < d->ninputs; i++)
         if (!d->inputs[i].train_only) {
             snprintf(key, sizeof key, "%s.%s", prefix, d->inputs[i].name);
-            in[nin++] = dn_test_tensor(golden, key, DNRT_F32, dn_test_desc_count(&d->inputs[i], n));
+            in[nin++] = dn_test_tensor(golden, key, d->inputs[i].dtype, dn_test_desc_count(&d->inputs[i], n));
         }
     for (int i = 0; i < d->noutputs; i++)
         out[i] = calloc((size_t)dn_test_desc_count(&d->outputs[i], n) + 1, sizeof(float));
@@ -163,7 +163,7 @@ void dn_test_expect_sgd_step(DnTestGoldenModel *G, int64_t n, const char *const 
     char key[128], ref[128];
     for (int i = 0; i < d->ninputs; i++) {
         snprintf(key, sizeof key, "train.%s", d->inputs[i].name);
-        in[i] = dn_test_tensor(&G->g, key, DNRT_F32, dn_test_desc_count(&d->inputs[i], n));
+        in[i] = dn_test_tensor(&G->g, key, d->inputs[i].dtype, dn_test_desc_count(&d->inputs[i], n));
     }
     float loss = dn_test_train_step(&G->lib, G->s, n, in);
     dn_test_expect_close("train.loss", &loss, dn_test_tensor(&G->g, "train.loss", DNRT_F32, 1), 1, rtol, atol);

@@ -48,7 +48,7 @@ int64_t dn_test_desc_numel(const dnrt_tensor_desc *t);
 /* Elements of descriptor tensor 't' at batch n (its N axis, dim -1, = n). */
 int64_t dn_test_desc_count(const dnrt_tensor_desc *t, int64_t n);
 /* Runs the library's infer at batch n on the golden tensors '<prefix>.<input
- * name>' and compares every output with '<prefix>.<output name>' (f32 all). */
+ * name>' (of the descriptor's dtypes) and compares every output (f32) with '<prefix>.<output name>'. */
 void dn_test_expect_outputs(const DnTestLib *lib, dnrt_session *s, const dnrt_st_file *golden, const char *prefix,
                             int64_t n, double rtol, double atol);
 /* Expects dn_test_close_enough(got, ref, n, rtol, atol) to pass, naming

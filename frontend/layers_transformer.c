@@ -1,0 +1,119 @@
+/* layers_transformer.c -- the layers made of stacks of transformer layers
+ * (layers_encoder.c builds each one), under the names their PyTorch
+ * modules give their parameters:
+ *
+ *   transformer(src, tgt, d_model=512, nhead=8, num_encoder_layers=6,
+ *       num_decoder_layers=6, dim_feedforward=2048, dropout=0.1,
+ *       activation="relu", layer_norm_eps=1e-5, norm_first=false,
+ *       src_mask, tgt_mask, memory_mask, src_key_padding_mask,
+ *       tgt_key_padding_mask, memory_key_padding_mask (each none),
+ *       src_is_causal=false, tgt_is_causal=false)
+ *   nn.Transformer(batch_first=True): src [N, S, d], tgt [N, T, d] ->
+ *   [N, T, d]; memory = encoder.norm(encoder layers over src), then the
+ *   decoder layers over tgt and memory, then decoder.norm.  Parameters
+ *   encoder.layers.<i>.* (transformer_encoder_layer's), encoder.norm.*,
+ *   decoder.layers.<i>.* (transformer_decoder_layer's), decoder.norm.*.
+ *
+ *   vit_encoder_block(num_heads, hidden_dim, mlp_dim, dropout=0,
+ *       attention_dropout=0, layer_norm_eps=1e-6)
+ *   torchvision's EncoderBlock: x [N, S, hidden_dim] ->
+ *     x = x + drop(self_attention(ln_1(x)))      (attention_dropout on its weights)
+ *     x = x + mlp(ln_2(x)),  mlp = mlp.3(drop(gelu(mlp.0(x)))) then drop
+ *   a pre-norm encoder layer with exact gelu; parameters ln_1.*,
+ *   self_attention.* (nn.MultiheadAttention's), ln_2.*, mlp.0.*, mlp.3.*,
+ *   the linear weights xavier-uniform and biases N(0, 1e-6) as torchvision
+ *   initialises them.
+ *
+ *   vit_encoder(num_layers, num_heads, hidden_dim, mlp_dim, dropout=0,
+ *       attention_dropout=0, layer_norm_eps=1e-6)
+ *   torchvision's Encoder: x [N, S, hidden_dim] (S static: the patches and
+ *   the class token) -> x + pos_embedding [1, S, hidden_dim] (N(0, 0.02)),
+ *   drop, the blocks layers.encoder_layer_<i>, then ln.
+ */
+#include "ast.h"
+
+static bool check_count(Lower *L, const AstExpr *e, const char *what, int64_t n)
+{
+    if (n >= 1 && n <= 1000) return true;
+    dn_error(L->cx, e->loc, "%s: %s must be in 1..1000, got %lld", e->s, what, (long long)n);
+    return false;
+}
+
+DnValue *dn_build_transformer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    DnTfLayer s = {.d = a[0].i,
+                   .heads = a[1].i,
+                   .ff = a[4].i,
+                   .p = a[5].f,
+                   .p_attn = a[5].f,
+                   .act = a[6].s,
+                   .eps = a[7].f,
+                   .norm_first = a[8].i != 0,
+                   .leaf = {"norm1", "self_attn", "norm2", "linear1", "linear2", "multihead_attn", "norm3"}};
+    if (!check_count(L, e, "num_encoder_layers", a[2].i) || !check_count(L, e, "num_decoder_layers", a[3].i))
+        return NULL;
+    /* the encoder: src_mask, src_key_padding_mask, src_is_causal */
+    s.am = a[9], s.kpm = a[12], s.causal = a[15];
+    DnValue *mem = x[0];
+    for (int64_t i = 0; i < a[2].i && mem; i++)
+        mem = dn_tf_encoder_layer(L, e, dn_arena_printf(L->a, "%s.encoder.layers.%lld", name, (long long)i), mem, &s);
+    mem = dn_tf_norm(L, e, name, "encoder.norm", mem, s.eps);
+    /* the decoder: tgt_mask, tgt_key_padding_mask, tgt_is_causal; memory_mask, memory_key_padding_mask */
+    s.am = a[10], s.kpm = a[13], s.causal = a[16], s.mem_am = a[11], s.mem_kpm = a[14];
+    DnValue *y = x[1];
+    for (int64_t i = 0; i < a[3].i && y && mem; i++)
+        y = dn_tf_decoder_layer(L, e, dn_arena_printf(L->a, "%s.decoder.layers.%lld", name, (long long)i), y, mem, &s);
+    return mem ? dn_tf_norm(L, e, name, "decoder.norm", y, s.eps) : NULL;
+}
+
+/* torchvision's EncoderBlock from num_heads hidden_dim mlp_dim dropout
+ * attention_dropout layer_norm_eps at a[0..5]. */
+static DnTfLayer vit_block(const Val *a)
+{
+    return (DnTfLayer){.heads = a[0].i,
+                       .d = a[1].i,
+                       .ff = a[2].i,
+                       .p = a[3].f,
+                       .p_attn = a[4].f,
+                       .eps = a[5].f,
+                       .act = "gelu",
+                       .norm_first = true,
+                       .vit_init = true,
+                       .leaf = {"ln_1", "self_attention", "ln_2", "mlp.0", "mlp.3"},
+                       .kpm = {.kind = VAL_NONE},
+                       .am = {.kind = VAL_NONE},
+                       .causal = {.kind = VAL_BOOL, .i = 0}};
+}
+
+DnValue *dn_build_vit_block(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    DnTfLayer s = vit_block(a);
+    return dn_tf_encoder_layer(L, e, name, x[0], &s);
+}
+
+DnValue *dn_build_vit_encoder(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    DnTfLayer s = vit_block(a + 1);
+    DnValue *y = x[0];
+    char ty[96];
+    if (y->shape.rank != 3 || y->shape.dim[1] < 1 || y->shape.dim[2] != s.d) {
+        dn_error(L->cx, e->loc,
+                 "%s: input %s must be [N, S, hidden_dim] = [N, S, %lld] with a static S (the patches and the class "
+                 "token)",
+                 e->s, dn_type_str(y->dtype, &y->shape, ty, sizeof ty), (long long)s.d);
+        return NULL;
+    }
+    if (!check_count(L, e, "num_layers", a[0].i)) return NULL;
+    int64_t pd[3] = {1, y->shape.dim[1], s.d};
+    DnValue *pos =
+        dn_layer_param(L, name, "pos_embedding", 3, pd, (DnInit){.kind = DN_INIT_NORMAL, .a = 0, .b = 0.02}, e->loc);
+    if (!pos) return NULL;
+    y = dn_build1(L->cx, L->g, DN_OP_ADD, 2, (DnValue *[]){y, pos}, 0, NULL, e->loc);
+    if (y && s.p > 0) {
+        DnAttr at[2] = {dn_attr_float("p", s.p), dn_attr_int("salt", L->next_salt++)};
+        y = dn_build1(L->cx, L->g, DN_OP_DROPOUT, 1, &y, 2, at, e->loc);
+    }
+    for (int64_t i = 0; i < a[0].i && y; i++)
+        y = dn_tf_encoder_layer(L, e, dn_arena_printf(L->a, "%s.layers.encoder_layer_%lld", name, (long long)i), y, &s);
+    return dn_tf_norm(L, e, name, "ln", y, s.eps);
+}
