@@ -284,12 +284,12 @@ def resnet_tiny():
 IR_DTYPES = {torch.float32: "f32", torch.int64: "i64"}
 
 
-def write_param_list(path, model):
+def write_param_list(path, model, what="torchvision resnet18()", script="make_goldens.py"):
     """One line per state_dict entry, "name type" with the type spelled as
     `dnnc --emit=ir` spells it (f32[64, 3, 7, 7], i64[])."""
     lines = [f"{n} {IR_DTYPES[t.dtype]}[{', '.join(str(d) for d in t.shape)}]\n" for n, t in model.state_dict().items()]
     with open(path, "w") as f:
-        f.write("# torchvision resnet18() state_dict: name and type; written by make_goldens.py\n")
+        f.write(f"# {what} state_dict: name and type; written by {script}\n")
         f.writelines(lines)
     print(f"wrote {os.path.relpath(path)} ({len(lines)} entries)")
 

@@ -21,15 +21,22 @@ stored as float32.  Writes vit_goldens.safetensors:
   <param>                    the parameters, under torchvision's names
   b<n>.image, b<n>.logits    at batch n = 1 and 4
   train.image, train.t_logits, train.loss [1], grad.<param>   one SGD step at batch 4
+
+It also writes the state_dict names and types of torchvision's vit_b_16()
+(vit_b_16_params.txt) and of the same model at ViT-Tiny's size
+(vit_tiny_params.txt: patch 16, 12 layers, 3 heads, hidden 192, MLP 768),
+which examples/vit_b_16.dnn and examples/vit_tiny.dnn must declare
+(tests/unit/test_examples.c).
 """
 import os
 import sys
 
 import torch
-from torchvision.models import VisionTransformer
+from torchvision.models import VisionTransformer, vit_b_16
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model_goldens import write_module_goldens  # noqa: E402
+from make_goldens import write_param_list  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,7 +76,11 @@ def main():
     meta = {"script": "tests/golden/make_vit_goldens.py", "source": SOURCE}
     write_module_goldens(os.path.join(HERE, "vit_goldens.safetensors"), meta, {"": vit}, inputs, forward,
                          {"logits": [10]})
-    print("\n".join(f"{k} {list(v.shape)}" for k, v in vit.state_dict().items()))
+    me = "make_vit_goldens.py"
+    write_param_list(os.path.join(HERE, "vit_b_16_params.txt"), vit_b_16(), "torchvision vit_b_16()", me)
+    tiny = VisionTransformer(image_size=224, patch_size=16, num_layers=12, num_heads=3, hidden_dim=192, mlp_dim=768)
+    write_param_list(os.path.join(HERE, "vit_tiny_params.txt"), tiny,
+                     "torchvision VisionTransformer(224, 16, 12, 3, 192, 768)", me)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@
  * nn.Sequential entry (conv, ReLU, max pool each take an index); AlexNet's
  * features and classifier are its fixed Sequential lists.  So a state_dict
  * saved by PyTorch loads into the compiled model and back.
- * (ResNet-18's names are checked by test_resnet against a list written by
- * tests/golden/make_goldens.py.)
+ * ViT-B/16's and ViT-Tiny's are checked against lists written from
+ * torchvision (dn_test_expect_param_list).  (ResNet-18's are checked by
+ * test_resnet against a list written by tests/golden/make_goldens.py.)
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -100,13 +101,50 @@ Test(examples, alexnet_names_are_torchvisions)
     cr_expect_str_eq(got, want);
 }
 
+/* ViT-B/16 and ViT-Tiny declare the state_dicts of torchvision's vit_b_16()
+ * and of its VisionTransformer at ViT-Tiny's size (the lists are written by
+ * tests/golden/make_vit_goldens.py), so torchvision's weights load by name. */
+Test(examples, vit_names_are_torchvisions)
+{
+    cr_expect_eq(dn_test_expect_param_list("examples/vit_b_16.dnn", "", "tests/golden/vit_b_16_params.txt"), 152);
+    cr_expect_eq(dn_test_expect_param_list("examples/vit_tiny.dnn", "", "tests/golden/vit_tiny_params.txt"), 152);
+}
+
+/* The full-size Transformer base model and ViT-B/16 compile to inference
+ * libraries (about 20 and 12 s here; not run: the tests of their layers run
+ * them at reduced sizes) whose descriptors give the outputs as written. */
+Test(examples, full_size_transformer_and_vit_b_16_compile, .timeout = 600)
+{
+    static const struct {
+        const char *path;
+        int rank;
+        int64_t dim[3];
+    } models[] = {{"examples/transformer.dnn", 3, {-1, 128, 37000}}, {"examples/vit_b_16.dnn", 2, {-1, 1000}}};
+    for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
+        DnTestLib lib;
+        static char log[8192];
+        cr_assert_eq(dn_test_compile_file(models[i].path, "--no-train", &lib, log, sizeof log), 0, "%s: %s",
+                     models[i].path, log);
+        const dnrt_tensor_desc *y = &lib.desc->outputs[0];
+        cr_expect_eq(y->rank, models[i].rank, "%s", models[i].path);
+        for (int k = 0; k < models[i].rank && k < y->rank; k++)
+            cr_expect_eq(y->dim[k], models[i].dim[k], "%s: output axis %d", models[i].path, k);
+        dn_test_close(&lib);
+    }
+}
+
 /* Every example builds both graphs through every pass (no LLVM: the big
  * ImageNet models would take long to optimize). */
 Test(examples, every_example_builds_its_training_step)
 {
-    static const char *const models[] = {
-        "examples/lenet.dnn",   "examples/mlp.dnn",       "examples/resnet.dnn",           "examples/vgg16.dnn",
-        "examples/alexnet.dnn", "examples/char_lstm.dnn", "examples/seq2seq_attention.dnn"};
+    static const char *const models[] = {"examples/lenet.dnn",
+                                         "examples/mlp.dnn",
+                                         "examples/resnet.dnn",
+                                         "examples/vgg16.dnn",
+                                         "examples/alexnet.dnn",
+                                         "examples/char_lstm.dnn",
+                                         "examples/seq2seq_attention.dnn",
+                                         "examples/vit_tiny.dnn"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char cmd[1024];
         snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train%s", DNNC_BIN, dn_test_src(models[i]),

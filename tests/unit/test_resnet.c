@@ -165,41 +165,8 @@ Test(resnet, tiny_train_step)
  * torchvision's resnet18(): same names, same types and shapes, same order. */
 Test(resnet, resnet18_names_match_torchvision)
 {
-    static char ir[1 << 17];
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir", DNNC_BIN, dn_test_src("examples/resnet.dnn"));
-    cr_assert_eq(dn_test_run(cmd, ir, sizeof ir), 0, "dnnc --emit=ir failed:\n%.2000s", ir);
-    cr_assert_lt(strlen(ir), sizeof ir - 1, "IR dump truncated");
-
-    FILE *f = fopen(dn_test_src("tests/golden/resnet18_params.txt"), "r");
-    cr_assert_not_null(f, "tests/golden/resnet18_params.txt (rerun tests/golden/make_goldens.py?)");
-    char line[512];
-    const char *p = ir;
-    int nwant = 0;
-    while (fgets(line, sizeof line, f)) {
-        if (line[0] == '#') continue;
-        line[strcspn(line, "\n")] = 0;
-        nwant++;
-        /* the next IR line "  param @NAME: TYPE ..." */
-        const char *q = strstr(p, "  param @");
-        cr_assert_not_null(q, "IR has no parameter for '%s' (entry %d of torchvision's state_dict)", line, nwant);
-        q += strlen("  param @");
-        char got[512];
-        size_t k = 0;
-        const char *colon = strchr(q, ':');
-        cr_assert_not_null(colon);
-        for (const char *c = q; c < colon && k < sizeof got - 1; c++) got[k++] = *c;
-        got[k++] = ' ';
-        const char *t = colon + 2, *close = strchr(t, ']');
-        cr_assert_not_null(close);
-        for (const char *c = t; c <= close && k < sizeof got - 1; c++) got[k++] = *c;
-        got[k] = 0;
-        cr_expect_str_eq(got, line, "parameter %d: dnnc has '%s', torchvision '%s'", nwant, got, line);
-        p = close;
-    }
-    fclose(f);
-    cr_expect_eq(nwant, 122, "resnet18_params.txt has %d entries", nwant);
-    cr_expect_null(strstr(p, "  param @"), "dnnc declares more parameters than torchvision's %d", nwant);
+    int n = dn_test_expect_param_list("examples/resnet.dnn", "", "tests/golden/resnet18_params.txt");
+    cr_expect_eq(n, 122, "resnet18_params.txt has %d entries", n);
 }
 
 static double now(void)

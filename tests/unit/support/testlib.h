@@ -106,6 +106,12 @@ void dn_test_rmtree(const char *dir);
  * the calling test. */
 char *dn_test_slurp(const char *path, size_t *len);
 
+/* params.c: expects `dnnc MODEL --emit=ir FLAGS` to declare exactly the
+ * parameters of 'list' (a file of "name type" lines, '#' comments, as
+ * tests/golden/make_goldens.py's write_param_list writes them from a
+ * PyTorch state_dict): same names, types and order.  Returns the count. */
+int dn_test_expect_param_list(const char *model, const char *flags, const char *list);
+
 /* session.c: a session of 'lib' with 'threads' threads and 'seed' (a failed
  * create fails the calling test). */
 dnrt_session *dn_test_session(const DnTestLib *lib, int threads, uint64_t seed);
