@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torch_lenet.py -- the PyTorch side of bench/train_lenet.sh and
+"""torch_lenet.py -- the PyTorch side of bench/train_fmnist.sh -m lenet and
 bench/infer_lenet.sh: LeNet-5 exactly as bench/lenet_adam.dnn.
 
   torch_lenet.py train --threads T --epochs E [--batch 64] [--data DIR] [--limit K]
@@ -49,12 +49,12 @@ def load_split(d, split, limit):
     return x.unsqueeze(1).contiguous(), torch.from_numpy(y.astype(np.int64))
 
 
-def train(args):
-    torch.manual_seed(args.seed)
+def train_loop(args, model, opt, sched=None):
+    """Trains 'model' on Fashion-MNIST (args.data, args.limit) for args.epochs
+    with 'opt' (and 'sched' stepped after every step), printing the epoch
+    lines of the module docstring.  The caller seeds torch first."""
     xtr, ytr = load_split(args.data, "train", args.limit)
     xte, yte = load_split(args.data, "t10k", args.limit)
-    model = LeNet()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     for epoch in range(1, args.epochs + 1):
         model.train()
         perm = torch.randperm(len(xtr))
@@ -65,6 +65,8 @@ def train(args):
             loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
             loss.backward()
             opt.step()
+            if sched is not None:
+                sched.step()
         secs = time.perf_counter() - t0
         model.eval()
         with torch.no_grad():
@@ -72,6 +74,12 @@ def train(args):
                           for i in range(0, len(xte), 1000))
         print(f"epoch {epoch} train time {secs:.2f} s ({len(xtr) / secs:.0f} img/s), "
               f"test accuracy {100.0 * correct / len(xte):.2f}%", flush=True)
+
+
+def train(args):
+    torch.manual_seed(args.seed)
+    model = LeNet()
+    train_loop(args, model, torch.optim.Adam(model.parameters(), lr=1e-3))
 
 
 def infer(args):

@@ -381,9 +381,11 @@ DnValue *dn_tf_decoder_layer(Lower *L, const AstExpr *e, const char *name, DnVal
                              const DnTfLayer *s);
 /* nn.LayerNorm(d, eps) over x's last axis, its parameters <name>.<leaf>.{weight, bias}. */
 DnValue *dn_tf_norm(Lower *L, const AstExpr *e, const char *name, const char *leaf, DnValue *x, double eps);
-/* transformer (nn.Transformer) and vit_encoder_block, vit_encoder
+/* transformer (nn.Transformer), transformer_encoder (nn.TransformerEncoder)
+ * and vit_encoder_block, vit_encoder
  * (torchvision's EncoderBlock and Encoder): layers_transformer.c. */
 DnValue *dn_build_transformer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+DnValue *dn_build_transformer_encoder(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 DnValue *dn_build_vit_block(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 DnValue *dn_build_vit_encoder(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 

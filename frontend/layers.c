@@ -921,6 +921,11 @@ static const LayerInfo layers[] = {
      "tgt_mask:tensor=none memory_mask:tensor=none src_key_padding_mask:tensor=none tgt_key_padding_mask:tensor=none "
      "memory_key_padding_mask:tensor=none src_is_causal:bool=false tgt_is_causal:bool=false",
      true, dn_build_transformer, DN_OP_DENSE},
+    {"transformer_encoder", 1,
+     "num_layers:int d_model:int nhead:int dim_feedforward:int=2048 dropout:float=0.1 activation:str=relu "
+     "layer_norm_eps:float=1e-5 norm_first:bool=false norm:bool=true mask:tensor=none "
+     "src_key_padding_mask:tensor=none is_causal:bool=false",
+     true, dn_build_transformer_encoder, DN_OP_DENSE},
     {"vit_encoder_block", 1,
      "num_heads:int hidden_dim:int mlp_dim:int dropout:float=0 attention_dropout:float=0 layer_norm_eps:float=1e-6",
      true, dn_build_vit_block, DN_OP_DENSE},

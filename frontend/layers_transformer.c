@@ -14,6 +14,14 @@
  *   encoder.layers.<i>.* (transformer_encoder_layer's), encoder.norm.*,
  *   decoder.layers.<i>.* (transformer_decoder_layer's), decoder.norm.*.
  *
+ *   transformer_encoder(num_layers, d_model, nhead, dim_feedforward=2048,
+ *       dropout=0.1, activation="relu", layer_norm_eps=1e-5,
+ *       norm_first=false, norm=true, mask=none, src_key_padding_mask=none,
+ *       is_causal=false)
+ *   nn.TransformerEncoder(layer, num_layers, norm=LayerNorm(d_model) or
+ *   None): x [N, T, d] -> [N, T, d]; parameters layers.<i>.* (the encoder
+ *   layer's), norm.* (with norm=true).  nn.Transformer's encoder half.
+ *
  *   vit_encoder_block(num_heads, hidden_dim, mlp_dim, dropout=0,
  *       attention_dropout=0, layer_norm_eps=1e-6)
  *   torchvision's EncoderBlock: x [N, S, hidden_dim] ->
@@ -39,6 +47,34 @@ static bool check_count(Lower *L, const AstExpr *e, const char *what, int64_t n)
     return false;
 }
 
+/* 'n' encoder layers <name>.layers.<i> over x, then, unless norm is NULL,
+ * nn.LayerNorm <name>.<norm> (nn.TransformerEncoder). */
+static DnValue *encoder_stack(Lower *L, const AstExpr *e, const char *name, DnValue *x, const DnTfLayer *s, int64_t n,
+                              const char *norm)
+{
+    for (int64_t i = 0; i < n && x; i++)
+        x = dn_tf_encoder_layer(L, e, dn_arena_printf(L->a, "%s.layers.%lld", name, (long long)i), x, s);
+    return norm ? dn_tf_norm(L, e, name, norm, x, s->eps) : x;
+}
+
+DnValue *dn_build_transformer_encoder(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
+{
+    DnTfLayer s = {.d = a[1].i,
+                   .heads = a[2].i,
+                   .ff = a[3].i,
+                   .p = a[4].f,
+                   .p_attn = a[4].f,
+                   .act = a[5].s,
+                   .eps = a[6].f,
+                   .norm_first = a[7].i != 0,
+                   .leaf = {"norm1", "self_attn", "norm2", "linear1", "linear2"},
+                   .am = a[9],
+                   .kpm = a[10],
+                   .causal = a[11]};
+    if (!check_count(L, e, "num_layers", a[0].i)) return NULL;
+    return encoder_stack(L, e, name, x[0], &s, a[0].i, a[8].i ? "norm" : NULL);
+}
+
 DnValue *dn_build_transformer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     DnTfLayer s = {.d = a[0].i,
@@ -54,10 +90,7 @@ DnValue *dn_build_transformer(Lower *L, const AstExpr *e, const char *name, DnVa
         return NULL;
     /* the encoder: src_mask, src_key_padding_mask, src_is_causal */
     s.am = a[9], s.kpm = a[12], s.causal = a[15];
-    DnValue *mem = x[0];
-    for (int64_t i = 0; i < a[2].i && mem; i++)
-        mem = dn_tf_encoder_layer(L, e, dn_arena_printf(L->a, "%s.encoder.layers.%lld", name, (long long)i), mem, &s);
-    mem = dn_tf_norm(L, e, name, "encoder.norm", mem, s.eps);
+    DnValue *mem = encoder_stack(L, e, dn_arena_printf(L->a, "%s.encoder", name), x[0], &s, a[2].i, "norm");
     /* the decoder: tgt_mask, tgt_key_padding_mask, tgt_is_causal; memory_mask, memory_key_padding_mask */
     s.am = a[10], s.kpm = a[13], s.causal = a[16], s.mem_am = a[11], s.mem_kpm = a[14];
     DnValue *y = x[1];

@@ -23,6 +23,11 @@ float32.  Writes transformer_goldens.safetensors:
   b<n>.src, b<n>.tgt, b<n>.pad   inference inputs at batch n = 1 and 4 (pad: 1 = padding)
   b<n>.y                     the output there
   train.*, train.loss [1], grad.<param>   one SGD step at batch 4
+
+and the same for transformer_encoder against nn.TransformerEncoder
+(ENCODER_SOURCE: 2 pre-norm relu layers and the final norm, causal, the
+padding masked) in transformer_encoder_goldens.safetensors (enc.layers.<i>.*,
+enc.norm.*; b<n>.x, b<n>.pad, b<n>.y).
 """
 import os
 import sys
@@ -44,6 +49,35 @@ SOURCE = (
     "train tf {\n  t_y: f32[N, 5, 16]\n  loss = mse(y, t_y)\n  optimizer = sgd(lr=0.1, momentum=0.9)\n}\n")
 
 
+ENCODER_SOURCE = (
+    "model enc(x: f32[N, 6, 16], pad: f32[N, 6]) -> (y: f32[N, 6, 16]) {\n"
+    "  y = x |> enc: transformer_encoder(2, 16, 4, dim_feedforward=20, dropout=0.0, norm_first=true, "
+    "src_key_padding_mask=pad, is_causal=true)\n"
+    "}\n"
+    "train enc {\n  t_y: f32[N, 6, 16]\n  loss = mse(y, t_y)\n  optimizer = sgd(lr=0.1, momentum=0.9)\n}\n")
+
+
+def encoder_forward(m, x):
+    causal = torch.triu(torch.ones(6, 6, dtype=torch.bool), diagonal=1)
+    return {"y": m["enc"](x["x"], mask=causal, src_key_padding_mask=x["pad"] > 0.5)}
+
+
+def encoder_inputs(n):
+    pad = (torch.rand(n, 6) > 0.7).float()
+    pad[:, 0] = 0.0
+    return {"x": torch.randn(n, 6, 16), "pad": pad}
+
+
+def nontrivial(mod):
+    with torch.no_grad():
+        for name, p in mod.named_parameters():
+            if "norm" in name:
+                p.normal_(1 if name.endswith("weight") else 0, 0.3)
+            if "in_proj_bias" in name:
+                p.normal_(0, 0.3)
+    mod.train()
+
+
 def forward(m, x):
     causal = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
     pad = x["pad"] > 0.5
@@ -60,17 +94,17 @@ def inputs(n):
 def main():
     torch.manual_seed(37)
     tf = nn.Transformer(16, 2, 2, 2, 24, dropout=0.0, activation="gelu", batch_first=True)
-    with torch.no_grad():
-        for name, p in tf.named_parameters():
-            if "norm" in name:
-                p.normal_(1 if name.endswith("weight") else 0, 0.3)
-            if "in_proj_bias" in name:
-                p.normal_(0, 0.3)
-    tf.train()
+    nontrivial(tf)
     meta = {"script": "tests/golden/make_transformer_goldens.py", "source": SOURCE}
     write_module_goldens(os.path.join(HERE, "transformer_goldens.safetensors"), meta, {"tf": tf}, inputs, forward,
                          {"y": [5, 16]})
-    print("\n".join(f"tf.{k}" for k in tf.state_dict()))
+    layer = nn.TransformerEncoderLayer(16, 4, 20, dropout=0.0, norm_first=True, batch_first=True)
+    enc = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(16))
+    nontrivial(enc)
+    meta = {"script": "tests/golden/make_transformer_goldens.py", "source": ENCODER_SOURCE}
+    write_module_goldens(os.path.join(HERE, "transformer_encoder_goldens.safetensors"), meta, {"enc": enc},
+                         encoder_inputs, encoder_forward, {"y": [6, 16]})
+    print("\n".join(f"enc.{k}" for k in enc.state_dict()))
 
 
 if __name__ == "__main__":
