@@ -144,7 +144,11 @@ Test(examples, every_example_builds_its_training_step)
                                          "examples/alexnet.dnn",
                                          "examples/char_lstm.dnn",
                                          "examples/seq2seq_attention.dnn",
-                                         "examples/vit_tiny.dnn"};
+                                         "examples/vit_tiny.dnn",
+                                         "examples/transformer.dnn",
+                                         "examples/vit_fmnist.dnn",
+                                         "examples/numwords_transformer.dnn",
+                                         "examples/char_transformer.dnn"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char cmd[1024];
         snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train%s", DNNC_BIN, dn_test_src(models[i]),
