@@ -41,29 +41,9 @@ echo "files: $(echo "$files" | tr ',' '\n' | wc -l) ($(cat $(echo "$files" | tr 
 [ -n "$torch_steps" ] ||
     "$python" "$here/torch_char_lstm.py" fit --files "$files" --minutes "$minutes" --threads "$threads" | tee "$work/torch"
 
-# dnnrun train for $1 steps of batch 32: an epoch is train_bytes / 50 windows
-# (docs/dnnrun.md), so E epochs of at most 32 * $1 / E windows each (--limit,
-# which also caps the held-out windows: it stays above their ~1900 here);
-# seconds: dnnrun's own train time, which like PyTorch's leaves out the
-# evaluations
-windows=0
-for f in $(echo "$files" | tr ',' ' '); do
-    len=$(wc -c < "$f")
-    windows=$((windows + (len - len / 10) / 50))
-done
-dnnc_fit() { # $1: steps; prints "dnnc steps S seconds X held-out bits/char B"
-    want=$(($1 * 32))
-    epochs=$(( (want + windows - 1) / windows ))
-    limit=$(( (want + epochs - 1) / epochs ))
-    "$build/dnnrun" train "$work/lm.so" --data "text:$files" --epochs "$epochs" --batch 32 --limit "$limit" \
-        --seed 1 --save "$work/w.safetensors" > "$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
-    per=$(sed -n 's/.* step [0-9]*\/\([0-9]*\) .*/\1/p' "$work/log" | tail -1)
-    secs=$(sed -n 's/.*done: train time \([0-9.]*\) s.*/\1/p' "$work/log" | awk '{ s += $1 } END { printf "%.0f", s }')
-    bpc=$(grep 'done: train time' "$work/log" | tail -1 | sed 's/.*held-out loss [0-9.]*, \([0-9.]*\) bits\/char.*/\1/')
-    echo "dnnc steps $((epochs * per)) seconds $secs held-out bits/char $bpc ($epochs epochs of $limit windows)"
-}
+. "$here/lm_fit.sh"
 if [ -n "$torch_steps" ]; then steps=$torch_steps; else steps=$(sed -n 's/^fit steps \([0-9]*\) .*/\1/p' "$work/torch"); fi
 [ -n "$steps" ] || { echo "char_lstm_fit.sh: no step count from torch_char_lstm.py" >&2; exit 1; }
-dnnc_fit "$steps" | tee "$work/same_steps"
+dnnc_fit "$work/lm.so" 50 "$steps" | tee "$work/same_steps"
 secs=$(sed -n 's/.* seconds \([0-9]*\) .*/\1/p' "$work/same_steps")
-dnnc_fit $(( steps * minutes * 60 / (secs > 0 ? secs : 1) ))
+dnnc_fit "$work/lm.so" 50 $(( steps * minutes * 60 / (secs > 0 ? secs : 1) ))
