@@ -355,6 +355,10 @@ DnValue *dn_lower_sdpa(Lower *L, const AstExpr *e, DnValue *q, DnValue *k, DnVal
                        double p, double scale);
 /* multihead_attention (layers_mha.c): nn.MultiheadAttention(batch_first=True)'s output. */
 DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
+/* The same layer named 'name' as a decoding step over a KV cache of S rows
+ * (layers_mha.c): x [B, 1, E], pos i32 [B, 1]; NULL after a diagnostic. */
+DnValue *dn_lower_cached_mha(Lower *L, const AstExpr *e, const char *name, DnValue *x, int64_t H, int64_t S,
+                             DnValue *pos);
 /* transformer_encoder_layer (layers_encoder.c): nn.TransformerEncoderLayer(batch_first=True)'s output. */
 DnValue *dn_build_encoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a);
 /* transformer_decoder_layer (layers_encoder.c): nn.TransformerDecoderLayer(batch_first=True)'s output. */
@@ -373,6 +377,8 @@ typedef struct DnTfLayer {
     const char *leaf[TF_NPARTS]; /* TF_CROSS_ATTN and TF_NORM3: decoder only */
     Val kpm, am, causal;         /* the self-attention's key_padding_mask, attn_mask, is_causal (VAL_NONE/false) */
     Val mem_kpm, mem_am;         /* decoder: the cross-attention's */
+    int64_t cache;               /* > 0: a decoding step, the self-attention over a KV cache of this many rows */
+    DnValue *pos;                /* with cache: the step's positions, i32 [B, 1] */
 } DnTfLayer;
 /* The layer named 'name' on x [N, T, d] (decoder: and memory [N, S, d]);
  * NULL after a diagnostic naming e->s. */

@@ -589,10 +589,33 @@ static DnValue *build_expand(Lower *L, const AstExpr *e, const char *name, DnVal
 
 /* positional_encoding: x [..., T, D] + the Transformer's sinusoidal table
  * [T, D] (a sinusoid op; T and D static). */
+/* positional_encoding(pos=none, max_len=0): x + the sinusoid table's first
+ * T rows; with pos (i32 [..., T], a decoding step's positions) x + the
+ * rows pos of a table of max_len rows, gathered by an embedding. */
 static DnValue *build_positional_encoding(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
-    (void)name, (void)a;
+    (void)name;
     const DnShape *s = &x[0]->shape;
+    if (a[0].kind == VAL_TENSOR) {
+        DnValue *pos = a[0].t;
+        char t1[96], t2[96];
+        bool ok =
+            s->rank >= 2 && s->dim[s->rank - 1] >= 1 && pos->dtype == DN_DTYPE_I32 && pos->shape.rank == s->rank - 1;
+        for (int i = 0; ok && i < pos->shape.rank; i++) ok = pos->shape.dim[i] == s->dim[i];
+        if (!ok || a[1].i < 1) {
+            dn_error(L->cx, e->loc,
+                     "positional_encoding: with pos, x [..., D] with static D, pos i32 of x's shape without D and "
+                     "max_len >= 1 (the table's rows), got x %s, pos %s and max_len %lld",
+                     dn_type_str(x[0]->dtype, s, t1, 96), dn_type_str(pos->dtype, &pos->shape, t2, 96),
+                     (long long)a[1].i);
+            return NULL;
+        }
+        DnAttr at[2] = {dn_attr_int("rows", a[1].i), dn_attr_int("cols", s->dim[s->rank - 1])};
+        DnAttr none = dn_attr_int("padding_idx", -1);
+        DnValue *tab[2] = {pos, dn_build1(L->cx, L->g, DN_OP_SINUSOID, 0, NULL, 2, at, e->loc)};
+        DnValue *in[2] = {x[0], dn_build1(L->cx, L->g, DN_OP_EMBEDDING, 2, tab, 1, &none, e->loc)};
+        return in[1] ? dn_build1(L->cx, L->g, DN_OP_ADD, 2, in, 0, NULL, e->loc) : NULL;
+    }
     if (s->rank < 2 || s->dim[s->rank - 2] < 1 || s->dim[s->rank - 1] < 1) {
         dn_error(L->cx, e->loc, "positional_encoding expects [..., T, D] with static T and D, got %s",
                  dn_type_str(x[0]->dtype, s, (char[96]){0}, 96));
@@ -869,7 +892,7 @@ static const LayerInfo layers[] = {
     {"reshape", 1, "shape:ints*", false, build_reshape, DN_OP_RESHAPE},
     {"transpose", 1, "a:int b:int", false, build_transpose, DN_OP_TRANSPOSE},
     {"permute", 1, "dims:ints*", false, build_permute, DN_OP_TRANSPOSE},
-    {"positional_encoding", 1, "", false, build_positional_encoding, DN_OP_SINUSOID},
+    {"positional_encoding", 1, "pos:tensor=none max_len:int=0", false, build_positional_encoding, DN_OP_SINUSOID},
     {"expand", 1, "sizes:ints*", false, build_expand, DN_OP_ADD},
     {"dropout", 1, "p", false, build_dropout, DN_OP_DROPOUT},
     {"add", 2, "", false, build_simple, DN_OP_ADD},
@@ -924,7 +947,7 @@ static const LayerInfo layers[] = {
     {"transformer_encoder", 1,
      "num_layers:int d_model:int nhead:int dim_feedforward:int=2048 dropout:float=0.1 activation:str=relu "
      "layer_norm_eps:float=1e-5 norm_first:bool=false norm:bool=true mask:tensor=none "
-     "src_key_padding_mask:tensor=none is_causal:bool=false",
+     "src_key_padding_mask:tensor=none is_causal:bool=false cache:int=0 pos:tensor=none",
      true, dn_build_transformer_encoder, DN_OP_DENSE},
     {"vit_encoder_block", 1,
      "num_heads:int hidden_dim:int mlp_dim:int dropout:float=0 attention_dropout:float=0 layer_norm_eps:float=1e-6",

@@ -119,6 +119,10 @@ static bool check_args(Enc *t, DnValue *x)
 static DnValue *attn_block(Enc *t, int part, DnValue *q, DnValue *kv, Val kpm, Val am, Val causal)
 {
     if (!q || !kv) return NULL;
+    if (t->s->cache && part == TF_SELF_ATTN)
+        return drop(t,
+                    dn_lower_cached_mha(t->L, t->e, sub(t, t->s->leaf[part]), q, t->s->heads, t->s->cache, t->s->pos),
+                    t->s->p);
     /* multihead_attention's arguments: key, value, num_heads, key_padding_mask, attn_mask, is_causal, dropout, bias */
     Val ma[8] = {{.kind = VAL_TENSOR, .t = kv},
                  {.kind = VAL_TENSOR, .t = kv},

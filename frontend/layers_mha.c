@@ -17,6 +17,13 @@
  *   Masks as PyTorch's boolean ones, given as f32 with 1 = true:
  *   key_padding_mask [N, Tk], 1 = a padding key nobody attends to;
  *   attn_mask [Tq, Tk], 1 = query i may not attend to key j.
+ *
+ * dn_lower_cached_mha is the same layer, the same parameters, as one
+ * decoding step of causal self-attention: x [B, 1, E] projected by the
+ * three row blocks, then one cached_attention op that appends this step's
+ * keys and values to the cache parameters <label>.k_cache and
+ * <label>.v_cache [B, S, E] (session state, DN_PARAM_CACHE) at pos and
+ * attends over the rows 0..pos, then out_proj.
  */
 #include "ast.h"
 
@@ -112,6 +119,70 @@ static bool check(Mha *t, DnValue *q, DnValue *k, DnValue *v, int64_t H, DnValue
     return true;
 }
 
+/* nn.MultiheadAttention's parameters for embedding size E: in_proj_weight,
+ * in_proj_bias, out_proj.weight, out_proj.bias (no biases without 'bias');
+ * false after a diagnostic. */
+static bool mha_params(Mha *t, int64_t E, bool bias, DnValue **w, DnValue **b, DnValue **ow, DnValue **ob)
+{
+    Lower *L = t->L;
+    double xavier = sqrt(6.0 / (double)(E + 3 * E));
+    DnInit zeros = {.kind = DN_INIT_ZEROS};
+    *w = dn_layer_param(L, t->name, "in_proj_weight", 2, (int64_t[]){3 * E, E},
+                        (DnInit){.kind = DN_INIT_UNIFORM, .a = -xavier, .b = xavier}, t->e->loc);
+    *b = bias ? dn_layer_param(L, t->name, "in_proj_bias", 1, (int64_t[]){3 * E}, zeros, t->e->loc) : NULL;
+    *ow = dn_layer_param(L, t->name, "out_proj.weight", 2, (int64_t[]){E, E}, dn_layer_kaiming((double)E), t->e->loc);
+    *ob = bias ? dn_layer_param(L, t->name, "out_proj.bias", 1, (int64_t[]){E}, zeros, t->e->loc) : NULL;
+    return *w && *ow && (!bias || (*b && *ob));
+}
+
+static DnValue *out_proj(Mha *t, DnValue *o, DnValue *ow, DnValue *ob)
+{
+    return ob ? op(t, DN_OP_DENSE, 3, o, ow, ob, 0, NULL) : op(t, DN_OP_DENSE, 2, o, ow, NULL, 0, NULL);
+}
+
+DnValue *dn_lower_cached_mha(Lower *L, const AstExpr *e, const char *name, DnValue *x, int64_t H, int64_t S,
+                             DnValue *pos)
+{
+    Mha t = {L, e, name};
+    char b1[96], b2[96];
+    const DnShape *s = &x->shape;
+    if (s->rank != 3 || s->dim[0] < 1 || s->dim[1] != 1 || s->dim[2] < 1 || pos->dtype != DN_DTYPE_I32 ||
+        pos->shape.rank != 2 || pos->shape.dim[0] != s->dim[0] || pos->shape.dim[1] != 1) {
+        dn_error(L->cx, e->loc,
+                 "%s: a step with a KV cache takes x [B, 1, E] and pos i32 [B, 1] with a static batch B (the cache "
+                 "holds a row per item: declare the step's inputs as i32[1, 1]), got x %s and pos %s",
+                 e->s, dn_type_str(x->dtype, s, b1, 96), dn_type_str(pos->dtype, &pos->shape, b2, 96));
+        return NULL;
+    }
+    int64_t B = s->dim[0], E = s->dim[2];
+    if (H < 1 || E % H) {
+        dn_error(L->cx, e->loc, "multihead_attention: num_heads %lld must divide the embedding size %lld", (long long)H,
+                 (long long)E);
+        return NULL;
+    }
+    DnValue *w, *b, *ow, *ob;
+    if (!mha_params(&t, E, true, &w, &b, &ow, &ob)) return NULL;
+    DnValue *qkv[3];
+    for (int i = 0; i < 3; i++)
+        qkv[i] = op(&t, DN_OP_DENSE, 3, x, rows(&t, w, i * E, E), rows(&t, b, i * E, E), 0, NULL);
+    DnInit zeros = {.kind = DN_INIT_ZEROS};
+    DnShape cs = {3, {B, S, E}};
+    DnValue *in[6] = {qkv[0],
+                      qkv[1],
+                      qkv[2],
+                      dn_lower_add_param(L, dn_arena_printf(L->a, "%s.k_cache", name), DN_PARAM_CACHE, DN_DTYPE_F32,
+                                         &cs, zeros, e->loc)
+                          ->value,
+                      dn_lower_add_param(L, dn_arena_printf(L->a, "%s.v_cache", name), DN_PARAM_CACHE, DN_DTYPE_F32,
+                                         &cs, zeros, e->loc)
+                          ->value,
+                      pos};
+    for (int i = 0; i < 3; i++)
+        if (!in[i]) return NULL;
+    DnAttr at[2] = {dn_attr_int("heads", H), dn_attr_float("scale", 1.0 / sqrt((double)(E / H)))};
+    return out_proj(&t, dn_build1(L->cx, L->g, DN_OP_CACHED_ATTENTION, 6, in, 2, at, e->loc), ow, ob);
+}
+
 DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     Mha t = {L, e, name};
@@ -121,14 +192,8 @@ DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x,
     bool bias = a[7].i != 0;
     if (!check(&t, q, k, v, H, kpm, am)) return NULL;
     int64_t E = q->shape.dim[2], Tq = q->shape.dim[1], Tk = k->shape.dim[1];
-    double xavier = sqrt(6.0 / (double)(E + 3 * E));
-    DnInit zeros = {.kind = DN_INIT_ZEROS};
-    DnValue *w = dn_layer_param(L, name, "in_proj_weight", 2, (int64_t[]){3 * E, E},
-                                (DnInit){.kind = DN_INIT_UNIFORM, .a = -xavier, .b = xavier}, e->loc);
-    DnValue *b = bias ? dn_layer_param(L, name, "in_proj_bias", 1, (int64_t[]){3 * E}, zeros, e->loc) : NULL;
-    DnValue *ow = dn_layer_param(L, name, "out_proj.weight", 2, (int64_t[]){E, E}, dn_layer_kaiming((double)E), e->loc);
-    DnValue *ob = bias ? dn_layer_param(L, name, "out_proj.bias", 1, (int64_t[]){E}, zeros, e->loc) : NULL;
-    if (!w || !ow || (bias && (!b || !ob))) return NULL;
+    DnValue *w, *b, *ow, *ob;
+    if (!mha_params(&t, E, bias, &w, &b, &ow, &ob)) return NULL;
     DnValue *qh = project(&t, q, w, b, 0, E, H), *kh = project(&t, k, w, b, 1, E, H),
             *vh = project(&t, v, w, b, 2, E, H);
     DnValue *keep = kpm ? keep_of(&t, kpm, 4, (int64_t[]){-1, 1, 1, Tk}) : NULL;
@@ -138,5 +203,5 @@ DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x,
     }
     DnValue *o = dn_lower_sdpa(L, e, qh, kh, vh, keep, a[5].i != 0, a[6].f, 0);
     o = o ? reshape(&t, swap12(&t, o), 3, (int64_t[]){-1, Tq, E}) : NULL;
-    return ob ? op(&t, DN_OP_DENSE, 3, o, ow, ob, 0, NULL) : op(&t, DN_OP_DENSE, 2, o, ow, NULL, 0, NULL);
+    return out_proj(&t, o, ow, ob);
 }

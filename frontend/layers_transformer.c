@@ -17,10 +17,15 @@
  *   transformer_encoder(num_layers, d_model, nhead, dim_feedforward=2048,
  *       dropout=0.1, activation="relu", layer_norm_eps=1e-5,
  *       norm_first=false, norm=true, mask=none, src_key_padding_mask=none,
- *       is_causal=false)
+ *       is_causal=false, cache=0, pos=none)
  *   nn.TransformerEncoder(layer, num_layers, norm=LayerNorm(d_model) or
  *   None): x [N, T, d] -> [N, T, d]; parameters layers.<i>.* (the encoder
  *   layer's), norm.* (with norm=true).  nn.Transformer's encoder half.
+ *   With cache=S and pos (i32 [B, 1]) it is one decoding step of the same
+ *   causal layers, the same parameters: x [B, 1, d] at positions pos, each
+ *   self-attention over a KV cache of S rows in the session
+ *   (dn_lower_cached_mha), so a language model trained with is_causal=true
+ *   generates one token a step in O(t).
  *
  *   vit_encoder_block(num_heads, hidden_dim, mlp_dim, dropout=0,
  *       attention_dropout=0, layer_norm_eps=1e-6)
@@ -57,6 +62,19 @@ static DnValue *encoder_stack(Lower *L, const AstExpr *e, const char *name, DnVa
     return norm ? dn_tf_norm(L, e, name, norm, x, s->eps) : x;
 }
 
+/* cache=S of a decoding step: 1..2^24 rows, pos given, the layers causal
+ * and without masks (mask, src_key_padding_mask, is_causal at m[0..2]). */
+static bool check_cache(Lower *L, const AstExpr *e, const Val *m, int64_t S, Val pos)
+{
+    const char *why = S < 1 || S > (1 << 24)   ? "cache must be in 1..16777216 (the rows the step can attend to)"
+                      : pos.kind != VAL_TENSOR ? "cache needs pos, the step's positions (i32 [B, 1])"
+                      : !m[2].i                ? "cache needs is_causal=true: a decoding step attends to the past"
+                      : m[0].kind == VAL_TENSOR || m[1].kind == VAL_TENSOR ? "cache takes no mask: it is the mask"
+                                                                           : NULL;
+    if (why) dn_error(L->cx, e->loc, "%s: %s", e->s, why);
+    return !why;
+}
+
 DnValue *dn_build_transformer_encoder(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     DnTfLayer s = {.d = a[1].i,
@@ -72,6 +90,9 @@ DnValue *dn_build_transformer_encoder(Lower *L, const AstExpr *e, const char *na
                    .kpm = a[10],
                    .causal = a[11]};
     if (!check_count(L, e, "num_layers", a[0].i)) return NULL;
+    if (a[12].i != 0 && !check_cache(L, e, a + 9, a[12].i, a[13])) return NULL;
+    s.cache = a[12].i;
+    s.pos = a[13].kind == VAL_TENSOR ? a[13].t : NULL;
     return encoder_stack(L, e, name, x[0], &s, a[0].i, a[8].i ? "norm" : NULL);
 }
 

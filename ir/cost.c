@@ -39,6 +39,8 @@ static int64_t macs_per_elem(const DnOp *op)
         return op->in[1]->shape.dim[op->in[1]->shape.rank - 2] * 2;
     case DN_OP_FLASH_ATTENTION_BWD: /* q kᵀ twice, do vᵀ twice, pᵀ do, dsᵀ q, ds k: ~7 products per score */
         return op->in[1]->shape.dim[op->in[1]->shape.rank - 2] * 7;
+    case DN_OP_CACHED_ATTENTION: /* at most S keys, three passes (max, exp and sum, p v) */
+        return op->in[3]->shape.dim[1] * 3;
     default: return 0;
     }
 }

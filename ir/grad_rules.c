@@ -441,6 +441,17 @@ static void grad_rnn_scan(DnAd *a, const DnOp *op, DnValue *const *dy)
     dn_ad_acc(a, s0, b ? b->out[2] : NULL);
 }
 
+/* A decoding step is inference only: its cache is session state, not a
+ * function of the weights that a backward could follow. */
+static void grad_cached_attention(DnAd *a, const DnOp *op, DnValue *const *dy)
+{
+    if (!dy[0]) return;
+    dn_error(a->cx, op->loc,
+             "cached_attention: a decoding step with a KV cache has no gradient (train the model without cache=, "
+             "then run the step model for inference)");
+    a->failed = true;
+}
+
 /* ---- the table ---------------------------------------------------------------
  * ORDER DN_OP: one line per op of ops.def.  NONE: no gradient (fill has no
  * operands; augmentations only ever apply to model inputs; batchnorm is
@@ -508,6 +519,7 @@ static void grad_rnn_scan(DnAd *a, const DnOp *op, DnValue *const *dy)
 #define GRAD_LAYERNORM_BWD_PARAMS NONE
 #define GRAD_FLASH_ATTENTION      grad_flash_attention
 #define GRAD_FLASH_ATTENTION_BWD  NONE
+#define GRAD_CACHED_ATTENTION     grad_cached_attention
 
 /* activations and adaptive pooling */
 #define GRAD_LEAKY_RELU             grad_leaky_relu

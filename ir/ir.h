@@ -155,6 +155,8 @@ typedef enum {
     DN_PARAM_WEIGHT, /* learnable (or frozen) parameter: saved, loaded */
     DN_PARAM_BUFFER, /* state that is not learned (running_mean...): saved, loaded */
     DN_PARAM_OPTIM,  /* optimizer state ("optim.<param>.m"): saved with training state */
+    DN_PARAM_CACHE,  /* decoding state (a KV cache, written by cached_attention): zeros at session
+                        create, neither saved nor loaded */
 } DnParamKind;
 
 typedef struct DnParam {

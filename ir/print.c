@@ -152,7 +152,7 @@ static void print_header(Printer *p)
 
 static void print_param(FILE *out, const DnParam *q)
 {
-    static const char *kinds[] = {"weight", "buffer", "optim"};
+    static const char *kinds[] = {"weight", "buffer", "optim", "cache"};
     fputs("  param ", out);
     print_name(out, '@', q->name);
     fputs(": ", out);

@@ -443,10 +443,10 @@ static DnInit parse_init(Reader *r)
     return init;
 }
 
-/* param = "param" "@" name ":" type ("weight" | "buffer" | "optim") ["frozen" | "trainable"] init [loc] */
+/* param = "param" "@" name ":" type ("weight" | "buffer" | "optim" | "cache") ["frozen" | "trainable"] init [loc] */
 static void parse_param(Reader *r)
 {
-    static const char *kinds[] = {"weight", "buffer", "optim"};
+    static const char *kinds[] = {"weight", "buffer", "optim", "cache"};
     next(r);
     Tok name = take(r, T_AT, "a @parameter name");
     if (dn_graph_find_param(r->g, name.text)) fail_at(r, &name, "parameter @%s is defined twice", name.text);
@@ -456,10 +456,10 @@ static void parse_param(Reader *r)
     Tok tt = r->tok;
     parse_type(r, &dt, &s);
     if (dn_shape_has_n(&s)) fail_at(r, &tt, "parameter shapes cannot hold N");
-    Tok k = take(r, T_IDENT, "weight, buffer or optim");
+    Tok k = take(r, T_IDENT, "weight, buffer, optim or cache");
     int kind = 0;
-    while (kind < 3 && strcmp(kinds[kind], k.text)) kind++;
-    if (kind == 3) fail_at(r, &k, "expected weight, buffer or optim, got '%s'", k.text);
+    while (kind < 4 && strcmp(kinds[kind], k.text)) kind++;
+    if (kind == 4) fail_at(r, &k, "expected weight, buffer, optim or cache, got '%s'", k.text);
     bool frozen = is_word(r, "frozen"), trainable = is_word(r, "trainable");
     if ((frozen && kind != DN_PARAM_WEIGHT) || (trainable && kind == DN_PARAM_WEIGHT))
         fail_at(r, &r->tok, "'%s' does not apply to a %s", r->tok.text, kinds[kind]);

@@ -841,6 +841,31 @@ RULE(flash_attention_bwd)
     return true;
 }
 
+/* q, k, v [B, 1, E] with B static, the caches [B, S, E] f32, pos i32 [B, 1]. */
+RULE(cached_attention)
+{
+    const DnShape *q = &IN(0)->shape;
+    int64_t H = dn_op_int(r->op, "heads");
+    bool ok = q->rank == 3 && q->dim[0] >= 1 && q->dim[1] == 1 && q->dim[2] >= 1;
+    for (int i = 0; ok && i < 3; i++) ok = IN(i)->dtype == DN_DTYPE_F32 && dn_shape_eq(&IN(i)->shape, q);
+    if (!ok)
+        return fail(r, "%s: q %s, k %s and v %s must be f32 [B, 1, E], one step of a static batch B", OPN, TY(IN(0)),
+                    TY(IN(1)), TY(IN(2)));
+    const DnShape *c = &IN(3)->shape;
+    if (IN(3)->dtype != DN_DTYPE_F32 || c->rank != 3 || c->dim[0] != q->dim[0] || c->dim[1] < 1 ||
+        c->dim[2] != q->dim[2] || IN(4)->dtype != DN_DTYPE_F32 || !dn_shape_eq(&IN(4)->shape, c))
+        return fail(r, "%s: k_cache %s and v_cache %s must be f32 [B, S, E] = [%lld, S, %lld]", OPN, TY(IN(3)),
+                    TY(IN(4)), (long long)q->dim[0], (long long)q->dim[2]);
+    const DnShape *p = &IN(5)->shape;
+    if (IN(5)->dtype != DN_DTYPE_I32 || p->rank != 2 || p->dim[0] != q->dim[0] || p->dim[1] != 1)
+        return fail(r, "%s: pos %s must be i32 [B, 1] = [%lld, 1]", OPN, TY(IN(5)), (long long)q->dim[0]);
+    if (H < 1 || q->dim[2] % H)
+        return fail(r, "%s: heads %lld must divide E = %lld", OPN, (long long)H, (long long)q->dim[2]);
+    r->dt[0] = DN_DTYPE_F32;
+    r->sh[0] = *q;
+    return true;
+}
+
 /* ---- embeddings and sequences ---------------------------------------------- */
 
 /* Operand 0 holds i32 indices, and padding_idx is -1 or a row of 'rows'. */

@@ -106,6 +106,24 @@ static void print_workspace(const DnPlan *p, int at, FILE *out)
     }
 }
 
+/* The KV caches of a decoding step (cache parameters, in the session's
+ * state): their count, rows and bytes. */
+static void print_caches(const DnGraph *g, FILE *out)
+{
+    int64_t bytes = 0, rows = 0;
+    int n = 0;
+    for (int i = 0; i < g->params.len; i++) {
+        const DnParam *pr = g->params.data[i];
+        if (pr->kind != DN_PARAM_CACHE) continue;
+        bytes += dn_shape_numel_static(&pr->shape) * dn_dtype_size(pr->dtype);
+        rows = pr->shape.dim[1];
+        n++;
+    }
+    if (n)
+        fprintf(out, "  kv cache: %d tensors of %lld positions, %lld bytes in the session's state\n", n,
+                (long long)rows, (long long)bytes);
+}
+
 void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
 {
     Names nm = names_new(g);
@@ -128,8 +146,10 @@ void dn_plan_print(const DnGraph *g, const DnPlan *p, FILE *out)
     char seq[64] = ""; /* the values with T are sized for its bound, so any t fits */
     int64_t bound = dn_graph_seq_bound(g);
     if (bound) snprintf(seq, sizeof seq, " for any t <= %lld (T at its bound)", (long long)bound);
-    fprintf(out, "  arena: %lld*N + %lld%s bytes%s (one buffer per value: %lld*N + %lld)\n}\n", (long long)p->arena_n,
+    fprintf(out, "  arena: %lld*N + %lld%s bytes%s (one buffer per value: %lld*N + %lld)\n", (long long)p->arena_n,
             (long long)p->arena_b, slices, seq, (long long)p->naive_n, (long long)p->naive_b);
+    print_caches(g, out);
+    fprintf(out, "}\n");
     free(nm.num);
     free(nm.value);
 }

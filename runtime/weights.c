@@ -99,7 +99,7 @@ static int validate(const dnrt_model_desc *d, const char *path, const dnrt_st_fi
     for (int32_t i = 0; i < d->nstate; i++) {
         const dnrt_tensor_desc *t = &d->state[i];
         if (p->src[i] && check_match(path, t, p->src[i], err)) return -1;
-        if (t->kind != DNRT_STATE_OPTIM && !p->src[i])
+        if (t->kind != DNRT_STATE_OPTIM && t->kind != DNRT_STATE_CACHE && !p->src[i])
             return dnrt_fail(err, DNRT_ERR_FORMAT, "%s: missing tensor '%.120s'", path, t->name);
         if (t->kind == DNRT_STATE_OPTIM) {
             noptim++;
@@ -174,19 +174,22 @@ int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err)
                          path, d->state[at].name, (long long)elem, dnrt_num(bad, (char[32]){0}, 32));
     dnrt_st_tensor *t = dnrt_malloc(sizeof *t * (size_t)(d->nstate ? d->nstate : 1));
     if (!t) return dnrt_fail(err, DNRT_ERR_NOMEM, "%s: out of memory", path);
+    int32_t nt = 0;
     for (int32_t i = 0; i < d->nstate; i++) {
         const dnrt_tensor_desc *st = &d->state[i];
-        t[i] = (dnrt_st_tensor){.name = st->name,
+        if (st->kind == DNRT_STATE_CACHE) continue; /* decoding state: not the model's */
+        t[nt] = (dnrt_st_tensor){.name = st->name,
                                 .dtype = st->dtype,
                                 .rank = st->rank,
                                 .data = s->state + st->offset,
                                 .nbytes = (size_t)dnrt_state_nbytes(st)};
-        memcpy(t[i].dim, st->dim, sizeof st->dim);
+        memcpy(t[nt].dim, st->dim, sizeof st->dim);
+        nt++;
     }
     char step[24];
     snprintf(step, sizeof step, "%lld", (long long)s->step);
     const char *keys[] = {"dnnc.model", "dnnc.step"}, *values[] = {d->name ? d->name : "", step};
-    int rc = dnrt_st_write(path, d->nstate, t, 2, keys, values, err);
+    int rc = dnrt_st_write(path, nt, t, 2, keys, values, err);
     dnrt_free(t);
     return rc;
 }

@@ -81,6 +81,7 @@ list(APPEND DN_OPENCL_SUITES test_vit_golden) # vit_encoder (torchvision naming)
 list(APPEND DN_OPENCL_SUITES test_decoder_golden) # transformer_decoder_layer
 list(APPEND DN_OPENCL_SUITES test_transformer_golden) # transformer (nn.Transformer)
 list(APPEND DN_OPENCL_SUITES test_tied_golden) # embedding and dense sharing one weight
+list(APPEND DN_OPENCL_SUITES test_kv_cache) # cached_attention: decoding steps against the full model
 list(APPEND DN_OPENCL_SUITES test_flash_attention) # tile-attention: tiled vs untiled on the GPU target
 list(APPEND DN_OPENCL_SUITES test_embed_golden)
 list(APPEND DN_OPENCL_SUITES test_dnnrun_text) # dnnrun's text and pairs data on a GPU session

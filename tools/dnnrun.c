@@ -461,13 +461,13 @@ static int check_fashion(const char *path, Model *m, int training)
 
 static void print_tensors(const char *title, int n, const dnrt_tensor_desc *t, int state)
 {
-    static const char *const kinds[] = {"weight", "buffer", "optim"};
+    static const char *const kinds[] = {"weight", "buffer", "optim", "cache"};
     printf("%s (%d):\n", title, n);
     for (int i = 0; i < n; i++) {
         printf("  %-36s ", t[i].name);
         print_shape(stdout, &t[i]);
         if (state)
-            printf("  %s%s  offset %lld", t[i].kind >= 0 && t[i].kind <= 2 ? kinds[t[i].kind] : "?",
+            printf("  %s%s  offset %lld", t[i].kind >= 0 && t[i].kind <= 3 ? kinds[t[i].kind] : "?",
                    t[i].kind == DNRT_STATE_WEIGHT && !t[i].trainable ? " (frozen)" : "", (long long)t[i].offset);
         else if (t[i].train_only)
             printf("  (train only)");

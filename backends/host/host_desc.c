@@ -15,7 +15,7 @@
 _Static_assert((int)DN_DTYPE_F32 == DNRT_F32 && (int)DN_DTYPE_I32 == DNRT_I32 && (int)DN_DTYPE_I64 == DNRT_I64,
                "DnDType and dnrt_dtype differ");
 _Static_assert((int)DN_PARAM_WEIGHT == DNRT_STATE_WEIGHT && (int)DN_PARAM_BUFFER == DNRT_STATE_BUFFER &&
-                   (int)DN_PARAM_OPTIM == DNRT_STATE_OPTIM,
+                   (int)DN_PARAM_OPTIM == DNRT_STATE_OPTIM && (int)DN_PARAM_CACHE == DNRT_STATE_CACHE,
                "DnParamKind and dnrt_state_kind differ");
 _Static_assert((int)DN_INIT_ZEROS == DNRT_INIT_ZEROS && (int)DN_INIT_ONES == DNRT_INIT_ONES &&
                    (int)DN_INIT_UNIFORM == DNRT_INIT_UNIFORM && (int)DN_INIT_NORMAL == DNRT_INIT_NORMAL,

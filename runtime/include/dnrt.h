@@ -72,6 +72,8 @@ typedef enum dnrt_state_kind {
     DNRT_STATE_WEIGHT = 0, /* parameter (trainable unless frozen) */
     DNRT_STATE_BUFFER = 1, /* running statistics and the like */
     DNRT_STATE_OPTIM = 2,  /* optimizer state: optim.<param>.<slot> */
+    DNRT_STATE_CACHE = 3,  /* decoding state (a Transformer step's KV cache): zeros at create, updated by
+                              every infer, neither saved nor loaded */
 } dnrt_state_kind;
 
 typedef enum dnrt_init_kind { DNRT_INIT_ZEROS, DNRT_INIT_ONES, DNRT_INIT_UNIFORM, DNRT_INIT_NORMAL } dnrt_init_kind;
