@@ -63,13 +63,16 @@ static DnValue *swap12(Mha *t, DnValue *x)
     return op(t, DN_OP_TRANSPOSE, 1, x, NULL, NULL, 1, &at);
 }
 
+/* The batch axis of x as a reshape target: -1 for N, else its static size. */
+static int64_t lead(const DnValue *x) { return x->shape.dim[0] == DN_DIM_N ? -1 : x->shape.dim[0]; }
+
 /* x [N, T, E] times block 'blk' of the packed projection, as [N, H, T, E/H]. */
 static DnValue *project(Mha *t, DnValue *x, DnValue *w, DnValue *b, int blk, int64_t E, int64_t H)
 {
     int64_t T = x->shape.dim[1];
     DnValue *y = b ? op(t, DN_OP_DENSE, 3, x, rows(t, w, blk * E, E), rows(t, b, blk * E, E), 0, NULL)
                    : op(t, DN_OP_DENSE, 2, x, rows(t, w, blk * E, E), NULL, 0, NULL);
-    return y ? swap12(t, reshape(t, y, 4, (int64_t[]){-1, T, H, E / H})) : NULL;
+    return y ? swap12(t, reshape(t, y, 4, (int64_t[]){lead(x), T, H, E / H})) : NULL;
 }
 
 /* 1 - m (f32), reshaped to 'n' dims: a PyTorch-style "true = masked" into a keep mask. */
@@ -196,12 +199,12 @@ DnValue *dn_build_mha(Lower *L, const AstExpr *e, const char *name, DnValue **x,
     if (!mha_params(&t, E, bias, &w, &b, &ow, &ob)) return NULL;
     DnValue *qh = project(&t, q, w, b, 0, E, H), *kh = project(&t, k, w, b, 1, E, H),
             *vh = project(&t, v, w, b, 2, E, H);
-    DnValue *keep = kpm ? keep_of(&t, kpm, 4, (int64_t[]){-1, 1, 1, Tk}) : NULL;
+    DnValue *keep = kpm ? keep_of(&t, kpm, 4, (int64_t[]){lead(kpm), 1, 1, Tk}) : NULL;
     if (am) {
         DnValue *ka = keep_of(&t, am, 0, NULL);
         keep = keep ? op(&t, DN_OP_MUL, 2, keep, ka, NULL, 0, NULL) : ka;
     }
     DnValue *o = dn_lower_sdpa(L, e, qh, kh, vh, keep, a[5].i != 0, a[6].f, 0);
-    o = o ? reshape(&t, swap12(&t, o), 3, (int64_t[]){-1, Tq, E}) : NULL;
+    o = o ? reshape(&t, swap12(&t, o), 3, (int64_t[]){lead(q), Tq, E}) : NULL;
     return out_proj(&t, o, ow, ob);
 }

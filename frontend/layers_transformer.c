@@ -91,6 +91,10 @@ DnValue *dn_build_transformer_encoder(Lower *L, const AstExpr *e, const char *na
                    .causal = a[11]};
     if (!check_count(L, e, "num_layers", a[0].i)) return NULL;
     if (a[12].i != 0 && !check_cache(L, e, a + 9, a[12].i, a[13])) return NULL;
+    if (a[12].i == 0 && a[13].kind == VAL_TENSOR) {
+        dn_error(L->cx, e->loc, "%s: pos is a decoding step's position: it needs cache=S", e->s);
+        return NULL;
+    }
     s.cache = a[12].i;
     s.pos = a[13].kind == VAL_TENSOR ? a[13].t : NULL;
     return encoder_stack(L, e, name, x[0], &s, a[0].i, a[8].i ? "norm" : NULL);

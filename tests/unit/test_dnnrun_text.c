@@ -295,6 +295,57 @@ Test(generate, state_carries_the_prefix)
     dn_test_rmtree(dir);
 }
 
+/* A Transformer step library with a KV cache of 12 positions (token and
+ * pos i32[1, 1]): dnnrun's greedy bytes equal the argmax of the full causal
+ * model (the same weights) run on each prefix, and generation stops when
+ * the cache is full, saying so; a prompt longer than the cache is an error. */
+#define TF_LAYERS(extra)                                                                                               \
+    "  x = x |> enc: transformer_encoder(1, 8, 2, dim_feedforward=12, dropout=0.0, norm_first=true, "                  \
+    "is_causal=true" extra ")\n  logits = x |> head: dense(256)\n}\n"
+static const char tf_step_src[] =
+    "model s(token: i32[1, 1], pos: i32[1, 1]) -> (logits: f32[1, 1, 256]) {\n"
+    "  x = (token |> emb: embedding(256, 8)) |> positional_encoding(pos=pos, max_len=12)\n" TF_LAYERS(
+        ", cache=12, pos=pos");
+static const char tf_full_src[] = "model lm(tokens: i32[N, 12]) -> (logits: f32[N, 12, 256]) {\n"
+                                  "  x = (tokens |> emb: embedding(256, 8)) |> positional_encoding\n" TF_LAYERS("");
+
+Test(generate, kv_cache_step_continues_as_the_full_model)
+{
+    char so[512], dir[64], w[128], args[2048];
+    dn_test_tmpdir(dir, sizeof dir, "dnnrun-gen");
+    init_weights(tf_step_src, 7, dir, so, sizeof so, w, sizeof w);
+    DnTestLib lib;
+    char log[16384];
+    cr_assert_eq(dn_test_compile_text(tf_full_src, "-O0", &lib, log, sizeof log), 0, "%s", log);
+    dnrt_session *s = dn_test_session(&lib, 1, 0);
+    dnrt_error err = {0};
+    cr_assert_eq(lib.desc->api->load(s, w, &err), 0, "%s", err.message);
+    int32_t seq[12] = {'h', 'e', 'y'};
+    static float z[12 * 256];
+    char want[16] = "hey";
+    for (int len = 3; len <= 12; len++) { /* the byte after seq[0..len-1]; the last one is not fed back */
+        const void *in[1] = {seq};
+        void *o[1] = {z};
+        cr_assert_eq(lib.desc->api->infer(s, 1, in, o, &err), 0, "%s", err.message);
+        const float *row = z + (len - 1) * 256;
+        int best = 0;
+        for (int k = 1; k < 256; k++)
+            if (row[k] > row[best]) best = k;
+        want[len] = (char)best;
+        if (len < 12) seq[len] = best;
+    }
+    lib.desc->api->destroy(s);
+    dn_test_close(&lib);
+    snprintf(args, sizeof args, "generate %s --weights %s --prompt hey --length 20 --greedy", so, w);
+    cr_assert_eq(dnnrun(args), 0, "%s", out);
+    cr_expect(!memcmp(out, want, 13) && out[13] == '\n', "dnnrun generated '%.13s', the full model '%.13s'", out, want);
+    cr_expect(strstr(out, "stopped after 10 of 20 bytes: the step's KV cache holds 12 positions"), "%s", out);
+    snprintf(args, sizeof args, "generate %s --weights %s --prompt 'a prompt of 22 bytes..' --length 2", so, w);
+    cr_expect_eq(dnnrun(args), 1, "%s", out);
+    cr_expect(strstr(out, "the prompt has 22 bytes but the step's KV cache holds 12 positions"), "%s", out);
+    dn_test_rmtree(dir);
+}
+
 Test(generate, wrong_conventions_are_errors)
 {
     char so[512], dir[64], w[128], args[2048];
@@ -303,7 +354,7 @@ Test(generate, wrong_conventions_are_errors)
     init_weights(lm_src, 1, dir, so, sizeof so, w, sizeof w);
     snprintf(args, sizeof args, "generate %s --weights %s --prompt a", so, w);
     cr_expect_eq(dnnrun(args), 1, "%s", out);
-    cr_expect(strstr(out, "first input is i32[N, 1] (one token a step), got i32[N, 16]"), "%s", out);
+    cr_expect(strstr(out, "first input is i32[N, 1] or i32[1, 1] (one token a step), got i32[N, 16]"), "%s", out);
     /* A state input without its new state. */
     init_weights("model s(tok: i32[N, 1], h: f32[N, 1, 8]) -> (logits: f32[N, 1, 256]) {\n"
                  "  logits = 0.5 * h + 0.5 * (tok |> emb: embedding(256, 8)) |> fc: dense(256)\n"
@@ -330,7 +381,8 @@ Test(generate, wrong_conventions_are_errors)
                  1, dir, so, sizeof so, w, sizeof w);
     snprintf(args, sizeof args, "generate %s --weights %s --prompt a", so, w);
     cr_expect_eq(dnnrun(args), 1, "%s", out);
-    cr_expect(strstr(out, "first output f32[N, 1, V] of logits with V <= 256") && strstr(out, "got f32[N, 1, 300]"),
+    cr_expect(strstr(out, "first output f32[N, 1, V] of logits (f32[1, 1, V] for a token i32[1, 1]) with V <= 256") &&
+                  strstr(out, "got f32[N, 1, 300]"),
               "%s", out);
     /* A zero-state (bigram) model is fine. */
     init_weights("model s(tok: i32[N, 1]) -> (logits: f32[N, 1, 256]) {\n"

@@ -208,6 +208,13 @@ static void build_all(bool *seen)
     cr_assert_not_null(fab, "%s", first_error());
     EXPECT_TYPE(fab->out[1], "f32[N, 2, 7, 4]");
     EXPECT_TYPE(fab->out[2], "f32[N, 2, 7, 3]");
+    DnValue *cq = input("cq", F32, SHAPE(2, 1, 6)), *cpos = input("cpos", I32, SHAPE(2, 1));
+    DnShape cs = SHAPE(2, 9, 6);
+    DnValue *kc = dn_graph_add_param(g, "kc", DN_PARAM_CACHE, F32, &cs, (DnInit){0}, loc)->value;
+    DnValue *vc = dn_graph_add_param(g, "vc", DN_PARAM_CACHE, F32, &cs, (DnInit){0}, loc)->value;
+    DnOp *ca = BOP(CACHED_ATTENTION, (cq, cq, cq, kc, vc, cpos), I("heads", 3), FL("scale", 0.5));
+    cr_assert_not_null(ca, "%s", first_error());
+    EXPECT_TYPE(ca->out[0], "f32[2, 1, 6]");
     DnValue *whh = param("lstm.weight_hh_l0", SHAPE(8, 2)), *bhh = param("lstm.bias_hh_l0", SHAPE(8));
     DnValue *s0 = input("s0", F32, SHAPE(N, 4)), *mk = BA(SEQUENCE_MASK, (label), I("max_len", 5));
     DnOp *scan = BOP(RNN_SCAN, (t3, whh, bhh, s0, mk), S("cell", "lstm"));

@@ -9,7 +9,7 @@
  * Then a second sequence from pos 0 with the same session (the cache is
  * overwritten, never reset), and a batch of 2 sequences in one step
  * model (token: i32[2, 1]).  The saved state of a step session holds no
- * cache tensor.  Also on OpenCL (test_kv_cache_opencl).
+ * cache tensor, and a step model with a train section is refused.  Also on OpenCL (test_kv_cache_opencl).
  * Tolerance rtol 1e-4, atol 1e-5 (the step sums in another order).
  */
 #include <criterion/criterion.h>
@@ -120,4 +120,20 @@ Test(kv_cache, a_batch_of_two_sequences_steps_together)
     static const int32_t ab[2 * T] = {3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7};
     expect_steps_match(&p, 2, ab);
     close_pair(&p);
+}
+
+/* A step model is inference only: a train section is refused at the op. */
+Test(kv_cache, a_step_model_does_not_train)
+{
+    DnTestLib lib;
+    static char log[8192];
+    int rc = dn_test_compile_text("model m(tok: i32[1, 1], pos: i32[1, 1]) -> (y: f32[1, 1, 8]) {\n"
+                                  "  x = tok |> emb: embedding(10, 8)\n"
+                                  "  y = x |> enc: transformer_encoder(1, 8, 2, is_causal=true, cache=4, pos=pos)\n"
+                                  "}\n"
+                                  "train m {\n  t: f32[1, 1, 8]\n  loss = mse(y, t)\n  optimizer = sgd(lr=0.1)\n}\n",
+                                  "", &lib, log, sizeof log);
+    cr_assert_neq(rc, 0, "a step model with a train section compiled");
+    cr_expect(strstr(log, ":3:17: error: cached_attention: a decoding step with a KV cache has no gradient"), "%s",
+              log);
 }
