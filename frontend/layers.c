@@ -591,7 +591,7 @@ static DnValue *build_expand(Lower *L, const AstExpr *e, const char *name, DnVal
  * [T, D] (a sinusoid op; T and D static). */
 /* positional_encoding(pos=none, max_len=0): x + the sinusoid table's first
  * T rows; with pos (i32 [..., T], a decoding step's positions) x + the
- * rows pos of a table of max_len rows, gathered by an embedding. */
+ * rows pos of a table of max_len rows, computed for those rows only. */
 static DnValue *build_positional_encoding(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
     (void)name;
@@ -611,9 +611,7 @@ static DnValue *build_positional_encoding(Lower *L, const AstExpr *e, const char
             return NULL;
         }
         DnAttr at[2] = {dn_attr_int("rows", a[1].i), dn_attr_int("cols", s->dim[s->rank - 1])};
-        DnAttr none = dn_attr_int("padding_idx", -1);
-        DnValue *tab[2] = {pos, dn_build1(L->cx, L->g, DN_OP_SINUSOID, 0, NULL, 2, at, e->loc)};
-        DnValue *in[2] = {x[0], dn_build1(L->cx, L->g, DN_OP_EMBEDDING, 2, tab, 1, &none, e->loc)};
+        DnValue *in[2] = {x[0], dn_build1(L->cx, L->g, DN_OP_SINUSOID, 1, &pos, 2, at, e->loc)};
         return in[1] ? dn_build1(L->cx, L->g, DN_OP_ADD, 2, in, 0, NULL, e->loc) : NULL;
     }
     if (s->rank < 2 || s->dim[s->rank - 2] < 1 || s->dim[s->rank - 1] < 1) {

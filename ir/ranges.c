@@ -25,6 +25,11 @@ static bool op_range(const DnOp *op, int k, int64_t *lo, int64_t *hi)
         *lo = 0;
         *hi = dn_op_int(op, "num") - 1;
         return true;
+    case DN_OP_SINUSOID: /* positions: rows of the table */
+        if (k != 0) return false;
+        *lo = 0;
+        *hi = dn_op_int(op, "rows") - 1;
+        return true;
     case DN_OP_CACHED_ATTENTION: /* the step's position: a row of the cache */
         if (k != 5) return false;
         *lo = 0;

@@ -913,7 +913,18 @@ RULE(embedding_bwd)
 }
 
 static bool table_shape(Rule *r);
-RULE(sinusoid) { return table_shape(r); }
+RULE(sinusoid)
+{
+    if (!table_shape(r)) return false;
+    if (r->op->nin == 0) return true;
+    const DnShape *p = &IN(0)->shape;
+    if (IN(0)->dtype != DN_DTYPE_I32 || p->rank >= DN_MAX_RANK || dn_shape_has_n(p))
+        return fail(r, "%s: pos %s must be i32 of a static shape with at most %d axes", OPN, TY(IN(0)),
+                    DN_MAX_RANK - 1);
+    r->sh[0] = *p;
+    r->sh[0].dim[r->sh[0].rank++] = dn_op_int(r->op, "cols");
+    return true;
+}
 RULE(causal_bias) { return table_shape(r); }
 
 /* A constant table f32 [rows, cols]. */

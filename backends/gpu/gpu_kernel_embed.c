@@ -108,12 +108,29 @@ void dn_gpu_kernel_causal_bias(DnGpuGen *G)
     end_table(G);
 }
 
+/* The table, or with an operand the rows it names (an item per element of
+ * y: row pos[s], zeros for a pos outside the table). */
 void dn_gpu_kernel_sinusoid(DnGpuGen *G)
 {
-    int64_t cols = begin_table(G);
-    dn_gk_line(G, "i64 p = e / %lld, j = e %% %lld;", LL(cols), LL(cols));
+    if (G->op->nin == 0) {
+        int64_t cols = begin_table(G);
+        dn_gk_line(G, "i64 p = e / %lld, j = e %% %lld;", LL(cols), LL(cols));
+        dn_gk_line(G, "double a = (double)p * exp((double)(j - j %% 2) * %s);",
+                   dn_gk_double(G, -log(10000.0) / (double)cols));
+        dn_gk_line(G, "y[e] = (float)(j %% 2 ? cos(a) : sin(a));");
+        end_table(G);
+        return;
+    }
+    int64_t rows = dn_op_int(G->op, "rows"), cols = dn_op_int(G->op, "cols");
+    int64_t count = dn_shape_numel_static(&G->op->in[0]->shape) * cols;
+    dn_gk_begin(G, "");
+    dn_gk_ptr(G, 0, "int", "pos");
+    dn_gk_ptr(G, 1, "float", "y");
+    dn_gk_line(G, "i64 e = GLOBAL_ID;");
+    dn_gk_line(G, "if (e >= %lld) return;", LL(count));
+    dn_gk_line(G, "i64 p = (i64)pos[e / %lld], j = e %% %lld;", LL(cols), LL(cols));
     dn_gk_line(G, "double a = (double)p * exp((double)(j - j %% 2) * %s);",
                dn_gk_double(G, -log(10000.0) / (double)cols));
-    dn_gk_line(G, "y[e] = (float)(j %% 2 ? cos(a) : sin(a));");
-    end_table(G);
+    dn_gk_line(G, "y[e] = p >= 0 && p < %lld ? (float)(j %% 2 ? cos(a) : sin(a)) : 0.0f;", LL(rows));
+    dn_gk_end(G, 0, count, GROUP);
 }

@@ -1,7 +1,8 @@
 /* kernel_embed.c -- CPU kernels of the embedding family (ops.def):
  * embedding (a row gather), embedding_bwd (its scatter-add) and
  * sequence_mask (parallel over the lengths, each writing its row), and the
- * constant tables causal_bias and sinusoid (parallel over their rows).
+ * constant tables causal_bias and sinusoid (parallel over their rows;
+ * sinusoid with positions: over those).
  *
  * embedding runs in parallel over the indices (one iteration per token
  * writes its D outputs).  An index outside [0, V) reads nothing and writes
@@ -115,22 +116,28 @@ static LLVMValueRef f64_call(DnKernel *k, const char *name, LLVMValueRef x)
 
 /* y[p, j] = (j even ? sin : cos)(p * exp(-(j - j % 2) ln(10000) / cols)), in double;
    parallel over the rows. */
+/* The table's rows, or with an operand the rows it names (an iteration
+ * per position: row pos[s] into row s of y, zeros for one outside the
+ * table). */
 void dn_kernel_sinusoid(DnKernel *k)
 {
     int64_t rows = dn_op_int(k->op, "rows"), cols = dn_op_int(k->op, "cols");
-    k->par_n = 0, k->par_b = rows;
+    bool gather = k->op->nin == 1;
+    k->par_n = 0, k->par_b = gather ? dn_shape_numel_static(&k->op->in[0]->shape) : rows;
     LLVMBuilderRef b = k->L->b;
     LLVMTypeRef d = LLVMDoubleTypeInContext(k->L->ctx);
     DnLoop lp = dn_loop_begin(k, k->begin, k->end, "p");
+    LLVMValueRef valid = NULL, p = gather ? load_index(k, lp.i, rows, &valid) : lp.i;
     DnLoop lj = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, cols), "j");
     LLVMValueRef even = LLVMBuildAnd(b, lj.i, dn_i64(k, ~(int64_t)1), "");
     LLVMValueRef e =
         LLVMBuildFMul(b, LLVMBuildSIToFP(b, even, d, ""), LLVMConstReal(d, -log(10000.0) / (double)cols), "");
-    LLVMValueRef ang = LLVMBuildFMul(b, LLVMBuildSIToFP(b, lp.i, d, ""), f64_call(k, "exp", e), "");
+    LLVMValueRef ang = LLVMBuildFMul(b, LLVMBuildSIToFP(b, p, d, ""), f64_call(k, "exp", e), "");
     LLVMValueRef odd = LLVMBuildICmp(b, LLVMIntNE, LLVMBuildAnd(b, lj.i, dn_i64(k, 1), ""), dn_i64(k, 0), "");
-    LLVMValueRef v = LLVMBuildSelect(b, odd, f64_call(k, "cos", ang), f64_call(k, "sin", ang), "");
-    dn_store_f32(k, k->out[0], dn_add(k, dn_mul(k, lp.i, dn_i64(k, cols)), lj.i),
-                 LLVMBuildFPTrunc(b, v, k->L->f32, ""));
+    LLVMValueRef v = LLVMBuildFPTrunc(b, LLVMBuildSelect(b, odd, f64_call(k, "cos", ang), f64_call(k, "sin", ang), ""),
+                                      k->L->f32, "");
+    if (valid) v = LLVMBuildSelect(b, valid, v, dn_f32(k, 0), "");
+    dn_store_f32(k, k->out[0], dn_add(k, dn_mul(k, lp.i, dn_i64(k, cols)), lj.i), v);
     dn_loop_end(k, &lj);
     dn_loop_end(k, &lp);
 }

@@ -215,6 +215,9 @@ static void build_all(bool *seen)
     DnOp *ca = BOP(CACHED_ATTENTION, (cq, cq, cq, kc, vc, cpos), I("heads", 3), FL("scale", 0.5));
     cr_assert_not_null(ca, "%s", first_error());
     EXPECT_TYPE(ca->out[0], "f32[2, 1, 6]");
+    DnOp *sp = BOP(SINUSOID, (cpos), I("rows", 9), I("cols", 6));
+    cr_assert_not_null(sp, "%s", first_error());
+    EXPECT_TYPE(sp->out[0], "f32[2, 1, 6]");
     DnValue *whh = param("lstm.weight_hh_l0", SHAPE(8, 2)), *bhh = param("lstm.bias_hh_l0", SHAPE(8));
     DnValue *s0 = input("s0", F32, SHAPE(N, 4)), *mk = BA(SEQUENCE_MASK, (label), I("max_len", 5));
     DnOp *scan = BOP(RNN_SCAN, (t3, whh, bhh, s0, mk), S("cell", "lstm"));
