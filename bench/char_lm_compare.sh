@@ -1,6 +1,6 @@
 #!/bin/sh
 # char_lm_compare.sh -- the character Transformer (examples/char_transformer.dnn,
-# windows of 64 bytes) against the character LSTM (examples/char_lstm.dnn,
+# windows of 128 bytes) against the character LSTM (examples/char_lstm.dnn,
 # windows of 50) at the same training time, both trained by dnnrun on the
 # same text (the last 10% of each file held out), batch 32: held-out bits
 # per character after MINUTES of training each.
@@ -28,12 +28,12 @@ fi
 work=$(mktemp -d /tmp/dnnc-bench-XXXXXX)
 trap 'rm -rf "$work"' EXIT
 "$build/dnnc" "$here/../examples/char_lstm.dnn" --model char_lstm -o "$work/lstm.so"
-"$build/dnnc" "$here/../examples/char_transformer.dnn" -o "$work/transformer.so"
+"$build/dnnc" "$here/../examples/char_transformer.dnn" --model char_transformer -o "$work/transformer.so"
 export DNRT_THREADS=$threads
 . "$here/lm_fit.sh"
 
 echo "$minutes minute(s) of training each, $threads threads"
-for m in lstm:50 transformer:64; do
+for m in lstm:50 transformer:128; do
     name=${m%:*} t=${m#*:}
     rate=$(dnnc_fit "$work/$name.so" "$t" 100 | sed -n 's/^dnnc steps \([0-9]*\) seconds \([0-9]*\) .*/\1 \2/p')
     steps=$(echo "$rate" | awk -v m="$minutes" '{ s = $2 > 0 ? $2 : 1; printf "%d", $1 * m * 60 / s }')
