@@ -179,10 +179,10 @@ int dnrt_session_save(dnrt_session *s, const char *path, dnrt_error *err)
         const dnrt_tensor_desc *st = &d->state[i];
         if (st->kind == DNRT_STATE_CACHE) continue; /* decoding state: not the model's */
         t[nt] = (dnrt_st_tensor){.name = st->name,
-                                .dtype = st->dtype,
-                                .rank = st->rank,
-                                .data = s->state + st->offset,
-                                .nbytes = (size_t)dnrt_state_nbytes(st)};
+                                 .dtype = st->dtype,
+                                 .rank = st->rank,
+                                 .data = s->state + st->offset,
+                                 .nbytes = (size_t)dnrt_state_nbytes(st)};
         memcpy(t[nt].dim, st->dim, sizeof st->dim);
         nt++;
     }

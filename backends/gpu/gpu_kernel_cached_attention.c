@@ -12,6 +12,13 @@
 #define LL(v) ((long long)(v))
 #define GROUP 32
 
+/* s = q·k_j over the head's dh features (before the scale), as the CPU kernel sums it */
+static void score_line(DnGpuGen *G, int64_t dh, int64_t E)
+{
+    dn_gk_line(G, "    float s = 0.0f;");
+    dn_gk_line(G, "    for (i64 f = 0; f < %lld; f++) s = fmaf(q[qb + f], kc[cb + j * %lld + f], s);", LL(dh), LL(E));
+}
+
 void dn_gpu_kernel_cached_attention(DnGpuGen *G)
 {
     const DnValue *q = G->op->in[0], *cache = G->op->in[3];
@@ -39,16 +46,14 @@ void dn_gpu_kernel_cached_attention(DnGpuGen *G)
     dn_gk_line(G, "}");
     dn_gk_line(G, "float m = -F32_INF;");
     dn_gk_line(G, "for (i64 j = 0; j < len; j++) {");
-    dn_gk_line(G, "    float s = 0.0f;");
-    dn_gk_line(G, "    for (i64 f = 0; f < %lld; f++) s = fmaf(q[qb + f], kc[cb + j * %lld + f], s);", LL(dh), LL(E));
+    score_line(G, dh, E);
     dn_gk_line(G, "    s *= %s;", scale);
     dn_gk_line(G, "    if (s > m) m = s;");
     dn_gk_line(G, "}");
     dn_gk_line(G, "for (i64 f = 0; f < %lld; f++) o[qb + f] = 0.0f;", LL(dh));
     dn_gk_line(G, "float l = 0.0f;");
     dn_gk_line(G, "for (i64 j = 0; j < len; j++) {");
-    dn_gk_line(G, "    float s = 0.0f;");
-    dn_gk_line(G, "    for (i64 f = 0; f < %lld; f++) s = fmaf(q[qb + f], kc[cb + j * %lld + f], s);", LL(dh), LL(E));
+    score_line(G, dh, E);
     dn_gk_line(G, "    float e = expf(s * %s - m);", scale);
     dn_gk_line(G, "    l += e;");
     dn_gk_line(G, "    for (i64 f = 0; f < %lld; f++) o[qb + f] = fmaf(e, vc[cb + j * %lld + f], o[qb + f]);", LL(dh),
