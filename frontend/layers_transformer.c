@@ -69,8 +69,9 @@ static bool check_cache(Lower *L, const AstExpr *e, const Val *m, int64_t S, Val
     const char *why = S < 1 || S > (1 << 24)   ? "cache must be in 1..16777216 (the rows the step can attend to)"
                       : pos.kind != VAL_TENSOR ? "cache needs pos, the step's positions (i32 [B, 1])"
                       : !m[2].i                ? "cache needs is_causal=true: a decoding step attends to the past"
-                      : m[0].kind == VAL_TENSOR || m[1].kind == VAL_TENSOR ? "cache takes no mask: it is the mask"
-                                                                           : NULL;
+                      : m[0].kind == VAL_TENSOR || m[1].kind == VAL_TENSOR
+                          ? "cache takes no mask: attending to the positions so far is its mask"
+                          : NULL;
     if (why) dn_error(L->cx, e->loc, "%s: %s", e->s, why);
     return !why;
 }
