@@ -1,10 +1,15 @@
 /* generate.h -- dnnrun generate: text from a step library, one byte a step.
  *
- * The step library's convention: its first input is i32[N, 1] (the token
- * of this step), its other inputs (none, for a bigram model) are state
- * tensors; its first output is f32[N, 1, V] logits (1 <= V <= 256), its
- * other outputs the new states, in the order and with the shapes (and
- * dtypes) of the state inputs.  generate runs with N = 1 from zero states,
+ * The step library's convention: its first input is i32[N, 1] or
+ * i32[1, 1] (the token of this step); an input named pos of the same
+ * shape, if any, gets the step's position (0, 1, ...); its other inputs
+ * (none, for a bigram model or a Transformer step whose KV cache is state
+ * in the session) are state tensors; its first output is f32[N, 1, V]
+ * logits (1 <= V <= 256; f32[1, 1, V] for a token i32[1, 1]), its other
+ * outputs the new states, in the order and with the shapes (and dtypes)
+ * of the state inputs.  A library with KV-cache state (DNRT_STATE_CACHE,
+ * [B, S, E]) needs pos and holds S positions: a longer prompt is an
+ * error, and generation stops, saying so on stderr, when they are full.  generate runs with N = 1 from zero states,
  * feeds the prompt one byte a step (the states carry the prefix, which is
  * never recomputed), then samples --length bytes, each fed back: --greedy
  * takes the argmax, otherwise softmax(logits / --temperature) restricted
