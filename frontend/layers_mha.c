@@ -170,6 +170,7 @@ DnValue *dn_lower_cached_mha(Lower *L, const AstExpr *e, const char *name, DnVal
         qkv[i] = op(&t, DN_OP_DENSE, 3, x, rows(&t, w, i * E, E), rows(&t, b, i * E, E), 0, NULL);
     DnInit zeros = {.kind = DN_INIT_ZEROS};
     DnShape cs = {3, {B, S, E}};
+    if (!dn_lower_check_size(L, DN_DTYPE_F32, &cs, e->loc, dn_arena_printf(L->a, "%s.k_cache", name))) return NULL;
     DnValue *in[6] = {qkv[0],
                       qkv[1],
                       qkv[2],
