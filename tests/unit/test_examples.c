@@ -151,11 +151,20 @@ Test(examples, every_example_builds_its_training_step)
                                          "examples/char_transformer.dnn"};
     for (size_t i = 0; i < sizeof models / sizeof models[0]; i++) {
         char cmd[1024];
-        snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train%s", DNNC_BIN, dn_test_src(models[i]),
-                 strstr(models[i], "char_lstm") ? " --model char_lstm" : "");
+        /* the language models' files also hold a step model: the windowed one trains */
+        const char *model = strstr(models[i], "char_lstm")          ? " --model char_lstm"
+                            : strstr(models[i], "char_transformer") ? " --model char_transformer"
+                                                                    : "";
+        snprintf(cmd, sizeof cmd, "'%s' '%s' --emit=ir-opt --graph=train%s", DNNC_BIN, dn_test_src(models[i]), model);
         cr_expect_eq(dn_test_run(cmd, out, sizeof out), 0, "%s: %s", models[i], out);
         cr_expect(strstr(out, "_update @"), "%s: no optimizer update in the training graph", models[i]);
     }
+    /* and the character Transformer's step model decodes over its KV cache */
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "'%s' '%s' --model char_transformer_step --emit=ir-opt", DNNC_BIN,
+             dn_test_src("examples/char_transformer.dnn"));
+    cr_expect_eq(dn_test_run(cmd, out, sizeof out), 0, "char_transformer_step: %s", out);
+    cr_expect(strstr(out, "cached_attention"), "char_transformer_step: no cached_attention:\n%.2000s", out);
 }
 
 /* char_lstm's two models (training windows, one step with the state passed)
