@@ -385,6 +385,10 @@ typedef struct DnTfLayer {
 DnValue *dn_tf_encoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue *x, const DnTfLayer *s);
 DnValue *dn_tf_decoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue *x, DnValue *mem,
                              const DnTfLayer *s);
+/* A layer with PyTorch's part names (norm1, self_attn, ..., norm3), the
+ * attention's dropout the blocks' own, no masks, no cache. */
+DnTfLayer dn_tf_torch_layer(int64_t d, int64_t heads, int64_t ff, double p, const char *act, double eps,
+                            bool norm_first);
 /* nn.LayerNorm(d, eps) over x's last axis, its parameters <name>.<leaf>.{weight, bias}. */
 DnValue *dn_tf_norm(Lower *L, const AstExpr *e, const char *name, const char *leaf, DnValue *x, double eps);
 /* transformer (nn.Transformer), transformer_encoder (nn.TransformerEncoder)

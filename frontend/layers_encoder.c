@@ -173,19 +173,30 @@ DnValue *dn_tf_decoder_layer(Lower *L, const AstExpr *e, const char *name, DnVal
     return norm(&t, add(&t, x, ff_block(&t, x)), TF_NORM3);
 }
 
-/* PyTorch's names of a layer's parts. */
-static const DnTfLayer torch_names = {
-    .leaf = {"norm1", "self_attn", "norm2", "linear1", "linear2", "multihead_attn", "norm3"}};
+DnTfLayer dn_tf_torch_layer(int64_t d, int64_t heads, int64_t ff, double p, const char *act, double eps,
+                            bool norm_first)
+{
+    return (DnTfLayer){.d = d,
+                       .heads = heads,
+                       .ff = ff,
+                       .p = p,
+                       .p_attn = p,
+                       .act = act,
+                       .eps = eps,
+                       .norm_first = norm_first,
+                       .leaf = {"norm1", "self_attn", "norm2", "linear1", "linear2", "multihead_attn", "norm3"},
+                       .kpm = {.kind = VAL_NONE},
+                       .am = {.kind = VAL_NONE},
+                       .causal = {.kind = VAL_BOOL, .i = 0},
+                       .mem_kpm = {.kind = VAL_NONE},
+                       .mem_am = {.kind = VAL_NONE}};
+}
 
 /* The shared arguments of both rows: d_model nhead dim_feedforward dropout
  * activation layer_norm_eps norm_first. */
 static DnTfLayer torch_layer(const Val *a)
 {
-    DnTfLayer s = torch_names;
-    s.d = a[0].i, s.heads = a[1].i, s.ff = a[2].i;
-    s.p = s.p_attn = a[3].f;
-    s.act = a[4].s, s.eps = a[5].f, s.norm_first = a[6].i != 0;
-    return s;
+    return dn_tf_torch_layer(a[0].i, a[1].i, a[2].i, a[3].f, a[4].s, a[5].f, a[6].i != 0);
 }
 
 DnValue *dn_build_encoder_layer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)

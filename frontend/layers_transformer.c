@@ -78,18 +78,8 @@ static bool check_cache(Lower *L, const AstExpr *e, const Val *m, int64_t S, Val
 
 DnValue *dn_build_transformer_encoder(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
-    DnTfLayer s = {.d = a[1].i,
-                   .heads = a[2].i,
-                   .ff = a[3].i,
-                   .p = a[4].f,
-                   .p_attn = a[4].f,
-                   .act = a[5].s,
-                   .eps = a[6].f,
-                   .norm_first = a[7].i != 0,
-                   .leaf = {"norm1", "self_attn", "norm2", "linear1", "linear2"},
-                   .am = a[9],
-                   .kpm = a[10],
-                   .causal = a[11]};
+    DnTfLayer s = dn_tf_torch_layer(a[1].i, a[2].i, a[3].i, a[4].f, a[5].s, a[6].f, a[7].i != 0);
+    s.am = a[9], s.kpm = a[10], s.causal = a[11];
     if (!check_count(L, e, "num_layers", a[0].i)) return NULL;
     if (a[12].i != 0 && !check_cache(L, e, a + 9, a[12].i, a[13])) return NULL;
     if (a[12].i == 0 && a[13].kind == VAL_TENSOR) {
@@ -103,15 +93,7 @@ DnValue *dn_build_transformer_encoder(Lower *L, const AstExpr *e, const char *na
 
 DnValue *dn_build_transformer(Lower *L, const AstExpr *e, const char *name, DnValue **x, const Val *a)
 {
-    DnTfLayer s = {.d = a[0].i,
-                   .heads = a[1].i,
-                   .ff = a[4].i,
-                   .p = a[5].f,
-                   .p_attn = a[5].f,
-                   .act = a[6].s,
-                   .eps = a[7].f,
-                   .norm_first = a[8].i != 0,
-                   .leaf = {"norm1", "self_attn", "norm2", "linear1", "linear2", "multihead_attn", "norm3"}};
+    DnTfLayer s = dn_tf_torch_layer(a[0].i, a[1].i, a[4].i, a[5].f, a[6].s, a[7].f, a[8].i != 0);
     if (!check_count(L, e, "num_encoder_layers", a[2].i) || !check_count(L, e, "num_decoder_layers", a[3].i))
         return NULL;
     /* the encoder: src_mask, src_key_padding_mask, src_is_causal */
