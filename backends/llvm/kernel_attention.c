@@ -19,14 +19,17 @@
  * O = O e^(m - m') -- then O += P V.  At the end o = O / l and
  * lse = m + log l.  Masked and padding keys get s = -inf (p = 0).
  *
- * flash_attention_bwd: one parallel loop over (head, key tile) followed
- * by (head, query tile) iterations; neither writes what the other reads,
- * and no two iterations write the same element, so results do not
- * depend on the split.  A key-tile iteration walks the query tiles
+ * flash_attention_bwd: with two or more heads per item, one parallel loop
+ * over heads; each walks its key tiles and, per key tile, the query tiles
  * (causal: from the diagonal on), recomputing P = exp(S - lse) and
- * D = rowsum(dO ∘ O): dV += Pᵀ dO, dS = P ∘ (dO Vᵀ - D), dK += dSᵀ Q.  A
- * query-tile iteration walks the key tiles the same way: dQ += dS K.
- * dQ and dK get the scale at the end.
+ * D = rowsum(dO ∘ O): dV += Pᵀ dO, dS = P ∘ (dO Vᵀ - D) · scale,
+ * dK += dSᵀ Q, and dq += dS K straight into the head's dq (5 products per
+ * tile pair).  With one head per item (so that batch 1 still splits),
+ * one parallel loop over (head, key tile) -- the same without dq --
+ * followed by (head, query tile) iterations that recompute S, P and dS
+ * and do dQ += dS K (7 products per pair).  No two iterations write the
+ * same element and the sums run in a fixed order, so results do not
+ * depend on the split.
  */
 #include <math.h>
 #include <unistd.h>
@@ -159,11 +162,11 @@ static void pack_t(Attn *t, LLVMValueRef x, LLVMValueRef base, int64_t w, LLVMVa
     dn_loop_end(k, &lz);
 }
 
-/* c[r * ldc + n] (+)= sum over kk < kdim of A(r, kk) b[b_off + kk * ldb + n] for r < rows,
- * n < N, with A(r, kk) = a[a0 + r * a_sm + kk * a_sk]. */
+/* c[c_off + r * ldc + n] (+)= sum over kk < kdim of A(r, kk) b[b_off + kk * ldb + n] for
+ * r < rows, n < N, with A(r, kk) = a[a0 + r * a_sm + kk * a_sk]; a NULL c_off is 0. */
 static void gemm(Attn *t, LLVMValueRef a, LLVMValueRef a0, int64_t a_sm, int64_t a_sk, LLVMValueRef kdim,
-                 LLVMValueRef b, LLVMValueRef b_off, int64_t ldb, LLVMValueRef c, int64_t ldc, bool acc,
-                 LLVMValueRef rows, int64_t N)
+                 LLVMValueRef b, LLVMValueRef b_off, int64_t ldb, LLVMValueRef c, LLVMValueRef c_off, int64_t ldc,
+                 bool acc, LLVMValueRef rows, int64_t N)
 {
     DnKernel *k = t->k;
     DnGemm g = {.a = a,
@@ -176,7 +179,7 @@ static void gemm(Attn *t, LLVMValueRef a, LLVMValueRef a0, int64_t a_sm, int64_t
                 .a_s1 = a_sk,
                 .b_off = b_off,
                 .ldb = ldb,
-                .c_off = dn_i64(k, 0),
+                .c_off = c_off ? c_off : dn_i64(k, 0),
                 .c_sm = ldc,
                 .c_sn = 1,
                 .load_c = acc};
@@ -188,7 +191,7 @@ static void scores(Attn *t, LLVMValueRef i0, LLVMValueRef qn)
 {
     DnKernel *k = t->k;
     LLVMValueRef a0 = dn_add(k, t->qb, dn_mul(k, i0, dn_i64(k, t->a.d)));
-    gemm(t, t->q, a0, t->a.d, 1, dn_i64(k, t->a.d), t->kt_buf, dn_i64(k, 0), t->t.bk, t->s, t->t.bk, false, qn,
+    gemm(t, t->q, a0, t->a.d, 1, dn_i64(k, t->a.d), t->kt_buf, dn_i64(k, 0), t->t.bk, t->s, NULL, t->t.bk, false, qn,
          t->t.bk);
 }
 
@@ -243,8 +246,7 @@ static void online_row(Attn *t, LLVMValueRef r, LLVMValueRef i, LLVMValueRef j0,
     DnLoop l1 = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, t->t.bk), "jj");
     LLVMValueRef s = logit(t, r, i, l1.i, j0, kn);
     dn_store_f32(k, t->s, dn_add(k, row, l1.i), s);
-    LLVMValueRef cur = dn_get(k, mx, k->L->f32);
-    dn_set(k, mx, LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, s, cur, ""), s, cur, ""));
+    dn_set(k, mx, dn_fmax(k, dn_get(k, mx, k->L->f32), s));
     dn_loop_end(k, &l1);
     LLVMValueRef mnew = dn_get(k, mx, k->L->f32);
     LLVMValueRef none = LLVMBuildFCmp(b, LLVMRealOEQ, mnew, dn_f32(k, -INFINITY), "");
@@ -312,8 +314,8 @@ void dn_kernel_flash_attention(DnKernel *k)
     DnLoop lr2 = dn_loop_begin(k, dn_i64(k, 0), qn, "r");
     online_row(&t, lr2.i, dn_add(k, i0, lr2.i), j0, kn, O, m, l);
     dn_loop_end(k, &lr2);
-    gemm(&t, t.s, dn_i64(k, 0), t.t.bk, 1, kn, t.v, dn_add(k, t.vb, dn_mul(k, j0, dn_i64(k, a->dv))), a->dv, O, a->dv,
-         true, qn, a->dv);
+    gemm(&t, t.s, dn_i64(k, 0), t.t.bk, 1, kn, t.v, dn_add(k, t.vb, dn_mul(k, j0, dn_i64(k, a->dv))), a->dv, O, NULL,
+         a->dv, true, qn, a->dv);
     dn_loop_end(k, &lt);
 
     DnLoop lf = dn_loop_begin(k, dn_i64(k, 0), qn, "r");
@@ -348,15 +350,16 @@ static void row_dots(Attn *t, LLVMValueRef i0, LLVMValueRef qn, LLVMValueRef D)
 }
 
 /* With S and the packed Kᵀ, Vᵀ of key tile j0: P = exp(logit - lse) into S,
- * then dS = P ∘ (dO Vᵀ - D) into dp. */
+ * then dS = P ∘ (dO Vᵀ - D) · scale into dp (the scale of both dQ = dS K and
+ * dK = dSᵀ Q). */
 static void probs_and_ds(Attn *t, LLVMValueRef i0, LLVMValueRef qn, LLVMValueRef j0, LLVMValueRef kn, LLVMValueRef D)
 {
     DnKernel *k = t->k;
     LLVMValueRef bk = dn_i64(k, t->t.bk);
     scores(t, i0, qn);
     LLVMValueRef a0 = dn_add(k, t->ob, dn_mul(k, i0, dn_i64(k, t->a.dv)));
-    gemm(t, k->in[5], a0, t->a.dv, 1, dn_i64(k, t->a.dv), t->vt_buf, dn_i64(k, 0), t->t.bk, t->dp, t->t.bk, false, qn,
-         t->t.bk);
+    gemm(t, k->in[5], a0, t->a.dv, 1, dn_i64(k, t->a.dv), t->vt_buf, dn_i64(k, 0), t->t.bk, t->dp, NULL, t->t.bk, false,
+         qn, t->t.bk);
     DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), qn, "r");
     LLVMValueRef i = dn_add(k, i0, lr.i), lse = dn_load_f32(k, k->in[4], dn_add(k, t->lb, i));
     LLVMValueRef Dr = dn_load_f32(k, D, lr.i);
@@ -364,27 +367,28 @@ static void probs_and_ds(Attn *t, LLVMValueRef i0, LLVMValueRef qn, LLVMValueRef
     LLVMValueRef at = dn_add(k, dn_mul(k, lr.i, bk), lj.i);
     LLVMValueRef p = dn_call_f32(k, "llvm.exp.f32", fsub(k, logit(t, lr.i, i, lj.i, j0, kn), lse));
     dn_store_f32(k, t->s, at, p);
-    dn_store_f32(k, t->dp, at, dn_fmul(k, p, fsub(k, dn_load_f32(k, t->dp, at), Dr)));
+    LLVMValueRef ds = dn_fmul(k, p, fsub(k, dn_load_f32(k, t->dp, at), Dr));
+    dn_store_f32(k, t->dp, at, dn_fmul(k, ds, dn_f32(k, t->a.scale)));
     dn_loop_end(k, &lj);
     dn_loop_end(k, &lr);
 }
 
-/* out[base + (r0 + r) * w + c] = buf[r * w + c] * f for r < rows, c < w. */
+/* out[base + (r0 + r) * w + c] = buf[r * w + c] for r < rows, c < w. */
 static void store_rows(Attn *t, LLVMValueRef out, LLVMValueRef base, LLVMValueRef r0, LLVMValueRef rows, int64_t w,
-                       LLVMValueRef buf, double f)
+                       LLVMValueRef buf)
 {
     DnKernel *k = t->k;
     DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), rows, "r");
     LLVMValueRef o = dn_add(k, base, dn_mul(k, dn_add(k, r0, lr.i), dn_i64(k, w)));
     LLVMValueRef s = dn_mul(k, lr.i, dn_i64(k, w));
     DnLoop lc = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, w), "c");
-    LLVMValueRef v = dn_load_f32(k, buf, dn_add(k, s, lc.i));
-    dn_store_f32(k, out, dn_add(k, o, lc.i), f == 1.0 ? v : dn_fmul(k, v, dn_f32(k, f)));
+    dn_store_f32(k, out, dn_add(k, o, lc.i), dn_load_f32(k, buf, dn_add(k, s, lc.i)));
     dn_loop_end(k, &lc);
     dn_loop_end(k, &lr);
 }
 
-static void key_tile_iteration(Attn *t, LLVMValueRef kt, LLVMValueRef dK, LLVMValueRef dV, LLVMValueRef D)
+/* dK and dV of key tile kt; with_dq also adds each dS K into the head's dq. */
+static void key_tile_iteration(Attn *t, LLVMValueRef kt, LLVMValueRef dK, LLVMValueRef dV, LLVMValueRef D, bool with_dq)
 {
     DnKernel *k = t->k;
     const DnAttnGeom *a = &t->a;
@@ -402,13 +406,16 @@ static void key_tile_iteration(Attn *t, LLVMValueRef kt, LLVMValueRef dK, LLVMVa
     probs_and_ds(t, i0, qn, j0, kn, D);
     /* dV += Pᵀ dO, dK += dSᵀ Q (A read transposed: A(j, i) = P[i * Bk + j]) */
     LLVMValueRef zero = dn_i64(k, 0);
-    gemm(t, t->s, zero, 1, t->t.bk, qn, k->in[5], dn_add(k, t->ob, dn_mul(k, i0, dn_i64(k, a->dv))), a->dv, dV, a->dv,
-         true, kn, a->dv);
-    gemm(t, t->dp, zero, 1, t->t.bk, qn, t->q, dn_add(k, t->qb, dn_mul(k, i0, dn_i64(k, a->d))), a->d, dK, a->d, true,
-         kn, a->d);
+    gemm(t, t->s, zero, 1, t->t.bk, qn, k->in[5], dn_add(k, t->ob, dn_mul(k, i0, dn_i64(k, a->dv))), a->dv, dV, NULL,
+         a->dv, true, kn, a->dv);
+    gemm(t, t->dp, zero, 1, t->t.bk, qn, t->q, dn_add(k, t->qb, dn_mul(k, i0, dn_i64(k, a->d))), a->d, dK, NULL, a->d,
+         true, kn, a->d);
+    if (with_dq)
+        gemm(t, t->dp, zero, t->t.bk, 1, kn, t->kk, dn_add(k, t->kb, dn_mul(k, j0, dn_i64(k, a->d))), a->d, k->out[0],
+             dn_add(k, t->qb, dn_mul(k, i0, dn_i64(k, a->d))), a->d, true, qn, a->d);
     dn_loop_end(k, &lq);
-    store_rows(t, k->out[1], t->kb, j0, kn, a->d, dK, a->scale);
-    store_rows(t, k->out[2], t->vb, j0, kn, a->dv, dV, 1.0);
+    store_rows(t, k->out[1], t->kb, j0, kn, a->d, dK);
+    store_rows(t, k->out[2], t->vb, j0, kn, a->dv, dV);
 }
 
 static void query_tile_iteration(Attn *t, LLVMValueRef qt, LLVMValueRef dQ, LLVMValueRef D)
@@ -426,9 +433,48 @@ static void query_tile_iteration(Attn *t, LLVMValueRef qt, LLVMValueRef dQ, LLVM
     pack_t(t, t->v, t->vb, a->dv, t->vt_buf, j0, kn);
     probs_and_ds(t, i0, qn, j0, kn, D);
     gemm(t, t->dp, dn_i64(k, 0), t->t.bk, 1, kn, t->kk, dn_add(k, t->kb, dn_mul(k, j0, dn_i64(k, a->d))), a->d, dQ,
-         a->d, true, qn, a->d);
+         NULL, a->d, true, qn, a->d);
     dn_loop_end(k, &lt);
-    store_rows(t, k->out[0], t->qb, i0, qn, a->d, dQ, a->scale);
+    store_rows(t, k->out[0], t->qb, i0, qn, a->d, dQ);
+}
+
+/* With at least two heads per item, one iteration per head walks its key
+ * tiles and adds dS K into dq as it goes: 5 products per tile pair instead
+ * of the split's 7 (S and dO Vᵀ are not recomputed for dQ), with both
+ * cores still busy at batch 1. */
+static void bwd_per_head(Attn *t, LLVMValueRef acc, LLVMValueRef dV, LLVMValueRef D)
+{
+    DnKernel *k = t->k;
+    set_parallel(k, t, 1);
+    DnLoop it = dn_loop_begin(k, k->begin, k->end, "bh");
+    set_head(t, it.i);
+    dn_zero_f32(k, k->out[0], t->qb, t->a.Tq * t->a.d);
+    DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, t->t.nkt), "kt");
+    key_tile_iteration(t, lt.i, acc, dV, D, true);
+    dn_loop_end(k, &lt);
+    dn_loop_end(k, &it);
+}
+
+/* One parallel loop over (head, key tile) then (head, query tile). */
+static void bwd_split(Attn *t, LLVMValueRef acc, LLVMValueRef dV, LLVMValueRef D)
+{
+    DnKernel *k = t->k;
+    set_parallel(k, t, t->t.nkt + t->t.nqt);
+    LLVMBuilderRef b = k->L->b;
+    LLVMValueRef heads = t->a.has_n ? dn_mul(k, k->n, dn_i64(k, t->a.lead)) : dn_i64(k, t->a.lead);
+    LLVMValueRef nkv = dn_mul(k, heads, dn_i64(k, t->t.nkt));
+    DnLoop it = dn_loop_begin(k, k->begin, k->end, "it");
+    LLVMValueRef is_kv = LLVMBuildICmp(b, LLVMIntSLT, it.i, nkv, "");
+    LLVMBasicBlockRef after = dn_if_begin(k, is_kv);
+    set_head(t, LLVMBuildSDiv(b, it.i, dn_i64(k, t->t.nkt), "bh"));
+    key_tile_iteration(t, LLVMBuildSRem(b, it.i, dn_i64(k, t->t.nkt), "kt"), acc, dV, D, false);
+    dn_if_end(k, after);
+    after = dn_if_begin(k, LLVMBuildNot(b, is_kv, ""));
+    LLVMValueRef iq = LLVMBuildSub(b, it.i, nkv, "");
+    set_head(t, LLVMBuildSDiv(b, iq, dn_i64(k, t->t.nqt), "bh"));
+    query_tile_iteration(t, LLVMBuildSRem(b, iq, dn_i64(k, t->t.nqt), "qt"), acc, D);
+    dn_if_end(k, after);
+    dn_loop_end(k, &it);
 }
 
 void dn_kernel_flash_attention_bwd(DnKernel *k)
@@ -444,20 +490,8 @@ void dn_kernel_flash_attention_bwd(DnKernel *k)
     t.dp = dn_ws_slice_f32(k, n[3], "ds");
     LLVMValueRef acc = dn_ws_slice_f32(k, n[4], "dkq"), dV = dn_ws_slice_f32(k, n[5], "dv");
     LLVMValueRef D = dn_ws_slice_f32(k, n[6], "d");
-    set_parallel(k, &t, t.t.nkt + t.t.nqt);
-    LLVMBuilderRef b = k->L->b;
-    LLVMValueRef heads = t.a.has_n ? dn_mul(k, k->n, dn_i64(k, t.a.lead)) : dn_i64(k, t.a.lead);
-    LLVMValueRef nkv = dn_mul(k, heads, dn_i64(k, t.t.nkt));
-    DnLoop it = dn_loop_begin(k, k->begin, k->end, "it");
-    LLVMValueRef is_kv = LLVMBuildICmp(b, LLVMIntSLT, it.i, nkv, "");
-    LLVMBasicBlockRef after = dn_if_begin(k, is_kv);
-    set_head(&t, LLVMBuildSDiv(b, it.i, dn_i64(k, t.t.nkt), "bh"));
-    key_tile_iteration(&t, LLVMBuildSRem(b, it.i, dn_i64(k, t.t.nkt), "kt"), acc, dV, D);
-    dn_if_end(k, after);
-    after = dn_if_begin(k, LLVMBuildNot(b, is_kv, ""));
-    LLVMValueRef iq = LLVMBuildSub(b, it.i, nkv, "");
-    set_head(&t, LLVMBuildSDiv(b, iq, dn_i64(k, t.t.nqt), "bh"));
-    query_tile_iteration(&t, LLVMBuildSRem(b, iq, dn_i64(k, t.t.nqt), "qt"), acc, D);
-    dn_if_end(k, after);
-    dn_loop_end(k, &it);
+    if (t.a.lead >= 2)
+        bwd_per_head(&t, acc, dV, D);
+    else
+        bwd_split(&t, acc, dV, D);
 }

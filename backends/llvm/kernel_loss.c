@@ -60,12 +60,10 @@ typedef struct RowStats {
 
 static RowStats row_stats(DnKernel *k, LLVMValueRef row, int64_t K)
 {
-    LLVMBuilderRef b = k->L->b;
     LLVMValueRef m = dn_var(k, k->L->f32, dn_f32(k, -INFINITY), "max");
     DnLoop l = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, K), "k");
     LLVMValueRef x = dn_load_f32(k, k->in[0], dn_add(k, row, l.i));
-    LLVMValueRef cur = dn_get(k, m, k->L->f32);
-    dn_set(k, m, LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOGT, x, cur, ""), x, cur, ""));
+    dn_set(k, m, dn_fmax(k, dn_get(k, m, k->L->f32), x));
     dn_loop_end(k, &l);
     LLVMValueRef mx = dn_get(k, m, k->L->f32);
     LLVMValueRef se = dn_var(k, k->L->f32, dn_f32(k, 0), "sumexp");

@@ -19,9 +19,7 @@ static void emit_row(DnKernel *k, bool is_log, LLVMValueRef base, LLVMValueRef l
     LLVMValueRef mx = dn_var(k, k->L->f32, dn_f32(k, -INFINITY), "max");
     DnLoop l1 = dn_loop_begin(k, dn_i64(k, 0), len, "t");
     LLVMValueRef v = dn_load_f32(k, k->in[0], dn_add(k, base, dn_mul(k, l1.i, st)));
-    LLVMValueRef cur = dn_get(k, mx, k->L->f32);
-    LLVMValueRef keep = LLVMBuildFCmp(b, LLVMRealOGE, cur, v, ""); /* false for NaN v: NaN wins */
-    dn_set(k, mx, LLVMBuildSelect(b, keep, cur, v, ""));
+    dn_set(k, mx, dn_fmax(k, dn_get(k, mx, k->L->f32), v)); /* NaN wins */
     dn_loop_end(k, &l1);
     LLVMValueRef m = dn_get(k, mx, k->L->f32);
 

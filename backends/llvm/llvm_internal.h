@@ -143,6 +143,9 @@ LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b); /* i64 */
 LLVMValueRef dn_fadd(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fmul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* llvm.fma.f32 */
+/* llvm.maximum.f32: NaN if either is NaN, and -0 < +0; loops that reduce
+ * with it vectorize (a select on a compare does not, without fast-math). */
+LLVMValueRef dn_fmax(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 /* exp and tanh of f32 as inline code (llvm_math.c: its error bounds). */
 LLVMValueRef dn_exp_f32(DnKernel *k, LLVMValueRef x);
 LLVMValueRef dn_tanh_f32(DnKernel *k, LLVMValueRef x);

@@ -173,6 +173,14 @@ LLVMValueRef dn_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
     return LLVMBuildCall2(k->L->b, fty, f, args, 3, "");
 }
 
+LLVMValueRef dn_fmax(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
+{
+    LLVMTypeRef fty;
+    LLVMValueRef f = f32_fn(k, "llvm.maximum.f32", 2, &fty);
+    LLVMValueRef args[2] = {a, b};
+    return LLVMBuildCall2(k->L->b, fty, f, args, 2, "");
+}
+
 LLVMValueRef dn_call_f32(DnKernel *k, const char *name, LLVMValueRef x)
 {
     if (!strcmp(name, "llvm.exp.f32")) return dn_exp_f32(k, x); /* inline, vectorizable (llvm_math.c) */

@@ -6,7 +6,9 @@
  * steps compared (the step's gradients flow through q, k and v from dense
  * layers).  Cases: self-attention over 20 positions with a key mask
  * [N, 1, 1, T] and causal, cross-attention from 20 queries over 13 keys
- * with a [Tq, Tk] mask and without N in the bias, a model with no mask;
+ * with a [Tq, Tk] mask and without N in the bias, a model with no mask,
+ * and a causal one with a single head over 40 positions (the kernel's
+ * split backward; the others take the per-head one);
  * each at small tiles (--attention-tile=3x8: several query and key tiles,
  * a last tile of each that is partial, causal tiles skipped) and at the
  * target's default tiles.  Also on OpenCL (test_flash_attention_opencl).
@@ -52,6 +54,13 @@ static const Case plain = {"no mask",
                            "  q = x |> wq: dense(8)\n  k = x |> wk: dense(8)\n  v = x |> wv: dense(6)\n"
                            "  y = scaled_dot_product_attention(q, k, v)\n}\n" TRAIN,
                            T, 0};
+
+static const Case one_head = {"one head over 40 positions, causal",
+                              "model att(x: f32[N, 40, 8]) -> (y: f32[N, 40, 6]) {\n"
+                              "  q = x |> wq: dense(8)\n  k = x |> wk: dense(8)\n  v = x |> wv: dense(6)\n"
+                              "  y = scaled_dot_product_attention(q, k, v, is_causal=true)\n}\n"
+                              "train att {\n  t: f32[N, 40, 6]\n  loss = mse(y, t)\n  optimizer = sgd(lr=0.5)\n}\n",
+                              H *T, 0};
 
 static float frand(unsigned *s)
 {
@@ -161,6 +170,8 @@ Test(flash_attention, self_attention_masked_causal_default_tiles) { expect_same(
 Test(flash_attention, cross_attention_small_tiles) { expect_same(&cross_masked, "--attention-tile=7x8"); }
 Test(flash_attention, cross_attention_default_tiles) { expect_same(&cross_masked, ""); }
 Test(flash_attention, no_mask_small_tiles) { expect_same(&plain, "--attention-tile=4x16"); }
+Test(flash_attention, one_head_causal_small_tiles) { expect_same(&one_head, "--attention-tile=6x8"); }
+Test(flash_attention, one_head_causal_default_tiles) { expect_same(&one_head, ""); }
 
 /* The pass did rewrite these models: the tiled library's IR has the op and
  * no softmax, the reference's the reverse. */
