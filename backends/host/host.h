@@ -35,6 +35,7 @@ typedef struct DnHost {
     void *be;                 /* the backend's own state, set by its hooks (allocate it in cx->arena) */
     int nlaunch;              /* launches so far in the module (DnLaunch.seq of the next one) */
     LLVMTargetMachineRef tm;  /* the target machine, once the module is optimized */
+    int vec_regs;             /* the target's vector registers (dn_host_vector_registers), for register blocking */
     LLVMValueRef gpu_program; /* GPU backends: the dnrt_gpu_program the descriptor points to (set by
                                  end_module); NULL for the CPU */
 } DnHost;
@@ -208,6 +209,9 @@ void dn_host_emit_wrappers(DnHost *H, LLVMValueRef desc);
 /* Creates the target machine for 'o' (host CPU and features unless o->cpu);
  * on failure reports a diagnostic and returns NULL.  Caller disposes. */
 LLVMTargetMachineRef dn_host_target_machine(DnCtx *cx, const DnBackendOptions *o);
+/* 32 when the target has AVX-512 (the host's features, or o->features when
+ * o names a CPU or features), else 16. */
+int dn_host_vector_registers(const DnBackendOptions *o);
 /* Verifies 'mod' (a failure is a compiler bug: dn_die with the verifier's
  * message), sets its triple and data layout from 'tm' and runs the
  * default<O'opt_level'> pipeline. */

@@ -45,6 +45,7 @@ static void host_init(DnHost *H, DnCtx *cx, const DnModule *m, const DnBackendOp
     H->call_t = dn_host_call_type(H->ctx);
     LLVMTypeRef kargs[4] = {H->ptr, H->i64, H->i64, H->i32};
     H->kernel_fn_t = LLVMFunctionType(H->void_t, kargs, 4, 0);
+    H->vec_regs = dn_host_vector_registers(o);
 }
 
 static void host_dispose(DnHost *H)

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -92,6 +93,15 @@ LLVMTargetMachineRef dn_host_target_machine(DnCtx *cx, const DnBackendOptions *o
     if (host_feat) LLVMDisposeMessage(host_feat);
     LLVMDisposeMessage(triple);
     return tm;
+}
+
+int dn_host_vector_registers(const DnBackendOptions *o)
+{
+    if (o && (o->cpu || o->features)) return o->features && strstr(o->features, "+avx512f") ? 32 : 16;
+    char *feat = LLVMGetHostCPUFeatures();
+    int n = strstr(feat, "+avx512f") ? 32 : 16;
+    LLVMDisposeMessage(feat);
+    return n;
 }
 
 /* Verify, set the target and optimize.  The pipeline cannot fail on a valid

@@ -3,8 +3,9 @@
  *
  * Every one is pointwise over operands of the result's exact shape (the
  * shape rules require it): one flat loop over all elements, parallel over
- * them.  The backwards read the forward's input x and dy.  erf, expm1 and
- * tanh are the C library's erff, expm1f and tanhf.
+ * them.  The backwards read the forward's input x and dy.  erf and tanh
+ * are llvm_math.c's inline ones (through dn_call_f32), expm1 the C
+ * library's expm1f.
  */
 #include <math.h>
 

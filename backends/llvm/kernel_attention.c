@@ -8,7 +8,9 @@
  * 192 (multiples of the micro-kernel's 6 rows and 16 columns) whose
  * working set -- the Q, Kᵀ, V and output tiles and the score tile,
  * 4 (3 B d + B dv + B²) bytes for d = dv -- fits half the host's L2 cache
- * (sysconf; 512 KiB when it says nothing), capped by the sequence lengths.
+ * (sysconf; 512 KiB when it says nothing); then each length is split into
+ * as few tiles of at most B as it needs, made even (197 queries: 102 + 95,
+ * not 192 + 5), Bq rounded up to a multiple of 6 and Bk of 8.
  * Every product runs on the GEMM micro-kernel (llvm_gemm.c); a key tile
  * is packed transposed (Kᵀ, and Vᵀ in the backward) into the slice, zero
  * past the last key.
@@ -51,14 +53,23 @@ static int64_t l2_bytes(void)
     return 512 * 1024;
 }
 
+/* The tile of at most b rows (rounded up to a multiple of 'mult') that
+ * splits 'len' into the fewest, most even tiles. */
+static int64_t even_tile(int64_t len, int64_t b, int64_t mult)
+{
+    int64_t n = (len + b - 1) / b, t = (len + n - 1) / n;
+    t = (t + mult - 1) / mult * mult;
+    return t < len ? t : len;
+}
+
 static Tiles tiles_of(const DnOp *op, const DnAttnGeom *a)
 {
     int64_t b = 48, dmax = a->d > a->dv ? a->d : a->dv;
     for (int64_t c = 96; c <= 192; c *= 2)
         if (4 * (3 * c * dmax + c * dmax + c * c) <= l2_bytes() / 2) b = c;
     Tiles t = {.bq = dn_op_int(op, "block_q"), .bk = dn_op_int(op, "block_k")};
-    if (!t.bq) t.bq = b < a->Tq ? b : a->Tq;
-    t.bk = round8(t.bk ? t.bk : b < a->Tk ? b : a->Tk);
+    if (!t.bq) t.bq = even_tile(a->Tq, b, 6);
+    t.bk = round8(t.bk ? t.bk : even_tile(a->Tk, b, 8));
     t.nqt = (a->Tq + t.bq - 1) / t.bq;
     t.nkt = (a->Tk + t.bk - 1) / t.bk;
     return t;

@@ -69,8 +69,10 @@ static void emit_row(DnKernel *k, const Mm *mm, LLVMValueRef row, LLVMValueRef b
 /* Register block for the dot-product form with one shared, untransposed
  * pair (a rows contiguous, b [P, K] shared by all rows):  R rows x J
  * columns of y accumulate together, so every loaded element of a is used
- * J times and every element of b R times.  y rows row0 .. row0+R-1. */
-enum { BLK_R = 4 };
+ * J times and every element of b R times.  y rows row0 .. row0+R-1.  The
+ * vectorizer turns each of the R x J sums into a vector over K: 4 x 4 of
+ * them fit AVX-512's 32 registers with their operands, 4 x 2 AVX2's 16. */
+enum { BLK_R = 4, BLK_J = 4 };
 
 static LLVMValueRef epilogue(DnKernel *k, LLVMValueRef r, bool relu)
 {
@@ -80,14 +82,14 @@ static LLVMValueRef epilogue(DnKernel *k, LLVMValueRef r, bool relu)
 
 static void emit_block(DnKernel *k, const Mm *mm, LLVMValueRef row0, int R, int J, LLVMValueRef bias, bool relu)
 {
-    LLVMValueRef acc[BLK_R][2], jj[2];
+    LLVMValueRef acc[BLK_R][BLK_J], jj[BLK_J];
     DnLoop lj = dn_loop_begin(k, dn_i64(k, 0), LLVMBuildSDiv(k->L->b, mm->P, dn_i64(k, J), ""), "jb");
     for (int c = 0; c < J; c++) jj[c] = dn_add(k, dn_mul(k, lj.i, dn_i64(k, J)), dn_i64(k, c));
     for (int r = 0; r < R; r++)
         for (int c = 0; c < J; c++)
             acc[r][c] = dn_var(k, k->L->f32, bias ? dn_load_f32(k, bias, jj[c]) : dn_f32(k, 0), "acc");
     DnLoop lq = dn_loop_begin(k, dn_i64(k, 0), mm->K, "q");
-    LLVMValueRef av[BLK_R], bv[2];
+    LLVMValueRef av[BLK_R], bv[BLK_J];
     for (int c = 0; c < J; c++) bv[c] = dn_load_f32(k, k->in[1], dn_add(k, dn_mul(k, jj[c], mm->K), lq.i));
     for (int r = 0; r < R; r++)
         av[r] = dn_load_f32(k, k->in[0], dn_add(k, dn_mul(k, dn_add(k, row0, dn_i64(k, r)), mm->K), lq.i));
@@ -106,7 +108,7 @@ static void emit_block(DnKernel *k, const Mm *mm, LLVMValueRef row0, int R, int 
 /* Rows [begin, end) in blocks of BLK_R, then the remaining rows one by one. */
 static void emit_blocked(DnKernel *k, const Mm *mm, int64_t P, LLVMValueRef bias, bool relu)
 {
-    int J = P % 2 == 0 ? 2 : 1;
+    int J = k->L->vec_regs >= 32 && P % 4 == 0 ? 4 : P % 2 == 0 ? 2 : 1;
     LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, LLVMBuildSub(k->L->b, k->end, k->begin, ""), dn_i64(k, BLK_R), "");
     DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "blk");
     emit_block(k, mm, dn_add(k, k->begin, dn_mul(k, lb.i, dn_i64(k, BLK_R))), BLK_R, J, bias, relu);

@@ -146,11 +146,12 @@ LLVMValueRef dn_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c)
 /* llvm.maximum.f32: NaN if either is NaN, and -0 < +0; loops that reduce
  * with it vectorize (a select on a compare does not, without fast-math). */
 LLVMValueRef dn_fmax(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
-/* exp and tanh of f32 as inline code (llvm_math.c: its error bounds). */
+/* exp, tanh and erf of f32 as inline code (llvm_math.c: their error bounds). */
 LLVMValueRef dn_exp_f32(DnKernel *k, LLVMValueRef x);
 LLVMValueRef dn_tanh_f32(DnKernel *k, LLVMValueRef x);
-/* Calls the unary f32 intrinsic or libm function 'name' ("llvm.log.f32", "erff", ...);
- * "llvm.exp.f32" and "tanhf" become the inline code of llvm_math.c. */
+LLVMValueRef dn_erf_f32(DnKernel *k, LLVMValueRef x);
+/* Calls the unary f32 intrinsic or libm function 'name' ("llvm.log.f32", "expm1f", ...);
+ * "llvm.exp.f32", "tanhf" and "erff" become the inline code of llvm_math.c. */
 LLVMValueRef dn_call_f32(DnKernel *k, const char *name, LLVMValueRef x);
 /* if (cond) { ... }:  LLVMBasicBlockRef after = dn_if_begin(k, cond); ...; dn_if_end(k, after); */
 LLVMBasicBlockRef dn_if_begin(DnKernel *k, LLVMValueRef cond);

@@ -1,7 +1,8 @@
-/* llvm_math.c -- exp and tanh of f32 as inline code that loops vectorize
- * (the C library's expf and tanhf are scalar calls, which dominated the
- * softmax, cross-entropy and recurrent-cell kernels).  dn_call_f32 routes
- * "llvm.exp.f32" and "tanhf" here, so every kernel gets them.
+/* llvm_math.c -- exp, tanh and erf of f32 as inline code that loops
+ * vectorize (the C library's expf, tanhf and erff are scalar calls, which
+ * dominated the softmax, cross-entropy, recurrent-cell and gelu kernels).
+ * dn_call_f32 routes "llvm.exp.f32", "tanhf" and "erff" here, so every
+ * kernel gets them.
  *
  * Contract (tests/unit/test_llvm_kernels.c checks it against libm):
  *   exp:  relative error <= 2 ulp over [-87, 88]; results that underflow
@@ -9,11 +10,16 @@
  *         ln(FLT_MAX) ~ 88.72 gives +inf, -inf gives 0, NaN gives NaN.
  *   tanh: error <= 2 ulp relative; +-1 beyond |x| ~ 9; NaN gives NaN;
  *         tanh(-x) = -tanh(x) exactly.
+ *   erf:  error <= 3 ulp relative; +-1 beyond |x| ~ 3.9; NaN gives NaN;
+ *         erf(-x) = -erf(x) exactly.
  * The method is Cephes' expf and tanhf: exp(x) = 2^n exp(r) with
  * n = rint(x log2 e), r = x - n ln 2 in two parts, exp(r) by a degree-6
  * polynomial, and 2^n applied as two exact power-of-two factors (so n in
  * [-150, 128] never leaves the exponent range); tanh by an odd polynomial
- * below |x| = 0.625 and 1 - 2 / (exp(2|x|) + 1) above, with x's sign.
+ * below |x| = 0.625 and 1 - 2 / (exp(2|x|) + 1) above, with x's sign;
+ * erf by x P(x²) below |x| = 1 (degree 6, a least-squares fit of erf(x)/x)
+ * and 1 - erfc(|x|) above, erfc(z) = t exp(-z² + Q(t)), t = 1 / (1 + z/2)
+ * with Numerical Recipes' degree-9 Q (relative error 1.2e-7), x's sign.
  * No fast-math flags: the results must not depend on them. */
 #include "llvm_internal.h"
 
@@ -81,4 +87,22 @@ LLVMValueRef dn_tanh_f32(DnKernel *k, LLVMValueRef x)
     LLVMValueRef big = fsub(k, c32(k, 1.0), LLVMBuildFDiv(b, c32(k, 2.0), fadd(k, e, c32(k, 1.0)), ""));
     big = intrinsic(k, "llvm.copysign.f32", big, x);
     return LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, ax, c32(k, 0.625), ""), small, big, "tanh");
+}
+
+LLVMValueRef dn_erf_f32(DnKernel *k, LLVMValueRef x)
+{
+    static const double inner[] = {7.898115165790795e-05, -0.0008024327532043518, 0.005190050793702439,
+                                   -0.026854807194047342, 0.11283612398728704,    -0.37612628840860063,
+                                   1.128379166509613};
+    static const double outer[] = {0.17087277,  -0.82215223, 1.48851587, -1.13520398, 0.27886807,
+                                   -0.18628806, 0.09678418,  0.37409196, 1.00002368,  -1.26551223};
+    LLVMBuilderRef b = k->L->b;
+    LLVMValueRef z = intrinsic(k, "llvm.fabs.f32", x, NULL);
+    LLVMValueRef small = fmul(k, horner(k, fmul(k, z, z), inner, 7), z);
+    LLVMValueRef t = LLVMBuildFDiv(b, c32(k, 1.0), fadd(k, c32(k, 1.0), fmul(k, c32(k, 0.5), z)), "");
+    LLVMValueRef erfc = fmul(k, t, dn_exp_f32(k, fsub(k, horner(k, t, outer, 10), fmul(k, z, z))));
+    LLVMValueRef big = fsub(k, c32(k, 1.0), erfc);
+    LLVMValueRef y = LLVMBuildSelect(b, LLVMBuildFCmp(b, LLVMRealOLT, z, c32(k, 1.0), ""), small, big, "");
+    /* copysign keeps NaN a NaN (|NaN| takes the big path: 1 - t exp(...) with t NaN) */
+    return intrinsic(k, "llvm.copysign.f32", y, x);
 }

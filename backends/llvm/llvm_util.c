@@ -185,6 +185,7 @@ LLVMValueRef dn_call_f32(DnKernel *k, const char *name, LLVMValueRef x)
 {
     if (!strcmp(name, "llvm.exp.f32")) return dn_exp_f32(k, x); /* inline, vectorizable (llvm_math.c) */
     if (!strcmp(name, "tanhf")) return dn_tanh_f32(k, x);
+    if (!strcmp(name, "erff")) return dn_erf_f32(k, x);
     LLVMTypeRef fty;
     LLVMValueRef f = f32_fn(k, name, 1, &fty);
     return LLVMBuildCall2(k->L->b, fty, f, &x, 1, "");

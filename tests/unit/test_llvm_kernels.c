@@ -37,7 +37,8 @@ typedef struct Case {
     const dnrt_model_desc *d;
     dnrt_session *s;
     char dir[256];
-    float *pdata[MAXT]; /* parameter values, by param index */
+    float *pdata[MAXT];   /* parameter values, by param index */
+    const char *features; /* LLVM target features for the build (NULL: the host's) */
 } Case;
 
 /* S(rank, dims...): a shape literal, e.g. S(2, NN, I(4)). */
@@ -93,7 +94,7 @@ static void compile(Case *t)
     char so[300], st[300];
     snprintf(so, sizeof so, "%s/m.so", t->dir);
     snprintf(st, sizeof st, "%s/w.safetensors", t->dir);
-    DnBackendOptions o = {.opt_level = 3};
+    DnBackendOptions o = {.opt_level = 3, .features = t->features};
     DnStatus rc = dn_build_library(&t->cx, dn_backend_lookup("cpu"), &t->m, &o, DNNC_RUNTIME_LIB, so);
     if (rc != DN_OK) dn_ctx_print_diags(&t->cx, stderr);
     cr_assert_eq(rc, DN_OK, "compile failed");
@@ -459,10 +460,11 @@ Test(llvm, avgpool_3x3_s1_p1) { pool_case(false, 2, 5, 7, 3, 3, 1, 1, 1, 1); }
 
 /* ---- dense and matmul ---------------------------------------------------------- */
 
-static void dense_case(DnShape xs, int64_t out, bool bias, bool relu)
+static void dense_case_for(DnShape xs, int64_t out, bool bias, bool relu, const char *features)
 {
     Case t;
     start(&t, "dense");
+    t.features = features;
     int64_t in_f = xs.dim[xs.rank - 1];
     DnValue *in[3] = {input(&t, "x", xs), param(&t, "w", S(2, out, in_f)), bias ? param(&t, "b", S(1, out)) : NULL};
     DnAttr at = dn_attr_str("act", relu ? "relu" : "none");
@@ -482,7 +484,16 @@ static void dense_case(DnShape xs, int64_t out, bool bias, bool relu)
     finish(&t);
 }
 
+static void dense_case(DnShape xs, int64_t out, bool bias, bool relu) { dense_case_for(xs, out, bias, relu, NULL); }
+
 Test(llvm, dense_bias_relu) { dense_case(S(2, NN, I(37)), 10, true, true); }
+/* 4 x 4 register blocks where the host has AVX-512's 32 vector registers,
+ * 4 x 2 without: the second case names features without AVX-512 */
+Test(llvm, dense_out_multiple_of_4) { dense_case(S(3, NN, I(7), I(40)), 12, true, true); }
+Test(llvm, dense_out_multiple_of_4_16_registers)
+{
+    dense_case_for(S(3, NN, I(7), I(40)), 12, true, false, "+avx2,+fma");
+}
 Test(llvm, dense_no_bias) { dense_case(S(2, NN, I(16)), 5, false, false); }
 Test(llvm, dense_3d_input) { dense_case(S(3, NN, I(4), I(6)), 3, true, false); }
 
