@@ -7,11 +7,12 @@
  * with dnnc --direct-kernels keeps every op on the direct
  * loops (for A/B timing and tests/unit/test_gemm.c).
  *
- * The micro-kernel computes one MR x (8*NV) tile of
+ * The micro-kernel computes one MR x (W*NV) tile of
  *     C[m, n] (+)= sum_k A[m, k] * B[k, n]
- * with the tile's accumulators in <8 x float> registers: per k it loads NV
+ * with the tile's accumulators in <W x float> registers, W = 16 where the
+ * target has AVX-512 (DnHost.vec_regs 32), else 8: per k it loads NV
  * vectors of B (one row), broadcasts MR scalars of A (one column) and
- * issues MR * NV llvm.fma.v8f32.  B and C are row-major with n contiguous
+ * issues MR * NV llvm.fma.vWf32.  B and C are row-major with n contiguous
  * (C may also be written transposed); A is addressed per row through a
  * base offset and a reduction index in up to three levels, so an operand
  * that is not a plain matrix (an input image seen as im2col rows or
@@ -26,7 +27,7 @@ enum { DN_GEMM_MAX_MR = 12, DN_GEMM_MAX_NV = 3 };
 
 /* ---- llvm_gemm.c ----------------------------------------------------------- */
 
-/* <8 x float> building blocks.  'nlast' < 8 loads (stores) only the first
+/* <8 x float> building blocks (always 8 lanes, whatever W).  'nlast' < 8 loads (stores) only the first
  * nlast lanes (llvm.masked.load/store; the other lanes load as 0). */
 LLVMTypeRef dn_v8_t(DnKernel *k);
 LLVMValueRef dn_vec_load(DnKernel *k, LLVMValueRef base, LLVMValueRef off, int nlast);
@@ -70,8 +71,8 @@ typedef struct DnGemm {
 } DnGemm;
 
 /* Emits one tile: rows m0 .. m0+mr-1 (mr <= DN_GEMM_MAX_MR), columns n0 ..
- * n0+8*nv-1 (nv <= DN_GEMM_MAX_NV; m0, n0 i64 values); only the first
- * 'nlast' lanes (1..8) of the last vector are read from B and bias and
+ * n0+W*nv-1 (nv <= DN_GEMM_MAX_NV; m0, n0 i64 values); only the first
+ * 'nlast' lanes (1..W) of the last vector are read from B and bias and
  * read or written in C (masked).  Reads A only at rows of the tile. */
 void dn_gemm_tile(DnKernel *k, const DnGemm *g, LLVMValueRef m0, LLVMValueRef n0, int mr, int nv, int nlast);
 
@@ -86,7 +87,7 @@ void dn_gemm_shape(int64_t M, int64_t N, int *mr, int *nv);
  * where M, N do not divide. */
 void dn_gemm(DnKernel *k, const DnGemm *g, int64_t M, int64_t N);
 
-/* The same for 'tiles' (an i64 value) full tiles of mr x 8*nv, rows
+/* The same for 'tiles' (an i64 value) full tiles of mr x W*nv, rows
  * [0, tiles * mr): the caller provides room in C for rows past its valid
  * ones, and row(m) offsets that are safe to read there. */
 void dn_gemm_rows(DnKernel *k, const DnGemm *g, LLVMValueRef tiles, int mr, int nv, int64_t N);

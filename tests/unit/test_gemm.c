@@ -11,7 +11,10 @@
  * accumulator blocks in bwd_filter, run-time row counts and reductions
  * over the batch, batches split over two threads.  Compared: the inference
  * output, and the gradients of one sgd step with lr 0 (the momentum
- * buffers, as in test_gradcheck).
+ * buffers, as in test_gradcheck).  The GEMM build is compiled twice: for
+ * the host (16-lane vectors where it has AVX-512) and with
+ * --features=+avx2,+fma (the 8-lane micro-kernel), each against the direct
+ * loops.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -57,11 +60,12 @@ static void append_grad(const GemmCase *c, const dnrt_st_file *f, const char *na
 
 /* The results of one library: y of infer, then the gradients, concatenated;
  * *len elements (malloc'd). */
-static float *run_lib(const GemmCase *c, const char *src, bool direct, const float *x, const float *t, int64_t *len)
+static float *run_lib(const GemmCase *c, const char *src, const char *flags, const float *x, const float *t,
+                      int64_t *len)
 {
     DnTestLib lib;
     char log[8192];
-    int rc = dn_test_compile_text(src, direct ? "--direct-kernels" : "", &lib, log, sizeof log);
+    int rc = dn_test_compile_text(src, flags, &lib, log, sizeof log);
     cr_assert_eq(rc, 0, "%s: compile failed: %s", c->name, log);
     const dnrt_api *api = lib.desc->api;
     dnrt_error err = {0};
@@ -99,17 +103,24 @@ static void run_case(const GemmCase *c)
     uint32_t r = 12345;
     for (int64_t i = 0; i < nx; i++) r = r * 1664525u + 1013904223u, x[i] = (float)(r >> 8) * 0x1p-23f - 1.0f;
     for (int64_t i = 0; i < ny; i++) r = r * 1664525u + 1013904223u, t[i] = (float)(r >> 8) * 0x1p-23f - 1.0f;
-    int64_t ng, nr;
-    float *got = run_lib(c, src, false, x, t, &ng), *ref = run_lib(c, src, true, x, t, &nr);
-    cr_assert_eq(ng, nr, "%s: %lld results, direct %lld", c->name, (long long)ng, (long long)nr);
-    /* y on its scale, the gradients on theirs */
-    int64_t bad = dn_test_close_enough(got, ref, ny, 1e-5, 1e-6);
-    cr_expect(bad < 0, "%s: y[%lld] = %.8g, direct %.8g", c->name, (long long)bad, bad < 0 ? 0 : got[bad],
-              bad < 0 ? 0 : ref[bad]);
-    bad = dn_test_close_enough(got + ny, ref + ny, ng - ny, 1e-4, 1e-6);
-    cr_expect(bad < 0, "%s: gradient element %lld = %.8g, direct %.8g", c->name, (long long)bad,
-              bad < 0 ? 0 : got[ny + bad], bad < 0 ? 0 : ref[ny + bad]);
-    free(got), free(ref), free(x), free(t);
+    int64_t nr;
+    float *ref = run_lib(c, src, "--direct-kernels", x, t, &nr);
+    static const char *const builds[] = {"", "--features=+avx2,+fma"};
+    for (int b = 0; b < 2; b++) {
+        int64_t ng;
+        float *got = run_lib(c, src, builds[b], x, t, &ng);
+        const char *how = b ? builds[b] : "host features";
+        cr_assert_eq(ng, nr, "%s (%s): %lld results, direct %lld", c->name, how, (long long)ng, (long long)nr);
+        /* y on its scale, the gradients on theirs */
+        int64_t bad = dn_test_close_enough(got, ref, ny, 1e-5, 1e-6);
+        cr_expect(bad < 0, "%s (%s): y[%lld] = %.8g, direct %.8g", c->name, how, (long long)bad, bad < 0 ? 0 : got[bad],
+                  bad < 0 ? 0 : ref[bad]);
+        bad = dn_test_close_enough(got + ny, ref + ny, ng - ny, 1e-4, 1e-6);
+        cr_expect(bad < 0, "%s (%s): gradient element %lld = %.8g, direct %.8g", c->name, how, (long long)bad,
+                  bad < 0 ? 0 : got[ny + bad], bad < 0 ? 0 : ref[ny + bad]);
+        free(got);
+    }
+    free(ref), free(x), free(t);
 }
 
 #define CONV_GRADS                                                                                                     \
