@@ -2,42 +2,175 @@
  * micro-kernel (llvm_gemm.c): y[M, P] = op(a)[M, K] · b[K, P] with b not
  * transposed, which is the form of every weight and input gradient of a
  * dense layer (dx = dy · W, dW = dyᵀ · x).  op(a) is read in place
- * (broadcast one element at a time, so a transposed a costs nothing) and
- * b one row of 8-wide vectors at a time; no packing, no scratch.
+ * (broadcast one element at a time, so a transposed a costs nothing).
+ *
+ * Small b (under 512 KiB, so it stays in the L2 cache) is read in place,
+ * one row of vectors at a time.  A larger b is cache-blocked as BLIS does
+ * it, for a worker with at least PACK_MIN_ROWS rows: for each block of NC
+ * columns and KC reduction steps, the worker packs that block of b into
+ * its workspace slice as panels of one register tile's width (KC rows of
+ * W * NV contiguous floats: a panel stays in L1 while the row tiles run
+ * over it, the block in L2), then runs the micro-kernel over MC-row blocks
+ * x panels x row tiles, accumulating into y from the second KC block on.
+ * Each element is still summed in k order, so the results equal the
+ * unblocked form's and do not depend on the split.
  *
  * The rows of y are the parallel iterations (as in kernel_dense.c), so
- * each thread computes whole rows with the same summation order whatever
- * the split.  M or K may be the batch N; P must be static.  Other forms
- * (batched, trans_b, a run-time stride) are left to kernel_dense.c:
- * dn_matmul_gemm returns false for them, emitting nothing.
+ * each thread computes whole rows.  M or K may be the batch N; P must be
+ * static.  Other forms (batched, trans_b, a run-time stride) are left to
+ * kernel_dense.c: dn_matmul_gemm returns false for them, emitting nothing.
  */
-#include <stdlib.h>
-
 #include "llvm_gemm.h"
+
+enum {
+    GEMM_KC = 256,                 /* reduction steps per packed block */
+    GEMM_NC = 256,                 /* columns per packed block (a multiple of every panel width) */
+    GEMM_MC = 192,                 /* rows per pass over the block's panels */
+    PACK_MIN_B_BYTES = 512 * 1024, /* b at least this large is packed */
+    PACK_MIN_ROWS = 32,            /* ... for a worker with at least this many rows */
+};
+
+typedef struct MatmulForm {
+    bool ta;
+    int64_t M, K, P; /* M or K may be DN_DIM_N */
+} MatmulForm;
+
+/* The form this file takes, or false. */
+static bool matmul_form(const DnOp *op, MatmulForm *f)
+{
+    const DnValue *a = op->in[0], *b = op->in[1];
+    bool tb = dn_op_int(op, "trans_b") != 0;
+    f->ta = dn_op_int(op, "trans_a") != 0;
+    if (a->shape.rank != 2 || b->shape.rank != 2 || tb) return false;
+    f->M = a->shape.dim[f->ta], f->K = a->shape.dim[1 - f->ta], f->P = b->shape.dim[1];
+    /* a's strides must be static: (M, K) at [m * K + k], or [k * M + m] when transposed */
+    return f->P != DN_DIM_N && (f->ta ? f->M : f->K) != DN_DIM_N;
+}
+
+static bool packs_b(const MatmulForm *f)
+{
+    return f->P >= 64 && (f->K == DN_DIM_N || f->K * f->P * 4 >= PACK_MIN_B_BYTES);
+}
+
+bool dn_matmul_gemm_scratch(const DnOp *op, DnScratch *s)
+{
+    MatmulForm f;
+    if (!matmul_form(op, &f)) return false;
+    *s = (DnScratch){.slice = packs_b(&f) ? dn_ws_f32_bytes(GEMM_KC * GEMM_NC) : 0};
+    return true;
+}
+
+static LLVMValueRef imin(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(k->L->b, LLVMBuildICmp(k->L->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
+/* buf[p0 * KC + kk * nr + c] = b[(pc + kk) * P + jc + p0 + c] for the
+ * block's kc rows and its nc columns (the panel at column p0 of the block
+ * nr wide, the last one narrower). */
+static void pack_block(DnKernel *k, LLVMValueRef buf, int64_t P, int64_t jc, int64_t nc, int64_t nr, LLVMValueRef pc,
+                       LLVMValueRef kc)
+{
+    for (int64_t p0 = 0; p0 < nc; p0 += nr) {
+        int64_t w = nc - p0 < nr ? nc - p0 : nr;
+        DnLoop lk = dn_loop_begin(k, dn_i64(k, 0), kc, "kk");
+        LLVMValueRef src = dn_add(k, dn_mul(k, dn_add(k, pc, lk.i), dn_i64(k, P)), dn_i64(k, jc + p0));
+        LLVMValueRef dst = dn_add(k, dn_i64(k, p0 * GEMM_KC), dn_mul(k, lk.i, dn_i64(k, nr)));
+        DnLoop lc = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, w), "c");
+        dn_store_f32(k, buf, dn_add(k, dst, lc.i), dn_load_f32(k, k->in[1], dn_add(k, src, lc.i)));
+        dn_loop_end(k, &lc);
+        dn_loop_end(k, &lk);
+    }
+}
+
+/* The row tiles of [begin, end) over every panel of the packed block, in
+ * blocks of MC rows (the rows' KC-wide strip of a stays in L2 while the
+ * panels pass): full mr-row tiles, then the remaining rows one at a time. */
+static void macro_kernel(DnKernel *k, const DnGemm *g0, int64_t jc, int64_t nc, int64_t nr, int mr)
+{
+    int w = dn_gemm_lanes(k);
+    LLVMBuilderRef b = k->L->b;
+    LLVMValueRef rows = LLVMBuildSub(b, k->end, k->begin, "");
+    LLVMValueRef nmb = LLVMBuildSDiv(b, dn_add(k, rows, dn_i64(k, GEMM_MC - 1)), dn_i64(k, GEMM_MC), "");
+    DnLoop lm = dn_loop_begin(k, dn_i64(k, 0), nmb, "mblk");
+    LLVMValueRef r0 = dn_add(k, k->begin, dn_mul(k, lm.i, dn_i64(k, GEMM_MC)));
+    LLVMValueRef r1 = imin(k, dn_add(k, r0, dn_i64(k, GEMM_MC)), k->end);
+    LLVMValueRef tiles = LLVMBuildSDiv(b, LLVMBuildSub(b, r1, r0, ""), dn_i64(k, mr), "tiles");
+    LLVMValueRef rest = dn_add(k, r0, dn_mul(k, tiles, dn_i64(k, mr)));
+    for (int64_t p0 = 0; p0 < nc; p0 += nr) {
+        int64_t width = nc - p0 < nr ? nc - p0 : nr;
+        int nve = (int)((width + w - 1) / w), nlast = (int)(width - (int64_t)w * (nve - 1));
+        DnGemm g = *g0;
+        g.b_off = dn_i64(k, p0 * GEMM_KC - (jc + p0)); /* B(k, n) at buf[p0 KC + k nr + n - (jc + p0)] */
+        LLVMValueRef n0 = dn_i64(k, jc + p0);
+        DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), tiles, "mtile");
+        dn_gemm_tile(k, &g, dn_add(k, r0, dn_mul(k, lt.i, dn_i64(k, mr))), n0, mr, nve, nlast);
+        dn_loop_end(k, &lt);
+        DnLoop lr = dn_loop_begin(k, rest, r1, "mrow");
+        dn_gemm_tile(k, &g, lr.i, n0, 1, nve, nlast);
+        dn_loop_end(k, &lr);
+    }
+    dn_loop_end(k, &lm);
+}
+
+static void emit_packed(DnKernel *k, const DnGemm *g, const MatmulForm *f)
+{
+    int mr, nv;
+    dn_gemm_shape(0, f->P, &mr, &nv);
+    int64_t nr = (int64_t)dn_gemm_lanes(k) * nv;
+    LLVMValueRef buf = dn_ws_slice_f32(k, GEMM_KC * GEMM_NC, "bpack");
+    LLVMValueRef K = g->K1;
+    for (int64_t jc = 0; jc < f->P; jc += GEMM_NC) {
+        int64_t nc = f->P - jc < GEMM_NC ? f->P - jc : GEMM_NC;
+        for (int rest = 0; rest < 2; rest++) { /* the first KC block overwrites y, the others accumulate */
+            LLVMValueRef lo = dn_i64(k, rest ? GEMM_KC : 0);
+            LLVMValueRef hi = rest ? K : imin(k, K, dn_i64(k, GEMM_KC));
+            LLVMValueRef span = dn_add(k, LLVMBuildSub(k->L->b, hi, lo, ""), dn_i64(k, GEMM_KC - 1));
+            LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, span, dn_i64(k, GEMM_KC), "");
+            DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), nblk, "kblk");
+            LLVMValueRef pc = dn_add(k, lo, dn_mul(k, lp.i, dn_i64(k, GEMM_KC)));
+            LLVMValueRef kc = imin(k, dn_i64(k, GEMM_KC), LLVMBuildSub(k->L->b, K, pc, ""));
+            pack_block(k, buf, f->P, jc, nc, nr, pc, kc);
+            DnGemm gb = *g;
+            gb.b = buf, gb.ldb = nr, gb.K1 = kc, gb.load_c = rest;
+            gb.a_row0 = dn_mul(k, pc, dn_i64(k, g->a_s1));
+            macro_kernel(k, &gb, jc, nc, nr, mr);
+            dn_loop_end(k, &lp);
+        }
+    }
+}
 
 bool dn_matmul_gemm(DnKernel *k)
 {
-    const DnValue *a = k->op->in[0], *b = k->op->in[1];
-    bool ta = dn_op_int(k->op, "trans_a") != 0, tb = dn_op_int(k->op, "trans_b") != 0;
-    if (!dn_llvm_fast_kernels(k) || a->shape.rank != 2 || b->shape.rank != 2 || tb) return false;
-    int64_t M = a->shape.dim[ta], K = a->shape.dim[1 - ta], P = b->shape.dim[1];
-    /* a's strides must be static: (M, K) at [m * K + k], or [k * M + m] when transposed */
-    if (P == DN_DIM_N || (ta ? M : K) == DN_DIM_N) return false;
+    MatmulForm f;
+    if (!dn_llvm_fast_kernels(k) || !matmul_form(k->op, &f)) return false;
+    int64_t M = f.M, K = f.K, P = f.P;
     k->par_n = M == DN_DIM_N ? 1 : 0;
     k->par_b = M == DN_DIM_N ? 0 : M;
     DnGemm g = {.a = k->in[0],
                 .b = k->in[1],
                 .c = k->out[0],
                 .a_row0 = dn_i64(k, 0),
-                .a_sm = ta ? 1 : K,
+                .a_sm = f.ta ? 1 : K,
                 .K1 = K == DN_DIM_N ? k->n : dn_i64(k, K),
                 .K2 = 1,
-                .a_s1 = ta ? M : 1,
+                .a_s1 = f.ta ? M : 1,
                 .b_off = dn_i64(k, 0),
                 .ldb = P,
                 .c_off = dn_i64(k, 0),
                 .c_sm = P,
                 .c_sn = 1};
+    if (!packs_b(&f)) {
+        dn_gemm_range(k, &g, k->begin, k->end, P);
+        return true;
+    }
+    LLVMValueRef many =
+        LLVMBuildICmp(k->L->b, LLVMIntSGE, LLVMBuildSub(k->L->b, k->end, k->begin, ""), dn_i64(k, PACK_MIN_ROWS), "");
+    LLVMBasicBlockRef after = dn_if_begin(k, many);
+    emit_packed(k, &g, &f);
+    dn_if_end(k, after);
+    after = dn_if_begin(k, LLVMBuildNot(k->L->b, many, ""));
     dn_gemm_range(k, &g, k->begin, k->end, P);
+    dn_if_end(k, after);
     return true;
 }

@@ -19,6 +19,7 @@ static LLVMTypeRef v8_t(DnKernel *k) { return dn_v8_t(k); }
 /* The micro-kernel's vector width: 16 lanes where the target has AVX-512
  * (32 vector registers), else 8. */
 static int lanes(DnKernel *k) { return k->L->vec_regs >= 32 ? 16 : 8; }
+int dn_gemm_lanes(DnKernel *k) { return lanes(k); }
 static LLVMTypeRef vec_t(DnKernel *k, int w) { return LLVMVectorType(k->L->f32, (unsigned)w); }
 
 /* Contract: llvm_gemm.h. */

@@ -27,6 +27,9 @@ enum { DN_GEMM_MAX_MR = 12, DN_GEMM_MAX_NV = 3 };
 
 /* ---- llvm_gemm.c ----------------------------------------------------------- */
 
+/* W, the micro-kernel's vector width in floats: 16 or 8. */
+int dn_gemm_lanes(DnKernel *k);
+
 /* <8 x float> building blocks (always 8 lanes, whatever W).  'nlast' < 8 loads (stores) only the first
  * nlast lanes (llvm.masked.load/store; the other lanes load as 0). */
 LLVMTypeRef dn_v8_t(DnKernel *k);
@@ -177,8 +180,10 @@ bool dn_conv_bwd_data_gemm_scratch(const DnOp *op, DnScratch *s);
 bool dn_conv_bwd_filter_dot(DnKernel *k);
 bool dn_conv_bwd_filter_dot_scratch(const DnOp *op, DnScratch *s);
 /* kernel_matmul_gemm.c: matmul of two matrices (rank 2, no trans_b) on
- * the micro-kernel; false, emitting nothing, for the other forms. */
+ * the micro-kernel, b packed in cache blocks when it is large; false,
+ * emitting nothing, for the other forms (and so for its scratch). */
 bool dn_matmul_gemm(DnKernel *k);
+bool dn_matmul_gemm_scratch(const DnOp *op, DnScratch *s);
 
 /* kernel_attention.c: the workspace of flash_attention and flash_attention_bwd
  * (all per worker; always true). */

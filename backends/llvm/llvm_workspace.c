@@ -28,6 +28,9 @@ DnScratch dn_llvm_scratch(const DnOp *op, const DnBackendOptions *o)
     case DN_OP_CONV2D_BWD_FILTER:
         if (fast && (dn_conv_bwd_filter_dot_scratch(op, &s) || dn_conv_bwd_filter_gemm_scratch(op, &s))) return s;
         return (DnScratch){0};
+    case DN_OP_MATMUL:
+        if (fast && dn_matmul_gemm_scratch(op, &s)) return s;
+        return (DnScratch){0};
     case DN_OP_FLASH_ATTENTION:
     case DN_OP_FLASH_ATTENTION_BWD: dn_attention_scratch(op, &s); return s;
     default: return s;
