@@ -204,28 +204,19 @@ Test(gemm, mlp_one_row)
  * of 256 + 194 and 256 + 44 with a partial last panel; at batch 70 the two
  * workers' 35 rows take the packed path for dx = dy · W too, at batch 20
  * (10 rows each) the unpacked one, while dW (300 or 450 rows) packs. */
-Test(gemm, mlp_packed)
+static void mlp_packed(const char *name, int64_t batch)
 {
-    run_case(&(GemmCase){"mlp_packed",
+    run_case(&(GemmCase){name,
                          "h |> fc1: dense(450) |> relu |> fc2: dense(300)",
                          "300",
                          "300",
                          300,
                          300,
-                         70,
+                         batch,
                          {"p", "fc1.weight", "fc2.weight", NULL}});
 }
-Test(gemm, mlp_packed_few_rows)
-{
-    run_case(&(GemmCase){"mlp_packed_few_rows",
-                         "h |> fc1: dense(450) |> relu |> fc2: dense(300)",
-                         "300",
-                         "300",
-                         300,
-                         300,
-                         20,
-                         {"p", "fc1.weight", "fc2.weight", NULL}});
-}
+Test(gemm, mlp_packed) { mlp_packed("mlp_packed", 70); }
+Test(gemm, mlp_packed_few_rows) { mlp_packed("mlp_packed_few_rows", 20); }
 /* The band form of conv2d forward (scratch bounded whatever the image):
  * 3x3 pad 1 with four channel blocks (bias at the first, relu at the last)
  * and a masked column tile. */

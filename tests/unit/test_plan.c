@@ -652,9 +652,11 @@ static int count_kind(const DnGraph *g, DnOpKind kind)
 }
 
 /* Every convolution kernel of LeNet's and ResNet-18's training steps
- * (conv2d and its two gradients) gets a workspace from the LLVM backend,
- * no other op does, none does under --direct-kernels, and the plans keep
- * every invariant above. */
+ * (conv2d and its two gradients) gets a workspace from the LLVM backend;
+ * the only other ops with one are matmuls that pack b (here the weight
+ * gradients dW = dyᵀ x, a reduction over the batch), each one 256 x 256
+ * block per worker, and there is at least one; none does under
+ * --direct-kernels, and the plans keep every invariant above. */
 Test(workspace, llvm_query_on_lenet_and_resnet, .timeout = 120)
 {
     const char *models[] = {"examples/lenet.dnn", "examples/resnet.dnn"};
@@ -667,15 +669,20 @@ Test(workspace, llvm_query_on_lenet_and_resnet, .timeout = 120)
             count_kind(g, DN_OP_CONV2D) + count_kind(g, DN_OP_CONV2D_BWD_DATA) + count_kind(g, DN_OP_CONV2D_BWD_FILTER);
         cr_assert_gt(count_kind(g, DN_OP_CONV2D_BWD_FILTER), 0);
         DnPlan *p = plan(&t, dn_backend_llvm.workspace, &fast);
-        int nws = 0;
+        int nws = 0, nmm = 0;
         for (int i = 0; i < g->ops.len; i++) {
             DnOpKind kind = g->ops.data[i]->kind;
             bool conv = kind == DN_OP_CONV2D || kind == DN_OP_CONV2D_BWD_DATA || kind == DN_OP_CONV2D_BWD_FILTER;
-            if (!g->ops.data[i]->dead && conv)
-                nws += p->workspace[i].buf.kind == DN_BUF_ARENA || p->workspace[i].per_worker > 0;
+            bool has = p->workspace[i].buf.kind == DN_BUF_ARENA || p->workspace[i].per_worker > 0;
+            if (!g->ops.data[i]->dead && conv) nws += has;
+            if (!g->ops.data[i]->dead && kind == DN_OP_MATMUL && has) {
+                nmm++;
+                cr_expect_eq(p->workspace[i].per_worker, 256 * 256 * 4, "%s: matmul %d's packing block", models[m], i);
+            }
         }
         cr_expect_eq(nws, nconv, "%s: %d of %d convolutions have a workspace", models[m], nws, nconv);
-        cr_expect_eq(check_plan(g, p), nconv, "%s: workspaces on other ops", models[m]);
+        cr_expect_gt(nmm, 0, "%s: no matmul packs its b", models[m]);
+        cr_expect_eq(check_plan(g, p), nconv + nmm, "%s: workspaces on other ops", models[m]);
         DnPlan *pd = plan(&t, dn_backend_llvm.workspace, &direct);
         cr_expect_eq(check_plan(g, pd), 0, "%s: workspaces under --direct-kernels", models[m]);
         finish(&t);
