@@ -5,8 +5,9 @@
  * (broadcast one element at a time, so a transposed a costs nothing).
  *
  * Small b (under 512 KiB, so it stays in the L2 cache) is read in place,
- * one row of vectors at a time.  A larger b is cache-blocked as BLIS does
- * it, for a worker with at least PACK_MIN_ROWS rows: for each block of NC
+ * one row of vectors at a time; with K the batch N, that is decided per
+ * call.  A larger b is cache-blocked as BLIS does it, for a worker with at
+ * least PACK_MIN_ROWS rows: for each block of NC
  * columns and KC reduction steps, the worker packs that block of b into
  * its workspace slice as panels of one register tile's width (KC rows of
  * W * NV contiguous floats: a panel stays in L1 while the row tiles run
@@ -164,12 +165,17 @@ bool dn_matmul_gemm(DnKernel *k)
         dn_gemm_range(k, &g, k->begin, k->end, P);
         return true;
     }
+    LLVMBuilderRef b = k->L->b;
     LLVMValueRef many =
-        LLVMBuildICmp(k->L->b, LLVMIntSGE, LLVMBuildSub(k->L->b, k->end, k->begin, ""), dn_i64(k, PACK_MIN_ROWS), "");
+        LLVMBuildICmp(b, LLVMIntSGE, LLVMBuildSub(b, k->end, k->begin, ""), dn_i64(k, PACK_MIN_ROWS), "");
+    if (K == DN_DIM_N) { /* a reduction over the batch: b is large only for a large batch */
+        LLVMValueRef bytes = dn_mul(k, k->n, dn_i64(k, 4 * P));
+        many = LLVMBuildAnd(b, many, LLVMBuildICmp(b, LLVMIntSGE, bytes, dn_i64(k, PACK_MIN_B_BYTES), ""), "");
+    }
     LLVMBasicBlockRef after = dn_if_begin(k, many);
     emit_packed(k, &g, &f);
     dn_if_end(k, after);
-    after = dn_if_begin(k, LLVMBuildNot(k->L->b, many, ""));
+    after = dn_if_begin(k, LLVMBuildNot(b, many, ""));
     dn_gemm_range(k, &g, k->begin, k->end, P);
     dn_if_end(k, after);
     return true;

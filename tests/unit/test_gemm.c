@@ -199,11 +199,12 @@ Test(gemm, mlp_one_row)
                          1,
                          {"p", "fc1.weight", "fc2.weight", NULL}});
 }
-/* Weights of 300 x 450 (540 KB): the gradient products pack b in KC x NC
- * blocks -- two KC blocks of the 300 reductions (256 + 44), column blocks
- * of 256 + 194 and 256 + 44 with a partial last panel; at batch 70 the two
- * workers' 35 rows take the packed path for dx = dy · W too, at batch 20
- * (10 rows each) the unpacked one, while dW (300 or 450 rows) packs. */
+/* Weights of 300 x 450 (540 KB): dx = dy · W packs W in KC x NC blocks --
+ * KC blocks of 256 + 44 and 256 + 194 reductions, column blocks of
+ * 256 + 194 and 256 + 44 with a partial last panel -- at batch 70 (the two
+ * workers' 35 rows), not at batch 20 (10 rows each).  dW = dyᵀ x reduces
+ * over the batch: at batch 300 its b (x, 300 x 450 floats) is large
+ * enough to pack, at 70 it is not. */
 static void mlp_packed(const char *name, int64_t batch)
 {
     run_case(&(GemmCase){name,
@@ -217,6 +218,7 @@ static void mlp_packed(const char *name, int64_t batch)
 }
 Test(gemm, mlp_packed) { mlp_packed("mlp_packed", 70); }
 Test(gemm, mlp_packed_few_rows) { mlp_packed("mlp_packed_few_rows", 20); }
+Test(gemm, mlp_packed_large_batch) { mlp_packed("mlp_packed_large_batch", 300); }
 /* The band form of conv2d forward (scratch bounded whatever the image):
  * 3x3 pad 1 with four channel blocks (bias at the first, relu at the last)
  * and a masked column tile. */
