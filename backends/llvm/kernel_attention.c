@@ -123,11 +123,6 @@ typedef struct Attn {
     LLVMValueRef kt_buf, vt_buf, s, dp; /* scratch */
 } Attn;
 
-static LLVMValueRef imin(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildSelect(k->L->b, LLVMBuildICmp(k->L->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
-
 static LLVMValueRef fsub(DnKernel *k, LLVMValueRef a, LLVMValueRef b) { return LLVMBuildFSub(k->L->b, a, b, ""); }
 
 /* Sets the head's bases from bh. */
@@ -216,7 +211,7 @@ static LLVMValueRef logit(Attn *t, LLVMValueRef r, LLVMValueRef i, LLVMValueRef 
     LLVMValueRef s = dn_fmul(k, dn_load_f32(k, t->s, at), dn_f32(k, t->a.scale));
     LLVMValueRef j = dn_add(k, j0, jj);
     if (t->a.bias) {
-        LLVMValueRef jc = imin(k, j, dn_i64(k, t->a.Tk - 1)); /* a padding column reads a real one */
+        LLVMValueRef jc = dn_imin(k, j, dn_i64(k, t->a.Tk - 1)); /* a padding column reads a real one */
         LLVMValueRef bo =
             dn_add(k, t->boff, dn_add(k, dn_mul(k, i, dn_i64(k, t->a.b_si)), dn_mul(k, jc, dn_i64(k, t->a.b_sj))));
         s = dn_fadd(k, s, dn_load_f32(k, t->bias, bo));
@@ -232,7 +227,7 @@ static LLVMValueRef key_tiles(Attn *t, LLVMValueRef i0, LLVMValueRef qn)
 {
     DnKernel *k = t->k;
     if (!t->a.causal) return dn_i64(k, t->t.nkt);
-    LLVMValueRef end = imin(k, dn_add(k, i0, qn), dn_i64(k, t->a.Tk));
+    LLVMValueRef end = dn_imin(k, dn_add(k, i0, qn), dn_i64(k, t->a.Tk));
     return LLVMBuildSDiv(k->L->b, dn_add(k, end, dn_i64(k, t->t.bk - 1)), dn_i64(k, t->t.bk), "");
 }
 
@@ -240,7 +235,7 @@ static LLVMValueRef key_tiles(Attn *t, LLVMValueRef i0, LLVMValueRef qn)
 static void tile_span(DnKernel *k, LLVMValueRef ti, int64_t count, int64_t len, LLVMValueRef *start, LLVMValueRef *n)
 {
     *start = dn_mul(k, ti, dn_i64(k, count));
-    *n = imin(k, dn_i64(k, count), LLVMBuildSub(k->L->b, dn_i64(k, len), *start, ""));
+    *n = dn_imin(k, dn_i64(k, count), LLVMBuildSub(k->L->b, dn_i64(k, len), *start, ""));
 }
 
 /* ---- forward ------------------------------------------------------------------ */

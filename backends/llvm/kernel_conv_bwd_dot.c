@@ -33,12 +33,6 @@ static double lane_use(int64_t n) { return (double)n / (double)((n + 7) / 8 * 8)
 static int64_t dot_nacc(const Dot *d) { return d->c.G * d->ntile * TI * TJ * 8; }
 static int64_t dot_nxpad(const Dot *d) { return d->c.Cg * d->Hp * d->Wp; }
 
-static LLVMValueRef imin(DnKernel *k, LLVMValueRef a, int64_t b)
-{
-    LLVMValueRef bv = dn_i64(k, b);
-    return LLVMBuildSelect(k->L->b, LLVMBuildICmp(k->L->b, LLVMIntSLT, a, bv, ""), a, bv, "");
-}
-
 /* Offsets of the rows of tile 'tt' (within group g) in dy (item n) and in
  * the image: rows past Og or CKK repeat the last one. */
 static void tile_rows(DnKernel *k, const Dot *d, LLVMValueRef n, LLVMValueRef g, LLVMValueRef tt, LLVMValueRef xbase,
@@ -49,11 +43,11 @@ static void tile_rows(DnKernel *k, const Dot *d, LLVMValueRef n, LLVMValueRef g,
     LLVMValueRef ti = LLVMBuildSDiv(b, tt, dn_i64(k, d->ntj), ""), tj = LLVMBuildSRem(b, tt, dn_i64(k, d->ntj), "");
     LLVMValueRef o0 = dn_add(k, dn_mul(k, n, dn_i64(k, c->O)), dn_mul(k, g, dn_i64(k, c->Og)));
     for (int i = 0; i < TI; i++) {
-        LLVMValueRef o = imin(k, dn_add(k, dn_mul(k, ti, dn_i64(k, TI)), dn_i64(k, i)), c->Og - 1);
+        LLVMValueRef o = dn_imin(k, dn_add(k, dn_mul(k, ti, dn_i64(k, TI)), dn_i64(k, i)), dn_i64(k, c->Og - 1));
         arow[i] = dn_mul(k, dn_add(k, o0, o), dn_i64(k, d->P));
     }
     for (int j = 0; j < TJ; j++) {
-        LLVMValueRef m = imin(k, dn_add(k, dn_mul(k, tj, dn_i64(k, TJ)), dn_i64(k, j)), d->CKK - 1);
+        LLVMValueRef m = dn_imin(k, dn_add(k, dn_mul(k, tj, dn_i64(k, TJ)), dn_i64(k, j)), dn_i64(k, d->CKK - 1));
         LLVMValueRef ci = LLVMBuildSDiv(b, m, dn_i64(k, d->KK), ""), r = LLVMBuildSRem(b, m, dn_i64(k, d->KK), "");
         LLVMValueRef kh = LLVMBuildSDiv(b, r, dn_i64(k, c->KW), ""), kw = LLVMBuildSRem(b, r, dn_i64(k, c->KW), "");
         LLVMValueRef off = dn_add(k, dn_mul(k, ci, dn_i64(k, d->Hp * d->Wp)), dn_mul(k, kh, dn_i64(k, c->dh * d->Wp)));

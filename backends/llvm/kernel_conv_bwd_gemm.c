@@ -36,10 +36,6 @@ enum {
 };
 
 static int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-static LLVMValueRef imin(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildSelect(k->L->b, LLVMBuildICmp(k->L->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
 static LLVMValueRef imax(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
 {
     return LLVMBuildSelect(k->L->b, LLVMBuildICmp(k->L->b, LLVMIntSGT, a, b, ""), a, b, "");
@@ -63,7 +59,7 @@ static LLVMValueRef filter_row(DnKernel *k, void *ctx, LLVMValueRef mb)
 {
     Filter *f = ctx;
     LLVMValueRef m = dn_add(k, dn_mul(k, f->tb0, dn_i64(k, f->mr)), mb);
-    m = imin(k, m, dn_i64(k, f->CKK - 1));
+    m = dn_imin(k, m, dn_i64(k, f->CKK - 1));
     LLVMValueRef ci = sdiv(k, m, f->KK), rem = srem(k, m, f->KK);
     LLVMValueRef kh = sdiv(k, rem, f->c.KW), kw = srem(k, rem, f->c.KW);
     LLVMValueRef off = dn_mul(k, ci, dn_i64(k, f->Hp * f->Wp));
@@ -89,7 +85,7 @@ static void transpose_dy(DnKernel *k, const Filter *f, LLVMValueRef dyt, LLVMVal
 static void store_block(DnKernel *k, const Filter *f, LLVMValueRef acc, LLVMValueRef g, LLVMValueRef nt)
 {
     LLVMValueRef m0 = dn_mul(k, f->tb0, dn_i64(k, f->mr));
-    LLVMValueRef rows = imin(k, dn_mul(k, nt, dn_i64(k, f->mr)), LLVMBuildSub(k->L->b, dn_i64(k, f->CKK), m0, ""));
+    LLVMValueRef rows = dn_imin(k, dn_mul(k, nt, dn_i64(k, f->mr)), LLVMBuildSub(k->L->b, dn_i64(k, f->CKK), m0, ""));
     DnLoop li = dn_loop_begin(k, dn_i64(k, 0), rows, "row");
     LLVMValueRef dst = dn_add(k, dn_mul(k, g, dn_i64(k, f->c.Og * f->CKK)), dn_add(k, m0, li.i));
     DnLoop lo = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, f->c.Og), "o");
@@ -114,12 +110,12 @@ static TileBlocks tile_blocks_begin(DnKernel *k, int64_t G, int64_t ntile, int64
     t.lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, G), "g");
     LLVMValueRef gt = dn_mul(k, t.lg.i, dn_i64(k, ntile));
     LLVMValueRef lo = LLVMBuildSub(k->L->b, imax(k, k->begin, gt), gt, "");
-    LLVMValueRef hi = LLVMBuildSub(k->L->b, imin(k, k->end, dn_add(k, gt, dn_i64(k, ntile))), gt, "");
+    LLVMValueRef hi = LLVMBuildSub(k->L->b, dn_imin(k, k->end, dn_add(k, gt, dn_i64(k, ntile))), gt, "");
     LLVMValueRef span = LLVMBuildSub(k->L->b, hi, lo, "");
     LLVMValueRef nblk = sdiv(k, dn_add(k, span, dn_i64(k, TB - 1)), TB);
     t.lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "blk");
     t.tb0 = dn_add(k, lo, dn_mul(k, t.lb.i, dn_i64(k, TB)));
-    t.nt = imin(k, dn_i64(k, TB), LLVMBuildSub(k->L->b, hi, t.tb0, ""));
+    t.nt = dn_imin(k, dn_i64(k, TB), LLVMBuildSub(k->L->b, hi, t.tb0, ""));
     return t;
 }
 
@@ -183,7 +179,7 @@ static LLVMValueRef fband_row(DnKernel *k, void *ctx, LLVMValueRef mb)
 {
     FBand *f = ctx;
     LLVMValueRef m = dn_add(k, dn_mul(k, f->tb0, dn_i64(k, f->mr)), mb);
-    m = imin(k, m, dn_i64(k, f->CKK - 1));
+    m = dn_imin(k, m, dn_i64(k, f->CKK - 1));
     LLVMValueRef ci = LLVMBuildSub(k->L->b, sdiv(k, m, f->KK), f->clo, ""), rem = srem(k, m, f->KK);
     LLVMValueRef kh = sdiv(k, rem, f->c.KW), kw = srem(k, rem, f->c.KW);
     int64_t rl = f->c.KW * f->OWp;
@@ -215,14 +211,14 @@ static void fband_block(DnKernel *k, FBand *f, LLVMValueRef g, LLVMValueRef nt, 
     dn_zero_f32(k, acc, dn_i64(k, 0), f->TB * f->mr * f->NB);
     LLVMValueRef m0 = dn_mul(k, f->tb0, dn_i64(k, f->mr));
     LLVMValueRef mlast =
-        imin(k, dn_add(k, m0, dn_add(k, dn_mul(k, nt, dn_i64(k, f->mr)), dn_i64(k, -1))), dn_i64(k, f->CKK - 1));
+        dn_imin(k, dn_add(k, m0, dn_add(k, dn_mul(k, nt, dn_i64(k, f->mr)), dn_i64(k, -1))), dn_i64(k, f->CKK - 1));
     f->clo = sdiv(k, m0, f->KK);
     LLVMValueRef nch = dn_add(k, LLVMBuildSub(b, sdiv(k, mlast, f->KK), f->clo, ""), dn_i64(k, 1));
     DnLoop ln = dn_loop_begin(k, dn_i64(k, 0), dn_dim(k, k->op->in[0], 0), "n");
     LLVMValueRef ch0 = dn_add(k, dn_add(k, dn_mul(k, ln.i, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))), f->clo);
     DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, f->nb), "band");
     LLVMValueRef r0 = dn_mul(k, lb.i, dn_i64(k, f->R));
-    LLVMValueRef nrows = imin(k, dn_i64(k, f->R), LLVMBuildSub(b, dn_i64(k, c->OH), r0, ""));
+    LLVMValueRef nrows = dn_imin(k, dn_i64(k, f->R), LLVMBuildSub(b, dn_i64(k, c->OH), r0, ""));
     fband_dyt(k, f, dyt, ln.i, g, r0, nrows);
     dn_conv_band_copy(k, c, k->in[0], buf, ch0, nch, dn_add(k, dn_mul(k, r0, dn_i64(k, c->sh)), dn_i64(k, -c->ph)),
                       f->BH, f->OWp);
@@ -245,7 +241,7 @@ static void fband_block(DnKernel *k, FBand *f, LLVMValueRef g, LLVMValueRef nt, 
     dn_loop_end(k, &lb);
     dn_loop_end(k, &ln);
     /* dw[g*Og + o, m] = acc[m - m0, o] for the block's valid rows */
-    LLVMValueRef rows = imin(k, dn_mul(k, nt, dn_i64(k, f->mr)), LLVMBuildSub(b, dn_i64(k, f->CKK), m0, ""));
+    LLVMValueRef rows = dn_imin(k, dn_mul(k, nt, dn_i64(k, f->mr)), LLVMBuildSub(b, dn_i64(k, f->CKK), m0, ""));
     DnLoop li = dn_loop_begin(k, dn_i64(k, 0), rows, "row");
     LLVMValueRef dst = dn_add(k, dn_mul(k, g, dn_i64(k, c->Og * f->CKK)), dn_add(k, m0, li.i));
     DnLoop lo = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->Og), "o");
@@ -509,7 +505,7 @@ static bool data_colband(DnKernel *k, const DnConvGeom *geom)
     DnLoop lg = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->G), "g");
     DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, nb), "band");
     LLVMValueRef r0 = dn_mul(k, lb.i, dn_i64(k, d.R));
-    LLVMValueRef nrows = imin(k, dn_i64(k, d.R), LLVMBuildSub(b, dn_i64(k, c->OH), r0, ""));
+    LLVMValueRef nrows = dn_imin(k, dn_i64(k, d.R), LLVMBuildSub(b, dn_i64(k, c->OH), r0, ""));
     DnLoop lm = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, nfull), "mblk");
     dband_piece(k, &d, col, ln.i, lg.i, dn_mul(k, lm.i, dn_i64(k, d.mb)), d.mb, r0, nrows);
     dn_loop_end(k, &lm);

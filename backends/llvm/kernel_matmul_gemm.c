@@ -61,11 +61,6 @@ bool dn_matmul_gemm_scratch(const DnOp *op, DnScratch *s)
     return true;
 }
 
-static LLVMValueRef imin(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
-{
-    return LLVMBuildSelect(k->L->b, LLVMBuildICmp(k->L->b, LLVMIntSLT, a, b, ""), a, b, "");
-}
-
 /* buf[p0 * KC + kk * nr + c] = b[(pc + kk) * P + jc + p0 + c] for the
  * block's kc rows and its nc columns (the panel at column p0 of the block
  * nr wide, the last one narrower). */
@@ -95,7 +90,7 @@ static void macro_kernel(DnKernel *k, const DnGemm *g0, int64_t jc, int64_t nc, 
     LLVMValueRef nmb = LLVMBuildSDiv(b, dn_add(k, rows, dn_i64(k, GEMM_MC - 1)), dn_i64(k, GEMM_MC), "");
     DnLoop lm = dn_loop_begin(k, dn_i64(k, 0), nmb, "mblk");
     LLVMValueRef r0 = dn_add(k, k->begin, dn_mul(k, lm.i, dn_i64(k, GEMM_MC)));
-    LLVMValueRef r1 = imin(k, dn_add(k, r0, dn_i64(k, GEMM_MC)), k->end);
+    LLVMValueRef r1 = dn_imin(k, dn_add(k, r0, dn_i64(k, GEMM_MC)), k->end);
     LLVMValueRef tiles = LLVMBuildSDiv(b, LLVMBuildSub(b, r1, r0, ""), dn_i64(k, mr), "tiles");
     LLVMValueRef rest = dn_add(k, r0, dn_mul(k, tiles, dn_i64(k, mr)));
     for (int64_t p0 = 0; p0 < nc; p0 += nr) {
@@ -125,12 +120,12 @@ static void emit_packed(DnKernel *k, const DnGemm *g, const MatmulForm *f)
         int64_t nc = f->P - jc < GEMM_NC ? f->P - jc : GEMM_NC;
         for (int rest = 0; rest < 2; rest++) { /* the first KC block overwrites y, the others accumulate */
             LLVMValueRef lo = dn_i64(k, rest ? GEMM_KC : 0);
-            LLVMValueRef hi = rest ? K : imin(k, K, dn_i64(k, GEMM_KC));
+            LLVMValueRef hi = rest ? K : dn_imin(k, K, dn_i64(k, GEMM_KC));
             LLVMValueRef span = dn_add(k, LLVMBuildSub(k->L->b, hi, lo, ""), dn_i64(k, GEMM_KC - 1));
             LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, span, dn_i64(k, GEMM_KC), "");
             DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), nblk, "kblk");
             LLVMValueRef pc = dn_add(k, lo, dn_mul(k, lp.i, dn_i64(k, GEMM_KC)));
-            LLVMValueRef kc = imin(k, dn_i64(k, GEMM_KC), LLVMBuildSub(k->L->b, K, pc, ""));
+            LLVMValueRef kc = dn_imin(k, dn_i64(k, GEMM_KC), LLVMBuildSub(k->L->b, K, pc, ""));
             pack_block(k, buf, f->P, jc, nc, nr, pc, kc);
             DnGemm gb = *g;
             gb.b = buf, gb.ldb = nr, gb.K1 = kc, gb.load_c = rest;

@@ -138,8 +138,9 @@ void dn_store_f32(DnKernel *k, LLVMValueRef base, LLVMValueRef idx, LLVMValueRef
 LLVMValueRef dn_load_i32(DnKernel *k, LLVMValueRef base, LLVMValueRef idx);
 
 /* Arithmetic shorthands on i64 and f32 (nsw/fast-math where safe). */
-LLVMValueRef dn_add(DnKernel *k, LLVMValueRef a, LLVMValueRef b); /* i64 */
-LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b); /* i64 */
+LLVMValueRef dn_add(DnKernel *k, LLVMValueRef a, LLVMValueRef b);  /* i64 */
+LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);  /* i64 */
+LLVMValueRef dn_imin(DnKernel *k, LLVMValueRef a, LLVMValueRef b); /* i64, signed */
 LLVMValueRef dn_fadd(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fmul(DnKernel *k, LLVMValueRef a, LLVMValueRef b);
 LLVMValueRef dn_fma(DnKernel *k, LLVMValueRef a, LLVMValueRef b, LLVMValueRef c); /* llvm.fma.f32 */

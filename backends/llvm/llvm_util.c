@@ -146,6 +146,11 @@ LLVMValueRef dn_mul(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
     return LLVMBuildNSWMul(k->L->b, a, b, "");
 }
 
+LLVMValueRef dn_imin(DnKernel *k, LLVMValueRef a, LLVMValueRef b)
+{
+    return LLVMBuildSelect(k->L->b, LLVMBuildICmp(k->L->b, LLVMIntSLT, a, b, ""), a, b, "");
+}
+
 static LLVMValueRef fp_flags(LLVMValueRef v)
 {
     if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v)) LLVMSetFastMathFlags(v, FP_FLAGS);
