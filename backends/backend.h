@@ -27,7 +27,30 @@ typedef struct DnBackendOptions {
     const char *gpu_arch;  /* cuda: --gpu-arch, comma-separated ("sm_80,sm_90"); NULL = that default */
     const char *precision; /* GPU targets: --precision (fp32, tf32, fp16, bf16); NULL = fp32 */
     int gpu_api;           /* set by the GPU backends themselves: dnrt_gpu_api */
+    const char *cache_dir; /* cpu: the compiled-kernel cache (kernel_cache.h); NULL: none (--no-cache) */
+    int jobs;              /* cpu: threads that optimize and generate code; <= 0: one per core */
+    FILE *stats;           /* --stats: kernel counts and times are printed here; NULL: not printed */
 } DnBackendOptions;
+
+/* The object files of one library, in link order; emit_object appends.  A
+ * temporary one (dn_objects_add_temp) is removed by dn_objects_release;
+ * one kept elsewhere (a kernel cache entry) is only listed. */
+typedef struct DnObject {
+    char *path;
+    bool temporary;
+} DnObject;
+typedef struct DnObjects {
+    int n, cap;
+    DnObject *obj;
+} DnObjects;
+/* Appends a new, empty temporary object ($TMPDIR/dnnc-tmp.PID.XXXXXX.o,
+ * output.h) and returns its path; NULL with a diagnostic when it cannot be
+ * created. */
+const char *dn_objects_add_temp(DnCtx *cx, DnObjects *objs);
+/* Appends a copy of 'path', an object that stays after the link. */
+void dn_objects_add(DnObjects *objs, const char *path);
+/* Removes the temporaries and frees the list (zeroed again). */
+void dn_objects_release(DnObjects *objs);
 
 typedef struct DnBackend {
     const char *name; /* --target=NAME: "cpu" (the LLVM backend), "cuda", "opencl" */
@@ -35,8 +58,8 @@ typedef struct DnBackend {
     /* optional (NULL: always): whether this machine can build for the target;
      * when not, *why (static storage) says what is missing and how to fix it */
     bool (*available)(const char **why);
-    /* Writes an object file to 'obj_path'. */
-    DnStatus (*emit_object)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj_path);
+    /* Appends the object files of the library to 'objs' (at least one). */
+    DnStatus (*emit_object)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, DnObjects *objs);
     /* --emit=code: the generated code as text, after optimization. */
     DnStatus (*emit_text)(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out);
     bool (*supports_op)(const DnOp *op); /* optional (NULL: every op) */
@@ -64,8 +87,8 @@ DnStatus dn_backend_check(DnCtx *cx, const DnBackend *b, const DnModule *m);
 /* ---- library.c: object + link + header, as one step ---------------------- */
 
 /* Builds the shared library 'out_so' and its header (out_so with .h for
- * .so) from 'm': dn_backend_check, then 'b'->emit_object into a temporary
- * object file, dn_link_shared with 'runtime_lib' (NULL: $DNNC_RUNTIME, else
+ * .so) from 'm': dn_backend_check, then 'b'->emit_object into temporary
+ * object files (and cache entries), dn_link_shared with 'runtime_lib' (NULL: $DNNC_RUNTIME, else
  * the build's DNNC_RUNTIME_LIB), and the header written to a temporary name
  * and renamed (output.h).  Returns DN_ERR after reporting through 'cx'.
  * The library and then the header are each replaced only once written in
@@ -83,9 +106,10 @@ char *dn_library_header_path(const char *out_so);
 /* header.c: writes the typed C header of 'm' (needs only <stdint.h>). */
 void dn_emit_header(const DnModule *m, FILE *out);
 
-/* link.c: links 'obj' with the runtime archive 'runtime_lib' into the shared
- * library 'out_so' with the system C compiler; 'out_so' is replaced only on
- * success (written to a temporary name, then renamed). */
-DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, const char *out_so);
+/* link.c: links the objects of 'objs' with the runtime archive
+ * 'runtime_lib' into the shared library 'out_so' with the system C
+ * compiler; 'out_so' is replaced only on success (written to a temporary
+ * name, then renamed). */
+DnStatus dn_link_shared(DnCtx *cx, const DnObjects *objs, const char *runtime_lib, const char *out_so);
 
 #endif

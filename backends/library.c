@@ -2,7 +2,8 @@
  * link with the runtime archive into <model>.so, and the typed header
  * <model>.h beside it (dn_build_library).
  *
- * The object goes to a temporary file that is always removed; the header
+ * The objects go to temporary files that are always removed (or come from
+ * the kernel cache, which stays); the header
  * is written to its temporary first, then the library is linked to its own
  * (link.c), then both are renamed into place (output.h), so a failed
  * compile never destroys an existing library or header, and a full disk
@@ -55,18 +56,51 @@ static DnStatus check_destination(DnCtx *cx, const char *path)
     return DN_ERR;
 }
 
-/* Emits 'm' with 'b' into a temporary object and links it into 'out_so'. */
-static DnStatus emit_and_link(DnCtx *cx, const DnBackend *b, const DnModule *m, const DnBackendOptions *o,
-                              const char *runtime_lib, const char *out_so)
+/* ---- the object list (backend.h) ------------------------------------------ */
+
+static void objects_push(DnObjects *objs, const char *path, bool temporary)
+{
+    if (objs->n == objs->cap) {
+        objs->cap = objs->cap ? 2 * objs->cap : 8;
+        objs->obj = realloc(objs->obj, (size_t)objs->cap * sizeof *objs->obj);
+        if (!objs->obj) dn_die(__FILE__, __LINE__, "out of memory");
+    }
+    char *copy = strdup(path);
+    if (!copy) dn_die(__FILE__, __LINE__, "out of memory");
+    objs->obj[objs->n++] = (DnObject){copy, temporary};
+}
+
+const char *dn_objects_add_temp(DnCtx *cx, DnObjects *objs)
 {
     char obj[4096];
     if (dn_tmp_create(obj, sizeof obj, ".o") != 0) {
         dn_error(cx, (DnLoc){0}, "cannot create a temporary object file: %s", strerror(errno));
-        return DN_ERR;
+        return NULL;
     }
-    DnStatus st = b->emit_object(cx, m, o, obj);
-    if (st == DN_OK) st = dn_link_shared(cx, obj, runtime_lib, out_so);
-    unlink(obj);
+    objects_push(objs, obj, true);
+    return objs->obj[objs->n - 1].path;
+}
+
+void dn_objects_add(DnObjects *objs, const char *path) { objects_push(objs, path, false); }
+
+void dn_objects_release(DnObjects *objs)
+{
+    for (int i = 0; i < objs->n; i++) {
+        if (objs->obj[i].temporary) unlink(objs->obj[i].path);
+        free(objs->obj[i].path);
+    }
+    free(objs->obj);
+    *objs = (DnObjects){0};
+}
+
+/* Emits 'm' with 'b' into objects and links them into 'out_so'. */
+static DnStatus emit_and_link(DnCtx *cx, const DnBackend *b, const DnModule *m, const DnBackendOptions *o,
+                              const char *runtime_lib, const char *out_so)
+{
+    DnObjects objs = {0};
+    DnStatus st = b->emit_object(cx, m, o, &objs);
+    if (st == DN_OK) st = dn_link_shared(cx, &objs, runtime_lib, out_so);
+    dn_objects_release(&objs);
     return st;
 }
 

@@ -1,4 +1,4 @@
-/* link.c -- links a backend's object file with the runtime archive into the
+/* link.c -- links a backend's object files with the runtime archive into the
  * model's shared library, using the system C compiler as the linker driver.
  *
  * The compiler is $DNNC_CC, else the one dnnc was built with
@@ -47,8 +47,8 @@ static int run_argv(char *const *argv)
     return -1;
 }
 
-/* Links 'obj' + 'runtime_lib' into 'out_so'; see backend.h. */
-DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, const char *out_so)
+/* Links 'objs' + 'runtime_lib' into 'out_so'; see backend.h. */
+DnStatus dn_link_shared(DnCtx *cx, const DnObjects *objs, const char *runtime_lib, const char *out_so)
 {
     const char *cc = getenv("DNNC_CC");
     if (!cc || !*cc) cc = DNNC_C_COMPILER;
@@ -62,21 +62,19 @@ DnStatus dn_link_shared(DnCtx *cx, const char *obj, const char *runtime_lib, con
     char *soname = malloc(slen);
     if (!soname) dn_die(__FILE__, __LINE__, "out of memory");
     snprintf(soname, slen, "-Wl,-soname,%s", base);
-    char *argv[] = {(char *)cc,
-                    "-shared",
-                    "-o",
-                    tmp,
-                    (char *)obj,
-                    (char *)runtime_lib,
-                    "-lm",
-                    "-lpthread",
-                    "-Wl,--exclude-libs,ALL",
-                    "-Wl,-z,defs",
-                    "-Wl,-z,noexecstack",
-                    soname,
-                    DNNC_LINK_FLAGS[0] ? DNNC_LINK_FLAGS : NULL,
-                    NULL};
+    const char *fixed[] = {runtime_lib,   "-lm",
+                           "-lpthread",   "-Wl,--exclude-libs,ALL",
+                           "-Wl,-z,defs", "-Wl,-z,noexecstack",
+                           soname,        DNNC_LINK_FLAGS[0] ? DNNC_LINK_FLAGS : NULL};
+    int nfixed = (int)(sizeof fixed / sizeof *fixed), na = 0;
+    char **argv = malloc((size_t)(4 + objs->n + nfixed + 1) * sizeof *argv);
+    if (!argv) dn_die(__FILE__, __LINE__, "out of memory");
+    argv[na++] = (char *)cc, argv[na++] = "-shared", argv[na++] = "-o", argv[na++] = tmp;
+    for (int i = 0; i < objs->n; i++) argv[na++] = objs->obj[i].path;
+    for (int i = 0; i < nfixed; i++) argv[na++] = (char *)fixed[i];
+    argv[na] = NULL;
     int rc = run_argv(argv);
+    free(argv);
     free(soname);
     DnStatus st = DN_OK;
     if (rc != 0) {

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "backends/backend.h"
+#include "backends/kernel_cache.h"
 #include "backends/output.h"
 #include "frontend/frontend.h"
 #include "passes/pipeline.h"
@@ -38,6 +39,7 @@ typedef struct Options {
     const DnBackend *target;  /* --target */
     DnCompileOptions compile; /* the pipeline: --no-train, -fno-, --passes, --print-after, --verify-each */
     DnBackendOptions backend;
+    bool no_cache; /* --no-cache: backend.cache_dir stays NULL */
 } Options;
 
 static void usage(FILE *out)
@@ -79,6 +81,13 @@ static void usage(FILE *out)
                  "                      default: sized to the CPU's L2 cache, or to the GPU's local memory)\n"
                  "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
                  "                      (slower; a reference for A/B runs)\n"
+                 "  --jobs=N, -jN       cpu: threads that optimize and compile the kernels\n"
+                 "                      (default: one per core)\n"
+                 "  --no-cache          cpu: compile every kernel, without reading or writing the\n"
+                 "                      kernel cache ($DNNC_CACHE_DIR, else ~/.cache/dnnc: one\n"
+                 "                      object per distinct kernel; safe to delete at any time)\n"
+                 "  --stats             cpu: print to stderr how many kernels the library has, how\n"
+                 "                      many are distinct, compiled and taken from the cache\n"
                  "  --gpu-arch=LIST     cuda: the GPU architectures to build cubins for, comma-\n"
                  "                      separated (default sm_80,sm_90); PTX for the first one's\n"
                  "                      virtual architecture is embedded too, for newer GPUs\n"
@@ -99,7 +108,9 @@ static void usage(FILE *out)
         fprintf(out, "  %-8s %s%s%s%s\n", b->name, b->help, ok ? "" : "\n           unavailable here: ", ok ? "" : why,
                 "");
     }
-    fprintf(out, "\nenvironment: DNNC_RUNTIME (runtime archive, default %s), DNNC_CC (C compiler used to link)\n",
+    fprintf(out,
+            "\nenvironment: DNNC_RUNTIME (runtime archive, default %s), DNNC_CC (C compiler used to link),\n"
+            "DNNC_CACHE_DIR (the kernel cache; default $XDG_CACHE_HOME/dnnc or ~/.cache/dnnc)\n",
             DNNC_RUNTIME_LIB);
 }
 
@@ -164,6 +175,16 @@ static int parse_tile(Options *o, const char *v)
     return 0;
 }
 
+/* --jobs=N, -jN: 1..1024 threads. */
+static int parse_jobs(Options *o, const char *v)
+{
+    char *end;
+    long n = strtol(v, &end, 10);
+    if (*end || end == v || n < 1 || n > 1024) return bad_usage("--jobs=%s: want a thread count in [1, 1024]", v), -1;
+    o->backend.jobs = (int)n;
+    return 0;
+}
+
 /* The options of the pipeline and the backend; 1 when 'a' is none of them
  * (-1 after a usage error). */
 static int parse_compile_flag(Options *o, const char *a)
@@ -190,6 +211,12 @@ static int parse_compile_flag(Options *o, const char *a)
         o->backend.precision = a + 12;
     else if (a[0] == '-' && a[1] == 'O' && a[2] >= '0' && a[2] <= '3' && !a[3])
         o->backend.opt_level = a[2] - '0';
+    else if (!strncmp(a, "--jobs=", 7) || (!strncmp(a, "-j", 2) && a[2]))
+        return parse_jobs(o, a + (a[1] == 'j' ? 2 : 7));
+    else if (!strcmp(a, "--no-cache"))
+        o->no_cache = true;
+    else if (!strcmp(a, "--stats"))
+        o->backend.stats = stderr;
     else
         return 1;
     return 0;
@@ -243,6 +270,8 @@ static int parse_args(int argc, char **argv, Options *o)
         return bad_usage("--gpu-arch=%s needs --target=cuda", o->backend.gpu_arch);
     const char *pa = o->compile.print_after;
     if (pa && strcmp(pa, "all") && !dn_pass_lookup(pa)) return bad_usage("unknown pass '%s' in --print-after", pa);
+    static char cache_dir[4096];
+    if (!o->no_cache && dn_cache_default_dir(cache_dir, sizeof cache_dir)) o->backend.cache_dir = cache_dir;
     return 0;
 }
 

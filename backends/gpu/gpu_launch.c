@@ -202,5 +202,5 @@ static DnStatus end_module(DnHost *H)
     return DN_OK;
 }
 
-const DnHostHooks dn_gpu_hooks_object = {begin_object, gpu_launch, end_module, true};
-const DnHostHooks dn_gpu_hooks_text = {begin_text, gpu_launch, end_module, true};
+const DnHostHooks dn_gpu_hooks_object = {begin_object, gpu_launch, end_module, true, NULL};
+const DnHostHooks dn_gpu_hooks_text = {begin_text, gpu_launch, end_module, true, NULL};

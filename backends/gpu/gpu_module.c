@@ -25,10 +25,10 @@ static DnStatus write_source(DnHost *H, void *out)
     return DN_OK;
 }
 
-static DnStatus cuda_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj)
+static DnStatus cuda_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, DnObjects *objs)
 {
     DnBackendOptions r = with_api(o, DNRT_GPU_CUDA);
-    return dn_host_emit_object(cx, m, &r, &dn_gpu_hooks_object, obj);
+    return dn_host_emit_object(cx, m, &r, &dn_gpu_hooks_object, objs);
 }
 
 static DnStatus cuda_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out)
@@ -37,10 +37,10 @@ static DnStatus cuda_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *
     return dn_host_emit_with(cx, m, &r, &dn_gpu_hooks_text, write_source, out);
 }
 
-static DnStatus opencl_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj)
+static DnStatus opencl_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, DnObjects *objs)
 {
     DnBackendOptions r = with_api(o, DNRT_GPU_OPENCL);
-    return dn_host_emit_object(cx, m, &r, &dn_gpu_hooks_object, obj);
+    return dn_host_emit_object(cx, m, &r, &dn_gpu_hooks_object, objs);
 }
 
 static DnStatus opencl_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, FILE *out)

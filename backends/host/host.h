@@ -126,15 +126,18 @@ struct DnHostHooks {
      * not in host memory (GPU backends); false: the host reads the result
      * at its plan address after the launch (the CPU). */
     bool launch_returns;
+    /* optional: releases what the hooks made in H->be (LLVM contexts);
+     * called once, when the module is done with, built or not */
+    void (*dispose)(DnHost *H);
 };
 
 /* ---- host_module.c: module setup and the emission of a whole DnModule ---- */
 
 /* Builds the module of 'm' with 'hooks', optimizes it for the target of 'o'
- * (NULL: host CPU, -O3) and writes an object file to 'obj_path'.  Returns
- * DN_OK, or DN_ERR with diagnostics in 'cx'. */
+ * (NULL: host CPU, -O3) and writes it to a new temporary object appended
+ * to 'objs'.  Returns DN_OK, or DN_ERR with diagnostics in 'cx'. */
 DnStatus dn_host_emit_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
-                             const char *obj_path);
+                             DnObjects *objs);
 /* The same module, optimized, as LLVM IR text on 'out'. */
 DnStatus dn_host_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
                            FILE *out);
@@ -143,6 +146,11 @@ DnStatus dn_host_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOptions 
  * (the GPU targets' --emit=code prints the kernels' source from H->be). */
 DnStatus dn_host_emit_with(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
                            DnStatus (*write)(DnHost *H, void *arg), void *arg);
+/* Sets up *H for a new, empty module of 'm' in a context of its own
+ * (types, builder, vector registers); dn_host_dispose releases it.  The
+ * CPU backend also makes one per distinct kernel (backends/llvm/llvm_units.c). */
+void dn_host_init(DnHost *H, DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks);
+void dn_host_dispose(DnHost *H);
 /* Declares (once) the hidden runtime function 'name' of type 't' in H->mod
  * (libdnnrt.a defines it) and returns it. */
 LLVMValueRef dn_host_runtime_fn(DnHost *H, const char *name, LLVMTypeRef t);
@@ -216,6 +224,10 @@ int dn_host_vector_registers(const DnBackendOptions *o);
  * message), sets its triple and data layout from 'tm' and runs the
  * default<O'opt_level'> pipeline. */
 DnStatus dn_host_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
+/* The same, safe to run on several threads at once for modules of
+ * different contexts, each with its own 'tm': returns NULL, or the
+ * pipeline's error message (malloc'd). */
+char *dn_host_run_pipeline(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level);
 /* Writes 'mod' as an object file for 'tm' to 'path'; DN_ERR + diagnostic
  * when it cannot. */
 DnStatus dn_host_write_object(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, const char *path);

@@ -27,7 +27,7 @@ void dn_host_add_attr(DnHost *H, LLVMValueRef fn, unsigned idx, const char *name
 
 /* ---- setup ------------------------------------------------------------------ */
 
-static void host_init(DnHost *H, DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks)
+void dn_host_init(DnHost *H, DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks)
 {
     memset(H, 0, sizeof *H);
     H->cx = cx, H->m = m, H->opt = o, H->hooks = hooks;
@@ -48,7 +48,7 @@ static void host_init(DnHost *H, DnCtx *cx, const DnModule *m, const DnBackendOp
     H->vec_regs = dn_host_vector_registers(o);
 }
 
-static void host_dispose(DnHost *H)
+void dn_host_dispose(DnHost *H)
 {
     LLVMDisposeBuilder(H->b);
     LLVMDisposeModule(H->mod);
@@ -93,17 +93,22 @@ DnStatus dn_host_emit_with(DnCtx *cx, const DnModule *m, const DnBackendOptions 
 {
     DnHost H;
     LLVMTargetMachineRef tm = NULL;
-    host_init(&H, cx, m, o, hooks);
+    dn_host_init(&H, cx, m, o, hooks);
     DnStatus st = build_module(&H, &tm);
     H.tm = tm;
     if (st == DN_OK) st = write(&H, arg);
     if (tm) LLVMDisposeTargetMachine(tm);
-    host_dispose(&H);
+    if (hooks->dispose) hooks->dispose(&H);
+    dn_host_dispose(&H);
     return st;
 }
 
-/* The module, optimized, into an object file or as IR text. */
-static DnStatus write_object(DnHost *H, void *path) { return dn_host_write_object(H->cx, H->mod, H->tm, path); }
+/* The module, optimized, into a new temporary object file or as IR text. */
+static DnStatus write_object(DnHost *H, void *objs)
+{
+    const char *path = dn_objects_add_temp(H->cx, objs);
+    return path ? dn_host_write_object(H->cx, H->mod, H->tm, path) : DN_ERR;
+}
 
 static DnStatus write_text(DnHost *H, void *out)
 {
@@ -112,9 +117,9 @@ static DnStatus write_text(DnHost *H, void *out)
 }
 
 DnStatus dn_host_emit_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks,
-                             const char *obj_path)
+                             DnObjects *objs)
 {
-    return dn_host_emit_with(cx, m, o, hooks, write_object, (void *)obj_path);
+    return dn_host_emit_with(cx, m, o, hooks, write_object, objs);
 }
 
 DnStatus dn_host_emit_text(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const DnHostHooks *hooks, FILE *out)

@@ -104,9 +104,8 @@ int dn_host_vector_registers(const DnBackendOptions *o)
     return n;
 }
 
-/* Verify, set the target and optimize.  The pipeline cannot fail on a valid
- * module; if it does, that is reported as a diagnostic. */
-DnStatus dn_host_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
+/* Verify, set the target and optimize (contract: host.h). */
+char *dn_host_run_pipeline(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
 {
     char *msg = NULL;
     if (LLVMVerifyModule(mod, LLVMReturnStatusAction, &msg)) {
@@ -132,13 +131,21 @@ DnStatus dn_host_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm,
     LLVMPassBuilderOptionsSetLoopUnrolling(po, opt_level >= 2);
     LLVMErrorRef err = LLVMRunPasses(mod, pipeline, tm, po);
     LLVMDisposePassBuilderOptions(po);
-    if (err) {
-        char *em = LLVMGetErrorMessage(err);
-        dn_error(cx, noloc, "llvm backend: pass pipeline failed: %s", em);
-        LLVMDisposeErrorMessage(em);
-        return DN_ERR;
-    }
-    return DN_OK;
+    if (!err) return NULL;
+    char *em = LLVMGetErrorMessage(err);
+    char *copy = strdup(em);
+    LLVMDisposeErrorMessage(em);
+    if (!copy) dn_die(__FILE__, __LINE__, "out of memory");
+    return copy;
+}
+
+DnStatus dn_host_optimize(DnCtx *cx, LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_level)
+{
+    char *err = dn_host_run_pipeline(mod, tm, opt_level);
+    if (!err) return DN_OK;
+    dn_error(cx, noloc, "llvm backend: pass pipeline failed: %s", err);
+    free(err);
+    return DN_ERR;
 }
 
 /* Object emission through 'tm' (contract: host.h). */

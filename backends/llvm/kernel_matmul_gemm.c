@@ -61,79 +61,119 @@ bool dn_matmul_gemm_scratch(const DnOp *op, DnScratch *s)
     return true;
 }
 
-/* buf[p0 * KC + kk * nr + c] = b[(pc + kk) * P + jc + p0 + c] for the
- * block's kc rows and its nc columns (the panel at column p0 of the block
- * nr wide, the last one narrower). */
-static void pack_block(DnKernel *k, LLVMValueRef buf, int64_t P, int64_t jc, int64_t nc, int64_t nr, LLVMValueRef pc,
-                       LLVMValueRef kc)
+/* Calls panel(k, ctx, p0, width) for the panels of a block nc columns
+ * wide: the full ones (nr wide) in a loop, p0 an i64 value, then the
+ * narrower last one.  So the code holds two panels whatever the size. */
+typedef void (*PanelFn)(DnKernel *k, void *ctx, LLVMValueRef p0, int64_t width);
+
+static void each_panel(DnKernel *k, int64_t nc, int64_t nr, PanelFn panel, void *ctx)
 {
-    for (int64_t p0 = 0; p0 < nc; p0 += nr) {
-        int64_t w = nc - p0 < nr ? nc - p0 : nr;
-        DnLoop lk = dn_loop_begin(k, dn_i64(k, 0), kc, "kk");
-        LLVMValueRef src = dn_add(k, dn_mul(k, dn_add(k, pc, lk.i), dn_i64(k, P)), dn_i64(k, jc + p0));
-        LLVMValueRef dst = dn_add(k, dn_i64(k, p0 * GEMM_KC), dn_mul(k, lk.i, dn_i64(k, nr)));
-        DnLoop lc = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, w), "c");
-        dn_store_f32(k, buf, dn_add(k, dst, lc.i), dn_load_f32(k, k->in[1], dn_add(k, src, lc.i)));
-        dn_loop_end(k, &lc);
-        dn_loop_end(k, &lk);
+    int64_t nfull = nc / nr, rem = nc % nr;
+    if (nfull > 0) {
+        DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, nfull), "panel");
+        panel(k, ctx, dn_mul(k, lp.i, dn_i64(k, nr)), nr);
+        dn_loop_end(k, &lp);
     }
+    if (rem > 0) panel(k, ctx, dn_i64(k, nfull * nr), rem);
 }
 
-/* The row tiles of [begin, end) over every panel of the packed block, in
- * blocks of MC rows (the rows' KC-wide strip of a stays in L2 while the
- * panels pass): full mr-row tiles, then the remaining rows one at a time. */
-static void macro_kernel(DnKernel *k, const DnGemm *g0, int64_t jc, int64_t nc, int64_t nr, int mr)
+/* What the panels of one packed block share. */
+typedef struct Block {
+    LLVMValueRef buf, jc; /* the packed block; its first column of b (i64) */
+    int64_t P, nr;
+    LLVMValueRef pc, kc; /* pack: its first reduction step and their count */
+    const DnGemm *g;     /* macro: the product over the packed block */
+    int mr;
+    LLVMValueRef r0, r1, tiles, rest; /* macro: the MC-row block, its full row tiles and the rows after them */
+} Block;
+
+/* buf[p0 * KC + kk * nr + c] = b[(pc + kk) * P + jc + p0 + c] for the
+ * block's kc rows and the panel's 'width' columns. */
+static void pack_panel(DnKernel *k, void *ctx, LLVMValueRef p0, int64_t width)
 {
+    const Block *B = ctx;
+    DnLoop lk = dn_loop_begin(k, dn_i64(k, 0), B->kc, "kk");
+    LLVMValueRef src = dn_add(k, dn_mul(k, dn_add(k, B->pc, lk.i), dn_i64(k, B->P)), dn_add(k, B->jc, p0));
+    LLVMValueRef dst = dn_add(k, dn_mul(k, p0, dn_i64(k, GEMM_KC)), dn_mul(k, lk.i, dn_i64(k, B->nr)));
+    DnLoop lc = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, width), "c");
+    dn_store_f32(k, B->buf, dn_add(k, dst, lc.i), dn_load_f32(k, k->in[1], dn_add(k, src, lc.i)));
+    dn_loop_end(k, &lc);
+    dn_loop_end(k, &lk);
+}
+
+/* The row tiles of the MC-row block over one panel: full mr-row tiles,
+ * then the remaining rows one at a time. */
+static void macro_panel(DnKernel *k, void *ctx, LLVMValueRef p0, int64_t width)
+{
+    const Block *B = ctx;
     int w = dn_gemm_lanes(k);
+    int nve = (int)((width + w - 1) / w), nlast = (int)(width - (int64_t)w * (nve - 1));
+    DnGemm g = *B->g;
+    LLVMValueRef n0 = dn_add(k, B->jc, p0);
+    g.b_off =
+        LLVMBuildSub(k->L->b, dn_mul(k, p0, dn_i64(k, GEMM_KC)), n0, ""); /* B(k, n) at buf[p0 KC + k nr + n - n0] */
+    DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), B->tiles, "mtile");
+    dn_gemm_tile(k, &g, dn_add(k, B->r0, dn_mul(k, lt.i, dn_i64(k, B->mr))), n0, B->mr, nve, nlast);
+    dn_loop_end(k, &lt);
+    DnLoop lr = dn_loop_begin(k, B->rest, B->r1, "mrow");
+    dn_gemm_tile(k, &g, lr.i, n0, 1, nve, nlast);
+    dn_loop_end(k, &lr);
+}
+
+/* The rows [begin, end) over every panel of the packed block, in blocks of
+ * MC rows (the rows' KC-wide strip of a stays in L2 while the panels pass). */
+static void macro_kernel(DnKernel *k, Block *B, int64_t nc)
+{
     LLVMBuilderRef b = k->L->b;
     LLVMValueRef rows = LLVMBuildSub(b, k->end, k->begin, "");
     LLVMValueRef nmb = LLVMBuildSDiv(b, dn_add(k, rows, dn_i64(k, GEMM_MC - 1)), dn_i64(k, GEMM_MC), "");
     DnLoop lm = dn_loop_begin(k, dn_i64(k, 0), nmb, "mblk");
-    LLVMValueRef r0 = dn_add(k, k->begin, dn_mul(k, lm.i, dn_i64(k, GEMM_MC)));
-    LLVMValueRef r1 = dn_imin(k, dn_add(k, r0, dn_i64(k, GEMM_MC)), k->end);
-    LLVMValueRef tiles = LLVMBuildSDiv(b, LLVMBuildSub(b, r1, r0, ""), dn_i64(k, mr), "tiles");
-    LLVMValueRef rest = dn_add(k, r0, dn_mul(k, tiles, dn_i64(k, mr)));
-    for (int64_t p0 = 0; p0 < nc; p0 += nr) {
-        int64_t width = nc - p0 < nr ? nc - p0 : nr;
-        int nve = (int)((width + w - 1) / w), nlast = (int)(width - (int64_t)w * (nve - 1));
-        DnGemm g = *g0;
-        g.b_off = dn_i64(k, p0 * GEMM_KC - (jc + p0)); /* B(k, n) at buf[p0 KC + k nr + n - (jc + p0)] */
-        LLVMValueRef n0 = dn_i64(k, jc + p0);
-        DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), tiles, "mtile");
-        dn_gemm_tile(k, &g, dn_add(k, r0, dn_mul(k, lt.i, dn_i64(k, mr))), n0, mr, nve, nlast);
-        dn_loop_end(k, &lt);
-        DnLoop lr = dn_loop_begin(k, rest, r1, "mrow");
-        dn_gemm_tile(k, &g, lr.i, n0, 1, nve, nlast);
-        dn_loop_end(k, &lr);
-    }
+    B->r0 = dn_add(k, k->begin, dn_mul(k, lm.i, dn_i64(k, GEMM_MC)));
+    B->r1 = dn_imin(k, dn_add(k, B->r0, dn_i64(k, GEMM_MC)), k->end);
+    B->tiles = LLVMBuildSDiv(b, LLVMBuildSub(b, B->r1, B->r0, ""), dn_i64(k, B->mr), "tiles");
+    B->rest = dn_add(k, B->r0, dn_mul(k, B->tiles, dn_i64(k, B->mr)));
+    each_panel(k, nc, B->nr, macro_panel, B);
     dn_loop_end(k, &lm);
 }
 
+/* The nc columns of y from column jc (an i64 value), block by block of KC
+ * reduction steps: pack, then multiply. */
+static void packed_columns(DnKernel *k, const DnGemm *g, const MatmulForm *f, LLVMValueRef buf, LLVMValueRef jc,
+                           int64_t nc, int64_t nr, int mr)
+{
+    LLVMValueRef K = g->K1;
+    for (int rest = 0; rest < 2; rest++) { /* the first KC block overwrites y, the others accumulate */
+        LLVMValueRef lo = dn_i64(k, rest ? GEMM_KC : 0);
+        LLVMValueRef hi = rest ? K : dn_imin(k, K, dn_i64(k, GEMM_KC));
+        LLVMValueRef span = dn_add(k, LLVMBuildSub(k->L->b, hi, lo, ""), dn_i64(k, GEMM_KC - 1));
+        LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, span, dn_i64(k, GEMM_KC), "");
+        DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), nblk, "kblk");
+        LLVMValueRef pc = dn_add(k, lo, dn_mul(k, lp.i, dn_i64(k, GEMM_KC)));
+        LLVMValueRef kc = dn_imin(k, dn_i64(k, GEMM_KC), LLVMBuildSub(k->L->b, K, pc, ""));
+        DnGemm gb = *g;
+        gb.b = buf, gb.ldb = nr, gb.K1 = kc, gb.load_c = rest;
+        gb.a_row0 = dn_mul(k, pc, dn_i64(k, g->a_s1));
+        Block B = {.buf = buf, .jc = jc, .P = f->P, .nr = nr, .pc = pc, .kc = kc, .g = &gb, .mr = mr};
+        each_panel(k, nc, nr, pack_panel, &B);
+        macro_kernel(k, &B, nc);
+        dn_loop_end(k, &lp);
+    }
+}
+
+/* The packed product: the full NC-wide column blocks in a loop, then the
+ * narrower last one. */
 static void emit_packed(DnKernel *k, const DnGemm *g, const MatmulForm *f)
 {
     int mr, nv;
     dn_gemm_shape(0, f->P, &mr, &nv);
-    int64_t nr = (int64_t)dn_gemm_lanes(k) * nv;
+    int64_t nr = (int64_t)dn_gemm_lanes(k) * nv, nfull = f->P / GEMM_NC, rem = f->P % GEMM_NC;
     LLVMValueRef buf = dn_ws_slice_f32(k, GEMM_KC * GEMM_NC, "bpack");
-    LLVMValueRef K = g->K1;
-    for (int64_t jc = 0; jc < f->P; jc += GEMM_NC) {
-        int64_t nc = f->P - jc < GEMM_NC ? f->P - jc : GEMM_NC;
-        for (int rest = 0; rest < 2; rest++) { /* the first KC block overwrites y, the others accumulate */
-            LLVMValueRef lo = dn_i64(k, rest ? GEMM_KC : 0);
-            LLVMValueRef hi = rest ? K : dn_imin(k, K, dn_i64(k, GEMM_KC));
-            LLVMValueRef span = dn_add(k, LLVMBuildSub(k->L->b, hi, lo, ""), dn_i64(k, GEMM_KC - 1));
-            LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, span, dn_i64(k, GEMM_KC), "");
-            DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), nblk, "kblk");
-            LLVMValueRef pc = dn_add(k, lo, dn_mul(k, lp.i, dn_i64(k, GEMM_KC)));
-            LLVMValueRef kc = dn_imin(k, dn_i64(k, GEMM_KC), LLVMBuildSub(k->L->b, K, pc, ""));
-            pack_block(k, buf, f->P, jc, nc, nr, pc, kc);
-            DnGemm gb = *g;
-            gb.b = buf, gb.ldb = nr, gb.K1 = kc, gb.load_c = rest;
-            gb.a_row0 = dn_mul(k, pc, dn_i64(k, g->a_s1));
-            macro_kernel(k, &gb, jc, nc, nr, mr);
-            dn_loop_end(k, &lp);
-        }
+    if (nfull > 0) {
+        DnLoop lj = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, nfull), "jc");
+        packed_columns(k, g, f, buf, dn_mul(k, lj.i, dn_i64(k, GEMM_NC)), GEMM_NC, nr, mr);
+        dn_loop_end(k, &lj);
     }
+    if (rem > 0) packed_columns(k, g, f, buf, dn_i64(k, nfull * GEMM_NC), rem, nr, mr);
 }
 
 bool dn_matmul_gemm(DnKernel *k)

@@ -25,8 +25,9 @@
 
 #include "../host/host.h"
 
-/* Kernels are emitted into the host module, so their LLVM state (context,
- * module, builder, types, options, diagnostics) is the host's. */
+/* A kernel is generated into a unit (llvm_units.c): a DnHost of its own
+ * (context, module, builder, types) that shares the host's options and
+ * diagnostics. */
 typedef DnHost DnLlvm;
 
 #define DN_KERNEL_MAX_IN  DN_LAUNCH_MAX_IN
@@ -76,6 +77,30 @@ extern const DnKernelGen dn_llvm_kernels[DN_OP_COUNT];
 /* begin_module declares dnrt_parallel_for; launch emits the kernel of the op
  * (through dn_llvm_kernels) and its call (dn_host_call_kernel). */
 extern const DnHostHooks dn_llvm_hooks;
+
+/* Adds, in H->mod, the empty body function 'name' of l's kernel with 'nws'
+ * (0 or 2) workspace pointers after the operands, its pointer facts as
+ * parameter attributes; its type in *body_t. */
+LLVMValueRef dn_llvm_add_body(DnHost *H, const char *name, const DnLaunch *l, int nws, LLVMTypeRef *body_t);
+
+/* ---- llvm_units.c: one module per distinct kernel ----------------------------- */
+typedef struct DnUnit DnUnit;
+/* A new unit for l's kernel, with its empty body in *body; the generator
+ * builds it with dn_unit_host(u). */
+DnUnit *dn_unit_begin(DnHost *H, const DnLaunch *l, int nws, LLVMValueRef *body);
+DnHost *dn_unit_host(DnUnit *u);
+/* Ends unit 'u' (whose body is complete) and returns the body's symbol:
+ * u's own, now one of H's units, or that of an earlier unit with the same
+ * text, when 'u' is freed. */
+const char *dn_unit_end(DnHost *H, DnUnit *u, LLVMValueRef body, const char *opname);
+/* With H's module optimized and H->tm set: appends an object per unit to
+ * 'objs', from the kernel cache or compiled on o->jobs threads; prints
+ * the counts to o->stats.  DN_ERR with diagnostics when one fails. */
+DnStatus dn_units_build(DnHost *H, DnObjects *objs);
+/* --emit=code: optimizes every unit and prints each after H's module. */
+DnStatus dn_units_print(DnHost *H, FILE *out);
+/* The dispose hook: frees the units and their contexts. */
+void dn_units_dispose(DnHost *H);
 
 /* ---- llvm_workspace.c ----------------------------------------------------- */
 /* The scratch the kernel of 'op' takes under options 'o' (NULL: the

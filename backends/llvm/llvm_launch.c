@@ -1,18 +1,19 @@
 /* llvm_launch.c -- the CPU backend's hooks on the host layer: each op
- * becomes a kernel in the host module, run from the entry function on the
- * calling thread or the runtime's pool (dn_host_call_kernel).
+ * becomes a kernel, run from the entry function on the calling thread or
+ * the runtime's pool (dn_host_call_kernel).
  *
  * A kernel is two functions: the generator (dn_llvm_kernels, kernels.c)
- * fills an always-inline body
- *     void kN_op.body(ptr c, i64 begin, i64 end, i64 n, ptr p0, ... [, ptr ws, ptr slice])
+ * fills a body
+ *     void <op>.<hash>(ptr c, i64 begin, i64 end, i64 n, ptr p0, ... [, ptr ws, ptr slice])
+ * in a module of its own (a unit, llvm_units.c: identical bodies are one),
  * whose operand pointers carry noalias/nonnull/align attributes (the facts
- * dn_host_launch_fill read from the memory plan), and a wrapper
+ * dn_host_launch_fill read from the memory plan); and a wrapper in the
+ * host module
  *     void kN_op(ptr c, i64 begin, i64 end, i32 worker)
  * (the dnrt_kernel_fn) computes the pointers (dn_host_launch_ptrs) and
- * calls it.  When the plan holds the op's workspace (llvm_workspace.c),
- * the body takes two more pointers: the workspace's shared part and the
- * calling worker's slice.  After inlining, the noalias facts survive as scoped alias
- * metadata.
+ * calls the body.  When the plan holds the op's workspace
+ * (llvm_workspace.c), the body takes two more pointers: the workspace's
+ * shared part and the calling worker's slice.
  */
 #include "llvm_internal.h"
 
@@ -68,18 +69,18 @@ static LLVMValueRef build_wrapper(DnHost *H, const char *name, LLVMValueRef body
     return fn;
 }
 
-/* Adds the (empty) body function of the kernel named 'name', with 'nws'
- * (0 or 2) workspace pointers after the operands. */
-static LLVMValueRef add_body(DnHost *H, const char *name, const DnLaunch *l, int nws, LLVMTypeRef *body_t)
+/* The body's type: (ptr c, i64 begin, i64 end, i64 n, ptr operand..., [2 x ptr workspace]). */
+static LLVMTypeRef body_type(DnHost *H, const DnLaunch *l, int nws)
 {
     LLVMTypeRef pt[6 + DN_LAUNCH_MAX_PTRS] = {H->ptr, H->i64, H->i64, H->i64};
     for (int i = 0; i < l->nptrs + nws; i++) pt[4 + i] = H->ptr;
-    *body_t = LLVMFunctionType(H->void_t, pt, (unsigned)(4 + l->nptrs + nws), 0);
-    char bname[112];
-    snprintf(bname, sizeof bname, "%s.body", name);
-    LLVMValueRef body = LLVMAddFunction(H->mod, bname, *body_t);
-    LLVMSetLinkage(body, LLVMInternalLinkage);
-    dn_host_add_attr(H, body, (unsigned)LLVMAttributeFunctionIndex, "alwaysinline", 0);
+    return LLVMFunctionType(H->void_t, pt, (unsigned)(4 + l->nptrs + nws), 0);
+}
+
+LLVMValueRef dn_llvm_add_body(DnHost *H, const char *name, const DnLaunch *l, int nws, LLVMTypeRef *body_t)
+{
+    *body_t = body_type(H, l, nws);
+    LLVMValueRef body = LLVMAddFunction(H->mod, name, *body_t);
     dn_host_add_attr(H, body, (unsigned)LLVMAttributeFunctionIndex, "nounwind", 0);
     mark_pointers(H, body, l);
     for (int i = 0; i < nws; i++) { /* the plan keeps both parts apart from every value live at this op */
@@ -87,6 +88,18 @@ static LLVMValueRef add_body(DnHost *H, const char *name, const DnLaunch *l, int
         dn_host_add_attr(H, body, 5 + (unsigned)(l->nptrs + i), "align", 64);
     }
     return body;
+}
+
+/* The declaration of body 'sym' (a unit's) in the host module. */
+static LLVMValueRef declare_body(DnHost *H, const char *sym, const DnLaunch *l, int nws, LLVMTypeRef *body_t)
+{
+    *body_t = body_type(H, l, nws);
+    LLVMValueRef f = LLVMGetNamedFunction(H->mod, sym);
+    if (f) return f;
+    f = LLVMAddFunction(H->mod, sym, *body_t);
+    LLVMSetVisibility(f, LLVMHiddenVisibility);
+    dn_host_add_attr(H, f, (unsigned)LLVMAttributeFunctionIndex, "nounwind", 0);
+    return f;
 }
 
 /* Emits the kernel of l->op; returns its wrapper (the dnrt_kernel_fn) and
@@ -104,26 +117,30 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
     snprintf(name, sizeof name, "k%d_%s", l->seq, opname);
     DnOpWorkspace ws = dn_llvm_op_workspace(H, l->plan, op, l->at);
     int nws = ws.in_plan ? 2 : 0, np = l->nptrs;
-    LLVMTypeRef body_t;
-    LLVMValueRef body = add_body(H, name, l, nws, &body_t);
+    LLVMValueRef body;
+    DnUnit *u = dn_unit_begin(H, l, nws, &body);
+    DnHost *U = dn_unit_host(u);
 
     /* an op that treats every (n, t) position alike is generated as the same op over a batch of n * t */
     const DnOp *kop = l->seq_form == DN_SEQ_ROWS ? dn_op_seq_rows(op, &H->cx->arena) : op;
     DnKernel k = {
-        .L = H, .g = l->g, .plan = l->plan, .op = kop, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
+        .L = U, .g = l->g, .plan = l->plan, .op = kop, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
     k.c = LLVMGetParam(body, 0), k.begin = LLVMGetParam(body, 1), k.end = LLVMGetParam(body, 2);
     k.n = LLVMGetParam(body, 3);
     for (int i = 0; i < op->nin; i++) k.in[i] = LLVMGetParam(body, 4 + (unsigned)i);
     for (int i = 0; i < op->nout; i++) k.out[i] = LLVMGetParam(body, 4 + (unsigned)(op->nin + i));
     if (nws && ws.need.shared) k.ws_shared = LLVMGetParam(body, 4 + (unsigned)np);
     if (nws && ws.need.slice) k.ws_slice = LLVMGetParam(body, 5 + (unsigned)np);
-    LLVMPositionBuilderAtEnd(H->b, LLVMAppendBasicBlockInContext(H->ctx, body, "entry"));
+    LLVMPositionBuilderAtEnd(U->b, LLVMAppendBasicBlockInContext(U->ctx, body, "entry"));
     if (l->seq_form == DN_SEQ_AWARE) k.t = dn_call_field(&k, DN_CALL_T);
     gen(&k);
-    LLVMBuildRetVoid(H->b); /* generators leave the builder at the end of their last block */
+    LLVMBuildRetVoid(U->b); /* generators leave the builder at the end of their last block */
     dn_llvm_check_scratch(&k);
     *par_n = k.par_n, *par_b = k.par_b;
-    return build_wrapper(H, name, body, body_t, l, nws ? &ws : NULL);
+    const char *sym = dn_unit_end(H, u, body, opname); /* 'u' may be gone: an equal body was there */
+    LLVMTypeRef body_t;
+    LLVMValueRef decl = declare_body(H, sym, l, nws, &body_t);
+    return build_wrapper(H, name, decl, body_t, l, nws ? &ws : NULL);
 }
 
 /* The launch hook: the kernel, then its call at the op's place in the entry. */
@@ -147,4 +164,4 @@ static DnStatus llvm_begin_module(DnHost *H)
     return DN_OK;
 }
 
-const DnHostHooks dn_llvm_hooks = {llvm_begin_module, llvm_launch, NULL, false};
+const DnHostHooks dn_llvm_hooks = {llvm_begin_module, llvm_launch, NULL, false, dn_units_dispose};

@@ -90,7 +90,7 @@ static int emitted;
 
 static bool lacks_tanh_sgd(const DnOp *op) { return op->kind != DN_OP_TANH && op->kind != DN_OP_SGD_UPDATE; }
 
-static DnStatus no_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, const char *obj)
+static DnStatus no_object(DnCtx *cx, const DnModule *m, const DnBackendOptions *o, DnObjects *obj)
 {
     (void)cx, (void)m, (void)o, (void)obj;
     emitted++;

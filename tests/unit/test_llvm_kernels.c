@@ -824,7 +824,10 @@ Test(llvm, link_failure_keeps_old_library)
         DnCtx cx;
         dn_ctx_init(&cx);
         setenv("DNNC_CC", ccs[i], 1);
-        cr_expect_eq(dn_link_shared(&cx, obj, DNNC_RUNTIME_LIB, so), DN_ERR);
+        DnObjects objs = {0};
+        dn_objects_add(&objs, obj);
+        cr_expect_eq(dn_link_shared(&cx, &objs, DNNC_RUNTIME_LIB, so), DN_ERR);
+        dn_objects_release(&objs); /* not a temporary: stays */
         unsetenv("DNNC_CC");
         cr_expect_eq(cx.nerr, 1);
         cr_expect_not_null(cx.diags && strstr(cx.diags->msg, i ? "cannot run" : "exited with status 1"), "%s",
