@@ -62,7 +62,8 @@ edited() {
 }
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
-echo "CPU: $cpu, $(nproc) cores; $("$dnnc" --version)"
+vec=AVX2; grep -q avx512f /proc/cpuinfo && vec=AVX-512
+echo "CPU: $cpu ($vec), $(nproc) cores; $("$dnnc" --version)"
 echo
 echo "| model | training: fresh | cached | after an edit | inference: fresh | cached | after an edit |"
 echo "|---|---|---|---|---|---|---|"

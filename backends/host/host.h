@@ -69,6 +69,7 @@ typedef struct DnLaunchPtr {
     bool written;     /* the op writes through it */
     bool noalias;     /* no other pointer of the op may overlap it where either is written */
     bool align64;     /* 64-byte aligned for every N */
+    int same_as;      /* an earlier pointer of the op that is this one for every N (in place), or -1 */
 } DnLaunchPtr;
 
 /* What the host hands the launch hook for one op.  ptr[] lists the op's

@@ -60,12 +60,21 @@ static DnLaunchPtr value_ptr(const DnPlan *plan, const DnValue *v, bool written)
     return (DnLaunchPtr){.v = v, .loc = dn_plan_locate(plan, v), .written = written};
 }
 
-/* Sets noalias and align64 on every pointer of 'l' from their ranges. */
+/* Whether two buffers start at the same byte for every batch size. */
+static bool same_start(const Range *a, const Range *b)
+{
+    return a->kind == b->kind && a->kind != DN_BUF_NONE && a->index == b->index && a->s_n == b->s_n && a->s_b == b->s_b;
+}
+
+/* Sets noalias, align64 and same_as on every pointer of 'l' from their ranges. */
 static void mark_facts(DnLaunch *l)
 {
     Range r[DN_LAUNCH_MAX_PTRS];
     for (int i = 0; i < l->nptrs; i++) r[i] = ptr_range(&l->ptr[i]);
     for (int i = 0; i < l->nptrs; i++) {
+        l->ptr[i].same_as = -1;
+        for (int j = 0; j < i && l->ptr[i].same_as < 0; j++)
+            if (same_start(&r[i], &r[j])) l->ptr[i].same_as = l->ptr[j].same_as >= 0 ? l->ptr[j].same_as : j;
         bool alone = true;
         for (int j = 0; j < l->nptrs; j++)
             if (j != i && (r[i].written || r[j].written) && may_overlap(&r[i], &r[j])) alone = false;

@@ -142,22 +142,18 @@ static void packed_columns(DnKernel *k, const DnGemm *g, const MatmulForm *f, LL
                            int64_t nc, int64_t nr, int mr)
 {
     LLVMValueRef K = g->K1;
-    for (int rest = 0; rest < 2; rest++) { /* the first KC block overwrites y, the others accumulate */
-        LLVMValueRef lo = dn_i64(k, rest ? GEMM_KC : 0);
-        LLVMValueRef hi = rest ? K : dn_imin(k, K, dn_i64(k, GEMM_KC));
-        LLVMValueRef span = dn_add(k, LLVMBuildSub(k->L->b, hi, lo, ""), dn_i64(k, GEMM_KC - 1));
-        LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, span, dn_i64(k, GEMM_KC), "");
-        DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), nblk, "kblk");
-        LLVMValueRef pc = dn_add(k, lo, dn_mul(k, lp.i, dn_i64(k, GEMM_KC)));
-        LLVMValueRef kc = dn_imin(k, dn_i64(k, GEMM_KC), LLVMBuildSub(k->L->b, K, pc, ""));
-        DnGemm gb = *g;
-        gb.b = buf, gb.ldb = nr, gb.K1 = kc, gb.load_c = rest;
-        gb.a_row0 = dn_mul(k, pc, dn_i64(k, g->a_s1));
-        Block B = {.buf = buf, .jc = jc, .P = f->P, .nr = nr, .pc = pc, .kc = kc, .g = &gb, .mr = mr};
-        each_panel(k, nc, nr, pack_panel, &B);
-        macro_kernel(k, &B, nc);
-        dn_loop_end(k, &lp);
-    }
+    LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, dn_add(k, K, dn_i64(k, GEMM_KC - 1)), dn_i64(k, GEMM_KC), "");
+    DnLoop lp = dn_loop_begin(k, dn_i64(k, 0), nblk, "kblk");
+    LLVMValueRef pc = dn_mul(k, lp.i, dn_i64(k, GEMM_KC));
+    LLVMValueRef kc = dn_imin(k, dn_i64(k, GEMM_KC), LLVMBuildSub(k->L->b, K, pc, ""));
+    DnGemm gb = *g;
+    gb.b = buf, gb.ldb = nr, gb.K1 = kc;
+    gb.load_c_if = LLVMBuildICmp(k->L->b, LLVMIntNE, lp.i, dn_i64(k, 0), "later"); /* the first block overwrites y */
+    gb.a_row0 = dn_mul(k, pc, dn_i64(k, g->a_s1));
+    Block B = {.buf = buf, .jc = jc, .P = f->P, .nr = nr, .pc = pc, .kc = kc, .g = &gb, .mr = mr};
+    each_panel(k, nc, nr, pack_panel, &B);
+    macro_kernel(k, &B, nc);
+    dn_loop_end(k, &lp);
 }
 
 /* The packed product: the full NC-wide column blocks in a loop, then the

@@ -176,6 +176,8 @@ static void init_acc(DnKernel *k, const DnGemm *g, LLVMValueRef m0, LLVMValueRef
             if (g->bias && g->bias_rows)
                 init = wsplat(k, w, dn_load_f32(k, g->bias, dn_add(k, g->bias_off, dn_add(k, m0, dn_i64(k, r)))));
             if (g->load_c) init = load_c(k, g, c_at(k, g, m0, n0, r, j), nl);
+            if (g->load_c_if) /* C is read either way: it is the output, always allocated */
+                init = LLVMBuildSelect(k->L->b, g->load_c_if, load_c(k, g, c_at(k, g, m0, n0, r, j), nl), init, "");
             acc[r][j] = dn_var(k, vt, init, "acc");
         }
     }

@@ -68,6 +68,7 @@ typedef struct DnGemm {
     LLVMValueRef c_off; /* i64 */
     int64_t c_sm, c_sn;
     bool load_c;                 /* accumulate into C (else overwrite) */
+    LLVMValueRef load_c_if;      /* optional i1, with load_c false: accumulate into C where it is true */
     LLVMValueRef bias, bias_off; /* optional: C starts from bias[bias_off + n] (with load_c false) */
     bool bias_rows;              /* ... from bias[bias_off + m] instead */
     bool relu;                   /* C = max(C, 0) at the end */

@@ -7,8 +7,9 @@
  *     void <op>.<hash>(ptr c, i64 begin, i64 end, i64 n, ptr p0, ... [, ptr ws, ptr slice])
  * in a module of its own (a unit, llvm_units.c: identical bodies are one),
  * whose operand pointers carry noalias/nonnull/align attributes (the facts
- * dn_host_launch_fill read from the memory plan); and a wrapper in the
- * host module
+ * dn_host_launch_fill read from the memory plan; a pointer that is an
+ * earlier one, in place, is read from that one's parameter); and a
+ * wrapper in the host module
  *     void kN_op(ptr c, i64 begin, i64 end, i32 worker)
  * (the dnrt_kernel_fn) computes the pointers (dn_host_launch_ptrs) and
  * calls the body.  When the plan holds the op's workspace
@@ -102,6 +103,15 @@ static LLVMValueRef declare_body(DnHost *H, const char *sym, const DnLaunch *l, 
     return f;
 }
 
+/* Pointer i of the body: the parameter of the first of l's pointers that
+ * is the same buffer (an op in place), so that the optimizer knows they
+ * are equal, as it would if it saw the addresses. */
+static LLVMValueRef ptr_param(LLVMValueRef body, const DnLaunch *l, int i)
+{
+    int j = l->ptr[i].same_as >= 0 ? l->ptr[i].same_as : i;
+    return LLVMGetParam(body, 4 + (unsigned)j);
+}
+
 /* Emits the kernel of l->op; returns its wrapper (the dnrt_kernel_fn) and
  * the iteration count in *par_n, *par_b, or NULL with a diagnostic. */
 static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, int64_t *par_b)
@@ -127,8 +137,8 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
         .L = U, .g = l->g, .plan = l->plan, .op = kop, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
     k.c = LLVMGetParam(body, 0), k.begin = LLVMGetParam(body, 1), k.end = LLVMGetParam(body, 2);
     k.n = LLVMGetParam(body, 3);
-    for (int i = 0; i < op->nin; i++) k.in[i] = LLVMGetParam(body, 4 + (unsigned)i);
-    for (int i = 0; i < op->nout; i++) k.out[i] = LLVMGetParam(body, 4 + (unsigned)(op->nin + i));
+    for (int i = 0; i < op->nin; i++) k.in[i] = ptr_param(body, l, i);
+    for (int i = 0; i < op->nout; i++) k.out[i] = ptr_param(body, l, op->nin + i);
     if (nws && ws.need.shared) k.ws_shared = LLVMGetParam(body, 4 + (unsigned)np);
     if (nws && ws.need.slice) k.ws_slice = LLVMGetParam(body, 5 + (unsigned)np);
     LLVMPositionBuilderAtEnd(U->b, LLVMAppendBasicBlockInContext(U->ctx, body, "entry"));
