@@ -16,11 +16,12 @@ the dnnc libraries (what bench/lstm_lm.sh compares):
 """
 import argparse
 import math
-import statistics
 import time
 
 import torch
 from torch import nn
+
+from torch_timing import median_ms
 
 
 class CharLSTM(nn.Module):
@@ -33,17 +34,6 @@ class CharLSTM(nn.Module):
     def forward(self, tokens, state=None):
         y, state = self.lstm(self.embed(tokens), state)
         return self.head(y), state
-
-
-def median_ms(fn, reps):
-    for _ in range(max(1, reps // 10)):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def fit(model, a):
@@ -111,7 +101,7 @@ def main():
             loss.backward()
             opt.step()
 
-        ms = median_ms(step, a.reps)
+        ms = median_ms(step, a.reps, max(1, a.reps // 10))
         print(f"train batch {a.batch} median {ms:.3f} ms tokens/s {a.batch * a.seq / (ms * 1e-3):.0f}")
     else:
         model.eval()
@@ -122,7 +112,7 @@ def main():
             with torch.no_grad():
                 _, state[0] = model(tok, state[0])
 
-        ms = median_ms(step, a.reps)
+        ms = median_ms(step, a.reps, max(1, a.reps // 10))
         print(f"infer batch 1 median {ms:.4f} ms")
 
 

@@ -18,15 +18,14 @@ Set OMP_NUM_THREADS to T as well (bench/run.sh does).
 import argparse
 import os
 import resource
-import statistics
 import sys
 import tempfile
-import time
 import warnings
 
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "golden"))
+from torch_timing import median_ms  # noqa: E402
 
 
 def build(name):
@@ -37,17 +36,6 @@ def build(name):
     import torchvision.models as tvm
     ctor = {"alexnet": tvm.alexnet, "vgg16": tvm.vgg16, "resnet18": tvm.resnet18}[name]
     return ctor(weights=None), (3, 224, 224)
-
-
-def median_ms(fn, reps, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def peak_rss_kb():

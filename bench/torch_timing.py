@@ -1,11 +1,23 @@
-"""torch_timing.py -- the PyTorch inference timing the bench/torch_*.py
-scripts share: eval mode, no_grad, warm-up calls, then the median of timed
-calls, printed as "infer batch B median M ms" (what bench/infer_model.sh
-parses)."""
+"""torch_timing.py -- the PyTorch timing the bench/torch_*.py scripts
+share: median_ms (warm-up calls, then the median of timed calls) and
+time_infer (eval mode, no_grad, printed as "infer batch B median M ms",
+what bench/infer_model.sh parses)."""
 import statistics
 import time
 
 import torch
+
+
+def median_ms(fn, reps, warmup):
+    """Milliseconds: the median of 'reps' calls of fn() after 'warmup' calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
 
 
 def time_infer(model, x, reps, warmup):

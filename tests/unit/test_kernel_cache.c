@@ -35,6 +35,22 @@ static void put(const char *path, const char *text)
     fclose(f);
 }
 
+/* A fresh folder with the model in twins.dnn (the file 'text', or the
+ * model above), and the environment that puts the cache at 'under'
+ * inside it. */
+typedef struct Fixture {
+    char dir[512], path[700], cache[700], env[800];
+} Fixture;
+
+static void setup(Fixture *t, const char *text, const char *under)
+{
+    dn_test_tmpdir(t->dir, sizeof t->dir, "kcache");
+    snprintf(t->path, sizeof t->path, "%s/twins.dnn", t->dir);
+    put(t->path, text ? text : model);
+    snprintf(t->cache, sizeof t->cache, "%s/%s", t->dir, under);
+    snprintf(t->env, sizeof t->env, "DNNC_CACHE_DIR='%s'", t->cache);
+}
+
 /* Runs dnnc on the model file in folder 'dir' with 'env' (e.g. "DNNC_CACHE_DIR=...") and
  * 'flags', output to dir/'so'; returns its status, output in 'out'. */
 static int build(const char *dir, const char *env, const char *flags, const char *so)
@@ -74,12 +90,9 @@ static bool same_file(const char *a, const char *b)
 
 Test(kernel_cache, equal_kernels_compile_once_and_a_rebuild_compiles_none)
 {
-    char dir[512], cache[600], env[700], path[700];
-    dn_test_tmpdir(dir, sizeof dir, "kcache");
-    snprintf(path, sizeof path, "%s/twins.dnn", dir);
-    put(path, model);
-    snprintf(cache, sizeof cache, "%s/cache/nested", dir);
-    snprintf(env, sizeof env, "DNNC_CACHE_DIR='%s'", cache);
+    Fixture t;
+    setup(&t, NULL, "cache/nested");
+    const char *dir = t.dir, *cache = t.cache, *env = t.env;
 
     int k, d, c, f;
     cr_assert_eq(build(dir, env, "--no-train", "a.so"), 0, "%s", out);
@@ -108,12 +121,9 @@ Test(kernel_cache, equal_kernels_compile_once_and_a_rebuild_compiles_none)
 
 Test(kernel_cache, a_damaged_entry_is_compiled_again)
 {
-    char dir[512], cache[600], env[700], path[700];
-    dn_test_tmpdir(dir, sizeof dir, "kcache");
-    snprintf(path, sizeof path, "%s/twins.dnn", dir);
-    put(path, model);
-    snprintf(cache, sizeof cache, "%s/cache", dir);
-    snprintf(env, sizeof env, "DNNC_CACHE_DIR='%s'", cache);
+    Fixture t;
+    setup(&t, NULL, "cache");
+    const char *dir = t.dir, *cache = t.cache, *env = t.env;
     cr_assert_eq(build(dir, env, "--no-train", "a.so"), 0, "%s", out);
     char cmd[1400];
     snprintf(cmd, sizeof cmd, "cd '%s' && for e in *.o; do truncate -s 100 \"$e\"; echo \"$e\"; break; done", cache);
@@ -150,12 +160,9 @@ Test(kernel_cache, a_damaged_entry_is_compiled_again)
 
 Test(kernel_cache, no_cache_and_an_unusable_folder_write_nothing_there)
 {
-    char dir[512], cache[600], env[700], path[700];
-    dn_test_tmpdir(dir, sizeof dir, "kcache");
-    snprintf(path, sizeof path, "%s/twins.dnn", dir);
-    put(path, model);
-    snprintf(cache, sizeof cache, "%s/cache", dir);
-    snprintf(env, sizeof env, "DNNC_CACHE_DIR='%s'", cache);
+    Fixture t;
+    setup(&t, NULL, "cache");
+    const char *dir = t.dir, *cache = t.cache, *env = t.env;
     int k, d, c, f;
     cr_assert_eq(build(dir, env, "--no-train --no-cache", "a.so"), 0, "%s", out);
     counts(&k, &d, &c, &f);
@@ -173,22 +180,22 @@ Test(kernel_cache, no_cache_and_an_unusable_folder_write_nothing_there)
     char *text = dn_test_slurp(cache, &len);
     cr_expect(text && !strcmp(text, "a file where the folder would be"), "the file in the cache's place changed");
     free(text);
-    snprintf(path, sizeof path, "%s/b.so", dir);
-    cr_expect_eq(stat(path, &st), 0, "no library without a cache");
+    char so[800];
+    snprintf(so, sizeof so, "%s/b.so", dir);
+    cr_expect_eq(stat(so, &st), 0, "no library without a cache");
     dn_test_rmtree(dir);
 }
 
 /* One thread or two: the same library, training step included. */
 Test(kernel_cache, the_library_does_not_depend_on_the_thread_count)
 {
-    char dir[512], path[700];
-    dn_test_tmpdir(dir, sizeof dir, "kcache");
-    snprintf(path, sizeof path, "%s/twins.dnn", dir);
     char text[1024];
     snprintf(text, sizeof text,
              "%s\ntrain twins {\n  label: i32[N]\n  loss = cross_entropy(y, label)\n  optimizer = sgd(lr=0.1)\n}\n",
              model);
-    put(path, text);
+    Fixture t;
+    setup(&t, text, "cache");
+    const char *dir = t.dir;
     char a[700], b[700];
     snprintf(a, sizeof a, "%s/m.so", dir);
     snprintf(b, sizeof b, "%s/one.so", dir);
@@ -206,10 +213,10 @@ Test(kernel_cache, the_library_does_not_depend_on_the_thread_count)
  * whose body the wrappers of all its ops call. */
 Test(kernel_cache, emit_code_shows_each_distinct_kernel_once)
 {
-    char dir[512], path[700], cmd[1400];
-    dn_test_tmpdir(dir, sizeof dir, "kcache");
-    snprintf(path, sizeof path, "%s/twins.dnn", dir);
-    put(path, model);
+    Fixture t;
+    setup(&t, NULL, "cache");
+    const char *dir = t.dir, *path = t.path;
+    char cmd[1400];
     snprintf(cmd, sizeof cmd, "'%s' '%s' --no-train --emit=code | grep -c '^; ---- kernel dense\\.'", DNNC_BIN, path);
     cr_assert_eq(dn_test_run(cmd, out, sizeof out), 0, "%s", out);
     cr_expect_eq(atoi(out), 3, "dense kernel modules: %s", out);
