@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "kernel_cache.h"
 
+#include <dirent.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Two FNV-1a-style lanes with different multipliers, each finished with a
@@ -117,4 +119,72 @@ bool dn_cache_object_ok(const char *path)
         return false;
     uint64_t end = e.e_shoff + (uint64_t)e.e_shnum * e.e_shentsize;
     return e.e_shoff >= sizeof e && e.e_shnum > 0 && e.e_shentsize == sizeof(Elf64_Shdr) && end <= (uint64_t)st.st_size;
+}
+
+void dn_cache_touch(const char *path) { utimensat(AT_FDCWD, path, NULL, 0); }
+
+int64_t dn_cache_max_bytes(void)
+{
+    const char *v = getenv("DNNC_CACHE_MAX_MB");
+    char *end;
+    long long mb = v && *v ? strtoll(v, &end, 10) : 1024;
+    if (v && *v && (*end || mb < 0)) mb = 1024; /* not a count: the default */
+    return (int64_t)mb << 20;
+}
+
+/* An entry's name: 32 hex digits and ".o". */
+static bool is_entry(const char *name)
+{
+    size_t n = strlen(name);
+    if (n != 34 || strcmp(name + 32, ".o")) return false;
+    for (size_t i = 0; i < 32; i++)
+        if (!strchr("0123456789abcdef", name[i])) return false;
+    return true;
+}
+
+typedef struct Entry {
+    char name[35];
+    int64_t bytes;
+    time_t used;
+} Entry;
+
+static int by_use(const void *a, const void *b)
+{
+    const Entry *x = a, *y = b;
+    return x->used < y->used ? -1 : x->used > y->used;
+}
+
+int dn_cache_trim(const char *dir, int64_t max_bytes)
+{
+    if (max_bytes <= 0) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    Entry *e = NULL;
+    int n = 0, cap = 0;
+    int64_t total = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        struct stat st;
+        if (!is_entry(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 256;
+            Entry *more = realloc(e, (size_t)cap * sizeof *e);
+            if (!more) break;
+            e = more;
+        }
+        snprintf(e[n].name, sizeof e[n].name, "%s", de->d_name);
+        e[n].bytes = (int64_t)st.st_size, e[n].used = st.st_mtime;
+        total += e[n++].bytes;
+    }
+    int removed = 0;
+    if (total > max_bytes) {
+        qsort(e, (size_t)n, sizeof *e, by_use);
+        time_t spare = time(NULL) - 3600;
+        for (int i = 0; i < n && total > max_bytes / 10 * 8 && e[i].used < spare; i++)
+            if (unlinkat(dirfd(d), e[i].name, 0) == 0) total -= e[i].bytes, removed++;
+    }
+    closedir(d);
+    free(e);
+    return removed;
 }

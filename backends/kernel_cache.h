@@ -12,6 +12,12 @@
  * so concurrent compiles and a killed one never leave a partial entry; an
  * entry that is not a whole ELF object (a damaged disk) is compiled again
  * and replaced.  Deleting the folder, or any entry, is always safe.
+ *
+ * The folder is kept under $DNNC_CACHE_MAX_MB megabytes (default 1024; 0:
+ * no bound): an entry a build uses is touched, and after a build the
+ * entries used longest ago go until the folder is at 80% of the bound;
+ * entries used in the last hour are never removed, so a build running
+ * beside this one keeps what it has chosen to link.
  */
 #ifndef DN_KERNEL_CACHE_H
 #define DN_KERNEL_CACHE_H
@@ -42,6 +48,14 @@ bool dn_cache_default_dir(char *buf, size_t len);
 /* Creates 'dir' and its missing parents (mode 0700).  Returns 0, or -1
  * with errno set. */
 int dn_cache_make_dir(const char *dir);
+/* Marks entry 'path' as just used (its modification time). */
+void dn_cache_touch(const char *path);
+/* The bound in bytes from $DNNC_CACHE_MAX_MB (see above); 0: none. */
+int64_t dn_cache_max_bytes(void);
+/* Removes the entries of 'dir' used longest ago while its entries take
+ * more than 'max_bytes' (down to 80% of it), sparing those used in the
+ * last hour; 'max_bytes' 0 removes nothing.  Returns how many it removed. */
+int dn_cache_trim(const char *dir, int64_t max_bytes);
 /* Whether 'path' is a whole 64-bit ELF relocatable object: the header is
  * there and the section table it points to lies inside the file. */
 bool dn_cache_object_ok(const char *path);

@@ -110,7 +110,8 @@ static void usage(FILE *out)
     }
     fprintf(out,
             "\nenvironment: DNNC_RUNTIME (runtime archive, default %s), DNNC_CC (C compiler used to link),\n"
-            "DNNC_CACHE_DIR (the kernel cache; default $XDG_CACHE_HOME/dnnc or ~/.cache/dnnc)\n",
+            "DNNC_CACHE_DIR (the kernel cache; default $XDG_CACHE_HOME/dnnc or ~/.cache/dnnc),\n"
+            "DNNC_CACHE_MAX_MB (its bound, default 1024: the entries used longest ago go first)\n",
             DNNC_RUNTIME_LIB);
 }
 

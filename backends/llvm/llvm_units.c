@@ -321,9 +321,10 @@ static DnStatus place_unit(DnHost *H, DnUnit *u, const char *cache, DnObjects *o
         u->entry = strdup_or_die(entry);
         u->obj = objs->n;
         dn_objects_add(objs, entry);
-        if (dn_cache_object_ok(entry))
+        if (dn_cache_object_ok(entry)) {
             u->from_cache = true;
-        else
+            dn_cache_touch(entry);
+        } else
             u->path = dn_tmp_name(entry);
         return DN_OK;
     }
@@ -386,6 +387,7 @@ DnStatus dn_units_build(DnHost *H, DnObjects *objs)
     if (st == DN_OK) st = run_pool(H, &p, objs, cache);
     for (int i = 0; i < p.n; i++)
         if (p.todo[i]->entry && p.todo[i]->path) unlink(p.todo[i]->path); /* gone unless a write failed */
+    if (cache) dn_cache_trim(cache, dn_cache_max_bytes());
     print_stats(H, us, &p, cache, now_s() - t0);
     free(p.todo);
     return st;

@@ -2,14 +2,16 @@
  * (backends/llvm/llvm_units.c, backends/kernel_cache.c): identical kernels
  * are compiled once, a rebuild takes every kernel from the cache and gives
  * the same library, a damaged entry is compiled again, --no-cache and an
- * unusable cache folder write nothing there, and the library does not
- * depend on how many threads built it. */
+ * unusable cache folder write nothing there, the folder is trimmed to its
+ * bound oldest first, and the library does not depend on how many threads
+ * built it. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backends/kernel_cache.h"
@@ -184,6 +186,48 @@ Test(kernel_cache, no_cache_and_an_unusable_folder_write_nothing_there)
     snprintf(so, sizeof so, "%s/b.so", dir);
     cr_expect_eq(stat(so, &st), 0, "no library without a cache");
     dn_test_rmtree(dir);
+}
+
+/* A file of 'kb' KiB at 'path', last used 'age' seconds ago. */
+static void fake_entry(const char *path, int kb, int age)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    for (int i = 0; i < kb * 1024; i++) fputc('x', f);
+    fclose(f);
+    struct timespec ts[2] = {{.tv_sec = time(NULL) - age}, {.tv_sec = time(NULL) - age}};
+    cr_assert_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* Over $DNNC_CACHE_MAX_MB, the entries used longest ago go, down to 80% of
+ * it; what was used in the last hour stays, this build's entries too. */
+Test(kernel_cache, the_cache_is_trimmed_to_its_bound_oldest_first)
+{
+    Fixture t;
+    setup(&t, NULL, "cache");
+    cr_assert_eq(mkdir(t.cache, 0700), 0);
+    static const char *const names[4] = {"00000000000000000000000000000001.o", "00000000000000000000000000000002.o",
+                                         "00000000000000000000000000000003.o", "0000000000000000000000000000000f.o"};
+    char p[4][900];
+    for (int i = 0; i < 4; i++) {
+        snprintf(p[i], sizeof p[i], "%s/%s", t.cache, names[i]);
+        fake_entry(p[i], 600, i < 3 ? 7200 + 100 * (3 - i) : 60); /* three old ones, oldest first; one recent */
+    }
+    char env[900];
+    snprintf(env, sizeof env, "%s DNNC_CACHE_MAX_MB=1", t.env);
+    int k, d, c, f;
+    cr_assert_eq(build(t.dir, env, "--no-train", "a.so"), 0, "%s", out);
+    counts(&k, &d, &c, &f);
+    struct stat st;
+    for (int i = 0; i < 3; i++) cr_expect_neq(stat(p[i], &st), 0, "old entry %d kept", i);
+    cr_expect_eq(stat(p[3], &st), 0, "an entry used a minute ago was removed");
+    cr_expect_eq(entries(t.cache), d + 1);
+
+    /* under the bound nothing goes, however old */
+    fake_entry(p[0], 100, 7200);
+    cr_assert_eq(build(t.dir, env, "--no-train", "b.so"), 0, "%s", out);
+    cr_expect_eq(stat(p[0], &st), 0, "an entry was removed under the bound");
+    dn_test_rmtree(t.dir);
 }
 
 /* One thread or two: the same library, training step included. */
