@@ -37,7 +37,7 @@ static void put(const char *path, const char *text)
     fclose(f);
 }
 
-/* A fresh folder with the model in twins.dnn (the file 'text', or the
+/* A fresh folder with the model file in it ('text', or the
  * model above), and the environment that puts the cache at 'under'
  * inside it. */
 typedef struct Fixture {
