@@ -142,6 +142,15 @@ static bool is_entry(const char *name)
     return true;
 }
 
+/* An entry's temporary: the entry's name, ".dnnc-tmp." and a PID. */
+static bool is_temporary(const char *name)
+{
+    char entry[35];
+    if (strlen(name) <= 44 || strncmp(name + 34, ".dnnc-tmp.", 10)) return false;
+    snprintf(entry, sizeof entry, "%.34s", name);
+    return is_entry(entry) && strspn(name + 44, "0123456789") == strlen(name + 44);
+}
+
 typedef struct Entry {
     char name[35];
     int64_t bytes;
@@ -156,17 +165,23 @@ static int by_use(const void *a, const void *b)
 
 int dn_cache_trim(const char *dir, int64_t max_bytes)
 {
-    if (max_bytes <= 0) return 0;
     DIR *d = opendir(dir);
     if (!d) return 0;
     Entry *e = NULL;
     int n = 0, cap = 0;
     int64_t total = 0;
     struct dirent *de;
+    time_t spare = time(NULL) - 3600;
     while ((de = readdir(d))) {
         struct stat st;
-        if (!is_entry(de->d_name) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+        bool tmp = is_temporary(de->d_name);
+        if ((!tmp && !is_entry(de->d_name)) || fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) ||
+            !S_ISREG(st.st_mode))
             continue;
+        if (tmp) { /* a killed build's: no writer takes an hour over one kernel */
+            if (st.st_mtime < spare) unlinkat(dirfd(d), de->d_name, 0);
+            continue;
+        }
         if (n == cap) {
             cap = cap ? 2 * cap : 256;
             Entry *more = realloc(e, (size_t)cap * sizeof *e);
@@ -178,9 +193,8 @@ int dn_cache_trim(const char *dir, int64_t max_bytes)
         total += e[n++].bytes;
     }
     int removed = 0;
-    if (total > max_bytes) {
+    if (max_bytes > 0 && total > max_bytes) {
         qsort(e, (size_t)n, sizeof *e, by_use);
-        time_t spare = time(NULL) - 3600;
         for (int i = 0; i < n && total > max_bytes / 10 * 8 && e[i].used < spare; i++)
             if (unlinkat(dirfd(d), e[i].name, 0) == 0) total -= e[i].bytes, removed++;
     }

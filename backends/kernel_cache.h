@@ -54,7 +54,9 @@ void dn_cache_touch(const char *path);
 int64_t dn_cache_max_bytes(void);
 /* Removes the entries of 'dir' used longest ago while its entries take
  * more than 'max_bytes' (down to 80% of it), sparing those used in the
- * last hour; 'max_bytes' 0 removes nothing.  Returns how many it removed. */
+ * last hour ('max_bytes' 0: none), and the temporaries of entries that are
+ * older than an hour (a killed build's).  Returns how many entries it
+ * removed. */
 int dn_cache_trim(const char *dir, int64_t max_bytes);
 /* Whether 'path' is a whole 64-bit ELF relocatable object: the header is
  * there and the section table it points to lies inside the file. */

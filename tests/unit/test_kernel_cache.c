@@ -200,7 +200,8 @@ static void fake_entry(const char *path, int kb, int age)
 }
 
 /* Over $DNNC_CACHE_MAX_MB, the entries used longest ago go, down to 80% of
- * it; what was used in the last hour stays, this build's entries too. */
+ * it; what was used in the last hour stays, this build's entries too.  A
+ * killed build's temporaries go after an hour. */
 Test(kernel_cache, the_cache_is_trimmed_to_its_bound_oldest_first)
 {
     Fixture t;
@@ -213,6 +214,11 @@ Test(kernel_cache, the_cache_is_trimmed_to_its_bound_oldest_first)
         snprintf(p[i], sizeof p[i], "%s/%s", t.cache, names[i]);
         fake_entry(p[i], 600, i < 3 ? 7200 + 100 * (3 - i) : 60); /* three old ones, oldest first; one recent */
     }
+    char stale[1000], recent[1000]; /* temporaries of a killed build and of a running one */
+    snprintf(stale, sizeof stale, "%s.dnnc-tmp.999999", p[0]);
+    snprintf(recent, sizeof recent, "%s.dnnc-tmp.999998", p[1]);
+    fake_entry(stale, 1, 7200);
+    fake_entry(recent, 1, 10);
     char env[900];
     snprintf(env, sizeof env, "%s DNNC_CACHE_MAX_MB=1", t.env);
     int k, d, c, f;
@@ -222,6 +228,8 @@ Test(kernel_cache, the_cache_is_trimmed_to_its_bound_oldest_first)
     for (int i = 0; i < 3; i++) cr_expect_neq(stat(p[i], &st), 0, "old entry %d kept", i);
     cr_expect_eq(stat(p[3], &st), 0, "an entry used a minute ago was removed");
     cr_expect_eq(entries(t.cache), d + 1);
+    cr_expect_neq(stat(stale, &st), 0, "a temporary from two hours ago was kept");
+    cr_expect_eq(stat(recent, &st), 0, "a temporary being written was removed");
 
     /* under the bound nothing goes, however old */
     fake_entry(p[0], 100, 7200);
