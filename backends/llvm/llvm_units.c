@@ -182,7 +182,11 @@ static char *write_unit(DnUnit *u, LLVMTargetMachineRef tm)
         LLVMDisposeMessage(msg);
         return strdup_or_die(err);
     }
-    int fd = open(u->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    /* an entry's temporary is made afresh (a leftover of this PID's, or a
+     * link planted there, is never written through); a temporary object
+     * exists already, empty (dn_objects_add_temp) */
+    if (u->entry) unlink(u->path);
+    int fd = open(u->path, O_WRONLY | O_CREAT | O_CLOEXEC | (u->entry ? O_EXCL : O_TRUNC), 0644);
     int rc = fd < 0 ? -1 : dn_write_all(fd, LLVMGetBufferStart(buf), LLVMGetBufferSize(buf));
     int e = errno;
     if (fd >= 0 && close(fd) != 0 && rc == 0) rc = -1, e = errno;
@@ -310,6 +314,16 @@ static void unit_key(const DnUnit *u, LLVMTargetMachineRef tm, int opt_level, ch
     dn_hash_hex(k, hex);
 }
 
+/* "ENTRY.dnnc-tmp.PID", this process's temporary of a cache entry
+ * (malloc'd); a killed build's are removed by dn_cache_trim, so there is no
+ * scan of the folder per entry. */
+static char *entry_temporary(const char *entry)
+{
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.dnnc-tmp.%ld", entry, (long)getpid());
+    return strdup_or_die(tmp);
+}
+
 /* Sets u->path and u->entry: the cache entry, whole (from_cache) or to be
  * written; with no usable cache folder, a new temporary object. */
 static DnStatus place_unit(DnHost *H, DnUnit *u, const char *cache, DnObjects *objs, int opt_level)
@@ -325,7 +339,7 @@ static DnStatus place_unit(DnHost *H, DnUnit *u, const char *cache, DnObjects *o
             u->from_cache = true;
             dn_cache_touch(entry);
         } else
-            u->path = dn_tmp_name(entry);
+            u->path = entry_temporary(entry);
         return DN_OK;
     }
     u->obj = objs->n;
