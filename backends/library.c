@@ -65,9 +65,7 @@ static void objects_push(DnObjects *objs, const char *path, bool temporary)
         objs->obj = realloc(objs->obj, (size_t)objs->cap * sizeof *objs->obj);
         if (!objs->obj) dn_die(__FILE__, __LINE__, "out of memory");
     }
-    char *copy = strdup(path);
-    if (!copy) dn_die(__FILE__, __LINE__, "out of memory");
-    objs->obj[objs->n++] = (DnObject){copy, temporary};
+    objs->obj[objs->n++] = (DnObject){dn_strdup(path), temporary};
 }
 
 const char *dn_objects_add_temp(DnCtx *cx, DnObjects *objs)

@@ -46,9 +46,7 @@ char *dn_output_target(const char *path)
         free(real); /* only a regular file is ever renamed over: never a device, even by mistake */
         real = NULL;
     }
-    if (!real) real = strdup(path);
-    if (!real) dn_die(__FILE__, __LINE__, "out of memory");
-    return real;
+    return real ? real : dn_strdup(path);
 }
 
 /* Removes from 'dir' this user's regular files named 'prefix' PID (then

@@ -108,3 +108,11 @@ void dn_die(const char *file, int line, const char *fmt, ...)
     fprintf(stderr, "dnnc: internal error at %s:%d: %s\n", file, line, msg);
     abort();
 }
+
+char *dn_strdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *c = malloc(n);
+    if (!c) dn_die(__FILE__, __LINE__, "out of memory");
+    return memcpy(c, s, n);
+}

@@ -107,6 +107,8 @@ void dn_ctx_print_diags(DnCtx *cx, FILE *out);
 
 /* Internal bugs: print file:line and abort. */
 DN_NORETURN void dn_die(const char *file, int line, const char *fmt, ...) DN_PRINTF(3, 4);
+/* A malloc'd copy of 's'; dies when memory runs out (the caller frees it). */
+char *dn_strdup(const char *s);
 #define DN_ASSERT(x)     ((x) ? (void)0 : dn_die(__FILE__, __LINE__, "assert(%s)", #x))
 #define DN_UNREACHABLE() dn_die(__FILE__, __LINE__, "unreachable")
 

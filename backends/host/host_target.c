@@ -133,9 +133,8 @@ char *dn_host_run_pipeline(LLVMModuleRef mod, LLVMTargetMachineRef tm, int opt_l
     LLVMDisposePassBuilderOptions(po);
     if (!err) return NULL;
     char *em = LLVMGetErrorMessage(err);
-    char *copy = strdup(em);
+    char *copy = dn_strdup(em);
     LLVMDisposeErrorMessage(em);
-    if (!copy) dn_die(__FILE__, __LINE__, "out of memory");
     return copy;
 }
 
