@@ -164,13 +164,6 @@ typedef struct Worker {
     LLVMTargetMachineRef tm;
 } Worker;
 
-static char *strdup_or_die(const char *s)
-{
-    char *c = strdup(s);
-    if (!c) dn_die(__FILE__, __LINE__, "out of memory");
-    return c;
-}
-
 /* Writes the object of u's optimized module to u->path, then renames it
  * over u->entry when it has one.  NULL, or what failed (malloc'd). */
 static char *write_unit(DnUnit *u, LLVMTargetMachineRef tm)
@@ -180,7 +173,7 @@ static char *write_unit(DnUnit *u, LLVMTargetMachineRef tm)
     if (LLVMTargetMachineEmitToMemoryBuffer(tm, u->h.mod, LLVMObjectFile, &msg, &buf)) {
         snprintf(err, sizeof err, "llvm backend: cannot compile kernel '%s': %s", u->sym, msg);
         LLVMDisposeMessage(msg);
-        return strdup_or_die(err);
+        return dn_strdup(err);
     }
     /* an entry's temporary is made afresh (a leftover of this PID's, or a
      * link planted there, is never written through); a temporary object
@@ -196,7 +189,7 @@ static char *write_unit(DnUnit *u, LLVMTargetMachineRef tm)
     if (u->entry) unlink(u->path);
     u->unwritable = u->entry != NULL;
     snprintf(err, sizeof err, "cannot write '%s': %s", u->entry ? u->entry : u->path, strerror(e));
-    return strdup_or_die(err);
+    return dn_strdup(err);
 }
 
 static void *compile_units(void *arg)
@@ -247,7 +240,7 @@ static DnStatus write_uncached(DnHost *H, Pool *p, DnObjects *objs, const char *
         free(u->path);
         free(u->entry);
         free(u->err);
-        u->path = strdup_or_die(tmp), u->entry = NULL, u->unwritable = false;
+        u->path = dn_strdup(tmp), u->entry = NULL, u->unwritable = false;
         u->err = write_unit(u, H->tm);
         if (!u->err) unit_release_llvm(u);
     }
@@ -291,18 +284,17 @@ static DnStatus run_pool(DnHost *H, Pool *p, DnObjects *objs, const char *cache)
     return st;
 }
 
-/* The cache key of 'u' for target machine 'tm' into hex[33]: its text and
- * symbol, the target, and the compiler that compiles it. */
-static void unit_key(const DnUnit *u, LLVMTargetMachineRef tm, int opt_level, char hex[33])
+/* What every key of one build shares: the target of 'tm', the
+ * optimization level, the LLVM version and the compiler that compiles. */
+static DnHash target_hash(LLVMTargetMachineRef tm, int opt_level)
 {
-    DnHash k = u->hash, self = dn_hash_self();
+    DnHash k = dn_hash_start(), self = dn_hash_self();
     char *triple = LLVMGetTargetMachineTriple(tm), *cpu = LLVMGetTargetMachineCPU(tm);
     char *feat = LLVMGetTargetMachineFeatureString(tm);
     unsigned major, minor, patch;
     LLVMGetVersion(&major, &minor, &patch);
     char tail[64];
     snprintf(tail, sizeof tail, "O%d LLVM %u.%u.%u", opt_level, major, minor, patch);
-    dn_hash_add_str(&k, u->sym); /* ops of different kinds may have one text, but not one symbol */
     dn_hash_add_str(&k, triple);
     dn_hash_add_str(&k, cpu);
     dn_hash_add_str(&k, feat);
@@ -311,6 +303,16 @@ static void unit_key(const DnUnit *u, LLVMTargetMachineRef tm, int opt_level, ch
     LLVMDisposeMessage(triple);
     LLVMDisposeMessage(cpu);
     LLVMDisposeMessage(feat);
+    return k;
+}
+
+/* The cache key of 'u' into hex[33]: its text and symbol, then 'target'
+ * (target_hash). */
+static void unit_key(const DnUnit *u, DnHash target, char hex[33])
+{
+    DnHash k = u->hash;
+    dn_hash_add_str(&k, u->sym); /* ops of different kinds may have one text, but not one symbol */
+    dn_hash_add(&k, &target, sizeof target);
     dn_hash_hex(k, hex);
 }
 
@@ -321,18 +323,18 @@ static char *entry_temporary(const char *entry)
 {
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.dnnc-tmp.%ld", entry, (long)getpid());
-    return strdup_or_die(tmp);
+    return dn_strdup(tmp);
 }
 
 /* Sets u->path and u->entry: the cache entry, whole (from_cache) or to be
  * written; with no usable cache folder, a new temporary object. */
-static DnStatus place_unit(DnHost *H, DnUnit *u, const char *cache, DnObjects *objs, int opt_level)
+static DnStatus place_unit(DnHost *H, DnUnit *u, const char *cache, DnObjects *objs, DnHash target)
 {
     if (cache) {
         char key[33], entry[4200];
-        unit_key(u, H->tm, opt_level, key);
+        unit_key(u, target, key);
         snprintf(entry, sizeof entry, "%s/%s.o", cache, key);
-        u->entry = strdup_or_die(entry);
+        u->entry = dn_strdup(entry);
         u->obj = objs->n;
         dn_objects_add(objs, entry);
         if (dn_cache_object_ok(entry)) {
@@ -345,7 +347,7 @@ static DnStatus place_unit(DnHost *H, DnUnit *u, const char *cache, DnObjects *o
     u->obj = objs->n;
     const char *tmp = dn_objects_add_temp(H->cx, objs);
     if (!tmp) return DN_ERR;
-    u->path = strdup_or_die(tmp);
+    u->path = dn_strdup(tmp);
     return DN_OK;
 }
 
@@ -388,13 +390,13 @@ DnStatus dn_units_build(DnHost *H, DnObjects *objs)
     double t0 = now_s();
     int opt_level = H->opt ? H->opt->opt_level : 3;
     const char *cache = cache_folder(H);
-    (void)dn_hash_self(); /* read once here, before any thread runs */
+    DnHash target = target_hash(H->tm, opt_level); /* reads dn_hash_self once, before any thread runs */
     Pool p = {.todo = calloc((size_t)us->n + 1, sizeof(DnUnit *)), .opt_level = opt_level, .write = true};
     if (!p.todo) dn_die(__FILE__, __LINE__, "out of memory");
     DnStatus st = DN_OK;
     for (int i = 0; i < us->n && st == DN_OK; i++) {
         DnUnit *u = us->u[i];
-        st = place_unit(H, u, cache, objs, opt_level);
+        st = place_unit(H, u, cache, objs, target);
         if (st == DN_OK && !u->from_cache) p.todo[p.n++] = u;
         if (u->from_cache) unit_release_llvm(u);
     }
