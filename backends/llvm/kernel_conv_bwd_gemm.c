@@ -220,8 +220,9 @@ static void fband_block(DnKernel *k, FBand *f, LLVMValueRef g, LLVMValueRef nt, 
     LLVMValueRef r0 = dn_mul(k, lb.i, dn_i64(k, f->R));
     LLVMValueRef nrows = dn_imin(k, dn_i64(k, f->R), LLVMBuildSub(b, dn_i64(k, c->OH), r0, ""));
     fband_dyt(k, f, dyt, ln.i, g, r0, nrows);
+    DnBandLayout lay = {.BH = f->BH, .s_kw = f->OWp, .s_t = c->KW * f->OWp, .s_c = f->BH * c->KW * f->OWp};
     dn_conv_band_copy(k, c, k->in[0], buf, ch0, nch, dn_add(k, dn_mul(k, r0, dn_i64(k, c->sh)), dn_i64(k, -c->ph)),
-                      f->BH, f->OWp);
+                      &lay);
     DnGemm gm = {.a = buf,
                  .b = dyt,
                  .c = acc,

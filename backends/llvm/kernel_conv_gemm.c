@@ -157,18 +157,25 @@ static void fwd_item(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
 /* ---- the band form: any shape ------------------------------------------------
  *
  * y[n, o, oh, :] = bias[o] + sum_m A(o, m) B[m; oh, :] (A: w as stored, or
- * as DnConvBand's strides say), one GEMM per output row with vectors along
- * ow (contiguous in y), as fwd_rows, but B read from
- * a small "band" buffer instead of a padded copy of the whole image: for a
- * band of R output rows and a block of cb input channels,
- *     band[cc, t, kw, ow] = x[n, c0 + cc, ih0 + t, ow*sw - pw + kw*dw]   (0 outside the image)
+ * as DnConvBand's strides say), with vectors along ow (contiguous in y), as
+ * fwd_rows, but B read from a small "band" buffer instead of a padded copy
+ * of the whole image: for a band of R output rows and a block of cb input
+ * channels,
+ *     band(cc, t, kw, ow) = x[n, c0 + cc, ih0 + t, ow*sw - pw + kw*dw]   (0 outside the image)
  * with ih0 = r0*sh - ph, t < BH = (R-1)*sh + (KH-1)*dh + 1: im2col along W
- * only, so B(m = (cc, kh, kw), ow) of output row r is band[cc, r*sh + kh*dh,
- * kw, ow], linear in cc, kh, kw and contiguous in ow whatever the stride and
- * padding.  The reduction runs over channel blocks (cb*KH*KW <= BAND_KC, the
- * block of weights and B an L1/L2-sized panel), accumulating into y (bias at
- * the first block, relu at the last): every element is summed in m order, as
- * in one pass.  The scratch is one band (<= BAND_BUF_MAX floats) whatever the
+ * only, so B(m = (cc, kh, kw), ow) of output row r is band(cc, r*sh + kh*dh,
+ * kw, ow), linear in cc, kh, kw and contiguous in ow whatever the stride and
+ * padding.  Two layouts (DnBandLayout):
+ *   - rows (sh > 1): [cc, t, kw, OWp], one GEMM per output row, N = OW;
+ *   - flat (sh = 1): [cc, kw, t, OW], rows of exactly OW floats, so B(m, p)
+ *     for p = r*OW + ow is band(cc, kh*dh, kw, 0) + p: the band's rows are
+ *     one GEMM with N = R*OW, contiguous in y too.  A 7-wide image fills 49
+ *     of 64 lanes instead of 7 of 16.  The last band, when R does not
+ *     divide OH, is a GEMM of its own width.
+ * The reduction runs over channel blocks (cb*KH*KW <= BAND_KC, the block of
+ * weights and B an L1/L2-sized panel), accumulating into y (bias at the
+ * first block, relu at the last): every element is summed in m order, as in
+ * one pass.  The scratch is one band (<= BAND_BUF_MAX floats) whatever the
  * image size.  Parallel over units (n, g, output-channel block, band); each
  * element is computed by one unit, so results do not depend on the split. */
 
@@ -177,17 +184,32 @@ enum { BAND_KC = 256, BAND_BUF_MAX = 32768 };
 typedef struct Band {
     DnConvGeom c;
     DnConvBand op;
-    int64_t KK, CKK, cb, nkb, R, BH, OWp, nb, OB, oc;
+    int64_t KK, CKK, cb, nkb, R, nb, OB, oc;
+    bool flat;
+    DnBandLayout lay;
 } Band;
 
-static int64_t band_size(const Band *b) { return b->cb * b->BH * b->c.KW * b->OWp; }
+/* The layout of band (cc, t, kw, ow) for b's plan (R and cb set). */
+static void band_layout(Band *b)
+{
+    const DnConvGeom *c = &b->c;
+    int64_t BH = (b->R - 1) * c->sh + (c->KH - 1) * c->dh + 1;
+    if (b->flat) {
+        b->lay = (DnBandLayout){.BH = BH, .s_t = c->OW, .s_kw = BH * c->OW, .s_c = c->KW * BH * c->OW};
+    } else {
+        int64_t OWp = (c->OW + 7) / 8 * 8;
+        b->lay = (DnBandLayout){.BH = BH, .s_kw = OWp, .s_t = c->KW * OWp, .s_c = BH * c->KW * OWp};
+    }
+}
+
+static int64_t band_size(const Band *b) { return b->cb * b->lay.s_c; }
 
 /* Picks the channel block, band height and output-channel blocks; false
  * when even one channel and one row do not fit the scratch budget. */
 static bool band_plan(Band *b)
 {
     const DnConvGeom *c = &b->c;
-    b->KK = c->KH * c->KW, b->CKK = c->Cg * b->KK, b->OWp = (c->OW + 7) / 8 * 8;
+    b->KK = c->KH * c->KW, b->CKK = c->Cg * b->KK, b->flat = c->sh == 1;
     b->cb = 1;
     for (int64_t d = 1; d <= c->Cg; d++)
         if (c->Cg % d == 0 && d * b->KK <= BAND_KC) b->cb = d;
@@ -195,7 +217,7 @@ static bool band_plan(Band *b)
     if (nb > 1 && nb % 2) nb++;
     b->R = (c->OH + nb - 1) / nb;
     for (;;) {
-        b->BH = (b->R - 1) * c->sh + (c->KH - 1) * c->dh + 1;
+        band_layout(b);
         if (band_size(b) <= BAND_BUF_MAX) break;
         if (b->R > 1) {
             b->R--;
@@ -216,16 +238,17 @@ static bool band_plan(Band *b)
 }
 
 void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef buf, LLVMValueRef ch0,
-                       LLVMValueRef nch, LLVMValueRef ih0, int64_t BH, int64_t OWp)
+                       LLVMValueRef nch, LLVMValueRef ih0, const DnBandLayout *lay)
 {
     LLVMBuilderRef bld = k->L->b;
-    DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), dn_mul(k, nch, dn_i64(k, BH)), "ct");
-    LLVMValueRef cc = LLVMBuildSDiv(bld, lt.i, dn_i64(k, BH), ""), t = LLVMBuildSRem(bld, lt.i, dn_i64(k, BH), "");
+    LLVMValueRef BH = dn_i64(k, lay->BH);
+    DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), dn_mul(k, nch, BH), "ct");
+    LLVMValueRef cc = LLVMBuildSDiv(bld, lt.i, BH, ""), t = LLVMBuildSRem(bld, lt.i, BH, "");
     LLVMValueRef ih = dn_add(k, ih0, t);
-    LLVMValueRef dst = dn_mul(k, lt.i, dn_i64(k, c->KW * OWp));
+    LLVMValueRef dst = dn_add(k, dn_mul(k, cc, dn_i64(k, lay->s_c)), dn_mul(k, t, dn_i64(k, lay->s_t)));
     LLVMValueRef inside = LLVMBuildICmp(bld, LLVMIntULT, ih, dn_i64(k, c->H), "in");
     LLVMBasicBlockRef after = dn_if_begin(k, LLVMBuildNot(bld, inside, ""));
-    dn_zero_f32(k, buf, dst, c->KW * OWp);
+    for (int64_t kw = 0; kw < c->KW; kw++) dn_zero_f32(k, buf, dn_add(k, dst, dn_i64(k, kw * lay->s_kw)), c->OW);
     dn_if_end(k, after);
     after = dn_if_begin(k, inside);
     LLVMValueRef src = dn_mul(k, dn_add(k, dn_mul(k, dn_add(k, ch0, cc), dn_i64(k, c->H)), ih), dn_i64(k, c->W));
@@ -234,7 +257,7 @@ void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMVal
         while (lo < c->OW && lo * c->sw + off < 0) lo++;
         hi = lo;
         while (hi < c->OW && hi * c->sw + off < c->W) hi++;
-        LLVMValueRef d = dn_add(k, dst, dn_i64(k, kw * OWp));
+        LLVMValueRef d = dn_add(k, dst, dn_i64(k, kw * lay->s_kw));
         if (lo > 0) dn_zero_f32(k, buf, d, lo);
         if (c->sw == 2) { /* two contiguous vectors and a shuffle per 8 columns, not a gather */
             int64_t nvec = 0;
@@ -265,7 +288,7 @@ void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMVal
     dn_loop_end(k, &lt);
 }
 
-/* band[cc, t, kw, :] for channel block kb of group g, item n, band rows from r0. */
+/* The band of channel block kb of group g, item n, band rows from r0. */
 static void band_copy(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRef n, LLVMValueRef g, LLVMValueRef kb,
                       LLVMValueRef r0)
 {
@@ -273,22 +296,27 @@ static void band_copy(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRef
     LLVMValueRef ch0 = dn_add(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))),
                               dn_mul(k, kb, dn_i64(k, b->cb)));
     LLVMValueRef ih0 = dn_add(k, dn_mul(k, r0, dn_i64(k, c->sh)), dn_i64(k, -c->ph));
-    dn_conv_band_copy(k, c, b->op.x, buf, ch0, dn_i64(k, b->cb), ih0, b->BH, b->OWp);
+    dn_conv_band_copy(k, c, b->op.x, buf, ch0, dn_i64(k, b->cb), ih0, &b->lay);
 }
 
-/* Channel block kb of one unit: copy its band, then one GEMM per output row. */
-static void band_block(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRef n, LLVMValueRef g, LLVMValueRef o0,
-                       LLVMValueRef arow, LLVMValueRef r0, LLVMValueRef nrows, LLVMValueRef kb, bool first, bool last)
+/* One unit's place: item n, group g, output channels from o0 (weights from
+ * row arow), band rows r0 .. r0 + nrows - 1; nrows_flat is nrows as a
+ * constant in the flat layout (0 in the rows layout). */
+typedef struct BandUnit {
+    LLVMValueRef buf, n, g, o0, arow, r0, nrows;
+    int64_t nrows_flat;
+} BandUnit;
+
+/* Channel block kb of one unit: copy its band, then the GEMM(s) over it. */
+static void band_block(DnKernel *k, const Band *b, const BandUnit *u, LLVMValueRef kb, bool first, bool last)
 {
     const DnConvGeom *c = &b->c;
-    band_copy(k, b, buf, n, g, kb, r0);
-    int64_t rowlen = c->KW * b->OWp;
-    DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), nrows, "r");
-    int64_t y_item = b->op.y_item ? b->op.y_item : c->O * c->OH * c->OW;
-    LLVMValueRef yrow = dn_add(k, dn_mul(k, o0, dn_i64(k, c->OH)), dn_add(k, r0, lr.i)); /* rows inside the item */
     const DnConvBand *op = &b->op;
+    const DnBandLayout *lay = &b->lay;
+    band_copy(k, b, u->buf, u->n, u->g, kb, u->r0);
+    int64_t y_item = op->y_item ? op->y_item : c->O * c->OH * c->OW;
     DnGemm gm = {.a = op->w,
-                 .a_row0 = dn_add(k, arow, dn_mul(k, kb, dn_i64(k, b->cb * op->a_s0))),
+                 .a_row0 = dn_add(k, u->arow, dn_mul(k, kb, dn_i64(k, b->cb * op->a_s0))),
                  .a_sm = op->a_sm,
                  .K0 = b->cb,
                  .K1 = dn_i64(k, c->KH),
@@ -296,29 +324,51 @@ static void band_block(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRe
                  .a_s0 = op->a_s0,
                  .a_s1 = op->a_s1,
                  .a_s2 = op->a_s2,
-                 .b = buf,
+                 .b = u->buf,
                  .b_3d = true,
-                 .b_off = dn_mul(k, lr.i, dn_i64(k, c->sh * rowlen)),
-                 .b_s0 = b->BH * rowlen,
-                 .b_s1 = c->dh * rowlen,
-                 .b_s2 = b->OWp,
+                 .b_s0 = lay->s_c,
+                 .b_s1 = c->dh * lay->s_t,
+                 .b_s2 = lay->s_kw,
                  .c = op->y,
-                 .c_off = dn_add(k, dn_mul(k, n, dn_i64(k, y_item)), dn_mul(k, yrow, dn_i64(k, c->OW))),
                  .c_sm = c->OH * c->OW,
                  .c_sn = 1,
                  .load_c = !first,
                  .bias = first ? op->bias : NULL,
-                 .bias_off = o0,
+                 .bias_off = u->o0,
                  .bias_rows = true,
                  .relu = last && op->relu};
+    LLVMValueRef yrow0 = dn_add(k, dn_mul(k, u->o0, dn_i64(k, c->OH)), u->r0); /* rows inside the item */
+    LLVMValueRef yitem = dn_mul(k, u->n, dn_i64(k, y_item));
+    if (b->flat) {
+        gm.b_off = dn_i64(k, 0);
+        gm.c_off = dn_add(k, yitem, dn_mul(k, yrow0, dn_i64(k, c->OW)));
+        dn_gemm(k, &gm, b->oc, u->nrows_flat * c->OW);
+        return;
+    }
+    DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), u->nrows, "r");
+    gm.b_off = dn_mul(k, lr.i, dn_i64(k, c->sh * lay->s_t));
+    gm.c_off = dn_add(k, yitem, dn_mul(k, dn_add(k, yrow0, lr.i), dn_i64(k, c->OW)));
     dn_gemm(k, &gm, b->oc, c->OW);
     dn_loop_end(k, &lr);
+}
+
+/* Every channel block of one unit, in order. */
+static void band_unit(DnKernel *k, const Band *b, const BandUnit *u)
+{
+    bool relu = b->op.relu;
+    band_block(k, b, u, dn_i64(k, 0), true, b->nkb == 1);
+    int64_t mid_end = relu ? b->nkb - 1 : b->nkb;
+    if (mid_end > 1) {
+        DnLoop lk = dn_loop_begin(k, dn_i64(k, 1), dn_i64(k, mid_end), "kb");
+        band_block(k, b, u, lk.i, false, false);
+        dn_loop_end(k, &lk);
+    }
+    if (relu && b->nkb > 1) band_block(k, b, u, dn_i64(k, b->nkb - 1), false, true);
 }
 
 bool dn_conv_band(DnKernel *k, const DnConvGeom *geom, const DnConvBand *op, const DnValue *x)
 {
     Band b = {.c = *geom, .op = *op};
-    bool relu = op->relu;
     if (!band_plan(&b)) return false;
     const DnConvGeom *c = &b.c;
     LLVMBuilderRef bld = k->L->b;
@@ -326,29 +376,36 @@ bool dn_conv_band(DnKernel *k, const DnConvGeom *geom, const DnConvBand *op, con
     bool has_n = dn_shape_has_n(&x->shape);
     k->par_n = has_n ? per : 0;
     k->par_b = has_n ? 0 : per * x->shape.dim[0];
-    LLVMValueRef buf = dn_ws_slice_f32(k, band_size(&b), "band");
+    BandUnit u = {.buf = dn_ws_slice_f32(k, band_size(&b), "band")};
     DnLoop lu = dn_loop_begin(k, k->begin, k->end, "unit");
-    LLVMValueRef n = LLVMBuildSDiv(bld, lu.i, dn_i64(k, per), "n"), rem = LLVMBuildSRem(bld, lu.i, dn_i64(k, per), "");
-    LLVMValueRef g = LLVMBuildSDiv(bld, rem, dn_i64(k, b.OB * b.nb), "g");
+    LLVMValueRef rem = LLVMBuildSRem(bld, lu.i, dn_i64(k, per), "");
+    u.n = LLVMBuildSDiv(bld, lu.i, dn_i64(k, per), "n");
+    u.g = LLVMBuildSDiv(bld, rem, dn_i64(k, b.OB * b.nb), "g");
     rem = LLVMBuildSRem(bld, rem, dn_i64(k, b.OB * b.nb), "");
     LLVMValueRef ob = LLVMBuildSDiv(bld, rem, dn_i64(k, b.nb), "ob"),
                  bi = LLVMBuildSRem(bld, rem, dn_i64(k, b.nb), "bi");
-    LLVMValueRef o0 = dn_add(k, dn_mul(k, g, dn_i64(k, c->Og)), dn_mul(k, ob, dn_i64(k, b.oc)));
-    LLVMValueRef arow =
-        dn_add(k, dn_add(k, dn_mul(k, g, dn_i64(k, op->a_sg)), dn_mul(k, ob, dn_i64(k, b.oc * op->a_sm))),
-               dn_i64(k, op->a_base));
-    LLVMValueRef r0 = dn_mul(k, bi, dn_i64(k, b.R));
-    LLVMValueRef left = LLVMBuildSub(bld, dn_i64(k, c->OH), r0, "");
-    LLVMValueRef nrows =
+    u.o0 = dn_add(k, dn_mul(k, u.g, dn_i64(k, c->Og)), dn_mul(k, ob, dn_i64(k, b.oc)));
+    u.arow = dn_add(k, dn_add(k, dn_mul(k, u.g, dn_i64(k, op->a_sg)), dn_mul(k, ob, dn_i64(k, b.oc * op->a_sm))),
+                    dn_i64(k, op->a_base));
+    u.r0 = dn_mul(k, bi, dn_i64(k, b.R));
+    LLVMValueRef left = LLVMBuildSub(bld, dn_i64(k, c->OH), u.r0, "");
+    u.nrows =
         LLVMBuildSelect(bld, LLVMBuildICmp(bld, LLVMIntSLT, left, dn_i64(k, b.R), ""), left, dn_i64(k, b.R), "nrows");
-    band_block(k, &b, buf, n, g, o0, arow, r0, nrows, dn_i64(k, 0), true, b.nkb == 1);
-    int64_t mid_end = relu ? b.nkb - 1 : b.nkb;
-    if (mid_end > 1) {
-        DnLoop lk = dn_loop_begin(k, dn_i64(k, 1), dn_i64(k, mid_end), "kb");
-        band_block(k, &b, buf, n, g, o0, arow, r0, nrows, lk.i, false, false);
-        dn_loop_end(k, &lk);
+    int64_t last_rows = c->OH - (b.nb - 1) * b.R;
+    if (!b.flat || last_rows == b.R) {
+        u.nrows_flat = b.R;
+        band_unit(k, &b, &u);
+    } else { /* flat, and the last band is shorter: a GEMM of its own width */
+        LLVMValueRef is_last = LLVMBuildICmp(bld, LLVMIntEQ, bi, dn_i64(k, b.nb - 1), "last");
+        LLVMBasicBlockRef after = dn_if_begin(k, LLVMBuildNot(bld, is_last, ""));
+        u.nrows_flat = b.R;
+        band_unit(k, &b, &u);
+        dn_if_end(k, after);
+        after = dn_if_begin(k, is_last);
+        u.nrows_flat = last_rows;
+        band_unit(k, &b, &u);
+        dn_if_end(k, after);
     }
-    if (relu && b.nkb > 1) band_block(k, &b, buf, n, g, o0, arow, r0, nrows, dn_i64(k, b.nkb - 1), false, true);
     dn_loop_end(k, &lu);
     return true;
 }

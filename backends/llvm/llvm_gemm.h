@@ -159,11 +159,17 @@ int64_t dn_conv_y_item(const DnKernel *k, const DnConvGeom *c);
 /* The band form's scratch for geometry 'c' (its band buffer, per worker),
  * or false exactly when dn_conv_band would decline. */
 bool dn_conv_band_scratch(const DnConvGeom *c, DnScratch *s);
-/* The band buffer of dn_conv_band: buf[(cc*BH + t)*KW + kw)*OWp + ow] =
+/* Where band element (cc, t, kw, ow) lies in a band buffer:
+ * cc*s_c + t*s_t + kw*s_kw + ow, for t < BH (a run of OW floats each). */
+typedef struct DnBandLayout {
+    int64_t BH, s_c, s_t, s_kw;
+} DnBandLayout;
+/* The band buffer of dn_conv_band: band(cc, t, kw, ow) =
  * x[ch0 + cc, ih0 + t, ow*sw - pw + kw*dw] (channel index with the item's
- * offset included; 0 outside the image) for cc < nch, t < BH, ow < OW. */
+ * offset included; 0 outside the image) for cc < nch, t < lay->BH, ow < OW,
+ * placed as 'lay' says; nothing else in 'buf' is written. */
 void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef buf, LLVMValueRef ch0,
-                       LLVMValueRef nch, LLVMValueRef ih0, int64_t BH, int64_t OWp);
+                       LLVMValueRef nch, LLVMValueRef ih0, const DnBandLayout *lay);
 
 /* kernel_conv_bwd_gemm.c: GEMM forms of conv2d's gradient kernels.  Each
  * returns false, emitting nothing, when even its banded scratch buffers

@@ -247,6 +247,14 @@ Test(gemm, band_groups_dilation)
                          "h |> c: conv2d(128, kernel=5, stride=2, pad=3, dilation=2, groups=2) |> relu", "40, 30, 70",
                          "128, 14, 34", 40 * 30 * 70, 128 * 14 * 34, 2, CONV_GRADS});
 }
+/* Stride 1 along H takes the flat band layout (the band's rows as one GEMM):
+ * dilation along H, stride 2 along W (the copy's even-column shuffle), a
+ * shorter last band (13 rows: 7 + 6) with its own GEMM width. */
+Test(gemm, band_flat_dilation)
+{
+    run_case(&(GemmCase){"band_flat_dilation", "h |> c: conv2d(48, kernel=3, stride=[1, 2], pad=2, dilation=2) |> relu",
+                         "80, 13, 40", "48, 13, 20", 80 * 13 * 40, 48 * 13 * 20, 2, CONV_GRADS});
+}
 /* conv2d_bwd_data at stride 1 in the band form (flipped, transposed kernel):
  * groups, dilation, asymmetric kernel and padding. */
 Test(gemm, band_bwd_data_groups)
