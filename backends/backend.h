@@ -24,6 +24,7 @@ typedef struct DnBackendOptions {
     const char *features;  /* LLVM feature string; NULL = host's (or none when cpu is set) */
     int opt_level;         /* 0..3 */
     bool direct_kernels;   /* plain loop nests only, no GEMM-based kernels (A/B, reference) */
+    bool no_winograd;      /* cpu: no Winograd F(2x2, 3x3) convolutions (--no-winograd) */
     const char *gpu_arch;  /* cuda: --gpu-arch, comma-separated ("sm_80,sm_90"); NULL = that default */
     const char *precision; /* GPU targets: --precision (fp32, tf32, fp16, bf16); NULL = fp32 */
     int gpu_api;           /* set by the GPU backends themselves: dnrt_gpu_api */

@@ -81,6 +81,9 @@ static void usage(FILE *out)
                  "                      default: sized to the CPU's L2 cache, or to the GPU's local memory)\n"
                  "  --direct-kernels    plain loop-nest kernels only, no GEMM micro-kernels\n"
                  "                      (slower; a reference for A/B runs)\n"
+                 "  --no-winograd       cpu: 3x3 stride-1 convolutions by GEMM, not Winograd\n"
+                 "                      F(2x2, 3x3) (exact sums in the usual order; Winograd's\n"
+                 "                      results differ by a few ulps, see docs/design.md)\n"
                  "  --jobs=N, -jN       cpu: threads that optimize and compile the kernels\n"
                  "                      (default: one per core)\n"
                  "  --no-cache          cpu: compile every kernel, without reading or writing the\n"
@@ -202,6 +205,8 @@ static int parse_compile_flag(Options *o, const char *a)
         return parse_tile(o, a + 17);
     else if (!strcmp(a, "--direct-kernels"))
         o->backend.direct_kernels = true;
+    else if (!strcmp(a, "--no-winograd"))
+        o->backend.no_winograd = true;
     else if (!strncmp(a, "--cpu=", 6))
         o->backend.cpu = a + 6;
     else if (!strncmp(a, "--features=", 11))

@@ -86,7 +86,7 @@ static void accumulate_row(DnKernel *k, const Conv *cv, LLVMValueRef i, LLVMValu
 
 void dn_kernel_conv2d(DnKernel *k)
 {
-    if (dn_conv_fwd_gemm(k)) return;
+    if (dn_conv_winograd(k) || dn_conv_fwd_gemm(k)) return;
     Conv cv = conv_params(k->op);
     k->par_n = dn_shape_has_n(&k->op->in[0]->shape) ? cv.O : 0;
     k->par_b = k->par_n ? 0 : cv.O * k->op->in[0]->shape.dim[0];

@@ -137,6 +137,15 @@ bool dn_conv_fwd_gemm_scratch(const DnOp *op, DnScratch *s);
 void dn_conv_pad_image(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef xp, LLVMValueRef n,
                        LLVMValueRef g);
 
+/* kernel_conv_winograd.c: conv2d forward by Winograd F(2x2, 3x3) for 3x3,
+ * stride 1, one-group layers with enough channels and tiles (two phases:
+ * the weight transform, then the convolution); false, emitting nothing,
+ * for the other shapes and under --no-winograd or --direct-kernels.  Its
+ * scratch ('o' the backend options, NULL for the defaults), or false
+ * exactly when it declines. */
+bool dn_conv_winograd(DnKernel *k);
+bool dn_conv_winograd_scratch(const DnOp *op, const DnBackendOptions *o, DnScratch *s);
+
 /* kernel_conv_gemm.c: the band form of a convolution with geometry 'c'
  * (any shape whose one-channel, one-row band fits the scratch budget; false,
  * emitting nothing, otherwise): y[n, o, oh, ow] = [bias[o] +] sum over

@@ -63,6 +63,12 @@ typedef struct DnKernel {
      * 'scratch' the sizes dn_llvm_scratch gave, 'used' what the generator took */
     LLVMValueRef ws_shared, ws_slice;
     DnScratch scratch, used;
+    /* phases: a generator may split an op into nphase kernels run one after
+     * the other (each its own parallel loop, e.g. a weight transform into
+     * the shared workspace, then the convolution that reads it).  It is
+     * called once per phase with 'phase' set (0 first) and sets 'nphase'
+     * (default 1) in phase 0; every phase takes the same scratch. */
+    int phase, nphase;
 } DnKernel;
 
 typedef void (*DnKernelGen)(DnKernel *k);

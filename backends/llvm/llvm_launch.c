@@ -14,7 +14,9 @@
  * (the dnrt_kernel_fn) computes the pointers (dn_host_launch_ptrs) and
  * calls the body.  When the plan holds the op's workspace
  * (llvm_workspace.c), the body takes two more pointers: the workspace's
- * shared part and the calling worker's slice.
+ * shared part and the calling worker's slice.  A generator may split its
+ * op into phases (DnKernel.phase): a kernel each (wrapper kN_op.P for
+ * phase P > 0), called one after the other at the op's place.
  */
 #include "llvm_internal.h"
 
@@ -112,9 +114,10 @@ static LLVMValueRef ptr_param(LLVMValueRef body, const DnLaunch *l, int i)
     return LLVMGetParam(body, 4 + (unsigned)j);
 }
 
-/* Emits the kernel of l->op; returns its wrapper (the dnrt_kernel_fn) and
- * the iteration count in *par_n, *par_b, or NULL with a diagnostic. */
-static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, int64_t *par_b)
+/* Emits phase 'phase' of the kernel of l->op; returns its wrapper (the
+ * dnrt_kernel_fn), the iteration count in *par_n, *par_b and the op's
+ * phase count in *nphase, or NULL with a diagnostic. */
+static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int phase, int64_t *par_n, int64_t *par_b, int *nphase)
 {
     const DnOp *op = l->op;
     DnKernelGen gen = dn_llvm_kernels[op->kind];
@@ -124,7 +127,10 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
         return NULL;
     }
     char name[96];
-    snprintf(name, sizeof name, "k%d_%s", l->seq, opname);
+    if (phase)
+        snprintf(name, sizeof name, "k%d_%s.%d", l->seq, opname, phase);
+    else
+        snprintf(name, sizeof name, "k%d_%s", l->seq, opname);
     DnOpWorkspace ws = dn_llvm_op_workspace(H, l->plan, op, l->at);
     int nws = ws.in_plan ? 2 : 0, np = l->nptrs;
     LLVMValueRef body;
@@ -133,8 +139,16 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
 
     /* an op that treats every (n, t) position alike is generated as the same op over a batch of n * t */
     const DnOp *kop = l->seq_form == DN_SEQ_ROWS ? dn_op_seq_rows(op, &H->cx->arena) : op;
-    DnKernel k = {
-        .L = U, .g = l->g, .plan = l->plan, .op = kop, .fn = body, .par_n = 0, .par_b = 1, .scratch = ws.need};
+    DnKernel k = {.L = U,
+                  .g = l->g,
+                  .plan = l->plan,
+                  .op = kop,
+                  .fn = body,
+                  .par_n = 0,
+                  .par_b = 1,
+                  .scratch = ws.need,
+                  .phase = phase,
+                  .nphase = 1};
     k.c = LLVMGetParam(body, 0), k.begin = LLVMGetParam(body, 1), k.end = LLVMGetParam(body, 2);
     k.n = LLVMGetParam(body, 3);
     for (int i = 0; i < op->nin; i++) k.in[i] = ptr_param(body, l, i);
@@ -146,22 +160,26 @@ static LLVMValueRef emit_kernel(DnHost *H, const DnLaunch *l, int64_t *par_n, in
     gen(&k);
     LLVMBuildRetVoid(U->b); /* generators leave the builder at the end of their last block */
     dn_llvm_check_scratch(&k);
-    *par_n = k.par_n, *par_b = k.par_b;
+    *par_n = k.par_n, *par_b = k.par_b, *nphase = k.nphase;
     const char *sym = dn_unit_end(H, u, body, opname); /* 'u' may be gone: an equal body was there */
     LLVMTypeRef body_t;
     LLVMValueRef decl = declare_body(H, sym, l, nws, &body_t);
     return build_wrapper(H, name, decl, body_t, l, nws ? &ws : NULL);
 }
 
-/* The launch hook: the kernel, then its call at the op's place in the entry. */
+/* The launch hook: the kernel of each phase, then its call at the op's
+ * place in the entry. */
 static DnStatus llvm_launch(DnHost *H, const DnLaunch *l)
 {
-    LLVMBasicBlockRef at = LLVMGetInsertBlock(H->b);
-    int64_t pn, pb;
-    LLVMValueRef kfn = emit_kernel(H, l, &pn, &pb);
-    if (!kfn) return DN_ERR;
-    LLVMPositionBuilderAtEnd(H->b, at);
-    dn_host_call_kernel(H, l, kfn, pn, pb);
+    int nphase = 1;
+    for (int phase = 0; phase < nphase; phase++) {
+        LLVMBasicBlockRef at = LLVMGetInsertBlock(H->b);
+        int64_t pn, pb;
+        LLVMValueRef kfn = emit_kernel(H, l, phase, &pn, &pb, &nphase);
+        if (!kfn) return DN_ERR;
+        LLVMPositionBuilderAtEnd(H->b, at);
+        dn_host_call_kernel(H, l, kfn, pn, pb);
+    }
     return DN_OK;
 }
 

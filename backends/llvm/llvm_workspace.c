@@ -20,6 +20,7 @@ DnScratch dn_llvm_scratch(const DnOp *op, const DnBackendOptions *o)
     bool fast = !(o && o->direct_kernels);
     switch (op->kind) { /* ORDER the generators' own choices: the fast forms in turn, then the direct loops (none) */
     case DN_OP_CONV2D:
+        if (dn_conv_winograd_scratch(op, o, &s)) return s;
         if (fast && dn_conv_fwd_gemm_scratch(op, &s)) return s;
         return (DnScratch){0};
     case DN_OP_CONV2D_BWD_DATA:

@@ -94,7 +94,9 @@ static float *run_lib(const GemmCase *c, const char *src, const char *flags, con
     return out;
 }
 
-static void run_case(const GemmCase *c)
+/* Compares the GEMM builds with the direct loops; 'also' (or NULL): the
+ * flags of one more build compared the same way. */
+static void run_case_also(const GemmCase *c, const char *also)
 {
     char src[2048];
     model_text(c, src, sizeof src);
@@ -105,8 +107,8 @@ static void run_case(const GemmCase *c)
     for (int64_t i = 0; i < ny; i++) r = r * 1664525u + 1013904223u, t[i] = (float)(r >> 8) * 0x1p-23f - 1.0f;
     int64_t nr;
     float *ref = run_lib(c, src, "--direct-kernels", x, t, &nr);
-    static const char *const builds[] = {"", "--features=+avx2,+fma"};
-    for (int b = 0; b < 2; b++) {
+    const char *const builds[] = {"", "--features=+avx2,+fma", also};
+    for (int b = 0; b < 3 && builds[b]; b++) {
         int64_t ng;
         float *got = run_lib(c, src, builds[b], x, t, &ng);
         const char *how = b ? builds[b] : "host features";
@@ -122,6 +124,8 @@ static void run_case(const GemmCase *c)
     }
     free(ref), free(x), free(t);
 }
+
+static void run_case(const GemmCase *c) { run_case_also(c, NULL); }
 
 #define CONV_GRADS                                                                                                     \
     {                                                                                                                  \
@@ -254,6 +258,30 @@ Test(gemm, band_flat_dilation)
 {
     run_case(&(GemmCase){"band_flat_dilation", "h |> c: conv2d(48, kernel=3, stride=[1, 2], pad=2, dilation=2) |> relu",
                          "80, 13, 40", "48, 13, 20", 80 * 13 * 40, 48 * 13 * 20, 2, CONV_GRADS});
+}
+/* Winograd F(2x2, 3x3) (kernel_conv_winograd.c; band_3x3 above takes it too):
+ * odd output sizes (the last tile row and column half outside y), 19
+ * channels (a last group of 3 in the weight transform), 21 tiles a row (a
+ * last group of 5), 11 tile rows in blocks of 4, 4 and 3; and the same
+ * shape with --no-winograd (the band form). */
+Test(gemm, winograd_edges)
+{
+    run_case_also(&(GemmCase){"winograd_edges", "h |> c: conv2d(20, kernel=3, pad=1) |> relu", "19, 21, 41",
+                              "20, 21, 41", 19 * 21 * 41, 20 * 21 * 41, 2, CONV_GRADS},
+                  "--no-winograd");
+}
+/* Padding 2 on all sides, no bias, two blocks of 64 output channels (one
+ * block of tiles: each unit transforms the same inputs). */
+Test(gemm, winograd_pad2_channel_blocks)
+{
+    run_case(&(GemmCase){"winograd_pad2_channel_blocks",
+                         "h |> c: conv2d(128, kernel=3, pad=2, bias=false)",
+                         "16, 14, 14",
+                         "128, 16, 16",
+                         16 * 196,
+                         128 * 256,
+                         2,
+                         {"p", "c.weight", NULL}});
 }
 /* conv2d_bwd_data at stride 1 in the band form (flipped, transposed kernel):
  * groups, dilation, asymmetric kernel and padding. */
