@@ -21,14 +21,15 @@
  *      channel and tile of the block, the 16 GEMMs into M, then
  *      Y = Aᵀ M A + bias [relu] into y (the tiles past OH, OW left out).
  *
- * Error: the transforms use only 1, 1/2 and sums, so the result differs
- * from the direct sum by a few ulps of the terms' magnitudes (measured in
- * tests/unit/test_gemm.c against the direct kernel; docs/design.md gives
- * the bound).  --no-winograd keeps these layers on the GEMM forms.
+ * Error: the transforms use only ±1, 1/2 and sums, so the result differs
+ * from the direct sum by rounding only (tests/unit/test_gemm.c compares it
+ * with the direct kernel; docs/design.md gives the measured size).
+ * --no-winograd keeps these layers on the GEMM forms.
  *
  * Taken when the convolution has enough channels for the GEMMs to fill
- * the tile (C, O >= 16) and enough tiles per item (>= 16), and the
- * workspace stays within bounds (wino_plan). */
+ * the tile (C, O >= 16) and enough tiles per item (WINO_TILES_MIN: the
+ * weights are transformed on every call), and the workspace stays within
+ * bounds (wino_plan). */
 #include "llvm_gemm.h"
 
 enum {
