@@ -34,7 +34,8 @@
 
 enum {
     WINO_U_MAX = 1 << 22,     /* floats of U (16 MB): the shared part */
-    WINO_SLICE_MAX = 1 << 19, /* floats per worker: strip, V and M */
+    WINO_VM_MAX = 1 << 18,    /* floats of V, and of M, per worker (1 MB each) */
+    WINO_SLICE_MAX = 3 << 18, /* floats per worker: strip, V and M */
     WINO_TB_MIN = 64,         /* tiles per unit when the image has them */
     WINO_TILES_MIN = 36,      /* tiles per item: below, the weight transform (per call) costs more than it saves */
 };
@@ -74,6 +75,14 @@ static bool wino_plan(const DnOp *op, const DnBackendOptions *o, Wino *w)
         w->nblk = w->TH / w->RB;
     else
         w->RB = (w->TH + w->nblk - 1) / w->nblk;
+    /* fewer rows where V or M would outgrow their bound (wide layers) */
+    int64_t wide = c->C > c->O ? c->C : c->O;
+    if (16 * wide * w->RB * w->TW > WINO_VM_MAX) {
+        w->RB = WINO_VM_MAX / (16 * wide * w->TW);
+        if (w->RB < 1) return false;
+        w->nblk = (w->TH + w->RB - 1) / w->RB;
+        w->RB = (w->TH + w->nblk - 1) / w->nblk;
+    }
     w->TB = w->RB * w->TW;
     w->OB = 1;
     while (w->nblk * w->OB < 4 && c->O % (2 * w->OB) == 0 && c->O / (2 * w->OB) >= 64) w->OB *= 2;

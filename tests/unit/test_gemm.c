@@ -283,6 +283,13 @@ Test(gemm, winograd_pad2_channel_blocks)
                          2,
                          {"p", "c.weight", NULL}});
 }
+/* 256 input channels: V would outgrow its bound with all 10 tile rows in
+ * one unit, so two blocks of 5. */
+Test(gemm, winograd_wide_rows)
+{
+    run_case(&(GemmCase){"winograd_wide_rows", "h |> c: conv2d(16, kernel=3, pad=1)", "256, 20, 20", "16, 20, 20",
+                         256 * 400, 16 * 400, 2, CONV_GRADS});
+}
 /* conv2d_bwd_data at stride 1 in the band form (flipped, transposed kernel):
  * groups, dilation, asymmetric kernel and padding. */
 Test(gemm, band_bwd_data_groups)
