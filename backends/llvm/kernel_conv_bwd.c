@@ -98,7 +98,7 @@ static LLVMValueRef idx4(DnKernel *k, LLVMValueRef a, int64_t B, LLVMValueRef b,
 /* dx[n] = sum over o, taps of dy[n, o] scattered through w[o]. */
 void dn_kernel_conv2d_bwd_data(DnKernel *k)
 {
-    if (dn_conv_bwd_data_gemm(k)) return;
+    if (dn_conv_bwd_data_winograd(k) || dn_conv_bwd_data_gemm(k)) return;
     LLVMBuilderRef b = k->L->b;
     const DnOp *op = k->op;
     Conv c = dn_conv_geom(op, op->out[0], op->in[1], op->in[0]);

@@ -541,23 +541,53 @@ static DnConvGeom flipped_geom(const DnConvGeom *c)
                         .dw = c->dw};
 }
 
+/* The flipped convolution's operands: dy read as x, w flipped and transposed. */
+static DnConvBand flipped_operands(DnKernel *k, const DnConvGeom *c)
+{
+    int64_t KK = c->KH * c->KW;
+    return (DnConvBand){.x = k->in[0],
+                        .w = k->in[1],
+                        .y = k->out[0],
+                        .a_sg = c->Og * c->Cg * KK,
+                        .a_sm = KK,
+                        .a_s0 = c->Cg * KK,
+                        .a_s1 = -c->KW,
+                        .a_s2 = -1,
+                        .a_base = KK - 1};
+}
+
 /* Stride 1: the band form of the flipped convolution (dn_conv_band): no
  * col buffer, any size.  Other strides: data_colband. */
 static bool data_band(DnKernel *k, const DnConvGeom *c)
 {
     if (c->sh != 1 || c->sw != 1) return data_colband(k, c);
-    int64_t KK = c->KH * c->KW;
     DnConvGeom t = flipped_geom(c);
-    DnConvBand bo = {.x = k->in[0],
-                     .w = k->in[1],
-                     .y = k->out[0],
-                     .a_sg = c->Og * c->Cg * KK,
-                     .a_sm = KK,
-                     .a_s0 = c->Cg * KK,
-                     .a_s1 = -c->KW,
-                     .a_s2 = -1,
-                     .a_base = KK - 1};
+    DnConvBand bo = flipped_operands(k, c);
     return dn_conv_band(k, &t, &bo, k->op->in[0]);
+}
+
+/* The flipped convolution by Winograd, where it takes it (stride 1, 3x3, ...). */
+static bool data_winograd_geom(const DnOp *op, DnConvGeom *t)
+{
+    DnConvGeom c = dn_conv_geom(op, op->out[0], op->in[1], op->in[0]);
+    if (c.sh != 1 || c.sw != 1) return false;
+    *t = flipped_geom(&c);
+    return true;
+}
+
+bool dn_conv_bwd_data_winograd_scratch(const DnOp *op, const DnBackendOptions *o, DnScratch *s)
+{
+    DnConvGeom t;
+    return data_winograd_geom(op, &t) && dn_conv_winograd_form_scratch(&t, o, s);
+}
+
+bool dn_conv_bwd_data_winograd(DnKernel *k)
+{
+    DnConvGeom t;
+    if (!data_winograd_geom(k->op, &t)) return false;
+    DnConvGeom c = dn_conv_geom(k->op, k->op->out[0], k->op->in[1], k->op->in[0]);
+    DnConvBand bo = flipped_operands(k, &c);
+    return dn_conv_winograd_form(k, &t, &bo, k->op->in[0]);
 }
 
 bool dn_conv_bwd_data_gemm_scratch(const DnOp *op, DnScratch *s)

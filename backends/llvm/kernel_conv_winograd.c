@@ -42,6 +42,7 @@ enum {
 
 typedef struct Wino {
     DnConvGeom c;
+    DnConvBand op; /* x, w (as its strides say), y, bias, relu, y_item */
     int64_t TH, TW, RB, TB, nblk, OB, ob, Wp, Wps, BH;
     LLVMValueRef u, strip, v, m; /* the scratch arrays */
 } Wino;
@@ -50,13 +51,11 @@ static int64_t wino_nstrip(const Wino *w) { return w->c.C * w->BH * w->Wps; }
 static int64_t wino_nv(const Wino *w) { return 16 * w->c.C * w->TB; }
 static int64_t wino_nm(const Wino *w) { return 16 * w->ob * w->TB; }
 
-/* Whether op takes the Winograd form, and its blocking. */
-static bool wino_plan(const DnOp *op, const DnBackendOptions *o, Wino *w)
+/* Whether a convolution of geometry 'geom' takes the Winograd form, and its blocking. */
+static bool wino_plan(const DnConvGeom *geom, const DnBackendOptions *o, Wino *w)
 {
-    if ((o && (o->direct_kernels || o->no_winograd)) || op->kind != DN_OP_CONV2D) return false;
-    const char *act = dn_op_str(op, "act");
-    if (strcmp(act, "none") && strcmp(act, "relu")) return false;
-    *w = (Wino){.c = dn_conv_geom(op, op->in[0], op->in[1], op->out[0])};
+    if (o && (o->direct_kernels || o->no_winograd)) return false;
+    *w = (Wino){.c = *geom};
     const DnConvGeom *c = &w->c;
     if (c->G != 1 || c->KH != 3 || c->KW != 3 || c->sh != 1 || c->sw != 1 || c->dh != 1 || c->dw != 1) return false;
     if (c->C < 16 || c->O < 16) return false;
@@ -92,10 +91,10 @@ static bool wino_plan(const DnOp *op, const DnBackendOptions *o, Wino *w)
     return wino_nstrip(w) + wino_nv(w) + wino_nm(w) <= WINO_SLICE_MAX;
 }
 
-bool dn_conv_winograd_scratch(const DnOp *op, const DnBackendOptions *o, DnScratch *s)
+bool dn_conv_winograd_form_scratch(const DnConvGeom *c, const DnBackendOptions *o, DnScratch *s)
 {
     Wino w;
-    if (!wino_plan(op, o, &w)) return false;
+    if (!wino_plan(c, o, &w)) return false;
     *s = (DnScratch){.shared = dn_ws_f32_bytes(16 * w.c.O * w.c.C),
                      .slice = dn_ws_f32_bytes(wino_nstrip(&w)) + dn_ws_f32_bytes(wino_nv(&w)) +
                               dn_ws_f32_bytes(wino_nm(&w))};
@@ -119,27 +118,43 @@ static void mul_g(DnKernel *k, LLVMValueRef *g, int st, LLVMValueRef *out, int o
     out[3 * ost] = g[2 * st];
 }
 
-/* U[ξ, o, c .. c+7] for the 8 channels from c of output channel o ('oc' =
- * o*C + c): their 72 weights loaded as one vector and split by position. */
-static void weight_group8(DnKernel *k, const Wino *w, LLVMValueRef oc, int cnt)
+/* U[ξ, o, c .. c+7] for the first 'cnt' of the 8 channels from c of output
+ * channel o ('oc' = o*C + c).  Weights stored [O, C, 3, 3] (a forward
+ * conv2d) are loaded as one vector of 72 and split by position; other
+ * strides (conv2d_bwd_data's flipped, transposed kernel) element by element. */
+static void weight_group8(DnKernel *k, const Wino *w, LLVMValueRef o, LLVMValueRef c0, int cnt)
 {
     LLVMBuilderRef b = k->L->b;
-    LLVMTypeRef wide = LLVMVectorType(k->L->f32, 72);
-    LLVMValueRef src =
-        LLVMBuildInBoundsGEP2(b, k->L->f32, k->in[1], (LLVMValueRef[]){dn_mul(k, oc, dn_i64(k, 9))}, 1, "");
-    LLVMValueRef all;
-    if (cnt == 8) {
-        all = LLVMBuildLoad2(b, wide, src, "w72");
-        LLVMSetAlignment(all, 4);
-    } else { /* the last channels: element by element, the rest 0 */
-        all = LLVMConstNull(wide);
-        for (int i = 0; i < 9 * cnt; i++)
-            all = LLVMBuildInsertElement(b, all, dn_load_f32(k, src, dn_i64(k, i)), dn_i32(k, i), "");
-    }
+    const DnConvBand *op = &w->op;
+    LLVMValueRef oc = dn_add(k, dn_mul(k, o, dn_i64(k, w->c.C)), c0);
+    LLVMValueRef base = dn_add(k, dn_add(k, dn_mul(k, o, dn_i64(k, op->a_sm)), dn_mul(k, c0, dn_i64(k, op->a_s0))),
+                               dn_i64(k, op->a_base));
     LLVMValueRef g[9], t[12], u[16], idx[8];
-    for (int p = 0; p < 9; p++) {
-        for (int l = 0; l < 8; l++) idx[l] = dn_i32(k, 9 * l + p);
-        g[p] = LLVMBuildShuffleVector(b, all, LLVMGetUndef(wide), LLVMConstVector(idx, 8), "g");
+    if (op->a_s0 == 9 && op->a_s1 == 3 && op->a_s2 == 1) {
+        LLVMTypeRef wide = LLVMVectorType(k->L->f32, 72);
+        LLVMValueRef src = LLVMBuildInBoundsGEP2(b, k->L->f32, op->w, (LLVMValueRef[]){base}, 1, "");
+        LLVMValueRef all;
+        if (cnt == 8) {
+            all = LLVMBuildLoad2(b, wide, src, "w72");
+            LLVMSetAlignment(all, 4);
+        } else { /* the last channels: element by element, the rest 0 */
+            all = LLVMConstNull(wide);
+            for (int i = 0; i < 9 * cnt; i++)
+                all = LLVMBuildInsertElement(b, all, dn_load_f32(k, src, dn_i64(k, i)), dn_i32(k, i), "");
+        }
+        for (int p = 0; p < 9; p++) {
+            for (int l = 0; l < 8; l++) idx[l] = dn_i32(k, 9 * l + p);
+            g[p] = LLVMBuildShuffleVector(b, all, LLVMGetUndef(wide), LLVMConstVector(idx, 8), "g");
+        }
+    } else {
+        for (int p = 0; p < 9; p++) {
+            g[p] = LLVMConstNull(dn_v8_t(k));
+            for (int l = 0; l < cnt; l++) {
+                int64_t off = l * op->a_s0 + (p / 3) * op->a_s1 + (p % 3) * op->a_s2;
+                LLVMValueRef v = dn_load_f32(k, op->w, dn_add(k, base, dn_i64(k, off)));
+                g[p] = LLVMBuildInsertElement(b, g[p], v, dn_i32(k, l), "");
+            }
+        }
     }
     for (int j = 0; j < 3; j++) mul_g(k, g + j, 3, t + j, 3); /* t = G g: 4 x 3 */
     for (int r = 0; r < 4; r++) mul_g(k, t + 3 * r, 1, u + 4 * r, 1);
@@ -153,13 +168,12 @@ static void weight_transform(DnKernel *k, const Wino *w)
     const DnConvGeom *c = &w->c;
     k->par_n = 0, k->par_b = c->O;
     DnLoop lo = dn_loop_begin(k, k->begin, k->end, "o");
-    LLVMValueRef o0 = dn_mul(k, lo.i, dn_i64(k, c->C));
     if (c->C / 8 > 0) {
         DnLoop lc = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, c->C / 8), "c8");
-        weight_group8(k, w, dn_add(k, o0, dn_mul(k, lc.i, dn_i64(k, 8))), 8);
+        weight_group8(k, w, lo.i, dn_mul(k, lc.i, dn_i64(k, 8)), 8);
         dn_loop_end(k, &lc);
     }
-    if (c->C % 8) weight_group8(k, w, dn_add(k, o0, dn_i64(k, c->C / 8 * 8)), (int)(c->C % 8));
+    if (c->C % 8) weight_group8(k, w, lo.i, dn_i64(k, c->C / 8 * 8), (int)(c->C % 8));
     dn_loop_end(k, &lo);
 }
 
@@ -283,8 +297,8 @@ static void output_tiles8(DnKernel *k, const Wino *w, LLVMValueRef mrow, LLVMVal
         LLVMValueRef e = fadd(k, y[2 * r], bv), o = fadd(k, y[2 * r + 1], bv); /* columns 2tj, 2tj + 1 */
         if (relu) e = relu8(k, e), o = relu8(k, o);
         LLVMValueRef row = dn_add(k, y0, dn_i64(k, r * w->c.OW));
-        dn_vec_store(k, k->out[0], row, zip4(k, e, o, 0), ncol < 8 ? ncol : 8);
-        if (ncol > 8) dn_vec_store(k, k->out[0], dn_add(k, row, dn_i64(k, 8)), zip4(k, e, o, 4), ncol - 8);
+        dn_vec_store(k, w->op.y, row, zip4(k, e, o, 0), ncol < 8 ? ncol : 8);
+        if (ncol > 8) dn_vec_store(k, w->op.y, dn_add(k, row, dn_i64(k, 8)), zip4(k, e, o, 4), ncol - 8);
     }
 }
 
@@ -306,11 +320,12 @@ static void output_transform(DnKernel *k, const Wino *w, LLVMValueRef n, LLVMVal
                              LLVMValueRef nrt)
 {
     const DnConvGeom *c = &w->c;
-    bool relu = !strcmp(dn_op_str(k->op, "act"), "relu");
+    bool relu = w->op.relu;
+    int64_t y_item = w->op.y_item ? w->op.y_item : c->O * c->OH * c->OW;
     DnLoop lo = dn_loop_begin(k, dn_i64(k, 0), dn_i64(k, w->ob), "o");
     LLVMValueRef o = dn_add(k, o0, lo.i);
-    LLVMValueRef bias = k->op->nin > 2 ? dn_load_f32(k, k->in[2], o) : dn_f32(k, 0);
-    LLVMValueRef yo = dn_add(k, dn_mul(k, n, dn_i64(k, dn_conv_y_item(k, c))), dn_mul(k, o, dn_i64(k, c->OH * c->OW)));
+    LLVMValueRef bias = w->op.bias ? dn_load_f32(k, w->op.bias, o) : dn_f32(k, 0);
+    LLVMValueRef yo = dn_add(k, dn_mul(k, n, dn_i64(k, y_item)), dn_mul(k, o, dn_i64(k, c->OH * c->OW)));
     DnLoop li = dn_loop_begin(k, dn_i64(k, 0), nrt, "i");
     LLVMValueRef oh = dn_mul(k, dn_add(k, ti0, li.i), dn_i64(k, 2));
     LLVMValueRef yrow = dn_add(k, yo, dn_mul(k, oh, dn_i64(k, c->OW)));
@@ -331,14 +346,14 @@ static void output_transform(DnKernel *k, const Wino *w, LLVMValueRef n, LLVMVal
 }
 
 /* Phase 1: the units (n, tile-row block, output-channel block). */
-static void convolve(DnKernel *k, const Wino *w)
+static void convolve(DnKernel *k, const Wino *w, const DnValue *xv)
 {
     const DnConvGeom *c = &w->c;
     LLVMBuilderRef b = k->L->b;
     int64_t per = w->nblk * w->OB;
-    bool has_n = dn_shape_has_n(&k->op->in[0]->shape);
+    bool has_n = dn_shape_has_n(&xv->shape);
     k->par_n = has_n ? per : 0;
-    k->par_b = has_n ? 0 : per * k->op->in[0]->shape.dim[0];
+    k->par_b = has_n ? 0 : per * xv->shape.dim[0];
     DnLoop lu = dn_loop_begin(k, k->begin, k->end, "unit");
     LLVMValueRef n = LLVMBuildSDiv(b, lu.i, dn_i64(k, per), "n"), rem = LLVMBuildSRem(b, lu.i, dn_i64(k, per), "");
     LLVMValueRef blk = LLVMBuildSDiv(b, rem, dn_i64(k, w->OB), "blk");
@@ -351,18 +366,19 @@ static void convolve(DnKernel *k, const Wino *w)
     sc.KW = 1, sc.dw = 1, sc.OW = w->Wp;
     DnBandLayout lay = {.BH = w->BH, .s_t = w->Wps, .s_kw = 0, .s_c = w->BH * w->Wps};
     LLVMValueRef ih0 = dn_add(k, dn_mul(k, ti0, dn_i64(k, 2)), dn_i64(k, -c->ph));
-    dn_conv_band_copy(k, &sc, k->in[0], w->strip, dn_mul(k, n, dn_i64(k, c->C)), dn_i64(k, c->C), ih0, &lay);
+    dn_conv_band_copy(k, &sc, w->op.x, w->strip, dn_mul(k, n, dn_i64(k, c->C)), dn_i64(k, c->C), ih0, &lay);
     input_transform(k, w, nrt);
     point_gemms(k, w, o0);
     output_transform(k, w, n, o0, ti0, nrt);
     dn_loop_end(k, &lu);
 }
 
-bool dn_conv_winograd(DnKernel *k)
+bool dn_conv_winograd_form(DnKernel *k, const DnConvGeom *c, const DnConvBand *op, const DnValue *xv)
 {
     Wino w;
-    if (!wino_plan(k->op, k->L->opt, &w)) return false;
+    if (!wino_plan(c, k->L->opt, &w)) return false;
     DN_ASSERT(k->ws_shared); /* U is one array for all workers and both phases: the plan's shared part */
+    w.op = *op;
     w.u = dn_ws_shared_f32(k, 16 * w.c.O * w.c.C, "wino.u");
     w.strip = dn_ws_slice_f32(k, wino_nstrip(&w), "wino.strip");
     w.v = dn_ws_slice_f32(k, wino_nv(&w), "wino.v");
@@ -371,7 +387,38 @@ bool dn_conv_winograd(DnKernel *k)
         k->nphase = 2;
         weight_transform(k, &w);
     } else {
-        convolve(k, &w);
+        convolve(k, &w, xv);
     }
     return true;
+}
+
+/* Whether the Winograd form takes conv2d 'op' (its epilogues: none, relu). */
+static bool fwd_ok(const DnOp *op)
+{
+    const char *act = dn_op_str(op, "act");
+    return !strcmp(act, "none") || !strcmp(act, "relu");
+}
+
+bool dn_conv_winograd_scratch(const DnOp *op, const DnBackendOptions *o, DnScratch *s)
+{
+    DnConvGeom c = dn_conv_geom(op, op->in[0], op->in[1], op->out[0]);
+    return fwd_ok(op) && dn_conv_winograd_form_scratch(&c, o, s);
+}
+
+bool dn_conv_winograd(DnKernel *k)
+{
+    const DnOp *op = k->op;
+    if (!fwd_ok(op)) return false;
+    DnConvGeom c = dn_conv_geom(op, op->in[0], op->in[1], op->out[0]);
+    DnConvBand bo = {.x = k->in[0],
+                     .w = k->in[1],
+                     .y = k->out[0],
+                     .bias = op->nin > 2 ? k->in[2] : NULL,
+                     .relu = !strcmp(dn_op_str(op, "act"), "relu"),
+                     .a_sm = c.C * 9,
+                     .a_s0 = 9,
+                     .a_s1 = 3,
+                     .a_s2 = 1,
+                     .y_item = dn_conv_y_item(k, &c)};
+    return dn_conv_winograd_form(k, &c, &bo, op->in[0]);
 }

@@ -145,6 +145,17 @@ void dn_conv_pad_image(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMVal
  * exactly when it declines. */
 bool dn_conv_winograd(DnKernel *k);
 bool dn_conv_winograd_scratch(const DnOp *op, const DnBackendOptions *o, DnScratch *s);
+/* The same form for any convolution of geometry 'c' with the operands of
+ * 'op' (DnConvBand, below: the weights as its strides say, a_sg unused as
+ * there is one group); 'xv' is the value x belongs to.  Its scratch, or
+ * false exactly when it declines. */
+typedef struct DnConvBand DnConvBand;
+bool dn_conv_winograd_form(DnKernel *k, const DnConvGeom *c, const DnConvBand *op, const DnValue *xv);
+bool dn_conv_winograd_form_scratch(const DnConvGeom *c, const DnBackendOptions *o, DnScratch *s);
+/* kernel_conv_bwd_gemm.c: conv2d_bwd_data at stride 1 as the Winograd form
+ * of the flipped convolution (false, emitting nothing, where it declines). */
+bool dn_conv_bwd_data_winograd(DnKernel *k);
+bool dn_conv_bwd_data_winograd_scratch(const DnOp *op, const DnBackendOptions *o, DnScratch *s);
 
 /* kernel_conv_gemm.c: the band form of a convolution with geometry 'c'
  * (any shape whose one-channel, one-row band fits the scratch budget; false,
@@ -154,12 +165,12 @@ bool dn_conv_winograd_scratch(const DnOp *op, const DnBackendOptions *o, DnScrat
  * (o, ci within group g).  A forward conv2d reads w as stored; conv2d_bwd_data
  * at stride 1 is the same form on dy with the kernel flipped and transposed.
  * 'xv' is the value x belongs to (for its batch axis). */
-typedef struct DnConvBand {
+struct DnConvBand {
     LLVMValueRef x, w, y, bias; /* f32 base pointers; bias optional */
     bool relu;
     int64_t a_sg, a_sm, a_s0, a_s1, a_s2, a_base;
     int64_t y_item; /* elements from one item of y to the next; 0: O * OH * OW */
-} DnConvBand;
+};
 bool dn_conv_band(DnKernel *k, const DnConvGeom *c, const DnConvBand *op, const DnValue *xv);
 /* Elements from one batch item of conv2d k->op's result to the next: O * OH * OW,
  * or the stride of the memory plan's view when the result is written into a

@@ -24,6 +24,7 @@ DnScratch dn_llvm_scratch(const DnOp *op, const DnBackendOptions *o)
         if (fast && dn_conv_fwd_gemm_scratch(op, &s)) return s;
         return (DnScratch){0};
     case DN_OP_CONV2D_BWD_DATA:
+        if (dn_conv_bwd_data_winograd_scratch(op, o, &s)) return s;
         if (fast && dn_conv_bwd_data_gemm_scratch(op, &s)) return s;
         return (DnScratch){0};
     case DN_OP_CONV2D_BWD_FILTER:
