@@ -165,13 +165,15 @@ static void fwd_item(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
  * with ih0 = r0*sh - ph, t < BH = (R-1)*sh + (KH-1)*dh + 1: im2col along W
  * only, so B(m = (cc, kh, kw), ow) of output row r is band(cc, r*sh + kh*dh,
  * kw, ow), linear in cc, kh, kw and contiguous in ow whatever the stride and
- * padding.  Two layouts (DnBandLayout):
- *   - rows (sh > 1): [cc, t, kw, OWp], one GEMM per output row, N = OW;
- *   - flat (sh = 1): [cc, kw, t, OW], rows of exactly OW floats, so B(m, p)
- *     for p = r*OW + ow is band(cc, kh*dh, kw, 0) + p: the band's rows are
- *     one GEMM with N = R*OW, contiguous in y too.  A 7-wide image fills 49
- *     of 64 lanes instead of 7 of 16.  The last band, when R does not
- *     divide OH, is a GEMM of its own width.
+ * padding.  The band's rows are one GEMM with N = R*OW, contiguous in y
+ * too (a 7-wide image fills 49 of 64 lanes, not 7 of 16), B(m, p) for
+ * p = r*OW + ow read at a fixed offset per m plus p, in one of two layouts
+ * (DnBandLayout):
+ *   - flat (sh = 1): [cc, kw, t, OW], rows of exactly OW floats, so
+ *     B(m, p) = band(cc, kh*dh, kw, 0) + p: input rows shared by the taps;
+ *   - im2col (sh > 1): [cc, kh, kw, r, OW], one copy of the input row
+ *     r*sh + kh*dh per (kh, r), so B(m, p) = buf[(cc, kh, kw, 0, 0)] + p.
+ * The last band, when R does not divide OH, is a GEMM of its own width.
  * The reduction runs over channel blocks (cb*KH*KW <= BAND_KC, the block of
  * weights and B an L1/L2-sized panel), accumulating into y (bias at the
  * first block, relu at the last): every element is summed in m order, as in
@@ -185,8 +187,9 @@ typedef struct Band {
     DnConvGeom c;
     DnConvBand op;
     int64_t KK, CKK, cb, nkb, R, nb, OB, oc;
-    bool flat;
-    DnBandLayout lay;
+    bool flat;        /* else im2col */
+    DnBandLayout lay; /* im2col: per kh, at offset kh * s_kh */
+    int64_t s_kh;
 } Band;
 
 /* The layout of band (cc, t, kw, ow) for b's plan (R and cb set). */
@@ -196,9 +199,11 @@ static void band_layout(Band *b)
     int64_t BH = (b->R - 1) * c->sh + (c->KH - 1) * c->dh + 1;
     if (b->flat) {
         b->lay = (DnBandLayout){.BH = BH, .s_t = c->OW, .s_kw = BH * c->OW, .s_c = c->KW * BH * c->OW};
+        b->s_kh = c->dh * c->OW;
     } else {
-        int64_t OWp = (c->OW + 7) / 8 * 8;
-        b->lay = (DnBandLayout){.BH = BH, .s_kw = OWp, .s_t = c->KW * OWp, .s_c = BH * c->KW * OWp};
+        int64_t rows = b->R * c->OW;
+        b->lay = (DnBandLayout){.BH = b->R, .ih_step = c->sh, .s_t = c->OW, .s_kw = rows, .s_c = b->KK * rows};
+        b->s_kh = c->KW * rows;
     }
 }
 
@@ -244,7 +249,7 @@ void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMVal
     LLVMValueRef BH = dn_i64(k, lay->BH);
     DnLoop lt = dn_loop_begin(k, dn_i64(k, 0), dn_mul(k, nch, BH), "ct");
     LLVMValueRef cc = LLVMBuildSDiv(bld, lt.i, BH, ""), t = LLVMBuildSRem(bld, lt.i, BH, "");
-    LLVMValueRef ih = dn_add(k, ih0, t);
+    LLVMValueRef ih = dn_add(k, ih0, lay->ih_step > 1 ? dn_mul(k, t, dn_i64(k, lay->ih_step)) : t);
     LLVMValueRef dst = dn_add(k, dn_mul(k, cc, dn_i64(k, lay->s_c)), dn_mul(k, t, dn_i64(k, lay->s_t)));
     LLVMValueRef inside = LLVMBuildICmp(bld, LLVMIntULT, ih, dn_i64(k, c->H), "in");
     LLVMBasicBlockRef after = dn_if_begin(k, LLVMBuildNot(bld, inside, ""));
@@ -296,18 +301,25 @@ static void band_copy(DnKernel *k, const Band *b, LLVMValueRef buf, LLVMValueRef
     LLVMValueRef ch0 = dn_add(k, dn_add(k, dn_mul(k, n, dn_i64(k, c->C)), dn_mul(k, g, dn_i64(k, c->Cg))),
                               dn_mul(k, kb, dn_i64(k, b->cb)));
     LLVMValueRef ih0 = dn_add(k, dn_mul(k, r0, dn_i64(k, c->sh)), dn_i64(k, -c->ph));
-    dn_conv_band_copy(k, c, b->op.x, buf, ch0, dn_i64(k, b->cb), ih0, &b->lay);
+    if (b->flat) {
+        dn_conv_band_copy(k, c, b->op.x, buf, ch0, dn_i64(k, b->cb), ih0, &b->lay);
+        return;
+    }
+    for (int64_t kh = 0; kh < c->KH; kh++) { /* input rows ih0 + kh*dh + r*sh */
+        LLVMValueRef at =
+            LLVMBuildInBoundsGEP2(k->L->b, k->L->f32, buf, (LLVMValueRef[]){dn_i64(k, kh * b->s_kh)}, 1, "");
+        dn_conv_band_copy(k, c, b->op.x, at, ch0, dn_i64(k, b->cb), dn_add(k, ih0, dn_i64(k, kh * c->dh)), &b->lay);
+    }
 }
 
 /* One unit's place: item n, group g, output channels from o0 (weights from
- * row arow), band rows r0 .. r0 + nrows - 1; nrows_flat is nrows as a
- * constant in the flat layout (0 in the rows layout). */
+ * row arow), band rows r0 .. r0 + nrows - 1 (nrows a constant). */
 typedef struct BandUnit {
-    LLVMValueRef buf, n, g, o0, arow, r0, nrows;
-    int64_t nrows_flat;
+    LLVMValueRef buf, n, g, o0, arow, r0;
+    int64_t nrows;
 } BandUnit;
 
-/* Channel block kb of one unit: copy its band, then the GEMM(s) over it. */
+/* Channel block kb of one unit: copy its band, then the GEMM over it. */
 static void band_block(DnKernel *k, const Band *b, const BandUnit *u, LLVMValueRef kb, bool first, bool last)
 {
     const DnConvGeom *c = &b->c;
@@ -326,8 +338,9 @@ static void band_block(DnKernel *k, const Band *b, const BandUnit *u, LLVMValueR
                  .a_s2 = op->a_s2,
                  .b = u->buf,
                  .b_3d = true,
+                 .b_off = dn_i64(k, 0),
                  .b_s0 = lay->s_c,
-                 .b_s1 = c->dh * lay->s_t,
+                 .b_s1 = b->s_kh,
                  .b_s2 = lay->s_kw,
                  .c = op->y,
                  .c_sm = c->OH * c->OW,
@@ -338,18 +351,8 @@ static void band_block(DnKernel *k, const Band *b, const BandUnit *u, LLVMValueR
                  .bias_rows = true,
                  .relu = last && op->relu};
     LLVMValueRef yrow0 = dn_add(k, dn_mul(k, u->o0, dn_i64(k, c->OH)), u->r0); /* rows inside the item */
-    LLVMValueRef yitem = dn_mul(k, u->n, dn_i64(k, y_item));
-    if (b->flat) {
-        gm.b_off = dn_i64(k, 0);
-        gm.c_off = dn_add(k, yitem, dn_mul(k, yrow0, dn_i64(k, c->OW)));
-        dn_gemm(k, &gm, b->oc, u->nrows_flat * c->OW);
-        return;
-    }
-    DnLoop lr = dn_loop_begin(k, dn_i64(k, 0), u->nrows, "r");
-    gm.b_off = dn_mul(k, lr.i, dn_i64(k, c->sh * lay->s_t));
-    gm.c_off = dn_add(k, yitem, dn_mul(k, dn_add(k, yrow0, lr.i), dn_i64(k, c->OW)));
-    dn_gemm(k, &gm, b->oc, c->OW);
-    dn_loop_end(k, &lr);
+    gm.c_off = dn_add(k, dn_mul(k, u->n, dn_i64(k, y_item)), dn_mul(k, yrow0, dn_i64(k, c->OW)));
+    dn_gemm(k, &gm, b->oc, u->nrows * c->OW);
 }
 
 /* Every channel block of one unit, in order. */
@@ -388,21 +391,18 @@ bool dn_conv_band(DnKernel *k, const DnConvGeom *geom, const DnConvBand *op, con
     u.arow = dn_add(k, dn_add(k, dn_mul(k, u.g, dn_i64(k, op->a_sg)), dn_mul(k, ob, dn_i64(k, b.oc * op->a_sm))),
                     dn_i64(k, op->a_base));
     u.r0 = dn_mul(k, bi, dn_i64(k, b.R));
-    LLVMValueRef left = LLVMBuildSub(bld, dn_i64(k, c->OH), u.r0, "");
-    u.nrows =
-        LLVMBuildSelect(bld, LLVMBuildICmp(bld, LLVMIntSLT, left, dn_i64(k, b.R), ""), left, dn_i64(k, b.R), "nrows");
     int64_t last_rows = c->OH - (b.nb - 1) * b.R;
-    if (!b.flat || last_rows == b.R) {
-        u.nrows_flat = b.R;
+    if (last_rows == b.R) {
+        u.nrows = b.R;
         band_unit(k, &b, &u);
-    } else { /* flat, and the last band is shorter: a GEMM of its own width */
+    } else { /* the last band is shorter: a GEMM of its own width */
         LLVMValueRef is_last = LLVMBuildICmp(bld, LLVMIntEQ, bi, dn_i64(k, b.nb - 1), "last");
         LLVMBasicBlockRef after = dn_if_begin(k, LLVMBuildNot(bld, is_last, ""));
-        u.nrows_flat = b.R;
+        u.nrows = b.R;
         band_unit(k, &b, &u);
         dn_if_end(k, after);
         after = dn_if_begin(k, is_last);
-        u.nrows_flat = last_rows;
+        u.nrows = last_rows;
         band_unit(k, &b, &u);
         dn_if_end(k, after);
     }

@@ -180,12 +180,13 @@ int64_t dn_conv_y_item(const DnKernel *k, const DnConvGeom *c);
  * or false exactly when dn_conv_band would decline. */
 bool dn_conv_band_scratch(const DnConvGeom *c, DnScratch *s);
 /* Where band element (cc, t, kw, ow) lies in a band buffer:
- * cc*s_c + t*s_t + kw*s_kw + ow, for t < BH (a run of OW floats each). */
+ * cc*s_c + t*s_t + kw*s_kw + ow, for t < BH (a run of OW floats each);
+ * band row t is input row ih0 + t * ih_step (0 counts as 1). */
 typedef struct DnBandLayout {
-    int64_t BH, s_c, s_t, s_kw;
+    int64_t BH, s_c, s_t, s_kw, ih_step;
 } DnBandLayout;
 /* The band buffer of dn_conv_band: band(cc, t, kw, ow) =
- * x[ch0 + cc, ih0 + t, ow*sw - pw + kw*dw] (channel index with the item's
+ * x[ch0 + cc, ih0 + t*ih_step, ow*sw - pw + kw*dw] (channel index with the item's
  * offset included; 0 outside the image) for cc < nch, t < lay->BH, ow < OW,
  * placed as 'lay' says; nothing else in 'buf' is written. */
 void dn_conv_band_copy(DnKernel *k, const DnConvGeom *c, LLVMValueRef x, LLVMValueRef buf, LLVMValueRef ch0,
