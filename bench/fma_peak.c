@@ -4,7 +4,7 @@
  * where the CPU has them, 512-bit ones (AVX-512).  Prints one line per
  * width, "fma256 X GFLOP/s", the best of 5 runs.
  *
- *   cc -O2 bench/fma_peak.c -o fma_peak && ./fma_peak
+ *   cc -O2 bench/fma_peak.c -o /tmp/fma_peak && /tmp/fma_peak
  *
  * The chains start from different values and every one is consumed at the
  * end, so the compiler can neither merge nor drop them.  The number is what
