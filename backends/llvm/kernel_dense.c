@@ -69,10 +69,18 @@ static void emit_row(DnKernel *k, const Mm *mm, LLVMValueRef row, LLVMValueRef b
 /* Register block for the dot-product form with one shared, untransposed
  * pair (a rows contiguous, b [P, K] shared by all rows):  R rows x J
  * columns of y accumulate together, so every loaded element of a is used
- * J times and every element of b R times.  y rows row0 .. row0+R-1.  The
- * vectorizer turns each of the R x J sums into a vector over K: 4 x 4 of
- * them fit AVX-512's 32 registers with their operands, 4 x 2 AVX2's 16. */
-enum { BLK_R = 4, BLK_J = 4 };
+ * J times and every element of b R times.  The vectorizer turns each of
+ * the R x J sums into a vector over K: 8 x 2 or 4 x 4 of them fit
+ * AVX-512's 32 registers with their operands, 4 x 2 AVX2's 16.
+ *
+ * The parallel loop runs over chunks of JC output columns (b rows), each
+ * unit taking every row of a: its JC x K block of b (at most DENSE_B_CHUNK
+ * floats, at least 4 chunks where P allows) stays in the L2 cache from one
+ * block of rows to the next, b is read from memory once per call however
+ * many rows there are, and one row (batch 1) still spreads over every
+ * core.  The rows go in blocks of 8 (AVX-512), then 4, then one by one;
+ * each element is one sum in a fixed order, whatever the thread count. */
+enum { BLK_R = 8, DENSE_B_CHUNK = 65536 };
 
 static LLVMValueRef epilogue(DnKernel *k, LLVMValueRef r, bool relu)
 {
@@ -80,16 +88,18 @@ static LLVMValueRef epilogue(DnKernel *k, LLVMValueRef r, bool relu)
     return LLVMBuildSelect(k->L->b, LLVMBuildFCmp(k->L->b, LLVMRealOLT, r, dn_f32(k, 0), ""), dn_f32(k, 0), r, "");
 }
 
-static void emit_block(DnKernel *k, const Mm *mm, LLVMValueRef row0, int R, int J, LLVMValueRef bias, bool relu)
+/* y rows row0 .. row0+R-1, columns j0 .. j0 + J*nj - 1 (nj an i64 value). */
+static void emit_block(DnKernel *k, const Mm *mm, LLVMValueRef row0, int R, int J, LLVMValueRef j0, LLVMValueRef nj,
+                       LLVMValueRef bias, bool relu)
 {
-    LLVMValueRef acc[BLK_R][BLK_J], jj[BLK_J];
-    DnLoop lj = dn_loop_begin(k, dn_i64(k, 0), LLVMBuildSDiv(k->L->b, mm->P, dn_i64(k, J), ""), "jb");
-    for (int c = 0; c < J; c++) jj[c] = dn_add(k, dn_mul(k, lj.i, dn_i64(k, J)), dn_i64(k, c));
+    LLVMValueRef acc[BLK_R][4], jj[4];
+    DnLoop lj = dn_loop_begin(k, dn_i64(k, 0), nj, "jb");
+    for (int c = 0; c < J; c++) jj[c] = dn_add(k, j0, dn_add(k, dn_mul(k, lj.i, dn_i64(k, J)), dn_i64(k, c)));
     for (int r = 0; r < R; r++)
         for (int c = 0; c < J; c++)
             acc[r][c] = dn_var(k, k->L->f32, bias ? dn_load_f32(k, bias, jj[c]) : dn_f32(k, 0), "acc");
     DnLoop lq = dn_loop_begin(k, dn_i64(k, 0), mm->K, "q");
-    LLVMValueRef av[BLK_R], bv[BLK_J];
+    LLVMValueRef av[BLK_R], bv[4];
     for (int c = 0; c < J; c++) bv[c] = dn_load_f32(k, k->in[1], dn_add(k, dn_mul(k, jj[c], mm->K), lq.i));
     for (int r = 0; r < R; r++)
         av[r] = dn_load_f32(k, k->in[0], dn_add(k, dn_mul(k, dn_add(k, row0, dn_i64(k, r)), mm->K), lq.i));
@@ -105,17 +115,43 @@ static void emit_block(DnKernel *k, const Mm *mm, LLVMValueRef row0, int R, int 
     dn_loop_end(k, &lj);
 }
 
-/* Rows [begin, end) in blocks of BLK_R, then the remaining rows one by one. */
-static void emit_blocked(DnKernel *k, const Mm *mm, int64_t P, LLVMValueRef bias, bool relu)
+/* Rows [lo, lo + R * nblk) in blocks of R (nblk an i64 value), columns j0 .. j0 + len - 1. */
+static void emit_row_blocks(DnKernel *k, const Mm *mm, LLVMValueRef lo, LLVMValueRef nblk, int R, int J,
+                            LLVMValueRef j0, LLVMValueRef len, LLVMValueRef bias, bool relu)
 {
-    int J = k->L->vec_regs >= 32 && P % 4 == 0 ? 4 : P % 2 == 0 ? 2 : 1;
-    LLVMValueRef nblk = LLVMBuildSDiv(k->L->b, LLVMBuildSub(k->L->b, k->end, k->begin, ""), dn_i64(k, BLK_R), "");
-    DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "blk");
-    emit_block(k, mm, dn_add(k, k->begin, dn_mul(k, lb.i, dn_i64(k, BLK_R))), BLK_R, J, bias, relu);
+    DnLoop lb = dn_loop_begin(k, dn_i64(k, 0), nblk, "rblk");
+    LLVMValueRef nj = LLVMBuildSDiv(k->L->b, len, dn_i64(k, J), "");
+    emit_block(k, mm, dn_add(k, lo, dn_mul(k, lb.i, dn_i64(k, R))), R, J, j0, nj, bias, relu);
     dn_loop_end(k, &lb);
-    DnLoop lr = dn_loop_begin(k, dn_add(k, k->begin, dn_mul(k, nblk, dn_i64(k, BLK_R))), k->end, "row");
-    emit_block(k, mm, lr.i, 1, J, bias, relu);
-    dn_loop_end(k, &lr);
+}
+
+/* Sets the parallel loop over chunks of output columns and emits every
+ * row ('rows', an i64 value) of each: x @ bᵀ for the P columns. */
+static void emit_blocked(DnKernel *k, const Mm *mm, int64_t P, LLVMValueRef rows, LLVMValueRef bias, bool relu)
+{
+    LLVMBuilderRef bld = k->L->b;
+    bool wide = k->L->vec_regs >= 32;
+    int J = P % 4 == 0 ? 4 : P % 2 == 0 ? 2 : 1;
+    int64_t K = LLVMConstIntGetSExtValue(mm->K);
+    int64_t jc = DENSE_B_CHUNK / (K > 0 ? K : 1), quarter = (P + 3) / 4;
+    if (jc > quarter) jc = quarter;
+    jc = jc < J ? J : jc / J * J;
+    int64_t nchunk = (P + jc - 1) / jc;
+    k->par_n = 0, k->par_b = nchunk;
+    DnLoop lc = dn_loop_begin(k, k->begin, k->end, "chunk");
+    LLVMValueRef j0 = dn_mul(k, lc.i, dn_i64(k, jc));
+    LLVMValueRef len = dn_imin(k, dn_i64(k, jc), LLVMBuildSub(bld, dn_i64(k, P), j0, ""));
+    LLVMValueRef done = dn_i64(k, 0);
+    if (wide) { /* blocks of 8 rows */
+        LLVMValueRef n8 = LLVMBuildSDiv(bld, rows, dn_i64(k, 8), "");
+        emit_row_blocks(k, mm, done, n8, 8, J < 2 ? J : 2, j0, len, bias, relu);
+        done = dn_mul(k, n8, dn_i64(k, 8));
+    }
+    LLVMValueRef n4 = LLVMBuildSDiv(bld, LLVMBuildSub(bld, rows, done, ""), dn_i64(k, 4), "");
+    emit_row_blocks(k, mm, done, n4, 4, wide || J < 2 ? J : 2, j0, len, bias, relu);
+    done = dn_add(k, done, dn_mul(k, n4, dn_i64(k, 4)));
+    emit_row_blocks(k, mm, done, LLVMBuildSub(bld, rows, done, ""), 1, J, j0, len, bias, relu);
+    dn_loop_end(k, &lc);
 }
 
 /* Sets the parallel count to 'rows' = rows_static (* N when 'has_n') and
@@ -144,9 +180,8 @@ void dn_kernel_dense(DnKernel *k)
              .ta = false,
              .tb = true};
     bool relu = !strcmp(dn_op_str(k->op, "act"), "relu");
-    k->par_n = has_n ? rows : 0;
-    k->par_b = has_n ? 0 : rows;
-    emit_blocked(k, &mm, out, k->op->nin > 2 ? k->in[2] : NULL, relu);
+    LLVMValueRef nrows = has_n ? dn_mul(k, k->n, dn_i64(k, rows)) : dn_i64(k, rows);
+    emit_blocked(k, &mm, out, nrows, k->op->nin > 2 ? k->in[2] : NULL, relu);
 }
 
 void dn_kernel_matmul(DnKernel *k)
@@ -170,9 +205,7 @@ void dn_kernel_matmul(DnKernel *k)
     }
     int64_t rows = batch * (m == DN_DIM_N ? 1 : m);
     if (rb == 2 && !mm.ta && mm.tb) { /* x @ Wᵀ with one W: rows are independent */
-        k->par_n = has_n ? rows : 0;
-        k->par_b = has_n ? 0 : rows;
-        emit_blocked(k, &mm, p, NULL, false);
+        emit_blocked(k, &mm, p, has_n ? dn_mul(k, k->n, dn_i64(k, rows)) : dn_i64(k, rows), NULL, false);
         return;
     }
     emit_rows(k, &mm, rows, has_n, NULL, false);
