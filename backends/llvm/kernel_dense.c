@@ -2,9 +2,11 @@
  * matmul (op(a) @ op(b) over the last two axes, with batch axes, b
  * optionally shared, and N allowed as the batch, M or K dimension).
  *
- * Both run in parallel over result rows (batch x M, or rows = numel / IN).
- * Loop order keeps the innermost loop contiguous: for Bᵀ (dense weights,
- * trans_b) a dot product over K, otherwise a saxpy over the result row.
+ * dense, and matmul x @ Wᵀ with one W, run in parallel over chunks of
+ * output columns (emit_blocked, below); the other matmul forms over result
+ * rows (batch x M).  Loop order keeps the innermost loop contiguous: for Bᵀ
+ * (dense weights, trans_b) a dot product over K, otherwise a saxpy over the
+ * result row.
  * Reductions carry reassoc/contract flags only (dn_fadd/dn_fmul), so the
  * vectorizer may split them; results differ by fp32 reassociation at most.
  */
