@@ -1,6 +1,8 @@
-/* kernel_conv_winograd.c -- conv2d forward by Winograd's minimal filtering
- * F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for Convolutional Neural
- * Networks", 2015): each 2x2 block of outputs ("tile") of a 3x3, stride 1,
+/* kernel_conv_winograd.c -- conv2d forward (and conv2d_bwd_data at stride
+ * 1, as the flipped convolution: kernel_conv_bwd_gemm.c) by Winograd's
+ * minimal filtering F(2x2, 3x3) (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2015): each 2x2 block of outputs
+ * ("tile") of a 3x3, stride 1,
  * dilation 1, one-group convolution is
  *     Y = Aᵀ [ sum_c (G g_oc Gᵀ) ⊙ (Bᵀ d_c B) ] A
  * for the 4x4 input patch d_c of channel c and the 3x3 kernel g_oc, with
