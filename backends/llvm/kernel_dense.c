@@ -80,8 +80,10 @@ static void emit_row(DnKernel *k, const Mm *mm, LLVMValueRef row, LLVMValueRef b
  * floats, at least 4 chunks where P allows) stays in the L2 cache from one
  * block of rows to the next, b is read from memory once per call however
  * many rows there are, and one row (batch 1) still spreads over every
- * core.  The rows go in blocks of 8 (AVX-512), then 4, then one by one;
- * each element is one sum in a fixed order, whatever the thread count. */
+ * core.  When P is too narrow for two chunks, b is small anyway and the
+ * loop runs over rows instead.  The rows go in blocks of 8 (AVX-512),
+ * then 4, then one by one; each element is one sum in a fixed order,
+ * whatever the thread count. */
 enum { BLK_R = 8, DENSE_B_CHUNK = 65536 };
 
 static LLVMValueRef epilogue(DnKernel *k, LLVMValueRef r, bool relu)
@@ -127,32 +129,48 @@ static void emit_row_blocks(DnKernel *k, const Mm *mm, LLVMValueRef lo, LLVMValu
     dn_loop_end(k, &lb);
 }
 
-/* Sets the parallel loop over chunks of output columns and emits every
- * row ('rows', an i64 value) of each: x @ bᵀ for the P columns. */
-static void emit_blocked(DnKernel *k, const Mm *mm, int64_t P, LLVMValueRef rows, LLVMValueRef bias, bool relu)
+/* Rows [lo, hi) (i64 values) of columns j0 .. j0 + len - 1, in the
+ * blocks of 8, 4 and 1 rows. */
+static void emit_rows_tiered(DnKernel *k, const Mm *mm, int J, LLVMValueRef lo, LLVMValueRef hi, LLVMValueRef j0,
+                             LLVMValueRef len, LLVMValueRef bias, bool relu)
 {
     LLVMBuilderRef bld = k->L->b;
     bool wide = k->L->vec_regs >= 32;
+    LLVMValueRef done = lo;
+    if (wide) { /* blocks of 8 rows */
+        LLVMValueRef n8 = LLVMBuildSDiv(bld, LLVMBuildSub(bld, hi, done, ""), dn_i64(k, 8), "");
+        emit_row_blocks(k, mm, done, n8, 8, J < 2 ? J : 2, j0, len, bias, relu);
+        done = dn_add(k, done, dn_mul(k, n8, dn_i64(k, 8)));
+    }
+    LLVMValueRef n4 = LLVMBuildSDiv(bld, LLVMBuildSub(bld, hi, done, ""), dn_i64(k, 4), "");
+    emit_row_blocks(k, mm, done, n4, 4, wide || J < 2 ? J : 2, j0, len, bias, relu);
+    done = dn_add(k, done, dn_mul(k, n4, dn_i64(k, 4)));
+    emit_row_blocks(k, mm, done, LLVMBuildSub(bld, hi, done, ""), 1, J, j0, len, bias, relu);
+}
+
+/* Sets the parallel loop and emits x @ bᵀ for the P columns of every row:
+ * 'rows_static' rows (per item when 'has_n'), 'rows' their count (an i64
+ * value). */
+static void emit_blocked(DnKernel *k, const Mm *mm, int64_t P, int64_t rows_static, bool has_n, LLVMValueRef rows,
+                         LLVMValueRef bias, bool relu)
+{
     int J = P % 4 == 0 ? 4 : P % 2 == 0 ? 2 : 1;
     int64_t K = LLVMConstIntGetSExtValue(mm->K);
     int64_t jc = DENSE_B_CHUNK / (K > 0 ? K : 1), quarter = (P + 3) / 4;
     if (jc > quarter) jc = quarter;
     jc = jc < J ? J : jc / J * J;
     int64_t nchunk = (P + jc - 1) / jc;
+    if (nchunk < 2) { /* too narrow to split: in parallel over rows */
+        k->par_n = has_n ? rows_static : 0;
+        k->par_b = has_n ? 0 : rows_static;
+        emit_rows_tiered(k, mm, J, k->begin, k->end, dn_i64(k, 0), dn_i64(k, P), bias, relu);
+        return;
+    }
     k->par_n = 0, k->par_b = nchunk;
     DnLoop lc = dn_loop_begin(k, k->begin, k->end, "chunk");
     LLVMValueRef j0 = dn_mul(k, lc.i, dn_i64(k, jc));
-    LLVMValueRef len = dn_imin(k, dn_i64(k, jc), LLVMBuildSub(bld, dn_i64(k, P), j0, ""));
-    LLVMValueRef done = dn_i64(k, 0);
-    if (wide) { /* blocks of 8 rows */
-        LLVMValueRef n8 = LLVMBuildSDiv(bld, rows, dn_i64(k, 8), "");
-        emit_row_blocks(k, mm, done, n8, 8, J < 2 ? J : 2, j0, len, bias, relu);
-        done = dn_mul(k, n8, dn_i64(k, 8));
-    }
-    LLVMValueRef n4 = LLVMBuildSDiv(bld, LLVMBuildSub(bld, rows, done, ""), dn_i64(k, 4), "");
-    emit_row_blocks(k, mm, done, n4, 4, wide || J < 2 ? J : 2, j0, len, bias, relu);
-    done = dn_add(k, done, dn_mul(k, n4, dn_i64(k, 4)));
-    emit_row_blocks(k, mm, done, LLVMBuildSub(bld, rows, done, ""), 1, J, j0, len, bias, relu);
+    LLVMValueRef len = dn_imin(k, dn_i64(k, jc), LLVMBuildSub(k->L->b, dn_i64(k, P), j0, ""));
+    emit_rows_tiered(k, mm, J, dn_i64(k, 0), rows, j0, len, bias, relu);
     dn_loop_end(k, &lc);
 }
 
@@ -183,7 +201,7 @@ void dn_kernel_dense(DnKernel *k)
              .tb = true};
     bool relu = !strcmp(dn_op_str(k->op, "act"), "relu");
     LLVMValueRef nrows = has_n ? dn_mul(k, k->n, dn_i64(k, rows)) : dn_i64(k, rows);
-    emit_blocked(k, &mm, out, nrows, k->op->nin > 2 ? k->in[2] : NULL, relu);
+    emit_blocked(k, &mm, out, rows, has_n, nrows, k->op->nin > 2 ? k->in[2] : NULL, relu);
 }
 
 void dn_kernel_matmul(DnKernel *k)
@@ -207,7 +225,7 @@ void dn_kernel_matmul(DnKernel *k)
     }
     int64_t rows = batch * (m == DN_DIM_N ? 1 : m);
     if (rb == 2 && !mm.ta && mm.tb) { /* x @ Wᵀ with one W: rows are independent */
-        emit_blocked(k, &mm, p, has_n ? dn_mul(k, k->n, dn_i64(k, rows)) : dn_i64(k, rows), NULL, false);
+        emit_blocked(k, &mm, p, rows, has_n, has_n ? dn_mul(k, k->n, dn_i64(k, rows)) : dn_i64(k, rows), NULL, false);
         return;
     }
     emit_rows(k, &mm, rows, has_n, NULL, false);
