@@ -18,7 +18,8 @@
  * Larger shapes (ResNet's 56x56x64 and up) take the band form (dn_conv_band,
  * below): bounded scratch whatever the image, no padded copy, parallel
  * within an item too.  kernel_conv_bwd_gemm.c also uses it for
- * conv2d_bwd_data at stride 1.  The scratch arrays are in the caller's
+ * conv2d_bwd_data at stride 1.  3x3 stride-1 layers that Winograd's form
+ * takes (kernel_conv_winograd.c, tried first) never reach this file.  The scratch arrays are in the caller's
  * worker slice of the arena (dn_ws_slice_f32; the stack without a plan
  * workspace), sized by dn_conv_fwd_gemm_scratch / dn_conv_band_scratch
  * from the same setup functions. */
