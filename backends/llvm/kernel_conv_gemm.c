@@ -163,8 +163,8 @@ static void fwd_item(DnKernel *k, Fwd *f, LLVMValueRef n, LLVMValueRef g, LLVMVa
  * of the whole image: for a band of R output rows and a block of cb input
  * channels,
  *     band(cc, t, kw, ow) = x[n, c0 + cc, ih0 + t, ow*sw - pw + kw*dw]   (0 outside the image)
- * with ih0 = r0*sh - ph, t < BH = (R-1)*sh + (KH-1)*dh + 1: im2col along W
- * only, so B(m = (cc, kh, kw), ow) of output row r is band(cc, r*sh + kh*dh,
+ * with ih0 = r0*sh - ph, t < BH = (R-1)*sh + (KH-1)*dh + 1: the image
+ * im2col'd along W, so B(m = (cc, kh, kw), ow) of output row r is band(cc, r*sh + kh*dh,
  * kw, ow), linear in cc, kh, kw and contiguous in ow whatever the stride and
  * padding.  The band's rows are one GEMM with N = R*OW, contiguous in y
  * too (a 7-wide image fills 49 of 64 lanes, not 7 of 16), B(m, p) for

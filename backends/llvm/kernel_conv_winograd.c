@@ -121,9 +121,10 @@ static void mul_g(DnKernel *k, LLVMValueRef *g, int st, LLVMValueRef *out, int o
 }
 
 /* U[ξ, o, c .. c+7] for the first 'cnt' of the 8 channels from c of output
- * channel o ('oc' = o*C + c).  Weights stored [O, C, 3, 3] (a forward
- * conv2d) are loaded as one vector of 72 and split by position; other
- * strides (conv2d_bwd_data's flipped, transposed kernel) element by element. */
+ * channel o.  Eight channels of weights stored [O, C, 3, 3] (a forward
+ * conv2d) are loaded as one vector of 72 and split by position; the last
+ * channels and other strides (conv2d_bwd_data's flipped, transposed
+ * kernel) element by element. */
 static void weight_group8(DnKernel *k, const Wino *w, LLVMValueRef o, LLVMValueRef c0, int cnt)
 {
     LLVMBuilderRef b = k->L->b;
@@ -132,23 +133,15 @@ static void weight_group8(DnKernel *k, const Wino *w, LLVMValueRef o, LLVMValueR
     LLVMValueRef base = dn_add(k, dn_add(k, dn_mul(k, o, dn_i64(k, op->a_sm)), dn_mul(k, c0, dn_i64(k, op->a_s0))),
                                dn_i64(k, op->a_base));
     LLVMValueRef g[9], t[12], u[16], idx[8];
-    if (op->a_s0 == 9 && op->a_s1 == 3 && op->a_s2 == 1) {
+    if (cnt == 8 && op->a_s0 == 9 && op->a_s1 == 3 && op->a_s2 == 1) {
         LLVMTypeRef wide = LLVMVectorType(k->L->f32, 72);
-        LLVMValueRef src = LLVMBuildInBoundsGEP2(b, k->L->f32, op->w, (LLVMValueRef[]){base}, 1, "");
-        LLVMValueRef all;
-        if (cnt == 8) {
-            all = LLVMBuildLoad2(b, wide, src, "w72");
-            LLVMSetAlignment(all, 4);
-        } else { /* the last channels: element by element, the rest 0 */
-            all = LLVMConstNull(wide);
-            for (int i = 0; i < 9 * cnt; i++)
-                all = LLVMBuildInsertElement(b, all, dn_load_f32(k, src, dn_i64(k, i)), dn_i32(k, i), "");
-        }
+        LLVMValueRef all = LLVMBuildLoad2(b, wide, LLVMBuildInBoundsGEP2(b, k->L->f32, op->w, &base, 1, ""), "w72");
+        LLVMSetAlignment(all, 4);
         for (int p = 0; p < 9; p++) {
             for (int l = 0; l < 8; l++) idx[l] = dn_i32(k, 9 * l + p);
             g[p] = LLVMBuildShuffleVector(b, all, LLVMGetUndef(wide), LLVMConstVector(idx, 8), "g");
         }
-    } else {
+    } else { /* lanes past cnt stay 0 */
         for (int p = 0; p < 9; p++) {
             g[p] = LLVMConstNull(dn_v8_t(k));
             for (int l = 0; l < cnt; l++) {
